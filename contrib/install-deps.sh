@@ -1,0 +1,36 @@
+#!/bin/sh
+# Install the Debian packages corral needs to build, test and run its demo.
+# Idempotent: installs only what is missing. Needs root (or sudo).
+set -eu
+
+PKGS="build-essential autoconf automake pkg-config libconfig-dev libcmocka-dev \
+libfcgi-dev libfcgi-bin nginx-light apache2 curl python3 clang libclang-rt-14-dev"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root to install:$missing" >&2; exit 1; }
+    SUDO=sudo
+fi
+echo "install-deps: installing$missing"
+# nginx and apache2 start system services on port 80 when installed; corral's
+# demo and tests run their own instances, so keep the services from starting.
+policy=/usr/sbin/policy-rc.d
+own_policy=no
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod +x "$policy"
+    own_policy=yes
+fi
+cleanup() { [ "$own_policy" = yes ] && $SUDO rm -f "$policy"; true; }
+trap cleanup EXIT
+$SUDO apt-get update
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $missing

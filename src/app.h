@@ -1,0 +1,42 @@
+/*
+ * app.h — the application adapter interface. Each app type (native C
+ * handler, later WSGI, CGI, FastCGI programs) is one const struct app_ops;
+ * nothing below the adapter knows which app type runs.
+ *
+ * Call order: load (once, in the master, before the fork: errors are
+ * reported at start, never as a respawn loop), then in each worker
+ * worker_init, thread_init in every serving thread, handle per request
+ * (from several threads at once), worker_fini at a graceful stop.
+ */
+#ifndef CORRAL_APP_H
+#define CORRAL_APP_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "corral.h"
+
+struct app;
+
+struct app_ops {
+    const char *name;
+    /* Returns 0, or -1 with a message in err. */
+    int (*load)(struct app *app, const struct config *c, char *err, size_t errlen);
+    int (*worker_init)(struct app *app);   /* 0 or -1 (the worker exits) */
+    int (*thread_init)(struct app *app);   /* 0 or -1 */
+    /* Serve one request; return when the response is complete. 0 = success. */
+    int (*handle)(struct app *app, corral_request *req);
+    void (*worker_fini)(struct app *app);
+};
+
+struct app {
+    const struct app_ops *ops;
+    void *data;                 /* the adapter's own state */
+};
+
+extern const struct app_ops app_native_ops;
+
+/* Choose and load the adapter the configuration asks for. */
+int app_load(struct app *app, const struct config *c, char *err, size_t errlen);
+
+#endif

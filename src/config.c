@@ -1,0 +1,369 @@
+/*
+ * config.c — defaults, the libconfig file reader and whole-configuration
+ * validation (see config.h). Which keys exist, their types and limits come
+ * from the table in options.c; this file only maps libconfig's value types
+ * onto it. Library-like: it reports into an error buffer and never logs.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+
+/* Below, config_init is libconfig's (see config.h). */
+#undef config_init
+#include <libconfig.h>
+
+void corral_config_init(struct config *c)
+{
+    *c = (struct config){
+        .processes = 1,
+        .threads = 1,
+        .chmod_mode = 0660,
+        .backlog = 1024,
+        .max_conns = 1024,
+        .limits = PROTO_LIMITS_DEFAULT,
+        .io_timeout_ms = 60 * 1000,
+        .idle_timeout_ms = 75 * 1000,
+        .graceful_timeout_ms = 30 * 1000,
+    };
+}
+
+void config_free(struct config *c)
+{
+    for (size_t i = 0; i < options_count; i++) {
+        const struct option_spec *o = &options_table[i];
+        if (o->type == OPTION_STRING) {
+            char **field = options_at(c, o->offset);
+            free(*field);
+            *field = NULL;
+        } else if (o->type == OPTION_STRING_LIST) {
+            options_clear_list(o, c);
+        }
+    }
+    free(c->source_file);
+    c->source_file = NULL;
+}
+
+/* Deep copy of SRC into DST (which owns nothing yet). Returns 0, or -1 when
+ * out of memory with DST freed. */
+static int config_copy(struct config *dst, const struct config *src)
+{
+    *dst = *src;
+    dst->source_file = NULL;
+    for (size_t i = 0; i < options_count; i++) {
+        const struct option_spec *o = &options_table[i];
+        if (o->type == OPTION_STRING) {
+            char **field = options_at(dst, o->offset);
+            *field = NULL;
+        } else if (o->type == OPTION_STRING_LIST) {
+            char ***list = options_at(dst, o->offset);
+            size_t *count = options_at(dst, o->count_offset);
+            *list = NULL;
+            *count = 0;
+        }
+    }
+    for (size_t i = 0; i < options_count; i++) {
+        const struct option_spec *o = &options_table[i];
+        if (o->type == OPTION_STRING) {
+            char *const *s = options_at_const(src, o->offset);
+            char **field = options_at(dst, o->offset);
+            if (*s && !(*field = strdup(*s)))
+                goto fail;
+        } else if (o->type == OPTION_STRING_LIST) {
+            char *const *const *list = options_at_const(src, o->offset);
+            const size_t *count = options_at_const(src, o->count_offset);
+            char ***dlist = options_at(dst, o->offset);
+            size_t *dcount = options_at(dst, o->count_offset);
+            if (*count == 0)
+                continue;
+            if (!(*dlist = calloc(*count, sizeof(**dlist))))
+                goto fail;
+            for (size_t j = 0; j < *count; j++) {
+                if (!((*dlist)[j] = strdup((*list)[j])))
+                    goto fail;
+                /* Count what is there, so config_free releases it. */
+                *dcount = j + 1;
+            }
+        }
+    }
+    if (src->source_file && !(dst->source_file = strdup(src->source_file)))
+        goto fail;
+    return 0;
+fail:
+    config_free(dst);
+    return -1;
+}
+
+static unsigned config_saturating_mul(unsigned a, unsigned b)
+{
+    return b != 0 && a > UINT_MAX / b ? UINT_MAX : a * b;
+}
+
+void config_finish(struct config *c)
+{
+    c->limits.fcgi_max_conns = config_saturating_mul(c->processes, c->max_conns);
+    c->limits.fcgi_max_reqs = config_saturating_mul(c->processes, c->threads);
+}
+
+/* "an integer", "a list", ...: what a libconfig setting is, for "got ...". */
+static const char *config_type_name(const config_setting_t *s)
+{
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        return "an integer";
+    case CONFIG_TYPE_FLOAT:
+        return "a floating-point number";
+    case CONFIG_TYPE_STRING:
+        return "a string";
+    case CONFIG_TYPE_BOOL:
+        return "a boolean";
+    case CONFIG_TYPE_ARRAY:
+        return "an array";
+    case CONFIG_TYPE_LIST:
+        return "a list";
+    case CONFIG_TYPE_GROUP:
+        return "a group";
+    default:
+        return "nothing";
+    }
+}
+
+static int config_wrong_type(const struct option_spec *o, const config_setting_t *s, char *err,
+                             size_t errlen)
+{
+    char want[128];
+    snprintf(err, errlen, "expected %s, got %s", options_expected(o, want, sizeof(want)),
+             config_type_name(s));
+    return -1;
+}
+
+/*
+ * An integer written for an octal mode. libconfig has no octal literals: it
+ * reads "chmod = 0660;" as the decimal integer 660, so the decimal digits
+ * are taken as the octal ones. A hexadecimal literal (or an octal one, in
+ * libconfig versions that have them) is taken as the mode itself.
+ */
+static int config_mode_integer(const struct option_spec *o, struct config *c,
+                               const config_setting_t *s, char *err, size_t errlen)
+{
+    int64_t v = config_setting_get_int64(s);
+    int format = config_setting_get_format(s);
+    bool literal = format == CONFIG_FORMAT_HEX;
+#ifdef CONFIG_FORMAT_OCT
+    literal = literal || format == CONFIG_FORMAT_OCT;
+#endif
+    if (literal || v < 0)
+        return options_set_integer(o, c, v, err, errlen);
+    int64_t mode = 0, scale = 1;
+    for (int64_t rest = v; rest > 0; rest /= 10, scale *= 8) {
+        if (rest % 10 > 7 || scale > (INT64_MAX >> 3)) {
+            char want[128];
+            snprintf(err, errlen, "expected %s, got %" PRId64,
+                     options_expected(o, want, sizeof(want)), v);
+            return -1;
+        }
+        mode += (rest % 10) * scale;
+    }
+    return options_set_integer(o, c, mode, err, errlen);
+}
+
+/* Store setting S into *c as option O. Returns 0, or -1 with the reason in
+ * err. */
+static int config_apply_value(const struct option_spec *o, struct config *c,
+                              const config_setting_t *s, char *err, size_t errlen)
+{
+    int type = config_setting_type(s);
+    switch (o->type) {
+    case OPTION_STRING:
+        if (type != CONFIG_TYPE_STRING)
+            return config_wrong_type(o, s, err, errlen);
+        return options_set_text(o, c, config_setting_get_string(s), err, errlen);
+    case OPTION_STRING_LIST:
+        if (type == CONFIG_TYPE_STRING) {
+            options_clear_list(o, c);
+            return options_set_text(o, c, config_setting_get_string(s), err, errlen);
+        }
+        if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
+            return config_wrong_type(o, s, err, errlen);
+        options_clear_list(o, c);
+        /* Messages keep the key's line: libconfig dates an element by the
+         * token after it, which may be on the next line. */
+        for (int i = 0; i < config_setting_length(s); i++) {
+            const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+            if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+                snprintf(err, errlen, "expected a list of strings, got %s as element %d",
+                         config_type_name(e), i + 1);
+                return -1;
+            }
+            if (options_set_text(o, c, config_setting_get_string(e), err, errlen) < 0)
+                return -1;
+        }
+        return 0;
+    case OPTION_UINT:
+    case OPTION_SIZE:
+    case OPTION_MODE:
+    case OPTION_DURATION:
+        if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
+            if (o->type == OPTION_MODE)
+                return config_mode_integer(o, c, s, err, errlen);
+            return options_set_integer(o, c, config_setting_get_int64(s), err, errlen);
+        }
+        if (type == CONFIG_TYPE_FLOAT)
+            return options_set_double(o, c, config_setting_get_float(s), err, errlen);
+        /* Sizes ("16M") and modes ("0660") are also written as strings. */
+        if (type == CONFIG_TYPE_STRING && (o->type == OPTION_SIZE || o->type == OPTION_MODE))
+            return options_set_text(o, c, config_setting_get_string(s), err, errlen);
+        return config_wrong_type(o, s, err, errlen);
+    case OPTION_BOOL:
+        if (type != CONFIG_TYPE_BOOL)
+            return config_wrong_type(o, s, err, errlen);
+        options_set_bool(o, c, config_setting_get_bool(s) != 0);
+        return 0;
+    default:
+        return config_wrong_type(o, s, err, errlen);
+    }
+}
+
+/* The file being read, for messages. */
+struct config_reader {
+    const char *file; /* as given to config_load_file */
+    char *dir;        /* its directory (libconfig's include dir), or NULL */
+};
+
+/*
+ * The name of the file libconfig says NAME came from, as a path the user can
+ * open: libconfig reports an included file by its @include name, which is
+ * relative to the including file's directory.
+ */
+static const char *config_source(const struct config_reader *r, const char *name, char *buf,
+                                 size_t buflen)
+{
+    if (!name)
+        return r->file;
+    if (strcmp(name, r->file) == 0 || name[0] == '/' || !r->dir)
+        return name;
+    snprintf(buf, buflen, "%s/%s", r->dir, name);
+    return buf;
+}
+
+/* Apply one top-level setting; the message names its file, line and key. */
+static int config_apply(struct config *c, const config_setting_t *s, const struct config_reader *r,
+                        char *err, size_t errlen)
+{
+    char path[1024];
+    const char *name = config_setting_name(s);
+    const char *src = config_source(r, config_setting_source_file(s), path, sizeof(path));
+    unsigned line = config_setting_source_line(s);
+    const struct option_spec *o = name ? options_by_key(name) : NULL;
+    if (!o) {
+        const char *near = name ? options_suggest(name, true) : NULL;
+        if (near)
+            snprintf(err, errlen, "%s:%u: unknown key '%s' (did you mean '%s'?)", src, line, name,
+                     near);
+        else
+            snprintf(err, errlen, "%s:%u: unknown key '%s'", src, line, name ? name : "");
+        return -1;
+    }
+    char why[512];
+    if (config_apply_value(o, c, s, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "%s:%u: key '%s': %s", src, line, name, why);
+        return -1;
+    }
+    return 0;
+}
+
+int config_load_file(struct config *c, const char *file, char *err, size_t errlen)
+{
+    struct config next;
+    if (config_copy(&next, c) < 0) {
+        snprintf(err, errlen, "%s: out of memory", file);
+        return -1;
+    }
+
+    struct config_reader r = {.file = file, .dir = NULL};
+    config_t lc;
+    config_init(&lc);
+    /* Relative @include paths are relative to the file's directory. */
+    const char *slash = strrchr(file, '/');
+    if (slash) {
+        r.dir = strndup(file, slash == file ? 1 : (size_t)(slash - file));
+        if (!r.dir) {
+            snprintf(err, errlen, "%s: out of memory", file);
+            goto fail;
+        }
+        config_set_include_dir(&lc, r.dir);
+    }
+
+    errno = 0;
+    if (!config_read_file(&lc, file)) {
+        int saved = errno;
+        char path[1024];
+        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+            snprintf(err, errlen, "%s: cannot read: %s", file,
+                     saved ? strerror(saved) : config_error_text(&lc));
+        else
+            snprintf(err, errlen, "%s:%d: %s",
+                     config_source(&r, config_error_file(&lc), path, sizeof(path)),
+                     config_error_line(&lc), config_error_text(&lc));
+        goto fail;
+    }
+
+    const config_setting_t *root = config_root_setting(&lc);
+    for (int i = 0; i < config_setting_length(root); i++)
+        if (config_apply(&next, config_setting_get_elem(root, (unsigned)i), &r, err, errlen) < 0)
+            goto fail;
+
+    free(next.source_file);
+    if (!(next.source_file = strdup(file))) {
+        snprintf(err, errlen, "%s: out of memory", file);
+        goto fail;
+    }
+    config_finish(&next);
+    config_destroy(&lc);
+    free(r.dir);
+    config_free(c);
+    *c = next;
+    return 0;
+fail:
+    config_destroy(&lc);
+    free(r.dir);
+    config_free(&next);
+    return -1;
+}
+
+/* "uwsgi:unix:/a" -> "unix:/a": the address part, for duplicate checks. */
+static const char *config_listen_addr(const char *spec)
+{
+    const char *colon = strchr(spec, ':');
+    return colon ? colon + 1 : spec;
+}
+
+int config_validate(const struct config *c, char *err, size_t errlen)
+{
+    if (c->listen_count == 0) {
+        snprintf(err, errlen,
+                 "no listener: give --listen PROTO:ADDR or listen = [...] in the config");
+        return -1;
+    }
+    for (size_t i = 0; i < c->listen_count; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(config_listen_addr(c->listen[i]), config_listen_addr(c->listen[j])) == 0) {
+                snprintf(err, errlen, "listeners '%s' and '%s' have the same address", c->listen[j],
+                         c->listen[i]);
+                return -1;
+            }
+        }
+    }
+    if (!c->handler) {
+        snprintf(err, errlen, "no application: give --handler FILE.so");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,86 @@
+/*
+ * config.h — the one configuration structure, built from a libconfig file
+ * (config.c) with the command line applied over it (cli.c), validated once.
+ *
+ * Every option exists both as a command-line flag and as a config key; the
+ * single table in options.c describes each one (flag, key, type, limits,
+ * help), so the two can never drift apart.
+ */
+#ifndef CORRAL_CONFIG_H
+#define CORRAL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../protocols/protocol.h"
+
+struct config {
+    /* Listeners as given: "PROTO:ADDR" (parsed by listen.c). */
+    char **listen;
+    size_t listen_count;
+
+    char *handler;          /* "path.so[:symbol]", NULL when none */
+
+    unsigned processes;     /* default 1 */
+    unsigned threads;       /* default 1 */
+
+    char *error_log;        /* NULL = stderr */
+    char *access_log;       /* NULL = off */
+    char *pidfile;          /* NULL = none */
+
+    unsigned chmod_mode;    /* unix listener mode, default 0660 */
+    unsigned backlog;       /* listen backlog, default 1024 */
+    unsigned max_conns;     /* open connections per worker, default 1024 */
+
+    struct proto_limits limits;
+
+    /* Timeouts in milliseconds. */
+    unsigned io_timeout_ms;       /* one read/write inside a request (60 s) */
+    unsigned idle_timeout_ms;     /* idle kept connection (75 s) */
+    unsigned graceful_timeout_ms; /* SIGTERM: in-flight requests (30 s) */
+
+    /* Where this configuration came from, for messages. */
+    char *source_file;      /* NULL when built from the command line only */
+};
+
+/*
+ * Fill with the defaults above. The config_ names are kept for callers, but
+ * libconfig itself exports a function config_init(config_t *): the symbol is
+ * corral_config_init and config_init(c) is a macro for it. A file that needs
+ * both includes config.h, then does #undef config_init before <libconfig.h>
+ * (only config.c does).
+ */
+void corral_config_init(struct config *c);
+#define config_init(c) corral_config_init(c)
+
+/* Free everything *c owns (strings, the listen list, source_file) and leave
+ * the pointers NULL; config_init it again before reuse. */
+void config_free(struct config *c);
+
+/*
+ * Load FILE over *c. On error returns -1 and writes one message naming the
+ * file, the line, the key and what was expected into err (size errlen),
+ * e.g. "corral.conf:12: key 'processes': expected an integer from 1 to
+ * 4096, got 0". Unknown keys are errors. Each key present replaces the
+ * value in *c (listen: the whole list); on error *c is left unchanged, so a
+ * reload can keep the old configuration. Relative @include paths are taken
+ * from FILE's directory. Sets source_file to FILE.
+ */
+int config_load_file(struct config *c, const char *file, char *err,
+                     size_t errlen);
+
+/*
+ * Derive the fields that follow from others: limits.fcgi_max_conns =
+ * processes * max_conns and limits.fcgi_max_reqs = processes * threads
+ * (saturating). config_load_file and cli_parse call it before they return;
+ * call it again after changing those fields by hand.
+ */
+void config_finish(struct config *c);
+
+/*
+ * Checks that need the whole configuration (at least one listener, a
+ * handler, ...). Returns 0, or -1 with a message in err.
+ */
+int config_validate(const struct config *c, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * log.h — the error log and the access log.
+ *
+ * Error log lines: "2026-11-23T10:00:00.123Z error [pid 123] message".
+ * Each line goes out in one write(2) on an O_APPEND descriptor, so lines
+ * from the master, the workers and their threads never interleave.
+ * The logger is one of the two kinds of globals the project allows.
+ */
+#ifndef CORRAL_LOG_H
+#define CORRAL_LOG_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2 };
+
+/* Open the logs: NULL error_path = stderr, NULL access_path = off.
+ * Returns 0 or a negative errno (the error is printed to stderr). */
+int log_open(const char *error_path, const char *access_path);
+void log_close(void);
+
+void log_msg(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void log_vmsg(enum log_level level, const char *fmt, va_list ap);
+
+/* Whether an access log is configured (callers skip formatting if not). */
+int log_access_enabled(void);
+
+/* One access-log line: remote address, method, URI, status, response bytes,
+ * duration in microseconds, worker pid. */
+void log_access(const char *remote, const char *method, const char *uri,
+                int status, uint64_t bytes, uint64_t duration_us);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * request.h — the request model: params lookup, the body reader and the
+ * response state, for one request on one connection. The public face is
+ * corral.h (corral_request is this struct); adapters for other app types
+ * (WSGI) use the same functions.
+ */
+#ifndef CORRAL_REQUEST_H
+#define CORRAL_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "corral.h"
+
+struct conn;
+
+struct corral_request {
+    struct conn *conn;
+    int status;
+    char reason[64];
+    char *headers;              /* "Name: value\r\n"... */
+    size_t headers_len, headers_cap;
+    bool head_sent;
+    bool finished;              /* the end of the response was sent */
+    bool failed;                /* a write failed: the front end is gone */
+    uint64_t bytes_out;         /* body bytes sent */
+    uint64_t start_us;          /* CLOCK_MONOTONIC, microseconds */
+};
+
+/* Prepare the request state of C for a new request (keeps memory). */
+void request_begin(struct corral_request *r, struct conn *c);
+
+/*
+ * Complete the response after the app returned APP_RC (0 = success): send
+ * the head if the app sent nothing (500 if it failed), the end of the
+ * response, write the access-log line. Returns 0, or -1 when the connection
+ * must be closed.
+ */
+int request_finish(struct corral_request *r, int app_rc);
+
+/* Drain an unread request body so the connection can be reused (or closed
+ * without a reset). Returns 0 or -1 when the connection must be closed. */
+int request_drain_body(struct corral_request *r, uint64_t max_bytes);
+
+void request_free(struct corral_request *r);
+
+/* The standard reason phrase of an HTTP status ("Unknown" if none). */
+const char *request_reason_phrase(int status);
+
+/* Monotonic microseconds. */
+uint64_t request_now_us(void);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * scoreboard.c — the shared-memory scoreboard (see scoreboard.h).
+ */
+#include "scoreboard.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+int scoreboard_create(struct scoreboard *sb, unsigned max_workers, unsigned threads)
+{
+    size_t len = sizeof(struct sb_header) + max_workers * sizeof(struct sb_worker) +
+                 (size_t)max_workers * threads * sizeof(struct sb_thread);
+    void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED)
+        return -errno;
+    memset(map, 0, len);
+    sb->map = map;
+    sb->map_len = len;
+    sb->hdr = map;
+    sb->hdr->max_workers = max_workers;
+    sb->hdr->threads = threads;
+    atomic_store(&sb->hdr->started_at, (uint64_t)time(NULL));
+    sb->workers = (struct sb_worker *)(sb->hdr + 1);
+    sb->threads = (struct sb_thread *)(sb->workers + max_workers);
+    return 0;
+}
+
+void scoreboard_destroy(struct scoreboard *sb)
+{
+    if (sb->map)
+        munmap(sb->map, sb->map_len);
+    memset(sb, 0, sizeof(*sb));
+}

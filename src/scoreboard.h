@@ -1,0 +1,72 @@
+/*
+ * scoreboard.h — per-worker and per-thread state in one shared anonymous
+ * mapping, made by the master before the first fork.
+ *
+ * Writers: each worker writes only its own slot and its threads' sub-slots,
+ * with relaxed atomic stores (no lock on the request path). Readers: the
+ * master, the control socket and the other workers (accept balancing) read
+ * with relaxed loads; a reader may see a method/URI string mid-update, which
+ * is acceptable for a status display.
+ *
+ * Layout: struct sb_header, then max_workers struct sb_worker, then
+ * max_workers * threads struct sb_thread (worker i's threads start at
+ * i * threads).
+ */
+#ifndef CORRAL_SCOREBOARD_H
+#define CORRAL_SCOREBOARD_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum sb_worker_state { SB_WORKER_EMPTY = 0, SB_WORKER_STARTING, SB_WORKER_RUNNING,
+                       SB_WORKER_STOPPING };
+enum sb_thread_state { SB_THREAD_IDLE = 0, SB_THREAD_BUSY };
+
+struct sb_thread {
+    _Atomic uint32_t state;
+    _Atomic uint64_t request_start_us; /* CLOCK_MONOTONIC of the current request */
+    _Atomic uint64_t requests;
+    char method[16];                   /* current request, NUL-terminated */
+    char uri[96];
+};
+
+struct sb_worker {
+    _Atomic int32_t pid;
+    _Atomic uint32_t state;
+    _Atomic int32_t conns;             /* open connections */
+    _Atomic uint32_t accepting;        /* listeners armed in its epoll */
+    _Atomic uint32_t busy;             /* threads serving a request */
+    _Atomic uint64_t accepted;         /* connections accepted */
+    _Atomic uint64_t requests;         /* requests served */
+    _Atomic uint64_t errors;           /* malformed input, failed responses */
+    _Atomic int64_t started_at;        /* CLOCK_REALTIME seconds */
+    _Atomic uint32_t respawns;         /* times this slot was refilled */
+};
+
+struct sb_header {
+    uint32_t max_workers, threads;
+    _Atomic uint64_t started_at;
+};
+
+struct scoreboard {
+    struct sb_header *hdr;
+    struct sb_worker *workers;
+    struct sb_thread *threads;
+    void *map;
+    size_t map_len;
+};
+
+/* Map a scoreboard for MAX_WORKERS workers of THREADS threads each.
+ * Returns 0 or a negative errno. */
+int scoreboard_create(struct scoreboard *sb, unsigned max_workers, unsigned threads);
+void scoreboard_destroy(struct scoreboard *sb);
+
+static inline struct sb_thread *scoreboard_thread(const struct scoreboard *sb,
+                                                  unsigned worker, unsigned thread)
+{
+    return &sb->threads[(size_t)worker * sb->hdr->threads + thread];
+}
+
+#endif

@@ -1,0 +1,594 @@
+/*
+ * worker.c — the worker process: threads, the shared epoll, the connection
+ * table and the life of a connection (see worker.h and shared/DESIGN.md).
+ *
+ * Every thread waits in epoll_wait on the same instance and takes one event
+ * at a time. A listener event means accept one connection and serve it on
+ * the spot; a connection event means the connection is readable again. A
+ * connection is armed one-shot only while parked (waiting for bytes, no
+ * thread), so exactly one thread owns it while it is served.
+ *
+ * Parked connections can also be closed by the housekeeping tick (idle
+ * timeout, graceful stop). Ownership is decided by a compare-and-swap on the
+ * slot's state word, which also carries a generation number: the epoll data
+ * of a connection names its slot and generation, so an event that arrives
+ * for a connection that was closed meanwhile (its slot reused) is ignored.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+
+enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2 };
+
+/* epoll data: connections are (generation << 32 | slot); the rest are tags. */
+#define TAG_BASE 0xFFFFFFFF00000000ull
+#define TAG_TIMER (TAG_BASE | 0)
+#define TAG_SIGNAL (TAG_BASE | 1)
+#define TAG_LISTENER (TAG_BASE | 16)
+
+#define TICK_MS 100
+/* A graceful stop closes idle kept connections parked at least this long,
+ * which also keeps it clear of a thread that is parking one right now. */
+#define PARK_SETTLE_MS 100
+/* Body bytes read and thrown away to reuse or cleanly close a connection
+ * whose request body the app did not read. */
+#define DRAIN_LIMIT (4u << 20)
+
+struct slot {
+    _Atomic uint64_t word;        /* generation << 32 | SLOT_* */
+    _Atomic uint64_t parked_at_ms;
+    bool registered;              /* fd is in the epoll set */
+    struct conn conn;
+};
+
+struct worker {
+    const struct worker_ctx *ctx;
+    const struct config *cfg;
+    int epfd, timerfd, sigfd;
+    struct slot *slots;
+    unsigned slot_count;
+
+    pthread_mutex_t lock;         /* guards the free list, open, armed */
+    unsigned *free_list;
+    unsigned free_count;
+    unsigned open;                /* open connections */
+    bool armed;                   /* listeners are in the epoll set */
+
+    _Atomic int stopping;         /* 0 running, 1 graceful */
+    _Atomic int exiting;
+    struct sb_worker *sb;
+    uint64_t last_idle_scan_ms;
+};
+
+static uint64_t worker_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t slot_word(uint32_t gen, unsigned state)
+{
+    return (uint64_t)gen << 32 | state;
+}
+
+/* ---- accept balancing ---- */
+
+/*
+ * Whether this worker should take new connections: not while stopping or
+ * full, and not while it holds 2 or more connections more than another
+ * worker that has a free thread (EPOLLEXCLUSIVE alone lets one process take
+ * a whole burst of connects: measured, see DESIGN.md). Call with the lock.
+ */
+static bool worker_should_accept(const struct worker *w)
+{
+    if (atomic_load(&w->stopping) || w->open >= w->slot_count)
+        return false;
+    const struct worker_ctx *ctx = w->ctx;
+    if (ctx->worker_count <= 1)
+        return true;
+    unsigned threads = w->cfg->threads;
+    for (unsigned i = 0; i < ctx->worker_count; i++) {
+        if (i == ctx->index)
+            continue;
+        const struct sb_worker *o = &ctx->sb->workers[i];
+        if (atomic_load_explicit(&o->state, memory_order_relaxed) != SB_WORKER_RUNNING)
+            continue;
+        if (atomic_load_explicit(&o->busy, memory_order_relaxed) >= threads)
+            continue;
+        int32_t theirs = atomic_load_explicit(&o->conns, memory_order_relaxed);
+        if ((int64_t)w->open >= (int64_t)theirs + 2)
+            return false;
+    }
+    return true;
+}
+
+/* Put the listeners in or out of the epoll set to match the rule above. */
+static void worker_balance_locked(struct worker *w)
+{
+    bool want = worker_should_accept(w);
+    if (want == w->armed)
+        return;
+    const struct worker_ctx *ctx = w->ctx;
+    for (size_t i = 0; i < ctx->listener_count; i++) {
+        int fd = ctx->listeners[i].fd;
+        if (want) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTENER + i};
+            if (ctx->worker_count > 1)
+                ev.events |= EPOLLEXCLUSIVE;
+            if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+                log_msg(LOG_ERROR, "epoll_ctl(ADD, %s) failed: %s", ctx->listeners[i].name,
+                        strerror(errno));
+        } else {
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
+        }
+    }
+    w->armed = want;
+    atomic_store_explicit(&w->sb->accepting, want, memory_order_relaxed);
+}
+
+static void worker_balance(struct worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    worker_balance_locked(w);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- the connection table ---- */
+
+static struct slot *worker_slot_alloc(struct worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    struct slot *s = NULL;
+    if (w->free_count) {
+        s = &w->slots[w->free_list[--w->free_count]];
+        w->open++;
+        atomic_store_explicit(&w->sb->conns, (int32_t)w->open, memory_order_relaxed);
+        worker_balance_locked(w);
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (s) {
+        uint32_t gen = (uint32_t)(atomic_load(&s->word) >> 32);
+        atomic_store(&s->word, slot_word(gen, SLOT_BUSY));
+    }
+    return s;
+}
+
+/* Close the connection of a slot this thread owns and free the slot. */
+static void worker_slot_close(struct worker *w, struct slot *s)
+{
+    close(s->conn.fd); /* also takes it out of the epoll set */
+    s->conn.fd = -1;
+    s->registered = false;
+    uint32_t gen = (uint32_t)(atomic_load(&s->word) >> 32) + 1;
+    if (gen == 0xFFFFFFFFu)
+        gen = 0;
+    atomic_store(&s->word, slot_word(gen, SLOT_FREE));
+    pthread_mutex_lock(&w->lock);
+    w->free_list[w->free_count++] = (unsigned)(s - w->slots);
+    w->open--;
+    atomic_store_explicit(&w->sb->conns, (int32_t)w->open, memory_order_relaxed);
+    worker_balance_locked(w);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Hand a connection back to epoll until its next bytes arrive. */
+static void worker_slot_park(struct worker *w, struct slot *s)
+{
+    unsigned idx = (unsigned)(s - w->slots);
+    uint32_t gen = (uint32_t)(atomic_load(&s->word) >> 32);
+    atomic_store(&s->parked_at_ms, worker_now_ms());
+    /* PARKED before arming: the event may fire at once, on another thread. */
+    atomic_store(&s->word, slot_word(gen, SLOT_PARKED));
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT,
+                             .data.u64 = (uint64_t)gen << 32 | idx};
+    int op = s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    s->registered = true;
+    if (epoll_ctl(w->epfd, op, s->conn.fd, &ev) < 0) {
+        log_msg(LOG_ERROR, "epoll_ctl(%s, fd %d) failed: %s; connection closed",
+                op == EPOLL_CTL_ADD ? "ADD" : "MOD", s->conn.fd, strerror(errno));
+        uint64_t expect = slot_word(gen, SLOT_PARKED);
+        if (atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_BUSY)))
+            worker_slot_close(w, s);
+    }
+}
+
+/* Take ownership of a parked slot; false if someone else has it. */
+static bool worker_slot_claim(struct slot *s, uint32_t gen)
+{
+    uint64_t expect = slot_word(gen, SLOT_PARKED);
+    return atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_BUSY));
+}
+
+/* ---- serving ---- */
+
+struct worker_thread {
+    struct worker *w;
+    unsigned index;
+    struct sb_thread *sb;
+};
+
+static void worker_thread_mark(struct worker_thread *t, struct conn *c)
+{
+    struct sb_thread *sb = t->sb;
+    const char *m = params_get(&c->params, "REQUEST_METHOD");
+    const char *u = params_get(&c->params, "REQUEST_URI");
+    snprintf(sb->method, sizeof(sb->method), "%s", m ? m : "");
+    snprintf(sb->uri, sizeof(sb->uri), "%s", u ? u : "");
+    atomic_store_explicit(&sb->request_start_us, request_now_us(), memory_order_relaxed);
+    atomic_store_explicit(&sb->state, SB_THREAD_BUSY, memory_order_relaxed);
+}
+
+/* Run the app for the request whose params are complete. Returns 0 when the
+ * connection can serve another request. */
+static int worker_run_request(struct worker_thread *t, struct conn *c)
+{
+    struct worker *w = t->w;
+    worker_thread_mark(t, c);
+    request_begin(&c->req, c);
+    int rc = w->ctx->app->ops->handle(w->ctx->app, &c->req);
+    int ok = request_finish(&c->req, rc);
+    atomic_fetch_add_explicit(&t->sb->requests, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->sb->requests, 1, memory_order_relaxed);
+    atomic_store_explicit(&t->sb->state, SB_THREAD_IDLE, memory_order_relaxed);
+    if (ok < 0 || c->aborted)
+        return -1;
+    if (!c->body_done) {
+        bool keep = c->codec->keep_conn(c->codec_state);
+        if (request_drain_body(&c->req, keep ? UINT64_MAX : DRAIN_LIMIT) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/*
+ * Serve the connection of an owned slot until it must wait for bytes (then
+ * it is parked) or be closed.
+ */
+static void worker_serve(struct worker_thread *t, struct slot *s)
+{
+    struct worker *w = t->w;
+    struct conn *c = &s->conn;
+    atomic_fetch_add_explicit(&w->sb->busy, 1, memory_order_relaxed);
+    for (;;) {
+        struct proto_event ev;
+        enum proto_result r = conn_decode(c, &ev);
+        if (r == PROTO_NEED_MORE) {
+            ssize_t n = conn_fill(c, 0);
+            if (n > 0)
+                continue;
+            if (n == -EAGAIN) {
+                worker_slot_park(w, s);
+                break;
+            }
+            if (c->in_request || n < 0)
+                log_msg(LOG_ERROR, "%s: peer %s: %s in the middle of a request",
+                        c->listener->name, c->peer,
+                        n == 0 ? "connection closed" : strerror((int)-n));
+            worker_slot_close(w, s);
+            break;
+        }
+        if (r == PROTO_ERROR) {
+            conn_protocol_error(c, ev.reason);
+            atomic_fetch_add_explicit(&w->sb->errors, 1, memory_order_relaxed);
+            worker_slot_close(w, s);
+            break;
+        }
+        if (r == PROTO_ABORT) {
+            /* Aborted before the app ran: end the request, nothing else. */
+            uint8_t end[PROTO_END_MAX];
+            size_t el = c->codec->end(c->codec_state, end, 0);
+            struct iovec iov = {.iov_base = end, .iov_len = el};
+            if (conn_writev(c, &iov, 1) < 0 || !c->codec->keep_conn(c->codec_state)) {
+                worker_slot_close(w, s);
+                break;
+            }
+        } else if (r == PROTO_PARAMS_DONE) {
+            if (worker_run_request(t, c) < 0 || !c->codec->keep_conn(c->codec_state) ||
+                atomic_load(&w->stopping)) {
+                worker_slot_close(w, s);
+                break;
+            }
+        } else {
+            /* Body events cannot come before the params: a codec bug. */
+            conn_protocol_error(c, "request body before the params");
+            worker_slot_close(w, s);
+            break;
+        }
+        /* Kept connection: the next request may already be buffered. */
+        c->codec->next_request(c->codec_state);
+        params_reset(&c->params);
+        c->in_request = c->body_done = c->aborted = false;
+    }
+    atomic_fetch_sub_explicit(&w->sb->busy, 1, memory_order_relaxed);
+}
+
+static void worker_accept(struct worker_thread *t, size_t li)
+{
+    struct worker *w = t->w;
+    const struct listener *l = &w->ctx->listeners[li];
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+            log_msg(LOG_ERROR, "accept(%s) failed: %s", l->name, strerror(errno));
+        return;
+    }
+    struct slot *s = worker_slot_alloc(w);
+    if (!s) {
+        log_msg(LOG_ERROR, "%s: %u connections open, the max-conns limit: connection closed",
+                l->name, w->slot_count);
+        close(fd);
+        return;
+    }
+    atomic_fetch_add_explicit(&w->sb->accepted, 1, memory_order_relaxed);
+    if (conn_init(&s->conn, fd, l, &w->cfg->limits, w->cfg->io_timeout_ms) < 0) {
+        log_msg(LOG_ERROR, "%s: out of memory for a connection", l->name);
+        s->conn.fd = fd;
+        worker_slot_close(w, s);
+        return;
+    }
+    listen_peer_name((struct sockaddr *)&ss, len, s->conn.peer, sizeof(s->conn.peer));
+    worker_serve(t, s);
+}
+
+/* ---- housekeeping and stopping ---- */
+
+static void worker_exit(struct worker *w, int status) __attribute__((noreturn));
+static void worker_exit(struct worker *w, int status)
+{
+    int expect = 0;
+    if (atomic_compare_exchange_strong(&w->exiting, &expect, 1)) {
+        if (status == 0)
+            w->ctx->app->ops->worker_fini(w->ctx->app);
+        _exit(status);
+    }
+    for (;;)
+        pause(); /* another thread is exiting the process */
+}
+
+/* Close parked connections that idled past the timeout, or, when stopping,
+ * every idle parked connection (one with bytes waiting is served first). */
+static void worker_close_idle(struct worker *w, bool stopping)
+{
+    uint64_t now = worker_now_ms();
+    for (unsigned i = 0; i < w->slot_count; i++) {
+        struct slot *s = &w->slots[i];
+        uint64_t word = atomic_load(&s->word);
+        if ((word & 0xFFFFFFFFu) != SLOT_PARKED)
+            continue;
+        uint64_t age = now - atomic_load(&s->parked_at_ms);
+        bool idle_out = age > w->cfg->idle_timeout_ms;
+        bool stop_out = stopping && age >= PARK_SETTLE_MS && !s->conn.in_request;
+        if (!idle_out && !stop_out)
+            continue;
+        if (!worker_slot_claim(s, (uint32_t)(word >> 32)))
+            continue;
+        char probe;
+        if (!idle_out && recv(s->conn.fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+            worker_slot_park(w, s); /* a request is arriving: serve it */
+            continue;
+        }
+        if (s->conn.in_request)
+            log_msg(LOG_ERROR, "%s: peer %s: request incomplete after %llu ms; connection closed",
+                    s->conn.listener->name, s->conn.peer, (unsigned long long)age);
+        worker_slot_close(w, s);
+    }
+}
+
+static void worker_tick(struct worker *w)
+{
+    uint64_t expirations;
+    if (read(w->timerfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+        log_msg(LOG_ERROR, "read(timerfd) failed: %s", strerror(errno));
+    bool stopping = atomic_load(&w->stopping);
+    uint64_t now = worker_now_ms();
+    if (stopping || now - w->last_idle_scan_ms >= 1000) {
+        w->last_idle_scan_ms = now;
+        worker_close_idle(w, stopping);
+    }
+    worker_balance(w);
+    if (stopping) {
+        pthread_mutex_lock(&w->lock);
+        unsigned open = w->open;
+        pthread_mutex_unlock(&w->lock);
+        if (open == 0)
+            worker_exit(w, 0);
+    }
+}
+
+/* Graceful stop: take no new connections, but serve every connection that
+ * is already waiting in the listen queues. */
+static void worker_begin_stop(struct worker_thread *t)
+{
+    struct worker *w = t->w;
+    atomic_store(&w->stopping, 1);
+    atomic_store_explicit(&w->sb->state, SB_WORKER_STOPPING, memory_order_relaxed);
+    worker_balance(w);
+    for (size_t i = 0; i < w->ctx->listener_count; i++) {
+        const struct listener *l = &w->ctx->listeners[i];
+        for (;;) {
+            int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0)
+                break;
+            struct slot *s = worker_slot_alloc(w);
+            if (!s || conn_init(&s->conn, fd, l, &w->cfg->limits, w->cfg->io_timeout_ms) < 0) {
+                log_msg(LOG_ERROR, "%s: could not take a queued connection while stopping",
+                        l->name);
+                close(fd);
+                if (s) {
+                    s->conn.fd = -1;
+                    worker_slot_close(w, s);
+                }
+                continue;
+            }
+            snprintf(s->conn.peer, sizeof(s->conn.peer), "unix");
+            worker_slot_park(w, s);
+        }
+    }
+}
+
+static void worker_signal(struct worker_thread *t)
+{
+    struct signalfd_siginfo si;
+    while (read(t->w->sigfd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGTERM) {
+            if (!atomic_load(&t->w->stopping))
+                worker_begin_stop(t);
+        } else {
+            worker_exit(t->w, 0); /* SIGINT, SIGQUIT: stop now */
+        }
+    }
+}
+
+static void worker_rearm(struct worker *w, int fd, uint64_t tag)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = tag};
+    epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev);
+}
+
+static void *worker_thread_main(void *arg)
+{
+    struct worker_thread *t = arg;
+    struct worker *w = t->w;
+    if (w->ctx->app->ops->thread_init(w->ctx->app) < 0) {
+        log_msg(LOG_ERROR, "worker thread %u: the app's thread init failed", t->index);
+        worker_exit(w, 3);
+    }
+    for (;;) {
+        struct epoll_event ev;
+        int n = epoll_wait(w->epfd, &ev, 1, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            log_msg(LOG_ERROR, "epoll_wait failed: %s", strerror(errno));
+            worker_exit(w, 1);
+        }
+        if (n == 0)
+            continue;
+        uint64_t tag = ev.data.u64;
+        if (tag == TAG_TIMER) {
+            worker_tick(w);
+            worker_rearm(w, w->timerfd, TAG_TIMER);
+        } else if (tag == TAG_SIGNAL) {
+            worker_signal(t);
+            worker_rearm(w, w->sigfd, TAG_SIGNAL);
+        } else if (tag >= TAG_LISTENER) {
+            worker_accept(t, (size_t)(tag - TAG_LISTENER));
+        } else {
+            unsigned idx = (unsigned)(tag & 0xFFFFFFFFu);
+            if (idx < w->slot_count && worker_slot_claim(&w->slots[idx], (uint32_t)(tag >> 32)))
+                worker_serve(t, &w->slots[idx]);
+        }
+    }
+    return NULL;
+}
+
+/* ---- setup ---- */
+
+static int worker_add_fd(struct worker *w, int fd, uint64_t tag)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = tag};
+    return epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
+{
+    memset(w, 0, sizeof(*w));
+    w->ctx = ctx;
+    w->cfg = ctx->cfg;
+    w->sb = &ctx->sb->workers[ctx->index];
+    pthread_mutex_init(&w->lock, NULL);
+    w->slot_count = ctx->cfg->max_conns;
+    w->slots = calloc(w->slot_count, sizeof(*w->slots));
+    w->free_list = calloc(w->slot_count, sizeof(*w->free_list));
+    if (!w->slots || !w->free_list) {
+        log_msg(LOG_ERROR, "worker: out of memory for %u connection slots", w->slot_count);
+        return -1;
+    }
+    /* Lowest slots first: they stay warm in the cache. */
+    for (unsigned i = 0; i < w->slot_count; i++) {
+        w->free_list[i] = w->slot_count - 1 - i;
+        w->slots[i].conn.fd = -1;
+    }
+    w->free_count = w->slot_count;
+
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    w->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (w->epfd < 0 || w->timerfd < 0 || w->sigfd < 0) {
+        log_msg(LOG_ERROR, "worker: epoll/timerfd/signalfd setup failed: %s", strerror(errno));
+        return -1;
+    }
+    struct itimerspec its = {.it_interval = {0, TICK_MS * 1000000L},
+                             .it_value = {0, TICK_MS * 1000000L}};
+    timerfd_settime(w->timerfd, 0, &its, NULL);
+    if (worker_add_fd(w, w->timerfd, TAG_TIMER) < 0 || worker_add_fd(w, w->sigfd, TAG_SIGNAL) < 0) {
+        log_msg(LOG_ERROR, "worker: epoll_ctl failed: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void worker_run(const struct worker_ctx *ctx)
+{
+    static struct worker w; /* lives as long as the process */
+    struct sb_worker *sbw = &ctx->sb->workers[ctx->index];
+    atomic_store(&sbw->pid, (int32_t)getpid());
+    atomic_store(&sbw->state, SB_WORKER_STARTING);
+    atomic_store(&sbw->conns, 0);
+    atomic_store(&sbw->busy, 0);
+    atomic_store(&sbw->started_at, (int64_t)time(NULL));
+
+    if (worker_setup(&w, ctx) < 0)
+        _exit(1);
+    if (ctx->app->ops->worker_init(ctx->app) < 0)
+        _exit(3);
+
+    unsigned nthreads = ctx->cfg->threads;
+    struct worker_thread *threads = calloc(nthreads, sizeof(*threads));
+    if (!threads)
+        _exit(1);
+    for (unsigned i = 0; i < nthreads; i++) {
+        threads[i] = (struct worker_thread){
+            .w = &w, .index = i, .sb = scoreboard_thread(ctx->sb, ctx->index, i)};
+        atomic_store(&threads[i].sb->state, SB_THREAD_IDLE);
+    }
+    atomic_store(&sbw->state, SB_WORKER_RUNNING);
+    worker_balance(&w);
+    for (unsigned i = 1; i < nthreads; i++) {
+        pthread_t tid;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&tid, &attr, worker_thread_main, &threads[i]);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+            log_msg(LOG_ERROR, "worker: pthread_create failed: %s", strerror(rc));
+            _exit(1);
+        }
+    }
+    worker_thread_main(&threads[0]);
+    _exit(1);
+}

@@ -1,0 +1,35 @@
+/*
+ * worker.h — a worker process: M threads sharing one epoll instance that
+ * holds the listeners and every open connection (one-shot), so an idle kept
+ * connection costs no thread (shared/DESIGN.md, "Processes").
+ */
+#ifndef CORRAL_WORKER_H
+#define CORRAL_WORKER_H
+
+#include <stddef.h>
+
+#include "app.h"
+#include "config.h"
+#include "listen.h"
+#include "scoreboard.h"
+
+struct worker_ctx {
+    const struct config *cfg;
+    struct listener *listeners;
+    size_t listener_count;
+    struct scoreboard *sb;
+    unsigned index;          /* this worker's scoreboard slot */
+    unsigned worker_count;   /* workers in the pool, for accept balancing */
+    struct app *app;
+};
+
+/*
+ * Run a worker in the calling (freshly forked) process. Never returns: the
+ * process exits with 0 after a graceful stop (SIGTERM) or a fast stop
+ * (SIGINT, SIGQUIT), 3 when the app's worker_init fails, 1 on a setup error.
+ * The caller has blocked the signals the worker handles (it reads them from
+ * a signalfd).
+ */
+void worker_run(const struct worker_ctx *ctx) __attribute__((noreturn));
+
+#endif

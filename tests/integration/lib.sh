@@ -1,0 +1,500 @@
+# lib.sh -- sourced by every integration test (tests/integration/*.sh).
+#
+# Provides: the paths of the build ($CORRAL, $DEMO_SO, $BAD_ABI_SO), a private
+# temporary directory ($T), process helpers that start corral, nginx and
+# Apache and stop them again by pid on exit, and assertion helpers that count
+# passes and failures. Every script ends with `finish`, which prints exactly
+# one line "N passed, M failed" and exits 1 when M > 0.
+#
+# Environment: top_srcdir and top_builddir (set by `make check`; both default
+# to the repository root), TEST_TIME_LIMIT (seconds the whole script may take;
+# each script sets its own default before sourcing), KEEP_TMP=1 keeps $T.
+
+set -u
+
+_lib_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+: "${top_srcdir:=$(cd "$_lib_here/../.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+export top_srcdir top_builddir
+
+TEST_NAME=$(basename "$0" .sh)
+CORRAL=$top_builddir/corral
+DEMO_SO=$top_builddir/tests/apps/demo.so
+BAD_ABI_SO=$top_builddir/tests/apps/bad_abi.so
+# The system python, not a pyenv shim that may lack the standard library parts
+# or differ between users.
+PY=/usr/bin/python3
+export PYTHONPATH="$top_srcdir/tests/integration${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1
+
+PASSED=0
+FAILED=0
+_finished=0
+_pids=()          # every process we started (masters), stopped on exit
+_corral_n=0
+_lib_start=$(date +%s)
+
+# ---------------------------------------------------------------- output
+
+say() { printf '%s: %s\n' "$TEST_NAME" "$*"; }
+
+ok() {
+    PASSED=$((PASSED + 1))
+    printf 'ok   %s\n' "$1"
+}
+
+# fail NAME [DETAILS...]
+fail() {
+    FAILED=$((FAILED + 1))
+    printf 'FAIL %s\n' "$1"
+    shift
+    local line
+    for line in "$@"; do
+        printf '%s\n' "$line" | sed 's/^/     | /'
+    done
+}
+
+# check NAME COMMAND... : passes when COMMAND exits 0; on failure shows the
+# command and the end of its output.
+check() {
+    local name=$1
+    shift
+    local out=$T/.check.out
+    if "$@" >"$out" 2>&1; then
+        ok "$name"
+    else
+        local rc=$?
+        fail "$name" "command: $* (exit $rc)" "$(tail -n 25 "$out")"
+    fi
+}
+
+# check_not NAME COMMAND... : passes when COMMAND fails.
+check_not() {
+    local name=$1
+    shift
+    if "$@" >"$T/.check.out" 2>&1; then
+        fail "$name" "command succeeded but should have failed: $*" "$(tail -n 25 "$T/.check.out")"
+    else
+        ok "$name"
+    fi
+}
+
+# expect_eq NAME EXPECTED ACTUAL
+expect_eq() {
+    if [ "$2" = "$3" ]; then
+        ok "$1"
+    else
+        fail "$1" "expected: $(printf '%q' "$2" | head -c 2000)" "     got: $(printf '%q' "$3" | head -c 2000)"
+    fi
+}
+
+# expect_match NAME EXTENDED_REGEX ACTUAL
+expect_match() {
+    if printf '%s' "$3" | grep -Eq -- "$2"; then
+        ok "$1"
+    else
+        fail "$1" "expected to match: $2" "got: $(printf '%s' "$3" | head -c 3000)"
+    fi
+}
+
+# expect_no_match NAME EXTENDED_REGEX ACTUAL
+expect_no_match() {
+    if printf '%s' "$3" | grep -Eq -- "$2"; then
+        fail "$1" "expected NOT to match: $2" "got: $(printf '%s' "$3" | grep -E -- "$2" | head -n 20)"
+    else
+        ok "$1"
+    fi
+}
+
+# expect_lt NAME A B : passes when the number A < B (decimals allowed).
+expect_lt() {
+    if awk -v a="$2" -v b="$3" 'BEGIN { exit !(a + 0 < b + 0) }'; then
+        ok "$1 ($2 < $3)"
+    else
+        fail "$1" "expected $2 < $3"
+    fi
+}
+
+# expect_file_match NAME EXTENDED_REGEX FILE
+expect_file_match() {
+    if [ -f "$3" ] && grep -Eq -- "$2" "$3"; then
+        ok "$1"
+    else
+        fail "$1" "expected a line matching: $2" "in $3:" "$(tail -n 30 "$3" 2>/dev/null)"
+    fi
+}
+
+# ---------------------------------------------------------------- requirements
+
+# need COMMAND DEBIAN_PACKAGE : a missing tool is a failure, never a skip;
+# the script cannot go on without it, so it ends here.
+need() {
+    if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "$1" ]; then
+        fail "requirement: $1" "$1 is not installed: apt-get install $2" \
+            "(contrib/install-deps.sh installs every test dependency)"
+        finish
+    fi
+}
+
+need_build() {
+    local f
+    for f in "$@"; do
+        if [ ! -e "$f" ]; then
+            fail "requirement: $f" "not built: run make in $top_builddir"
+            finish
+        fi
+    done
+}
+
+# ---------------------------------------------------------------- helpers
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+    "$PY" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+now_ms() { date +%s%3N; }
+
+# wait_until SECONDS COMMAND... : polls COMMAND every 0.1 s; 0 when it
+# succeeded within the time, 1 otherwise.
+wait_until() {
+    local limit=$1
+    shift
+    local end=$(($(now_ms) + limit * 1000))
+    while :; do
+        "$@" >/dev/null 2>&1 && return 0
+        [ "$(now_ms)" -ge "$end" ] && return 1
+        sleep 0.1
+    done
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+port_open() {
+    "$PY" -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+s.close()' "$1"
+}
+
+# The children of PID, space-separated, sorted.
+children_of() { pgrep -P "$1" | sort -n | tr '\n' ' ' | sed 's/ $//'; }
+
+# Resident set size of PID in KiB (0 when gone).
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# sha256 of a file / of stdin.
+sha_file() { sha256sum "$1" | cut -d' ' -f1; }
+sha_stdin() { sha256sum | cut -d' ' -f1; }
+
+# The sha256 of the demo's pattern of SIZE bytes (byte i = 'a' + i % 26).
+pattern_sha() {
+    "$PY" -c 'import sys, hashlib
+from lib_protocols import pattern
+n = int(sys.argv[1]); h = hashlib.sha256(); off = 0
+while off < n:
+    k = min(1 << 20, n - off); h.update(pattern(k, off)); off += k
+print(h.hexdigest())' "$1"
+}
+
+# stop_pid PID [SIGNAL] : signal it (TERM by default), wait up to 5 s, then
+# KILL. Returns the exit status when PID is our child, else 0.
+stop_pid() {
+    local pid=$1 sig=${2:-TERM}
+    alive "$pid" || { wait "$pid" 2>/dev/null; return $?; }
+    kill -"$sig" "$pid" 2>/dev/null
+    local end=$(($(now_ms) + 5000))
+    while alive "$pid" && [ "$(now_ms)" -lt "$end" ]; do
+        # A zombie child of ours counts as gone.
+        [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
+        sleep 0.05
+    done
+    if alive "$pid" && [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" != Z ]; then
+        kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+}
+
+_forget_pid() {
+    local p keep=()
+    for p in "${_pids[@]}"; do
+        [ "$p" != "$1" ] && keep+=("$p")
+    done
+    _pids=("${keep[@]}")
+}
+
+# ---------------------------------------------------------------- corral
+
+# start_corral ARGS... : runs corral in the background with --pidfile and
+# --error-log in $T unless given. Waits up to 10 s for every listener in ARGS
+# to answer a request. Sets CORRAL_PID (the master), CORRAL_LOG (error log),
+# CORRAL_PIDFILE, CORRAL_OUT (stdout+stderr). Returns 1 (after recording a
+# failure with the log) when it does not come up.
+start_corral() {
+    _corral_n=$((_corral_n + 1))
+    local n=$_corral_n args=("$@") a prev="" listens=() has_pid=0 has_log=0
+    for a in "${args[@]}"; do
+        case $prev in --listen) listens+=("$a") ;; --pidfile) CORRAL_PIDFILE=$a; has_pid=1 ;; --error-log) CORRAL_LOG=$a; has_log=1 ;; esac
+        case $a in
+            --listen=*) listens+=("${a#--listen=}") ;;
+            --pidfile=*) CORRAL_PIDFILE=${a#--pidfile=}; has_pid=1 ;;
+            --error-log=*) CORRAL_LOG=${a#--error-log=}; has_log=1 ;;
+        esac
+        prev=$a
+    done
+    if [ $has_pid = 0 ]; then
+        CORRAL_PIDFILE=$T/corral$n.pid
+        args+=(--pidfile "$CORRAL_PIDFILE")
+    fi
+    if [ $has_log = 0 ]; then
+        CORRAL_LOG=$T/corral$n-error.log
+        args+=(--error-log "$CORRAL_LOG")
+    fi
+    CORRAL_OUT=$T/corral$n.out
+    "$CORRAL" "${args[@]}" >"$CORRAL_OUT" 2>&1 </dev/null &
+    CORRAL_PID=$!
+    _pids+=("$CORRAL_PID")
+    local end=$(($(now_ms) + 10000)) l proto addr pending
+    while :; do
+        pending=""
+        for l in "${listens[@]}"; do
+            proto=${l%%:*}
+            addr=${l#*:}
+            case $addr in
+                unix:*|tcp:*) "$PY" -m lib_protocols ping "$proto" "$addr" 2>/dev/null || pending="$pending $l" ;;
+            esac
+        done
+        [ -z "$pending" ] && return 0
+        if ! alive "$CORRAL_PID"; then
+            wait "$CORRAL_PID" 2>/dev/null
+            fail "start corral ${args[*]}" "corral exited with status $? before its listeners answered" \
+                "--- output:" "$(tail -n 20 "$CORRAL_OUT")" "--- error log:" "$(tail -n 30 "$CORRAL_LOG" 2>/dev/null)"
+            _forget_pid "$CORRAL_PID"
+            return 1
+        fi
+        if [ "$(now_ms)" -ge "$end" ]; then
+            fail "start corral ${args[*]}" "listeners not answering after 10 s:$pending" \
+                "--- output:" "$(tail -n 20 "$CORRAL_OUT")" "--- error log:" "$(tail -n 30 "$CORRAL_LOG" 2>/dev/null)"
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# stop_corral [PID] [SIGNAL] : stops it (TERM by default) and its workers;
+# sets CORRAL_STATUS to the exit status.
+stop_corral() {
+    local pid=${1:-$CORRAL_PID} sig=${2:-TERM} kids
+    kids=$(children_of "$pid")
+    stop_pid "$pid" "$sig"
+    CORRAL_STATUS=$?
+    _forget_pid "$pid"
+    local k
+    for k in $kids; do
+        alive "$k" && kill -KILL "$k" 2>/dev/null
+    done
+    return 0
+}
+
+# ---------------------------------------------------------------- nginx
+
+# start_nginx HTTP_BODY : writes $T/nginx.conf around HTTP_BODY (what goes
+# inside http { }: upstreams and server blocks) and starts nginx with it. The
+# workers keep nginx's default user when run as root (nobody): the sockets in
+# $T must be reachable by it (corral --chmod 0666; $T is 0755). Waits up to
+# 10 s for every "listen 127.0.0.1:PORT" in the body. Sets NGINX_PID.
+start_nginx() {
+    need nginx nginx-light
+    local body=$1 conf=$T/nginx.conf
+    mkdir -p "$T/nginx"
+    cat >"$conf" <<EOF
+worker_processes 2;
+error_log $T/nginx-error.log info;
+events { worker_connections 1024; }
+http {
+    access_log $T/nginx-access.log;
+    default_type application/octet-stream;
+    client_body_temp_path $T/nginx/body;
+    fastcgi_temp_path $T/nginx/fastcgi;
+    uwsgi_temp_path $T/nginx/uwsgi;
+    scgi_temp_path $T/nginx/scgi;
+    proxy_temp_path $T/nginx/proxy;
+    client_max_body_size 0;
+    keepalive_timeout 30;
+$body
+}
+EOF
+    rm -f "$T/nginx.pid"
+    if ! nginx -e "$T/nginx-error.log" -p "$T/nginx/" -c "$conf" -g "pid $T/nginx.pid;" >"$T/nginx.out" 2>&1; then
+        fail "start nginx" "$(cat "$T/nginx.out")" "$(tail -n 20 "$T/nginx-error.log" 2>/dev/null)"
+        return 1
+    fi
+    if ! wait_until 10 test -s "$T/nginx.pid"; then
+        fail "start nginx" "no pid file after 10 s" "$(tail -n 20 "$T/nginx-error.log")"
+        return 1
+    fi
+    NGINX_PID=$(cat "$T/nginx.pid")
+    _pids+=("$NGINX_PID")
+    local p
+    for p in $(printf '%s\n' "$body" | sed -n 's/.*listen[[:space:]]*127\.0\.0\.1:\([0-9]*\).*/\1/p'); do
+        if ! wait_until 10 port_open "$p"; then
+            fail "start nginx" "port $p not open after 10 s" "$(tail -n 20 "$T/nginx-error.log")"
+            return 1
+        fi
+    done
+    return 0
+}
+
+# ---------------------------------------------------------------- Apache
+
+# start_apache BODY : a self-contained Apache config ($T/apache.conf) with
+# BODY appended (Listen lines, VirtualHosts, Proxy settings); run in the
+# foreground in the background so that its pid is known. As root the
+# children run as www-data. Waits up to 10 s for every "Listen 127.0.0.1:PORT"
+# in BODY. Sets APACHE_PID.
+start_apache() {
+    need apache2 apache2
+    local body=$1 conf=$T/apache.conf mods=/usr/lib/apache2/modules m
+    mkdir -p "$T/apache"
+    {
+        echo "ServerRoot $T/apache"
+        echo "DefaultRuntimeDir $T/apache"
+        echo "PidFile $T/apache/apache.pid"
+        echo "ErrorLog $T/apache-error.log"
+        echo "LogLevel warn"
+        echo "Mutex file:$T/apache default"
+        echo "ServerName localhost"
+        for m in mpm_event authz_core unixd proxy proxy_fcgi proxy_scgi proxy_uwsgi log_config; do
+            [ -f "$mods/mod_$m.so" ] && echo "LoadModule ${m}_module $mods/mod_$m.so"
+        done
+        if [ "$(id -u)" = 0 ]; then
+            echo "User www-data"
+            echo "Group www-data"
+        fi
+        cat <<EOF
+StartServers 2
+ServerLimit 4
+ThreadsPerChild 64
+MaxRequestWorkers 256
+ThreadLimit 64
+Timeout 30
+KeepAlive On
+LogFormat "%h \"%r\" %>s %b %D" short
+CustomLog $T/apache-access.log short
+<Directory />
+    Require all granted
+</Directory>
+$body
+EOF
+    } >"$conf"
+    if ! apache2 -t -f "$conf" >"$T/apache.out" 2>&1; then
+        fail "start apache" "configuration refused:" "$(cat "$T/apache.out")"
+        return 1
+    fi
+    apache2 -f "$conf" -D FOREGROUND >>"$T/apache.out" 2>&1 </dev/null &
+    APACHE_PID=$!
+    _pids+=("$APACHE_PID")
+    local p
+    for p in $(printf '%s\n' "$body" | sed -n 's/^[[:space:]]*Listen[[:space:]]*127\.0\.0\.1:\([0-9]*\).*/\1/p'); do
+        if ! wait_until 10 port_open "$p"; then
+            fail "start apache" "port $p not open after 10 s" "$(cat "$T/apache.out")" "$(tail -n 20 "$T/apache-error.log" 2>/dev/null)"
+            return 1
+        fi
+    done
+    return 0
+}
+
+# ---------------------------------------------------------------- the end
+
+_cleanup() {
+    local p
+    for p in "${_pids[@]}"; do
+        [ -n "$p" ] || continue
+        local kids
+        kids=$(children_of "$p")
+        stop_pid "$p" TERM
+        for k in $kids; do
+            alive "$k" && kill -KILL "$k" 2>/dev/null
+        done
+    done
+    _pids=()
+    [ -n "${_watchdog:-}" ] && kill "$_watchdog" 2>/dev/null && wait "$_watchdog" 2>/dev/null
+    if [ "${KEEP_TMP:-0}" = 1 ]; then
+        echo "$TEST_NAME: kept $T"
+    else
+        rm -rf "$T"
+    fi
+}
+
+_on_exit() {
+    local rc=$?
+    if [ $_finished = 0 ]; then
+        fail "script ended early (exit $rc)" "see the output above"
+        _finished=1
+        _cleanup
+        echo "$PASSED passed, $FAILED failed"
+        exit 1
+    fi
+    _cleanup
+}
+
+_on_timeout() {
+    fail "time limit of ${TEST_TIME_LIMIT}s exceeded" "the test was stopped"
+    _finished=1
+    _cleanup
+    echo "$PASSED passed, $FAILED failed"
+    exit 1
+}
+
+# finish : the summary line, and the exit status.
+finish() {
+    _finished=1
+    _cleanup
+    say "took $(($(date +%s) - _lib_start)) s"
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ] && exit 0
+    exit 1
+}
+
+T=$(mktemp -d /tmp/corral-it.XXXXXX) || { echo "mktemp failed"; echo "0 passed, 1 failed"; exit 1; }
+chmod 755 "$T"
+trap _on_exit EXIT
+trap _on_timeout USR1
+trap 'fail interrupted; _finished=1; _cleanup; echo "$PASSED passed, $FAILED failed"; exit 1' INT
+
+: "${TEST_TIME_LIMIT:=120}"
+# The watchdog asks the script to stop (USR1 runs _on_timeout once the current
+# command returns; every command below has its own timeout), then kills it.
+( sleep "$TEST_TIME_LIMIT"; kill -USR1 $$ 2>/dev/null; sleep 15; kill -KILL $$ 2>/dev/null ) >/dev/null 2>&1 &
+_watchdog=$!
+
+[ -x "$PY" ] || { fail "requirement: /usr/bin/python3" "apt-get install python3 (contrib/install-deps.sh)"; finish; }
+
+# py_checks ARGS... <<'PY' ... PY : runs the python snippet on stdin with
+# ARGS in sys.argv[1:]; its report() lines count as checks (ok/FAIL), other
+# lines are shown. A snippet that dies counts as one failure. Bounded by
+# PY_TIMEOUT seconds (default 60).
+py_checks() {
+    local out=$T/.py.out line name detail
+    timeout "${PY_TIMEOUT:-60}" "$PY" - "$@" >"$out" 2>&1
+    local rc=$?
+    while IFS= read -r line; do
+        case $line in
+            "ok	"*) ok "${line#ok	}" ;;
+            "FAIL	"*)
+                line=${line#FAIL	}
+                name=${line%%	*}
+                detail=${line#*	}
+                [ "$detail" = "$line" ] && detail=""
+                fail "$name" "$detail"
+                ;;
+            *) printf '     %s\n' "$line" ;;
+        esac
+    done <"$out"
+    if [ $rc -ne 0 ]; then
+        fail "python snippet exited with status $rc${PY_TIMEOUT:+ (limit ${PY_TIMEOUT}s)}" "$(grep -v -P '^(ok|FAIL)\t' "$out" | tail -n 15)"
+    fi
+}
