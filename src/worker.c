@@ -69,6 +69,9 @@ struct worker {
     unsigned open;                /* open connections */
     bool armed;                   /* listeners are in the epoll set */
 
+    /* How workers share the listeners. Only benchmarks change it, through
+     * CORRAL_ACCEPT_MODE, to reproduce the measurement in DESIGN.md. */
+    enum { ACCEPT_BALANCED, ACCEPT_EXCLUSIVE, ACCEPT_SHARED } accept_mode;
     _Atomic int stopping;         /* 0 running, 1 graceful */
     _Atomic int exiting;
     struct sb_worker *sb;
@@ -100,7 +103,7 @@ static bool worker_should_accept(const struct worker *w)
     if (atomic_load(&w->stopping) || w->open >= w->slot_count)
         return false;
     const struct worker_ctx *ctx = w->ctx;
-    if (ctx->worker_count <= 1)
+    if (ctx->worker_count <= 1 || w->accept_mode != ACCEPT_BALANCED)
         return true;
     unsigned threads = w->cfg->threads;
     for (unsigned i = 0; i < ctx->worker_count; i++) {
@@ -129,7 +132,7 @@ static void worker_balance_locked(struct worker *w)
         int fd = ctx->listeners[i].fd;
         if (want) {
             struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTENER + i};
-            if (ctx->worker_count > 1)
+            if (ctx->worker_count > 1 && w->accept_mode != ACCEPT_SHARED)
                 ev.events |= EPOLLEXCLUSIVE;
             if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
                 log_msg(LOG_ERROR, "epoll_ctl(ADD, %s) failed: %s", ctx->listeners[i].name,
@@ -515,6 +518,11 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
     w->cfg = ctx->cfg;
     w->sb = &ctx->sb->workers[ctx->index];
     pthread_mutex_init(&w->lock, NULL);
+    const char *mode = getenv("CORRAL_ACCEPT_MODE");
+    w->accept_mode = !mode                         ? ACCEPT_BALANCED
+                     : strcmp(mode, "exclusive") == 0 ? ACCEPT_EXCLUSIVE
+                     : strcmp(mode, "shared") == 0    ? ACCEPT_SHARED
+                                                      : ACCEPT_BALANCED;
     w->slot_count = ctx->cfg->max_conns;
     w->slots = calloc(w->slot_count, sizeof(*w->slots));
     w->free_list = calloc(w->slot_count, sizeof(*w->free_list));

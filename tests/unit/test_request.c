@@ -1,0 +1,385 @@
+/*
+ * test_request.c — the request model over a real socket pair: params and
+ * body through the codec, the response as each protocol frames it (status
+ * line or Status:, FastCGI STDOUT records of at most 65535 bytes and
+ * END_REQUEST), header checks, 500 on failure, sendfile.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conn.h"
+#include "request.h"
+
+struct fixture {
+    int peer;                   /* the front end's end of the pair */
+    struct listener listener;
+    struct conn conn;
+    struct proto_limits limits;
+};
+
+static void fixture_open(struct fixture *f, const struct proto_codec *codec)
+{
+    memset(f, 0, sizeof(*f));
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int big = 4 << 20;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    f->peer = sv[1];
+    f->listener.addr.codec = codec;
+    snprintf(f->listener.name, sizeof(f->listener.name), "%s:test", codec->name);
+    f->limits = (struct proto_limits)PROTO_LIMITS_DEFAULT;
+    assert_int_equal(conn_init(&f->conn, sv[0], &f->listener, &f->limits, 2000), 0);
+    snprintf(f->conn.peer, sizeof(f->conn.peer), "test");
+}
+
+static void fixture_close(struct fixture *f)
+{
+    close(f->conn.fd);
+    conn_fini(&f->conn);
+    close(f->peer);
+}
+
+static void send_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Read whatever the server side wrote, waiting briefly for the end. */
+static size_t recv_all(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    for (;;) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == cap)
+            break;
+    }
+    return len;
+}
+
+/* Decode until the params are complete. */
+static void read_head(struct fixture *f)
+{
+    struct proto_event ev;
+    for (;;) {
+        enum proto_result r = conn_decode(&f->conn, &ev);
+        if (r == PROTO_PARAMS_DONE)
+            break;
+        assert_int_equal(r, PROTO_NEED_MORE);
+        assert_true(conn_fill(&f->conn, 2000) > 0);
+    }
+    request_begin(&f->conn.req, &f->conn);
+}
+
+static size_t uwsgi_packet(uint8_t *out, const char *const *kv, const char *body)
+{
+    size_t n = 4;
+    for (size_t i = 0; kv[i]; i++) {
+        size_t l = strlen(kv[i]);
+        out[n++] = (uint8_t)(l & 0xff);
+        out[n++] = (uint8_t)(l >> 8);
+        memcpy(out + n, kv[i], l);
+        n += l;
+    }
+    out[0] = 0;
+    out[1] = (uint8_t)((n - 4) & 0xff);
+    out[2] = (uint8_t)((n - 4) >> 8);
+    out[3] = 0;
+    if (body) {
+        memcpy(out + n, body, strlen(body));
+        n += strlen(body);
+    }
+    return n;
+}
+
+static size_t fcgi_record(uint8_t *out, int type, const void *data, size_t len)
+{
+    uint8_t h[8] = {1, (uint8_t)type, 0, 1, (uint8_t)(len >> 8), (uint8_t)len, 0, 0};
+    memcpy(out, h, 8);
+    if (len)
+        memcpy(out + 8, data, len);
+    return 8 + len;
+}
+
+/* A FastCGI request (id 1, keep-conn) with the given pairs and body. */
+static size_t fcgi_request(uint8_t *out, const char *const *kv, const char *body)
+{
+    uint8_t begin[8] = {0, 1, 1, 0, 0, 0, 0, 0};
+    uint8_t params[4096];
+    size_t pl = 0, n = 0;
+    for (size_t i = 0; kv[i]; i += 2) {
+        size_t a = strlen(kv[i]), b = strlen(kv[i + 1]);
+        params[pl++] = (uint8_t)a;
+        params[pl++] = (uint8_t)b;
+        memcpy(params + pl, kv[i], a);
+        pl += a;
+        memcpy(params + pl, kv[i + 1], b);
+        pl += b;
+    }
+    n += fcgi_record(out + n, 1, begin, 8);
+    n += fcgi_record(out + n, 4, params, pl);
+    n += fcgi_record(out + n, 4, NULL, 0);
+    if (body && *body)
+        n += fcgi_record(out + n, 5, body, strlen(body));
+    n += fcgi_record(out + n, 5, NULL, 0);
+    return n;
+}
+
+/* Reassemble the STDOUT stream of FastCGI output; checks record sizes and
+ * that an END_REQUEST closes it. Returns the stream length. */
+static size_t fcgi_stdout(const uint8_t *in, size_t len, char *out, int *ended)
+{
+    size_t off = 0, n = 0;
+    *ended = 0;
+    while (off + 8 <= len) {
+        const uint8_t *h = in + off;
+        size_t cl = (size_t)h[4] << 8 | h[5];
+        assert_int_equal(h[0], 1);
+        assert_true(cl <= 65535);
+        if (h[1] == 6) {
+            memcpy(out + n, h + 8, cl);
+            n += cl;
+        } else if (h[1] == 3) {
+            *ended = 1;
+            assert_int_equal(cl, 8);
+            assert_int_equal(h[12], 0); /* REQUEST_COMPLETE */
+        }
+        off += 8 + cl + h[6];
+    }
+    assert_int_equal(off, len);
+    return n;
+}
+
+static void request_uwsgi_answers_with_status_line(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_uwsgi);
+    static const char *const kv[] = {"REQUEST_METHOD", "GET", "REQUEST_URI", "/x?y=1",
+                                     "QUERY_STRING", "y=1", NULL};
+    uint8_t pkt[1024];
+    send_all(f.peer, pkt, uwsgi_packet(pkt, kv, NULL));
+    read_head(&f);
+    corral_request *r = &f.conn.req;
+    assert_string_equal(corral_param(r, "QUERY_STRING"), "y=1");
+    assert_null(corral_param(r, "HTTP_HOST"));
+    assert_int_equal(corral_param_count(r), 3);
+    const char *name, *value;
+    assert_int_equal(corral_param_at(r, 1, &name, &value), 0);
+    assert_string_equal(name, "REQUEST_URI");
+    assert_string_equal(value, "/x?y=1");
+    assert_int_equal(corral_param_at(r, 3, &name, &value), -1);
+    assert_int_equal(corral_content_length(r), 0);
+
+    assert_int_equal(corral_set_status(r, 404, NULL), 0);
+    assert_int_equal(corral_add_header(r, "Content-Type", "text/plain"), 0);
+    assert_int_equal(corral_write(r, "no", 2), 0);
+    assert_int_equal(corral_add_header(r, "X-Late", "1"), -1);
+    assert_int_equal(corral_set_status(r, 200, NULL), -1);
+    assert_int_equal(corral_write(r, "pe", 2), 0);
+    assert_int_equal(request_finish(r, 0), 0);
+    char out[4096];
+    size_t n = recv_all(f.peer, out, sizeof(out));
+    static const char expect[] =
+        "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnope";
+    assert_int_equal(n, sizeof(expect) - 1);
+    assert_memory_equal(out, expect, n);
+    fixture_close(&f);
+}
+
+static void request_refuses_header_injection(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_scgi);
+    corral_request *r = &f.conn.req;
+    request_begin(r, &f.conn);
+    assert_int_equal(corral_add_header(r, "X-A", "ok\r\nSet-Cookie: evil=1"), -1);
+    assert_int_equal(corral_add_header(r, "X-A", "ok\nX: y"), -1);
+    assert_int_equal(corral_add_header(r, "Bad Name", "v"), -1);
+    assert_int_equal(corral_add_header(r, "Bad:Name", "v"), -1);
+    assert_int_equal(corral_add_header(r, "", "v"), -1);
+    assert_int_equal(corral_set_status(r, 99, NULL), -1);
+    assert_int_equal(corral_set_status(r, 200, "OK\r\nX: y"), -1);
+    assert_int_equal(corral_set_status(r, 299, "Fine"), 0);
+    assert_int_equal(corral_write_final(r, "", 0), 0);
+    char out[256];
+    size_t n = recv_all(f.peer, out, sizeof(out));
+    static const char expect[] = "Status: 299 Fine\r\n\r\n";
+    assert_int_equal(n, sizeof(expect) - 1);
+    assert_memory_equal(out, expect, n);
+    /* Nothing may follow the final write. */
+    assert_int_equal(corral_write(r, "x", 1), -1);
+    fixture_close(&f);
+}
+
+static void request_failure_before_head_is_500(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_scgi);
+    corral_request *r = &f.conn.req;
+    request_begin(r, &f.conn);
+    corral_add_header(r, "X-Would-Be", "dropped");
+    assert_int_equal(request_finish(r, -1), 0);
+    char out[512];
+    size_t n = recv_all(f.peer, out, sizeof(out) - 1);
+    out[n] = '\0';
+    assert_non_null(strstr(out, "Status: 500 Internal Server Error\r\n"));
+    assert_null(strstr(out, "X-Would-Be"));
+    fixture_close(&f);
+}
+
+static void request_failure_after_head_breaks_connection(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_uwsgi);
+    corral_request *r = &f.conn.req;
+    request_begin(r, &f.conn);
+    assert_int_equal(corral_write(r, "part", 4), 0);
+    assert_int_equal(request_finish(r, -1), -1);
+    assert_true(f.conn.broken);
+    fixture_close(&f);
+}
+
+static void request_fastcgi_frames_large_writes_and_ends(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_fastcgi);
+    static const char *const kv[] = {"REQUEST_METHOD", "POST", "CONTENT_LENGTH", "11",
+                                     "REQUEST_URI", "/echo", NULL};
+    uint8_t req[4096];
+    send_all(f.peer, req, fcgi_request(req, kv, "hello world"));
+    read_head(&f);
+    corral_request *r = &f.conn.req;
+    assert_int_equal(corral_content_length(r), 11);
+    /* The body, read in pieces smaller than it arrived in. */
+    char body[32];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = corral_read(r, body + got, 4);
+        assert_true(n >= 0 && n <= 4);
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    assert_int_equal(got, 11);
+    assert_memory_equal(body, "hello world", 11);
+    assert_true(f.conn.body_done);
+
+    size_t big = 200000;
+    char *payload = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        payload[i] = (char)('a' + i % 26);
+    assert_int_equal(corral_add_header(r, "Content-Type", "text/plain"), 0);
+    assert_int_equal(corral_write(r, payload, big), 0);
+    assert_int_equal(request_finish(r, 0), 0);
+
+    size_t cap = 1 << 20;
+    uint8_t *raw = malloc(cap);
+    char *stream = malloc(cap);
+    size_t n = recv_all(f.peer, (char *)raw, cap);
+    int ended;
+    size_t sl = fcgi_stdout(raw, n, stream, &ended);
+    assert_true(ended);
+    static const char head[] = "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n";
+    assert_int_equal(sl, sizeof(head) - 1 + big);
+    assert_memory_equal(stream, head, sizeof(head) - 1);
+    assert_memory_equal(stream + sizeof(head) - 1, payload, big);
+    free(payload);
+    free(raw);
+    free(stream);
+    fixture_close(&f);
+}
+
+static void request_sendfile_on_each_protocol(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/corral-test-sendfile-XXXXXX";
+    int fd = mkstemp(path);
+    unlink(path);
+    size_t size = 150000;
+    char *data = malloc(size);
+    for (size_t i = 0; i < size; i++)
+        data[i] = (char)(i * 7);
+    assert_int_equal(write(fd, data, size), (ssize_t)size);
+
+    const struct proto_codec *codecs[] = {&proto_uwsgi, &proto_fastcgi};
+    for (int k = 0; k < 2; k++) {
+        struct fixture f;
+        fixture_open(&f, codecs[k]);
+        corral_request *r = &f.conn.req;
+        request_begin(r, &f.conn);
+        assert_int_equal(corral_sendfile(r, fd, 100, size - 100), 0);
+        assert_int_equal(request_finish(r, 0), 0);
+        size_t cap = 1 << 20;
+        char *raw = malloc(cap), *stream = malloc(cap);
+        size_t n = recv_all(f.peer, raw, cap);
+        size_t sl = n;
+        if (codecs[k] == &proto_fastcgi) {
+            int ended;
+            sl = fcgi_stdout((uint8_t *)raw, n, stream, &ended);
+            assert_true(ended);
+        } else {
+            memcpy(stream, raw, n);
+        }
+        char *body = strstr(stream, "\r\n\r\n");
+        assert_non_null(body);
+        body += 4;
+        assert_int_equal(sl - (size_t)(body - stream), size - 100);
+        assert_memory_equal(body, data + 100, size - 100);
+        free(raw);
+        free(stream);
+        fixture_close(&f);
+    }
+    free(data);
+    close(fd);
+}
+
+static void request_reason_phrases(void **state)
+{
+    (void)state;
+    assert_string_equal(request_reason_phrase(200), "OK");
+    assert_string_equal(request_reason_phrase(404), "Not Found");
+    assert_string_equal(request_reason_phrase(503), "Service Unavailable");
+    assert_string_equal(request_reason_phrase(599), "Unknown");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(request_uwsgi_answers_with_status_line),
+        cmocka_unit_test(request_refuses_header_injection),
+        cmocka_unit_test(request_failure_before_head_is_500),
+        cmocka_unit_test(request_failure_after_head_breaks_connection),
+        cmocka_unit_test(request_fastcgi_frames_large_writes_and_ends),
+        cmocka_unit_test(request_sendfile_on_each_protocol),
+        cmocka_unit_test(request_reason_phrases),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
