@@ -155,9 +155,9 @@ static struct fcgi_u64 u64_make(uint64_t v)
 /* One name-value pair reader. */
 struct fcgi_pairs {
     uint32_t name_len, value_len;
-    uint32_t left;      /* bytes still to read of the open name or value */
-    uint8_t state;      /* enum fcgi_pstate */
-    uint8_t len_have;   /* bytes read of a 4-byte length */
+    uint32_t left;    /* bytes still to read of the open name or value */
+    uint8_t state;    /* enum fcgi_pstate */
+    uint8_t len_have; /* bytes read of a 4-byte length */
     uint8_t len_buf[4];
 };
 
@@ -185,20 +185,20 @@ struct fcgi_state {
     /* record layer */
     uint8_t hdr[FCGI_HEADER_LEN];
     uint8_t hdr_have;
-    uint8_t rstate;      /* enum fcgi_rstate */
-    uint8_t action;      /* enum fcgi_action */
+    uint8_t rstate; /* enum fcgi_rstate */
+    uint8_t action; /* enum fcgi_action */
     uint8_t rec_type;
     uint16_t rec_id;
     uint16_t content_left;
     uint8_t pad_left;
     uint8_t begin_have;
-    uint8_t begin[8];    /* BEGIN_REQUEST body */
+    uint8_t begin[8]; /* BEGIN_REQUEST body */
 
     /* the request */
-    uint8_t phase;       /* enum fcgi_phase */
-    uint8_t active;      /* a request has begun (until next_request) */
+    uint8_t phase;  /* enum fcgi_phase */
+    uint8_t active; /* a request has begun (until next_request) */
     uint8_t keep_conn;
-    uint8_t cl_state;    /* enum fcgi_cl */
+    uint8_t cl_state; /* enum fcgi_cl */
     uint16_t req_id;
     struct fcgi_u64 content_length;
     struct fcgi_u64 body_read;
@@ -207,14 +207,14 @@ struct fcgi_state {
 
     /* GET_VALUES being read */
     struct fcgi_pairs mgmt;
-    int8_t mgmt_match;   /* index in fcgi_vars of the current name, or -1 */
-    uint8_t mgmt_have;   /* bytes of the current name in mgmt_name */
-    uint8_t mgmt_done;   /* bit per fcgi_vars entry already answered */
+    int8_t mgmt_match; /* index in fcgi_vars of the current name, or -1 */
+    uint8_t mgmt_have; /* bytes of the current name in mgmt_name */
+    uint8_t mgmt_done; /* bit per fcgi_vars entry already answered */
     char mgmt_name[FCGI_VAR_NAME_MAX];
 
     /* failure */
-    uint8_t err;         /* enum fcgi_err */
-    int8_t perr;         /* enum params_status when err == ERR_PARAMS */
+    uint8_t err; /* enum fcgi_err */
+    int8_t perr; /* enum params_status when err == ERR_PARAMS */
 
     /* the reply handed out with PROTO_REPLY */
     uint8_t reply_len;
@@ -231,8 +231,7 @@ static uint16_t be16(const uint8_t *p)
     return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-static void put_header(uint8_t *out, uint8_t type, uint16_t id, uint16_t len,
-                       uint8_t pad)
+static void put_header(uint8_t *out, uint8_t type, uint16_t id, uint16_t len, uint8_t pad)
 {
     out[0] = FCGI_VERSION_1;
     out[1] = type;
@@ -245,8 +244,7 @@ static void put_header(uint8_t *out, uint8_t type, uint16_t id, uint16_t len,
 }
 
 /* Write a complete END_REQUEST record (16 bytes). */
-static void put_end_request(uint8_t *out, uint16_t id, uint32_t app_status,
-                            uint8_t protocol_status)
+static void put_end_request(uint8_t *out, uint16_t id, uint32_t app_status, uint8_t protocol_status)
 {
     put_header(out, FCGI_END_REQUEST, id, 8, 0);
     out[8] = (uint8_t)(app_status >> 24);
@@ -270,8 +268,7 @@ static enum proto_result fcgi_fail(struct fcgi_state *st, enum fcgi_err err)
     return PROTO_ERROR;
 }
 
-static enum proto_result fcgi_fail_params(struct fcgi_state *st,
-                                          enum params_status s)
+static enum proto_result fcgi_fail_params(struct fcgi_state *st, enum params_status s)
 {
     st->perr = (int8_t)s;
     return fcgi_fail(st, ERR_PARAMS);
@@ -284,8 +281,8 @@ static const char *fcgi_reason(const struct fcgi_state *st)
     return fcgi_errors[st->err];
 }
 
-static enum proto_result fcgi_reply(struct fcgi_state *st, size_t len,
-                                    bool close_after, struct proto_event *ev)
+static enum proto_result fcgi_reply(struct fcgi_state *st, size_t len, bool close_after,
+                                    struct proto_event *ev)
 {
     ev->data = st->reply;
     ev->len = len;
@@ -293,10 +290,8 @@ static enum proto_result fcgi_reply(struct fcgi_state *st, size_t len,
     return PROTO_REPLY;
 }
 
-static enum proto_result fcgi_reply_end_request(struct fcgi_state *st,
-                                                uint8_t protocol_status,
-                                                bool close_after,
-                                                struct proto_event *ev)
+static enum proto_result fcgi_reply_end_request(struct fcgi_state *st, uint8_t protocol_status,
+                                                bool close_after, struct proto_event *ev)
 {
     put_end_request(st->reply, st->rec_id, 0, protocol_status);
     return fcgi_reply(st, 16, close_after, ev);
@@ -331,8 +326,7 @@ static enum proto_result fcgi_begin(struct fcgi_state *st, struct proto_event *e
 }
 
 /* A param pair is complete: catch CONTENT_LENGTH. */
-static enum proto_result fcgi_param_done(struct fcgi_state *st,
-                                         const struct params *p)
+static enum proto_result fcgi_param_done(struct fcgi_state *st, const struct params *p)
 {
     static const char cl_name[] = "CONTENT_LENGTH";
     const struct params_entry *e = params_last(p);
@@ -346,8 +340,7 @@ static enum proto_result fcgi_param_done(struct fcgi_state *st,
         return PROTO_NEED_MORE;
     }
     uint64_t v;
-    if (params_parse_length(params_value(p, e), e->value_len, &v) != 0 ||
-        v > INT64_MAX)
+    if (params_parse_length(params_value(p, e), e->value_len, &v) != 0 || v > INT64_MAX)
         return fcgi_fail(st, ERR_CL_BAD);
     uint64_t max_body = u64_get(st->max_body);
     if (max_body && v > max_body)
@@ -410,8 +403,7 @@ static void fcgi_mgmt_answer(struct fcgi_state *st, int i)
 }
 
 /* The GET_VALUES record is complete: finish the GET_VALUES_RESULT. */
-static enum proto_result fcgi_mgmt_reply(struct fcgi_state *st,
-                                         struct proto_event *ev)
+static enum proto_result fcgi_mgmt_reply(struct fcgi_state *st, struct proto_event *ev)
 {
     if (st->mgmt.state != PR_NAME_LEN || st->mgmt.len_have)
         return fcgi_fail(st, ERR_MGMT_CUT);
@@ -425,8 +417,8 @@ static enum proto_result fcgi_mgmt_reply(struct fcgi_state *st,
 /* ---- the pair reader ---- */
 
 /* Both lengths of a pair are known. */
-static enum proto_result fcgi_pair_start(struct fcgi_state *st,
-                                         struct fcgi_pairs *pr, struct params *p)
+static enum proto_result fcgi_pair_start(struct fcgi_state *st, struct fcgi_pairs *pr,
+                                         struct params *p)
 {
     if (pr == &st->mgmt) {
         st->mgmt_have = 0;
@@ -444,9 +436,8 @@ static enum proto_result fcgi_pair_start(struct fcgi_state *st,
     return PROTO_NEED_MORE;
 }
 
-static enum proto_result fcgi_pair_bytes(struct fcgi_state *st,
-                                         struct fcgi_pairs *pr, struct params *p,
-                                         const uint8_t *b, size_t n)
+static enum proto_result fcgi_pair_bytes(struct fcgi_state *st, struct fcgi_pairs *pr,
+                                         struct params *p, const uint8_t *b, size_t n)
 {
     if (pr == &st->mgmt) {
         if (pr->state == PR_NAME && pr->name_len <= FCGI_VAR_NAME_MAX) {
@@ -459,8 +450,7 @@ static enum proto_result fcgi_pair_bytes(struct fcgi_state *st,
     return s == PARAMS_OK ? PROTO_NEED_MORE : fcgi_fail_params(st, s);
 }
 
-static enum proto_result fcgi_pair_field_end(struct fcgi_state *st,
-                                             struct fcgi_pairs *pr,
+static enum proto_result fcgi_pair_field_end(struct fcgi_state *st, struct fcgi_pairs *pr,
                                              struct params *p)
 {
     bool value = pr->state == PR_VALUE;
@@ -482,8 +472,8 @@ static enum proto_result fcgi_pair_field_end(struct fcgi_state *st,
 }
 
 /* Close the name and value whose bytes are all in (also empty ones). */
-static enum proto_result fcgi_pair_settle(struct fcgi_state *st,
-                                          struct fcgi_pairs *pr, struct params *p)
+static enum proto_result fcgi_pair_settle(struct fcgi_state *st, struct fcgi_pairs *pr,
+                                          struct params *p)
 {
     enum proto_result r = PROTO_NEED_MORE;
     if (pr->state == PR_NAME && pr->left == 0) {
@@ -501,9 +491,8 @@ static enum proto_result fcgi_pair_settle(struct fcgi_state *st,
 }
 
 /* Feed n content bytes of a name-value stream; all of them are used. */
-static enum proto_result fcgi_pairs_feed(struct fcgi_state *st,
-                                         struct fcgi_pairs *pr, struct params *p,
-                                         const uint8_t *b, size_t n)
+static enum proto_result fcgi_pairs_feed(struct fcgi_state *st, struct fcgi_pairs *pr,
+                                         struct params *p, const uint8_t *b, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -518,8 +507,7 @@ static enum proto_result fcgi_pairs_feed(struct fcgi_state *st,
                 if (pr->len_have < 4)
                     continue;
                 pr->len_have = 0;
-                v = (uint32_t)(pr->len_buf[0] & 0x7f) << 24 |
-                    (uint32_t)pr->len_buf[1] << 16 |
+                v = (uint32_t)(pr->len_buf[0] & 0x7f) << 24 | (uint32_t)pr->len_buf[1] << 16 |
                     (uint32_t)pr->len_buf[2] << 8 | pr->len_buf[3];
             }
             if (pr->state == PR_NAME_LEN) {
@@ -609,9 +597,8 @@ static enum proto_result fcgi_on_header(struct fcgi_state *st)
 }
 
 /* n > 0 content bytes of the current record; all of them are used. */
-static enum proto_result fcgi_on_content(struct fcgi_state *st, struct params *p,
-                                         const uint8_t *b, size_t n,
-                                         struct proto_event *ev)
+static enum proto_result fcgi_on_content(struct fcgi_state *st, struct params *p, const uint8_t *b,
+                                         size_t n, struct proto_event *ev)
 {
     switch (st->action) {
     case ACT_BEGIN:
@@ -633,8 +620,7 @@ static enum proto_result fcgi_on_content(struct fcgi_state *st, struct params *p
 }
 
 /* The current record, padding included, is consumed. */
-static enum proto_result fcgi_on_record_end(struct fcgi_state *st,
-                                            struct proto_event *ev)
+static enum proto_result fcgi_on_record_end(struct fcgi_state *st, struct proto_event *ev)
 {
     switch (st->action) {
     case ACT_BEGIN:
@@ -705,8 +691,8 @@ static void fcgi_next_request(void *vst)
     }
 }
 
-static enum proto_result fcgi_decode(void *vst, const uint8_t *in, size_t len,
-                                     struct params *p, struct proto_event *ev)
+static enum proto_result fcgi_decode(void *vst, const uint8_t *in, size_t len, struct params *p,
+                                     struct proto_event *ev)
 {
     struct fcgi_state *st = vst;
     *ev = (struct proto_event){0};
@@ -792,13 +778,11 @@ static size_t fcgi_frame(const void *vst, uint8_t out[PROTO_FRAME_MAX], size_t l
     return FCGI_HEADER_LEN;
 }
 
-static size_t fcgi_end(const void *vst, uint8_t out[PROTO_END_MAX],
-                       uint32_t app_status)
+static size_t fcgi_end(const void *vst, uint8_t out[PROTO_END_MAX], uint32_t app_status)
 {
     const struct fcgi_state *st = vst;
     put_header(out, FCGI_STDOUT, st->req_id, 0, 0);
-    put_end_request(out + FCGI_HEADER_LEN, st->req_id, app_status,
-                    FCGI_REQUEST_COMPLETE);
+    put_end_request(out + FCGI_HEADER_LEN, st->req_id, app_status, FCGI_REQUEST_COMPLETE);
     return FCGI_HEADER_LEN + 16;
 }
 

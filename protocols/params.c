@@ -159,6 +159,8 @@ int params_parse_length(const char *s, size_t len, uint64_t *out)
             return -1;
         v = v * 10 + (uint64_t)(s[i] - '0');
     }
+    if (v > (uint64_t)INT64_MAX) /* lengths travel as int64_t */
+        return -1;
     *out = v;
     return 0;
 }

@@ -80,7 +80,7 @@ const char *params_strerror(enum params_status s);
 
 /*
  * Parse a CONTENT_LENGTH value: decimal digits only, no sign, no spaces,
- * no overflow. Returns 0 and sets *out, or -1 when malformed. An empty
+ * no overflow, at most INT64_MAX. Returns 0 and sets *out, or -1 when malformed. An empty
  * string is malformed here; callers decide what "empty" means.
  */
 int params_parse_length(const char *s, size_t len, uint64_t *out);

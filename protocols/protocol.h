@@ -30,7 +30,11 @@
  *
  * After PROTO_BODY_END the codec consumes nothing more until next_request()
  * (FastCGI keep-conn) — bytes of a following request stay in the caller's
- * buffer.
+ * buffer: further calls return PROTO_BODY_END again with nothing consumed.
+ * PROTO_ABORT and PROTO_ERROR repeat the same way. next_request() in the
+ * middle of a request makes the codec skip the rest of that request.
+ *
+ * A state is state_size bytes aligned for max_align_t (malloc's alignment).
  */
 #ifndef CORRAL_PROTOCOL_H
 #define CORRAL_PROTOCOL_H

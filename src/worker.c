@@ -72,6 +72,10 @@ struct worker {
     /* How workers share the listeners. Only benchmarks change it, through
      * CORRAL_ACCEPT_MODE, to reproduce the measurement in DESIGN.md. */
     enum { ACCEPT_BALANCED, ACCEPT_EXCLUSIVE, ACCEPT_SHARED } accept_mode;
+    /* One thread: nobody else can take a connection's event while it is
+     * served, so connections stay registered level-triggered and parking
+     * costs no epoll_ctl (what one-shot re-arming costs per request). */
+    bool single_thread;
     _Atomic int stopping;         /* 0 running, 1 graceful */
     _Atomic int exiting;
     struct sb_worker *sb;
@@ -198,8 +202,12 @@ static void worker_slot_park(struct worker *w, struct slot *s)
     atomic_store(&s->parked_at_ms, worker_now_ms());
     /* PARKED before arming: the event may fire at once, on another thread. */
     atomic_store(&s->word, slot_word(gen, SLOT_PARKED));
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT,
+    if (w->single_thread && s->registered)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
                              .data.u64 = (uint64_t)gen << 32 | idx};
+    if (!w->single_thread)
+        ev.events |= EPOLLONESHOT;
     int op = s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     s->registered = true;
     if (epoll_ctl(w->epfd, op, s->conn.fd, &ev) < 0) {
@@ -313,10 +321,16 @@ static void worker_serve(struct worker_thread *t, struct slot *s)
             worker_slot_close(w, s);
             break;
         }
-        /* Kept connection: the next request may already be buffered. */
+        /* Kept connection: the next request may already be buffered; if
+         * not, wait in epoll rather than try a read that would only say
+         * EAGAIN (a front end sends the next request much later). */
         c->codec->next_request(c->codec_state);
         params_reset(&c->params);
         c->in_request = c->body_done = c->aborted = false;
+        if (c->buf_start == c->buf_end) {
+            worker_slot_park(w, s);
+            break;
+        }
     }
     atomic_fetch_sub_explicit(&w->sb->busy, 1, memory_order_relaxed);
 }
@@ -523,6 +537,7 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
                      : strcmp(mode, "exclusive") == 0 ? ACCEPT_EXCLUSIVE
                      : strcmp(mode, "shared") == 0    ? ACCEPT_SHARED
                                                       : ACCEPT_BALANCED;
+    w->single_thread = ctx->cfg->threads == 1;
     w->slot_count = ctx->cfg->max_conns;
     w->slots = calloc(w->slot_count, sizeof(*w->slots));
     w->free_list = calloc(w->slot_count, sizeof(*w->free_list));

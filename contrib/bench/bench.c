@@ -397,7 +397,9 @@ static enum err validate(const struct opts *o, const uint8_t *h, size_t n, int *
         return E_PROTO;
     if (*status != o->expect_status)
         return E_STATUS;
-    size_t pl = o->prefix ? strlen(o->prefix) : 0;
+    if (!o->prefix)
+        return E_OK;
+    size_t pl = strlen(o->prefix);
     return n - body < pl || memcmp(h + body, o->prefix, pl) ? E_BODY : E_OK;
 }
 
@@ -845,6 +847,7 @@ int main(int argc, char **argv)
         if (us < 0)
             die("--cpu-of: no such process");
         printf("%lld\n", us);
+        free(o.pids);
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -863,14 +866,20 @@ int main(int argc, char **argv)
         r.ready[r.nready++] = &r.conns[i];
     }
     double cpu, secs = run_loop(&r, &cpu);
-    qsort(r.lat, r.nlat, sizeof *r.lat, cmp_double);
+    if (r.nlat)
+        qsort(r.lat, r.nlat, sizeof *r.lat, cmp_double);
     long long errors = 0;
     int starved = 0;
     for (int e = 1; e < E_COUNT; e++)
         errors += r.err[e];
-    for (int i = 0; i < o.conns; i++)
+    for (int i = 0; i < o.conns; i++) {
         starved += r.conns[i].done == 0;
+        conn_close(&r.conns[i]);
+        free(r.conns[i].head);
+    }
     print_result(&r, secs, cpu, errors, starved);
+    free(r.conns), free(r.ready), free(r.lat), free(r.req.p), free(o.pids);
+    close(r.ep);
     if (r.requests == 0)
         fprintf(stderr, "corral-bench: no response completed in the measured window\n");
     return errors || r.requests == 0 ? 1 : 0;

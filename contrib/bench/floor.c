@@ -533,6 +533,7 @@ int main(int argc, char **argv)
         }
     }
     stop_all(kids, nproc);
+    free(kids);
     unlink(path);
     return status;
 }

@@ -40,36 +40,69 @@ for f in "$bench" "$floor"; do
 done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/corral-bench.XXXXXX") || die "mktemp failed"
-started=() # PIDs of everything started here, stopped by cleanup
+started=() # PID:SIGNAL of everything started here; cleanup stops them and their descendants
+fg_pid=    # the corral-bench or wrk being waited for
 
 alive() { # PID: running and not a zombie
     [ -r "/proc/$1/stat" ] && ! awk '{ exit !($0 ~ /\) Z /) }' "/proc/$1/stat" 2>/dev/null
 }
 
+tree_of() { # PID...: those PIDs and all their descendants
+    ps -e -o pid= -o ppid= | awk -v roots="$*" 'BEGIN { n = split(roots, r, " ")
+        for (i = 1; i <= n; i++) in_[r[i]] = 1 }
+        { parent[$1] = $2 }
+        END { do { grew = 0; for (x in parent) if (!(x in in_) && (parent[x] in in_)) {
+            in_[x] = 1; grew = 1 } } while (grew); for (x in in_) print x }'
+}
+
+# Stops every process started here: its stop signal, 5 s, then SIGKILL for anything left of
+# its tree (collected first, so that workers of a killed master are not left behind).
 cleanup() {
-    local p
-    for p in "${started[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for _ in $(seq 50); do
-        local any=0
-        for p in "${started[@]}"; do alive "$p" && any=1; done
-        [ "$any" = 0 ] && break
-        sleep 0.1
-    done
-    for p in "${started[@]}"; do alive "$p" && kill -KILL "$p" 2>/dev/null; done
-    wait 2>/dev/null
+    local s p any all
+    [ -n "$fg_pid" ] && kill -TERM "$fg_pid" 2>/dev/null
+    if [ "${#started[@]}" -gt 0 ]; then
+        all=$(tree_of "${started[@]%%:*}")
+        for s in "${started[@]}"; do kill "-${s#*:}" "${s%%:*}" 2>/dev/null; done
+        for _ in $(seq 50); do
+            any=0
+            for p in $all; do alive "$p" && any=1; done
+            [ "$any" = 0 ] && break
+            sleep 0.1
+        done
+        for p in $all; do
+            alive "$p" || continue
+            say "run.sh: PID $p did not stop within 5 s: killing it"
+            kill -KILL "$p" 2>/dev/null
+        done
+    fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start NAME SOCKET PIDFILE CMD...: runs CMD in the background and waits for SOCKET. Sets
-# srv_pid to the server's PID (from PIDFILE when it names a live process). Returns 1 on failure.
+# runfg OUT CMD...: runs CMD (stdout to OUT, stderr to OUT.err) and waits for it in a way a
+# signal interrupts, so the trap runs at once. Returns CMD's exit status.
+runfg() {
+    local out=$1 rc
+    shift
+    "$@" >"$out" 2>"$out.err" &
+    fg_pid=$!
+    wait "$fg_pid"
+    rc=$?
+    fg_pid=
+    return "$rc"
+}
+
+# start NAME SOCKET PIDFILE STOPSIG CMD...: runs CMD in the background and waits for SOCKET.
+# Sets srv_pid to the server's PID (from PIDFILE when it names a live process). Returns 1 on
+# failure.
 start() {
-    local name=$1 sock=$2 pidfile=$3
-    shift 3
+    local name=$1 sock=$2 pidfile=$3 sig=$4
+    shift 4
     "$@" >"$tmp/$name.log" 2>&1 &
     local pid=$!
-    started+=("$pid")
+    disown "$pid" # no "Killed" notices; cleanup polls /proc instead of waiting
+    started+=("$pid:$sig")
     for _ in $(seq 100); do
         [ -S "$sock" ] && break
         alive "$pid" || [ -s "$pidfile" ] || break
@@ -78,7 +111,7 @@ start() {
     srv_pid=$pid
     if [ -s "$pidfile" ] && alive "$(cat "$pidfile")"; then
         srv_pid=$(cat "$pidfile")
-        [ "$srv_pid" != "$pid" ] && started+=("$srv_pid")
+        [ "$srv_pid" != "$pid" ] && started+=("$srv_pid:$sig")
     fi
     if [ ! -S "$sock" ] || ! alive "$srv_pid"; then
         say "run.sh: $name did not start; its output:"
@@ -93,7 +126,7 @@ declare -A sock pid # by server name: floor-uwsgi, corral-fastcgi, ...
 protos=(uwsgi scgi fastcgi)
 for p in "${protos[@]}"; do
     s=$tmp/floor-$p.sock
-    start "floor-$p" "$s" /nonexistent "$floor" --proto "$p" --listen "$s" --processes 2 ||
+    start "floor-$p" "$s" /nonexistent TERM "$floor" --proto "$p" --listen "$s" --processes 2 ||
         die "the floor did not start"
     sock[floor-$p]=$s pid[floor-$p]=$srv_pid
 done
@@ -105,7 +138,8 @@ else
     have_corral=1
     for p in "${protos[@]}"; do
         s=$tmp/corral-$p.sock
-        if ! start "corral-$p" "$s" "$tmp/corral-$p.pid" "$corral" --listen "$p:unix:$s" \
+        # SIGINT: corral's fast stop (SIGTERM drains, up to --graceful-timeout)
+        if ! start "corral-$p" "$s" "$tmp/corral-$p.pid" INT "$corral" --listen "$p:unix:$s" \
             --handler "$demo:hello" --processes 2 --threads 1 --pidfile "$tmp/corral-$p.pid"; then
             say "run.sh: skipping the corral targets"
             have_corral=0
@@ -129,16 +163,16 @@ for round in $(seq "$ROUNDS"); do
         for srv in "${servers[@]}"; do
             p=${k%-kc} target="$srv $p" extra=()
             [ "$k" = fastcgi-kc ] && target="$srv fastcgi keep-conn" extra=(--keep-conn)
-            out=$("$bench" --proto "$p" "${extra[@]}" --connect "unix:${sock[$srv-$p]}" \
-                -c "$CONNS" -d "$SECONDS_PER_RUN" --warmup "$WARMUP" \
-                --expect-status 200 --expect-body-prefix "Hello, World!" \
-                --server-pid "${pid[$srv-$p]}" --json 2>"$tmp/bench.err")
-            rc=$?
+            runfg "$tmp/bench.out" "$bench" --proto "$p" "${extra[@]}" \
+                --connect "unix:${sock[$srv-$p]}" -c "$CONNS" -d "$SECONDS_PER_RUN" \
+                --warmup "$WARMUP" --expect-status 200 --expect-body-prefix "Hello, World!" \
+                --server-pid "${pid[$srv-$p]}" --json
+            rc=$? out=$(cat "$tmp/bench.out")
             if [ -z "$out" ]; then
-                say "  round $round: $target: corral-bench failed: $(cat "$tmp/bench.err")"
+                say "  round $round: $target: corral-bench failed: $(cat "$tmp/bench.out.err")"
                 continue
             fi
-            [ "$rc" != 0 ] && sed 's/^/    /' "$tmp/bench.err" >&2
+            [ "$rc" != 0 ] && sed 's/^/    /' "$tmp/bench.out.err" >&2
             printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$(field rps "$out")" \
                 "$(field p50_ms "$out")" "$(field p99_ms "$out")" \
                 "$(field server_cpu_us_per_req "$out")" "$(field errors "$out")" >>"$results"
@@ -271,7 +305,8 @@ if [ "$run_nginx" = 1 ]; then
         exit 1
     fi
     nginx -p "$n" -e "$n/error.log" -c "$n/nginx.conf" 2>"$tmp/nginx.log" &
-    started+=("$!")
+    started+=("$!:TERM")
+    disown "$!"
     for _ in $(seq 50); do
         (exec 3<>"/dev/tcp/127.0.0.1/${port[floor-uwsgi]}") 2>/dev/null && break
         sleep 0.1
@@ -293,10 +328,12 @@ if [ "$run_nginx" = 1 ]; then
             label="nginx->$srv uwsgi"
             [ "$kind" = fastcgi ] && label="nginx->$srv fastcgi keepalive"
             url=http://127.0.0.1:${port[$t]}/
-            [ "${w_warm:-0}" -gt 0 ] && wrk -t1 -c"$CONNS" -d"${w_warm}s" "$url" >/dev/null 2>&1
+            [ "${w_warm:-0}" -gt 0 ] &&
+                runfg "$tmp/wrk.out" wrk -t1 -c"$CONNS" -d"${w_warm}s" "$url"
             root_pid=${pid[$srv-$kind]}
             c0=$("$bench" --cpu-of "$root_pid")
-            out=$(wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN%.*}s" --latency "$url" 2>&1)
+            runfg "$tmp/wrk.out" wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN%.*}s" --latency "$url"
+            out=$(cat "$tmp/wrk.out" "$tmp/wrk.out.err")
             c1=$("$bench" --cpu-of "$root_pid")
             total=$(awk '/ requests in /{ print $1 }' <<<"$out")
             rps=$(awk '/^Requests\/sec:/{ print $2 }' <<<"$out")
@@ -347,10 +384,8 @@ for srv in corral floor; do
 done
 for t in "${targets[@]}"; do
     if ! grep -q "^$t	" "$results"; then
-        case $t in
-        *corral*) [ "$have_corral" = 1 ] || continue ;;
-        nginx*) [ "$run_nginx" = 1 ] || continue ;;
-        esac
+        [[ "$t" == *corral* && "$have_corral" != 1 ]] && continue
+        [[ "$t" == nginx* && "$run_nginx" != 1 ]] && continue
         printf '%-34s %10s\n' "$t" "(no result)"
         continue
     fi
@@ -377,4 +412,10 @@ if [ "$run_nginx" = 1 ]; then
             "$(ratio "$(med "nginx->corral fastcgi keepalive" 2)" "$(med "nginx->floor uwsgi" 2)")"
     printf '  nginx->floor fastcgi keepalive rps / nginx->floor uwsgi rps:  %s\n' \
         "$(ratio "$(med "nginx->floor fastcgi keepalive" 2)" "$(med "nginx->floor uwsgi" 2)")"
+fi
+
+total_errors=$(awk -F'\t' '{ e += $6 } END { print e + 0 }' "$results")
+if [ "$total_errors" != 0 ]; then
+    say "run.sh: $total_errors failed requests: the figures above are not trustworthy"
+    exit 1
 fi

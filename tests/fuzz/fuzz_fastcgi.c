@@ -25,10 +25,10 @@
 
 #include "protocol.h"
 
-#define CHECK(c)                                                               \
-    do {                                                                       \
-        if (!(c))                                                              \
-            __builtin_trap();                                                  \
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            __builtin_trap();                                                                      \
     } while (0)
 
 /* FNV-1a over everything a run produced. */
@@ -129,6 +129,8 @@ static struct transcript run(const uint8_t *data, size_t size, size_t piece,
             case PROTO_REPLY:
                 CHECK(ev.consumed > 0);
                 check_reply(ev.data, ev.len);
+                CHECK(ev.data >= (const uint8_t *)st &&
+                      ev.data + ev.len <= (const uint8_t *)st + c->state_size);
                 mix_tag(&t, 'R');
                 mix(&t, ev.data, ev.len);
                 if (ev.close_after) {
@@ -166,8 +168,8 @@ static struct transcript run(const uint8_t *data, size_t size, size_t piece,
                 mix(&t, &body, sizeof(body));
                 /* Sticky until next_request, consuming nothing. */
                 struct proto_event again;
-                CHECK(c->decode(st, pending + ev.consumed, plen - ev.consumed, &params,
-                                &again) == r);
+                CHECK(c->decode(st, pending + ev.consumed, plen - ev.consumed, &params, &again) ==
+                      r);
                 CHECK(again.consumed == 0);
                 check_encoder(st, true);
                 params_reset(&params);
@@ -221,7 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (ctl & 0x40)
         lim.max_body = 100;
-    lim.fcgi_max_conns = ctl;
+    lim.fcgi_max_conns = ctl & 0x20 ? 4294967295u : ctl; /* 10 digits: largest reply */
     lim.fcgi_max_reqs = 4000000000u;
 
     struct transcript a = run(data, size, pieces[ctl & 7], &lim);

@@ -184,7 +184,11 @@ s.close()' "$1"
 children_of() { pgrep -P "$1" | sort -n | tr '\n' ' ' | sed 's/ $//'; }
 
 # Resident set size of PID in KiB (0 when gone).
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+rss_kb() {
+    local v
+    v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null)
+    echo "${v:-0}"
+}
 
 # sha256 of a file / of stdin.
 sha_file() { sha256sum "$1" | cut -d' ' -f1; }
@@ -216,6 +220,13 @@ stop_pid() {
         kill -KILL "$pid" 2>/dev/null
     fi
     wait "$pid" 2>/dev/null
+}
+
+# _track PID : stop PID on exit. The list is also kept in $T/.pids for the
+# watchdog, which must be able to kill everything when the script hangs.
+_track() {
+    _pids+=("$1")
+    echo "$1" >>"$T/.pids"
 }
 
 _forget_pid() {
@@ -256,7 +267,7 @@ start_corral() {
     CORRAL_OUT=$T/corral$n.out
     "$CORRAL" "${args[@]}" >"$CORRAL_OUT" 2>&1 </dev/null &
     CORRAL_PID=$!
-    _pids+=("$CORRAL_PID")
+    _track "$CORRAL_PID"
     local end=$(($(now_ms) + 10000)) l proto addr pending
     while :; do
         pending=""
@@ -337,7 +348,7 @@ EOF
         return 1
     fi
     NGINX_PID=$(cat "$T/nginx.pid")
-    _pids+=("$NGINX_PID")
+    _track "$NGINX_PID"
     local p
     for p in $(printf '%s\n' "$body" | sed -n 's/.*listen[[:space:]]*127\.0\.0\.1:\([0-9]*\).*/\1/p'); do
         if ! wait_until 10 port_open "$p"; then
@@ -382,6 +393,9 @@ MaxRequestWorkers 256
 ThreadLimit 64
 Timeout 30
 KeepAlive On
+# mod_proxy_uwsgi/scgi leave the client connection open after a backend
+# closed mid-response (/fail-late): keep that wait short.
+KeepAliveTimeout 2
 LogFormat "%h \"%r\" %>s %b %D" short
 CustomLog $T/apache-access.log short
 <Directory />
@@ -396,7 +410,7 @@ EOF
     fi
     apache2 -f "$conf" -D FOREGROUND >>"$T/apache.out" 2>&1 </dev/null &
     APACHE_PID=$!
-    _pids+=("$APACHE_PID")
+    _track "$APACHE_PID"
     local p
     for p in $(printf '%s\n' "$body" | sed -n 's/^[[:space:]]*Listen[[:space:]]*127\.0\.0\.1:\([0-9]*\).*/\1/p'); do
         if ! wait_until 10 port_open "$p"; then
@@ -410,6 +424,8 @@ EOF
 # ---------------------------------------------------------------- the end
 
 _cleanup() {
+    [ "${_cleaned:-0}" = 1 ] && return
+    _cleaned=1
     local p
     for p in "${_pids[@]}"; do
         [ -n "$p" ] || continue
@@ -421,7 +437,13 @@ _cleanup() {
         done
     done
     _pids=()
-    [ -n "${_watchdog:-}" ] && kill "$_watchdog" 2>/dev/null && wait "$_watchdog" 2>/dev/null
+    if [ -n "${_watchdog:-}" ]; then
+        local w
+        w=$(pgrep -P "$_watchdog") # its sleep
+        kill "$_watchdog" $w 2>/dev/null
+        wait "$_watchdog" 2>/dev/null
+        _watchdog=""
+    fi
     if [ "${KEEP_TMP:-0}" = 1 ]; then
         echo "$TEST_NAME: kept $T"
     else
@@ -468,7 +490,19 @@ trap 'fail interrupted; _finished=1; _cleanup; echo "$PASSED passed, $FAILED fai
 : "${TEST_TIME_LIMIT:=120}"
 # The watchdog asks the script to stop (USR1 runs _on_timeout once the current
 # command returns; every command below has its own timeout), then kills it.
-( sleep "$TEST_TIME_LIMIT"; kill -USR1 $$ 2>/dev/null; sleep 15; kill -KILL $$ 2>/dev/null ) >/dev/null 2>&1 &
+# If even that does not end it within 15 s, the watchdog kills what the script
+# started (by pid, from $T/.pids), then the script, and removes $T.
+(
+    sleep "$TEST_TIME_LIMIT"
+    kill -USR1 $$
+    sleep 15
+    echo "$TEST_NAME: stuck after the time limit: killed" >&2
+    for p in $(cat "$T/.pids" 2>/dev/null); do
+        kill -KILL $(pgrep -P "$p") "$p"
+    done
+    kill -KILL $$
+    rm -rf "$T"
+) >/dev/null 2>&1 &
 _watchdog=$!
 
 [ -x "$PY" ] || { fail "requirement: /usr/bin/python3" "apt-get install python3 (contrib/install-deps.sh)"; finish; }
@@ -497,4 +531,175 @@ py_checks() {
     if [ $rc -ne 0 ]; then
         fail "python snippet exited with status $rc${PY_TIMEOUT:+ (limit ${PY_TIMEOUT}s)}" "$(grep -v -P '^(ok|FAIL)\t' "$out" | tail -n 15)"
     fi
+}
+
+# ---------------------------------------------------------------- front ends
+
+# curl_req URL [CURL ARGS...] : body in $T/body, head in $T/head, sets
+# HTTP_CODE and CURL_RC. Bounded to 60 s.
+curl_req() {
+    local url=$1
+    shift
+    HTTP_CODE=$(curl -sS -m 60 -o "$T/body" -D "$T/head" -w '%{http_code}' "$@" "$url" 2>"$T/curl.err")
+    CURL_RC=$?
+}
+
+# head_value NAME : the value of response header NAME in $T/head.
+head_value() { grep -i "^$1:" "$T/head" | tail -n 1 | cut -d: -f2- | sed 's/^ *//; s/\r$//'; }
+
+# Random test payloads, made once per script.
+make_payloads() {
+    [ -f "$T/rand10m" ] && return
+    head -c 10485760 /dev/urandom >"$T/rand10m"
+    RAND10M_SHA=$(sha_file "$T/rand10m")
+    head -c 3000001 /dev/urandom >"$T/rand3m"
+    RAND3M_SHA=$(sha_file "$T/rand3m")
+    LARGE_SHA=$(pattern_sha 52428800)
+    SENDFILE_SHA=$(pattern_sha 8388608)
+}
+
+# Requests that fail on purpose (/fail, /fail-late) make the logs report
+# errors. The lines the logs in ERROR_LOGS (a space-separated list) gained
+# between expected_errors_begin and expected_errors_end are set aside;
+# unexpected_lines LOG prints the others.
+expected_errors_begin() {
+    local f
+    _ee_start=()
+    for f in ${ERROR_LOGS:-}; do
+        _ee_start+=("$(wc -l <"$f" 2>/dev/null || echo 0)")
+    done
+}
+expected_errors_end() {
+    local f i=0
+    sleep 0.3 # the logs are written around the time the client sees the end
+    for f in ${ERROR_LOGS:-}; do
+        echo "$f $((${_ee_start[$i]} + 1)) $(wc -l <"$f" 2>/dev/null || echo 0)" >>"$T/.expected-errors"
+        i=$((i + 1))
+    done
+}
+unexpected_lines() {
+    awk -v log="$1" -v ranges="$T/.expected-errors" '
+        BEGIN { n = 0; while ((getline line < ranges) > 0) { split(line, a, " "); if (a[1] == log) { lo[n] = a[2]; hi[n] = a[3]; n++ } } }
+        { for (i = 0; i < n; i++) if (FNR >= lo[i] && FNR <= hi[i]) next; print }' "$1" 2>/dev/null
+}
+
+# frontend_checks LABEL PORT : the checks every front end/protocol pair
+# must pass over HTTP. FRONTEND_SKIP may hold words to leave out: fail-late.
+frontend_checks() {
+    local L=$1 P=$2 base=http://127.0.0.1:$2
+    make_payloads
+
+    curl_req "$base/hello"
+    expect_eq "$L: GET /hello status" 200 "$HTTP_CODE"
+    expect_eq "$L: GET /hello body" "Hello, World!" "$(cat "$T/body")"
+    expect_match "$L: the handler's Content-Type header arrives" '^text/plain' "$(head_value Content-Type)"
+
+    local code
+    for code in 404 418 503; do
+        curl_req "$base/status?code=$code"
+        expect_eq "$L: /status?code=$code" "$code" "$HTTP_CODE"
+        expect_eq "$L: /status?code=$code body" "status $code" "$(cat "$T/body")"
+    done
+    curl_req "$base/status?code=302"
+    expect_eq "$L: /status?code=302" 302 "$HTTP_CODE"
+    expect_match "$L: 302 carries Location" '^(http://[^/]+)?/hello$' "$(head_value Location)"
+    curl_req "$base/no/such/route"
+    expect_eq "$L: an unknown route is 404" 404 "$HTTP_CODE"
+
+    curl_req "$base/hello" -I
+    expect_eq "$L: HEAD /hello status" 200 "$HTTP_CODE"
+    py_checks "$P" "$L" <<'PY'
+import sys
+from lib_protocols import http_request, header, report
+port, label = int(sys.argv[1]), sys.argv[2]
+st, h, body, _ = http_request(port, "HEAD", "/hello")
+report("%s: HEAD has no body (HTTP/1.0, raw)" % label, st == 200 and body == b"", (st, body[:100]))
+report("%s: HEAD keeps the Content-Type" % label, (header(h, "Content-Type") or "").startswith("text/plain"), h)
+PY
+
+    curl_req "$base/params?a=1&b=%C3%A9t%C3%A9%20x&c=%2F%3F"
+    expect_eq "$L: /params status" 200 "$HTTP_CODE"
+    expect_file_match "$L: QUERY_STRING arrives percent-encoded and intact" '^QUERY_STRING=a=1&b=%C3%A9t%C3%A9%20x&c=%2F%3F$' "$T/body"
+    expect_file_match "$L: REQUEST_METHOD=GET" '^REQUEST_METHOD=GET$' "$T/body"
+    expect_file_match "$L: REQUEST_URI with the query" '^REQUEST_URI=/params\?a=1&b=%C3%A9t%C3%A9%20x&c=%2F%3F$' "$T/body"
+    curl_req "$base/params?p=1" --data-binary 'hello' -H 'Content-Type: text/x-test'
+    expect_file_match "$L: POST: REQUEST_METHOD=POST" '^REQUEST_METHOD=POST$' "$T/body"
+    expect_file_match "$L: POST: CONTENT_LENGTH=5" '^CONTENT_LENGTH=5$' "$T/body"
+    expect_file_match "$L: POST: CONTENT_TYPE" '^CONTENT_TYPE=text/x-test$' "$T/body"
+
+    py_checks "$P" "$L" <<'PY'
+import sys
+from lib_protocols import http_request, report
+port, label = int(sys.argv[1]), sys.argv[2]
+raw = b"/params?q=\xc3\xa9t\xc3\xa9&w=\xe2\x82\xac"
+st, _, body, _ = http_request(port, "GET", raw)
+report("%s: raw UTF-8 bytes in the URI: status 200" % label, st == 200, st)
+report("%s: raw UTF-8 bytes in the query arrive intact" % label,
+       b"\nQUERY_STRING=q=\xc3\xa9t\xc3\xa9&w=\xe2\x82\xac\n" in b"\n" + body, body[:600])
+PY
+
+    expected_errors_begin
+    curl_req "$base/fail"
+    expect_eq "$L: /fail answers 500" 500 "$HTTP_CODE"
+    case " ${FRONTEND_SKIP:-} " in
+        *" fail-late "*) ;;
+        *)
+            curl_req "$base/fail-late"
+            if [ "$CURL_RC" -ne 0 ] || [ "$(stat -c %s "$T/body")" != 1000 ]; then
+                ok "$L: /fail-late is not passed off as complete (curl $CURL_RC, $(stat -c %s "$T/body") of 1000 bytes)"
+            else
+                fail "$L: /fail-late is not passed off as complete" "curl exit 0 with 1000 bytes: $(head -c 100 "$T/body")"
+            fi
+            ;;
+    esac
+    expected_errors_end
+
+    curl_req "$base/echo" --data-binary @"$T/rand10m" -H 'Content-Type: application/x-corral-test' -H 'Expect:'
+    expect_eq "$L: 10 MiB POST /echo status" 200 "$HTTP_CODE"
+    expect_eq "$L: 10 MiB POST echoed byte-exact (sha256)" "$RAND10M_SHA" "$(sha_file "$T/body")"
+    expect_match "$L: /echo returns the request's Content-Type" '^application/x-corral-test' "$(head_value Content-Type)"
+
+    curl_req "$base/large?size=52428800"
+    expect_eq "$L: 50 MiB /large status" 200 "$HTTP_CODE"
+    expect_eq "$L: 50 MiB /large byte-exact (sha256)" "$LARGE_SHA" "$(sha_file "$T/body")"
+
+    curl_req "$base/sendfile?size=8388608"
+    expect_eq "$L: /sendfile 8 MiB status" 200 "$HTTP_CODE"
+    expect_eq "$L: /sendfile 8 MiB byte-exact (sha256)" "$SENDFILE_SHA" "$(sha_file "$T/body")"
+
+    py_checks "$P" "$L" <<'PY'
+import sys
+from lib_protocols import http_hammer, report
+port, label = int(sys.argv[1]), sys.argv[2]
+good, errs, secs = http_hammer(port, 200, 50, timeout=20)
+report("%s: 200 requests from 50 concurrent clients all answered correctly (%.1f s)" % (label, secs), good == 200, errs)
+PY
+}
+
+# stream_check LABEL PORT : /stream?n=3&ms=300 arrives piece by piece.
+stream_check() {
+    py_checks "$2" "$1" <<'PY'
+import sys
+from lib_protocols import http_request, report
+port, label = int(sys.argv[1]), sys.argv[2]
+st, _, body, arrivals = http_request(port, "GET", "/stream?n=3&ms=300", timeout=10)
+report("%s: /stream status 200" % label, st == 200, st)
+report("%s: /stream body complete" % label, body == b"chunk 0\nchunk 1\nchunk 2\n", body)
+# "chunk 0\n" is bytes 0-7, "chunk 2\n" ends at byte 24; the handler sleeps
+# 300 ms between chunks. Buffered, both would arrive together at ~0.6 s.
+first = next((t for t, n in arrivals if n >= 8), None)
+last = next((t for t, n in arrivals if n >= 24), None)
+report("%s: /stream arrives piece by piece: chunk 0 at %s s, chunk 2 at %s s" % (label,
+       first and round(first, 3), last and round(last, 3)),
+       first is not None and last is not None and first < 0.45 and last - first >= 0.45, arrivals)
+PY
+}
+
+# chunked_echo_check LABEL URL : a chunked POST (no Content-Length from the
+# client) is echoed byte-exact.
+chunked_echo_check() {
+    make_payloads
+    curl_req "$2" --data-binary @"$T/rand3m" -H 'Transfer-Encoding: chunked' -H 'Content-Type: application/octet-stream' -H 'Expect:'
+    expect_eq "$1: chunked POST status" 200 "$HTTP_CODE"
+    expect_eq "$1: chunked POST of 3 MB echoed byte-exact (sha256)" "$RAND3M_SHA" "$(sha_file "$T/body")"
 }

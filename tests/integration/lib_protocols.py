@@ -94,6 +94,7 @@ def cgi_params(method="GET", uri="/", body_len=None, extra=None, content_type=No
     for k, v in (extra or {}).items():
         k = k.encode() if isinstance(k, str) else k
         v = v.encode() if isinstance(v, str) else v
+        p = [(n, x) for n, x in p if n != k]  # extra replaces a default
         p.append((k, v))
     return p
 
@@ -331,6 +332,91 @@ def pattern(size, offset=0):
     start = offset % 26
     reps = (size + start) // 26 + 1
     return (alpha * reps)[start:start + size]
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+def http_request(port, method="GET", target=b"/", body=b"", headers=None, timeout=30.0,
+                 host="127.0.0.1"):
+    """One HTTP/1.0 request (the server closes after the response, no chunked
+    encoding) with TARGET sent as raw bytes. Returns (status, [(name,
+    value)], body, arrivals) where arrivals lists (seconds since the request
+    was sent, bytes received so far) for every read."""
+    if isinstance(target, str):
+        target = target.encode("utf-8")
+    s = socket.create_connection((host, port), timeout=timeout)
+    try:
+        head = [method.encode() + b" " + target + b" HTTP/1.0", b"Host: localhost",
+                b"Connection: close"]
+        for k, v in (headers or {}).items():
+            head.append(k.encode() + b": " + v.encode())
+        if body or method in ("POST", "PUT"):
+            head.append(b"Content-Length: %d" % len(body))
+        t0 = time.monotonic()
+        s.sendall(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        data = bytearray()
+        arrivals = []
+        deadline = t0 + timeout
+        while True:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            b = s.recv(1 << 16)
+            if not b:
+                break
+            data += b
+            arrivals.append((time.monotonic() - t0, len(data)))
+    finally:
+        s.close()
+    data = bytes(data)
+    sep = data.find(b"\r\n\r\n")
+    if sep < 0:
+        raise ValueError("no end of the HTTP head in %r" % data[:200])
+    lines = data[:sep].split(b"\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = []
+    for line in lines[1:]:
+        n, _, v = line.partition(b":")
+        hdrs.append((n.decode("latin-1").strip(), v.decode("latin-1").strip()))
+    hlen = sep + 4
+    arrivals = [(t, n - hlen) for t, n in arrivals]
+    return status, hdrs, data[hlen:], arrivals
+
+
+def http_hammer(port, total, concurrency, timeout=10.0, path_fmt="/params?i=%d",
+                expect=lambda i, st, body: st == 200 and (b"QUERY_STRING=i=%d\n" % i) in body):
+    """TOTAL HTTP requests over CONCURRENCY threads; request i asks for
+    path_fmt % i. Returns (good, errors, seconds)."""
+    import threading
+    lock = threading.Lock()
+    errors = []
+    state = [0, 0]
+
+    def worker():
+        while True:
+            with lock:
+                i = state[0]
+                if i >= total:
+                    return
+                state[0] += 1
+            try:
+                st, _, b, _ = http_request(port, "GET", path_fmt % i, timeout=timeout)
+                good = expect(i, st, b)
+                detail = "request %d: status %d body %r" % (i, st, b[:100])
+            except Exception as e:  # noqa: BLE001
+                good, detail = False, "request %d: %s: %s" % (i, type(e).__name__, e)
+            with lock:
+                if good:
+                    state[1] += 1
+                elif len(errors) < 10:
+                    errors.append(detail)
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout * 4 + 30)
+    return state[1], errors, time.monotonic() - t0
 
 
 # ---------------------------------------------------------------- checks

@@ -25,7 +25,7 @@ struct codec_run {
     size_t consumed;        /* input bytes consumed in total */
     int64_t content_length; /* codec->content_length after PARAMS_DONE */
     int keep_conn;          /* codec->keep_conn after PARAMS_DONE */
-    uint8_t state[1024];    /* the codec state, kept for encoder calls */
+    _Alignas(max_align_t) uint8_t state[1024]; /* the codec state, for encoder calls */
 };
 
 /*

@@ -28,8 +28,15 @@
 /* ---- building byte streams ---- */
 
 enum {
-    T_BEGIN = 1, T_ABORT = 2, T_END = 3, T_PARAMS = 4, T_STDIN = 5,
-    T_STDOUT = 6, T_DATA = 8, T_GET_VALUES = 9, T_GET_VALUES_RESULT = 10,
+    T_BEGIN = 1,
+    T_ABORT = 2,
+    T_END = 3,
+    T_PARAMS = 4,
+    T_STDIN = 5,
+    T_STDOUT = 6,
+    T_DATA = 8,
+    T_GET_VALUES = 9,
+    T_GET_VALUES_RESULT = 10,
     T_UNKNOWN_TYPE = 11,
 };
 
@@ -70,16 +77,16 @@ static void record_v(struct buf *b, unsigned version, unsigned type, unsigned id
                      const void *content, size_t len, unsigned pad)
 {
     assert_true(len <= 65535 && pad <= 255);
-    uint8_t h[8] = {(uint8_t)version, (uint8_t)type, (uint8_t)(id >> 8), (uint8_t)id,
-                    (uint8_t)(len >> 8), (uint8_t)len, (uint8_t)pad, 0};
+    uint8_t h[8] = {(uint8_t)version,    (uint8_t)type, (uint8_t)(id >> 8), (uint8_t)id,
+                    (uint8_t)(len >> 8), (uint8_t)len,  (uint8_t)pad,       0};
     put(b, h, 8);
     put(b, content, len);
     for (unsigned i = 0; i < pad; i++)
         put_u8(b, 0xEE);
 }
 
-static void record(struct buf *b, unsigned type, unsigned id, const void *content,
-                   size_t len, unsigned pad)
+static void record(struct buf *b, unsigned type, unsigned id, const void *content, size_t len,
+                   unsigned pad)
 {
     record_v(b, 1, type, id, content, len, pad);
 }
@@ -228,8 +235,8 @@ static void expect_request(const uint8_t *in, size_t len, const struct proto_lim
 }
 
 /* Every split point, then a set of piece sizes. */
-static void expect_request_everywhere(const uint8_t *in, size_t len,
-                                      const struct proto_limits *lim, const struct req *rq)
+static void expect_request_everywhere(const uint8_t *in, size_t len, const struct proto_limits *lim,
+                                      const struct req *rq)
 {
     static const size_t steps[] = {1, 2, 3, 7, 8, 9, 13, 4096};
     for (size_t split = 0; split <= len; split++)
@@ -282,12 +289,12 @@ static const struct kv nginx_kv[] = {
     {"HTTP_CONTENT_LENGTH", "11", 0},
 };
 static const char nginx_body[] = "hello=world";
-static const struct req nginx_req = {nginx_kv, sizeof(nginx_kv) / sizeof(nginx_kv[0]),
-                                     nginx_body, 11, 11};
+static const struct req nginx_req = {nginx_kv, sizeof(nginx_kv) / sizeof(nginx_kv[0]), nginx_body,
+                                     11, 11};
 
 /* Built by setup: large names and values. */
-static char *cookie_20k;   /* 20000 bytes: crosses Apache's 16 KiB cuts */
-static char *name_130;     /* a name needing a 4-byte length */
+static char *cookie_20k; /* 20000 bytes: crosses Apache's 16 KiB cuts */
+static char *name_130;   /* a name needing a 4-byte length */
 static char *value_200;
 static char *value_70k;    /* over the default max_field */
 static uint8_t *body_100k; /* several STDIN records */
@@ -503,8 +510,8 @@ static void fastcgi_consumes_nothing_after_body_end(void **state)
     assert_int_equal(run.consumed, first);
     struct proto_event ev;
     for (int i = 0; i < 2; i++) {
-        enum proto_result r = CODEC->decode(run.state, b.p + first, b.len - first,
-                                            &run.params, &ev);
+        enum proto_result r =
+            CODEC->decode(run.state, b.p + first, b.len - first, &run.params, &ev);
         assert_int_equal(r, PROTO_BODY_END);
         assert_int_equal(ev.consumed, 0);
     }
@@ -527,8 +534,7 @@ static void get_values(struct buf *b, const char *const *names, size_t n)
 static void fastcgi_serves_three_requests_on_kept_connection(void **state)
 {
     (void)state;
-    static const struct kv kv2[] = {{"REQUEST_METHOD", "POST", 0},
-                                    {"CONTENT_LENGTH", "", 0}};
+    static const struct kv kv2[] = {{"REQUEST_METHOD", "POST", 0}, {"CONTENT_LENGTH", "", 0}};
     static const struct kv kv3[] = {{"REQUEST_METHOD", "GET", 0}, {"B", "2", 0}};
     const struct req rq2 = {kv2, 2, body_100k, 33000, -1};
     const struct req rq3 = {kv3, 2, NULL, 0, -1};
@@ -550,8 +556,7 @@ static void fastcgi_serves_three_requests_on_kept_connection(void **state)
                 params_reset(&run.params);
                 run.body_len = 0;
                 CODEC->next_request(run.state);
-                codec_feed_more(CODEC, b.p + run.consumed, b.len - run.consumed,
-                                steps[s], &run);
+                codec_feed_more(CODEC, b.p + run.consumed, b.len - run.consumed, steps[s], &run);
             }
             assert_request(&run, reqs[i]);
             assert_true(run.keep_conn);
@@ -611,8 +616,7 @@ static void fastcgi_answers_get_values_before_begin(void **state)
     pair(&content, "FCGI_MAX_CONNS", 14, "7", 1);
     pair(&content, "FCGI_MAX_REQS", 13, "1234", 4);
     pair(&content, "FCGI_MPXS_CONNS", 15, "0", 1);
-    record(&want, T_GET_VALUES_RESULT, 0, content.p, content.len,
-           (unsigned)(-content.len & 7));
+    record(&want, T_GET_VALUES_RESULT, 0, content.p, content.len, (unsigned)(-content.len & 7));
     memset(want.p + want.len - (-content.len & 7), 0, -content.len & 7);
 
     /* Answered as soon as the record is read, with nothing after it. */
@@ -664,6 +668,33 @@ static void fastcgi_answers_get_values_with_only_known_names(void **state)
     buf_free(&q);
 }
 
+static void fastcgi_answers_get_values_with_largest_values(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"FCGI_MPXS_CONNS", "FCGI_MAX_REQS", "FCGI_MAX_CONNS",
+                                        "FCGI_MPXS_CONNS"};
+    struct proto_limits lim = default_limits;
+    lim.fcgi_max_conns = 4294967295u;
+    lim.fcgi_max_reqs = 4294967295u;
+    struct buf q = {0}, want = {0}, content = {0};
+    get_values(&q, names, 4);
+    pair(&content, "FCGI_MPXS_CONNS", 15, "0", 1);
+    pair(&content, "FCGI_MAX_REQS", 13, "4294967295", 10);
+    pair(&content, "FCGI_MAX_CONNS", 14, "4294967295", 10);
+    record(&want, T_GET_VALUES_RESULT, 0, content.p, content.len, 3);
+    memset(want.p + want.len - 3, 0, 3);
+    assert_int_equal(want.len, 80); /* the largest reply there is */
+    struct codec_run run;
+    codec_feed(CODEC, &lim, q.p, q.len, 0, 1, &run);
+    assert_false(run.error);
+    assert_int_equal(run.replies_len, want.len);
+    assert_memory_equal(run.replies, want.p, want.len);
+    codec_run_free(&run);
+    buf_free(&q);
+    buf_free(&want);
+    buf_free(&content);
+}
+
 static void fastcgi_answers_each_get_values_name_once(void **state)
 {
     (void)state;
@@ -674,9 +705,18 @@ static void fastcgi_answers_each_get_values_name_once(void **state)
     struct codec_run run;
     codec_feed(CODEC, &default_limits, q.p, q.len, 0, 0, &run);
     assert_false(run.error);
-    static const uint8_t want[24] = {1, T_GET_VALUES_RESULT, 0, 0, 0, 18, 6, 0,
-                                     15, 1, 'F', 'C', 'G', 'I', '_', 'M', 'P', 'X',
-                                     'S', '_', 'C', 'O', 'N', 'N'};
+    static const uint8_t want[24] = {1,   T_GET_VALUES_RESULT,
+                                     0,   0,
+                                     0,   18,
+                                     6,   0,
+                                     15,  1,
+                                     'F', 'C',
+                                     'G', 'I',
+                                     '_', 'M',
+                                     'P', 'X',
+                                     'S', '_',
+                                     'C', 'O',
+                                     'N', 'N'};
     assert_int_equal(run.replies_len, 32);
     assert_memory_equal(run.replies, want, 24);
     assert_int_equal(run.replies[24], 'S');
@@ -753,9 +793,9 @@ static void fastcgi_answers_unknown_record_type_during_request(void **state)
     (void)state;
     struct buf b = {0}, rest = {0};
     request(&rest, &nginx_style, 1, 0, &nginx_req);
-    put(&b, rest.p, 16);                     /* BEGIN */
-    record(&b, 42, 1, "??", 2, 6);           /* unknown type, active id */
-    record(&b, T_STDOUT, 9, "out", 3, 0);    /* sent by apps only */
+    put(&b, rest.p, 16);                  /* BEGIN */
+    record(&b, 42, 1, "??", 2, 6);        /* unknown type, active id */
+    record(&b, T_STDOUT, 9, "out", 3, 0); /* sent by apps only */
     put(&b, rest.p + 16, rest.len - 16);
     struct codec_run run;
     codec_feed(CODEC, &default_limits, b.p, b.len, 0, 1, &run);
@@ -867,8 +907,7 @@ static void fastcgi_reports_abort_of_active_request(void **state)
         uint8_t out[PROTO_END_MAX];
         assert_int_equal(CODEC->error_reply(run.state, out), 16);
         struct proto_event ev;
-        assert_int_equal(CODEC->decode(run.state, b.p, b.len, &run.params, &ev),
-                         PROTO_ABORT);
+        assert_int_equal(CODEC->decode(run.state, b.p, b.len, &run.params, &ev), PROTO_ABORT);
         assert_int_equal(ev.consumed, 0);
         codec_run_free(&run);
     }
@@ -989,8 +1028,8 @@ static void fastcgi_rejects_body_shorter_than_content_length(void **state)
 static void fastcgi_rejects_malformed_content_length(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"12a", "-1", " 1", "1 ", "+1", "0x10",
-                                      "99999999999999999999", "9223372036854775808"};
+    static const char *const bad[] = {
+        "12a", "-1", " 1", "1 ", "+1", "0x10", "99999999999999999999", "9223372036854775808"};
     struct buf b = {0};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         build_with_cl(&b, bad[i], NULL, 0);
@@ -1222,15 +1261,13 @@ static void fastcgi_encodes_frame_end_and_error_reply(void **state)
     assert_memory_equal(frame, want_max, 8);
 
     static const uint8_t want_end[24] = {
-        1, T_STDOUT, 0x12, 0x34, 0, 0, 0, 0,
-        1, T_END, 0x12, 0x34, 0, 8, 0, 0,
-        0x01, 0x02, 0x03, 0x04, 0, 0, 0, 0,
+        1, T_STDOUT, 0x12, 0x34, 0,    0,    0,    0,    1, T_END, 0x12, 0x34,
+        0, 8,        0,    0,    0x01, 0x02, 0x03, 0x04, 0, 0,     0,    0,
     };
     assert_int_equal(CODEC->end(run.state, out, 0x01020304), 24);
     assert_memory_equal(out, want_end, 24);
 
-    static const uint8_t want_err[16] = {1, T_END, 0x12, 0x34, 0, 8, 0, 0,
-                                         0, 0, 0, 1, 0, 0, 0, 0};
+    static const uint8_t want_err[16] = {1, T_END, 0x12, 0x34, 0, 8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0};
     assert_int_equal(CODEC->error_reply(run.state, out), 16);
     assert_memory_equal(out, want_err, 16);
 
@@ -1353,8 +1390,7 @@ static void libfcgi_decode(const uint8_t *in, size_t len, struct oracle *o)
 
 /* Decode IN with libfcgi and with our codec (whole, byte by byte, in odd
  * pieces) and require the same params, in the same order, and body. */
-static void expect_same_as_libfcgi(const uint8_t *in, size_t len,
-                                   const struct proto_limits *lim)
+static void expect_same_as_libfcgi(const uint8_t *in, size_t len, const struct proto_limits *lim)
 {
     struct oracle o;
     libfcgi_decode(in, len, &o);
@@ -1473,6 +1509,7 @@ int main(void)
         cmocka_unit_test(fastcgi_skips_unread_body_after_next_request),
         cmocka_unit_test(fastcgi_answers_get_values_before_begin),
         cmocka_unit_test(fastcgi_answers_get_values_with_only_known_names),
+        cmocka_unit_test(fastcgi_answers_get_values_with_largest_values),
         cmocka_unit_test(fastcgi_answers_each_get_values_name_once),
         cmocka_unit_test(fastcgi_rejects_get_values_ending_inside_a_pair),
         cmocka_unit_test(fastcgi_answers_get_values_in_the_middle_of_params),

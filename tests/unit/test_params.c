@@ -121,7 +121,8 @@ static void params_parses_lengths_strictly(void **state)
     assert_int_equal(v, 0);
     assert_int_equal(params_parse_length("10485760", 8, &v), 0);
     assert_int_equal(v, 10485760);
-    assert_int_equal(params_parse_length("9999999999999999999", 19, &v), 0);
+    assert_int_equal(params_parse_length("9223372036854775807", 19, &v), 0);
+    assert_int_equal(params_parse_length("9223372036854775808", 19, &v), -1);
     assert_int_equal(params_parse_length("", 0, &v), -1);
     assert_int_equal(params_parse_length("-1", 2, &v), -1);
     assert_int_equal(params_parse_length("+1", 2, &v), -1);
