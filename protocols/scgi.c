@@ -15,6 +15,7 @@
  * by closing the connection.
  */
 #include "protocol.h"
+#include "unframed.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -201,18 +202,12 @@ static enum proto_result scgi_decode(void *st_, const uint8_t *in, size_t len, s
         case SCGI_DONE:
             return PROTO_BODY_END;
 
-        case SCGI_BODY:
-            if (st->body_left == 0) {
+        case SCGI_BODY: {
+            enum proto_result r = unframed_body(&st->body_left, in, len, ev);
+            if (r == PROTO_BODY_END)
                 st->phase = SCGI_DONE;
-                return PROTO_BODY_END;
-            }
-            if (len == 0)
-                return PROTO_NEED_MORE;
-            ev->data = in;
-            ev->len = len < st->body_left ? len : (size_t)st->body_left;
-            ev->consumed = ev->len;
-            st->body_left -= ev->len;
-            return PROTO_BODY_DATA;
+            return r;
+        }
 
         case SCGI_LEN:
             if (i == len)
@@ -285,30 +280,6 @@ static int64_t scgi_content_length(const void *st_)
     return (int64_t)st->content_length;
 }
 
-static bool scgi_keep_conn(const void *st_)
-{
-    (void)st_;
-    return false;
-}
-
-static size_t scgi_frame(const void *st_, uint8_t out[PROTO_FRAME_MAX], size_t len)
-{
-    (void)st_, (void)out, (void)len;
-    return 0;
-}
-
-static size_t scgi_end(const void *st_, uint8_t out[PROTO_END_MAX], uint32_t app_status)
-{
-    (void)st_, (void)out, (void)app_status;
-    return 0;
-}
-
-static size_t scgi_error_reply(const void *st_, uint8_t out[PROTO_END_MAX])
-{
-    (void)st_, (void)out;
-    return 0;
-}
-
 const struct proto_codec proto_scgi = {
     .name = "scgi",
     .state_size = sizeof(struct scgi_state),
@@ -316,10 +287,10 @@ const struct proto_codec proto_scgi = {
     .next_request = scgi_next_request,
     .decode = scgi_decode,
     .content_length = scgi_content_length,
-    .keep_conn = scgi_keep_conn,
+    .keep_conn = unframed_keep_conn,
     .status_prefix = "Status: ",
     .max_frame = SIZE_MAX,
-    .frame = scgi_frame,
-    .end = scgi_end,
-    .error_reply = scgi_error_reply,
+    .frame = unframed_frame,
+    .end = unframed_end,
+    .error_reply = unframed_error_reply,
 };

@@ -13,6 +13,7 @@
  * ("HTTP/1.1 200 OK\r\n..."), ended by closing the connection.
  */
 #include "protocol.h"
+#include "unframed.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -177,18 +178,12 @@ static enum proto_result uwsgi_decode(void *st_, const uint8_t *in, size_t len, 
         case UWSGI_DONE:
             return PROTO_BODY_END;
 
-        case UWSGI_BODY:
-            if (st->body_left == 0) {
+        case UWSGI_BODY: {
+            enum proto_result r = unframed_body(&st->body_left, in, len, ev);
+            if (r == PROTO_BODY_END)
                 st->phase = UWSGI_DONE;
-                return PROTO_BODY_END;
-            }
-            if (len == 0)
-                return PROTO_NEED_MORE;
-            ev->data = in;
-            ev->len = len < st->body_left ? len : (size_t)st->body_left;
-            ev->consumed = ev->len;
-            st->body_left -= ev->len;
-            return PROTO_BODY_DATA;
+            return r;
+        }
 
         case UWSGI_HEAD:
             if (i == len)
@@ -267,30 +262,6 @@ static int64_t uwsgi_content_length(const void *st_)
     return (int64_t)st->content_length;
 }
 
-static bool uwsgi_keep_conn(const void *st_)
-{
-    (void)st_;
-    return false;
-}
-
-static size_t uwsgi_frame(const void *st_, uint8_t out[PROTO_FRAME_MAX], size_t len)
-{
-    (void)st_, (void)out, (void)len;
-    return 0;
-}
-
-static size_t uwsgi_end(const void *st_, uint8_t out[PROTO_END_MAX], uint32_t app_status)
-{
-    (void)st_, (void)out, (void)app_status;
-    return 0;
-}
-
-static size_t uwsgi_error_reply(const void *st_, uint8_t out[PROTO_END_MAX])
-{
-    (void)st_, (void)out;
-    return 0;
-}
-
 const struct proto_codec proto_uwsgi = {
     .name = "uwsgi",
     .state_size = sizeof(struct uwsgi_state),
@@ -298,10 +269,10 @@ const struct proto_codec proto_uwsgi = {
     .next_request = uwsgi_next_request,
     .decode = uwsgi_decode,
     .content_length = uwsgi_content_length,
-    .keep_conn = uwsgi_keep_conn,
+    .keep_conn = unframed_keep_conn,
     .status_prefix = "HTTP/1.1 ",
     .max_frame = SIZE_MAX,
-    .frame = uwsgi_frame,
-    .end = uwsgi_end,
-    .error_reply = uwsgi_error_reply,
+    .frame = unframed_frame,
+    .end = unframed_end,
+    .error_reply = unframed_error_reply,
 };

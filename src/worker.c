@@ -441,7 +441,9 @@ static void worker_begin_stop(struct worker_thread *t)
     for (size_t i = 0; i < w->ctx->listener_count; i++) {
         const struct listener *l = &w->ctx->listeners[i];
         for (;;) {
-            int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            struct sockaddr_storage ss;
+            socklen_t len = sizeof(ss);
+            int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0)
                 break;
             struct slot *s = worker_slot_alloc(w);
@@ -455,7 +457,7 @@ static void worker_begin_stop(struct worker_thread *t)
                 }
                 continue;
             }
-            snprintf(s->conn.peer, sizeof(s->conn.peer), "unix");
+            listen_peer_name((struct sockaddr *)&ss, len, s->conn.peer, sizeof(s->conn.peer));
             worker_slot_park(w, s);
         }
     }

@@ -174,6 +174,9 @@ wait_until() {
 
 alive() { kill -0 "$1" 2>/dev/null; }
 
+# gone PID : the process has exited (an unreaped zombie counts as exited).
+gone() { ! alive "$1" || [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+
 port_open() {
     "$PY" -c 'import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)

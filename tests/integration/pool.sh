@@ -118,7 +118,7 @@ PY
     local t0
     t0=$(now_ms)
     kill -TERM "$CORRAL_PID"
-    if wait_until 8 eval '! alive '"$CORRAL_PID"' || [ "$(awk "{print \$3}" /proc/'"$CORRAL_PID"'/stat 2>/dev/null)" = Z ]'; then
+    if wait_until 8 gone "$CORRAL_PID"; then
         wait "$CORRAL_PID"
         local rc=$?
         local took=$(($(now_ms) - t0))
@@ -170,7 +170,7 @@ report("drain: all 6 queued connections are answered after SIGTERM (%d)" % len(g
        [(r[0], r[1], r[2][:60]) for r in queued if r not in good] or "only %d of 6 returned" % len(queued))
 PY
     client=$!
-    if wait_until 12 eval '! alive '"$client"; then
+    if wait_until 12 gone "$client"; then
         wait "$client"
     else
         kill "$client"
@@ -196,7 +196,7 @@ if start_corral --listen "uwsgi:unix:$T/gt.sock" --handler "$DEMO_SO" --processe
     sleep 0.4
     t0=$(now_ms)
     kill -TERM "$CORRAL_PID"
-    if wait_until 5 eval '! alive '"$CORRAL_PID"; then
+    if wait_until 5 gone "$CORRAL_PID"; then
         wait "$CORRAL_PID"
         ok "--graceful-timeout 1: corral stops $(($(now_ms) - t0)) ms after SIGTERM despite a 10 s request"
         _forget_pid "$CORRAL_PID"
@@ -217,7 +217,7 @@ if start_corral --listen "uwsgi:unix:$T/int.sock" --handler "$DEMO_SO" --process
     t0=$(now_ms)
     kill -INT "$CORRAL_PID"
     # "At once": well before the master's 3 s SIGKILL fallback.
-    if wait_until 2 eval '! alive '"$CORRAL_PID"' || [ "$(awk "{print \$3}" /proc/'"$CORRAL_PID"'/stat 2>/dev/null)" = Z ]'; then
+    if wait_until 2 gone "$CORRAL_PID"; then
         wait "$CORRAL_PID"
         rc=$?
         ok "SIGINT: corral stops at once ($(($(now_ms) - t0)) ms, status $rc) despite an 8 s request in flight"
