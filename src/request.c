@@ -405,6 +405,14 @@ CORRAL_EXPORT int corral_sendfile(corral_request *r, int fd, off_t offset, size_
 int request_finish(struct corral_request *r, int app_rc)
 {
     struct conn *c = r->conn;
+    if (app_rc != 0) {
+        const char *m = params_get(&c->params, "REQUEST_METHOD");
+        const char *u = params_get(&c->params, "REQUEST_URI");
+        log_msg(LOG_ERROR, "%s: peer %s: the handler failed (returned %d) on %s %s; %s",
+                c->listener->name, c->peer, app_rc, m ? m : "-", u ? u : "-",
+                r->head_sent ? "part of the response was sent: connection closed"
+                             : "answered 500");
+    }
     if (app_rc != 0 && !r->head_sent && !r->failed) {
         r->status = 500;
         r->reason[0] = '\0';
