@@ -244,9 +244,22 @@ CORRAL_EXPORT int corral_add_header(corral_request *r, const char *name, const c
 /* Status line (or Status: header) into out; returns its length. */
 static size_t request_status_line(struct corral_request *r, char *out, size_t cap)
 {
+    /* Built by hand: this runs for every response. cap >= 128 holds the
+     * longest prefix, three digits and a 63-byte reason. */
+    const char *prefix = r->conn->codec->status_prefix;
     const char *reason = r->reason[0] ? r->reason : request_reason_phrase(r->status);
-    int n = snprintf(out, cap, "%s%d %s\r\n", r->conn->codec->status_prefix, r->status, reason);
-    return n < 0 ? 0 : (size_t)n;
+    size_t pl = strlen(prefix), rl = strlen(reason);
+    if (pl + rl + 6 > cap)
+        return 0;
+    memcpy(out, prefix, pl);
+    out[pl] = (char)('0' + r->status / 100);
+    out[pl + 1] = (char)('0' + r->status / 10 % 10);
+    out[pl + 2] = (char)('0' + r->status % 10);
+    out[pl + 3] = ' ';
+    memcpy(out + pl + 4, reason, rl);
+    out[pl + 4 + rl] = '\r';
+    out[pl + 5 + rl] = '\n';
+    return pl + rl + 6;
 }
 
 #define REQUEST_BATCH 64

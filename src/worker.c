@@ -234,13 +234,19 @@ struct worker_thread {
     struct sb_thread *sb;
 };
 
+/* Copy SRC (NULL = "") into DST of CAP bytes, cut if longer. */
+static void worker_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strnlen(src, cap - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
 static void worker_thread_mark(struct worker_thread *t, struct conn *c)
 {
     struct sb_thread *sb = t->sb;
-    const char *m = params_get(&c->params, "REQUEST_METHOD");
-    const char *u = params_get(&c->params, "REQUEST_URI");
-    snprintf(sb->method, sizeof(sb->method), "%s", m ? m : "");
-    snprintf(sb->uri, sizeof(sb->uri), "%s", u ? u : "");
+    worker_copy(sb->method, sizeof(sb->method), params_get(&c->params, "REQUEST_METHOD"));
+    worker_copy(sb->uri, sizeof(sb->uri), params_get(&c->params, "REQUEST_URI"));
     atomic_store_explicit(&sb->request_start_us, request_now_us(), memory_order_relaxed);
     atomic_store_explicit(&sb->state, SB_THREAD_BUSY, memory_order_relaxed);
 }
@@ -335,34 +341,56 @@ static void worker_serve(struct worker_thread *t, struct slot *s)
     atomic_fetch_sub_explicit(&w->sb->busy, 1, memory_order_relaxed);
 }
 
-static void worker_accept(struct worker_thread *t, size_t li)
+/* Accept one connection and serve it. Returns false when nothing was
+ * waiting or the connection could not be taken. */
+static bool worker_accept_one(struct worker_thread *t, const struct listener *l)
 {
     struct worker *w = t->w;
-    const struct listener *l = &w->ctx->listeners[li];
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
             log_msg(LOG_ERROR, "accept(%s) failed: %s", l->name, strerror(errno));
-        return;
+        return false;
     }
     struct slot *s = worker_slot_alloc(w);
     if (!s) {
         log_msg(LOG_ERROR, "%s: %u connections open, the max-conns limit: connection closed",
                 l->name, w->slot_count);
         close(fd);
-        return;
+        return false;
     }
     atomic_fetch_add_explicit(&w->sb->accepted, 1, memory_order_relaxed);
     if (conn_init(&s->conn, fd, l, &w->cfg->limits, w->cfg->io_timeout_ms) < 0) {
         log_msg(LOG_ERROR, "%s: out of memory for a connection", l->name);
         s->conn.fd = fd;
         worker_slot_close(w, s);
-        return;
+        return false;
     }
     listen_peer_name((struct sockaddr *)&ss, len, s->conn.peer, sizeof(s->conn.peer));
     worker_serve(t, s);
+    return true;
+}
+
+/*
+ * A listener is ready: accept and serve, then, while this worker still
+ * accepts, try the next queued connection straight away — under load that
+ * saves an epoll_wait per connection. Bounded, so that parked connections
+ * whose bytes arrived meanwhile are not kept waiting for long.
+ */
+#define ACCEPT_BATCH 16
+static void worker_accept(struct worker_thread *t, size_t li)
+{
+    struct worker *w = t->w;
+    const struct listener *l = &w->ctx->listeners[li];
+    for (int n = 0; n < ACCEPT_BATCH; n++) {
+        if (!worker_accept_one(t, l))
+            return;
+        if (atomic_load(&w->stopping) ||
+            !atomic_load_explicit(&w->sb->accepting, memory_order_relaxed))
+            return;
+    }
 }
 
 /* ---- housekeeping and stopping ---- */
@@ -482,6 +510,26 @@ static void worker_rearm(struct worker *w, int fd, uint64_t tag)
     epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev);
 }
 
+#define WORKER_BATCH 64
+
+static void worker_dispatch(struct worker_thread *t, uint64_t tag)
+{
+    struct worker *w = t->w;
+    if (tag == TAG_TIMER) {
+        worker_tick(w);
+        worker_rearm(w, w->timerfd, TAG_TIMER);
+    } else if (tag == TAG_SIGNAL) {
+        worker_signal(t);
+        worker_rearm(w, w->sigfd, TAG_SIGNAL);
+    } else if (tag >= TAG_LISTENER) {
+        worker_accept(t, (size_t)(tag - TAG_LISTENER));
+    } else {
+        unsigned idx = (unsigned)(tag & 0xFFFFFFFFu);
+        if (idx < w->slot_count && worker_slot_claim(&w->slots[idx], (uint32_t)(tag >> 32)))
+            worker_serve(t, &w->slots[idx]);
+    }
+}
+
 static void *worker_thread_main(void *arg)
 {
     struct worker_thread *t = arg;
@@ -491,30 +539,21 @@ static void *worker_thread_main(void *arg)
         worker_exit(w, 3);
     }
     for (;;) {
-        struct epoll_event ev;
-        int n = epoll_wait(w->epfd, &ev, 1, -1);
+        /* A single-threaded worker takes a batch of events per wakeup (no
+         * other thread could serve them meanwhile); with more threads each
+         * takes one event, so a ready connection never waits behind
+         * another thread's work. Events of a batch that went stale (the
+         * connection was closed and its slot reused) fail the claim. */
+        struct epoll_event evs[WORKER_BATCH];
+        int n = epoll_wait(w->epfd, evs, w->single_thread ? WORKER_BATCH : 1, -1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             log_msg(LOG_ERROR, "epoll_wait failed: %s", strerror(errno));
             worker_exit(w, 1);
         }
-        if (n == 0)
-            continue;
-        uint64_t tag = ev.data.u64;
-        if (tag == TAG_TIMER) {
-            worker_tick(w);
-            worker_rearm(w, w->timerfd, TAG_TIMER);
-        } else if (tag == TAG_SIGNAL) {
-            worker_signal(t);
-            worker_rearm(w, w->sigfd, TAG_SIGNAL);
-        } else if (tag >= TAG_LISTENER) {
-            worker_accept(t, (size_t)(tag - TAG_LISTENER));
-        } else {
-            unsigned idx = (unsigned)(tag & 0xFFFFFFFFu);
-            if (idx < w->slot_count && worker_slot_claim(&w->slots[idx], (uint32_t)(tag >> 32)))
-                worker_serve(t, &w->slots[idx]);
-        }
+        for (int i = 0; i < n; i++)
+            worker_dispatch(t, evs[i].data.u64);
     }
     return NULL;
 }
