@@ -120,7 +120,7 @@ static bool scgi_length_byte(struct scgi_state *st, uint8_t c, struct proto_even
     }
     if (c == ':')
         scgi_fail(st, ev, consumed, "SCGI netstring has no length before ':'");
-    else if (first && c >= 'A' && c <= 'Z')
+    else if (first && c && strchr("GPHDOCT", c)) /* GET, POST, PUT, HEAD, DELETE... */
         scgi_fail(st, ev, consumed,
                   "SCGI request starts with '%c': is someone speaking HTTP to the SCGI socket?", c);
     else

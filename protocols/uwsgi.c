@@ -126,7 +126,8 @@ static bool uwsgi_check_head(struct uwsgi_state *st, struct proto_event *ev, siz
     size_t datasize = (size_t)h[1] | (size_t)h[2] << 8;
     if (h[0] != 0) {
         /* "GET " read as a header is modifier1 71, datasize 21573 ("ET"). */
-        if (datasize == 21573 || (h[0] >= 'A' && h[0] <= 'Z' && h[1] >= 'A' && h[1] <= 'Z'))
+        if (datasize == 21573 ||
+            (h[0] && strchr("GPHDOCT", h[0]) && h[1] >= 'A' && h[1] <= 'Z'))
             uwsgi_fail(st, ev, consumed,
                        "uwsgi packet starts with \"%c%c%c\" (datasize %zu): is someone speaking "
                        "HTTP to the uwsgi socket?",
