@@ -57,6 +57,8 @@ struct master {
     int epfd, sigfd, timerfd;
     enum master_state state;
     uint64_t deadline_ms;
+    bool pool_was_up;             /* some worker reached RUNNING once */
+    int exit_status;              /* what master_run returns after a stop */
 };
 
 static uint64_t master_now_ms(void)
@@ -112,6 +114,8 @@ static void master_describe_status(int status, char *out, size_t len)
         snprintf(out, len, "ended with wait status %d", status);
 }
 
+static void master_stop(struct master *m, bool now);
+
 static void master_reap(struct master *m)
 {
     for (;;) {
@@ -127,6 +131,7 @@ static void master_reap(struct master *m)
             continue; /* not one of ours */
         struct master_worker *mw = &m->workers[i];
         struct sb_worker *sbw = &m->sb.workers[i];
+        bool never_ran = atomic_load(&sbw->state) == SB_WORKER_STARTING;
         mw->pid = 0;
         atomic_store(&sbw->state, SB_WORKER_EMPTY);
         atomic_store(&sbw->pid, 0);
@@ -137,6 +142,17 @@ static void master_reap(struct master *m)
         bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         if (m->state != MASTER_RUNNING) {
             log_msg(clean ? LOG_INFO : LOG_WARN, "worker %u (pid %d) %s", i, (int)pid, what);
+            continue;
+        }
+        if (never_ran && !m->pool_was_up && WIFEXITED(status) &&
+            WEXITSTATUS(status) == WORKER_EXIT_APP_INIT) {
+            /* The app cannot start at all: respawning would only loop. */
+            log_msg(LOG_ERROR,
+                    "worker %u (pid %d): the application failed to start (see above); "
+                    "not respawning, stopping corral",
+                    i, (int)pid);
+            m->exit_status = 1;
+            master_stop(m, true);
             continue;
         }
         uint64_t now = master_now_ms(), lived = now - mw->started_ms;
@@ -251,6 +267,8 @@ static void master_tick(struct master *m)
         return;
     uint64_t now = master_now_ms();
     if (m->state == MASTER_RUNNING) {
+        for (unsigned i = 0; i < m->worker_count && !m->pool_was_up; i++)
+            m->pool_was_up = atomic_load(&m->sb.workers[i].state) == SB_WORKER_RUNNING;
         for (unsigned i = 0; i < m->worker_count; i++) {
             struct master_worker *mw = &m->workers[i];
             if (!mw->pid && mw->respawn_at_ms && now >= mw->respawn_at_ms)
@@ -334,7 +352,7 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
                 master_tick(&m);
         }
     }
-    status = master_alive(&m) ? 1 : 0;
+    status = master_alive(&m) ? 1 : m.exit_status;
     log_msg(LOG_INFO, "corral stopped");
 out:
     for (size_t i = 0; i < listener_count; i++)

@@ -536,7 +536,7 @@ static void *worker_thread_main(void *arg)
     struct worker *w = t->w;
     if (w->ctx->app->ops->thread_init(w->ctx->app) < 0) {
         log_msg(LOG_ERROR, "worker thread %u: the app's thread init failed", t->index);
-        worker_exit(w, 3);
+        worker_exit(w, WORKER_EXIT_APP_INIT);
     }
     for (;;) {
         /* A single-threaded worker takes a batch of events per wakeup (no
@@ -628,7 +628,7 @@ void worker_run(const struct worker_ctx *ctx)
     if (worker_setup(&w, ctx) < 0)
         _exit(1);
     if (ctx->app->ops->worker_init(ctx->app) < 0)
-        _exit(3);
+        _exit(WORKER_EXIT_APP_INIT);
 
     unsigned nthreads = ctx->cfg->threads;
     struct worker_thread *threads = calloc(nthreads, sizeof(*threads));

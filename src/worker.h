@@ -13,6 +13,10 @@
 #include "listen.h"
 #include "scoreboard.h"
 
+/* Exit status of a worker whose app could not start (import error, failing
+ * corral_worker_init): at start-up the master gives up instead of looping. */
+#define WORKER_EXIT_APP_INIT 3
+
 struct worker_ctx {
     const struct config *cfg;
     struct listener *listeners;
@@ -26,7 +30,8 @@ struct worker_ctx {
 /*
  * Run a worker in the calling (freshly forked) process. Never returns: the
  * process exits with 0 after a graceful stop (SIGTERM) or a fast stop
- * (SIGINT, SIGQUIT), 3 when the app's worker_init fails, 1 on a setup error.
+ * (SIGINT, SIGQUIT), WORKER_EXIT_APP_INIT when the app's worker_init fails,
+ * 1 on a setup error.
  * The caller has blocked the signals the worker handles (it reads them from
  * a signalfd).
  */

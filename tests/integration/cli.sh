@@ -91,6 +91,21 @@ else
     fail "requirement: $BAD_ABI_SO" "not built: run make in $top_builddir (it is in noinst_DATA)"
 fi
 
+# ---- an app that cannot start: exit at start-up, no respawn loop
+BAD_INIT_SO=$top_builddir/tests/apps/bad_init.so
+if [ -f "$BAD_INIT_SO" ]; then
+    start_ms=$(now_ms)
+    run_corral badinit --listen "uwsgi:unix:$T/init.sock" --handler "$BAD_INIT_SO" --processes 2
+    expect_eq "a handler whose worker init fails makes corral exit 1" 1 "$RC"
+    expect_lt "it gives up at once instead of respawning (ms)" "$(($(now_ms) - start_ms))" 5000
+    expect_match "the app's own error is logged" 'bad_init: refusing to start' "$OUT"
+    expect_match "the log says corral is not respawning" 'failed to start.*not respawning' "$OUT"
+    expect_eq "no respawn happened" 0 "$(grep -c 'respawning in' "$T/badinit.out")"
+    check "no socket is left behind" test ! -e "$T/init.sock"
+else
+    fail "requirement: $BAD_INIT_SO" "not built: run make in $top_builddir (it is in noinst_DATA)"
+fi
+
 need cc build-essential
 cat >"$T/nomodule.c" <<'EOF'
 int handler(void *req) { (void)req; return -1; }
