@@ -15,6 +15,7 @@
  * by closing the connection.
  */
 #include "protocol.h"
+#include "reason.h"
 #include "unframed.h"
 
 #include <inttypes.h>
@@ -72,22 +73,6 @@ static enum proto_result scgi_fail(struct scgi_state *st, struct proto_event *ev
     return PROTO_ERROR;
 }
 
-/* A byte as it may appear in a reason: printable ASCII, others as '?'. */
-static char scgi_printable(uint8_t c)
-{
-    return c >= 0x20 && c < 0x7f ? (char)c : '?';
-}
-
-/* Printable copy of a name or value for a reason: at most 20 bytes. */
-static const char *scgi_quote(char out[24], const char *s, size_t n)
-{
-    size_t i;
-    for (i = 0; i < n && i < 20; i++)
-        out[i] = scgi_printable((uint8_t)s[i]);
-    out[i] = '\0';
-    return out;
-}
-
 static bool scgi_is(const struct params *p, const struct params_entry *e, const char *name)
 {
     size_t n = strlen(name);
@@ -140,12 +125,12 @@ static bool scgi_check_pair(struct scgi_state *st, const struct params *p, struc
         uint64_t cl;
         if (!scgi_is(p, e, "CONTENT_LENGTH")) {
             scgi_fail(st, ev, consumed, "SCGI first header is \"%s\", not CONTENT_LENGTH",
-                      scgi_quote(q, params_name(p, e), e->name_len));
+                      reason_quote(q, params_name(p, e), e->name_len));
             return false;
         }
         if (params_parse_length(v, e->value_len, &cl) != 0 || cl > INT64_MAX) {
             scgi_fail(st, ev, consumed, "SCGI CONTENT_LENGTH \"%s\" is not a valid length",
-                      scgi_quote(q, v, e->value_len));
+                      reason_quote(q, v, e->value_len));
             return false;
         }
         if (st->lim->max_body && cl > st->lim->max_body) {
@@ -166,7 +151,7 @@ static bool scgi_check_pair(struct scgi_state *st, const struct params *p, struc
         }
         if (e->value_len != 1 || v[0] != '1') {
             scgi_fail(st, ev, consumed, "SCGI version \"%s\" is not supported (only 1)",
-                      scgi_quote(q, v, e->value_len));
+                      reason_quote(q, v, e->value_len));
             return false;
         }
         st->have_scgi = true;

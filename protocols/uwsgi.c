@@ -13,6 +13,7 @@
  * ("HTTP/1.1 200 OK\r\n..."), ended by closing the connection.
  */
 #include "protocol.h"
+#include "reason.h"
 #include "unframed.h"
 
 #include <inttypes.h>
@@ -71,22 +72,6 @@ static enum proto_result uwsgi_fail(struct uwsgi_state *st, struct proto_event *
     return PROTO_ERROR;
 }
 
-/* A byte as it may appear in a reason: printable ASCII, others as '?'. */
-static char uwsgi_printable(uint8_t c)
-{
-    return c >= 0x20 && c < 0x7f ? (char)c : '?';
-}
-
-/* Printable copy of a name or value for a reason: at most 20 bytes. */
-static const char *uwsgi_quote(char out[24], const char *s, size_t n)
-{
-    size_t i;
-    for (i = 0; i < n && i < 20; i++)
-        out[i] = uwsgi_printable((uint8_t)s[i]);
-    out[i] = '\0';
-    return out;
-}
-
 /* Called when a pair is complete: catch CONTENT_LENGTH. False on error. */
 static bool uwsgi_check_pair(struct uwsgi_state *st, const struct params *p, struct proto_event *ev,
                              size_t consumed)
@@ -106,7 +91,7 @@ static bool uwsgi_check_pair(struct uwsgi_state *st, const struct params *p, str
         (params_parse_length(params_value(p, e), e->value_len, &v) != 0 || v > INT64_MAX)) {
         char q[24];
         uwsgi_fail(st, ev, consumed, "uwsgi CONTENT_LENGTH \"%s\" is not a valid length",
-                   uwsgi_quote(q, params_value(p, e), e->value_len));
+                   reason_quote(q, params_value(p, e), e->value_len));
         return false;
     }
     if (st->lim->max_body && v > st->lim->max_body) {
@@ -131,7 +116,7 @@ static bool uwsgi_check_head(struct uwsgi_state *st, struct proto_event *ev, siz
             uwsgi_fail(st, ev, consumed,
                        "uwsgi packet starts with \"%c%c%c\" (datasize %zu): is someone speaking "
                        "HTTP to the uwsgi socket?",
-                       uwsgi_printable(h[0]), uwsgi_printable(h[1]), uwsgi_printable(h[2]),
+                       reason_printable(h[0]), reason_printable(h[1]), reason_printable(h[2]),
                        datasize);
         else
             uwsgi_fail(st, ev, consumed,
