@@ -1,0 +1,103 @@
+"""The WSGI test app of tests/integration/wsgi.sh, wrapped in
+wsgiref.validate.validator so that every PEP 3333 rule it checks is checked
+on every request (a violation raises AssertionError, which corral logs).
+
+Routes (on SCRIPT_NAME + PATH_INFO: nginx's fastcgi_params send the path as
+SCRIPT_NAME, its uwsgi_params as PATH_INFO):
+  /hello            b"Hello, World!" as text/plain
+  /echo             the request body read with wsgi.input.read(), echoed
+  /readline         "N lines, M bytes" counted with a readline() loop
+  /iter             "N lines, M bytes" counted by iterating wsgi.input
+  /environ          selected environ keys, one "KEY=repr" per line
+  /write            the body sent through the write() callable
+  /gen              a generator body; its close() appends "closed PATH" to
+                    the file named by $WSGI_TEST_CLOSE_LOG
+  /raise            raises before start_response (corral answers 500)
+  /status?code=N    status N with the body "status N"
+"""
+import os
+import sys
+from urllib.parse import parse_qs
+from wsgiref.validate import validator
+
+REASONS = {200: "OK", 404: "Not Found", 418: "I'm a teapot", 500: "Internal Server Error",
+           503: "Service Unavailable"}
+
+
+def text(start_response, body, status="200 OK", ctype="text/plain"):
+    start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def count(lines):
+    n = size = 0
+    for line in lines:
+        n += 1
+        size += len(line)
+    return ("%d lines, %d bytes" % (n, size)).encode()
+
+
+def readline_loop(stream):
+    while True:
+        line = stream.readline()
+        if not line:
+            return
+        yield line
+
+
+class Gen:
+    """An iterable body whose close() leaves a trace in a file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __iter__(self):
+        for i in range(3):
+            yield b"part %d\n" % i
+
+    def close(self):
+        log = os.environ.get("WSGI_TEST_CLOSE_LOG")
+        if log:
+            with open(log, "a") as f:
+                f.write("closed %s\n" % self.path)
+
+
+def app(environ, start_response):
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    inp = environ["wsgi.input"]
+    if path == "/hello":
+        return text(start_response, b"Hello, World!")
+    if path == "/echo":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = inp.read(length) if length else b""
+        return text(start_response, body, ctype="application/octet-stream")
+    if path == "/readline":
+        return text(start_response, count(readline_loop(inp)))
+    if path == "/iter":
+        return text(start_response, count(inp))
+    if path == "/environ":
+        keys = ["REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "SCRIPT_NAME", "HTTP_X_LATIN",
+                "wsgi.version", "wsgi.url_scheme", "wsgi.multithread", "wsgi.multiprocess",
+                "wsgi.run_once", "wsgi.input_terminated"]
+        body = "".join("%s=%r\n" % (k, environ.get(k)) for k in keys)
+        environ["wsgi.errors"].write("environ was asked for\n")
+        return text(start_response, body.encode("utf-8"))
+    if path == "/write":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"written ")
+        write(b"through write()\n")
+        return []
+    if path == "/gen":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Gen(path)
+    if path == "/raise":
+        raise RuntimeError("raised on purpose by /raise")
+    if path == "/status":
+        code = int(query.get("code", ["200"])[0])
+        return text(start_response, b"status %d" % code,
+                    status="%d %s" % (code, REASONS.get(code, "Whatever")))
+    return text(start_response, b"not found", status="404 Not Found")
+
+
+application = validator(app)

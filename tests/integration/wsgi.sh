@@ -1,0 +1,129 @@
+#!/bin/bash
+# wsgi.sh -- the WSGI adapter: tests/apps/wsgi_app.py (wrapped in
+# wsgiref.validate.validator) served on uwsgi, SCGI and FastCGI at once by
+# 2 processes x 2 threads; every route on every protocol, a 1 MiB body
+# echoed, close() called, tracebacks in the error log, no validator
+# complaint; an app file that fails to import logs its traceback.
+TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-120}
+. "$(dirname "$0")/lib.sh"
+
+need_build "$CORRAL"
+APP=$top_srcdir/tests/apps/wsgi_app.py
+CLOSE_LOG=$T/close.log
+
+start_corral --listen "uwsgi:unix:$T/u.sock" --listen "scgi:unix:$T/s.sock" \
+    --listen "fastcgi:unix:$T/f.sock" --wsgi-file "$APP" --processes 2 --threads 2 \
+    --env "WSGI_TEST_CLOSE_LOG=$CLOSE_LOG" || finish
+
+py_checks "$T" <<'PY'
+import os, sys
+from lib_protocols import FcgiConn, hammer, header, report, request
+T = sys.argv[1]
+socks = {"uwsgi": "unix:%s/u.sock" % T, "scgi": "unix:%s/s.sock" % T,
+         "fastcgi": "unix:%s/f.sock" % T}
+big = os.urandom(1 << 20)
+lines = b"".join(b"line %d %s\n" % (i, b"x" * (i % 300)) for i in range(5000))
+for proto, addr in socks.items():
+    def req(method, uri, body=b"", extra=None):
+        return request(proto, addr, method, uri, body, extra, timeout=20)
+    st, h, b = req("GET", "/hello")
+    report("%s: /hello 200 Hello, World!" % proto, (st, b) == (200, b"Hello, World!"), (st, b))
+    report("%s: /hello Content-Type text/plain" % proto, header(h, "Content-Type") == "text/plain", h)
+    for code in (404, 418, 503):
+        st, _, b = req("GET", "/status?code=%d" % code)
+        report("%s: /status?code=%d" % (proto, code), (st, b) == (code, b"status %d" % code), (st, b))
+    st, _, b = req("GET", "/no/such/route")
+    report("%s: an unknown route is the app's 404" % proto, (st, b) == (404, b"not found"), (st, b))
+    st, _, b = req("POST", "/echo", big)
+    report("%s: a 1 MiB POST is echoed byte-exact" % proto, st == 200 and b == big, (st, len(b)))
+    st, _, b = req("POST", "/echo", b"")
+    report("%s: an empty POST echoes nothing" % proto, (st, b) == (200, b""), (st, b))
+    st, _, b = req("POST", "/readline", lines)
+    want = b"5000 lines, %d bytes" % len(lines)
+    report("%s: a readline() loop sees every line" % proto, (st, b) == (200, want), (st, b))
+    st, _, b = req("POST", "/iter", lines + b"no newline at the end")
+    want = b"5001 lines, %d bytes" % (len(lines) + 21)
+    report("%s: iterating wsgi.input sees every line" % proto, (st, b) == (200, want), (st, b))
+    st, _, b = req("GET", "/environ?a=1", extra={"HTTP_X_LATIN": b"caf\xe9"})
+    for want in ("REQUEST_METHOD='GET'", "QUERY_STRING='a=1'", "wsgi.version=(1, 0)",
+                 "wsgi.url_scheme='http'", "wsgi.multithread=True", "wsgi.multiprocess=True",
+                 "wsgi.run_once=False", "wsgi.input_terminated=True", "HTTP_X_LATIN='caf\u00e9'"):
+        report("%s: environ has %s" % (proto, want), want in b.decode("utf-8"), b)
+    st, _, b = req("GET", "/environ", extra={"HTTPS": "on"})
+    report("%s: HTTPS=on gives wsgi.url_scheme https" % proto, b"url_scheme='https'" in b, b)
+    st, _, b = req("GET", "/environ", extra={"REQUEST_SCHEME": "https"})
+    report("%s: REQUEST_SCHEME=https gives wsgi.url_scheme https" % proto,
+           b"url_scheme='https'" in b, b)
+    st, _, b = req("GET", "/write")
+    report("%s: the write() callable" % proto, (st, b) == (200, b"written through write()\n"),
+           (st, b))
+    st, _, b = req("GET", "/gen")
+    report("%s: a generator body" % proto, (st, b) == (200, b"part 0\npart 1\npart 2\n"), (st, b))
+    st, _, b = req("GET", "/raise")
+    report("%s: an exception before start_response answers 500" % proto, st == 500, (st, b))
+    good, errs, secs = hammer(proto, addr, "/hello", 200, 8, expect_body=b"Hello, World!")
+    report("%s: 200 requests from 8 clients (%.1f s)" % (proto, secs), good == 200, errs)
+
+c = FcgiConn(socks["fastcgi"], keep_conn=True, timeout=20)
+try:
+    answers = [c.request("POST", "/echo", b"keep %d" % i) for i in range(5)]
+finally:
+    c.close()
+report("fastcgi: 5 requests on one kept connection",
+       [(st, b) for st, _, b in answers] == [(200, b"keep %d" % i) for i in range(5)], answers)
+PY
+
+sleep 0.3 # close() runs after the last byte went out
+expect_eq "close() of the result was called once per /gen request" 3 \
+    "$(grep -c '^closed /gen$' "$CLOSE_LOG" 2>/dev/null)"
+expect_file_match "the /raise traceback is logged with the request line" \
+    'wsgi: GET /raise: Traceback \(most recent call last\)' "$CORRAL_LOG"
+expect_file_match "the /raise traceback ends with the exception" \
+    'wsgi: GET /raise: RuntimeError: raised on purpose by /raise' "$CORRAL_LOG"
+expect_file_match "wsgi.errors writes to the error log" 'wsgi\.errors: environ was asked for' \
+    "$CORRAL_LOG"
+expect_no_match "the validator found nothing wrong" 'AssertionError|Warning' "$(cat "$CORRAL_LOG")"
+expect_no_match "no errors apart from /raise" ' error ' \
+    "$(grep -v -e 'GET /raise' -e 'wsgi\.errors' "$CORRAL_LOG")"
+stop_corral
+expect_eq "corral stops with status 0" 0 "$CORRAL_STATUS"
+
+# An app file that fails to import: each worker logs the traceback. (The
+# master retries with back-off; stopping at start is the next step.)
+BROKEN_LOG=$T/broken-error.log
+"$CORRAL" --listen "uwsgi:unix:$T/b.sock" --wsgi-file "$top_srcdir/tests/apps/wsgi_broken.py" \
+    --error-log "$BROKEN_LOG" >"$T/broken.out" 2>&1 </dev/null &
+BROKEN_PID=$!
+_track "$BROKEN_PID"
+if wait_until 10 grep -q 'NameError' "$BROKEN_LOG"; then
+    ok "a failed import logs the exception"
+else
+    fail "a failed import logs the exception" "$(tail -n 20 "$BROKEN_LOG")"
+fi
+expect_file_match "the traceback names the file and line" \
+    'wsgi: loading .*wsgi_broken\.py:   File ".*wsgi_broken\.py", line 6, in helper' "$BROKEN_LOG"
+stop_corral "$BROKEN_PID"
+
+# Start-time checks in the master: nothing is forked for a bad name.
+check_not "--wsgi with a malformed module name is refused" \
+    "$CORRAL" --listen "uwsgi:unix:$T/x.sock" --wsgi 'my-app:application'
+expect_match "... and says what is expected" "expected MODULE\[:CALLABLE\]" "$(cat "$T/.check.out")"
+check_not "--wsgi-file of a missing file is refused" \
+    "$CORRAL" --listen "uwsgi:unix:$T/x.sock" --wsgi-file "$T/nope.py"
+check_not "--wsgi and --handler together are refused" \
+    "$CORRAL" --listen "uwsgi:unix:$T/x.sock" --wsgi-file "$APP" --handler x.so
+
+# --wsgi MODULE with --pythonpath, the callable named.
+start_corral --listen "uwsgi:unix:$T/m.sock" --wsgi wsgi_app:application \
+    --pythonpath "$top_srcdir/tests/apps" --processes 1 --threads 1 || finish
+py_checks "$T" <<'PY'
+import sys
+from lib_protocols import report, request
+st, _, b = request("uwsgi", "unix:%s/m.sock" % sys.argv[1], "GET", "/environ")
+report("--wsgi MODULE:CALLABLE with --pythonpath serves", st == 200, (st, b))
+report("one thread, one process: multithread and multiprocess False",
+       b"wsgi.multithread=False" in b and b"wsgi.multiprocess=False" in b, b)
+PY
+stop_corral
+
+finish
