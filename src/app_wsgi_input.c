@@ -123,8 +123,10 @@ static PyObject *app_wsgi_input_take(struct app_wsgi_input *in, Py_ssize_t n)
     if (!out)
         return NULL;
     size_t got = buffered < cap ? buffered : cap;
-    memcpy(PyBytes_AS_STRING(out), in->buf + in->start, got);
-    in->start += got;
+    if (got > 0) { /* buf is NULL until the first readline */
+        memcpy(PyBytes_AS_STRING(out), in->buf + in->start, got);
+        in->start += got;
+    }
     while (got < want && !in->eof) {
         if (got == cap) {
             size_t grown = cap > want / 2 ? want : cap * 2;
@@ -162,14 +164,17 @@ static PyObject *app_wsgi_input_line(struct app_wsgi_input *in, Py_ssize_t limit
     for (;;) {
         size_t avail = in->end - in->start;
         size_t span = limit >= 0 && (size_t)limit < avail ? (size_t)limit : avail;
-        const char *nl = memchr(in->buf + in->start + scanned, '\n', span - scanned);
+        const char *nl = NULL; /* buf is NULL while nothing was buffered */
+        if (span > scanned)
+            nl = memchr(in->buf + in->start + scanned, '\n', span - scanned);
         size_t len = 0;
         if (nl)
             len = (size_t)(nl - (in->buf + in->start)) + 1;
         else if ((limit >= 0 && avail >= (size_t)limit) || in->eof)
             len = span;
         if (nl || len > 0 || in->eof || limit == 0) {
-            PyObject *out = PyBytes_FromStringAndSize(in->buf + in->start, (Py_ssize_t)len);
+            PyObject *out = PyBytes_FromStringAndSize(len ? in->buf + in->start : "",
+                                                      (Py_ssize_t)len);
             if (out)
                 in->start += len;
             return out;
@@ -177,7 +182,8 @@ static PyObject *app_wsgi_input_line(struct app_wsgi_input *in, Py_ssize_t limit
         scanned = span;
         /* Make room at the end: move the pending bytes down, then grow. */
         if (in->start > 0) {
-            memmove(in->buf, in->buf + in->start, avail);
+            if (avail > 0)
+                memmove(in->buf, in->buf + in->start, avail);
             in->start = 0;
             in->end = avail;
         }

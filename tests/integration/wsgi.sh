@@ -87,6 +87,9 @@ expect_no_match "no errors apart from /raise" ' error ' \
     "$(grep -v -e 'GET /raise' -e 'wsgi\.errors' "$CORRAL_LOG")"
 stop_corral
 expect_eq "corral stops with status 0" 0 "$CORRAL_STATUS"
+# In a sanitizer build (CPython needs ASAN_OPTIONS=detect_leaks=0), its
+# reports go to stderr.
+expect_no_match "no sanitizer reports" 'runtime error|AddressSanitizer' "$(cat "$CORRAL_OUT")"
 
 # An app file that fails to import: each worker logs the traceback. (The
 # master retries with back-off; stopping at start is the next step.)
