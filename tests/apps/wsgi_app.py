@@ -14,6 +14,19 @@ SCRIPT_NAME, its uwsgi_params as PATH_INFO):
                     the file named by $WSGI_TEST_CLOSE_LOG
   /raise            raises before start_response (corral answers 500)
   /status?code=N    status N with the body "status N"
+
+Under /bad/ the app breaks PEP 3333 on purpose, outside the validator (which
+would stop it first), to check what corral does:
+  /bad/str-body     yields a str                     -> 500, logged
+  /bad/header-crlf  a header value with CR LF        -> 500, logged
+  /bad/header-latin a header value not in Latin-1    -> 500, logged
+  /bad/status       status "OK" without a code       -> 500, logged
+  /bad/late-raise   raises after the first chunk     -> connection closed
+  /bad/exc-info     start_response(..., exc_info) after the headers went
+                    out: re-raised                   -> connection closed
+  /bad/exc-info-early  the same before any body: the error page replaces
+                    the first headers                -> 500 from the app
+Each /bad/ body's close() is recorded like /gen's.
 """
 import os
 import sys
@@ -100,4 +113,59 @@ def app(environ, start_response):
     return text(start_response, b"not found", status="404 Not Found")
 
 
-application = validator(app)
+class Closing:
+    """Wraps an iterable; close() is recorded in $WSGI_TEST_CLOSE_LOG."""
+
+    def __init__(self, path, it):
+        self.path, self.it = path, it
+
+    def __iter__(self):
+        return iter(self.it)
+
+    def close(self):
+        Gen(self.path).close()
+
+
+def bad_body(path, start_response):
+    if path == "/bad/str-body":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield "a str, not bytes"
+    elif path == "/bad/header-crlf":
+        start_response("200 OK", [("X-Split", "a\r\nInjected: yes")])
+        yield b"never sent"
+    elif path == "/bad/header-latin":
+        start_response("200 OK", [("X-Euro", "\u20ac")])
+        yield b"never sent"
+    elif path == "/bad/status":
+        start_response("OK", [])
+        yield b"never sent"
+    elif path == "/bad/late-raise":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"first chunk\n"
+        raise RuntimeError("raised on purpose after the first chunk")
+    elif path == "/bad/exc-info":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"first chunk\n"
+        try:
+            raise ValueError("late error on purpose")
+        except ValueError:
+            start_response("500 Internal Server Error", [], sys.exc_info())
+        yield b"never sent"
+    elif path == "/bad/exc-info-early":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            raise ValueError("early error on purpose")
+        except ValueError:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")],
+                           sys.exc_info())
+        yield b"error page"
+
+
+validated = validator(app)
+
+
+def application(environ, start_response):
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    if path.startswith("/bad/"):
+        return Closing(path, bad_body(path, start_response))
+    return validated(environ, start_response)

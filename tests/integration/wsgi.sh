@@ -64,6 +64,26 @@ for proto, addr in socks.items():
     good, errs, secs = hammer(proto, addr, "/hello", 200, 8, expect_body=b"Hello, World!")
     report("%s: 200 requests from 8 clients (%.1f s)" % (proto, secs), good == 200, errs)
 
+    # Broken on purpose (tests/apps/wsgi_app.py, /bad/).
+    for path in ("/bad/str-body", "/bad/header-crlf", "/bad/header-latin", "/bad/status"):
+        st, h, b = req("GET", path)
+        report("%s: %s answers 500" % (proto, path), st == 500, (st, h, b))
+        report("%s: %s leaks no header" % (proto, path),
+               not any(n.lower() in ("x-split", "injected", "x-euro") for n, _ in h), h)
+    st, _, b = req("GET", "/bad/exc-info-early")
+    report("%s: exc_info before the body replaces the response" % proto,
+           (st, b) == (503, b"error page"), (st, b))
+    for path in ("/bad/late-raise", "/bad/exc-info"):
+        # uwsgi and SCGI end at the close (the first chunk, nothing after);
+        # FastCGI has no END_REQUEST, which the client sees as an error.
+        try:
+            st, _, b = req("GET", path)
+            report("%s: %s: nothing after the error reaches the client" % (proto, path),
+                   proto != "fastcgi" and (st, b) == (200, b"first chunk\n"), (st, b))
+        except Exception as e:  # noqa: BLE001
+            report("%s: %s: the response is broken off (%s)" % (proto, path, type(e).__name__),
+                   proto == "fastcgi", e)
+
 c = FcgiConn(socks["fastcgi"], keep_conn=True, timeout=20)
 try:
     answers = [c.request("POST", "/echo", b"keep %d" % i) for i in range(5)]
@@ -82,14 +102,35 @@ expect_file_match "the /raise traceback ends with the exception" \
     'wsgi: GET /raise: RuntimeError: raised on purpose by /raise' "$CORRAL_LOG"
 expect_file_match "wsgi.errors writes to the error log" 'wsgi\.errors: environ was asked for' \
     "$CORRAL_LOG"
+n=$(grep -c -E '^closed /bad/' "$CLOSE_LOG" 2>/dev/null)
+expect_eq "close() is called after every error too (7 routes x 3 protocols)" 21 "$n"
+expect_file_match "a str body is logged" \
+    'wsgi: GET /bad/str-body: TypeError: the body must be bytes: the app yielded str' "$CORRAL_LOG"
+expect_file_match "a header with CR LF is logged with its name" \
+    "wsgi: GET /bad/header-crlf: ValueError: start_response: header 'X-Split': the value contains CR" \
+    "$CORRAL_LOG"
+expect_file_match "a non-Latin-1 header is logged with its name" \
+    "wsgi: GET /bad/header-latin: ValueError: start_response: header 'X-Euro': the value is not Latin-1" \
+    "$CORRAL_LOG"
+expect_file_match "a malformed status is logged" \
+    "wsgi: GET /bad/status: ValueError: start_response: malformed status 'OK'" "$CORRAL_LOG"
+expect_file_match "an exception after the first chunk is logged" \
+    'wsgi: GET /bad/late-raise: RuntimeError: raised on purpose after the first chunk' "$CORRAL_LOG"
+expect_file_match "exc_info after the headers is re-raised" \
+    'wsgi: GET /bad/exc-info: ValueError: late error on purpose' "$CORRAL_LOG"
+for path in /bad/exc-info /bad/late-raise; do
+    expect_file_match "$path: the connection is closed" \
+        "the handler failed \\(returned -1\\) on GET $path; part of the response was sent" \
+        "$CORRAL_LOG"
+done
 expect_no_match "the validator found nothing wrong" 'AssertionError|Warning' "$(cat "$CORRAL_LOG")"
 expect_no_match "no errors apart from /raise" ' error ' \
-    "$(grep -v -e 'GET /raise' -e 'wsgi\.errors' "$CORRAL_LOG")"
+    "$(grep -v -e 'GET /raise' -e 'GET /bad/' -e 'wsgi\.errors' "$CORRAL_LOG")"
 stop_corral
 expect_eq "corral stops with status 0" 0 "$CORRAL_STATUS"
 # In a sanitizer build (CPython needs ASAN_OPTIONS=detect_leaks=0), its
 # reports go to stderr.
-expect_no_match "no sanitizer reports" 'runtime error|AddressSanitizer' "$(cat "$CORRAL_OUT")"
+expect_no_match "no sanitizer reports" 'runtime error|ERROR: AddressSanitizer' "$(cat "$CORRAL_OUT")"
 
 # An app file that fails to import: each worker logs the traceback. (The
 # master retries with back-off; stopping at start is the next step.)
