@@ -14,6 +14,10 @@ SCRIPT_NAME, its uwsgi_params as PATH_INFO):
                     the file named by $WSGI_TEST_CLOSE_LOG
   /raise            raises before start_response (corral answers 500)
   /status?code=N    status N with the body "status N"
+  /sleep?ms=N       time.sleep(N / 1000), then "slept"
+  /tlocal           "N SAME": a per-thread counter kept in threading.local,
+                    and whether the thread's local object is the same as
+                    on its previous request (it must be: one object/thread)
 
 Under /bad/ the app breaks PEP 3333 on purpose, outside the validator (which
 would stop it first), to check what corral does:
@@ -30,6 +34,8 @@ Each /bad/ body's close() is recorded like /gen's.
 """
 import os
 import sys
+import threading
+import time
 from urllib.parse import parse_qs
 from wsgiref.validate import validator
 
@@ -75,6 +81,9 @@ class Gen:
                 f.write("closed %s\n" % self.path)
 
 
+tlocal = threading.local()
+
+
 def app(environ, start_response):
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -106,6 +115,14 @@ def app(environ, start_response):
         return Gen(path)
     if path == "/raise":
         raise RuntimeError("raised on purpose by /raise")
+    if path == "/sleep":
+        time.sleep(int(query.get("ms", ["100"])[0]) / 1000)
+        return text(start_response, b"slept")
+    if path == "/tlocal":
+        tlocal.n = getattr(tlocal, "n", 0) + 1
+        same = getattr(tlocal, "ident", None) in (None, threading.get_ident())
+        tlocal.ident = threading.get_ident()
+        return text(start_response, b"%d %s" % (tlocal.n, b"SAME" if same else b"OTHER"))
     if path == "/status":
         code = int(query.get("code", ["200"])[0])
         return text(start_response, b"status %d" % code,

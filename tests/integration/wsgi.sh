@@ -160,6 +160,35 @@ check_not "--wsgi-file of a missing file is refused" \
 check_not "--wsgi and --handler together are refused" \
     "$CORRAL" --listen "uwsgi:unix:$T/x.sock" --wsgi-file "$APP" --handler x.so
 
+# Threads: the GIL is released while a thread waits, so 2 threads of one
+# process sleep at the same time; threading.local is per serving thread.
+start_corral --listen "uwsgi:unix:$T/t.sock" --wsgi-file "$APP" --processes 1 --threads 2 ||
+    finish
+py_checks "$T" <<'PY'
+import sys, threading, time
+from lib_protocols import report, request
+addr = "unix:%s/t.sock" % sys.argv[1]
+out = []
+def get(uri):
+    out.append(request("uwsgi", addr, "GET", uri, timeout=20))
+t0 = time.monotonic()
+ts = [threading.Thread(target=get, args=("/sleep?ms=600",)) for _ in range(2)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+secs = time.monotonic() - t0
+report("2 threads of one process sleep in parallel (%.2f s for 2 x 0.6 s)" % secs,
+       secs < 1.1 and [(st, b) for st, _, b in out] == [(200, b"slept")] * 2, (secs, out))
+answers = [request("uwsgi", addr, "GET", "/tlocal")[2].split() for _ in range(20)]
+ones = sum(1 for n, _ in answers if n == b"1")
+report("threading.local keeps its values across requests (%d of 20 answers start a count)"
+       % ones, 1 <= ones <= 2, answers)
+report("threading.local is the same object for a thread across requests",
+       all(same == b"SAME" for _, same in answers), answers)
+PY
+stop_corral
+
 # --wsgi MODULE with --pythonpath, the callable named.
 start_corral --listen "uwsgi:unix:$T/m.sock" --wsgi wsgi_app:application \
     --pythonpath "$top_srcdir/tests/apps" --processes 1 --threads 1 || finish
