@@ -40,6 +40,7 @@ enum app_wsgi_key {
     APP_WSGI_INPUT,
     APP_WSGI_INPUT_TERMINATED,
     APP_WSGI_URL_SCHEME,
+    APP_WSGI_FILE_WRAPPER,
     APP_WSGI_KEY_COUNT,
 };
 
@@ -52,6 +53,7 @@ static const char *const app_wsgi_key_names[APP_WSGI_KEY_COUNT] = {
     [APP_WSGI_INPUT] = "wsgi.input",
     [APP_WSGI_INPUT_TERMINATED] = "wsgi.input_terminated",
     [APP_WSGI_URL_SCHEME] = "wsgi.url_scheme",
+    [APP_WSGI_FILE_WRAPPER] = "wsgi.file_wrapper",
 };
 
 /* Run once in each worker: loads a --wsgi-file as a module, formats
@@ -276,14 +278,14 @@ fail:
     return NULL;
 }
 
-/* Send the body piece DATA (bytes, or NULL for none) through corral, the
- * head first if it has not gone yet; FINAL ends the response. The GIL is
- * released during the write. Returns 0, or -1 with an exception set. */
-static int app_wsgi_send(struct app_wsgi_response *r, PyObject *data, bool final)
+/* Give corral the status and headers from start_response, once, before
+ * the first body byte (BODY: whether body bytes are what comes next, for
+ * the message). Returns 0, or -1 with an exception set. */
+static int app_wsgi_head(struct app_wsgi_response *r, bool body)
 {
     if (!r->headers) {
         PyErr_SetString(PyExc_RuntimeError,
-                        data ? "the app sent body bytes before calling start_response"
+                        body ? "the app sent body bytes before calling start_response"
                              : "the app returned without calling start_response");
         return -1;
     }
@@ -303,6 +305,17 @@ static int app_wsgi_send(struct app_wsgi_response *r, PyObject *data, bool final
         }
         r->head_sent = true;
     }
+    return 0;
+}
+
+/* Send the body piece DATA (bytes, or NULL for none) through corral, the
+ * head first if it has not gone yet; FINAL ends the response. The GIL is
+ * released during the write. Returns 0, or -1 with an exception set. */
+static int app_wsgi_send(struct app_wsgi_response *r, PyObject *data, bool final)
+{
+    if (app_wsgi_head(r, data != NULL) < 0)
+        return -1;
+    corral_request *req = r->req;
     const char *p = data ? PyBytes_AS_STRING(data) : "";
     size_t len = data ? (size_t)PyBytes_GET_SIZE(data) : 0;
     int rc;
@@ -387,10 +400,75 @@ fail:
     return NULL;
 }
 
-/* Send the app's RESULT: one bytes in a list or tuple in one final write,
- * else each chunk as it comes. Returns 0, or -1 with an exception set. */
+/* The Content-Length the app gave, or -1. */
+static long long app_wsgi_content_length(struct app_wsgi_response *r)
+{
+    for (Py_ssize_t i = 0; i + 1 < PyList_GET_SIZE(r->headers); i += 2) {
+        if (strcasecmp(PyBytes_AS_STRING(PyList_GET_ITEM(r->headers, i)), "Content-Length") == 0) {
+            char *end;
+            const char *v = PyBytes_AS_STRING(PyList_GET_ITEM(r->headers, i + 1));
+            long long n = strtoll(v, &end, 10);
+            return end != v && *end == '\0' && n >= 0 ? n : -1;
+        }
+    }
+    return -1;
+}
+
+/* Send the rest of FILELIKE (a wsgi.file_wrapper's) from its position with
+ * corral_sendfile, no more than the app's Content-Length. Returns 1 when
+ * sent, 0 when it is not a regular file with fileno() and tell() (the
+ * caller iterates it instead), -1 with an exception set. */
+static int app_wsgi_sendfile(struct app_wsgi_response *r, PyObject *filelike)
+{
+    PyObject *o = PyObject_CallMethod(filelike, "fileno", NULL);
+    long fd = o ? PyLong_AsLong(o) : -1;
+    Py_XDECREF(o);
+    struct stat st;
+    if (fd < 0 || fd > INT_MAX || fstat((int)fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        PyErr_Clear(); /* not a file: iterate it */
+        return 0;
+    }
+    o = PyObject_CallMethod(filelike, "tell", NULL);
+    long long off = o ? PyLong_AsLongLong(o) : -1;
+    Py_XDECREF(o);
+    if (off < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (app_wsgi_head(r, true) < 0)
+        return -1;
+    long long len = off < (long long)st.st_size ? (long long)st.st_size - off : 0;
+    long long cl = app_wsgi_content_length(r);
+    if (cl >= 0 && cl < len)
+        len = cl;
+    corral_request *req = r->req;
+    int rc = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (len > 0)
+        rc = corral_sendfile(req, (int)fd, (off_t)off, (size_t)len);
+    if (rc == 0)
+        rc = corral_write_final(req, "", 0);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        r->write_failed = true;
+        PyErr_SetString(PyExc_OSError, "sending the file failed: the front end went away or "
+                                       "timed out");
+        return -1;
+    }
+    return 1;
+}
+
+/* Send the app's RESULT: a wsgi.file_wrapper of a regular file with
+ * corral_sendfile, one bytes in a list or tuple in one final write, else
+ * each chunk as it comes. Returns 0, or -1 with an exception set. */
 static int app_wsgi_body(struct app_wsgi_response *r, PyObject *result)
 {
+    PyObject *filelike = app_wsgi_file_wrapper_filelike(result);
+    if (filelike) {
+        int sent = app_wsgi_sendfile(r, filelike);
+        if (sent != 0)
+            return sent < 0 ? -1 : 0;
+    }
     if ((PyList_CheckExact(result) || PyTuple_CheckExact(result)) &&
         PySequence_Fast_GET_SIZE(result) == 1) {
         PyObject *only = PySequence_Fast_GET_ITEM(result, 0);
@@ -617,7 +695,8 @@ static int app_wsgi_setup(struct app_wsgi *w)
 {
     int rc = -1;
     PyObject *helpers = NULL, *mod = NULL;
-    if (app_wsgi_types_ready() < 0 || PyType_Ready(&app_wsgi_response_type) < 0)
+    if (app_wsgi_types_ready() < 0 || app_wsgi_file_ready() < 0 ||
+        PyType_Ready(&app_wsgi_response_type) < 0)
         return -1;
     /* The helper functions live in their own module namespace. */
     helpers = PyDict_New();
@@ -707,6 +786,7 @@ static int app_wsgi_setup(struct app_wsgi *w)
         {APP_WSGI_ERRORS, errors},
         {APP_WSGI_INPUT_TERMINATED, Py_True},
         {APP_WSGI_URL_SCHEME, w->http},
+        {APP_WSGI_FILE_WRAPPER, app_wsgi_file_wrapper_type()},
     };
     int bad = !version || !errors || !empty_str;
     for (size_t i = 0; !bad && i < sizeof(base) / sizeof(base[0]); i++)

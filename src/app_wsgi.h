@@ -29,4 +29,12 @@ void app_wsgi_input_detach(PyObject *input);
  * written becomes one error-log line "wsgi.errors: ...". */
 PyObject *app_wsgi_errors_new(void);
 
+/* wsgi.file_wrapper (app_wsgi_file.c). Make the type ready once; the type
+ * object (borrowed) goes into environ. app_wsgi_file_wrapper_filelike: the
+ * wrapped file-like (borrowed) when RESULT is exactly a FileWrapper, else
+ * NULL (no exception). */
+int app_wsgi_file_ready(void);
+PyObject *app_wsgi_file_wrapper_type(void);
+PyObject *app_wsgi_file_wrapper_filelike(PyObject *result);
+
 #endif

@@ -14,6 +14,12 @@ SCRIPT_NAME, its uwsgi_params as PATH_INFO):
                     the file named by $WSGI_TEST_CLOSE_LOG
   /raise            raises before start_response (corral answers 500)
   /status?code=N    status N with the body "status N"
+  /file?offset=O&length=L
+                    the file $WSGI_TEST_FILE from offset O through
+                    wsgi.file_wrapper (with Content-Length: L when given);
+                    its close() is recorded like /gen's. Under the
+                    validator the wrapper is iterated; as /raw/file (no
+                    validator) corral sends it with sendfile(2)
   /sleep?ms=N       time.sleep(N / 1000), then "slept"
   /tlocal           "N SAME": a per-thread counter kept in threading.local,
                     and whether the thread's local object is the same as
@@ -32,6 +38,7 @@ would stop it first), to check what corral does:
                     the first headers                -> 500 from the app
 Each /bad/ body's close() is recorded like /gen's.
 """
+import io
 import os
 import sys
 import threading
@@ -84,8 +91,24 @@ class Gen:
 tlocal = threading.local()
 
 
+class RecordingFile(io.FileIO):
+    """A real file (fileno(), tell()) whose close() is recorded."""
+
+    def __init__(self, path, route):
+        super().__init__(path, "rb")
+        self.route = route
+
+    def close(self):
+        if not self.closed:
+            Gen(self.route).close()
+        super().close()
+
+
 def app(environ, start_response):
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    route = path
+    if path.startswith("/raw/"):
+        path = path[4:]
     query = parse_qs(environ.get("QUERY_STRING", ""))
     inp = environ["wsgi.input"]
     if path == "/hello":
@@ -115,6 +138,14 @@ def app(environ, start_response):
         return Gen(path)
     if path == "/raise":
         raise RuntimeError("raised on purpose by /raise")
+    if path == "/file":
+        f = RecordingFile(os.environ["WSGI_TEST_FILE"], route)
+        offset = int(query.get("offset", ["0"])[0])
+        f.seek(offset)
+        length = int(query.get("length", [str(os.fstat(f.fileno()).st_size - offset)])[0])
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(length))])
+        return environ["wsgi.file_wrapper"](f, 65536)
     if path == "/sleep":
         time.sleep(int(query.get("ms", ["100"])[0]) / 1000)
         return text(start_response, b"slept")
@@ -183,6 +214,8 @@ validated = validator(app)
 
 def application(environ, start_response):
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    if path.startswith("/raw/"):
+        return app(environ, start_response)
     if path.startswith("/bad/"):
         return Closing(path, bad_body(path, start_response))
     return validated(environ, start_response)

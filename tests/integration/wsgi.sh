@@ -13,7 +13,8 @@ CLOSE_LOG=$T/close.log
 
 start_corral --listen "uwsgi:unix:$T/u.sock" --listen "scgi:unix:$T/s.sock" \
     --listen "fastcgi:unix:$T/f.sock" --wsgi-file "$APP" --processes 2 --threads 2 \
-    --env "WSGI_TEST_CLOSE_LOG=$CLOSE_LOG" || finish
+    --env "WSGI_TEST_CLOSE_LOG=$CLOSE_LOG" --env "WSGI_TEST_FILE=$T/file.bin" || finish
+head -c 3000000 /dev/urandom >"$T/file.bin"
 
 py_checks "$T" <<'PY'
 import os, sys
@@ -22,6 +23,7 @@ T = sys.argv[1]
 socks = {"uwsgi": "unix:%s/u.sock" % T, "scgi": "unix:%s/s.sock" % T,
          "fastcgi": "unix:%s/f.sock" % T}
 big = os.urandom(1 << 20)
+data = open(os.path.join(T, "file.bin"), "rb").read()
 lines = b"".join(b"line %d %s\n" % (i, b"x" * (i % 300)) for i in range(5000))
 for proto, addr in socks.items():
     def req(method, uri, body=b"", extra=None):
@@ -61,6 +63,12 @@ for proto, addr in socks.items():
            (st, b))
     st, _, b = req("GET", "/gen")
     report("%s: a generator body" % proto, (st, b) == (200, b"part 0\npart 1\npart 2\n"), (st, b))
+    for uri, want in (("/file", data), ("/raw/file", data),
+                      ("/raw/file?offset=1000", data[1000:]),
+                      ("/raw/file?offset=1000&length=5000", data[1000:6000])):
+        st, h, b = req("GET", uri)
+        report("%s: wsgi.file_wrapper %s byte-exact" % (proto, uri),
+               st == 200 and b == want, (st, len(b), len(want)))
     st, _, b = req("GET", "/raise")
     report("%s: an exception before start_response answers 500" % proto, st == 500, (st, b))
     good, errs, secs = hammer(proto, addr, "/hello", 200, 8, expect_body=b"Hello, World!")
@@ -106,6 +114,8 @@ expect_file_match "wsgi.errors writes to the error log" 'wsgi\.errors: environ w
     "$CORRAL_LOG"
 n=$(grep -c -E '^closed /bad/' "$CLOSE_LOG" 2>/dev/null)
 expect_eq "close() is called after every error too (7 routes x 3 protocols)" 21 "$n"
+expect_eq "the file_wrapper's file is closed once per request" 12 \
+    "$(grep -c -E '^closed (/raw)?/file$' "$CLOSE_LOG" 2>/dev/null)"
 expect_file_match "a str body is logged" \
     'wsgi: GET /bad/str-body: TypeError: the body must be bytes: the app yielded str' "$CORRAL_LOG"
 expect_file_match "a header with CR LF is logged with its name" \
