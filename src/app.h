@@ -35,8 +35,12 @@ struct app {
 };
 
 extern const struct app_ops app_native_ops;
+#ifdef HAVE_PYTHON
+extern const struct app_ops app_wsgi_ops; /* app_wsgi.c: embedded CPython */
+#endif
 
-/* Choose and load the adapter the configuration asks for. */
+/* Choose and load the adapter the configuration asks for (--wsgi or
+ * --wsgi-file: WSGI; --handler: native). Returns 0, or -1 with a message. */
 int app_load(struct app *app, const struct config *c, char *err, size_t errlen);
 
 #endif

@@ -116,8 +116,19 @@ const struct app_ops app_native_ops = {
 
 int app_load(struct app *app, const struct config *c, char *err, size_t errlen)
 {
+    if (c->wsgi || c->wsgi_file) {
+#ifdef HAVE_PYTHON
+        app->ops = &app_wsgi_ops;
+        return app->ops->load(app, c, err, errlen);
+#else
+        snprintf(err, errlen, "corral was built without Python (./configure --with-python)");
+        return -1;
+#endif
+    }
     if (!c->handler) {
-        snprintf(err, errlen, "no application: give --handler FILE.so");
+        snprintf(err, errlen,
+                 "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file PATH or "
+                 "--handler FILE.so");
         return -1;
     }
     app->ops = &app_native_ops;

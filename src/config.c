@@ -361,8 +361,15 @@ int config_validate(const struct config *c, char *err, size_t errlen)
             }
         }
     }
-    if (!c->handler) {
-        snprintf(err, errlen, "no application: give --handler FILE.so");
+    int apps = (c->handler != NULL) + (c->wsgi != NULL) + (c->wsgi_file != NULL);
+    if (apps == 0) {
+        snprintf(err, errlen,
+                 "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file PATH or "
+                 "--handler FILE.so");
+        return -1;
+    }
+    if (apps > 1) {
+        snprintf(err, errlen, "give only one application: --handler, --wsgi or --wsgi-file");
         return -1;
     }
     return 0;

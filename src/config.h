@@ -20,6 +20,13 @@ struct config {
     size_t listen_count;
 
     char *handler;          /* "path.so[:symbol]", NULL when none */
+    char *wsgi;             /* "module[:callable]", NULL when none */
+    char *wsgi_file;        /* a .py file defining the WSGI callable */
+    char *chdir;            /* workers chdir here before the import */
+    char **pythonpath;      /* prepended to sys.path, in order */
+    size_t pythonpath_count;
+    char **env;             /* "NAME=VALUE", set in the master at start */
+    size_t env_count;
 
     unsigned processes;     /* default 1 */
     unsigned threads;       /* default 1 */

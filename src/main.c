@@ -82,6 +82,20 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* --env: set before anything reads the environment (the app's import
+     * in the workers inherits it). */
+    for (size_t i = 0; i < cfg.env_count; i++) {
+        char *eq = strchr(cfg.env[i], '=');
+        *eq = '\0';
+        int rc = setenv(cfg.env[i], eq + 1, 1);
+        *eq = '=';
+        if (rc < 0) {
+            fprintf(stderr, "corral: setenv(\"%s\") failed: %s\n", cfg.env[i], strerror(errno));
+            config_free(&cfg);
+            return 1;
+        }
+    }
+
     struct app app = {0};
     if (app_load(&app, &cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "corral: %s\n", err);

@@ -20,6 +20,17 @@ enum {
     OPTIONS_MS_PER_S = 1000,
 };
 
+/* NAME=VALUE with a non-empty NAME without '='. */
+static int options_check_env(const char *value, char *err, size_t errlen)
+{
+    const char *eq = strchr(value, '=');
+    if (!eq || eq == value) {
+        snprintf(err, errlen, "expected NAME=VALUE, got '%s'", value);
+        return -1;
+    }
+    return 0;
+}
+
 /* A listen spec must be one listen_parse accepts. */
 static int options_check_listen(const char *value, char *err, size_t errlen)
 {
@@ -104,6 +115,59 @@ const struct option_spec options_table[] = {
         .metavar = "FILE.so[:SYMBOL]",
         .group = "Application",
         .help = "native handler object and its entry symbol; SYMBOL defaults to handler",
+        .unset = "none",
+    },
+    {
+        .name = "wsgi",
+        .key = "wsgi",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(wsgi),
+        .metavar = "MODULE[:CALLABLE]",
+        .group = "Application",
+        .help = "WSGI app to import; CALLABLE defaults to application, then app",
+        .unset = "none",
+    },
+    {
+        .name = "wsgi-file",
+        .key = "wsgi_file",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(wsgi_file),
+        .metavar = "PATH",
+        .group = "Application",
+        .help = "Python file defining the WSGI callable application (or app)",
+        .unset = "none",
+    },
+    {
+        .name = "chdir",
+        .key = "chdir",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(chdir),
+        .metavar = "DIR",
+        .group = "Application",
+        .help = "workers change to DIR before loading the app; it goes first on sys.path",
+        .unset = "none",
+    },
+    {
+        .name = "pythonpath",
+        .key = "pythonpath",
+        .type = OPTION_STRING_LIST,
+        OPTIONS_FIELD(pythonpath),
+        .count_offset = offsetof(struct config, pythonpath_count),
+        .metavar = "DIR",
+        .group = "Application",
+        .help = "add DIR to the front of sys.path; repeatable",
+        .unset = "none",
+    },
+    {
+        .name = "env",
+        .key = "env",
+        .type = OPTION_STRING_LIST,
+        OPTIONS_FIELD(env),
+        .count_offset = offsetof(struct config, env_count),
+        .check = options_check_env,
+        .metavar = "NAME=VALUE",
+        .group = "Application",
+        .help = "set this environment variable at start, before the app loads; repeatable",
         .unset = "none",
     },
     {

@@ -484,7 +484,46 @@ static void config_validate_requires_handler(void **state)
     struct fixture *f = *state;
     assert_int_equal(test_load(f, "listen = \"uwsgi:unix:/a\";\n", NULL), 0);
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
-    assert_string_equal(f->err, "no application: give --handler FILE.so");
+    assert_string_equal(f->err, "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file "
+                                "PATH or --handler FILE.so");
+}
+
+static void config_validate_takes_wsgi_app_and_its_python_options(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_load(f,
+                               "listen = \"uwsgi:unix:/a\";\nwsgi = \"pkg.mod:app\";\n"
+                               "chdir = \"/srv\";\npythonpath = [\"/a\", \"/b\"];\n"
+                               "env = \"X=1=2\";\n",
+                               NULL),
+                     0);
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
+    assert_string_equal(f->c.wsgi, "pkg.mod:app");
+    assert_string_equal(f->c.chdir, "/srv");
+    assert_int_equal(f->c.pythonpath_count, 2);
+    assert_string_equal(f->c.pythonpath[1], "/b");
+    assert_int_equal(f->c.env_count, 1);
+    assert_string_equal(f->c.env[0], "X=1=2");
+}
+
+static void config_refuses_env_without_name(void **state)
+{
+    struct fixture *f = *state;
+    test_load_fails(f, "env = \"=x\";\n", ":1: key 'env': expected NAME=VALUE, got '=x'");
+    assert_int_equal(test_load(f, "env = [\"A=1\", \"B\"];\n", NULL), -1);
+    assert_non_null(strstr(f->err, "expected NAME=VALUE, got 'B'"));
+}
+
+static void config_validate_refuses_two_apps(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_load(f,
+                               "listen = \"uwsgi:unix:/a\";\nhandler = \"a.so\";\n"
+                               "wsgi_file = \"app.py\";\n",
+                               NULL),
+                     0);
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_string_equal(f->err, "give only one application: --handler, --wsgi or --wsgi-file");
 }
 
 static void config_validate_rejects_one_address_twice(void **state)
@@ -559,6 +598,15 @@ static void example_conf_commented_settings_are_valid(void **state)
     fclose(fp);
     assert_true(uncommented >= 5);
     assert_int_equal(test_load(f, text, NULL), 0);
+    /* handler, wsgi and wsgi_file are alternatives: all three at once are
+     * refused; with only the handler left the rest is valid. */
+    assert_non_null(f->c.wsgi);
+    assert_non_null(f->c.wsgi_file);
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_string_equal(f->err, "give only one application: --handler, --wsgi or --wsgi-file");
+    free(f->c.wsgi);
+    free(f->c.wsgi_file);
+    f->c.wsgi = f->c.wsgi_file = NULL;
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
     /* The three protocols and the three address forms are shown. */
     const char *forms[] = {"uwsgi:", "fastcgi:", "scgi:", ":unix:", ":tcp:", ":fd:"};
@@ -880,6 +928,9 @@ int main(void)
         TEST(config_names_included_file_in_errors),
         TEST(config_validate_requires_listener),
         TEST(config_validate_requires_handler),
+        TEST(config_validate_takes_wsgi_app_and_its_python_options),
+        TEST(config_refuses_env_without_name),
+        TEST(config_validate_refuses_two_apps),
         TEST(config_validate_rejects_one_address_twice),
         TEST(example_conf_loads_and_validates),
         TEST(example_conf_commented_settings_are_valid),
