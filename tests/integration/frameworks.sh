@@ -7,6 +7,9 @@
 # HTTP with curl: forms, JSON, a 20 MiB upload (multipart and raw), cookies,
 # the session counter, a redirect, 404, a raising view (500 and its traceback
 # in corral's error log) and a streaming view that arrives piece by piece.
+# tests/apps/django_app.py (python3-django, a single-file project) runs in a
+# second pool behind /dj/ on the same front ends: JSON, a form, a signed-cookie
+# session, a redirect, 404 and a raising view.
 TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-90}
 . "$(dirname "$0")/lib.sh"
 
@@ -28,8 +31,25 @@ APPS=$top_srcdir/tests/apps
 U=$T/u.sock F=$T/f.sock
 PU=$(free_port) PF=$(free_port) PA=$(free_port)
 
+HAVE_DJANGO=0
+"$PY" -c 'import django' >/dev/null 2>&1 && HAVE_DJANGO=1
+if [ $HAVE_DJANGO = 0 ]; then
+    fail "requirement: Django" "python3 cannot import django: apt-get install python3-django" \
+        "(contrib/install-deps.sh installs every test dependency); the Flask checks still run"
+fi
+
 start_corral --listen "uwsgi:unix:$U" --listen "fastcgi:unix:$F" \
     --wsgi flask_app:app --pythonpath "$APPS" --processes 2 --threads 2 --chmod 0666 || finish
+FLASK_PID=$CORRAL_PID FLASK_LOG=$CORRAL_LOG
+
+# Django in a second pool, reached through /dj/ on the same front ends.
+DU=$T/du.sock DF=$T/df.sock
+if [ $HAVE_DJANGO = 1 ]; then
+    start_corral --listen "uwsgi:unix:$DU" --listen "fastcgi:unix:$DF" \
+        --wsgi django_app:application --pythonpath "$APPS" --processes 2 --threads 2 \
+        --chmod 0666 || finish
+    DJANGO_PID=$CORRAL_PID DJANGO_LOG=$CORRAL_LOG
+fi
 
 # nginx's stock fastcgi_params set SCRIPT_NAME to the whole path and no
 # PATH_INFO, which a WSGI app reads as "mounted at /go, path empty" (Flask
@@ -57,6 +77,10 @@ start_nginx "
             fastcgi_keep_conn on;
             fastcgi_buffering off;
         }
+        location /dj/ {
+            $FCGI_PARAMS
+            fastcgi_pass unix:$DF;
+        }
     }
     server {
         listen 127.0.0.1:$PU;
@@ -69,6 +93,10 @@ start_nginx "
             uwsgi_pass unix:$U;
             uwsgi_buffering off;
         }
+        location /dj/ {
+            include /etc/nginx/uwsgi_params;
+            uwsgi_pass unix:$DU;
+        }
     }
 " || finish
 
@@ -77,13 +105,14 @@ start_nginx "
 start_apache "
 Listen 127.0.0.1:$PA
 <VirtualHost 127.0.0.1:$PA>
+    ProxyPass \"/dj/\" \"unix:$DF|fcgi://corral-django/dj/\"
     ProxyPass \"/\" \"unix:$F|fcgi://corral-flask/\" flushpackets=on
     ProxyFCGISetEnvIf true PATH_INFO \"%{REQUEST_URI}\"
     ProxyFCGISetEnvIf true !SCRIPT_NAME
 </VirtualHost>
 " || finish
 
-WORKERS_BEFORE=$(children_of "$CORRAL_PID")
+WORKERS_BEFORE="$(children_of "$FLASK_PID") $(children_of "${DJANGO_PID:-0}")"
 head -c 20971520 /dev/urandom >"$T/rand20m"
 RAND20M_SHA=$(sha_file "$T/rand20m")
 
@@ -151,13 +180,13 @@ flask_checks() {
     expect_file_match "$L: the 404 page is Flask's" 'Not Found' "$T/body"
 
     local before
-    before=$(grep -c 'FlaskTestError: raised on purpose' "$CORRAL_LOG")
+    before=$(grep -c 'FlaskTestError: raised on purpose' "$FLASK_LOG")
     curl_req "$base/boom"
     expect_eq "$L: a raising view answers 500" 500 "$HTTP_CODE"
     expect_file_match "$L: the 500 page is Flask's" 'Internal Server Error' "$T/body"
     sleep 0.2
     expect_eq "$L: the exception is in corral's error log" $((before + 1)) \
-        "$(grep -c 'FlaskTestError: raised on purpose' "$CORRAL_LOG")"
+        "$(grep -c 'FlaskTestError: raised on purpose' "$FLASK_LOG")"
 }
 
 # flask_stream_check LABEL PORT : /stream's 5 chunks, 200 ms apart, arrive one by one.
@@ -187,7 +216,63 @@ flask_checks "flask apache fcgi" "$PA"
 flask_stream_check "flask apache fcgi" "$PA"
 
 expect_file_match "the traceback is logged, naming the view's line" \
-    'File ".*flask_app\.py", line [0-9]+, in boom' "$CORRAL_LOG"
-expect_eq "no corral worker died during the run" "$WORKERS_BEFORE" "$(children_of "$CORRAL_PID")"
+    'File ".*flask_app\.py", line [0-9]+, in boom' "$FLASK_LOG"
+
+# django_checks LABEL PORT
+django_checks() {
+    local L=$1 base=http://127.0.0.1:$2/dj
+
+    curl_req "$base/json?q=caf%C3%A9"
+    expect_eq "$L: JSON view status" 200 "$HTTP_CODE"
+    expect_match "$L: JSON view is application/json" '^application/json' "$(head_value Content-Type)"
+    expect_eq "$L: JSON view body (JsonResponse, request.GET decoded)" \
+        '{"framework": "django", "method": "GET", "q": "caf\u00e9"}' "$(cat "$T/body")"
+
+    curl_req "$base/form" --data-urlencode 'name=Zoë & co' -d 'colour=red'
+    expect_eq "$L: form POST status (CSRF exempt)" 200 "$HTTP_CODE"
+    expect_eq "$L: form POST fields decoded (request.POST)" "name=Zoë & co;colour=red;n=2" "$(cat "$T/body")"
+
+    local jar=$T/djar-$2 counts="" i
+    rm -f "$jar"
+    for i in 1 2 3; do
+        curl_req "$base/counter" -b "$jar" -c "$jar"
+        counts="$counts $(cat "$T/body")"
+    done
+    expect_eq "$L: the signed-cookie session counts across requests" " count=1 count=2 count=3" "$counts"
+
+    curl_req "$base/go"
+    expect_eq "$L: redirect status" 302 "$HTTP_CODE"
+    expect_match "$L: redirect Location" '^(http://[^/]+)?/dj/json$' "$(head_value Location)"
+
+    curl_req "$base/no/such/page"
+    expect_eq "$L: an unknown URL is Django's 404" 404 "$HTTP_CODE"
+    expect_file_match "$L: the 404 page is Django's" 'The requested resource was not found' "$T/body"
+
+    curl_req "$base/boom"
+    expect_eq "$L: a raising view answers 500" 500 "$HTTP_CODE"
+    expect_file_match "$L: the 500 page is Django's" 'Server Error \(500\)' "$T/body"
+}
+
+if [ $HAVE_DJANGO = 1 ]; then
+    django_checks "django nginx fastcgi" "$PF"
+    django_checks "django nginx uwsgi" "$PU"
+    django_checks "django apache fcgi" "$PA"
+    sleep 0.2
+    # django.request's records go to wsgi.errors (a handler in django_app.py).
+    expect_eq "django: each raising view's exception is in corral's error log (3 front ends)" 3 \
+        "$(grep -c 'wsgi\.errors: .*DjangoTestError: raised on purpose' "$DJANGO_LOG")"
+    expect_file_match "django: the traceback names the view's line" \
+        'wsgi\.errors: .*File ".*django_app\.py", line [0-9]+, in boom_view' "$DJANGO_LOG"
+fi
+
+# The raising views log through wsgi.errors; nothing else is an error.
+expect_no_match "corral logged no errors but the raising views'" ' (error|warn) ' \
+    "$(cat "$FLASK_LOG" "${DJANGO_LOG:-/dev/null}" | grep -v ' wsgi\.errors: ')"
+expect_no_match "nginx logged no upstream errors" '\[(error|crit|alert|emerg)\]' \
+    "$(cat "$T/nginx-error.log")"
+expect_no_match "Apache logged no proxy errors" '\[[a-z_]+:(error|crit|alert|emerg)\]' \
+    "$(cat "$T/apache-error.log")"
+expect_eq "no corral worker died during the run" "$WORKERS_BEFORE" \
+    "$(children_of "$FLASK_PID") $(children_of "${DJANGO_PID:-0}")"
 
 finish
