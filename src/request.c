@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/sendfile.h>
@@ -28,7 +29,10 @@ void request_begin(struct corral_request *r, struct conn *c)
     r->status = 200;
     r->reason[0] = '\0';
     r->headers_len = 0;
-    r->head_sent = r->finished = r->failed = false;
+    r->head_sent = r->finished = r->failed = r->clipped = false;
+    const char *method = params_get(&c->params, "REQUEST_METHOD");
+    r->head_only = method && strcmp(method, "HEAD") == 0;
+    r->body_limit = -1;
     r->bytes_out = 0;
     r->start_us = request_now_us();
 }
@@ -210,6 +214,29 @@ static bool request_token_char(unsigned char ch)
            (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
+/* A Content-Length header bounds the body: bytes past it are dropped, and a
+ * body that ends short of it closes the connection (the front end must not
+ * take a truncated response for a whole one). A value that is not a number
+ * is passed on as it is and bounds nothing. */
+static void request_note_length(struct corral_request *r, const char *value)
+{
+    int64_t n = 0;
+    const char *p = value;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p < '0' || *p > '9')
+        return;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (n > (INT64_MAX - 9) / 10)
+            return;
+        n = n * 10 + (*p - '0');
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '\0')
+        r->body_limit = n;
+}
+
 CORRAL_EXPORT int corral_add_header(corral_request *r, const char *name, const char *value)
 {
     if (r->head_sent || !name || !value || !*name)
@@ -238,6 +265,8 @@ CORRAL_EXPORT int corral_add_header(corral_request *r, const char *name, const c
     o[nl + 2 + vl] = '\r';
     o[nl + 3 + vl] = '\n';
     r->headers_len += need;
+    if (nl == 14 && strcasecmp(name, "Content-Length") == 0)
+        request_note_length(r, value);
     return 0;
 }
 
@@ -352,11 +381,48 @@ static int request_send(struct corral_request *r, const struct iovec *parts, int
     return 0;
 }
 
+/* How many of LEN body bytes may go out: none for HEAD, none past the
+ * handler's Content-Length (the excess is logged once). */
+static size_t request_body_room(struct corral_request *r, size_t len)
+{
+    if (r->head_only)
+        return 0;
+    if (r->body_limit < 0 || r->bytes_out + len <= (uint64_t)r->body_limit)
+        return len;
+    size_t room = (size_t)((uint64_t)r->body_limit - r->bytes_out);
+    if (!r->clipped) {
+        struct conn *c = r->conn;
+        const char *m = params_get(&c->params, "REQUEST_METHOD");
+        const char *u = params_get(&c->params, "REQUEST_URI");
+        log_msg(LOG_ERROR, "%s: peer %s: %s %s: the handler sent more than its Content-Length "
+                "(%lld): the excess is dropped", c->listener->name, c->peer, m ? m : "-",
+                u ? u : "-", (long long)r->body_limit);
+        r->clipped = true;
+    }
+    return room;
+}
+
+/* The response ends short of its Content-Length: say so and close the
+ * connection instead of ending the response. Returns -1. */
+static int request_short_body(struct corral_request *r)
+{
+    struct conn *c = r->conn;
+    const char *m = params_get(&c->params, "REQUEST_METHOD");
+    const char *u = params_get(&c->params, "REQUEST_URI");
+    log_msg(LOG_ERROR, "%s: peer %s: %s %s: the response ended after %llu of the %lld bytes "
+            "its Content-Length announced: connection closed", c->listener->name, c->peer,
+            m ? m : "-", u ? u : "-", (unsigned long long)r->bytes_out,
+            (long long)r->body_limit);
+    r->failed = c->broken = true;
+    return -1;
+}
+
 /* Send LEN body bytes (and the head first if not sent yet). */
 static int request_write(struct corral_request *r, const void *buf, size_t len, bool final)
 {
     if (r->finished)
         return -1;
+    len = request_body_room(r, len);
     char status[128];
     struct iovec parts[4];
     int n = 0;
@@ -371,9 +437,13 @@ static int request_write(struct corral_request *r, const void *buf, size_t len, 
     }
     parts[n].iov_base = (void *)buf;
     parts[n++].iov_len = len;
-    int rc = request_send(r, parts, n, final);
+    bool short_body = final && !r->head_only && r->body_limit >= 0 &&
+                      r->bytes_out + len < (uint64_t)r->body_limit;
+    int rc = request_send(r, parts, n, final && !short_body);
     if (rc == 0)
         r->bytes_out += len;
+    if (rc == 0 && short_body)
+        return request_short_body(r);
     return rc;
 }
 
@@ -394,6 +464,7 @@ CORRAL_EXPORT int corral_sendfile(corral_request *r, int fd, off_t offset, size_
     struct conn *c = r->conn;
     if (r->finished || r->failed)
         return -1;
+    len = request_body_room(r, len);
     if (c->codec->max_frame != SIZE_MAX) {
         /* Framed protocol: read and frame. */
         char buf[65536];
@@ -452,6 +523,7 @@ int request_finish(struct corral_request *r, int app_rc)
         r->status = 500;
         r->reason[0] = '\0';
         r->headers_len = 0;
+        r->body_limit = -1;
         corral_add_header(r, "Content-Type", "text/plain");
         static const char body[] = "Internal Server Error\n";
         request_write(r, body, sizeof(body) - 1, true);

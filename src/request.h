@@ -24,6 +24,9 @@ struct corral_request {
     bool head_sent;
     bool finished;              /* the end of the response was sent */
     bool failed;                /* a write failed: the front end is gone */
+    bool head_only;             /* HEAD: the head goes out, body bytes are dropped */
+    bool clipped;               /* body bytes past Content-Length were dropped (logged) */
+    int64_t body_limit;         /* the handler's Content-Length, or -1 */
     uint64_t bytes_out;         /* body bytes sent */
     uint64_t start_us;          /* CLOCK_MONOTONIC, microseconds */
 };
