@@ -1,12 +1,14 @@
 /*
  * app_wsgi.c — Python WSGI apps (PEP 3333) in embedded CPython.
  *
- * load (master): checks only — the module name's syntax, that the file and
- * the directory exist — so a mistake is reported at start; the master never
- * runs Python. worker_init (each worker, after the fork): chdir, start the
- * interpreter without its signal handlers (signals stay with corral's
- * signalfd), extend sys.path, import the app, build the constant part of
- * environ, then release the GIL. thread_init gives each serving thread its
+ * load (master): checks only — the module name's syntax, that the file, the
+ * directory and the virtualenv exist — so a mistake is reported at start.
+ * worker_init (each worker, after the fork; by default the master never
+ * runs Python): chdir, start the interpreter without its signal handlers
+ * (signals stay with corral's signalfd), extend sys.path, import the app,
+ * build the constant part of environ, then release the GIL. With --preload
+ * the same start-up runs once in the master instead (app_wsgi_preload) and
+ * the workers inherit the interpreter across fork. thread_init gives each serving thread its
  * own thread state. handle holds the GIL only while Python runs: it is
  * released around every read of the body and every write of the response.
  *
@@ -85,8 +87,11 @@ struct app_wsgi {
     char *chdir;
     char **pythonpath;
     size_t pythonpath_count;
+    char python[PATH_MAX]; /* sys.executable: a venv's python, or the system's */
     bool multithread, multiprocess;
-    /* Set by worker_init, in the worker's interpreter. */
+    bool started; /* the interpreter runs in this process (preloaded in the master) */
+    /* Set when the interpreter starts (in the worker, or in the master with
+     * --preload). */
     PyInterpreterState *interp;
     PyObject *app;
     PyObject *base_environ;
@@ -328,6 +333,10 @@ static int app_wsgi_load(struct app *app, const struct config *c, char *err, siz
         if (!(w->file = strdup(full)))
             goto nomem;
     }
+    snprintf(w->python, sizeof(w->python), "%s", CORRAL_PYTHON_EXECUTABLE);
+    if (c->virtualenv && app_wsgi_venv_check(c->virtualenv, w->python, sizeof(w->python), err,
+                                             errlen) < 0)
+        goto fail;
     if (c->pythonpath_count) {
         if (!(w->pythonpath = calloc(c->pythonpath_count, sizeof(*w->pythonpath))))
             goto nomem;
@@ -380,6 +389,8 @@ static int app_wsgi_setup(struct app_wsgi *w)
         goto out;
     }
 
+    if (app_wsgi_guard_signals() < 0)
+        goto out;
     PyObject *argv = Py_BuildValue("[s]", "corral");
     if (!argv)
         goto out;
@@ -474,26 +485,80 @@ out:
     return rc;
 }
 
-static int app_wsgi_worker_init(struct app *app)
+/* Start the interpreter and load the app in this process (a worker, or the
+ * master with --preload). The GIL stays with the calling thread. Returns 0,
+ * or -1 after logging the traceback. */
+static int app_wsgi_start(struct app_wsgi *w)
 {
-    struct app_wsgi *w = app->data;
     if (w->chdir && chdir(w->chdir) < 0) {
         log_msg(LOG_ERROR, "wsgi: chdir(\"%s\") failed: %s", w->chdir, strerror(errno));
         return -1;
     }
-    /* 0: no Python signal handlers; corral's signalfd keeps the signals. */
-    Py_InitializeEx(0);
+    app_wsgi_save_signals();
+    if (app_wsgi_interp_start(w->python) < 0)
+        return -1;
     w->interp = PyInterpreterState_Get();
+    w->started = true;
     if (app_wsgi_setup(w) < 0) {
         char context[PATH_MAX + 64];
         snprintf(context, sizeof(context), "loading %s", w->file ? w->file : w->module);
         app_wsgi_log_exception(w, context);
         return -1;
     }
-    log_msg(LOG_INFO, "wsgi: loaded %s (Python %s)", w->file ? w->file : w->module,
-            Py_GetVersion());
+    app_wsgi_restore_signals(true);
+    log_msg(LOG_INFO, "wsgi: loaded %s (Python %.*s)", w->file ? w->file : w->module,
+            (int)strcspn(Py_GetVersion(), " "), Py_GetVersion());
+    return 0;
+}
+
+static int app_wsgi_worker_init(struct app *app)
+{
+    struct app_wsgi *w = app->data;
+    if (!w->started && app_wsgi_start(w) < 0)
+        return -1;
     app_wsgi_tstate = PyEval_SaveThread(); /* the GIL is free between requests */
     return 0;
+}
+
+/* --preload: the master imports the app once; the workers inherit it
+ * copy-on-write. gc.freeze() moves everything the import made into the
+ * permanent generation, so the workers' collections do not write to (and
+ * so copy) those pages. The master keeps the GIL: it runs no other Python,
+ * and fork() must happen with the GIL held by the forking thread. */
+static int app_wsgi_preload(struct app *app)
+{
+    struct app_wsgi *w = app->data;
+    if (app_wsgi_start(w) < 0)
+        return -1;
+    PyObject *gc = PyImport_ImportModule("gc");
+    PyObject *r = gc ? PyObject_CallMethod(gc, "freeze", NULL) : NULL;
+    if (!r)
+        app_wsgi_log_exception(w, "gc.freeze() after the preload");
+    Py_XDECREF(r);
+    Py_XDECREF(gc);
+    log_msg(LOG_INFO, "wsgi: preloaded in the master; workers share it copy-on-write");
+    return 0;
+}
+
+/* Around fork(2), with the interpreter running in the master: CPython's
+ * import lock and its thread bookkeeping must be consistent in the child
+ * (os.fork does the same; os.register_at_fork hooks run too). */
+static void app_wsgi_fork_prepare(struct app *app)
+{
+    if (((struct app_wsgi *)app->data)->started)
+        PyOS_BeforeFork();
+}
+
+static void app_wsgi_fork_parent(struct app *app)
+{
+    if (((struct app_wsgi *)app->data)->started)
+        PyOS_AfterFork_Parent();
+}
+
+static void app_wsgi_fork_child(struct app *app)
+{
+    if (((struct app_wsgi *)app->data)->started)
+        PyOS_AfterFork_Child();
 }
 
 static int app_wsgi_thread_init(struct app *app)
@@ -531,4 +596,8 @@ const struct app_ops app_wsgi_ops = {
     .thread_init = app_wsgi_thread_init,
     .handle = app_wsgi_handle,
     .worker_fini = app_wsgi_worker_fini,
+    .preload = app_wsgi_preload,
+    .fork_prepare = app_wsgi_fork_prepare,
+    .fork_parent = app_wsgi_fork_parent,
+    .fork_child = app_wsgi_fork_child,
 };

@@ -29,7 +29,7 @@ void request_begin(struct corral_request *r, struct conn *c)
     r->status = 200;
     r->reason[0] = '\0';
     r->headers_len = 0;
-    r->head_sent = r->finished = r->failed = r->clipped = false;
+    r->head_sent = r->finished = r->failed = r->clipped = r->complete_early = false;
     const char *method = params_get(&c->params, "REQUEST_METHOD");
     r->head_only = method && strcmp(method, "HEAD") == 0;
     r->body_limit = -1;
@@ -420,9 +420,24 @@ static int request_short_body(struct corral_request *r)
 /* Send LEN body bytes (and the head first if not sent yet). */
 static int request_write(struct corral_request *r, const void *buf, size_t len, bool final)
 {
-    if (r->finished)
-        return -1;
+    if (r->finished) {
+        /* Ended early because the body is complete: what follows is
+         * nothing (fine) or excess (dropped and logged). */
+        if (!r->complete_early)
+            return -1;
+        request_body_room(r, len);
+        return 0;
+    }
     len = request_body_room(r, len);
+    /* A body that reaches its Content-Length (or any HEAD response) is
+     * complete: its end goes out with it. A front end that has all the
+     * bytes may hang up at once; a separate end-of-response write would
+     * then fail, and the request look broken when it was not. */
+    if (!final && (r->head_only || (r->body_limit >= 0 &&
+                                    r->bytes_out + len == (uint64_t)r->body_limit))) {
+        final = true;
+        r->complete_early = true;
+    }
     char status[128];
     struct iovec parts[4];
     int n = 0;
@@ -450,7 +465,7 @@ static int request_write(struct corral_request *r, const void *buf, size_t len, 
 CORRAL_EXPORT int corral_write(corral_request *r, const void *buf, size_t len)
 {
     if (len == 0 && r->head_sent)
-        return r->failed || r->finished ? -1 : 0;
+        return r->failed || (r->finished && !r->complete_early) ? -1 : 0;
     return request_write(r, buf, len, false);
 }
 
@@ -462,9 +477,11 @@ CORRAL_EXPORT int corral_write_final(corral_request *r, const void *buf, size_t 
 CORRAL_EXPORT int corral_sendfile(corral_request *r, int fd, off_t offset, size_t len)
 {
     struct conn *c = r->conn;
-    if (r->finished || r->failed)
+    if (r->failed || (r->finished && !r->complete_early))
         return -1;
     len = request_body_room(r, len);
+    if (r->finished)
+        return 0;
     if (c->codec->max_frame != SIZE_MAX) {
         /* Framed protocol: read and frame. */
         char buf[65536];

@@ -26,6 +26,7 @@ struct corral_request {
     bool failed;                /* a write failed: the front end is gone */
     bool head_only;             /* HEAD: the head goes out, body bytes are dropped */
     bool clipped;               /* body bytes past Content-Length were dropped (logged) */
+    bool complete_early;        /* ended when the body reached its length (or HEAD) */
     int64_t body_limit;         /* the handler's Content-Length, or -1 */
     uint64_t bytes_out;         /* body bytes sent */
     uint64_t start_us;          /* CLOCK_MONOTONIC, microseconds */
