@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +145,22 @@ static void app_wsgi_log_exception(struct app_wsgi *w, const char *context)
 
 /* ---- one request ---- */
 
+/* nginx's stock fastcgi_params send the whole path as SCRIPT_NAME and no
+ * PATH_INFO: the app then believes it is mounted at that path and routes
+ * nothing. Said once per worker, with the fix. */
+static void app_wsgi_warn_script_name(corral_request *req)
+{
+    static atomic_bool warned;
+    if (atomic_exchange(&warned, true))
+        return;
+    const char *sn = corral_param(req, "SCRIPT_NAME");
+    log_msg(LOG_WARN, "wsgi: the front end sends SCRIPT_NAME=\"%.200s\" and no PATH_INFO: the app "
+            "sees itself mounted at that path with an empty path (nginx's stock fastcgi_params "
+            "do this; add fastcgi_param SCRIPT_NAME \"\"; and fastcgi_param PATH_INFO "
+            "$document_uri; after them, see the README). Said once per worker.",
+            sn ? sn : "");
+}
+
 /* environ: a copy of the constant part, every param (Latin-1, PEP 3333),
  * wsgi.url_scheme and wsgi.input. New reference or NULL. */
 static PyObject *app_wsgi_environ(struct app_wsgi *w, corral_request *req, PyObject *input)
@@ -151,7 +168,7 @@ static PyObject *app_wsgi_environ(struct app_wsgi *w, corral_request *req, PyObj
     PyObject *env = PyDict_Copy(w->base_environ);
     if (!env)
         return NULL;
-    bool https = false;
+    bool https = false, script_name = false, path_info = false;
     size_t count = corral_param_count(req);
     for (size_t i = 0; i < count; i++) {
         const char *name, *value;
@@ -168,7 +185,13 @@ static PyObject *app_wsgi_environ(struct app_wsgi *w, corral_request *req, PyObj
             https = https || strcasecmp(value, "on") == 0 || strcmp(value, "1") == 0;
         else if (strcmp(name, "REQUEST_SCHEME") == 0)
             https = https || strcasecmp(value, "https") == 0;
+        else if (strcmp(name, "SCRIPT_NAME") == 0)
+            script_name = value[0] != '\0'; /* a repeated param: the last wins */
+        else if (strcmp(name, "PATH_INFO") == 0)
+            path_info = true;
     }
+    if (script_name && !path_info)
+        app_wsgi_warn_script_name(req);
     if (PyDict_SetItem(env, w->keys[APP_WSGI_URL_SCHEME], https ? w->https : w->http) < 0 ||
         PyDict_SetItem(env, w->keys[APP_WSGI_INPUT], input) < 0)
         goto fail;
