@@ -315,6 +315,25 @@ static int request_writev(struct conn *c, struct iovec *iov, int n)
     return conn_writev(c, &one, 1);
 }
 
+/* A write to the front end failed with ERR: the connection is done for.
+ * One line says so, with the request: a front end that hung up (its client
+ * left: an abandoned download, a closed event stream) is a warning, anything
+ * else (a timeout) an error. request_finish adds nothing after it. */
+static void request_send_failed(struct corral_request *r, int err)
+{
+    struct conn *c = r->conn;
+    const char *m = params_get(&c->params, "REQUEST_METHOD");
+    const char *u = params_get(&c->params, "REQUEST_URI");
+    bool hung_up = err == EPIPE || err == ECONNRESET;
+    log_msg(hung_up ? LOG_WARN : LOG_ERROR,
+            "%s: peer %s: %s %s: %s (%s) after %llu body bytes: connection closed",
+            c->listener->name, c->peer, m ? m : "-", u ? u : "-",
+            hung_up ? "the front end closed the connection before the response was complete"
+                    : "sending the response failed",
+            strerror(err), (unsigned long long)r->bytes_out);
+    r->failed = c->broken = true;
+}
+
 /*
  * Send the logical byte stream PARTS (head and/or body) to the front end,
  * cut into frames the codec accepts, then the end of the response if FINAL.
@@ -367,10 +386,7 @@ static int request_send(struct corral_request *r, const struct iovec *parts, int
         }
         int rc = n > 0 ? request_writev(c, iov, n) : 0;
         if (rc < 0) {
-            r->failed = true;
-            c->broken = true;
-            log_msg(LOG_ERROR, "%s: peer %s: sending the response failed: %s",
-                    c->listener->name, c->peer, strerror(-rc));
+            request_send_failed(r, -rc);
             return -1;
         }
         if (last_batch)
@@ -517,9 +533,7 @@ CORRAL_EXPORT int corral_sendfile(corral_request *r, int fd, off_t offset, size_
             continue;
         if (errno == EAGAIN && conn_wait_writable(c) == 0)
             continue;
-        log_msg(LOG_ERROR, "%s: peer %s: sendfile failed: %s", c->listener->name, c->peer,
-                strerror(errno));
-        c->broken = r->failed = true;
+        request_send_failed(r, errno);
         return -1;
     }
     return 0;
@@ -528,7 +542,7 @@ CORRAL_EXPORT int corral_sendfile(corral_request *r, int fd, off_t offset, size_
 int request_finish(struct corral_request *r, int app_rc)
 {
     struct conn *c = r->conn;
-    if (app_rc != 0) {
+    if (app_rc != 0 && !r->failed) { /* a failed write was logged when it failed */
         const char *m = params_get(&c->params, "REQUEST_METHOD");
         const char *u = params_get(&c->params, "REQUEST_URI");
         log_msg(LOG_ERROR, "%s: peer %s: the handler failed (returned %d) on %s %s; %s",
