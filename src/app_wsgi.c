@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,9 +94,8 @@ struct app_wsgi {
      * --preload). */
     PyInterpreterState *interp;
     PyObject *app;
-    PyObject *base_environ;
     PyObject *keys[APP_WSGI_KEY_COUNT];
-    PyObject *http, *https; /* the two values of wsgi.url_scheme */
+    struct app_wsgi_environ_consts env; /* base environ, keys, url schemes */
     PyObject *format_exc;   /* helpers.format_exc(t, v, tb) -> str */
     PyObject *close_name;
 };
@@ -143,63 +141,19 @@ static void app_wsgi_log_exception(struct app_wsgi *w, const char *context)
     Py_XDECREF(tb);
 }
 
+/* app_wsgi_log_exception with the request line as the context. */
+static void app_wsgi_log_request_exception(struct app_wsgi *w, corral_request *req)
+{
+    const char *method = corral_param(req, "REQUEST_METHOD");
+    const char *uri = corral_param(req, "REQUEST_URI");
+    if (!uri)
+        uri = corral_param(req, "PATH_INFO");
+    char context[512];
+    snprintf(context, sizeof(context), "%s %s", method ? method : "-", uri ? uri : "-");
+    app_wsgi_log_exception(w, context);
+}
+
 /* ---- one request ---- */
-
-/* nginx's stock fastcgi_params send the whole path as SCRIPT_NAME and no
- * PATH_INFO: the app then believes it is mounted at that path and routes
- * nothing. Said once per worker, with the fix. */
-static void app_wsgi_warn_script_name(corral_request *req)
-{
-    static atomic_bool warned;
-    if (atomic_exchange(&warned, true))
-        return;
-    const char *sn = corral_param(req, "SCRIPT_NAME");
-    log_msg(LOG_WARN, "wsgi: the front end sends SCRIPT_NAME=\"%.200s\" and no PATH_INFO: the app "
-            "sees itself mounted at that path with an empty path (nginx's stock fastcgi_params "
-            "do this; add fastcgi_param SCRIPT_NAME \"\"; and fastcgi_param PATH_INFO "
-            "$document_uri; after them, see the README). Said once per worker.",
-            sn ? sn : "");
-}
-
-/* environ: a copy of the constant part, every param (Latin-1, PEP 3333),
- * wsgi.url_scheme and wsgi.input. New reference or NULL. */
-static PyObject *app_wsgi_environ(struct app_wsgi *w, corral_request *req, PyObject *input)
-{
-    PyObject *env = PyDict_Copy(w->base_environ);
-    if (!env)
-        return NULL;
-    bool https = false, script_name = false, path_info = false;
-    size_t count = corral_param_count(req);
-    for (size_t i = 0; i < count; i++) {
-        const char *name, *value;
-        if (corral_param_at(req, i, &name, &value) < 0)
-            continue;
-        PyObject *k = PyUnicode_DecodeLatin1(name, (Py_ssize_t)strlen(name), NULL);
-        PyObject *v = k ? PyUnicode_DecodeLatin1(value, (Py_ssize_t)strlen(value), NULL) : NULL;
-        int rc = v ? PyDict_SetItem(env, k, v) : -1;
-        Py_XDECREF(k);
-        Py_XDECREF(v);
-        if (rc < 0)
-            goto fail;
-        if (strcmp(name, "HTTPS") == 0)
-            https = https || strcasecmp(value, "on") == 0 || strcmp(value, "1") == 0;
-        else if (strcmp(name, "REQUEST_SCHEME") == 0)
-            https = https || strcasecmp(value, "https") == 0;
-        else if (strcmp(name, "SCRIPT_NAME") == 0)
-            script_name = value[0] != '\0'; /* a repeated param: the last wins */
-        else if (strcmp(name, "PATH_INFO") == 0)
-            path_info = true;
-    }
-    if (script_name && !path_info)
-        app_wsgi_warn_script_name(req);
-    if (PyDict_SetItem(env, w->keys[APP_WSGI_URL_SCHEME], https ? w->https : w->http) < 0 ||
-        PyDict_SetItem(env, w->keys[APP_WSGI_INPUT], input) < 0)
-        goto fail;
-    return env;
-fail:
-    Py_DECREF(env);
-    return NULL;
-}
 
 /* *OUT = OBJ.NAME (new reference), or NULL when it has no such attribute.
  * Returns 0, or -1 with an exception set (another error than
@@ -218,6 +172,8 @@ static int app_wsgi_getattr_optional(PyObject *obj, PyObject *name, PyObject **o
 /* Call RESULT.close() if it has one; -1 with an exception set if it raised. */
 static int app_wsgi_close(struct app_wsgi *w, PyObject *result)
 {
+    if (PyList_CheckExact(result) || PyTuple_CheckExact(result))
+        return 0; /* the common case has no close(): no failed lookup to clear */
     PyObject *close = NULL;
     if (app_wsgi_getattr_optional(result, w->close_name, &close) < 0)
         return -1;
@@ -236,17 +192,11 @@ static int app_wsgi_run(struct app_wsgi *w, corral_request *req)
 {
     int rc = -1;
     PyObject *input = NULL, *environ = NULL, *result = NULL, *resp = NULL;
-    const char *method = corral_param(req, "REQUEST_METHOD");
-    const char *uri = corral_param(req, "REQUEST_URI");
-    if (!uri)
-        uri = corral_param(req, "PATH_INFO");
-    char context[512];
-    snprintf(context, sizeof(context), "%s %s", method ? method : "-", uri ? uri : "-");
 
     input = app_wsgi_input_new(req);
     if (!input)
         goto error;
-    environ = app_wsgi_environ(w, req, input);
+    environ = app_wsgi_environ_new(&w->env, req, input);
     if (!environ)
         goto error;
     resp = app_wsgi_response_new(req);
@@ -261,10 +211,10 @@ error:
         if (resp && app_wsgi_response_write_failed(resp))
             PyErr_Clear(); /* corral logged why the front end is gone */
         else
-            app_wsgi_log_exception(w, context);
+            app_wsgi_log_request_exception(w, req);
     }
     if (result && app_wsgi_close(w, result) < 0) {
-        app_wsgi_log_exception(w, context);
+        app_wsgi_log_request_exception(w, req);
         rc = -1;
     }
     if (input)
@@ -468,9 +418,9 @@ static int app_wsgi_setup(struct app_wsgi *w)
     for (int k = 0; k < APP_WSGI_KEY_COUNT; k++)
         if (!(w->keys[k] = PyUnicode_InternFromString(app_wsgi_key_names[k])))
             goto out;
-    if (!(w->http = PyUnicode_InternFromString("http")) ||
-        !(w->https = PyUnicode_InternFromString("https")) ||
-        !(w->close_name = PyUnicode_InternFromString("close")) || !(w->base_environ = PyDict_New()))
+    if (!(w->env.http = PyUnicode_InternFromString("http")) ||
+        !(w->env.https = PyUnicode_InternFromString("https")) ||
+        !(w->close_name = PyUnicode_InternFromString("close")) || !(w->env.base = PyDict_New()))
         goto out;
     PyObject *version = Py_BuildValue("(ii)", 1, 0);
     PyObject *errors = app_wsgi_errors_new();
@@ -485,22 +435,24 @@ static int app_wsgi_setup(struct app_wsgi *w)
         {APP_WSGI_RUN_ONCE, Py_False},
         {APP_WSGI_ERRORS, errors},
         {APP_WSGI_INPUT_TERMINATED, Py_True},
-        {APP_WSGI_URL_SCHEME, w->http},
+        {APP_WSGI_URL_SCHEME, w->env.http},
         {APP_WSGI_FILE_WRAPPER, app_wsgi_file_wrapper_type()},
     };
     int bad = !version || !errors || !empty_str;
     for (size_t i = 0; !bad && i < sizeof(base) / sizeof(base[0]); i++)
-        bad = PyDict_SetItem(w->base_environ, w->keys[base[i].key], base[i].value) < 0;
+        bad = PyDict_SetItem(w->env.base, w->keys[base[i].key], base[i].value) < 0;
     /* PEP 3333 apps may rely on these: present (empty) unless the front
      * end sends them. */
     const char *empty[] = {"SCRIPT_NAME", "PATH_INFO", "QUERY_STRING"};
     for (size_t i = 0; !bad && i < sizeof(empty) / sizeof(empty[0]); i++)
-        bad = PyDict_SetItemString(w->base_environ, empty[i], empty_str) < 0;
+        bad = PyDict_SetItemString(w->env.base, empty[i], empty_str) < 0;
     Py_XDECREF(version);
     Py_XDECREF(errors);
     Py_XDECREF(empty_str);
     if (bad)
         goto out;
+    w->env.url_scheme_key = w->keys[APP_WSGI_URL_SCHEME];
+    w->env.input_key = w->keys[APP_WSGI_INPUT];
     rc = 0;
 out:
     Py_XDECREF(mod);

@@ -3,7 +3,8 @@
  * runs the app, app_wsgi_response.c has start_response and sends the result,
  * app_wsgi_input.c has the wsgi.input and wsgi.errors types,
  * app_wsgi_file.c the wsgi.file_wrapper type, app_wsgi_interp.c starts the
- * interpreter (virtual environment, signals).
+ * interpreter (virtual environment, signals), app_wsgi_environ.c builds
+ * environ.
  *
  * Python.h comes first, before any system header, as CPython requires.
  * Every function here needs the GIL, and returns NULL or -1 with a Python
@@ -41,6 +42,16 @@ PyObject *app_wsgi_errors_new(void);
 int app_wsgi_file_ready(void);
 PyObject *app_wsgi_file_wrapper_type(void);
 PyObject *app_wsgi_file_wrapper_filelike(PyObject *result);
+
+/* environ (app_wsgi_environ.c): a copy of BASE (the constant part) with
+ * every param of REQ, wsgi.url_scheme and wsgi.input. New reference. */
+struct app_wsgi_environ_consts {
+    PyObject *base;
+    PyObject *url_scheme_key, *input_key; /* interned "wsgi.url_scheme", "wsgi.input" */
+    PyObject *http, *https;               /* the two values of wsgi.url_scheme */
+};
+PyObject *app_wsgi_environ_new(const struct app_wsgi_environ_consts *k, corral_request *req,
+                               PyObject *input);
 
 /* The interpreter (app_wsgi_interp.c). app_wsgi_venv_check: DIR is a
  * virtual environment made by this Python's version; its interpreter's path

@@ -9,31 +9,33 @@
 #include "app_wsgi.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "request.h"
+
 struct app_wsgi_response {
     PyObject_HEAD
-    corral_request *req; /* NULL once the request ended */
-    PyObject *headers;   /* [name bytes, value bytes, ...], NULL before start_response */
-    int status;
-    char reason[128];
-    bool head_sent;    /* the head went to corral with the first body byte */
-    bool write_failed; /* the front end went away: corral logged it */
+    vectorcallfunc vectorcall; /* start_response is called through this */
+    corral_request *req;       /* NULL once the request ended */
+    bool started;              /* start_response staged a status and headers */
+    bool head_sent;            /* the head went out with the first body byte */
+    bool write_failed;         /* the front end went away: corral logged it */
 };
 
 static PyTypeObject app_wsgi_response_type;
 
 static void app_wsgi_response_dealloc(PyObject *self)
 {
-    Py_XDECREF(((struct app_wsgi_response *)self)->headers);
     PyObject_Free(self);
 }
 
-/* "NNN Reason": a 3-digit code from 100, a space, printable Latin-1. */
-static int app_wsgi_parse_status(struct app_wsgi_response *r, PyObject *status)
+/* "NNN Reason": a 3-digit code from 100, a space, printable Latin-1 that
+ * fits corral's reason buffer. */
+static int app_wsgi_parse_status(PyObject *status, int *code, char *reason, size_t cap)
 {
     Py_ssize_t len;
     const char *s = PyUnicode_Check(status) ? PyUnicode_AsUTF8AndSize(status, &len) : NULL;
@@ -44,142 +46,177 @@ static int app_wsgi_parse_status(struct app_wsgi_response *r, PyObject *status)
         return -1;
     }
     bool ok = len >= 4 && s[0] >= '1' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' &&
-              s[2] <= '9' && s[3] == ' ' && (size_t)len - 4 < sizeof(r->reason);
+              s[2] <= '9' && s[3] == ' ' && (size_t)len - 4 < cap;
     for (Py_ssize_t i = 4; ok && i < len; i++)
         ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
     if (!ok) {
-        PyErr_Format(PyExc_ValueError, "start_response: malformed status %R: expected 'NNN Reason'",
-                     status);
+        PyErr_Format(PyExc_ValueError,
+                     "start_response: malformed status %R: expected 'NNN Reason' (reason up to "
+                     "%zu characters)",
+                     status, cap - 1);
         return -1;
     }
-    r->status = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
-    memcpy(r->reason, s + 4, (size_t)len - 4);
-    r->reason[len - 4] = '\0';
+    *code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+    memcpy(reason, s + 4, (size_t)len - 4);
+    reason[len - 4] = '\0';
     return 0;
 }
 
-/* STR as Latin-1 bytes without CR, LF or NUL (and for a name, no ':' and
- * not empty); else ValueError naming the header. New reference or NULL. */
-static PyObject *app_wsgi_header_part(PyObject *str, PyObject *name, bool is_name)
+/* The Latin-1 bytes of the str STR (NUL-terminated, borrowed from the str:
+ * a str whose characters all fit one byte stores exactly those), checked:
+ * no CR, LF or NUL, and for a name no ':' and not empty. NULL with
+ * TypeError or ValueError naming the header. */
+static const char *app_wsgi_header_part(PyObject *str, PyObject *name, bool is_name)
 {
+    const char *what = is_name ? "the name" : "the value";
     if (!PyUnicode_Check(str)) {
         PyErr_Format(PyExc_TypeError, "start_response: header %R: %s must be a str, not %.100s",
-                     name, is_name ? "the name" : "the value", Py_TYPE(str)->tp_name);
+                     name, what, Py_TYPE(str)->tp_name);
         return NULL;
     }
-    PyObject *b = PyUnicode_AsLatin1String(str);
-    if (!b) {
-        PyErr_Clear();
+    if (PyUnicode_READY(str) < 0)
+        return NULL;
+    if (PyUnicode_KIND(str) != PyUnicode_1BYTE_KIND) {
         PyErr_Format(PyExc_ValueError,
                      "start_response: header %R: %s is not Latin-1 (encode it, RFC 8187)", name,
-                     is_name ? "the name" : "the value");
+                     what);
         return NULL;
     }
-    const char *s = PyBytes_AS_STRING(b);
-    Py_ssize_t n = PyBytes_GET_SIZE(b);
-    if (strcspn(s, "\r\n") != (size_t)n || (is_name && (n == 0 || memchr(s, ':', (size_t)n)))) {
+    const char *s = (const char *)PyUnicode_1BYTE_DATA(str);
+    size_t n = (size_t)PyUnicode_GET_LENGTH(str);
+    if (strcspn(s, "\r\n") != n || (is_name && (n == 0 || memchr(s, ':', n)))) {
         PyErr_Format(PyExc_ValueError, "start_response: header %R: %s contains CR, LF, NUL%s", name,
-                     is_name ? "the name" : "the value", is_name ? " or ':' or is empty" : "");
-        Py_DECREF(b);
+                     what, is_name ? " or ':' or is empty" : "");
         return NULL;
     }
-    return b;
+    return s;
 }
 
-/* start_response(status, headers, exc_info=None) -> write */
-static PyObject *app_wsgi_start_response(PyObject *self, PyObject *args, PyObject *kwargs)
+/* Check HEADERS (a list of (str, str)) whole, then stage STATUS and them
+ * in corral, replacing whatever an earlier call staged. 0, or -1 with an
+ * exception set and nothing staged. */
+static int app_wsgi_stage(struct app_wsgi_response *r, PyObject *status, PyObject *headers)
+{
+    int code;
+    char reason[64];
+    if (app_wsgi_parse_status(status, &code, reason, sizeof(reason)) < 0)
+        return -1;
+    if (!PyList_Check(headers)) {
+        PyErr_Format(PyExc_TypeError, "start_response: the headers must be a list, not %.100s",
+                     Py_TYPE(headers)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(headers);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *h = PyList_GET_ITEM(headers, i);
+        if (!PyTuple_Check(h) || PyTuple_GET_SIZE(h) != 2) {
+            PyErr_Format(PyExc_TypeError,
+                         "start_response: header %zd is not a (name, value) tuple: %R", i, h);
+            return -1;
+        }
+        PyObject *name = PyTuple_GET_ITEM(h, 0);
+        if (!app_wsgi_header_part(name, name, true) ||
+            !app_wsgi_header_part(PyTuple_GET_ITEM(h, 1), name, false))
+            return -1;
+    }
+    corral_request *req = r->req;
+    request_reset_head(req);
+    corral_set_status(req, code, reason[0] ? reason : NULL);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *h = PyList_GET_ITEM(headers, i);
+        const char *name = (const char *)PyUnicode_1BYTE_DATA(PyTuple_GET_ITEM(h, 0));
+        if (corral_add_header(req, name,
+                              (const char *)PyUnicode_1BYTE_DATA(PyTuple_GET_ITEM(h, 1))) < 0) {
+            request_reset_head(req);
+            PyErr_Format(PyExc_ValueError,
+                         "start_response: header '%s' refused (not an RFC 9110 token, or out of "
+                         "memory)",
+                         name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyMethodDef app_wsgi_write_def;
+
+/* start_response(status, headers, exc_info=None) -> write, called through
+ * vectorcall: no argument tuple is built. */
+static PyObject *app_wsgi_start_response(PyObject *self, PyObject *const *args, size_t nargsf,
+                                         PyObject *kwnames)
 {
     struct app_wsgi_response *r = (struct app_wsgi_response *)self;
-    static char *kwlist[] = {"status", "headers", "exc_info", NULL};
-    PyObject *status, *headers, *exc_info = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", kwlist, &status, &headers,
-                                     &exc_info))
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *argv[3] = {NULL, NULL, Py_None};
+    static const char *const names[] = {"status", "headers", "exc_info"};
+    if (nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "start_response() takes at most 3 arguments (%zd given)",
+                     nargs);
         return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        argv[i] = args[i];
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        const char *kw = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
+        int at = -1;
+        for (int j = 0; kw && j < 3; j++)
+            if (strcmp(kw, names[j]) == 0)
+                at = j;
+        if (at < 0 || at < nargs) {
+            PyErr_Format(PyExc_TypeError, "start_response() got an unexpected or repeated "
+                                          "keyword argument %R",
+                         PyTuple_GET_ITEM(kwnames, k));
+            return NULL;
+        }
+        argv[at] = args[nargs + k];
+    }
+    if (!argv[0] || !argv[1]) {
+        PyErr_SetString(PyExc_TypeError, "start_response() needs status and headers");
+        return NULL;
+    }
     if (!r->req) {
         PyErr_SetString(PyExc_RuntimeError, "start_response called after the request ended");
         return NULL;
     }
+    PyObject *exc_info = argv[2];
     if (exc_info != Py_None) {
         if (r->head_sent) {
             /* PEP 3333: too late to change the response, re-raise. */
-            PyObject *t, *v, *tb;
-            if (!PyArg_ParseTuple(exc_info, "OOO:exc_info", &t, &v, &tb))
+            if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
+                PyErr_SetString(PyExc_TypeError, "start_response: exc_info must be a 3-tuple");
                 return NULL;
+            }
+            PyObject *t = PyTuple_GET_ITEM(exc_info, 0), *v = PyTuple_GET_ITEM(exc_info, 1),
+                     *tb = PyTuple_GET_ITEM(exc_info, 2);
             Py_INCREF(t);
             Py_INCREF(v);
             Py_INCREF(tb);
             PyErr_Restore(t, v, tb);
             return NULL;
         }
-    } else if (r->headers) {
+    } else if (r->started) {
         PyErr_SetString(PyExc_RuntimeError, "start_response called a second time without exc_info");
         return NULL;
     }
-    struct app_wsgi_response parsed;
-    if (app_wsgi_parse_status(&parsed, status) < 0)
+    if (app_wsgi_stage(r, argv[0], argv[1]) < 0)
         return NULL;
-    if (!PyList_Check(headers)) {
-        PyErr_Format(PyExc_TypeError, "start_response: the headers must be a list, not %.100s",
-                     Py_TYPE(headers)->tp_name);
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(headers);
-    PyObject *list = PyList_New(2 * n);
-    if (!list)
-        return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *h = PyList_GET_ITEM(headers, i);
-        if (!PyTuple_Check(h) || PyTuple_GET_SIZE(h) != 2) {
-            PyErr_Format(PyExc_TypeError,
-                         "start_response: header %zd is not a (name, value) tuple: %R", i, h);
-            goto fail;
-        }
-        PyObject *name = PyTuple_GET_ITEM(h, 0);
-        PyObject *nb = app_wsgi_header_part(name, name, true);
-        if (!nb)
-            goto fail;
-        PyList_SET_ITEM(list, 2 * i, nb);
-        PyObject *vb = app_wsgi_header_part(PyTuple_GET_ITEM(h, 1), name, false);
-        if (!vb)
-            goto fail;
-        PyList_SET_ITEM(list, 2 * i + 1, vb);
-    }
-    Py_XSETREF(r->headers, list);
-    r->status = parsed.status;
-    memcpy(r->reason, parsed.reason, sizeof(r->reason));
-    return PyObject_GetAttrString(self, "write");
-fail:
-    Py_DECREF(list);
-    return NULL;
+    r->started = true;
+    return PyCFunction_New(&app_wsgi_write_def, self);
 }
 
-/* Give corral the status and headers from start_response, once, before
- * the first body byte (BODY: whether body bytes are what comes next, for
- * the message). Returns 0, or -1 with an exception set. */
+/* The head goes out with the first body byte: before it, check that
+ * start_response was called (BODY: whether body bytes are what comes next,
+ * for the message). Returns 0, or -1 with an exception set. */
 static int app_wsgi_head(struct app_wsgi_response *r, bool body)
 {
-    if (!r->headers) {
+    if (!r->started) {
         PyErr_SetString(PyExc_RuntimeError,
                         body ? "the app sent body bytes before calling start_response"
                              : "the app returned without calling start_response");
         return -1;
     }
-    corral_request *req = r->req;
-    if (!r->head_sent) {
-        if (corral_set_status(req, r->status, r->reason[0] ? r->reason : NULL) < 0) {
-            PyErr_Format(PyExc_ValueError, "start_response: status %d refused", r->status);
-            return -1;
-        }
-        for (Py_ssize_t i = 0; i + 1 < PyList_GET_SIZE(r->headers); i += 2) {
-            const char *name = PyBytes_AS_STRING(PyList_GET_ITEM(r->headers, i));
-            if (corral_add_header(req, name,
-                                  PyBytes_AS_STRING(PyList_GET_ITEM(r->headers, i + 1))) < 0) {
-                PyErr_Format(PyExc_ValueError, "start_response: header '%s' refused", name);
-                return -1;
-            }
-        }
-        r->head_sent = true;
-    }
+    r->head_sent = true;
     return 0;
 }
 
@@ -224,34 +261,18 @@ static PyObject *app_wsgi_write(PyObject *self, PyObject *data)
     Py_RETURN_NONE;
 }
 
-static PyMethodDef app_wsgi_response_methods[] = {
-    {"write", app_wsgi_write, METH_O, "write(data): send body bytes now (PEP 3333)"},
-    {NULL, NULL, 0, NULL},
-};
+static PyMethodDef app_wsgi_write_def = {
+    "write", app_wsgi_write, METH_O, "write(data): send body bytes now (PEP 3333)"};
 
 static PyTypeObject app_wsgi_response_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "corral.StartResponse",
     .tp_basicsize = sizeof(struct app_wsgi_response),
     .tp_dealloc = app_wsgi_response_dealloc,
-    .tp_call = app_wsgi_start_response,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_vectorcall_offset = offsetof(struct app_wsgi_response, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = "start_response(status, headers, exc_info=None) -> write",
-    .tp_methods = app_wsgi_response_methods,
 };
-
-/* The Content-Length the app gave, or -1. */
-static long long app_wsgi_content_length(struct app_wsgi_response *r)
-{
-    for (Py_ssize_t i = 0; i + 1 < PyList_GET_SIZE(r->headers); i += 2) {
-        if (strcasecmp(PyBytes_AS_STRING(PyList_GET_ITEM(r->headers, i)), "Content-Length") == 0) {
-            char *end;
-            const char *v = PyBytes_AS_STRING(PyList_GET_ITEM(r->headers, i + 1));
-            long long n = strtoll(v, &end, 10);
-            return end != v && *end == '\0' && n >= 0 ? n : -1;
-        }
-    }
-    return -1;
-}
 
 /* Send the rest of FILELIKE (a wsgi.file_wrapper's) from its position with
  * corral_sendfile, no more than the app's Content-Length. Returns 1 when
@@ -276,10 +297,11 @@ static int app_wsgi_sendfile(struct app_wsgi_response *r, PyObject *filelike)
     }
     if (app_wsgi_head(r, true) < 0)
         return -1;
+    /* A wrapped file longer than the Content-Length is sent up to it, as
+     * PEP 3333 describes (not an error of the app). */
     long long len = off < (long long)st.st_size ? (long long)st.st_size - off : 0;
-    long long cl = app_wsgi_content_length(r);
-    if (cl >= 0 && cl < len)
-        len = cl;
+    if (r->req->body_limit >= 0 && (uint64_t)len > (uint64_t)r->req->body_limit - r->req->bytes_out)
+        len = (long long)((uint64_t)r->req->body_limit - r->req->bytes_out);
     corral_request *req = r->req;
     int rc = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -350,11 +372,9 @@ PyObject *app_wsgi_response_new(corral_request *req)
     struct app_wsgi_response *r = PyObject_New(struct app_wsgi_response, &app_wsgi_response_type);
     if (!r)
         return NULL;
+    r->vectorcall = app_wsgi_start_response;
     r->req = req;
-    r->headers = NULL;
-    r->status = 0;
-    r->reason[0] = '\0';
-    r->head_sent = r->write_failed = false;
+    r->started = r->head_sent = r->write_failed = false;
     return (PyObject *)r;
 }
 

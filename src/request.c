@@ -92,6 +92,17 @@ CORRAL_EXPORT int corral_param_at(corral_request *r, size_t index, const char **
     return 0;
 }
 
+void request_param_at(corral_request *r, size_t index, const char **name, size_t *name_len,
+                      const char **value, size_t *value_len)
+{
+    const struct params *p = &r->conn->params;
+    const struct params_entry *e = &p->entries[index];
+    *name = params_name(p, e);
+    *name_len = e->name_len;
+    *value = params_value(p, e);
+    *value_len = e->value_len;
+}
+
 /* ---- body ---- */
 
 CORRAL_EXPORT int64_t corral_content_length(corral_request *r)
@@ -195,6 +206,14 @@ int request_drain_body(struct corral_request *r, uint64_t max_bytes)
 }
 
 /* ---- response ---- */
+
+void request_reset_head(corral_request *r)
+{
+    r->status = 200;
+    r->reason[0] = '\0';
+    r->headers_len = 0;
+    r->body_limit = -1;
+}
 
 CORRAL_EXPORT int corral_set_status(corral_request *r, int status, const char *reason)
 {
@@ -410,7 +429,7 @@ static size_t request_body_room(struct corral_request *r, size_t len)
         struct conn *c = r->conn;
         const char *m = params_get(&c->params, "REQUEST_METHOD");
         const char *u = params_get(&c->params, "REQUEST_URI");
-        log_msg(LOG_ERROR, "%s: peer %s: %s %s: the handler sent more than its Content-Length "
+        log_msg(LOG_WARN, "%s: peer %s: %s %s: the handler sent more than its Content-Length "
                 "(%lld): the excess is dropped", c->listener->name, c->peer, m ? m : "-",
                 u ? u : "-", (long long)r->body_limit);
         r->clipped = true;
@@ -551,10 +570,8 @@ int request_finish(struct corral_request *r, int app_rc)
                              : "answered 500");
     }
     if (app_rc != 0 && !r->head_sent && !r->failed) {
+        request_reset_head(r);
         r->status = 500;
-        r->reason[0] = '\0';
-        r->headers_len = 0;
-        r->body_limit = -1;
         corral_add_header(r, "Content-Type", "text/plain");
         static const char body[] = "Internal Server Error\n";
         request_write(r, body, sizeof(body) - 1, true);
