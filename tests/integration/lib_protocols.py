@@ -488,7 +488,7 @@ def main(argv):
     if len(argv) >= 4 and argv[1] == "ping":
         try:
             # Mounted at the root, as a WSGI front end should send it.
-            st, _, _ = request(argv[2], argv[3], "GET", "/__corral_test_ping", timeout=2,
+            st, _, _ = request(argv[2], argv[3], "GET", "/__corral_test_ping", timeout=8,
                                extra={"SCRIPT_NAME": "", "PATH_INFO": "/__corral_test_ping"})
             return 0 if 100 <= st <= 599 else 1
         except Exception as e:  # noqa: BLE001 -- any failure means "not yet"
