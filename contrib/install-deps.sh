@@ -1,11 +1,20 @@
 #!/bin/sh
 # Install the Debian packages corral needs to build, test and run its demo.
 # Idempotent: installs only what is missing. Needs root (or sudo).
+#   contrib/install-deps.sh          build, test and demo packages
+#   contrib/install-deps.sh --bench  only what contrib/bench/*.sh add to a build:
+#                                    uWSGI (the comparison), gnuplot, wrk, nginx
 set -eu
 
 PKGS="build-essential autoconf automake pkg-config libconfig-dev libcmocka-dev \
 libfcgi-dev libfcgi-bin nginx-light apache2 curl python3 libpython3-dev python3-flask \
 python3-django python3-venv clang libclang-rt-14-dev"
+
+case "${1:-}" in
+"") ;;
+--bench) PKGS="uwsgi-core uwsgi-plugin-python3 gnuplot-nox wrk nginx-light" ;;
+*) echo "usage: install-deps.sh [--bench]" >&2; exit 2 ;;
+esac
 
 missing=""
 for p in $PKGS; do

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# contrib/bench/models.sh: the concurrency-models table of issue 3 (section 6). corral serves two
+# WSGI apps (contrib/bench/apps/models.py) under five process/thread models, and the script
+# prints requests/s and p99 for each, writes them to a data file and draws a PNG chart.
+#
+#   contrib/install-deps.sh --bench      # gnuplot-nox
+#   BUILD=build ROUNDS=5 SECONDS_PER_RUN=5 contrib/bench/models.sh
+#
+# Apps: /cpu, about 2 ms of pure-Python work per request (the GIL is held all along), and /io,
+# time.sleep(0.01) standing in for a database call (the GIL is free while it waits).
+# Models (processes x threads): linear 1x1, threaded 1x8, prefork 2x1, prefork 8x1, hybrid 2x4.
+# Load: corral-bench straight to corral over a unix socket (PROTO, uwsgi by default), CONNS
+# connections (32: more than any model has threads, so requests queue as they do behind a busy
+# front end), every response checked (200, body "cpu ..." or "io ..."). Every (model, app) runs
+# once per round, even rounds in reverse order; the table and the chart show medians. All five
+# servers run for the whole script (idle ones cost no CPU). The "io ideal" column is what the
+# model could do if sleeping were all: processes x threads x 100 req/s.
+#
+# Environment: BUILD (default: the repo root; holds corral and corral-bench), ROUNDS (5),
+# SECONDS_PER_RUN (5), CONNS (32), WARMUP (1), PROTO (uwsgi; or scgi, fastcgi),
+# MODELS ("linear:1x1 threaded:1x8 prefork:2x1 prefork:8x1 hybrid:2x4", NAME:PxT),
+# MODELS_CPU_LOOPS (64000: the work of /cpu, see apps/models.py), OUT (the PNG; default
+# contrib/bench/models.png), DATA (the data file; default OUT with .dat for .png),
+# RESULTS=FILE keeps the raw runs. Time: about ROUNDS x (WARMUP + SECONDS_PER_RUN) x 10.
+# Everything else lives in a temp dir; every process started here is stopped by PID on exit,
+# error or Ctrl-C. Unix sockets only.
+set -u -o pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$here/lib.sh" # BUILD ROUNDS SECONDS_PER_RUN CONNS WARMUP; bench corral
+PROTO=${PROTO:-uwsgi}
+MODELS=${MODELS:-linear:1x1 threaded:1x8 prefork:2x1 prefork:8x1 hybrid:2x4}
+MODELS_CPU_LOOPS=${MODELS_CPU_LOOPS:-64000}
+OUT=${OUT:-$here/models.png}
+DATA=${DATA:-${OUT%.png}.dat}
+export PYTHONDONTWRITEBYTECODE=1 # nothing written next to the app
+app=$here/apps/models.py
+need_built "$bench" "$corral"
+command -v gnuplot >/dev/null || die "gnuplot not found: contrib/install-deps.sh --bench"
+case $PROTO in
+uwsgi | scgi | fastcgi) ;;
+*) die "PROTO: uwsgi, scgi or fastcgi, not '$PROTO'" ;;
+esac
+read -r -a models <<<"$MODELS"
+for m in "${models[@]}"; do
+    [[ "$m" =~ ^[a-z0-9_-]+:[1-9][0-9]*x[1-9][0-9]*$ ]] || die "MODELS: '$m' is not NAME:PxT"
+done
+[ "${#models[@]}" = "$(printf '%s\n' "${models[@]}" | sort -u | wc -l)" ] ||
+    die "MODELS: a model is listed twice"
+
+bench_init
+results=$tmp/results # lines: label<TAB>rps<TAB>p50<TAB>p99<TAB>cpu<TAB>errors
+: >"$results"
+
+declare -A sock pid
+for m in "${models[@]}"; do
+    c=${m#*:} i=${m/:/-}
+    # SIGINT: corral's fast stop (SIGTERM drains, up to --graceful-timeout)
+    start "$i" "$tmp/$i.sock" "$tmp/$i.pid" INT "$corral" --wsgi-file "$app" \
+        --env "MODELS_CPU_LOOPS=$MODELS_CPU_LOOPS" --listen "$PROTO:unix:$tmp/$i.sock" \
+        --processes "${c%x*}" --threads "${c#*x}" --pidfile "$tmp/$i.pid" ||
+        die "corral did not start"
+    sock[$m]=$tmp/$i.sock pid[$m]=$srv_pid
+done
+
+apps=(cpu io)
+runs=()
+for m in "${models[@]}"; do
+    for a in "${apps[@]}"; do
+        if why=$(probe "$PROTO" "${sock[$m]}" "$a " --uri "/$a"); then
+            runs+=("$m $a")
+        else
+            say "$bench_name: $m /$a does not answer 200 '$a ...': $why (no figure)"
+        fi
+    done
+done
+
+say "models: $ROUNDS rounds x ${SECONDS_PER_RUN}s (+${WARMUP}s warmup), $CONNS connections, $PROTO"
+for round in $(seq "$ROUNDS"); do
+    in_order "$round" "${runs[@]}"
+    for r in "${order[@]}"; do
+        m=${r% *} a=${r#* }
+        bench_run "$round" "$m /$a" --proto "$PROTO" --connect "unix:${sock[$m]}" --uri "/$a" \
+            --expect-status 200 --expect-body-prefix "$a " --server-pid "${pid[$m]}"
+    done
+done
+[ -n "${RESULTS:-}" ] && cp "$results" "$RESULTS"
+
+# ---- table and data file ----
+stamp="$(date -u +%Y-%m-%d), $(nproc) CPUs, $(uname -r); $ROUNDS rounds x ${SECONDS_PER_RUN}s,"
+stamp="$stamp $CONNS connections, $PROTO; medians"
+echo
+echo "models.sh: corral, CPU-bound (/cpu, ~2 ms of Python) and I/O-bound (/io, sleep 10 ms) apps"
+echo "$stamp (errors: sum over the rounds)"
+printf '%-18s %10s %9s %12s %10s %9s %9s %7s\n' "model (PxT)" "cpu req/s" "cpu p99" \
+    "cpu us/resp" "io req/s" "io p99" "io ideal" errors
+{
+    echo "# models.sh: $stamp"
+    echo "# model, processes, threads, then for /cpu and /io: req/s, p50 ms, p99 ms," \
+        "server CPU us per response (- when there is no figure)"
+    for m in "${models[@]}"; do
+        c=${m#*:}
+        printf '%s\t%s\t%s' "${m%%:*}" "${c%x*}" "${c#*x}"
+        for a in "${apps[@]}"; do
+            for col in 2 3 4 5; do printf '\t%s' "$(med "$m /$a" "$col")"; done
+        done
+        printf '\n'
+    done
+} >"$tmp/models.dat"
+for m in "${models[@]}"; do
+    c=${m#*:}
+    printf '%-18s %10s %9s %12s %10s %9s %9s %7s\n' "${m%%:*} $c" \
+        "$(fmt %.0f "$(med "$m /cpu" 2)")" "$(fmt %.1f "$(med "$m /cpu" 4)")" \
+        "$(fmt %.0f "$(med "$m /cpu" 5)")" "$(fmt %.0f "$(med "$m /io" 2)")" \
+        "$(fmt %.1f "$(med "$m /io" 4)")" "$((${c%x*} * ${c#*x} * 100))" \
+        "$(($(errsum "$m /cpu") + $(errsum "$m /io")))"
+done
+echo "(p99 in ms; io ideal = processes x threads x 100 req/s)"
+cp "$tmp/models.dat" "$DATA" || die "cannot write $DATA"
+
+# ---- chart: two panels, requests/s per model, p99 above each bar ----
+terminal="pngcairo noenhanced size 1200,520 font 'sans,10'"
+gnuplot -e "set terminal" 2>&1 | grep -q pngcairo || terminal="png noenhanced size 1200,520"
+gnuplot >"$tmp/gnuplot.log" 2>&1 <<EOF
+set terminal $terminal
+set output "$tmp/models.png"
+set datafile separator "\t"
+set datafile missing "-"
+set multiplot layout 1,2 title "corral concurrency models: requests/s (p99 above the bars)\n$stamp"
+set style data histograms
+set style histogram clustered gap 1
+set boxwidth 1.3 relative
+set style fill solid 0.85 border -1
+set bmargin 4
+set grid ytics
+set yrange [0:*]
+set offsets 0, 0, graph 0.12, 0
+set ylabel "requests/s"
+unset key
+set title "CPU-bound: ~2 ms of pure Python per request"
+tic(x) = sprintf("%s\n%dx%d", strcol(1), column(2), column(3))
+plot "$tmp/models.dat" using 4:xtic(tic(0)) lc rgb "#3b75af", \
+     "" using 0:4:(sprintf("p99 %.0f ms", \$6)) with labels offset 0,0.8
+set title "I/O-bound: time.sleep(0.01) per request"
+plot "$tmp/models.dat" using 8:xtic(tic(0)) lc rgb "#519e3e", \
+     "" using 0:8:(sprintf("p99 %.0f ms", \$10)) with labels offset 0,0.8
+unset multiplot
+EOF
+if [ ! -s "$tmp/models.png" ]; then
+    say "$bench_name: gnuplot drew no chart:"
+    sed 's/^/    /' "$tmp/gnuplot.log" >&2
+    exit 1
+fi
+cp "$tmp/models.png" "$OUT" || die "cannot write $OUT"
+echo "data: $DATA"
+echo "chart: $OUT"
+
+check_errors || exit 1
