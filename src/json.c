@@ -100,6 +100,8 @@ static void json_separate(struct json *j)
         j->after_key = false;
         return;
     }
+    if (j->kind[j->depth] == '{')
+        j->failed = true; /* a value in an object needs its key */
     if (j->need_comma[j->depth])
         json_putc(j, ',');
     j->need_comma[j->depth] = true;
@@ -114,11 +116,12 @@ static void json_open(struct json *j, char c)
     }
     json_putc(j, c);
     j->need_comma[++j->depth] = false;
+    j->kind[j->depth] = c;
 }
 
 static void json_close(struct json *j, char c)
 {
-    if (j->depth == 0 || j->after_key) {
+    if (j->depth == 0 || j->after_key || j->kind[j->depth] != (c == '}' ? '{' : '[')) {
         j->failed = true;
         return;
     }
@@ -257,11 +260,14 @@ void json_string(struct json *j, const char *s)
 
 void json_key(struct json *j, const char *key)
 {
-    if (j->depth == 0 || j->after_key) {
+    if (j->kind[j->depth] != '{' || j->after_key) {
         j->failed = true;
         return;
     }
+    /* The key is written like a value, with its comma. */
+    j->kind[j->depth] = 'k';
     json_string(j, key);
+    j->kind[j->depth] = '{';
     json_putc(j, ':');
     j->after_key = true;
 }

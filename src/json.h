@@ -12,7 +12,8 @@
  * Memory: the buffer grows up to MAX bytes. Past it, or when malloc fails,
  * the writer stops writing and json_failed says so; the text is then
  * incomplete and must not be sent. Nesting deeper than JSON_MAX_DEPTH also
- * fails. Not thread-safe: one writer per thread.
+ * fails, and so does misuse: a key outside an object, a value in an object
+ * without its key, closing what is not open. Not thread-safe: one writer per thread.
  */
 #ifndef CORRAL_JSON_H
 #define CORRAL_JSON_H
@@ -30,6 +31,7 @@ struct json {
     bool failed;
     bool after_key;                    /* a value is due after "key": */
     bool need_comma[JSON_MAX_DEPTH + 1]; /* per level: a member came before */
+    char kind[JSON_MAX_DEPTH + 1];       /* per level: '{' or '[' */
 };
 
 /* An empty writer that may grow to MAX bytes (nothing is allocated yet). */
