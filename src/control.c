@@ -156,6 +156,7 @@ struct control_client {
     size_t reply_sent;           /* bytes of it written */
     bool pending;                /* a reply is being written */
     bool close_after;            /* close once the reply is out */
+    bool draining;               /* reply out, write side shut: discard input */
     uint32_t events;             /* what it is registered for */
     uint64_t deadline_ms;
 };
@@ -223,7 +224,7 @@ static void control_drop(struct control_client *c)
     close(c->fd); /* also leaves the epoll set */
     c->fd = -1;
     c->line_len = 0;
-    c->pending = c->close_after = false;
+    c->pending = c->close_after = c->draining = false;
     c->events = 0;
     json_free(&c->reply);
 }
@@ -267,8 +268,13 @@ static bool control_flush(struct control *ctl, struct control_client *c)
     else
         json_reset(&c->reply);
     if (c->close_after) {
-        control_drop(c);
-        return false;
+        /* The client sees the reply, then the end of the stream. Closing
+         * now, with its unread bytes still queued, would reset the
+         * connection and lose the reply: discard them until it closes or
+         * times out. */
+        shutdown(c->fd, SHUT_WR);
+        c->draining = true;
+        c->deadline_ms = control_now_ms() + ctl->timeout_ms;
     }
     return true;
 }
@@ -312,7 +318,7 @@ static bool control_run_line(struct control *ctl, struct control_client *c, cons
 /* Lines already buffered, one at a time while no reply is pending. */
 static void control_process(struct control *ctl, struct control_client *c)
 {
-    while (c->fd >= 0 && !c->pending) {
+    while (c->fd >= 0 && !c->pending && !c->draining) {
         char *nl = memchr(c->line, '\n', c->line_len);
         if (!nl) {
             if (c->line_len == sizeof(c->line)) {
@@ -339,6 +345,15 @@ static void control_process(struct control *ctl, struct control_client *c)
 
 static void control_read(struct control *ctl, struct control_client *c)
 {
+    if (c->draining) {
+        char scrap[4096];
+        ssize_t n;
+        while ((n = recv(c->fd, scrap, sizeof(scrap), MSG_DONTWAIT)) > 0)
+            ;
+        if (n == 0 || (errno != EAGAIN && errno != EINTR))
+            control_drop(c);
+        return;
+    }
     while (!c->pending && c->line_len < sizeof(c->line)) {
         ssize_t n = recv(c->fd, c->line + c->line_len, sizeof(c->line) - c->line_len,
                          MSG_DONTWAIT);
@@ -381,7 +396,7 @@ static void control_accept(struct control *ctl)
         }
         c->fd = fd;
         c->line_len = 0;
-        c->pending = c->close_after = false;
+        c->pending = c->close_after = c->draining = false;
         c->deadline_ms = control_now_ms() + ctl->timeout_ms;
         c->events = EPOLLIN;
         struct epoll_event ev = {.events = EPOLLIN,

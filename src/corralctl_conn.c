@@ -107,8 +107,11 @@ static int ctl_send(struct ctl_conn *c, const char *line, int64_t deadline, char
             continue;
         if (n < 0 && errno == EAGAIN && ctl_wait(c, POLLOUT, deadline) == 0)
             continue;
-        snprintf(err, errlen, "sending to %s failed: %s", c->path,
-                 n < 0 && errno != EAGAIN ? strerror(errno) : "timed out");
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+            snprintf(err, errlen, "%s: the server closed the connection", c->path);
+        else
+            snprintf(err, errlen, "sending to %s failed: %s", c->path,
+                     n < 0 && errno != EAGAIN ? strerror(errno) : "timed out");
         rc = -1;
         break;
     }
@@ -156,7 +159,8 @@ static int ctl_read_line(struct ctl_conn *c, int64_t deadline, size_t *nl, char 
             return -1;
         }
         snprintf(err, errlen, "%s: %s", c->path,
-                 n == 0 ? "the server closed the connection" : strerror(errno));
+                 n == 0 || errno == ECONNRESET ? "the server closed the connection"
+                                               : strerror(errno));
         return -1;
     }
 }
