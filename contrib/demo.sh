@@ -1,6 +1,8 @@
 #!/bin/bash
 # The README's demo command: install what is missing, build, then run corral
-# with the demo handler on a unix socket and nginx in front of it on
+# with the demo Flask app (contrib/demo/app.py; the native demo handler
+# tests/apps/demo.c when corral has no Python or Flask is missing, or with
+# DEMO=native) on a unix socket and nginx in front of it on
 # http://127.0.0.1:8080/ (FastCGI with kept connections, the recommended
 # setup). Everything lives in a temporary directory; nothing is written to
 # /etc. Ctrl-C stops both. Safe to run again.
@@ -19,6 +21,20 @@ if [ ! -x build/corral ]; then
     (cd build && ../configure -q CFLAGS="-O2 -g")
 fi
 make -C build -j2 corral tests/apps/demo.so >/dev/null
+
+DEMO=${DEMO:-flask}
+if [ "$DEMO" = flask ] && ! { build/corral --help | grep -q -- --wsgi &&
+                             /usr/bin/python3 -c 'import flask' 2>/dev/null; }; then
+    echo "demo: no Python in this corral build or no python3-flask: the native demo instead"
+    DEMO=native
+fi
+if [ "$DEMO" = flask ]; then
+    app_args=(--wsgi-file contrib/demo/app.py)
+    what="the Flask app contrib/demo/app.py"
+else
+    app_args=(--handler build/tests/apps/demo.so)
+    what="the native handler tests/apps/demo.c"
+fi
 
 tmp=$(mktemp -d /tmp/corral-demo.XXXXXX)
 chmod 755 "$tmp"
@@ -41,7 +57,7 @@ stop() {
 trap stop INT TERM EXIT
 
 sock="$tmp/corral.sock"
-build/corral --listen "fastcgi:unix:$sock" --handler build/tests/apps/demo.so \
+build/corral --listen "fastcgi:unix:$sock" "${app_args[@]}" \
     --processes 2 --threads 4 --chmod 0666 --access-log /dev/stdout &
 corral_pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
@@ -72,6 +88,9 @@ http {
         listen 127.0.0.1:$PORT;
         location / {
             include /etc/nginx/fastcgi_params;
+            # A WSGI app is mounted at /: the path goes in PATH_INFO.
+            fastcgi_param SCRIPT_NAME "";
+            fastcgi_param PATH_INFO \$document_uri;
             fastcgi_pass corral;
             fastcgi_keep_conn on;
             fastcgi_buffering off;
@@ -83,7 +102,7 @@ nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" &
 nginx_pid=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/hello" && break; sleep 0.05; done
 echo
-echo "demo: corral (pid $corral_pid) is serving tests/apps/demo.c behind nginx."
+echo "demo: corral (pid $corral_pid) is serving $what behind nginx."
 echo "demo: open http://127.0.0.1:$PORT/  (try: curl http://127.0.0.1:$PORT/hello)"
 echo "demo: Ctrl-C stops both."
 echo

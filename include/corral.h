@@ -92,7 +92,9 @@ CORRAL_EXPORT int64_t corral_content_length(corral_request *req);
  * I/O timeout while the front end sends. */
 CORRAL_EXPORT ssize_t corral_read(corral_request *req, void *buf, size_t cap);
 
-/* ---- response ---- */
+/* ---- response ----
+ * For a HEAD request the status and headers go out as the handler sets them
+ * and body bytes are dropped, so a handler need not tell HEAD from GET. */
 
 /* Set the status (100..999). REASON may be NULL for the standard phrase.
  * Only before the first byte of the body is written. Returns 0 or -1. */
@@ -100,7 +102,10 @@ CORRAL_EXPORT int corral_set_status(corral_request *req, int status,
                                     const char *reason);
 
 /* Add a response header. Names and values with CR, LF or NUL are refused
- * (-1), as is anything after the head was sent. Returns 0 or -1. */
+ * (-1), as is anything after the head was sent. Returns 0 or -1.
+ * A Content-Length header is passed on as given and bounds the body: bytes
+ * past it are dropped (logged), and a body that ends short of it closes the
+ * connection (logged) so the front end sees an incomplete response. */
 CORRAL_EXPORT int corral_add_header(corral_request *req, const char *name,
                                     const char *value);
 

@@ -7,6 +7,12 @@
  * reported at start, never as a respawn loop), then in each worker
  * worker_init, thread_init in every serving thread, handle per request
  * (from several threads at once), worker_fini at a graceful stop.
+ *
+ * Optional (NULL when the adapter has no use for them): preload runs the
+ * app's start-up in the master, once, after the logs and listeners are
+ * open (--preload); the fork_* hooks surround every fork of a worker so an
+ * adapter whose runtime lives in the master (CPython after preload) can
+ * keep its locks consistent across fork(2).
  */
 #ifndef CORRAL_APP_H
 #define CORRAL_APP_H
@@ -27,6 +33,10 @@ struct app_ops {
     /* Serve one request; return when the response is complete. 0 = success. */
     int (*handle)(struct app *app, corral_request *req);
     void (*worker_fini)(struct app *app);
+    int (*preload)(struct app *app);          /* 0, or -1 after logging why */
+    void (*fork_prepare)(struct app *app);    /* in the master, just before fork() */
+    void (*fork_parent)(struct app *app);     /* in the master, just after */
+    void (*fork_child)(struct app *app);      /* first thing in the new worker */
 };
 
 struct app {
@@ -38,6 +48,24 @@ extern const struct app_ops app_native_ops;
 #ifdef HAVE_PYTHON
 extern const struct app_ops app_wsgi_ops; /* app_wsgi.c: embedded CPython */
 #endif
+
+static inline void app_fork_prepare(struct app *app)
+{
+    if (app->ops->fork_prepare)
+        app->ops->fork_prepare(app);
+}
+
+static inline void app_fork_parent(struct app *app)
+{
+    if (app->ops->fork_parent)
+        app->ops->fork_parent(app);
+}
+
+static inline void app_fork_child(struct app *app)
+{
+    if (app->ops->fork_child)
+        app->ops->fork_child(app);
+}
 
 /* Choose and load the adapter the configuration asks for (--wsgi or
  * --wsgi-file: WSGI; --handler: native). Returns 0, or -1 with a message. */

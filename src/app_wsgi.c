@@ -1,12 +1,14 @@
 /*
  * app_wsgi.c — Python WSGI apps (PEP 3333) in embedded CPython.
  *
- * load (master): checks only — the module name's syntax, that the file and
- * the directory exist — so a mistake is reported at start; the master never
- * runs Python. worker_init (each worker, after the fork): chdir, start the
- * interpreter without its signal handlers (signals stay with corral's
- * signalfd), extend sys.path, import the app, build the constant part of
- * environ, then release the GIL. thread_init gives each serving thread its
+ * load (master): checks only — the module name's syntax, that the file, the
+ * directory and the virtualenv exist — so a mistake is reported at start.
+ * worker_init (each worker, after the fork; by default the master never
+ * runs Python): chdir, start the interpreter without its signal handlers
+ * (signals stay with corral's signalfd), extend sys.path, import the app,
+ * build the constant part of environ, then release the GIL. With --preload
+ * the same start-up runs once in the master instead (app_wsgi_preload) and
+ * the workers inherit the interpreter across fork. thread_init gives each serving thread its
  * own thread state. handle holds the GIL only while Python runs: it is
  * released around every read of the body and every write of the response.
  *
@@ -85,13 +87,15 @@ struct app_wsgi {
     char *chdir;
     char **pythonpath;
     size_t pythonpath_count;
+    char python[PATH_MAX]; /* sys.executable: a venv's python, or the system's */
     bool multithread, multiprocess;
-    /* Set by worker_init, in the worker's interpreter. */
+    bool started; /* the interpreter runs in this process (preloaded in the master) */
+    /* Set when the interpreter starts (in the worker, or in the master with
+     * --preload). */
     PyInterpreterState *interp;
     PyObject *app;
-    PyObject *base_environ;
     PyObject *keys[APP_WSGI_KEY_COUNT];
-    PyObject *http, *https; /* the two values of wsgi.url_scheme */
+    struct app_wsgi_environ_consts env; /* base environ, keys, url schemes */
     PyObject *format_exc;   /* helpers.format_exc(t, v, tb) -> str */
     PyObject *close_name;
 };
@@ -137,368 +141,19 @@ static void app_wsgi_log_exception(struct app_wsgi *w, const char *context)
     Py_XDECREF(tb);
 }
 
-/* ---- start_response and write: one object per request ---- */
-
-struct app_wsgi_response {
-    PyObject_HEAD
-    corral_request *req; /* NULL once the request ended */
-    PyObject *headers;   /* [name bytes, value bytes, ...], NULL before start_response */
-    int status;
-    char reason[128];
-    bool head_sent;    /* the head went to corral with the first body byte */
-    bool write_failed; /* the front end went away: corral logged it */
-};
-
-static PyTypeObject app_wsgi_response_type;
-
-static void app_wsgi_response_dealloc(PyObject *self)
+/* app_wsgi_log_exception with the request line as the context. */
+static void app_wsgi_log_request_exception(struct app_wsgi *w, corral_request *req)
 {
-    Py_XDECREF(((struct app_wsgi_response *)self)->headers);
-    PyObject_Free(self);
+    const char *method = corral_param(req, "REQUEST_METHOD");
+    const char *uri = corral_param(req, "REQUEST_URI");
+    if (!uri)
+        uri = corral_param(req, "PATH_INFO");
+    char context[512];
+    snprintf(context, sizeof(context), "%s %s", method ? method : "-", uri ? uri : "-");
+    app_wsgi_log_exception(w, context);
 }
-
-/* "NNN Reason": a 3-digit code from 100, a space, printable Latin-1. */
-static int app_wsgi_parse_status(struct app_wsgi_response *r, PyObject *status)
-{
-    Py_ssize_t len;
-    const char *s = PyUnicode_Check(status) ? PyUnicode_AsUTF8AndSize(status, &len) : NULL;
-    if (!s) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "start_response: the status must be a str, not %.100s",
-                     Py_TYPE(status)->tp_name);
-        return -1;
-    }
-    bool ok = len >= 4 && s[0] >= '1' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' &&
-              s[2] <= '9' && s[3] == ' ' && (size_t)len - 4 < sizeof(r->reason);
-    for (Py_ssize_t i = 4; ok && i < len; i++)
-        ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
-    if (!ok) {
-        PyErr_Format(PyExc_ValueError, "start_response: malformed status %R: expected 'NNN Reason'",
-                     status);
-        return -1;
-    }
-    r->status = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
-    memcpy(r->reason, s + 4, (size_t)len - 4);
-    r->reason[len - 4] = '\0';
-    return 0;
-}
-
-/* STR as Latin-1 bytes without CR, LF or NUL (and for a name, no ':' and
- * not empty); else ValueError naming the header. New reference or NULL. */
-static PyObject *app_wsgi_header_part(PyObject *str, PyObject *name, bool is_name)
-{
-    if (!PyUnicode_Check(str)) {
-        PyErr_Format(PyExc_TypeError, "start_response: header %R: %s must be a str, not %.100s",
-                     name, is_name ? "the name" : "the value", Py_TYPE(str)->tp_name);
-        return NULL;
-    }
-    PyObject *b = PyUnicode_AsLatin1String(str);
-    if (!b) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError,
-                     "start_response: header %R: %s is not Latin-1 (encode it, RFC 8187)", name,
-                     is_name ? "the name" : "the value");
-        return NULL;
-    }
-    const char *s = PyBytes_AS_STRING(b);
-    Py_ssize_t n = PyBytes_GET_SIZE(b);
-    if (strcspn(s, "\r\n") != (size_t)n || (is_name && (n == 0 || memchr(s, ':', (size_t)n)))) {
-        PyErr_Format(PyExc_ValueError, "start_response: header %R: %s contains CR, LF, NUL%s", name,
-                     is_name ? "the name" : "the value", is_name ? " or ':' or is empty" : "");
-        Py_DECREF(b);
-        return NULL;
-    }
-    return b;
-}
-
-/* start_response(status, headers, exc_info=None) -> write */
-static PyObject *app_wsgi_start_response(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-    struct app_wsgi_response *r = (struct app_wsgi_response *)self;
-    static char *kwlist[] = {"status", "headers", "exc_info", NULL};
-    PyObject *status, *headers, *exc_info = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", kwlist, &status, &headers,
-                                     &exc_info))
-        return NULL;
-    if (!r->req) {
-        PyErr_SetString(PyExc_RuntimeError, "start_response called after the request ended");
-        return NULL;
-    }
-    if (exc_info != Py_None) {
-        if (r->head_sent) {
-            /* PEP 3333: too late to change the response, re-raise. */
-            PyObject *t, *v, *tb;
-            if (!PyArg_ParseTuple(exc_info, "OOO:exc_info", &t, &v, &tb))
-                return NULL;
-            Py_INCREF(t);
-            Py_INCREF(v);
-            Py_INCREF(tb);
-            PyErr_Restore(t, v, tb);
-            return NULL;
-        }
-    } else if (r->headers) {
-        PyErr_SetString(PyExc_RuntimeError, "start_response called a second time without exc_info");
-        return NULL;
-    }
-    struct app_wsgi_response parsed;
-    if (app_wsgi_parse_status(&parsed, status) < 0)
-        return NULL;
-    if (!PyList_Check(headers)) {
-        PyErr_Format(PyExc_TypeError, "start_response: the headers must be a list, not %.100s",
-                     Py_TYPE(headers)->tp_name);
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(headers);
-    PyObject *list = PyList_New(2 * n);
-    if (!list)
-        return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *h = PyList_GET_ITEM(headers, i);
-        if (!PyTuple_Check(h) || PyTuple_GET_SIZE(h) != 2) {
-            PyErr_Format(PyExc_TypeError,
-                         "start_response: header %zd is not a (name, value) tuple: %R", i, h);
-            goto fail;
-        }
-        PyObject *name = PyTuple_GET_ITEM(h, 0);
-        PyObject *nb = app_wsgi_header_part(name, name, true);
-        if (!nb)
-            goto fail;
-        PyList_SET_ITEM(list, 2 * i, nb);
-        PyObject *vb = app_wsgi_header_part(PyTuple_GET_ITEM(h, 1), name, false);
-        if (!vb)
-            goto fail;
-        PyList_SET_ITEM(list, 2 * i + 1, vb);
-    }
-    Py_XSETREF(r->headers, list);
-    r->status = parsed.status;
-    memcpy(r->reason, parsed.reason, sizeof(r->reason));
-    return PyObject_GetAttrString(self, "write");
-fail:
-    Py_DECREF(list);
-    return NULL;
-}
-
-/* Give corral the status and headers from start_response, once, before
- * the first body byte (BODY: whether body bytes are what comes next, for
- * the message). Returns 0, or -1 with an exception set. */
-static int app_wsgi_head(struct app_wsgi_response *r, bool body)
-{
-    if (!r->headers) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        body ? "the app sent body bytes before calling start_response"
-                             : "the app returned without calling start_response");
-        return -1;
-    }
-    corral_request *req = r->req;
-    if (!r->head_sent) {
-        if (corral_set_status(req, r->status, r->reason[0] ? r->reason : NULL) < 0) {
-            PyErr_Format(PyExc_ValueError, "start_response: status %d refused", r->status);
-            return -1;
-        }
-        for (Py_ssize_t i = 0; i + 1 < PyList_GET_SIZE(r->headers); i += 2) {
-            const char *name = PyBytes_AS_STRING(PyList_GET_ITEM(r->headers, i));
-            if (corral_add_header(req, name,
-                                  PyBytes_AS_STRING(PyList_GET_ITEM(r->headers, i + 1))) < 0) {
-                PyErr_Format(PyExc_ValueError, "start_response: header '%s' refused", name);
-                return -1;
-            }
-        }
-        r->head_sent = true;
-    }
-    return 0;
-}
-
-/* Send the body piece DATA (bytes, or NULL for none) through corral, the
- * head first if it has not gone yet; FINAL ends the response. The GIL is
- * released during the write. Returns 0, or -1 with an exception set. */
-static int app_wsgi_send(struct app_wsgi_response *r, PyObject *data, bool final)
-{
-    if (app_wsgi_head(r, data != NULL) < 0)
-        return -1;
-    corral_request *req = r->req;
-    const char *p = data ? PyBytes_AS_STRING(data) : "";
-    size_t len = data ? (size_t)PyBytes_GET_SIZE(data) : 0;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = final ? corral_write_final(req, p, len) : corral_write(req, p, len);
-    Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        r->write_failed = true;
-        PyErr_SetString(PyExc_OSError, "writing the response failed: the front end went away "
-                                       "or timed out");
-        return -1;
-    }
-    return 0;
-}
-
-/* The write(data) callable start_response returns. */
-static PyObject *app_wsgi_write(PyObject *self, PyObject *data)
-{
-    struct app_wsgi_response *r = (struct app_wsgi_response *)self;
-    if (!r->req) {
-        PyErr_SetString(PyExc_RuntimeError, "write() called after the request ended");
-        return NULL;
-    }
-    if (!PyBytes_Check(data)) {
-        PyErr_Format(PyExc_TypeError, "the body must be bytes: write() got %.100s",
-                     Py_TYPE(data)->tp_name);
-        return NULL;
-    }
-    if (PyBytes_GET_SIZE(data) > 0 && app_wsgi_send(r, data, false) < 0)
-        return NULL;
-    Py_RETURN_NONE;
-}
-
-static PyMethodDef app_wsgi_response_methods[] = {
-    {"write", app_wsgi_write, METH_O, "write(data): send body bytes now (PEP 3333)"},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyTypeObject app_wsgi_response_type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "corral.StartResponse",
-    .tp_basicsize = sizeof(struct app_wsgi_response),
-    .tp_dealloc = app_wsgi_response_dealloc,
-    .tp_call = app_wsgi_start_response,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "start_response(status, headers, exc_info=None) -> write",
-    .tp_methods = app_wsgi_response_methods,
-};
 
 /* ---- one request ---- */
-
-/* environ: a copy of the constant part, every param (Latin-1, PEP 3333),
- * wsgi.url_scheme and wsgi.input. New reference or NULL. */
-static PyObject *app_wsgi_environ(struct app_wsgi *w, corral_request *req, PyObject *input)
-{
-    PyObject *env = PyDict_Copy(w->base_environ);
-    if (!env)
-        return NULL;
-    bool https = false;
-    size_t count = corral_param_count(req);
-    for (size_t i = 0; i < count; i++) {
-        const char *name, *value;
-        if (corral_param_at(req, i, &name, &value) < 0)
-            continue;
-        PyObject *k = PyUnicode_DecodeLatin1(name, (Py_ssize_t)strlen(name), NULL);
-        PyObject *v = k ? PyUnicode_DecodeLatin1(value, (Py_ssize_t)strlen(value), NULL) : NULL;
-        int rc = v ? PyDict_SetItem(env, k, v) : -1;
-        Py_XDECREF(k);
-        Py_XDECREF(v);
-        if (rc < 0)
-            goto fail;
-        if (strcmp(name, "HTTPS") == 0)
-            https = https || strcasecmp(value, "on") == 0 || strcmp(value, "1") == 0;
-        else if (strcmp(name, "REQUEST_SCHEME") == 0)
-            https = https || strcasecmp(value, "https") == 0;
-    }
-    if (PyDict_SetItem(env, w->keys[APP_WSGI_URL_SCHEME], https ? w->https : w->http) < 0 ||
-        PyDict_SetItem(env, w->keys[APP_WSGI_INPUT], input) < 0)
-        goto fail;
-    return env;
-fail:
-    Py_DECREF(env);
-    return NULL;
-}
-
-/* The Content-Length the app gave, or -1. */
-static long long app_wsgi_content_length(struct app_wsgi_response *r)
-{
-    for (Py_ssize_t i = 0; i + 1 < PyList_GET_SIZE(r->headers); i += 2) {
-        if (strcasecmp(PyBytes_AS_STRING(PyList_GET_ITEM(r->headers, i)), "Content-Length") == 0) {
-            char *end;
-            const char *v = PyBytes_AS_STRING(PyList_GET_ITEM(r->headers, i + 1));
-            long long n = strtoll(v, &end, 10);
-            return end != v && *end == '\0' && n >= 0 ? n : -1;
-        }
-    }
-    return -1;
-}
-
-/* Send the rest of FILELIKE (a wsgi.file_wrapper's) from its position with
- * corral_sendfile, no more than the app's Content-Length. Returns 1 when
- * sent, 0 when it is not a regular file with fileno() and tell() (the
- * caller iterates it instead), -1 with an exception set. */
-static int app_wsgi_sendfile(struct app_wsgi_response *r, PyObject *filelike)
-{
-    PyObject *o = PyObject_CallMethod(filelike, "fileno", NULL);
-    long fd = o ? PyLong_AsLong(o) : -1;
-    Py_XDECREF(o);
-    struct stat st;
-    if (fd < 0 || fd > INT_MAX || fstat((int)fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        PyErr_Clear(); /* not a file: iterate it */
-        return 0;
-    }
-    o = PyObject_CallMethod(filelike, "tell", NULL);
-    long long off = o ? PyLong_AsLongLong(o) : -1;
-    Py_XDECREF(o);
-    if (off < 0) {
-        PyErr_Clear();
-        return 0;
-    }
-    if (app_wsgi_head(r, true) < 0)
-        return -1;
-    long long len = off < (long long)st.st_size ? (long long)st.st_size - off : 0;
-    long long cl = app_wsgi_content_length(r);
-    if (cl >= 0 && cl < len)
-        len = cl;
-    corral_request *req = r->req;
-    int rc = 0;
-    Py_BEGIN_ALLOW_THREADS
-    if (len > 0)
-        rc = corral_sendfile(req, (int)fd, (off_t)off, (size_t)len);
-    if (rc == 0)
-        rc = corral_write_final(req, "", 0);
-    Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        r->write_failed = true;
-        PyErr_SetString(PyExc_OSError, "sending the file failed: the front end went away or "
-                                       "timed out");
-        return -1;
-    }
-    return 1;
-}
-
-/* Send the app's RESULT: a wsgi.file_wrapper of a regular file with
- * corral_sendfile, one bytes in a list or tuple in one final write, else
- * each chunk as it comes. Returns 0, or -1 with an exception set. */
-static int app_wsgi_body(struct app_wsgi_response *r, PyObject *result)
-{
-    PyObject *filelike = app_wsgi_file_wrapper_filelike(result);
-    if (filelike) {
-        int sent = app_wsgi_sendfile(r, filelike);
-        if (sent != 0)
-            return sent < 0 ? -1 : 0;
-    }
-    if ((PyList_CheckExact(result) || PyTuple_CheckExact(result)) &&
-        PySequence_Fast_GET_SIZE(result) == 1) {
-        PyObject *only = PySequence_Fast_GET_ITEM(result, 0);
-        if (PyBytes_CheckExact(only))
-            return app_wsgi_send(r, only, true);
-    }
-    PyObject *it = PyObject_GetIter(result);
-    if (!it)
-        return -1;
-    PyObject *chunk;
-    while ((chunk = PyIter_Next(it))) {
-        int rc = 0;
-        if (!PyBytes_Check(chunk)) {
-            PyErr_Format(PyExc_TypeError, "the body must be bytes: the app yielded %.100s",
-                         Py_TYPE(chunk)->tp_name);
-            rc = -1;
-        } else if (PyBytes_GET_SIZE(chunk) > 0) {
-            rc = app_wsgi_send(r, chunk, false);
-        }
-        Py_DECREF(chunk);
-        if (rc < 0) {
-            Py_DECREF(it);
-            return -1;
-        }
-    }
-    Py_DECREF(it);
-    if (PyErr_Occurred())
-        return -1;
-    return app_wsgi_send(r, NULL, true);
-}
 
 /* *OUT = OBJ.NAME (new reference), or NULL when it has no such attribute.
  * Returns 0, or -1 with an exception set (another error than
@@ -517,6 +172,8 @@ static int app_wsgi_getattr_optional(PyObject *obj, PyObject *name, PyObject **o
 /* Call RESULT.close() if it has one; -1 with an exception set if it raised. */
 static int app_wsgi_close(struct app_wsgi *w, PyObject *result)
 {
+    if (PyList_CheckExact(result) || PyTuple_CheckExact(result))
+        return 0; /* the common case has no close(): no failed lookup to clear */
     PyObject *close = NULL;
     if (app_wsgi_getattr_optional(result, w->close_name, &close) < 0)
         return -1;
@@ -534,51 +191,38 @@ static int app_wsgi_close(struct app_wsgi *w, PyObject *result)
 static int app_wsgi_run(struct app_wsgi *w, corral_request *req)
 {
     int rc = -1;
-    PyObject *input = NULL, *environ = NULL, *result = NULL;
-    struct app_wsgi_response *resp = NULL;
-    const char *method = corral_param(req, "REQUEST_METHOD");
-    const char *uri = corral_param(req, "REQUEST_URI");
-    if (!uri)
-        uri = corral_param(req, "PATH_INFO");
-    char context[512];
-    snprintf(context, sizeof(context), "%s %s", method ? method : "-", uri ? uri : "-");
+    PyObject *input = NULL, *environ = NULL, *result = NULL, *resp = NULL;
 
     input = app_wsgi_input_new(req);
     if (!input)
         goto error;
-    environ = app_wsgi_environ(w, req, input);
+    environ = app_wsgi_environ_new(&w->env, req, input);
     if (!environ)
         goto error;
-    resp = PyObject_New(struct app_wsgi_response, &app_wsgi_response_type);
+    resp = app_wsgi_response_new(req);
     if (!resp)
         goto error;
-    resp->req = req;
-    resp->headers = NULL;
-    resp->status = 0;
-    resp->reason[0] = '\0';
-    resp->head_sent = resp->write_failed = false;
-
-    result = PyObject_CallFunctionObjArgs(w->app, environ, (PyObject *)resp, NULL);
-    if (!result || app_wsgi_body(resp, result) < 0)
+    result = PyObject_CallFunctionObjArgs(w->app, environ, resp, NULL);
+    if (!result || app_wsgi_response_body(resp, result) < 0)
         goto error;
     rc = 0;
 error:
     if (rc < 0) {
-        if (resp && resp->write_failed)
+        if (resp && app_wsgi_response_write_failed(resp))
             PyErr_Clear(); /* corral logged why the front end is gone */
         else
-            app_wsgi_log_exception(w, context);
+            app_wsgi_log_request_exception(w, req);
     }
     if (result && app_wsgi_close(w, result) < 0) {
-        app_wsgi_log_exception(w, context);
+        app_wsgi_log_request_exception(w, req);
         rc = -1;
     }
     if (input)
         app_wsgi_input_detach(input);
     if (resp)
-        resp->req = NULL;
+        app_wsgi_response_detach(resp);
     Py_XDECREF(result);
-    Py_XDECREF((PyObject *)resp);
+    Py_XDECREF(resp);
     Py_XDECREF(environ);
     Py_XDECREF(input);
     return rc;
@@ -662,6 +306,10 @@ static int app_wsgi_load(struct app *app, const struct config *c, char *err, siz
         if (!(w->file = strdup(full)))
             goto nomem;
     }
+    snprintf(w->python, sizeof(w->python), "%s", CORRAL_PYTHON_EXECUTABLE);
+    if (c->virtualenv && app_wsgi_venv_check(c->virtualenv, w->python, sizeof(w->python), err,
+                                             errlen) < 0)
+        goto fail;
     if (c->pythonpath_count) {
         if (!(w->pythonpath = calloc(c->pythonpath_count, sizeof(*w->pythonpath))))
             goto nomem;
@@ -696,7 +344,7 @@ static int app_wsgi_setup(struct app_wsgi *w)
     int rc = -1;
     PyObject *helpers = NULL, *mod = NULL;
     if (app_wsgi_types_ready() < 0 || app_wsgi_file_ready() < 0 ||
-        PyType_Ready(&app_wsgi_response_type) < 0)
+        app_wsgi_response_ready() < 0)
         return -1;
     /* The helper functions live in their own module namespace. */
     helpers = PyDict_New();
@@ -714,6 +362,8 @@ static int app_wsgi_setup(struct app_wsgi *w)
         goto out;
     }
 
+    if (app_wsgi_guard_signals() < 0)
+        goto out;
     PyObject *argv = Py_BuildValue("[s]", "corral");
     if (!argv)
         goto out;
@@ -768,9 +418,9 @@ static int app_wsgi_setup(struct app_wsgi *w)
     for (int k = 0; k < APP_WSGI_KEY_COUNT; k++)
         if (!(w->keys[k] = PyUnicode_InternFromString(app_wsgi_key_names[k])))
             goto out;
-    if (!(w->http = PyUnicode_InternFromString("http")) ||
-        !(w->https = PyUnicode_InternFromString("https")) ||
-        !(w->close_name = PyUnicode_InternFromString("close")) || !(w->base_environ = PyDict_New()))
+    if (!(w->env.http = PyUnicode_InternFromString("http")) ||
+        !(w->env.https = PyUnicode_InternFromString("https")) ||
+        !(w->close_name = PyUnicode_InternFromString("close")) || !(w->env.base = PyDict_New()))
         goto out;
     PyObject *version = Py_BuildValue("(ii)", 1, 0);
     PyObject *errors = app_wsgi_errors_new();
@@ -785,22 +435,24 @@ static int app_wsgi_setup(struct app_wsgi *w)
         {APP_WSGI_RUN_ONCE, Py_False},
         {APP_WSGI_ERRORS, errors},
         {APP_WSGI_INPUT_TERMINATED, Py_True},
-        {APP_WSGI_URL_SCHEME, w->http},
+        {APP_WSGI_URL_SCHEME, w->env.http},
         {APP_WSGI_FILE_WRAPPER, app_wsgi_file_wrapper_type()},
     };
     int bad = !version || !errors || !empty_str;
     for (size_t i = 0; !bad && i < sizeof(base) / sizeof(base[0]); i++)
-        bad = PyDict_SetItem(w->base_environ, w->keys[base[i].key], base[i].value) < 0;
+        bad = PyDict_SetItem(w->env.base, w->keys[base[i].key], base[i].value) < 0;
     /* PEP 3333 apps may rely on these: present (empty) unless the front
      * end sends them. */
     const char *empty[] = {"SCRIPT_NAME", "PATH_INFO", "QUERY_STRING"};
     for (size_t i = 0; !bad && i < sizeof(empty) / sizeof(empty[0]); i++)
-        bad = PyDict_SetItemString(w->base_environ, empty[i], empty_str) < 0;
+        bad = PyDict_SetItemString(w->env.base, empty[i], empty_str) < 0;
     Py_XDECREF(version);
     Py_XDECREF(errors);
     Py_XDECREF(empty_str);
     if (bad)
         goto out;
+    w->env.url_scheme_key = w->keys[APP_WSGI_URL_SCHEME];
+    w->env.input_key = w->keys[APP_WSGI_INPUT];
     rc = 0;
 out:
     Py_XDECREF(mod);
@@ -808,26 +460,80 @@ out:
     return rc;
 }
 
-static int app_wsgi_worker_init(struct app *app)
+/* Start the interpreter and load the app in this process (a worker, or the
+ * master with --preload). The GIL stays with the calling thread. Returns 0,
+ * or -1 after logging the traceback. */
+static int app_wsgi_start(struct app_wsgi *w)
 {
-    struct app_wsgi *w = app->data;
     if (w->chdir && chdir(w->chdir) < 0) {
         log_msg(LOG_ERROR, "wsgi: chdir(\"%s\") failed: %s", w->chdir, strerror(errno));
         return -1;
     }
-    /* 0: no Python signal handlers; corral's signalfd keeps the signals. */
-    Py_InitializeEx(0);
+    app_wsgi_save_signals();
+    if (app_wsgi_interp_start(w->python) < 0)
+        return -1;
     w->interp = PyInterpreterState_Get();
+    w->started = true;
     if (app_wsgi_setup(w) < 0) {
         char context[PATH_MAX + 64];
         snprintf(context, sizeof(context), "loading %s", w->file ? w->file : w->module);
         app_wsgi_log_exception(w, context);
         return -1;
     }
-    log_msg(LOG_INFO, "wsgi: loaded %s (Python %s)", w->file ? w->file : w->module,
-            Py_GetVersion());
+    app_wsgi_restore_signals(true);
+    log_msg(LOG_INFO, "wsgi: loaded %s (Python %.*s)", w->file ? w->file : w->module,
+            (int)strcspn(Py_GetVersion(), " "), Py_GetVersion());
+    return 0;
+}
+
+static int app_wsgi_worker_init(struct app *app)
+{
+    struct app_wsgi *w = app->data;
+    if (!w->started && app_wsgi_start(w) < 0)
+        return -1;
     app_wsgi_tstate = PyEval_SaveThread(); /* the GIL is free between requests */
     return 0;
+}
+
+/* --preload: the master imports the app once; the workers inherit it
+ * copy-on-write. gc.freeze() moves everything the import made into the
+ * permanent generation, so the workers' collections do not write to (and
+ * so copy) those pages. The master keeps the GIL: it runs no other Python,
+ * and fork() must happen with the GIL held by the forking thread. */
+static int app_wsgi_preload(struct app *app)
+{
+    struct app_wsgi *w = app->data;
+    if (app_wsgi_start(w) < 0)
+        return -1;
+    PyObject *gc = PyImport_ImportModule("gc");
+    PyObject *r = gc ? PyObject_CallMethod(gc, "freeze", NULL) : NULL;
+    if (!r)
+        app_wsgi_log_exception(w, "gc.freeze() after the preload");
+    Py_XDECREF(r);
+    Py_XDECREF(gc);
+    log_msg(LOG_INFO, "wsgi: preloaded in the master; workers share it copy-on-write");
+    return 0;
+}
+
+/* Around fork(2), with the interpreter running in the master: CPython's
+ * import lock and its thread bookkeeping must be consistent in the child
+ * (os.fork does the same; os.register_at_fork hooks run too). */
+static void app_wsgi_fork_prepare(struct app *app)
+{
+    if (((struct app_wsgi *)app->data)->started)
+        PyOS_BeforeFork();
+}
+
+static void app_wsgi_fork_parent(struct app *app)
+{
+    if (((struct app_wsgi *)app->data)->started)
+        PyOS_AfterFork_Parent();
+}
+
+static void app_wsgi_fork_child(struct app *app)
+{
+    if (((struct app_wsgi *)app->data)->started)
+        PyOS_AfterFork_Child();
 }
 
 static int app_wsgi_thread_init(struct app *app)
@@ -865,4 +571,8 @@ const struct app_ops app_wsgi_ops = {
     .thread_init = app_wsgi_thread_init,
     .handle = app_wsgi_handle,
     .worker_fini = app_wsgi_worker_fini,
+    .preload = app_wsgi_preload,
+    .fork_prepare = app_wsgi_fork_prepare,
+    .fork_parent = app_wsgi_fork_parent,
+    .fork_child = app_wsgi_fork_child,
 };

@@ -387,5 +387,10 @@ int config_validate(const struct config *c, char *err, size_t errlen)
                  c->processes);
         return -1;
     }
+    if (c->handler && (c->preload || c->virtualenv)) {
+        snprintf(err, errlen, "%s applies to WSGI apps (--wsgi, --wsgi-file), not to --handler",
+                 c->preload ? "preload" : "virtualenv");
+        return -1;
+    }
     return 0;
 }

@@ -25,6 +25,8 @@ struct config {
     char *chdir;            /* workers chdir here before the import */
     char **pythonpath;      /* prepended to sys.path, in order */
     size_t pythonpath_count;
+    char *virtualenv;       /* a venv whose site-packages the app uses */
+    bool preload;           /* import the app in the master, before the fork */
     char **env;             /* "NAME=VALUE", set in the master at start */
     size_t env_count;
 

@@ -121,6 +121,17 @@ int main(int argc, char **argv)
             listen_close(&listeners[i], true);
         goto out;
     }
+    /* --preload: the app starts in the master once the listeners are bound
+     * (the front end's connections queue meanwhile) and the logs open (its
+     * traceback goes to the error log). */
+    if (cfg.preload && app.ops->preload && app.ops->preload(&app) < 0) {
+        log_msg(LOG_ERROR, "the app failed to load in the master (--preload): stopping");
+        for (size_t i = 0; i < cfg.listen_count; i++)
+            listen_close(&listeners[i], true);
+        if (cfg.pidfile)
+            main_remove_pidfile(cfg.pidfile);
+        goto out;
+    }
     status = master_run(&cfg, listeners, cfg.listen_count, &app);
     if (cfg.pidfile)
         main_remove_pidfile(cfg.pidfile);

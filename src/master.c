@@ -52,7 +52,10 @@ static void master_spawn(struct master *m, unsigned i)
 {
     struct master_worker *mw = &m->workers[i];
     pid_t master_pid = getpid();
+    app_fork_prepare(m->app);
     pid_t pid = fork();
+    if (pid != 0)
+        app_fork_parent(m->app);
     if (pid < 0) {
         log_msg(LOG_ERROR, "fork() for worker %u failed: %s; retrying in 1 s", i, strerror(errno));
         mw->respawn_at_ms = master_now_ms() + 1000;
@@ -60,6 +63,7 @@ static void master_spawn(struct master *m, unsigned i)
     }
     if (pid == 0) {
         /* The child never returns into master code. */
+        app_fork_child(m->app);
         close(m->epfd);
         close(m->sigfd);
         close(m->timerfd);
@@ -401,8 +405,13 @@ static int master_setup(struct master *m)
     sigset_t set;
     sigemptyset(&set);
     int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGTTIN, SIGTTOU};
-    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+    /* Blocked and read from the signalfd. A signal the parent left ignored
+     * (a shell's `corral &` ignores SIGINT and SIGQUIT) would be discarded
+     * even while blocked: take each back to its default first. */
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
         sigaddset(&set, sigs[i]);
+        signal(sigs[i], SIG_DFL);
+    }
     sigprocmask(SIG_BLOCK, &set, NULL);
     m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     m->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/sendfile.h>
@@ -28,7 +29,10 @@ void request_begin(struct corral_request *r, struct conn *c)
     r->status = 200;
     r->reason[0] = '\0';
     r->headers_len = 0;
-    r->head_sent = r->finished = r->failed = false;
+    r->head_sent = r->finished = r->failed = r->clipped = r->complete_early = false;
+    const char *method = params_get(&c->params, "REQUEST_METHOD");
+    r->head_only = method && strcmp(method, "HEAD") == 0;
+    r->body_limit = -1;
     r->bytes_out = 0;
     r->start_us = request_now_us();
 }
@@ -86,6 +90,17 @@ CORRAL_EXPORT int corral_param_at(corral_request *r, size_t index, const char **
     *name = params_name(p, &p->entries[index]);
     *value = params_value(p, &p->entries[index]);
     return 0;
+}
+
+void request_param_at(corral_request *r, size_t index, const char **name, size_t *name_len,
+                      const char **value, size_t *value_len)
+{
+    const struct params *p = &r->conn->params;
+    const struct params_entry *e = &p->entries[index];
+    *name = params_name(p, e);
+    *name_len = e->name_len;
+    *value = params_value(p, e);
+    *value_len = e->value_len;
 }
 
 /* ---- body ---- */
@@ -192,6 +207,14 @@ int request_drain_body(struct corral_request *r, uint64_t max_bytes)
 
 /* ---- response ---- */
 
+void request_reset_head(corral_request *r)
+{
+    r->status = 200;
+    r->reason[0] = '\0';
+    r->headers_len = 0;
+    r->body_limit = -1;
+}
+
 CORRAL_EXPORT int corral_set_status(corral_request *r, int status, const char *reason)
 {
     if (r->head_sent || status < 100 || status > 999)
@@ -208,6 +231,29 @@ static bool request_token_char(unsigned char ch)
     /* RFC 9110 tchar */
     return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
            (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* A Content-Length header bounds the body: bytes past it are dropped, and a
+ * body that ends short of it closes the connection (the front end must not
+ * take a truncated response for a whole one). A value that is not a number
+ * is passed on as it is and bounds nothing. */
+static void request_note_length(struct corral_request *r, const char *value)
+{
+    int64_t n = 0;
+    const char *p = value;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p < '0' || *p > '9')
+        return;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (n > (INT64_MAX - 9) / 10)
+            return;
+        n = n * 10 + (*p - '0');
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '\0')
+        r->body_limit = n;
 }
 
 CORRAL_EXPORT int corral_add_header(corral_request *r, const char *name, const char *value)
@@ -238,6 +284,8 @@ CORRAL_EXPORT int corral_add_header(corral_request *r, const char *name, const c
     o[nl + 2 + vl] = '\r';
     o[nl + 3 + vl] = '\n';
     r->headers_len += need;
+    if (nl == 14 && strcasecmp(name, "Content-Length") == 0)
+        request_note_length(r, value);
     return 0;
 }
 
@@ -284,6 +332,25 @@ static int request_writev(struct conn *c, struct iovec *iov, int n)
     }
     struct iovec one = {.iov_base = buf, .iov_len = off};
     return conn_writev(c, &one, 1);
+}
+
+/* A write to the front end failed with ERR: the connection is done for.
+ * One line says so, with the request: a front end that hung up (its client
+ * left: an abandoned download, a closed event stream) is a warning, anything
+ * else (a timeout) an error. request_finish adds nothing after it. */
+static void request_send_failed(struct corral_request *r, int err)
+{
+    struct conn *c = r->conn;
+    const char *m = params_get(&c->params, "REQUEST_METHOD");
+    const char *u = params_get(&c->params, "REQUEST_URI");
+    bool hung_up = err == EPIPE || err == ECONNRESET;
+    log_msg(hung_up ? LOG_WARN : LOG_ERROR,
+            "%s: peer %s: %s %s: %s (%s) after %llu body bytes: connection closed",
+            c->listener->name, c->peer, m ? m : "-", u ? u : "-",
+            hung_up ? "the front end closed the connection before the response was complete"
+                    : "sending the response failed",
+            strerror(err), (unsigned long long)r->bytes_out);
+    r->failed = c->broken = true;
 }
 
 /*
@@ -338,10 +405,7 @@ static int request_send(struct corral_request *r, const struct iovec *parts, int
         }
         int rc = n > 0 ? request_writev(c, iov, n) : 0;
         if (rc < 0) {
-            r->failed = true;
-            c->broken = true;
-            log_msg(LOG_ERROR, "%s: peer %s: sending the response failed: %s",
-                    c->listener->name, c->peer, strerror(-rc));
+            request_send_failed(r, -rc);
             return -1;
         }
         if (last_batch)
@@ -352,11 +416,63 @@ static int request_send(struct corral_request *r, const struct iovec *parts, int
     return 0;
 }
 
+/* How many of LEN body bytes may go out: none for HEAD, none past the
+ * handler's Content-Length (the excess is logged once). */
+static size_t request_body_room(struct corral_request *r, size_t len)
+{
+    if (r->head_only)
+        return 0;
+    if (r->body_limit < 0 || r->bytes_out + len <= (uint64_t)r->body_limit)
+        return len;
+    size_t room = (size_t)((uint64_t)r->body_limit - r->bytes_out);
+    if (!r->clipped) {
+        struct conn *c = r->conn;
+        const char *m = params_get(&c->params, "REQUEST_METHOD");
+        const char *u = params_get(&c->params, "REQUEST_URI");
+        log_msg(LOG_WARN, "%s: peer %s: %s %s: the handler sent more than its Content-Length "
+                "(%lld): the excess is dropped", c->listener->name, c->peer, m ? m : "-",
+                u ? u : "-", (long long)r->body_limit);
+        r->clipped = true;
+    }
+    return room;
+}
+
+/* The response ends short of its Content-Length: say so and close the
+ * connection instead of ending the response. Returns -1. */
+static int request_short_body(struct corral_request *r)
+{
+    struct conn *c = r->conn;
+    const char *m = params_get(&c->params, "REQUEST_METHOD");
+    const char *u = params_get(&c->params, "REQUEST_URI");
+    log_msg(LOG_ERROR, "%s: peer %s: %s %s: the response ended after %llu of the %lld bytes "
+            "its Content-Length announced: connection closed", c->listener->name, c->peer,
+            m ? m : "-", u ? u : "-", (unsigned long long)r->bytes_out,
+            (long long)r->body_limit);
+    r->failed = c->broken = true;
+    return -1;
+}
+
 /* Send LEN body bytes (and the head first if not sent yet). */
 static int request_write(struct corral_request *r, const void *buf, size_t len, bool final)
 {
-    if (r->finished)
-        return -1;
+    if (r->finished) {
+        /* Ended early because the body is complete: what follows is
+         * nothing (fine) or excess (dropped and logged). */
+        if (!r->complete_early)
+            return -1;
+        request_body_room(r, len);
+        return 0;
+    }
+    len = request_body_room(r, len);
+    /* A body that reaches its Content-Length (or any HEAD response) is
+     * complete: its end goes out with it. A front end that has all the
+     * bytes may hang up at once; a separate end-of-response write would
+     * then fail, and the request look broken when it was not. */
+    if (!final && (r->head_only || (r->body_limit >= 0 &&
+                                    r->bytes_out + len == (uint64_t)r->body_limit))) {
+        final = true;
+        r->complete_early = true;
+    }
     char status[128];
     struct iovec parts[4];
     int n = 0;
@@ -371,16 +487,20 @@ static int request_write(struct corral_request *r, const void *buf, size_t len, 
     }
     parts[n].iov_base = (void *)buf;
     parts[n++].iov_len = len;
-    int rc = request_send(r, parts, n, final);
+    bool short_body = final && !r->head_only && r->body_limit >= 0 &&
+                      r->bytes_out + len < (uint64_t)r->body_limit;
+    int rc = request_send(r, parts, n, final && !short_body);
     if (rc == 0)
         r->bytes_out += len;
+    if (rc == 0 && short_body)
+        return request_short_body(r);
     return rc;
 }
 
 CORRAL_EXPORT int corral_write(corral_request *r, const void *buf, size_t len)
 {
     if (len == 0 && r->head_sent)
-        return r->failed || r->finished ? -1 : 0;
+        return r->failed || (r->finished && !r->complete_early) ? -1 : 0;
     return request_write(r, buf, len, false);
 }
 
@@ -392,8 +512,11 @@ CORRAL_EXPORT int corral_write_final(corral_request *r, const void *buf, size_t 
 CORRAL_EXPORT int corral_sendfile(corral_request *r, int fd, off_t offset, size_t len)
 {
     struct conn *c = r->conn;
-    if (r->finished || r->failed)
+    if (r->failed || (r->finished && !r->complete_early))
         return -1;
+    len = request_body_room(r, len);
+    if (r->finished)
+        return 0;
     if (c->codec->max_frame != SIZE_MAX) {
         /* Framed protocol: read and frame. */
         char buf[65536];
@@ -429,9 +552,7 @@ CORRAL_EXPORT int corral_sendfile(corral_request *r, int fd, off_t offset, size_
             continue;
         if (errno == EAGAIN && conn_wait_writable(c) == 0)
             continue;
-        log_msg(LOG_ERROR, "%s: peer %s: sendfile failed: %s", c->listener->name, c->peer,
-                strerror(errno));
-        c->broken = r->failed = true;
+        request_send_failed(r, errno);
         return -1;
     }
     return 0;
@@ -440,7 +561,7 @@ CORRAL_EXPORT int corral_sendfile(corral_request *r, int fd, off_t offset, size_
 int request_finish(struct corral_request *r, int app_rc)
 {
     struct conn *c = r->conn;
-    if (app_rc != 0) {
+    if (app_rc != 0 && !r->failed) { /* a failed write was logged when it failed */
         const char *m = params_get(&c->params, "REQUEST_METHOD");
         const char *u = params_get(&c->params, "REQUEST_URI");
         log_msg(LOG_ERROR, "%s: peer %s: the handler failed (returned %d) on %s %s; %s",
@@ -449,9 +570,8 @@ int request_finish(struct corral_request *r, int app_rc)
                              : "answered 500");
     }
     if (app_rc != 0 && !r->head_sent && !r->failed) {
+        request_reset_head(r);
         r->status = 500;
-        r->reason[0] = '\0';
-        r->headers_len = 0;
         corral_add_header(r, "Content-Type", "text/plain");
         static const char body[] = "Internal Server Error\n";
         request_write(r, body, sizeof(body) - 1, true);

@@ -24,9 +24,22 @@ struct corral_request {
     bool head_sent;
     bool finished;              /* the end of the response was sent */
     bool failed;                /* a write failed: the front end is gone */
+    bool head_only;             /* HEAD: the head goes out, body bytes are dropped */
+    bool clipped;               /* body bytes past Content-Length were dropped (logged) */
+    bool complete_early;        /* ended when the body reached its length (or HEAD) */
+    int64_t body_limit;         /* the handler's Content-Length, or -1 */
     uint64_t bytes_out;         /* body bytes sent */
     uint64_t start_us;          /* CLOCK_MONOTONIC, microseconds */
 };
+
+/* Param INDEX (< corral_param_count) with the lengths of its name and
+ * value: corral_param_at for adapters that want no strlen. */
+void request_param_at(corral_request *r, size_t index, const char **name, size_t *name_len,
+                      const char **value, size_t *value_len);
+
+/* Forget the status and headers staged so far (before the head is sent):
+ * 200, no headers, no Content-Length. */
+void request_reset_head(corral_request *r);
 
 /* Prepare the request state of C for a new request (keeps memory). */
 void request_begin(struct corral_request *r, struct conn *c);

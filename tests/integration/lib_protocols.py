@@ -487,7 +487,9 @@ def hammer(proto, addr, uri, total, concurrency, expect_status=200, expect_body=
 def main(argv):
     if len(argv) >= 4 and argv[1] == "ping":
         try:
-            st, _, _ = request(argv[2], argv[3], "GET", "/__corral_test_ping", timeout=2)
+            # Mounted at the root, as a WSGI front end should send it.
+            st, _, _ = request(argv[2], argv[3], "GET", "/__corral_test_ping", timeout=2,
+                               extra={"SCRIPT_NAME": "", "PATH_INFO": "/__corral_test_ping"})
             return 0 if 100 <= st <= 599 else 1
         except Exception as e:  # noqa: BLE001 -- any failure means "not yet"
             print("ping %s %s: %s" % (argv[2], argv[3], e), file=sys.stderr)

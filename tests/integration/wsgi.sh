@@ -135,6 +135,11 @@ for path in /bad/exc-info /bad/late-raise; do
         "the handler failed \\(returned -1\\) on GET $path; part of the response was sent" \
         "$CORRAL_LOG"
 done
+# lib_protocols sends the path as SCRIPT_NAME without PATH_INFO, as nginx's
+# stock fastcgi_params do: each worker says once how to fix it.
+n=$(grep -c 'wsgi: the front end sends SCRIPT_NAME="/.*" and no PATH_INFO' "$CORRAL_LOG")
+check "SCRIPT_NAME without PATH_INFO is pointed out once per worker ($n lines, 2 workers)" \
+    test "$n" -ge 1 -a "$n" -le 2
 expect_no_match "the validator found nothing wrong" 'AssertionError|Warning' "$(cat "$CORRAL_LOG")"
 expect_no_match "no errors apart from /raise" ' error ' \
     "$(grep -v -e 'GET /raise' -e 'GET /bad/' -e 'wsgi\.errors' "$CORRAL_LOG")"

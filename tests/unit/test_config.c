@@ -648,11 +648,23 @@ static void example_conf_commented_settings_are_valid(void **state)
      * refused; with only the handler left the rest is valid. */
     assert_non_null(f->c.wsgi);
     assert_non_null(f->c.wsgi_file);
+    assert_non_null(f->c.virtualenv);
+    assert_true(f->c.preload);
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
     assert_string_equal(f->err, "give only one application: --handler, --wsgi or --wsgi-file");
     free(f->c.wsgi);
     free(f->c.wsgi_file);
     f->c.wsgi = f->c.wsgi_file = NULL;
+    /* The Python-only settings are refused next to a native handler. */
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_string_equal(f->err, "preload applies to WSGI apps (--wsgi, --wsgi-file), not to "
+                                "--handler");
+    f->c.preload = false;
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_string_equal(f->err, "virtualenv applies to WSGI apps (--wsgi, --wsgi-file), not to "
+                                "--handler");
+    free(f->c.virtualenv);
+    f->c.virtualenv = NULL;
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
     /* The three protocols and the three address forms are shown. */
     const char *forms[] = {"uwsgi:", "fastcgi:", "scgi:", ":unix:", ":tcp:", ":fd:"};
@@ -782,6 +794,22 @@ static void cli_reads_octal_chmod(void **state)
     assert_int_equal(TEST_CLI(f, "--chmod", "0999"), CLI_FAIL);
     assert_string_equal(f->err, "--chmod: expected an octal mode from 0 to 0777, got '0999'");
     assert_int_equal(TEST_CLI(f, "--chmod", "1777"), CLI_FAIL);
+}
+
+static void bool_option_from_flag_and_file(void **state)
+{
+    struct fixture *f = *state;
+    assert_false(f->c.preload);
+    assert_int_equal(TEST_CLI(f, "--preload"), CLI_RUN);
+    assert_true(f->c.preload);
+    assert_int_equal(test_load(f, "preload = false;\n", NULL), 0);
+    assert_false(f->c.preload);
+    assert_int_equal(test_load(f, "preload = true;\n", NULL), 0);
+    assert_true(f->c.preload);
+    test_load_fails(f, "preload = \"yes\";\n", ":1: key 'preload': expected true or false, got a "
+                                                "string");
+    test_load_fails(f, "\npreload = 1;\n", ":2: key 'preload': expected true or false, got an "
+                                            "integer");
 }
 
 static void cli_rejects_bad_integer_with_message(void **state)
@@ -1014,6 +1042,7 @@ int main(void)
         TEST(cli_reads_fractional_seconds),
         TEST(cli_rejects_malformed_seconds),
         TEST(cli_reads_octal_chmod),
+        TEST(bool_option_from_flag_and_file),
         TEST(cli_rejects_bad_integer_with_message),
         TEST(cli_reads_control_socket_options),
         TEST(cli_sets_fastcgi_limits_from_pool),

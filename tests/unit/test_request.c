@@ -2,7 +2,8 @@
  * test_request.c — the request model over a real socket pair: params and
  * body through the codec, the response as each protocol frames it (status
  * line or Status:, FastCGI STDOUT records of at most 65535 bytes and
- * END_REQUEST), header checks, 500 on failure, sendfile.
+ * END_REQUEST), header checks, 500 on failure, sendfile, HEAD and the
+ * handler's Content-Length.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -361,6 +362,86 @@ static void request_sendfile_on_each_protocol(void **state)
     close(fd);
 }
 
+static void request_head_drops_body_keeps_length(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_uwsgi);
+    static const char *const kv[] = {"REQUEST_METHOD", "HEAD", "REQUEST_URI", "/h", NULL};
+    uint8_t pkt[1024];
+    send_all(f.peer, pkt, uwsgi_packet(pkt, kv, NULL));
+    read_head(&f);
+    corral_request *r = &f.conn.req;
+    assert_int_equal(corral_add_header(r, "Content-Length", "5"), 0);
+    assert_int_equal(corral_write(r, "hel", 3), 0);
+    assert_int_equal(corral_write_final(r, "lo", 2), 0);
+    assert_int_equal(request_finish(r, 0), 0);
+    char out[512];
+    size_t n = recv_all(f.peer, out, sizeof(out));
+    static const char expect[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+    assert_int_equal(n, sizeof(expect) - 1);
+    assert_memory_equal(out, expect, n);
+    assert_false(f.conn.broken);
+    fixture_close(&f);
+}
+
+static void request_body_clipped_at_content_length(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_fastcgi);
+    static const char *const kv[] = {"REQUEST_METHOD", "GET", NULL};
+    uint8_t pkt[1024];
+    send_all(f.peer, pkt, fcgi_request(pkt, kv, NULL));
+    read_head(&f);
+    corral_request *r = &f.conn.req;
+    assert_int_equal(corral_add_header(r, "content-length", " 4 "), 0);
+    assert_int_equal(corral_write(r, "abc", 3), 0);
+    assert_int_equal(corral_write(r, "def", 3), 0);
+    /* The body is complete: END_REQUEST went with its last byte, before
+     * the handler said it was done. */
+    uint8_t raw[1024];
+    char body[1024];
+    int ended;
+    size_t n = fcgi_stdout(raw, recv_all(f.peer, (char *)raw, sizeof(raw)), body, &ended);
+    static const char expect[] = "Status: 200 OK\r\ncontent-length:  4 \r\n\r\nabcd";
+    assert_int_equal(n, sizeof(expect) - 1);
+    assert_memory_equal(body, expect, n);
+    assert_true(ended);
+    /* More body is dropped, the end is not repeated. */
+    assert_int_equal(corral_write(r, "", 0), 0);
+    assert_int_equal(corral_write_final(r, "ghi", 3), 0);
+    assert_int_equal(request_finish(r, 0), 0);
+    assert_int_equal(recv_all(f.peer, (char *)raw, sizeof(raw)), 0);
+    assert_false(f.conn.broken);
+    fixture_close(&f);
+}
+
+static void request_short_body_closes_without_end(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_fastcgi);
+    static const char *const kv[] = {"REQUEST_METHOD", "GET", NULL};
+    uint8_t pkt[1024];
+    send_all(f.peer, pkt, fcgi_request(pkt, kv, NULL));
+    read_head(&f);
+    corral_request *r = &f.conn.req;
+    assert_int_equal(corral_add_header(r, "Content-Length", "10"), 0);
+    assert_int_equal(corral_write(r, "abc", 3), 0);
+    assert_int_equal(corral_write_final(r, "", 0), -1);
+    assert_int_equal(request_finish(r, 0), -1);
+    assert_true(f.conn.broken);
+    uint8_t raw[1024];
+    char body[1024];
+    int ended;
+    size_t n = fcgi_stdout(raw, recv_all(f.peer, (char *)raw, sizeof(raw)), body, &ended);
+    assert_false(ended); /* no END_REQUEST: nginx must not take it as whole */
+    assert_true(n > 3);
+    assert_memory_equal(body + n - 3, "abc", 3);
+    fixture_close(&f);
+}
+
 static void request_reason_phrases(void **state)
 {
     (void)state;
@@ -379,6 +460,9 @@ int main(void)
         cmocka_unit_test(request_failure_after_head_breaks_connection),
         cmocka_unit_test(request_fastcgi_frames_large_writes_and_ends),
         cmocka_unit_test(request_sendfile_on_each_protocol),
+        cmocka_unit_test(request_head_drops_body_keeps_length),
+        cmocka_unit_test(request_body_clipped_at_content_length),
+        cmocka_unit_test(request_short_body_closes_without_end),
         cmocka_unit_test(request_reason_phrases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,122 @@
+"""The WSGI app of tests/integration/wsgi_runtime.sh: how the app lives in
+its process rather than PEP 3333's request rules (wsgi_app.py has those).
+
+At import it records its pid (with --preload that is the master's), and
+when $WSGI_TEST_GRAB_SIGNALS is set it tries to take SIGTERM the two ways an
+app can: signal.signal (refused by corral with a warning) and libc's
+signal() through ctypes on SIGUSR1, as a C extension would (undone by corral after the
+import, with a warning).
+
+Routes (SCRIPT_NAME + PATH_INFO):
+  /pid?ms=N     "IMPORT_PID WORKER_PID", after sleeping N ms
+  /prefix       sys.prefix, then "venvmark" when the module of that name (put
+                in a test virtualenv) imports, then "flask" when flask does
+  /ticker       starts (once per process) a Python thread that counts every
+                10 ms; answers "PID COUNT"
+  /upload       reads wsgi.input in 64 KiB pieces; "BYTES CRC32 HWM_KB
+                HWM_BEFORE_KB" (VmHWM of the worker before and after)
+  /hwm          "HWM_KB": the worker's peak RSS so far
+  /drip         yields "tick N\\n" every 20 ms, 500 times (10 s); its
+                close() appends "closed after N" to $WSGI_TEST_CLOSE_LOG
+  /hello        b"Hello, World!" with its Content-Length (for HEAD)
+"""
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+import zlib
+
+IMPORT_PID = os.getpid()
+
+if os.environ.get("WSGI_TEST_GRAB_SIGNALS"):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    libc = ctypes.CDLL(None)
+    libc.signal.restype = ctypes.c_void_p
+    libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
+    libc.signal(int(signal.SIGUSR1), 1)  # 1 is SIG_IGN
+
+_ticks = 0
+_ticker = None
+_ticker_lock = threading.Lock()
+
+
+def _tick():
+    global _ticks
+    while True:
+        time.sleep(0.01)
+        _ticks += 1
+
+
+def _hwm_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return -1
+
+
+class Drip:
+    def __init__(self):
+        self.sent = 0
+
+    def __iter__(self):
+        for i in range(500):
+            self.sent = i + 1
+            yield b"tick %d\n" % i
+            time.sleep(0.02)
+
+    def close(self):
+        with open(os.environ["WSGI_TEST_CLOSE_LOG"], "a") as f:
+            f.write("closed after %d\n" % self.sent)
+
+
+def text(start_response, body):
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def application(environ, start_response):
+    global _ticker
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    if path == "/pid":
+        ms = environ.get("QUERY_STRING", "").partition("ms=")[2]
+        time.sleep(int(ms or 0) / 1000)
+        return text(start_response, b"%d %d" % (IMPORT_PID, os.getpid()))
+    if path == "/prefix":
+        out = [sys.prefix]
+        for name in ("venvmark", "flask"):
+            try:
+                __import__(name)
+                out.append(name)
+            except ImportError:
+                pass
+        return text(start_response, " ".join(out).encode())
+    if path == "/ticker":
+        with _ticker_lock:
+            if _ticker is None:
+                _ticker = threading.Thread(target=_tick, daemon=True)
+                _ticker.start()
+        return text(start_response, b"%d %d" % (os.getpid(), _ticks))
+    if path == "/upload":
+        before = _hwm_kb()
+        stream = environ["wsgi.input"]
+        total, crc = 0, 0
+        while True:
+            piece = stream.read(65536)
+            if not piece:
+                break
+            total += len(piece)
+            crc = zlib.crc32(piece, crc)
+        return text(start_response, b"%d %d %d %d" % (total, crc, _hwm_kb(), before))
+    if path == "/hwm":
+        return text(start_response, b"%d" % _hwm_kb())
+    if path == "/drip":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Drip()
+    if path == "/hello":
+        return text(start_response, b"Hello, World!")
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"not found"]
