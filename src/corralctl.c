@@ -106,18 +106,19 @@ static void ctl_table_print(struct ctl_table *t)
         }
     }
     for (size_t r = 0; r <= t->rows; r++) {
-        for (size_t c = 0; c < t->cols; c++) {
+        char line[2048];
+        size_t used = 0;
+        for (size_t c = 0; c < t->cols && used < sizeof(line); c++) {
             const char *s = r == 0 ? t->head[c] : t->cells[(r - 1) * t->cols + c];
-            s = s ? s : "";
-            bool last = c + 1 == t->cols;
-            if (last && !t->right[c])
-                printf("%s", s); /* no trailing blanks */
-            else
-                printf(t->right[c] ? "%*s" : "%-*s", (int)width[c], s);
-            if (!last)
-                printf("  ");
+            int n = snprintf(line + used, sizeof(line) - used, t->right[c] ? "%*s%s" : "%-*s%s",
+                             (int)width[c], s ? s : "", c + 1 < t->cols ? "  " : "");
+            used += n > 0 ? (size_t)n : 0;
         }
-        printf("\n");
+        if (used >= sizeof(line))
+            used = sizeof(line) - 1;
+        while (used > 0 && line[used - 1] == ' ')
+            used--; /* no trailing blanks */
+        printf("%.*s\n", (int)used, line);
     }
     for (size_t i = 0; i < t->rows * t->cols; i++)
         free(t->cells[i]);
