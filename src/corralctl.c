@@ -202,13 +202,8 @@ static void ctl_print_workers(const struct json_value *r)
         bool first = true;
         const struct json_value *ths = json_get(w, "threads");
         for (const struct json_value *th = ths ? ths->child : NULL; th; th = th->next) {
-            if (strcmp(json_str(json_get(th, "state"), ""), "busy") != 0)
+            if (!ctl_thread_current(th, cur, sizeof(cur)))
                 continue;
-            char method[64], uri[256];
-            ctl_sanitize(json_str(json_get(th, "method"), ""), method, sizeof(method));
-            ctl_sanitize(json_str(json_get(th, "uri"), ""), uri, sizeof(uri));
-            snprintf(cur, sizeof(cur), "%s %s (%.0f ms)", method, uri,
-                     json_number(json_get(th, "elapsed_ms"), 0));
             if (first) {
                 ctl_table_row(&t, row);
                 first = false;

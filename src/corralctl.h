@@ -6,6 +6,7 @@
 #ifndef CORRAL_CORRALCTL_H
 #define CORRAL_CORRALCTL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,11 @@ struct json_value *ctl_call(struct ctl_conn *c, const char *line, char *err, siz
  * terminal's state: a URI is chosen by whoever sent the request) become
  * '?'. Cut at a character boundary when it does not fit. */
 void ctl_sanitize(const char *in, char *out, size_t cap);
+
+/* When TH (one entry of a worker's "threads") is serving a request:
+ * "METHOD URI (N ms)", made safe for a terminal, into OUT; true. False, and
+ * OUT untouched, for an idle thread. */
+bool ctl_thread_current(const struct json_value *th, char *out, size_t cap);
 
 /* "3d04h", "2h03m", "4m05s", "12s" for SECONDS. */
 void ctl_fmt_duration(double seconds, char *out, size_t cap);

@@ -231,3 +231,14 @@ void ctl_sanitize(const char *in, char *out, size_t cap)
     }
     out[n] = '\0';
 }
+
+bool ctl_thread_current(const struct json_value *th, char *out, size_t cap)
+{
+    if (strcmp(json_str(json_get(th, "state"), ""), "busy") != 0)
+        return false;
+    char method[64], uri[256];
+    ctl_sanitize(json_str(json_get(th, "method"), ""), method, sizeof(method));
+    ctl_sanitize(json_str(json_get(th, "uri"), ""), uri, sizeof(uri));
+    snprintf(out, cap, "%s %s (%.0f ms)", method, uri, json_number(json_get(th, "elapsed_ms"), 0));
+    return true;
+}

@@ -197,16 +197,9 @@ static void top_draw(struct top_screen *s, const struct json_value *st,
         bool first = true;
         for (const struct json_value *th = ths ? ths->child : NULL; th || first;
              th = th ? th->next : NULL) {
-            if (th && strcmp(json_str(json_get(th, "state"), ""), "busy") != 0)
-                continue;
             cur[0] = '\0';
-            if (th) {
-                char method[64], uri[256];
-                ctl_sanitize(json_str(json_get(th, "method"), ""), method, sizeof(method));
-                ctl_sanitize(json_str(json_get(th, "uri"), ""), uri, sizeof(uri));
-                snprintf(cur, sizeof(cur), "%s %s (%.0f ms)", method, uri,
-                         json_number(json_get(th, "elapsed_ms"), 0));
-            }
+            if (th && !ctl_thread_current(th, cur, sizeof(cur)))
+                continue;
             if (first) {
                 double pid = json_number(json_get(w, "pid"), 0);
                 char pids[16] = "-";

@@ -291,8 +291,12 @@ static void master_cmd_scale(void *owner, const struct control_request *req, str
     json_object_end(j);
 }
 
-static void master_reply_stopping(struct master *m, struct json *j)
+/* stop (graceful) and quit (NOW): the reply says what is left to stop. */
+static void master_cmd_stopping(struct master *m, bool now, struct json *j)
 {
+    log_msg(LOG_INFO, "corralctl %s: %s", now ? "quit" : "stop",
+            now ? "stopping now" : "graceful stop");
+    master_stop(m, now);
     master_reply_ok(j);
     json_kv_string(j, "state", master_state_name(m->state));
     json_kv_uint(j, "workers", m->live);
@@ -302,19 +306,13 @@ static void master_reply_stopping(struct master *m, struct json *j)
 static void master_cmd_stop(void *owner, const struct control_request *req, struct json *j)
 {
     (void)req;
-    struct master *m = owner;
-    log_msg(LOG_INFO, "corralctl stop: graceful stop");
-    master_stop(m, false);
-    master_reply_stopping(m, j);
+    master_cmd_stopping(owner, false, j);
 }
 
 static void master_cmd_quit(void *owner, const struct control_request *req, struct json *j)
 {
     (void)req;
-    struct master *m = owner;
-    log_msg(LOG_INFO, "corralctl quit: stopping now");
-    master_stop(m, true);
-    master_reply_stopping(m, j);
+    master_cmd_stopping(owner, true, j);
 }
 
 static void master_cmd_reopen_logs(void *owner, const struct control_request *req,

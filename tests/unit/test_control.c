@@ -125,21 +125,30 @@ static void cmd_hello(void *owner, const struct control_request *req, struct jso
     json_object_end(j);
 }
 
+/* {"ok":true,"data":[COUNT strings of SIZE - 1 bytes]}. */
+static void reply_chunks(struct json *j, size_t size, size_t count)
+{
+    char *chunk = malloc(size);
+    assert_non_null(chunk);
+    memset(chunk, 'c', size - 1);
+    chunk[size - 1] = '\0';
+    json_object_begin(j);
+    json_kv_bool(j, "ok", true);
+    json_key(j, "data");
+    json_array_begin(j);
+    for (size_t i = 0; i < count; i++)
+        json_string(j, chunk);
+    json_array_end(j);
+    json_object_end(j);
+    free(chunk);
+}
+
 /* About 2 MiB: more than a socket buffer holds. */
 static void cmd_big(void *owner, const struct control_request *req, struct json *j)
 {
     (void)owner;
     (void)req;
-    static char chunk[1024];
-    memset(chunk, 'b', sizeof(chunk) - 1);
-    json_object_begin(j);
-    json_kv_bool(j, "ok", true);
-    json_key(j, "data");
-    json_array_begin(j);
-    for (int i = 0; i < 2048; i++)
-        json_string(j, chunk);
-    json_array_end(j);
-    json_object_end(j);
+    reply_chunks(j, 1024, 2048);
 }
 
 /* More than CONTROL_REPLY_MAX. */
@@ -147,16 +156,7 @@ static void cmd_huge(void *owner, const struct control_request *req, struct json
 {
     (void)owner;
     (void)req;
-    static char chunk[4096];
-    memset(chunk, 'h', sizeof(chunk) - 1);
-    json_object_begin(j);
-    json_kv_bool(j, "ok", true);
-    json_key(j, "data");
-    json_array_begin(j);
-    for (size_t i = 0; i < CONTROL_REPLY_MAX / sizeof(chunk) + 2; i++)
-        json_string(j, chunk);
-    json_array_end(j);
-    json_object_end(j);
+    reply_chunks(j, 4096, CONTROL_REPLY_MAX / 4096 + 2);
 }
 
 static const struct control_command test_commands[] = {
