@@ -16,9 +16,13 @@
 
 /*
  * Run the pool until it is stopped. The listeners are bound and the app is
- * loaded. Returns the process exit status: 0 after SIGTERM (graceful: the
- * listen queues are drained and in-flight requests finish, bounded by the
- * graceful timeout) or SIGINT/SIGQUIT (now); 1 on a setup failure.
+ * loaded. Signals: SIGTERM stops gracefully (the listen queues are drained
+ * and in-flight requests finish, bounded by the graceful timeout),
+ * SIGINT/SIGQUIT stop now, SIGUSR1 reopens the logs (master and workers),
+ * SIGTTIN/SIGTTOU add or remove one worker; the control socket
+ * (cfg->control) does the same by command. Returns the process exit
+ * status: 0 after a stop, 1 on a setup failure (the control socket cannot
+ * be bound, say) or when the app cannot start.
  */
 int master_run(const struct config *cfg, struct listener *listeners, size_t listener_count,
                struct app *app);

@@ -267,6 +267,16 @@ static size_t collect(struct fx *f, int fd, char *buf, size_t cap, int lines, in
     return len;
 }
 
+/* Send TEXT on FD and collect LINES reply lines into BUF; returns whether
+ * the server closed the connection. */
+static bool ask(struct fx *f, int fd, const char *text, int lines, char *buf, size_t cap)
+{
+    bool closed;
+    send_all(fd, text, strlen(text));
+    collect(f, fd, buf, cap, lines, 3000, &closed);
+    return closed;
+}
+
 static void assert_prefix(const char *s, const char *prefix)
 {
     if (strncmp(s, prefix, strlen(prefix)) != 0)
@@ -289,15 +299,13 @@ static void control_answers_each_line_in_order(void **state)
     char buf[4096];
     bool closed;
     /* Two commands in one write, a blank line between (no reply for it). */
-    send_all(fd, "hello\n\nhello\r\n", 14);
-    collect(f, fd, buf, sizeof(buf), 2, 2000, &closed);
+    closed = ask(f, fd, "hello\n\nhello\r\n", 2, buf, sizeof(buf));
     assert_false(closed);
     assert_string_equal(buf, "{\"ok\":true,\"calls\":1}\n{\"ok\":true,\"calls\":2}\n");
     /* A command split over several writes. */
     send_all(fd, "hel", 3);
     pump(f, 30);
-    send_all(fd, "lo\n", 3);
-    collect(f, fd, buf, sizeof(buf), 1, 2000, &closed);
+    closed = ask(f, fd, "lo\n", 1, buf, sizeof(buf));
     assert_string_equal(buf, "{\"ok\":true,\"calls\":3}\n");
     close(fd);
 }
@@ -308,8 +316,7 @@ static void control_answers_garbage_with_an_error_and_goes_on(void **state)
     int fd = client(f);
     char buf[4096];
     bool closed;
-    send_all(fd, "\x01\x02\xff garbage\nnope\nhello\n", 23);
-    collect(f, fd, buf, sizeof(buf), 3, 2000, &closed);
+    closed = ask(f, fd, "\x01\x02\xff garbage\nnope\nhello\n", 3, buf, sizeof(buf));
     assert_false(closed);
     char *second = strchr(buf, '\n') + 1, *third = strchr(second, '\n') + 1;
     assert_prefix(buf, "{\"ok\":false,\"error\":\"byte 0x01 at offset 0: ");
@@ -332,8 +339,7 @@ static void control_closes_after_an_overlong_line(void **state)
     close(fd);
     /* The socket still serves. */
     fd = client(f);
-    send_all(fd, "hello\n", 6);
-    collect(f, fd, buf, sizeof(buf), 1, 2000, &closed);
+    closed = ask(f, fd, "hello\n", 1, buf, sizeof(buf));
     assert_string_equal(buf, "{\"ok\":true,\"calls\":1}\n");
     close(fd);
 }
@@ -370,8 +376,7 @@ static void control_never_waits_for_a_client_that_does_not_read(void **state)
     int other = client(f);
     char buf[4096];
     bool closed;
-    send_all(other, "hello\n", 6);
-    collect(f, other, buf, sizeof(buf), 1, 1000, &closed);
+    closed = ask(f, other, "hello\n", 1, buf, sizeof(buf));
     assert_string_equal(buf, "{\"ok\":true,\"calls\":1}\n");
     /* The one that does not read is dropped after the timeout. */
     pump(f, 600);
@@ -391,8 +396,7 @@ static void control_replaces_an_oversized_reply_with_an_error(void **state)
     int fd = client(f);
     char buf[4096];
     bool closed;
-    send_all(fd, "huge\nhello\n", 11);
-    collect(f, fd, buf, sizeof(buf), 2, 3000, &closed);
+    closed = ask(f, fd, "huge\nhello\n", 2, buf, sizeof(buf));
     assert_false(closed);
     assert_string_equal(buf, "{\"ok\":false,\"error\":\"the reply is larger than 4194304 bytes\"}\n"
                              "{\"ok\":true,\"calls\":1}\n");
@@ -417,8 +421,7 @@ static void control_limits_the_number_of_clients(void **state)
     close(fds[0]);
     pump(f, 30);
     int fd = client(f);
-    send_all(fd, "hello\n", 6);
-    collect(f, fd, buf, sizeof(buf), 1, 1000, &closed);
+    closed = ask(f, fd, "hello\n", 1, buf, sizeof(buf));
     assert_string_equal(buf, "{\"ok\":true,\"calls\":1}\n");
     close(fd);
     for (int i = 1; i <= CONTROL_MAX_CLIENTS; i++)
