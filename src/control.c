@@ -284,9 +284,11 @@ static bool control_flush(struct control *ctl, struct control_client *c)
  * memory): the client is then dropped. */
 static bool control_queue(struct control_client *c)
 {
-    if (json_failed(&c->reply))
+    json_raw(&c->reply, "\n", 1); /* a no-op on a writer that failed */
+    if (json_failed(&c->reply)) {
         control_reply_error(&c->reply, "the reply is larger than %u bytes", CONTROL_REPLY_MAX);
-    json_raw(&c->reply, "\n", 1);
+        json_raw(&c->reply, "\n", 1);
+    }
     if (json_failed(&c->reply)) {
         control_drop(c);
         return false;

@@ -188,6 +188,25 @@ kill -TTOU "$CORRAL_PID"
 if wait_until 5 workers_running 2; then ok "SIGTTOU twice: two fewer workers (2)"; else fail "SIGTTOU twice: 2 workers" "$(cat "$T/ctl.out")"; fi
 expect_file_match "SIGTTIN is logged" "SIGTTIN: scaling from 3 to 4 processes" "$CORRAL_LOG"
 
+# A worker that dies right after it started is respawned after a back-off:
+# workers shows the slot waiting, and counts the respawn.
+ctl --json scale +1
+wait_until 5 workers_running 3
+newest=$(jq_py 'd["workers"][2]["pid"]')
+kill -KILL "$newest"
+# (the checks read the reply that showed it: $T/ctl.out)
+third_respawning() { ctl --json workers && [ "$(jq_py 'd["workers"][2]["state"]')" = respawning ]; }
+wait_until 2 third_respawning
+expect_json "a worker killed right after its start: its slot waits for the back-off" \
+    '(d["workers"][2]["state"], d["workers"][2]["pid"], 0 < d["workers"][2]["respawn_in_ms"] <= 1000)' \
+    "('respawning', 0, True)"
+expect_json "... and the respawn is counted" 'd["workers"][2]["respawns"]' 1
+if wait_until 5 workers_running 3; then ok "... and it is back after the back-off"; else fail "the worker is respawned after the back-off" "$(cat "$T/ctl.out")"; fi
+ctl --json status
+expect_json "status: the respawn is in the totals" 'd["totals"]["respawns"]' 1
+ctl --json scale -1
+wait_until 5 workers_running 2
+
 # Out of range: refused with a reason, nothing changes.
 ctl --json scale 99
 expect_eq "scale 99: exit status 1" 1 "$CTL_RC"
