@@ -267,8 +267,12 @@ static int worker_run_request(struct worker_thread *t, struct conn *c)
     request_begin(&c->req, c);
     int rc = w->ctx->app->ops->handle(w->ctx->app, &c->req);
     int ok = request_finish(&c->req, rc);
-    atomic_fetch_add_explicit(&t->sb->busy_us, request_now_us() - c->req.start_us,
-                              memory_order_relaxed);
+    /* Only this thread writes its sub-slot: a load and a store, no locked
+     * read-modify-write. */
+    atomic_store_explicit(&t->sb->busy_us,
+                          atomic_load_explicit(&t->sb->busy_us, memory_order_relaxed) +
+                              (request_now_us() - c->req.start_us),
+                          memory_order_relaxed);
     atomic_fetch_add_explicit(&t->sb->requests, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->sb->requests, 1, memory_order_relaxed);
     atomic_store_explicit(&t->sb->state, SB_THREAD_IDLE, memory_order_relaxed);
