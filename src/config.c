@@ -27,6 +27,8 @@ void corral_config_init(struct config *c)
         .chmod_mode = 0660,
         .backlog = 1024,
         .max_conns = 1024,
+        .control_chmod = 0600,
+        .control_timeout_ms = 10 * 1000,
         .limits = PROTO_LIMITS_DEFAULT,
         .io_timeout_ms = 60 * 1000,
         .idle_timeout_ms = 75 * 1000,
@@ -345,6 +347,14 @@ static const char *config_listen_addr(const char *spec)
     return colon ? colon + 1 : spec;
 }
 
+unsigned config_max_processes(const struct config *c)
+{
+    if (c->max_processes)
+        return c->max_processes;
+    unsigned n = c->processes > 4096 / 4 ? 4096 : c->processes * 4;
+    return n < 16 ? 16 : n;
+}
+
 int config_validate(const struct config *c, char *err, size_t errlen)
 {
     if (c->listen_count == 0) {
@@ -370,6 +380,11 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     }
     if (apps > 1) {
         snprintf(err, errlen, "give only one application: --handler, --wsgi or --wsgi-file");
+        return -1;
+    }
+    if (c->max_processes && c->max_processes < c->processes) {
+        snprintf(err, errlen, "max_processes (%u) is less than processes (%u)", c->max_processes,
+                 c->processes);
         return -1;
     }
     if (c->handler && (c->preload || c->virtualenv)) {

@@ -31,6 +31,7 @@ struct config {
     size_t env_count;
 
     unsigned processes;     /* default 1 */
+    unsigned max_processes; /* scaling limit; 0 = config_max_processes' default */
     unsigned threads;       /* default 1 */
 
     char *error_log;        /* NULL = stderr */
@@ -40,6 +41,10 @@ struct config {
     unsigned chmod_mode;    /* unix listener mode, default 0660 */
     unsigned backlog;       /* listen backlog, default 1024 */
     unsigned max_conns;     /* open connections per worker, default 1024 */
+
+    char *control;          /* control socket path, NULL = none */
+    unsigned control_chmod; /* its mode, default 0600 */
+    unsigned control_timeout_ms; /* a silent control client is dropped (10 s) */
 
     struct proto_limits limits;
 
@@ -85,6 +90,10 @@ int config_load_file(struct config *c, const char *file, char *err,
  * call it again after changing those fields by hand.
  */
 void config_finish(struct config *c);
+
+/* The most worker processes the pool can be scaled to: max_processes, or
+ * when it is 0, 4 × processes and at least 16 (never above 4096). */
+unsigned config_max_processes(const struct config *c);
 
 /*
  * Checks that need the whole configuration (at least one listener, a

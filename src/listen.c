@@ -121,10 +121,13 @@ static int listen_unix_alive(const char *path)
     return alive;
 }
 
-static int listen_open_unix(struct listener *l, unsigned mode, char *err, size_t errlen)
+int listen_unix_bind(const char *path, unsigned mode, char *err, size_t errlen)
 {
-    const char *path = l->addr.path;
     struct stat st;
+    if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        snprintf(err, errlen, "unix socket path too long (at most 107 bytes): \"%s\"", path);
+        return -1;
+    }
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             snprintf(err, errlen, "bind(\"%s\") refused: the path exists and is not a socket",
@@ -145,20 +148,28 @@ static int listen_open_unix(struct listener *l, unsigned mode, char *err, size_t
     }
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     strcpy(sun.sun_path, path);
-    /* The socket file is created with the mode of the umask: open it up to
-     * MODE only after bind, through chmod. */
+    /* The socket file is created with the mode of the umask: set MODE only
+     * after bind, through chmod. */
     if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
         snprintf(err, errlen, "bind(\"%s\") failed: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
-    l->owns_path = true;
     if (chmod(path, mode) < 0) {
         snprintf(err, errlen, "chmod(\"%s\", %04o) failed: %s", path, mode, strerror(errno));
         close(fd);
         unlink(path);
         return -1;
     }
+    return fd;
+}
+
+static int listen_open_unix(struct listener *l, unsigned mode, char *err, size_t errlen)
+{
+    int fd = listen_unix_bind(l->addr.path, mode, err, errlen);
+    if (fd < 0)
+        return -1;
+    l->owns_path = true;
     l->fd = fd;
     return 0;
 }

@@ -50,6 +50,15 @@ struct listener {
 int listen_open(struct listener *l, const struct listen_addr *addr,
                 unsigned backlog, unsigned mode, char *err, size_t errlen);
 
+/*
+ * Create and bind a unix stream socket at PATH (not yet listening), with the
+ * file's mode set to MODE. A stale socket file left by a dead server is
+ * replaced; a path where a live server listens, or that is no socket, is
+ * refused. Returns the descriptor (close-on-exec), or -1 with the failing
+ * call, the path and strerror in err. Also used for the control socket.
+ */
+int listen_unix_bind(const char *path, unsigned mode, char *err, size_t errlen);
+
 /* Close; remove the socket file if we created it and REMOVE_PATH. */
 void listen_close(struct listener *l, bool remove_path);
 

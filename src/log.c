@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -15,35 +16,100 @@
 
 static int log_error_fd = STDERR_FILENO;
 static int log_access_fd = -1;
+/* The paths, for log_reopen; NULL = stderr / off. */
+static char *log_error_path;
+static char *log_access_path;
 
 static const char *const log_level_names[] = {"error", "warn", "info"};
 
 static int log_open_file(const char *path)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        int e = errno;
-        fprintf(stderr, "corral: open(\"%s\") failed: %s\n", path, strerror(e));
-        return -e;
-    }
-    return fd;
+    return fd < 0 ? -errno : fd;
+}
+
+/* PATH made absolute against the current directory (a worker may chdir
+ * before it reopens), malloc'ed; NULL when out of memory. */
+static char *log_absolute(const char *path)
+{
+    char cwd[4096];
+    char *out = NULL;
+    if (path[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+        return strdup(path);
+    size_t n = strlen(cwd) + strlen(path) + 2;
+    if ((out = malloc(n)))
+        snprintf(out, n, "%s/%s", cwd, path);
+    return out;
 }
 
 int log_open(const char *error_path, const char *access_path)
 {
     if (error_path) {
         int fd = log_open_file(error_path);
-        if (fd < 0)
+        if (fd < 0) {
+            fprintf(stderr, "corral: open(\"%s\") failed: %s\n", error_path, strerror(-fd));
             return fd;
+        }
         log_error_fd = fd;
+        log_error_path = log_absolute(error_path);
     }
     if (access_path) {
         int fd = log_open_file(access_path);
-        if (fd < 0)
+        if (fd < 0) {
+            fprintf(stderr, "corral: open(\"%s\") failed: %s\n", access_path, strerror(-fd));
             return fd;
+        }
         log_access_fd = fd;
+        log_access_path = log_absolute(access_path);
+    }
+    if ((error_path && !log_error_path) || (access_path && !log_access_path)) {
+        fprintf(stderr, "corral: out of memory\n");
+        return -ENOMEM;
     }
     return 0;
+}
+
+/* Open PATH again onto the descriptor number FD, so that every thread's
+ * next write goes to the new file (dup2 swaps it atomically). */
+static int log_reopen_one(const char *path, int fd, char *err, size_t errlen)
+{
+    int nfd = log_open_file(path);
+    if (nfd < 0) {
+        snprintf(err, errlen, "open(\"%s\") failed: %s", path, strerror(-nfd));
+        return nfd;
+    }
+    int rc = 0;
+    if (dup3(nfd, fd, O_CLOEXEC) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "dup3(\"%s\") failed: %s", path, strerror(errno));
+    }
+    close(nfd);
+    return rc;
+}
+
+int log_reopen_err(char *err, size_t errlen)
+{
+    int rc = 0;
+    if (log_error_path)
+        rc = log_reopen_one(log_error_path, log_error_fd, err, errlen);
+    if (log_access_path && log_access_fd >= 0) {
+        char aerr[512];
+        int arc = log_reopen_one(log_access_path, log_access_fd, aerr, sizeof(aerr));
+        if (arc < 0 && rc == 0) {
+            rc = arc;
+            snprintf(err, errlen, "%s", aerr);
+        }
+    }
+    return rc;
+}
+
+int log_reopen(void)
+{
+    char err[512];
+    int rc = log_reopen_err(err, sizeof(err));
+    if (rc < 0)
+        log_msg(LOG_ERROR, "reopening the logs: %s (still writing to the old file)", err);
+    return rc;
 }
 
 void log_close(void)
@@ -54,6 +120,9 @@ void log_close(void)
         close(log_access_fd);
     log_error_fd = STDERR_FILENO;
     log_access_fd = -1;
+    free(log_error_path);
+    free(log_access_path);
+    log_error_path = log_access_path = NULL;
 }
 
 /* "2026-11-23T10:00:00.123Z" into buf (at least 32 bytes). */

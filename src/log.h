@@ -10,6 +10,7 @@
 #define CORRAL_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2 };
@@ -18,6 +19,16 @@ enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2 };
  * Returns 0 or a negative errno (the error is printed to stderr). */
 int log_open(const char *error_path, const char *access_path);
 void log_close(void);
+
+/*
+ * Reopen the log files by path (after logrotate renamed them): the next
+ * line goes to a new file at the same path. Safe while other threads log:
+ * each descriptor is swapped in one dup3. A file that cannot be opened
+ * keeps the old descriptor. log_reopen_err returns 0 or a negative errno
+ * with the failing call in err; log_reopen logs that error itself.
+ */
+int log_reopen_err(char *err, size_t errlen);
+int log_reopen(void);
 
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

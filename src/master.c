@@ -5,8 +5,15 @@
  * handler. Stopping is an explicit state: RUNNING → STOPPING (SIGTERM:
  * workers drain and finish, then exit) or STOPPING_NOW (SIGINT/SIGQUIT),
  * with SIGKILL for whatever is left when the deadline passes.
+ *
+ * The pool has a target size (--processes, changed by scaling): slots below
+ * it get a worker, forked at the top of the loop once their (re)spawn time
+ * has come; workers at or above it are stopped gracefully. The control
+ * socket, when configured, is served in the same loop (control.c, with the
+ * commands of master_cmd.c).
  */
 #include "master.h"
+#include "master_internal.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -26,42 +33,15 @@
 #include "scoreboard.h"
 #include "worker.h"
 
-enum master_state { MASTER_RUNNING, MASTER_STOPPING, MASTER_STOPPING_NOW };
-
 #define MASTER_TICK_MS 200
 #define MASTER_FAST_DEATH_MS 1000 /* a worker that dies sooner backs off */
 #define MASTER_MAX_BACKOFF_S 30
 #define MASTER_STOP_NOW_MS 3000   /* SIGQUIT → SIGKILL */
 
-struct master_worker {
-    pid_t pid;                    /* 0 = not running */
-    uint64_t started_ms;
-    unsigned fast_deaths;         /* consecutive deaths soon after start */
-    uint64_t respawn_at_ms;       /* 0 = no respawn pending */
-};
+/* epoll data of the master's descriptors. */
+enum { MASTER_TAG_SIGNAL = 1, MASTER_TAG_TIMER = 2, MASTER_TAG_CONTROL = 16 };
 
-struct master_queue {
-    bool full;                    /* inside an episode of a full queue */
-    unsigned long episodes;
-};
-
-struct master {
-    const struct config *cfg;
-    struct listener *listeners;
-    size_t listener_count;
-    struct app *app;
-    struct scoreboard sb;
-    struct master_worker *workers;
-    struct master_queue *queues;
-    unsigned worker_count;
-    int epfd, sigfd, timerfd;
-    enum master_state state;
-    uint64_t deadline_ms;
-    bool pool_was_up;             /* some worker reached RUNNING once */
-    int exit_status;              /* what master_run returns after a stop */
-};
-
-static uint64_t master_now_ms(void)
+uint64_t master_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -87,6 +67,7 @@ static void master_spawn(struct master *m, unsigned i)
         close(m->epfd);
         close(m->sigfd);
         close(m->timerfd);
+        control_close_in_child(m->ctl);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != master_pid)
             _exit(0); /* the master died before prctl */
@@ -96,7 +77,6 @@ static void master_spawn(struct master *m, unsigned i)
             .listener_count = m->listener_count,
             .sb = &m->sb,
             .index = i,
-            .worker_count = m->worker_count,
             .app = m->app,
         };
         worker_run(&ctx);
@@ -104,6 +84,9 @@ static void master_spawn(struct master *m, unsigned i)
     mw->pid = pid;
     mw->started_ms = master_now_ms();
     mw->respawn_at_ms = 0;
+    m->live++;
+    if (i + 1 > m->slots_used)
+        m->slots_used = i + 1;
     log_msg(LOG_INFO, "worker %u started (pid %d)", i, (int)pid);
 }
 
@@ -118,7 +101,58 @@ static void master_describe_status(int status, char *out, size_t len)
         snprintf(out, len, "ended with wait status %d", status);
 }
 
-static void master_stop(struct master *m, bool now);
+/* The slots the workers see as the pool (scoreboard header): the target,
+ * or more while workers above it are still stopping. */
+static void master_update_slots(struct master *m)
+{
+    unsigned slots = m->target;
+    for (unsigned i = m->slots_used; i > m->target; i--) {
+        if (m->workers[i - 1].pid) {
+            slots = i;
+            break;
+        }
+    }
+    atomic_store(&m->sb.hdr->slots, slots);
+}
+
+/* A reaped worker's slot: nobody serves there any more. Its counters stay
+ * (they add up over the slot's workers). */
+static void master_clear_slot(struct master *m, unsigned i)
+{
+    struct sb_worker *sbw = &m->sb.workers[i];
+    atomic_store(&sbw->state, SB_WORKER_EMPTY);
+    atomic_store(&sbw->pid, 0);
+    atomic_store(&sbw->conns, 0);
+    atomic_store(&sbw->busy, 0);
+    atomic_store(&sbw->threads_live, 0);
+    for (unsigned t = 0; t < m->cfg->threads; t++)
+        atomic_store(&scoreboard_thread(&m->sb, i, t)->state, SB_THREAD_IDLE);
+}
+
+/* A worker of slot I that died on its own while the pool runs: respawn it,
+ * at once or after a back-off when it keeps dying right after start. */
+static void master_schedule_respawn(struct master *m, unsigned i, pid_t pid, const char *what)
+{
+    struct master_worker *mw = &m->workers[i];
+    uint64_t now = master_now_ms(), lived = now - mw->started_ms;
+    if (lived < MASTER_FAST_DEATH_MS) {
+        mw->fast_deaths++;
+        unsigned shift = mw->fast_deaths > 6 ? 6 : mw->fast_deaths - 1;
+        unsigned delay = 1u << shift;
+        if (delay > MASTER_MAX_BACKOFF_S)
+            delay = MASTER_MAX_BACKOFF_S;
+        log_msg(LOG_ERROR,
+                "worker %u (pid %d) %s %llu ms after it started (%u times in a row); "
+                "respawning in %u s",
+                i, (int)pid, what, (unsigned long long)lived, mw->fast_deaths, delay);
+        mw->respawn_at_ms = now + delay * 1000u;
+    } else {
+        mw->fast_deaths = 0;
+        log_msg(LOG_ERROR, "worker %u (pid %d) %s; respawning", i, (int)pid, what);
+        mw->respawn_at_ms = now;
+    }
+    atomic_fetch_add(&m->sb.workers[i].respawns, 1);
+}
 
 static void master_reap(struct master *m)
 {
@@ -128,24 +162,31 @@ static void master_reap(struct master *m)
         if (pid <= 0)
             return;
         unsigned i;
-        for (i = 0; i < m->worker_count; i++)
+        for (i = 0; i < m->slots_used; i++)
             if (m->workers[i].pid == pid)
                 break;
-        if (i == m->worker_count)
+        if (i == m->slots_used)
             continue; /* not one of ours */
         struct master_worker *mw = &m->workers[i];
-        struct sb_worker *sbw = &m->sb.workers[i];
-        bool never_ran = atomic_load(&sbw->state) == SB_WORKER_STARTING;
+        bool never_ran = atomic_load(&m->sb.workers[i].state) == SB_WORKER_STARTING;
+        bool retired = mw->retiring || i >= m->target;
         mw->pid = 0;
-        atomic_store(&sbw->state, SB_WORKER_EMPTY);
-        atomic_store(&sbw->pid, 0);
-        atomic_store(&sbw->conns, 0);
-        atomic_store(&sbw->busy, 0);
+        mw->retiring = false;
+        m->live--;
+        master_clear_slot(m, i);
         char what[128];
         master_describe_status(status, what, sizeof(what));
         bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         if (m->state != MASTER_RUNNING) {
             log_msg(clean ? LOG_INFO : LOG_WARN, "worker %u (pid %d) %s", i, (int)pid, what);
+            continue;
+        }
+        if (retired) {
+            log_msg(clean ? LOG_INFO : LOG_WARN, "worker %u (pid %d) %s after a scale-down", i,
+                    (int)pid, what);
+            if (i < m->target) /* scaled up again meanwhile */
+                mw->respawn_at_ms = master_now_ms();
+            master_update_slots(m);
             continue;
         }
         if (never_ran && !m->pool_was_up && WIFEXITED(status) &&
@@ -159,43 +200,18 @@ static void master_reap(struct master *m)
             master_stop(m, true);
             continue;
         }
-        uint64_t now = master_now_ms(), lived = now - mw->started_ms;
-        if (lived < MASTER_FAST_DEATH_MS) {
-            mw->fast_deaths++;
-            unsigned shift = mw->fast_deaths > 6 ? 6 : mw->fast_deaths - 1;
-            unsigned delay = 1u << shift;
-            if (delay > MASTER_MAX_BACKOFF_S)
-                delay = MASTER_MAX_BACKOFF_S;
-            log_msg(LOG_ERROR,
-                    "worker %u (pid %d) %s %llu ms after it started (%u times in a row); "
-                    "respawning in %u s",
-                    i, (int)pid, what, (unsigned long long)lived, mw->fast_deaths, delay);
-            mw->respawn_at_ms = now + delay * 1000u;
-        } else {
-            mw->fast_deaths = 0;
-            log_msg(LOG_ERROR, "worker %u (pid %d) %s; respawning", i, (int)pid, what);
-            mw->respawn_at_ms = now;
-        }
-        atomic_fetch_add(&sbw->respawns, 1);
+        master_schedule_respawn(m, i, pid, what);
     }
-}
-
-static unsigned master_alive(const struct master *m)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < m->worker_count; i++)
-        n += m->workers[i].pid != 0;
-    return n;
 }
 
 static void master_signal_workers(struct master *m, int sig)
 {
-    for (unsigned i = 0; i < m->worker_count; i++)
+    for (unsigned i = 0; i < m->slots_used; i++)
         if (m->workers[i].pid)
             kill(m->workers[i].pid, sig);
 }
 
-static void master_stop(struct master *m, bool now)
+void master_stop(struct master *m, bool now)
 {
     if (m->state == MASTER_STOPPING_NOW || (m->state == MASTER_STOPPING && !now))
         return;
@@ -209,14 +225,80 @@ static void master_stop(struct master *m, bool now)
     m->deadline_ms =
         master_now_ms() + (now ? MASTER_STOP_NOW_MS : (uint64_t)m->cfg->graceful_timeout_ms);
     log_msg(LOG_INFO, "%s: %u workers to stop",
-            now ? "stopping now" : "stopping gracefully (draining queued connections)",
-            master_alive(m));
+            now ? "stopping now" : "stopping gracefully (draining queued connections)", m->live);
     master_signal_workers(m, now ? SIGQUIT : SIGTERM);
+}
+
+int master_scale(struct master *m, unsigned target, const char *why, char *err, size_t errlen)
+{
+    if (m->state != MASTER_RUNNING) {
+        snprintf(err, errlen, "corral is stopping: the pool cannot be scaled");
+        return -1;
+    }
+    if (target < 1) {
+        snprintf(err, errlen, "the pool needs at least 1 process");
+        return -1;
+    }
+    if (target > m->max_workers) {
+        snprintf(err, errlen,
+                 "%u processes is over the maximum of %u (--max-processes, which sizes the "
+                 "scoreboard at start: raising it needs a restart)",
+                 target, m->max_workers);
+        return -1;
+    }
+    unsigned old = m->target;
+    uint64_t now = master_now_ms();
+    for (unsigned i = old; i < target; i++) {
+        struct master_worker *mw = &m->workers[i];
+        if (!mw->pid) {
+            mw->respawn_at_ms = now;
+            mw->fast_deaths = 0;
+        }
+        /* A worker still stopping from an earlier scale-down is replaced
+         * when it exits (master_reap). */
+    }
+    for (unsigned i = target; i < old; i++) {
+        struct master_worker *mw = &m->workers[i];
+        mw->respawn_at_ms = 0;
+        if (mw->pid && !mw->retiring) {
+            kill(mw->pid, SIGTERM);
+            mw->retiring = true;
+        }
+    }
+    m->target = target;
+    master_update_slots(m);
+    if (target != old)
+        log_msg(LOG_INFO, "%s: scaling from %u to %u processes", why, old, target);
+    return 0;
+}
+
+int master_reopen_logs(struct master *m, char *err, size_t errlen)
+{
+    int rc = log_reopen_err(err, errlen);
+    if (rc < 0)
+        log_msg(LOG_ERROR, "reopening the logs: %s (still writing to the old file)", err);
+    master_signal_workers(m, SIGUSR1);
+    log_msg(LOG_INFO, "log files reopened; %u workers asked to reopen theirs", m->live);
+    return rc < 0 ? -1 : (int)m->live;
+}
+
+static void master_scale_by_signal(struct master *m, int delta, const char *why)
+{
+    char err[256];
+    unsigned target = m->target;
+    if (delta < 0 && target <= 1) {
+        log_msg(LOG_WARN, "%s: the pool already has its minimum of 1 process", why);
+        return;
+    }
+    target = delta < 0 ? target - 1 : target + 1;
+    if (master_scale(m, target, why, err, sizeof(err)) < 0)
+        log_msg(LOG_WARN, "%s: %s", why, err);
 }
 
 static void master_handle_signals(struct master *m)
 {
     struct signalfd_siginfo si;
+    char err[512];
     while (read(m->sigfd, &si, sizeof(si)) == sizeof(si)) {
         switch (si.ssi_signo) {
         case SIGCHLD:
@@ -231,6 +313,15 @@ static void master_handle_signals(struct master *m)
             break;
         case SIGHUP:
             log_msg(LOG_WARN, "SIGHUP: reloading is not supported yet; ignored");
+            break;
+        case SIGUSR1:
+            master_reopen_logs(m, err, sizeof(err));
+            break;
+        case SIGTTIN:
+            master_scale_by_signal(m, +1, "SIGTTIN");
+            break;
+        case SIGTTOU:
+            master_scale_by_signal(m, -1, "SIGTTOU");
             break;
         default:
             break;
@@ -270,31 +361,43 @@ static void master_tick(struct master *m)
     if (read(m->timerfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
         return;
     uint64_t now = master_now_ms();
+    control_tick(m->ctl);
     if (m->state == MASTER_RUNNING) {
-        for (unsigned i = 0; i < m->worker_count && !m->pool_was_up; i++)
+        for (unsigned i = 0; i < m->slots_used && !m->pool_was_up; i++)
             m->pool_was_up = atomic_load(&m->sb.workers[i].state) == SB_WORKER_RUNNING;
-        for (unsigned i = 0; i < m->worker_count; i++) {
-            struct master_worker *mw = &m->workers[i];
-            if (!mw->pid && mw->respawn_at_ms && now >= mw->respawn_at_ms)
-                master_spawn(m, i);
-        }
         master_check_queues(m);
-    } else if (now >= m->deadline_ms && master_alive(m)) {
-        log_msg(LOG_WARN, "stop deadline passed: killing %u workers", master_alive(m));
+    } else if (now >= m->deadline_ms && m->live) {
+        log_msg(LOG_WARN, "stop deadline passed: killing %u workers", m->live);
         master_signal_workers(m, SIGKILL);
         m->deadline_ms = now + 1000;
     }
 }
 
+/* Fork the workers whose (re)spawn time has come. Called only from the top
+ * of the loop. */
+static void master_spawn_due(struct master *m)
+{
+    if (m->state != MASTER_RUNNING)
+        return;
+    uint64_t now = master_now_ms();
+    for (unsigned i = 0; i < m->target; i++) {
+        struct master_worker *mw = &m->workers[i];
+        if (!mw->pid && mw->respawn_at_ms && now >= mw->respawn_at_ms)
+            master_spawn(m, i);
+    }
+}
+
 static int master_setup(struct master *m)
 {
-    int rc = scoreboard_create(&m->sb, m->worker_count, m->cfg->threads);
+    int rc = scoreboard_create(&m->sb, m->max_workers, m->cfg->threads,
+                               (unsigned)m->listener_count);
     if (rc < 0) {
         log_msg(LOG_ERROR, "mmap(scoreboard) failed: %s", strerror(-rc));
         return -1;
     }
-    m->workers = calloc(m->worker_count, sizeof(*m->workers));
-    m->queues = calloc(m->listener_count, sizeof(*m->queues));
+    atomic_store(&m->sb.hdr->slots, m->target);
+    m->workers = calloc(m->max_workers, sizeof(*m->workers));
+    m->queues = calloc(m->listener_count ? m->listener_count : 1, sizeof(*m->queues));
     if (!m->workers || !m->queues) {
         log_msg(LOG_ERROR, "master: out of memory");
         return -1;
@@ -320,10 +423,22 @@ static int master_setup(struct master *m)
     struct itimerspec its = {.it_interval = {0, MASTER_TICK_MS * 1000000L},
                              .it_value = {0, MASTER_TICK_MS * 1000000L}};
     timerfd_settime(m->timerfd, 0, &its, NULL);
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = m->sigfd};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = MASTER_TAG_SIGNAL};
     epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->sigfd, &ev);
-    ev.data.fd = m->timerfd;
+    ev.data.u64 = MASTER_TAG_TIMER;
     epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->timerfd, &ev);
+    if (m->cfg->control) {
+        char err[512];
+        m->ctl = control_open(m->cfg->control, m->cfg->control_chmod, m->cfg->control_timeout_ms,
+                              m->epfd, MASTER_TAG_CONTROL, master_commands,
+                              master_command_count, m, err, sizeof(err));
+        if (!m->ctl) {
+            log_msg(LOG_ERROR, "control socket: %s", err);
+            return -1;
+        }
+        log_msg(LOG_INFO, "control socket on %s (mode %04o)", m->cfg->control,
+                m->cfg->control_chmod);
+    }
     return 0;
 }
 
@@ -335,35 +450,42 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
         .listeners = listeners,
         .listener_count = listener_count,
         .app = app,
-        .worker_count = cfg->processes,
+        .target = cfg->processes,
+        .max_workers = config_max_processes(cfg),
         .epfd = -1,
         .sigfd = -1,
         .timerfd = -1,
+        .started_ms = master_now_ms(),
     };
     int status = 1;
     if (master_setup(&m) < 0)
         goto out;
-    log_msg(LOG_INFO, "corral started: %u processes x %u threads, %zu listeners",
-            cfg->processes, cfg->threads, listener_count);
-    for (unsigned i = 0; i < m.worker_count; i++)
-        master_spawn(&m, i);
-    while (m.state == MASTER_RUNNING || master_alive(&m) > 0) {
-        struct epoll_event evs[4];
-        int n = epoll_wait(m.epfd, evs, 4, -1);
+    log_msg(LOG_INFO, "corral started: %u processes (at most %u) x %u threads, %zu listeners",
+            cfg->processes, m.max_workers, cfg->threads, listener_count);
+    for (unsigned i = 0; i < m.target; i++)
+        m.workers[i].respawn_at_ms = m.started_ms;
+    while (m.state == MASTER_RUNNING || m.live > 0) {
+        master_spawn_due(&m);
+        struct epoll_event evs[8];
+        int n = epoll_wait(m.epfd, evs, 8, -1);
         if (n < 0 && errno != EINTR) {
             log_msg(LOG_ERROR, "master: epoll_wait failed: %s", strerror(errno));
             break;
         }
         for (int i = 0; i < n; i++) {
-            if (evs[i].data.fd == m.sigfd)
+            uint64_t tag = evs[i].data.u64;
+            if (tag == MASTER_TAG_SIGNAL)
                 master_handle_signals(&m);
-            else
+            else if (tag == MASTER_TAG_TIMER)
                 master_tick(&m);
+            else if (control_owns(m.ctl, tag))
+                control_event(m.ctl, tag, evs[i].events);
         }
     }
-    status = master_alive(&m) ? 1 : m.exit_status;
+    status = m.live ? 1 : m.exit_status;
     log_msg(LOG_INFO, "corral stopped");
 out:
+    control_close(m.ctl);
     for (size_t i = 0; i < listener_count; i++)
         listen_close(&listeners[i], true);
     if (m.epfd >= 0)

@@ -31,6 +31,17 @@ static int options_check_env(const char *value, char *err, size_t errlen)
     return 0;
 }
 
+/* A unix socket path: it must fit in sockaddr_un. */
+static int options_check_socket_path(const char *value, char *err, size_t errlen)
+{
+    if (strlen(value) > 107) {
+        snprintf(err, errlen, "expected a socket path of at most 107 bytes, got %zu bytes",
+                 strlen(value));
+        return -1;
+    }
+    return 0;
+}
+
 /* A listen spec must be one listen_parse accepts. */
 static int options_check_listen(const char *value, char *err, size_t errlen)
 {
@@ -200,6 +211,17 @@ const struct option_spec options_table[] = {
         .help = "worker processes",
     },
     {
+        .name = "max-processes",
+        .key = "max_processes",
+        .type = OPTION_UINT,
+        OPTIONS_FIELD(max_processes),
+        .min = 0,
+        .max = 4096,
+        .metavar = "N",
+        .group = "Workers",
+        .help = "most processes 'corralctl scale' can reach; 0 = 4 x processes, at least 16",
+    },
+    {
         .name = "threads",
         .key = "threads",
         .type = OPTION_UINT,
@@ -220,6 +242,39 @@ const struct option_spec options_table[] = {
         .metavar = "N",
         .group = "Workers",
         .help = "open connections per worker process, idle kept ones included",
+    },
+    {
+        .name = "control",
+        .key = "control",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(control),
+        .check = options_check_socket_path,
+        .metavar = "PATH",
+        .group = "Control socket",
+        .help = "serve corralctl commands (status, workers, scale, ...) on this unix socket",
+        .unset = "none",
+    },
+    {
+        .name = "control-chmod",
+        .key = "control_chmod",
+        .type = OPTION_MODE,
+        OPTIONS_FIELD(control_chmod),
+        .min = 0,
+        .max = 0777,
+        .metavar = "MODE",
+        .group = "Control socket",
+        .help = "permissions of the control socket file, in octal",
+    },
+    {
+        .name = "control-timeout",
+        .key = "control_timeout",
+        .type = OPTION_DURATION,
+        OPTIONS_FIELD(control_timeout_ms),
+        .min = 100,
+        .max = OPTIONS_SECONDS(3600),
+        .metavar = "SECONDS",
+        .group = "Control socket",
+        .help = "drop a control client that sends no complete command or reads no reply this long",
     },
     {
         .name = "error-log",

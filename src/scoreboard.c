@@ -8,22 +8,27 @@
 #include <sys/mman.h>
 #include <time.h>
 
-int scoreboard_create(struct scoreboard *sb, unsigned max_workers, unsigned threads)
+int scoreboard_create(struct scoreboard *sb, unsigned max_workers, unsigned threads,
+                      unsigned listeners)
 {
-    size_t len = sizeof(struct sb_header) + max_workers * sizeof(struct sb_worker) +
-                 (size_t)max_workers * threads * sizeof(struct sb_thread);
+    size_t len = sizeof(struct sb_header) + (size_t)max_workers * sizeof(struct sb_worker) +
+                 (size_t)max_workers * threads * sizeof(struct sb_thread) +
+                 (size_t)max_workers * listeners * sizeof(uint64_t);
+    /* Anonymous memory comes zeroed, and the pages of slots the pool never
+     * uses are never touched: a generous maximum costs address space only. */
     void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (map == MAP_FAILED)
         return -errno;
-    memset(map, 0, len);
     sb->map = map;
     sb->map_len = len;
     sb->hdr = map;
     sb->hdr->max_workers = max_workers;
     sb->hdr->threads = threads;
+    sb->hdr->listeners = listeners;
     atomic_store(&sb->hdr->started_at, (uint64_t)time(NULL));
     sb->workers = (struct sb_worker *)(sb->hdr + 1);
     sb->threads = (struct sb_thread *)(sb->workers + max_workers);
+    sb->accepted = (_Atomic uint64_t *)(sb->threads + (size_t)max_workers * threads);
     return 0;
 }
 

@@ -2,15 +2,23 @@
  * scoreboard.h — per-worker and per-thread state in one shared anonymous
  * mapping, made by the master before the first fork.
  *
- * Writers: each worker writes only its own slot and its threads' sub-slots,
- * with relaxed atomic stores (no lock on the request path). Readers: the
- * master, the control socket and the other workers (accept balancing) read
- * with relaxed loads; a reader may see a method/URI string mid-update, which
- * is acceptable for a status display.
+ * Writers: each worker writes only its own slot, its threads' sub-slots and
+ * its per-listener counters, with relaxed atomic stores and adds (no lock
+ * on the request path). The master writes the header's pool size and
+ * resets a slot when it reaps its worker. Readers: the master, the control
+ * socket and the other workers (accept balancing) read with relaxed loads;
+ * a reader may see a method/URI string mid-update, or a request counted
+ * before its duration, which is acceptable for a status display.
+ *
+ * The mapping is sized once for max_workers (--max-processes): scaling the
+ * pool up to that needs no new memory, and slots are never moved. Counters
+ * of a slot (requests, errors, accepted, respawns) add up over every worker
+ * that has held it, so totals never go down when a worker is replaced.
  *
  * Layout: struct sb_header, then max_workers struct sb_worker, then
  * max_workers * threads struct sb_thread (worker i's threads start at
- * i * threads).
+ * i * threads), then max_workers * listeners accept counters (worker i's
+ * start at i * listeners).
  */
 #ifndef CORRAL_SCOREBOARD_H
 #define CORRAL_SCOREBOARD_H
@@ -27,7 +35,8 @@ enum sb_thread_state { SB_THREAD_IDLE = 0, SB_THREAD_BUSY };
 struct sb_thread {
     _Atomic uint32_t state;
     _Atomic uint64_t request_start_us; /* CLOCK_MONOTONIC of the current request */
-    _Atomic uint64_t requests;
+    _Atomic uint64_t requests;         /* requests finished */
+    _Atomic uint64_t busy_us;          /* their durations added up */
     char method[16];                   /* current request, NUL-terminated */
     char uri[96];
 };
@@ -38,6 +47,7 @@ struct sb_worker {
     _Atomic int32_t conns;             /* open connections */
     _Atomic uint32_t accepting;        /* listeners armed in its epoll */
     _Atomic uint32_t busy;             /* threads serving a request */
+    _Atomic uint32_t threads_live;     /* request threads started */
     _Atomic uint64_t accepted;         /* connections accepted */
     _Atomic uint64_t requests;         /* requests served */
     _Atomic uint64_t errors;           /* malformed input, failed responses */
@@ -46,7 +56,10 @@ struct sb_worker {
 };
 
 struct sb_header {
-    uint32_t max_workers, threads;
+    uint32_t max_workers, threads, listeners;
+    /* Slots the pool spans now: the target number of workers, or more while
+     * workers above it are still stopping. Written by the master. */
+    _Atomic uint32_t slots;
     _Atomic uint64_t started_at;
 };
 
@@ -54,19 +67,28 @@ struct scoreboard {
     struct sb_header *hdr;
     struct sb_worker *workers;
     struct sb_thread *threads;
+    _Atomic uint64_t *accepted;        /* per worker, per listener */
     void *map;
     size_t map_len;
 };
 
-/* Map a scoreboard for MAX_WORKERS workers of THREADS threads each.
- * Returns 0 or a negative errno. */
-int scoreboard_create(struct scoreboard *sb, unsigned max_workers, unsigned threads);
+/* Map a scoreboard for MAX_WORKERS workers of THREADS threads each, serving
+ * LISTENERS listeners. Returns 0 or a negative errno. */
+int scoreboard_create(struct scoreboard *sb, unsigned max_workers, unsigned threads,
+                      unsigned listeners);
 void scoreboard_destroy(struct scoreboard *sb);
 
 static inline struct sb_thread *scoreboard_thread(const struct scoreboard *sb,
                                                   unsigned worker, unsigned thread)
 {
     return &sb->threads[(size_t)worker * sb->hdr->threads + thread];
+}
+
+/* Connections worker WORKER accepted on listener LISTENER. */
+static inline _Atomic uint64_t *scoreboard_accepted(const struct scoreboard *sb,
+                                                    unsigned worker, size_t listener)
+{
+    return &sb->accepted[(size_t)worker * sb->hdr->listeners + listener];
 }
 
 #endif

@@ -89,6 +89,12 @@ static uint64_t worker_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Workers in the pool now: scaling changes it while workers run. */
+static unsigned worker_pool_slots(const struct worker_ctx *ctx)
+{
+    return atomic_load_explicit(&ctx->sb->hdr->slots, memory_order_relaxed);
+}
+
 static uint64_t slot_word(uint32_t gen, unsigned state)
 {
     return (uint64_t)gen << 32 | state;
@@ -107,10 +113,11 @@ static bool worker_should_accept(const struct worker *w)
     if (atomic_load(&w->stopping) || w->open >= w->slot_count)
         return false;
     const struct worker_ctx *ctx = w->ctx;
-    if (ctx->worker_count <= 1 || w->accept_mode != ACCEPT_BALANCED)
+    unsigned slots = worker_pool_slots(ctx);
+    if (slots <= 1 || w->accept_mode != ACCEPT_BALANCED)
         return true;
     unsigned threads = w->cfg->threads;
-    for (unsigned i = 0; i < ctx->worker_count; i++) {
+    for (unsigned i = 0; i < slots; i++) {
         if (i == ctx->index)
             continue;
         const struct sb_worker *o = &ctx->sb->workers[i];
@@ -136,7 +143,7 @@ static void worker_balance_locked(struct worker *w)
         int fd = ctx->listeners[i].fd;
         if (want) {
             struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTENER + i};
-            if (ctx->worker_count > 1 && w->accept_mode != ACCEPT_SHARED)
+            if (worker_pool_slots(ctx) > 1 && w->accept_mode != ACCEPT_SHARED)
                 ev.events |= EPOLLEXCLUSIVE;
             if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
                 log_msg(LOG_ERROR, "epoll_ctl(ADD, %s) failed: %s", ctx->listeners[i].name,
@@ -260,6 +267,12 @@ static int worker_run_request(struct worker_thread *t, struct conn *c)
     request_begin(&c->req, c);
     int rc = w->ctx->app->ops->handle(w->ctx->app, &c->req);
     int ok = request_finish(&c->req, rc);
+    /* Only this thread writes its sub-slot: a load and a store, no locked
+     * read-modify-write. */
+    atomic_store_explicit(&t->sb->busy_us,
+                          atomic_load_explicit(&t->sb->busy_us, memory_order_relaxed) +
+                              (request_now_us() - c->req.start_us),
+                          memory_order_relaxed);
     atomic_fetch_add_explicit(&t->sb->requests, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->sb->requests, 1, memory_order_relaxed);
     atomic_store_explicit(&t->sb->state, SB_THREAD_IDLE, memory_order_relaxed);
@@ -343,9 +356,10 @@ static void worker_serve(struct worker_thread *t, struct slot *s)
 
 /* Accept one connection and serve it. Returns false when nothing was
  * waiting or the connection could not be taken. */
-static bool worker_accept_one(struct worker_thread *t, const struct listener *l)
+static bool worker_accept_one(struct worker_thread *t, size_t li)
 {
     struct worker *w = t->w;
+    const struct listener *l = &w->ctx->listeners[li];
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -362,6 +376,8 @@ static bool worker_accept_one(struct worker_thread *t, const struct listener *l)
         return false;
     }
     atomic_fetch_add_explicit(&w->sb->accepted, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(scoreboard_accepted(w->ctx->sb, w->ctx->index, li), 1,
+                              memory_order_relaxed);
     if (conn_init(&s->conn, fd, l, &w->cfg->limits, w->cfg->io_timeout_ms) < 0) {
         log_msg(LOG_ERROR, "%s: out of memory for a connection", l->name);
         s->conn.fd = fd;
@@ -383,9 +399,8 @@ static bool worker_accept_one(struct worker_thread *t, const struct listener *l)
 static void worker_accept(struct worker_thread *t, size_t li)
 {
     struct worker *w = t->w;
-    const struct listener *l = &w->ctx->listeners[li];
     for (int n = 0; n < ACCEPT_BATCH; n++) {
-        if (!worker_accept_one(t, l))
+        if (!worker_accept_one(t, li))
             return;
         if (atomic_load(&w->stopping) ||
             !atomic_load_explicit(&w->sb->accepting, memory_order_relaxed))
@@ -485,6 +500,9 @@ static void worker_begin_stop(struct worker_thread *t)
                 }
                 continue;
             }
+            atomic_fetch_add_explicit(&w->sb->accepted, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(scoreboard_accepted(w->ctx->sb, w->ctx->index, i), 1,
+                                      memory_order_relaxed);
             listen_peer_name((struct sockaddr *)&ss, len, s->conn.peer, sizeof(s->conn.peer));
             worker_slot_park(w, s);
         }
@@ -495,10 +513,16 @@ static void worker_signal(struct worker_thread *t)
 {
     struct signalfd_siginfo si;
     while (read(t->w->sigfd, &si, sizeof(si)) == sizeof(si)) {
-        if (si.ssi_signo == SIGTERM) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
             if (!atomic_load(&t->w->stopping))
                 worker_begin_stop(t);
-        } else {
+            break;
+        case SIGUSR1:
+            /* The master reopened its logs (logrotate): reopen ours. */
+            log_reopen();
+            break;
+        default:
             worker_exit(t->w, 0); /* SIGINT, SIGQUIT: stop now */
         }
     }
@@ -538,6 +562,7 @@ static void *worker_thread_main(void *arg)
         log_msg(LOG_ERROR, "worker thread %u: the app's thread init failed", t->index);
         worker_exit(w, WORKER_EXIT_APP_INIT);
     }
+    atomic_fetch_add_explicit(&w->sb->threads_live, 1, memory_order_relaxed);
     for (;;) {
         /* A single-threaded worker takes a batch of events per wakeup (no
          * other thread could serve them meanwhile); with more threads each
@@ -600,6 +625,7 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGUSR1);
     w->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (w->epfd < 0 || w->timerfd < 0 || w->sigfd < 0) {
         log_msg(LOG_ERROR, "worker: epoll/timerfd/signalfd setup failed: %s", strerror(errno));
@@ -623,6 +649,7 @@ void worker_run(const struct worker_ctx *ctx)
     atomic_store(&sbw->state, SB_WORKER_STARTING);
     atomic_store(&sbw->conns, 0);
     atomic_store(&sbw->busy, 0);
+    atomic_store(&sbw->threads_live, 0);
     atomic_store(&sbw->started_at, (int64_t)time(NULL));
 
     if (worker_setup(&w, ctx) < 0)

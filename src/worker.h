@@ -22,8 +22,8 @@ struct worker_ctx {
     struct listener *listeners;
     size_t listener_count;
     struct scoreboard *sb;
-    unsigned index;          /* this worker's scoreboard slot */
-    unsigned worker_count;   /* workers in the pool, for accept balancing */
+    unsigned index;          /* this worker's scoreboard slot; the pool's
+                                size is in the scoreboard header */
     struct app *app;
 };
 
@@ -32,8 +32,8 @@ struct worker_ctx {
  * process exits with 0 after a graceful stop (SIGTERM) or a fast stop
  * (SIGINT, SIGQUIT), WORKER_EXIT_APP_INIT when the app's worker_init fails,
  * 1 on a setup error.
- * The caller has blocked the signals the worker handles (it reads them from
- * a signalfd).
+ * SIGUSR1 reopens the log files. The caller has blocked the signals the
+ * worker handles (it reads them from a signalfd).
  */
 void worker_run(const struct worker_ctx *ctx) __attribute__((noreturn));
 

@@ -214,6 +214,10 @@ static void config_init_sets_documented_defaults(void **state)
     assert_int_equal(f->c.io_timeout_ms, 60000);
     assert_int_equal(f->c.idle_timeout_ms, 75000);
     assert_int_equal(f->c.graceful_timeout_ms, 30000);
+    assert_int_equal(f->c.max_processes, 0);
+    assert_null(f->c.control);
+    assert_int_equal(f->c.control_chmod, 0600);
+    assert_int_equal(f->c.control_timeout_ms, 10000);
     assert_null(f->c.listen);
     assert_int_equal(f->c.listen_count, 0);
     assert_null(f->c.handler);
@@ -486,6 +490,48 @@ static void config_validate_requires_handler(void **state)
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
     assert_string_equal(f->err, "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file "
                                 "PATH or --handler FILE.so");
+}
+
+static void config_loads_control_socket_keys(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_load(f,
+                               "control = \"/run/corral/ctl.sock\";\ncontrol_chmod = \"0660\";\n"
+                               "control_timeout = 2.5;\nmax_processes = 32;\nprocesses = 8;\n",
+                               NULL),
+                     0);
+    assert_string_equal(f->c.control, "/run/corral/ctl.sock");
+    assert_int_equal(f->c.control_chmod, 0660);
+    assert_int_equal(f->c.control_timeout_ms, 2500);
+    assert_int_equal(f->c.max_processes, 32);
+    assert_int_equal(config_max_processes(&f->c), 32);
+    test_load_fails(f, "control_timeout = 0.01;\n",
+                    ":1: key 'control_timeout': expected a number of seconds from 0.1 to 3600, "
+                    "got 0.01");
+}
+
+static void config_max_processes_defaults_to_four_times_at_least_sixteen(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(config_max_processes(&f->c), 16);
+    f->c.processes = 10;
+    assert_int_equal(config_max_processes(&f->c), 40);
+    f->c.processes = 4096;
+    assert_int_equal(config_max_processes(&f->c), 4096);
+}
+
+static void config_validate_refuses_max_processes_below_processes(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_load(f,
+                               "listen = \"uwsgi:unix:/a\";\nhandler = \"a.so\";\n"
+                               "processes = 8;\nmax_processes = 4;\n",
+                               NULL),
+                     0);
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_string_equal(f->err, "max_processes (4) is less than processes (8)");
+    f->c.max_processes = 8;
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
 }
 
 static void config_validate_takes_wsgi_app_and_its_python_options(void **state)
@@ -779,6 +825,27 @@ static void cli_rejects_bad_integer_with_message(void **state)
     assert_int_equal(f->c.backlog, 1024);
 }
 
+static void cli_reads_control_socket_options(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(TEST_CLI(f, "--control", "/tmp/c.sock", "--control-chmod", "0640",
+                              "--control-timeout", "1", "--max-processes", "64"),
+                     CLI_RUN);
+    assert_string_equal(f->c.control, "/tmp/c.sock");
+    assert_int_equal(f->c.control_chmod, 0640);
+    assert_int_equal(f->c.control_timeout_ms, 1000);
+    assert_int_equal(f->c.max_processes, 64);
+    char longpath[200];
+    memset(longpath, 'p', sizeof(longpath) - 1);
+    longpath[0] = '/';
+    longpath[sizeof(longpath) - 1] = '\0';
+    assert_int_equal(TEST_CLI(f, "--control", longpath), CLI_FAIL);
+    assert_string_equal(f->err,
+                        "--control: expected a socket path of at most 107 bytes, got 199 bytes");
+    assert_int_equal(TEST_CLI(f, "--max-processes", "4097"), CLI_FAIL);
+    assert_string_equal(f->err, "--max-processes: expected an integer from 0 to 4096, got '4097'");
+}
+
 static void cli_sets_fastcgi_limits_from_pool(void **state)
 {
     struct fixture *f = *state;
@@ -874,8 +941,9 @@ static void cli_rejects_ambiguous_prefix(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(TEST_CLI(f, "--max", "3"), CLI_FAIL);
-    assert_string_equal(f->err, "ambiguous option '--max' (--max-conns, --max-head, --max-params, "
-                                "--max-field, --max-body); see corral --help");
+    assert_string_equal(f->err, "ambiguous option '--max' (--max-processes, --max-conns, "
+                                "--max-head, --max-params, --max-field, --max-body); see corral "
+                                "--help");
 }
 
 static void cli_rejects_missing_argument(void **state)
@@ -956,6 +1024,9 @@ int main(void)
         TEST(config_names_included_file_in_errors),
         TEST(config_validate_requires_listener),
         TEST(config_validate_requires_handler),
+        TEST(config_loads_control_socket_keys),
+        TEST(config_max_processes_defaults_to_four_times_at_least_sixteen),
+        TEST(config_validate_refuses_max_processes_below_processes),
         TEST(config_validate_takes_wsgi_app_and_its_python_options),
         TEST(config_refuses_env_without_name),
         TEST(config_validate_refuses_two_apps),
@@ -973,6 +1044,7 @@ int main(void)
         TEST(cli_reads_octal_chmod),
         TEST(bool_option_from_flag_and_file),
         TEST(cli_rejects_bad_integer_with_message),
+        TEST(cli_reads_control_socket_options),
         TEST(cli_sets_fastcgi_limits_from_pool),
         TEST(cli_test_config_returns_check),
         TEST(cli_help_prints_usage_and_returns_done),

@@ -1,0 +1,367 @@
+/*
+ * master_cmd.c — the control socket's commands (see master.h): the table
+ * the control socket parses lines against, and the replies, read from the
+ * scoreboard and the master's own state. The actions go through the same
+ * functions as the signals (master_scale, master_stop, master_reopen_logs).
+ *
+ * Everything here runs in the master's loop and must not block: the only
+ * file it reads is /proc/PID/statm of each worker (memory, never disk).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "master.h"
+#include "master_internal.h"
+#include "request.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
+static const char *master_state_name(enum master_state s)
+{
+    switch (s) {
+    case MASTER_RUNNING:
+        return "running";
+    case MASTER_STOPPING:
+        return "stopping";
+    default:
+        return "stopping-now";
+    }
+}
+
+static void master_reply_ok(struct json *j)
+{
+    json_object_begin(j);
+    json_kv_bool(j, "ok", true);
+}
+
+/* Resident set size of PID in KiB from /proc/PID/statm; -1 if unknown. */
+static long master_rss_kb(pid_t pid)
+{
+    char path[64], buf[128];
+    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    unsigned long size, resident;
+    if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
+        return -1;
+    return (long)(resident * (unsigned long)sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* ---- status ---- */
+
+struct master_totals {
+    uint64_t requests, errors, accepted, respawns;
+    unsigned running, threads_live, threads_busy;
+};
+
+static void master_sum(const struct master *m, struct master_totals *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (unsigned i = 0; i < m->slots_used; i++) {
+        const struct sb_worker *w = &m->sb.workers[i];
+        t->requests += atomic_load_explicit(&w->requests, memory_order_relaxed);
+        t->errors += atomic_load_explicit(&w->errors, memory_order_relaxed);
+        t->accepted += atomic_load_explicit(&w->accepted, memory_order_relaxed);
+        t->respawns += atomic_load_explicit(&w->respawns, memory_order_relaxed);
+        if (!m->workers[i].pid)
+            continue;
+        t->running += atomic_load_explicit(&w->state, memory_order_relaxed) == SB_WORKER_RUNNING;
+        t->threads_live += atomic_load_explicit(&w->threads_live, memory_order_relaxed);
+        t->threads_busy += atomic_load_explicit(&w->busy, memory_order_relaxed);
+    }
+}
+
+static void master_status_listeners(const struct master *m, struct json *j)
+{
+    json_key(j, "listeners");
+    json_array_begin(j);
+    for (size_t li = 0; li < m->listener_count; li++) {
+        const struct listener *l = &m->listeners[li];
+        uint64_t accepted = 0;
+        for (unsigned i = 0; i < m->slots_used; i++)
+            accepted += atomic_load_explicit(scoreboard_accepted(&m->sb, i, li),
+                                             memory_order_relaxed);
+        json_object_begin(j);
+        json_kv_string(j, "address", l->name);
+        json_kv_string(j, "protocol", l->addr.codec->name);
+        json_kv_uint(j, "accepted", accepted);
+        unsigned depth;
+        json_key(j, "queue");
+        if (l->fd >= 0 && listen_queue_depth(l, &depth) == 0)
+            json_uint(j, depth);
+        else
+            json_null(j); /* closed (stopping) or not readable */
+        json_kv_uint(j, "backlog", l->backlog);
+        json_object_end(j);
+    }
+    json_array_end(j);
+}
+
+static void master_cmd_status(void *owner, const struct control_request *req, struct json *j)
+{
+    (void)req;
+    struct master *m = owner;
+    struct master_totals t;
+    master_sum(m, &t);
+    master_reply_ok(j);
+    json_kv_string(j, "version", PACKAGE_VERSION);
+    json_kv_int(j, "pid", (int64_t)getpid());
+    json_kv_uint(j, "started_at", atomic_load(&m->sb.hdr->started_at));
+    json_kv_double(j, "uptime_s", (double)(master_now_ms() - m->started_ms) / 1000.0, 3);
+    json_kv_string(j, "state", master_state_name(m->state));
+
+    json_key(j, "pool");
+    json_object_begin(j);
+    json_kv_string(j, "mode", "static");
+    json_kv_uint(j, "processes", m->target);
+    json_kv_uint(j, "max_processes", m->max_workers);
+    json_kv_uint(j, "processes_live", m->live);
+    json_kv_uint(j, "processes_running", t.running);
+    json_kv_uint(j, "threads", m->cfg->threads);
+    json_kv_uint(j, "threads_live", t.threads_live);
+    json_kv_uint(j, "threads_busy", t.threads_busy);
+    json_object_end(j);
+
+    json_key(j, "totals");
+    json_object_begin(j);
+    json_kv_uint(j, "requests", t.requests);
+    json_kv_uint(j, "errors", t.errors);
+    json_kv_uint(j, "accepted", t.accepted);
+    json_kv_uint(j, "respawns", t.respawns);
+    json_object_end(j);
+
+    master_status_listeners(m, j);
+    json_object_end(j);
+}
+
+/* ---- workers ---- */
+
+static const char *master_worker_state(const struct master *m, unsigned i)
+{
+    const struct master_worker *mw = &m->workers[i];
+    if (!mw->pid)
+        return mw->respawn_at_ms ? "respawning" : "empty";
+    if (mw->retiring)
+        return "stopping";
+    switch (atomic_load_explicit(&m->sb.workers[i].state, memory_order_relaxed)) {
+    case SB_WORKER_STARTING:
+        return "starting";
+    case SB_WORKER_RUNNING:
+        return "running";
+    case SB_WORKER_STOPPING:
+        return "stopping";
+    default:
+        return "forked";
+    }
+}
+
+/* A copy of a scoreboard string that a worker may be rewriting: bounded,
+ * always terminated. */
+static void master_copy_field(char *dst, const char *src, size_t cap)
+{
+    memcpy(dst, src, cap);
+    dst[cap - 1] = '\0';
+}
+
+/* The threads of worker I; adds their requests and time to *reqs, *us. */
+static void master_worker_threads(const struct master *m, unsigned i, uint64_t now_us,
+                                  struct json *j, uint64_t *reqs, uint64_t *us)
+{
+    json_key(j, "threads");
+    json_array_begin(j);
+    for (unsigned t = 0; t < m->cfg->threads; t++) {
+        const struct sb_thread *th = scoreboard_thread(&m->sb, i, t);
+        uint64_t n = atomic_load_explicit(&th->requests, memory_order_relaxed);
+        *reqs += n;
+        *us += atomic_load_explicit(&th->busy_us, memory_order_relaxed);
+        bool busy = m->workers[i].pid &&
+                    atomic_load_explicit(&th->state, memory_order_relaxed) == SB_THREAD_BUSY;
+        json_object_begin(j);
+        json_kv_uint(j, "index", t);
+        json_kv_string(j, "state", busy ? "busy" : "idle");
+        json_kv_uint(j, "requests", n);
+        if (busy) {
+            char method[sizeof(th->method)], uri[sizeof(th->uri)];
+            master_copy_field(method, th->method, sizeof(method));
+            master_copy_field(uri, th->uri, sizeof(uri));
+            uint64_t start = atomic_load_explicit(&th->request_start_us, memory_order_relaxed);
+            json_kv_string(j, "method", method);
+            json_kv_string(j, "uri", uri);
+            json_kv_uint(j, "elapsed_ms", now_us > start ? (now_us - start) / 1000 : 0);
+        }
+        json_object_end(j);
+    }
+    json_array_end(j);
+}
+
+static void master_cmd_workers(void *owner, const struct control_request *req, struct json *j)
+{
+    (void)req;
+    struct master *m = owner;
+    uint64_t now_us = request_now_us(), now_ms = master_now_ms();
+    unsigned shown = atomic_load(&m->sb.hdr->slots);
+    if (shown < m->target)
+        shown = m->target;
+    master_reply_ok(j);
+    json_kv_uint(j, "processes", m->target);
+    json_kv_uint(j, "threads", m->cfg->threads);
+    json_key(j, "workers");
+    json_array_begin(j);
+    for (unsigned i = 0; i < shown; i++) {
+        const struct master_worker *mw = &m->workers[i];
+        const struct sb_worker *w = &m->sb.workers[i];
+        json_object_begin(j);
+        json_kv_uint(j, "index", i);
+        json_kv_int(j, "pid", mw->pid);
+        json_kv_string(j, "state", master_worker_state(m, i));
+        json_kv_uint(j, "requests", atomic_load_explicit(&w->requests, memory_order_relaxed));
+        json_kv_uint(j, "errors", atomic_load_explicit(&w->errors, memory_order_relaxed));
+        json_kv_uint(j, "accepted", atomic_load_explicit(&w->accepted, memory_order_relaxed));
+        json_kv_int(j, "conns", mw->pid ? atomic_load_explicit(&w->conns, memory_order_relaxed)
+                                        : 0);
+        json_kv_uint(j, "busy", mw->pid ? atomic_load_explicit(&w->busy, memory_order_relaxed)
+                                        : 0);
+        json_kv_uint(j, "respawns", atomic_load_explicit(&w->respawns, memory_order_relaxed));
+        json_key(j, "started_at");
+        if (mw->pid)
+            json_int(j, atomic_load_explicit(&w->started_at, memory_order_relaxed));
+        else
+            json_null(j);
+        json_key(j, "rss_kb");
+        long rss = mw->pid ? master_rss_kb(mw->pid) : -1;
+        if (rss >= 0)
+            json_int(j, rss);
+        else
+            json_null(j);
+        if (!mw->pid && mw->respawn_at_ms)
+            json_kv_uint(j, "respawn_in_ms",
+                         mw->respawn_at_ms > now_ms ? mw->respawn_at_ms - now_ms : 0);
+        uint64_t reqs = 0, us = 0;
+        master_worker_threads(m, i, now_us, j, &reqs, &us);
+        json_key(j, "avg_ms");
+        if (reqs)
+            json_double(j, (double)us / (double)reqs / 1000.0, 3);
+        else
+            json_null(j);
+        json_object_end(j);
+    }
+    json_array_end(j);
+    json_object_end(j);
+}
+
+/* ---- actions ---- */
+
+static void master_cmd_scale(void *owner, const struct control_request *req, struct json *j)
+{
+    struct master *m = owner;
+    unsigned old = m->target;
+    long target = req->scale_n;
+    if (req->scale_op == CONTROL_SCALE_ADD)
+        target = (long)old + (long)req->scale_n;
+    else if (req->scale_op == CONTROL_SCALE_SUB)
+        target = (long)old - (long)req->scale_n;
+    char err[256];
+    if (target < 1) {
+        control_reply_error(j, "scale: the pool needs at least 1 process (it has %u)", old);
+        return;
+    }
+    if (master_scale(m, (unsigned)target, "corralctl scale", err, sizeof(err)) < 0) {
+        control_reply_error(j, "scale: %s", err);
+        return;
+    }
+    master_reply_ok(j);
+    json_kv_uint(j, "processes", m->target);
+    json_kv_uint(j, "previous", old);
+    json_kv_uint(j, "max_processes", m->max_workers);
+    json_object_end(j);
+}
+
+/* stop (graceful) and quit (NOW): the reply says what is left to stop. */
+static void master_cmd_stopping(struct master *m, bool now, struct json *j)
+{
+    log_msg(LOG_INFO, "corralctl %s: %s", now ? "quit" : "stop",
+            now ? "stopping now" : "graceful stop");
+    master_stop(m, now);
+    master_reply_ok(j);
+    json_kv_string(j, "state", master_state_name(m->state));
+    json_kv_uint(j, "workers", m->live);
+    json_object_end(j);
+}
+
+static void master_cmd_stop(void *owner, const struct control_request *req, struct json *j)
+{
+    (void)req;
+    master_cmd_stopping(owner, false, j);
+}
+
+static void master_cmd_quit(void *owner, const struct control_request *req, struct json *j)
+{
+    (void)req;
+    master_cmd_stopping(owner, true, j);
+}
+
+static void master_cmd_reopen_logs(void *owner, const struct control_request *req,
+                                   struct json *j)
+{
+    (void)req;
+    char err[512];
+    int n = master_reopen_logs(owner, err, sizeof(err));
+    if (n < 0) {
+        control_reply_error(j, "reopen-logs: %s", err);
+        return;
+    }
+    master_reply_ok(j);
+    json_kv_int(j, "workers_signalled", n);
+    json_object_end(j);
+}
+
+static void master_cmd_reload(void *owner, const struct control_request *req, struct json *j)
+{
+    (void)owner;
+    control_reply_error(j, "%s is not implemented yet", req->cmd->name);
+}
+
+static void master_cmd_help(void *owner, const struct control_request *req, struct json *j)
+{
+    (void)owner;
+    (void)req;
+    master_reply_ok(j);
+    json_key(j, "commands");
+    json_array_begin(j);
+    for (size_t i = 0; i < master_command_count; i++)
+        json_string(j, master_commands[i].usage);
+    json_array_end(j);
+    json_object_end(j);
+}
+
+const struct control_command master_commands[] = {
+    {.name = "status", .arg = CONTROL_ARG_NONE, .usage = "status", .run = master_cmd_status},
+    {.name = "workers", .arg = CONTROL_ARG_NONE, .usage = "workers", .run = master_cmd_workers},
+    {.name = "scale", .arg = CONTROL_ARG_SCALE, .usage = "scale N|+N|-N",
+     .run = master_cmd_scale},
+    {.name = "stop", .arg = CONTROL_ARG_NONE, .usage = "stop", .run = master_cmd_stop},
+    {.name = "quit", .arg = CONTROL_ARG_NONE, .usage = "quit", .run = master_cmd_quit},
+    {.name = "reopen-logs", .arg = CONTROL_ARG_NONE, .usage = "reopen-logs",
+     .run = master_cmd_reopen_logs},
+    {.name = "reload", .arg = CONTROL_ARG_NONE, .usage = "reload", .run = master_cmd_reload},
+    {.name = "chain-reload", .arg = CONTROL_ARG_NONE, .usage = "chain-reload",
+     .run = master_cmd_reload},
+    {.name = "help", .arg = CONTROL_ARG_NONE, .usage = "help", .run = master_cmd_help},
+};
+
+const size_t master_command_count = sizeof(master_commands) / sizeof(master_commands[0]);

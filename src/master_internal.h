@@ -1,0 +1,78 @@
+/*
+ * master_internal.h — the master's state, shared by master.c (the loop,
+ * supervision, scaling) and master_cmd.c (the control commands, which read
+ * it and act through the functions below). Not for other modules.
+ */
+#ifndef CORRAL_MASTER_INTERNAL_H
+#define CORRAL_MASTER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "app.h"
+#include "config.h"
+#include "control.h"
+#include "listen.h"
+#include "scoreboard.h"
+
+enum master_state { MASTER_RUNNING, MASTER_STOPPING, MASTER_STOPPING_NOW };
+
+struct master_worker {
+    pid_t pid;                    /* 0 = not running */
+    uint64_t started_ms;
+    unsigned fast_deaths;         /* consecutive deaths soon after start */
+    uint64_t respawn_at_ms;       /* 0 = no (re)spawn pending */
+    bool retiring;                /* asked to stop by a scale-down */
+};
+
+struct master_queue {
+    bool full;                    /* inside an episode of a full queue */
+    unsigned long episodes;
+};
+
+struct master {
+    const struct config *cfg;
+    struct listener *listeners;
+    size_t listener_count;
+    struct app *app;
+    struct scoreboard sb;
+    struct master_worker *workers; /* max_workers slots */
+    struct master_queue *queues;
+    unsigned target;              /* worker processes the pool should have */
+    unsigned max_workers;         /* slots in the scoreboard */
+    unsigned slots_used;          /* highest slot ever spawned + 1 */
+    unsigned live;                /* workers running (pid != 0) */
+    int epfd, sigfd, timerfd;
+    struct control *ctl;          /* NULL without --control */
+    enum master_state state;
+    uint64_t deadline_ms;
+    uint64_t started_ms;          /* CLOCK_MONOTONIC */
+    bool pool_was_up;             /* some worker reached RUNNING once */
+    int exit_status;              /* what master_run returns after a stop */
+};
+
+uint64_t master_now_ms(void);
+
+/*
+ * Change the number of worker processes to TARGET (1..max_workers): slots
+ * below it that have no worker get one at the top of the loop; workers at
+ * TARGET and above are stopped gracefully (SIGTERM: they finish their
+ * requests). WHY names the cause in the log ("corralctl", "SIGTTIN").
+ * Returns 0, or -1 with a message in err (out of range, stopping).
+ */
+int master_scale(struct master *m, unsigned target, const char *why, char *err, size_t errlen);
+
+/* Begin the graceful (NOW false, like SIGTERM) or immediate stop. */
+void master_stop(struct master *m, bool now);
+
+/*
+ * Reopen the master's log files and send SIGUSR1 to every worker, which
+ * reopens its own. Returns the number of workers signalled, or -1 with the
+ * failing call in err when the master's own files could not be reopened
+ * (the workers are signalled anyway).
+ */
+int master_reopen_logs(struct master *m, char *err, size_t errlen);
+
+#endif
