@@ -37,6 +37,12 @@ struct app_ops {
     void (*fork_prepare)(struct app *app);    /* in the master, just before fork() */
     void (*fork_parent)(struct app *app);     /* in the master, just after */
     void (*fork_child)(struct app *app);      /* first thing in the new worker */
+    /* For the watchdog (slowlog, harakiri): the calling request thread's
+     * handle (after thread_init), and the stack of the thread with HANDLE
+     * written as text to FD, from another thread, without waiting for any
+     * lock the stuck thread may hold. */
+    void *(*thread_handle)(struct app *app);
+    void (*dump_stack)(struct app *app, void *handle, int fd);
 };
 
 struct app {

@@ -557,6 +557,24 @@ static int app_wsgi_handle(struct app *app, corral_request *req)
     return rc;
 }
 
+static void *app_wsgi_thread_handle(struct app *app)
+{
+    (void)app;
+    return app_wsgi_tstate;
+}
+
+/* CPython's own dumper, the one faulthandler uses: it walks the thread's
+ * frames without the GIL (the thread may be stuck holding it) and writes
+ * with write(2) only. Exported by libpython, declared in an internal
+ * header. */
+extern void _Py_DumpTraceback(int fd, PyThreadState *tstate);
+
+static void app_wsgi_dump_stack(struct app *app, void *handle, int fd)
+{
+    (void)app;
+    _Py_DumpTraceback(fd, handle);
+}
+
 /* The process ends with _exit right after this, possibly while other
  * threads are inside Python: the interpreter is not finalized. */
 static void app_wsgi_worker_fini(struct app *app)
@@ -575,4 +593,6 @@ const struct app_ops app_wsgi_ops = {
     .fork_prepare = app_wsgi_fork_prepare,
     .fork_parent = app_wsgi_fork_parent,
     .fork_child = app_wsgi_fork_child,
+    .thread_handle = app_wsgi_thread_handle,
+    .dump_stack = app_wsgi_dump_stack,
 };

@@ -32,6 +32,13 @@ struct config {
 
     unsigned processes;     /* default 1 */
     unsigned max_processes; /* scaling limit; 0 = config_max_processes' default */
+
+    /* Recycling and request time limits (0 = off). */
+    unsigned max_requests;        /* a worker is replaced after this many requests */
+    unsigned max_requests_jitter; /* ... plus a random 0..jitter, per worker */
+    unsigned max_rss_mib;         /* ... or once its RSS is over this after a request */
+    unsigned slowlog_ms;          /* a slower request is logged with its stack */
+    unsigned harakiri_ms;         /* a slower request ends its worker */
     unsigned threads;       /* default 1 */
 
     char *error_log;        /* NULL = stderr */

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "request.h"
 #include "scoreboard.h"
 #include "worker.h"
 
@@ -154,6 +155,63 @@ static void master_schedule_respawn(struct master *m, unsigned i, pid_t pid, con
     atomic_fetch_add(&m->sb.workers[i].respawns, 1);
 }
 
+/* A worker that ended on purpose — recycled (--max-requests, --max-rss) or
+ * by harakiri, its own or the master's — is replaced at once, without the
+ * back-off of a crash. Returns whether it was one. */
+static bool master_replace_at_once(struct master *m, unsigned i, pid_t pid, int status)
+{
+    struct master_worker *mw = &m->workers[i];
+    bool killed = mw->harakiri_killed;
+    mw->harakiri_killed = false;
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code == WORKER_EXIT_RECYCLE)
+        log_msg(LOG_INFO, "worker %u (pid %d) recycled; starting its replacement", i, (int)pid);
+    else if (code == WORKER_EXIT_HARAKIRI || killed)
+        log_msg(LOG_WARN, "worker %u (pid %d) ended by harakiri (the request and its stack are "
+                "logged above); starting its replacement", i, (int)pid);
+    else
+        return false;
+    mw->fast_deaths = 0;
+    mw->respawn_at_ms = master_now_ms();
+    atomic_fetch_add(&m->sb.workers[i].respawns, 1);
+    return true;
+}
+
+/* The worker's own watchdog ends a worker whose request overran
+ * --harakiri. If it could not (the process is stopped, or stuck where its
+ * watchdog thread cannot run), the master kills it a grace period later. */
+#define MASTER_HARAKIRI_GRACE_MS 3000
+static void master_check_harakiri(struct master *m)
+{
+    if (!m->cfg->harakiri_ms)
+        return;
+    uint64_t now_us = request_now_us();
+    uint64_t limit_us = ((uint64_t)m->cfg->harakiri_ms + MASTER_HARAKIRI_GRACE_MS) * 1000;
+    for (unsigned i = 0; i < m->slots_used; i++) {
+        struct master_worker *mw = &m->workers[i];
+        if (!mw->pid || mw->harakiri_killed)
+            continue;
+        for (unsigned t = 0; t < m->sb.hdr->threads; t++) {
+            struct sb_thread *st = scoreboard_thread(&m->sb, i, t);
+            uint64_t start = atomic_load_explicit(&st->request_start_us, memory_order_relaxed);
+            if (atomic_load_explicit(&st->state, memory_order_relaxed) != SB_THREAD_BUSY ||
+                !start || now_us < start || now_us - start < limit_us)
+                continue;
+            char method[sizeof(st->method)], uri[sizeof(st->uri)];
+            memcpy(method, st->method, sizeof(method));
+            memcpy(uri, st->uri, sizeof(uri));
+            method[sizeof(method) - 1] = uri[sizeof(uri) - 1] = '\0';
+            log_msg(LOG_ERROR,
+                    "harakiri: worker %u (pid %d) thread %u: %s %s has run for %.1f s and the "
+                    "worker did not end itself: killing it",
+                    i, (int)mw->pid, t, method, uri, (double)(now_us - start) / 1e6);
+            kill(mw->pid, SIGKILL);
+            mw->harakiri_killed = true;
+            break;
+        }
+    }
+}
+
 static void master_reap(struct master *m)
 {
     for (;;) {
@@ -200,6 +258,8 @@ static void master_reap(struct master *m)
             master_stop(m, true);
             continue;
         }
+        if (master_replace_at_once(m, i, pid, status))
+            continue;
         master_schedule_respawn(m, i, pid, what);
     }
 }
@@ -366,6 +426,7 @@ static void master_tick(struct master *m)
         for (unsigned i = 0; i < m->slots_used && !m->pool_was_up; i++)
             m->pool_was_up = atomic_load(&m->sb.workers[i].state) == SB_WORKER_RUNNING;
         master_check_queues(m);
+        master_check_harakiri(m);
     } else if (now >= m->deadline_ms && m->live) {
         log_msg(LOG_WARN, "stop deadline passed: killing %u workers", m->live);
         master_signal_workers(m, SIGKILL);

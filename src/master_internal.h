@@ -25,6 +25,7 @@ struct master_worker {
     unsigned fast_deaths;         /* consecutive deaths soon after start */
     uint64_t respawn_at_ms;       /* 0 = no (re)spawn pending */
     bool retiring;                /* asked to stop by a scale-down */
+    bool harakiri_killed;         /* the master killed it for an overrun request */
 };
 
 struct master_queue {

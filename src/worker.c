@@ -17,6 +17,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -32,6 +33,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "watchdog.h"
 
 enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2 };
 
@@ -78,6 +80,10 @@ struct worker {
     bool single_thread;
     _Atomic int stopping;         /* 0 running, 1 graceful */
     _Atomic int exiting;
+    _Atomic int recycling;        /* the graceful stop is a recycling */
+    _Atomic uint64_t served;      /* requests this process served */
+    uint64_t max_requests;        /* with its jitter; 0 = never */
+    int statm_fd;                 /* /proc/self/statm when --max-rss, else -1 */
     struct sb_worker *sb;
     uint64_t last_idle_scan_ms;
 };
@@ -260,6 +266,50 @@ static void worker_thread_mark(struct worker_thread *t, struct conn *c)
 
 /* Run the app for the request whose params are complete. Returns 0 when the
  * connection can serve another request. */
+static void worker_begin_stop(struct worker_thread *t, bool drain_queue);
+
+/* This worker's RSS in KiB from /proc/self/statm (one pread), or 0. */
+static uint64_t worker_rss_kib(const struct worker *w)
+{
+    char buf[128];
+    ssize_t n = pread(w->statm_fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    unsigned long long size, resident;
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+        return 0;
+    return resident * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* After a request: past --max-requests or --max-rss, the worker finishes
+ * what it has, exits with WORKER_EXIT_RECYCLE, and the master starts a new
+ * one at once. */
+static void worker_check_recycle(struct worker_thread *t, uint64_t served)
+{
+    struct worker *w = t->w;
+    const struct config *cfg = w->cfg;
+    char why[160];
+    if (w->max_requests && served >= w->max_requests) {
+        snprintf(why, sizeof(why), "served %llu requests (max-requests %u, jitter %u)",
+                 (unsigned long long)served, cfg->max_requests, cfg->max_requests_jitter);
+    } else if (w->statm_fd >= 0) {
+        uint64_t rss = worker_rss_kib(w);
+        if (rss <= (uint64_t)cfg->max_rss_mib * 1024)
+            return;
+        snprintf(why, sizeof(why), "RSS %.1f MiB is over max-rss %u MiB", (double)rss / 1024,
+                 cfg->max_rss_mib);
+    } else {
+        return;
+    }
+    int expect = 0;
+    if (atomic_load(&w->stopping) || !atomic_compare_exchange_strong(&w->recycling, &expect, 1))
+        return;
+    log_msg(LOG_INFO, "worker %u: %s: recycling (it finishes its requests, then a new worker "
+            "starts)", w->ctx->index, why);
+    worker_begin_stop(t, false); /* the other workers take the queued connections */
+}
+
 static int worker_run_request(struct worker_thread *t, struct conn *c)
 {
     struct worker *w = t->w;
@@ -275,7 +325,12 @@ static int worker_run_request(struct worker_thread *t, struct conn *c)
                           memory_order_relaxed);
     atomic_fetch_add_explicit(&t->sb->requests, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->sb->requests, 1, memory_order_relaxed);
+    /* The slot's counter adds up every worker that held the slot: this
+     * process's own count decides its recycling. */
+    uint64_t served = atomic_fetch_add_explicit(&w->served, 1, memory_order_relaxed) + 1;
     atomic_store_explicit(&t->sb->state, SB_THREAD_IDLE, memory_order_relaxed);
+    if (w->max_requests || w->statm_fd >= 0)
+        worker_check_recycle(t, served);
     if (ok < 0 || c->aborted)
         return -1;
     if (!c->body_done) {
@@ -415,7 +470,7 @@ static void worker_exit(struct worker *w, int status)
 {
     int expect = 0;
     if (atomic_compare_exchange_strong(&w->exiting, &expect, 1)) {
-        if (status == 0)
+        if (status == 0 || status == WORKER_EXIT_RECYCLE)
             w->ctx->app->ops->worker_fini(w->ctx->app);
         _exit(status);
     }
@@ -469,19 +524,20 @@ static void worker_tick(struct worker *w)
         unsigned open = w->open;
         pthread_mutex_unlock(&w->lock);
         if (open == 0)
-            worker_exit(w, 0);
+            worker_exit(w, atomic_load(&w->recycling) ? WORKER_EXIT_RECYCLE : 0);
     }
 }
 
-/* Graceful stop: take no new connections, but serve every connection that
- * is already waiting in the listen queues. */
-static void worker_begin_stop(struct worker_thread *t)
+/* Graceful stop: take no new connections; with DRAIN_QUEUE (the whole
+ * pool is stopping) also serve every connection already waiting in the
+ * listen queues. */
+static void worker_begin_stop(struct worker_thread *t, bool drain_queue)
 {
     struct worker *w = t->w;
     atomic_store(&w->stopping, 1);
     atomic_store_explicit(&w->sb->state, SB_WORKER_STOPPING, memory_order_relaxed);
     worker_balance(w);
-    for (size_t i = 0; i < w->ctx->listener_count; i++) {
+    for (size_t i = 0; drain_queue && i < w->ctx->listener_count; i++) {
         const struct listener *l = &w->ctx->listeners[i];
         for (;;) {
             struct sockaddr_storage ss;
@@ -516,7 +572,7 @@ static void worker_signal(struct worker_thread *t)
         switch (si.ssi_signo) {
         case SIGTERM:
             if (!atomic_load(&t->w->stopping))
-                worker_begin_stop(t);
+                worker_begin_stop(t, true);
             break;
         case SIGUSR1:
             /* The master reopened its logs (logrotate): reopen ours. */
@@ -562,6 +618,8 @@ static void *worker_thread_main(void *arg)
         log_msg(LOG_ERROR, "worker thread %u: the app's thread init failed", t->index);
         worker_exit(w, WORKER_EXIT_APP_INIT);
     }
+    if (w->ctx->app->ops->thread_handle)
+        watchdog_set_handle(t->index, w->ctx->app->ops->thread_handle(w->ctx->app));
     atomic_fetch_add_explicit(&w->sb->threads_live, 1, memory_order_relaxed);
     for (;;) {
         /* A single-threaded worker takes a batch of events per wakeup (no
@@ -641,6 +699,25 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
     return 0;
 }
 
+/* --max-requests (this worker's limit, with its jitter) and --max-rss. */
+static void worker_setup_recycling(struct worker *w, const struct worker_ctx *ctx)
+{
+    const struct config *cfg = ctx->cfg;
+    w->max_requests = cfg->max_requests;
+    if (cfg->max_requests && cfg->max_requests_jitter) {
+        /* Seeded per worker: workers started together get different limits. */
+        unsigned seed = (unsigned)getpid() ^ (unsigned)request_now_us();
+        w->max_requests += (uint64_t)rand_r(&seed) % ((uint64_t)cfg->max_requests_jitter + 1);
+    }
+    w->statm_fd = -1;
+    if (cfg->max_rss_mib) {
+        w->statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+        if (w->statm_fd < 0)
+            log_msg(LOG_ERROR, "worker %u: /proc/self/statm: %s: --max-rss is not checked",
+                    ctx->index, strerror(errno));
+    }
+}
+
 void worker_run(const struct worker_ctx *ctx)
 {
     static struct worker w; /* lives as long as the process */
@@ -656,6 +733,7 @@ void worker_run(const struct worker_ctx *ctx)
         _exit(1);
     if (ctx->app->ops->worker_init(ctx->app) < 0)
         _exit(WORKER_EXIT_APP_INIT);
+    worker_setup_recycling(&w, ctx);
 
     unsigned nthreads = ctx->cfg->threads;
     struct worker_thread *threads = calloc(nthreads, sizeof(*threads));
@@ -666,6 +744,16 @@ void worker_run(const struct worker_ctx *ctx)
             .w = &w, .index = i, .sb = scoreboard_thread(ctx->sb, ctx->index, i)};
         atomic_store(&threads[i].sb->state, SB_THREAD_IDLE);
     }
+    struct watchdog_params wd = {
+        .app = ctx->app,
+        .threads = scoreboard_thread(ctx->sb, ctx->index, 0),
+        .thread_count = nthreads,
+        .worker_index = ctx->index,
+        .slowlog_ms = ctx->cfg->slowlog_ms,
+        .harakiri_ms = ctx->cfg->harakiri_ms,
+    };
+    if (watchdog_start(&wd) < 0)
+        _exit(1);
     atomic_store(&sbw->state, SB_WORKER_RUNNING);
     worker_balance(&w);
     for (unsigned i = 1; i < nthreads; i++) {

@@ -19,6 +19,10 @@ Routes (SCRIPT_NAME + PATH_INFO):
   /drip         yields "tick N\\n" every 20 ms, 500 times (10 s); its
                 close() appends "closed after N" to $WSGI_TEST_CLOSE_LOG
   /hello        b"Hello, World!" with its Content-Length (for HEAD)
+  /spin?s=N     busy_loop(): pure Python for N seconds, then "spun"
+  /hold?s=N     hold_the_gil(): libc's sleep(N) called with the GIL held
+                (ctypes.PyDLL), as a stuck C extension would
+  /hog?mb=N     keeps N MiB more in a module-level list; "hogging TOTAL"
 """
 import ctypes
 import os
@@ -72,6 +76,21 @@ class Drip:
             f.write("closed after %d\n" % self.sent)
 
 
+_hog = []
+
+
+def busy_loop(seconds):
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    return n
+
+
+def hold_the_gil(seconds):
+    ctypes.PyDLL(None).sleep(int(seconds))
+
+
 def text(start_response, body):
     start_response("200 OK", [("Content-Type", "text/plain"),
                               ("Content-Length", str(len(body)))])
@@ -118,5 +137,15 @@ def application(environ, start_response):
         return Drip()
     if path == "/hello":
         return text(start_response, b"Hello, World!")
+    arg = environ.get("QUERY_STRING", "").partition("=")[2]
+    if path == "/spin":
+        busy_loop(float(arg or 1))
+        return text(start_response, b"spun")
+    if path == "/hold":
+        hold_the_gil(float(arg or 1))
+        return text(start_response, b"held")
+    if path == "/hog":
+        _hog.append(b"\x01" * (int(arg or 1) << 20))  # touched: counted in RSS
+        return text(start_response, b"hogging %d" % sum(len(b) for b in _hog))
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"not found"]

@@ -425,6 +425,33 @@ def http_hammer(port, total, concurrency, timeout=10.0, path_fmt="/params?i=%d",
 # these lines (lib.sh: py_checks): "ok<TAB>name" or "FAIL<TAB>name<TAB>detail".
 
 
+def ask_worker(proto, addr, uri, pid, seconds=5.0, concurrency=4):
+    """The body of URI as answered by worker PID, whose answers start with
+    its pid: asks CONCURRENCY at a time (accept balancing sends a lone
+    client to whichever worker is ahead) until PID answers, or None."""
+    import threading
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        found = []
+
+        def ask():
+            try:
+                b = request(proto, addr, "GET", uri, timeout=5)[2]
+            except OSError:
+                return
+            if b.split()[:1] == [str(pid).encode()]:
+                found.append(b)
+
+        ts = [threading.Thread(target=ask) for _ in range(concurrency)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        if found:
+            return found[0]
+    return None
+
+
 def report(name, cond, detail=""):
     if cond:
         print("ok\t%s" % name, flush=True)

@@ -18,8 +18,8 @@ start_corral --listen "uwsgi:unix:$T/l.sock" --wsgi-file "$APP" --processes 2 --
 LAZY_MASTER=$CORRAL_PID
 py_checks "$T" "$LAZY_MASTER" <<'PY'
 import os, socket, sys, time
-from lib_protocols import cgi_params, connect, hammer, header, parse_response, recv_all, \
-    report, request, uwsgi_packet
+from lib_protocols import ask_worker, cgi_params, connect, hammer, header, parse_response, \
+    recv_all, report, request, uwsgi_packet
 T, master = sys.argv[1], int(sys.argv[2])
 addr = "unix:%s/l.sock" % T
 pids = set()
@@ -34,13 +34,8 @@ report("lazy: every worker imported the app itself (import pid == worker pid)",
 st, _, b = request("uwsgi", addr, "GET", "/ticker")
 pid, first = map(int, b.split())
 time.sleep(0.5)
-seen = None
-for _ in range(20):  # ask until the same worker answers
-    _, _, b = request("uwsgi", addr, "GET", "/ticker")
-    p, n = map(int, b.split())
-    if p == pid:
-        seen = n
-        break
+b = ask_worker("uwsgi", addr, "/ticker", pid)
+seen = int(b.split()[1]) if b else None
 report("an app thread runs between requests (%s ticks of 10 ms in 0.5 s)" % (
        None if seen is None else seen - first), seen is not None and seen - first >= 10,
        (first, seen))
@@ -111,7 +106,7 @@ start_corral --listen "uwsgi:unix:$T/p.sock" --listen "fastcgi:unix:$T/pf.sock" 
 PRE_MASTER=$CORRAL_PID
 py_checks "$T" "$PRE_MASTER" <<'PY'
 import sys, threading, time
-from lib_protocols import FcgiConn, hammer, report, request
+from lib_protocols import FcgiConn, ask_worker, hammer, report, request
 T, master = sys.argv[1], int(sys.argv[2])
 addr = "unix:%s/p.sock" % T
 seen = set()
@@ -131,13 +126,8 @@ report("preload: both workers serve it", len(workers) == 2 and master not in wor
 _, _, b = request("uwsgi", addr, "GET", "/ticker")
 pid, first = map(int, b.split())
 time.sleep(0.5)
-seen = None
-for _ in range(20):
-    _, _, b = request("uwsgi", addr, "GET", "/ticker")
-    p, n = map(int, b.split())
-    if p == pid:
-        seen = n
-        break
+b = ask_worker("uwsgi", addr, "/ticker", pid)
+seen = int(b.split()[1]) if b else None
 report("preload: a thread the app starts after the fork runs", seen is not None and
        seen - first >= 10, (first, seen))
 good, errs, secs = hammer("uwsgi", addr, "/hello", 300, 8, expect_body=b"Hello, World!")

@@ -942,7 +942,8 @@ static void cli_rejects_ambiguous_prefix(void **state)
     struct fixture *f = *state;
     assert_int_equal(TEST_CLI(f, "--max", "3"), CLI_FAIL);
     assert_string_equal(f->err, "ambiguous option '--max' (--max-processes, --max-conns, "
-                                "--max-head, --max-params, --max-field, --max-body); see corral "
+                                "--max-head, --max-params, --max-field, --max-body, "
+                                "--max-requests, --max-requests-jitter, --max-rss); see corral "
                                 "--help");
 }
 
