@@ -7,7 +7,6 @@
 TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-90}
 . "$(dirname "$0")/lib.sh"
 
-CTL=$top_builddir/corralctl
 need_build "$CORRAL" "$CTL" "$DEMO_SO"
 need curl curl
 "$PY" -c 'import prometheus_client.openmetrics.parser' 2>/dev/null ||
