@@ -106,7 +106,7 @@ static void master_describe_status(int status, char *out, size_t len)
  * or more while workers above it are still stopping. */
 static void master_update_slots(struct master *m)
 {
-    unsigned slots = m->target;
+    unsigned slots = master_pool_slots(m);
     for (unsigned i = m->slots_used; i > m->target; i--) {
         if (m->workers[i - 1].pid) {
             slots = i;
@@ -239,10 +239,14 @@ static void master_reap(struct master *m)
             log_msg(clean ? LOG_INFO : LOG_WARN, "worker %u (pid %d) %s", i, (int)pid, what);
             continue;
         }
+        if (!retired && master_pool_idle_exit(m, i, pid, status)) {
+            master_update_slots(m);
+            continue;
+        }
         if (retired) {
             log_msg(clean ? LOG_INFO : LOG_WARN, "worker %u (pid %d) %s after a scale-down", i,
                     (int)pid, what);
-            if (i < m->target) /* scaled up again meanwhile */
+            if (i < m->target && m->pool.mode == POOL_STATIC) /* scaled up again meanwhile */
                 mw->respawn_at_ms = master_now_ms();
             master_update_slots(m);
             continue;
@@ -278,6 +282,7 @@ void master_stop(struct master *m, bool now)
     if (m->state == MASTER_RUNNING) {
         /* No new connections by path; the workers still hold the sockets and
          * drain what is already queued. */
+        master_pool_unwatch(m);
         for (size_t i = 0; i < m->listener_count; i++)
             listen_close(&m->listeners[i], true);
     }
@@ -293,6 +298,12 @@ int master_scale(struct master *m, unsigned target, const char *why, char *err, 
 {
     if (m->state != MASTER_RUNNING) {
         snprintf(err, errlen, "corral is stopping: the pool cannot be scaled");
+        return -1;
+    }
+    if (m->pool.mode != POOL_STATIC) {
+        snprintf(err, errlen,
+                 "the pool is %s: it sizes itself (scaling by hand applies to --pool static)",
+                 config_pool_mode_name(m->pool.mode));
         return -1;
     }
     if (target < 1) {
@@ -427,6 +438,7 @@ static void master_tick(struct master *m)
             m->pool_was_up = atomic_load(&m->sb.workers[i].state) == SB_WORKER_RUNNING;
         master_check_queues(m);
         master_check_harakiri(m);
+        master_pool_tick(m);
     } else if (now >= m->deadline_ms && m->live) {
         log_msg(LOG_WARN, "stop deadline passed: killing %u workers", m->live);
         master_signal_workers(m, SIGKILL);
@@ -521,12 +533,16 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
     int status = 1;
     if (master_setup(&m) < 0)
         goto out;
-    log_msg(LOG_INFO, "corral started: %u processes (at most %u) x %u threads, %zu listeners",
-            cfg->processes, m.max_workers, cfg->threads, listener_count);
-    for (unsigned i = 0; i < m.target; i++)
-        m.workers[i].respawn_at_ms = m.started_ms;
+    master_pool_start(&m);
+    atomic_store(&m.sb.hdr->slots, master_pool_slots(&m));
+    log_msg(LOG_INFO,
+            "corral started: pool %s, %u processes to start (at most %u) x %u threads, "
+            "%zu listeners",
+            config_pool_mode_name(m.pool.mode), master_pool_starting(&m), m.max_workers,
+            cfg->threads, listener_count);
     while (m.state == MASTER_RUNNING || m.live > 0) {
         master_spawn_due(&m);
+        master_pool_publish(&m);
         struct epoll_event evs[8];
         int n = epoll_wait(m.epfd, evs, 8, -1);
         if (n < 0 && errno != EINTR) {
@@ -539,6 +555,8 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
                 master_handle_signals(&m);
             else if (tag == MASTER_TAG_TIMER)
                 master_tick(&m);
+            else if (master_pool_owns(tag))
+                master_pool_listener_event(&m);
             else if (control_owns(m.ctl, tag))
                 control_event(m.ctl, tag, evs[i].events);
         }

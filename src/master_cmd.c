@@ -20,10 +20,7 @@
 #include "master.h"
 #include "master_internal.h"
 #include "request.h"
-
-#ifndef PACKAGE_VERSION
-#define PACKAGE_VERSION "0.1.0"
-#endif
+#include "status.h"
 
 static const char *master_state_name(enum master_state s)
 {
@@ -64,88 +61,18 @@ static long master_rss_kb(pid_t pid)
 
 /* ---- status ---- */
 
-struct master_totals {
-    uint64_t requests, errors, accepted, respawns;
-    unsigned running, threads_live, threads_busy;
-};
-
-static void master_sum(const struct master *m, struct master_totals *t)
-{
-    memset(t, 0, sizeof(*t));
-    for (unsigned i = 0; i < m->slots_used; i++) {
-        const struct sb_worker *w = &m->sb.workers[i];
-        t->requests += atomic_load_explicit(&w->requests, memory_order_relaxed);
-        t->errors += atomic_load_explicit(&w->errors, memory_order_relaxed);
-        t->accepted += atomic_load_explicit(&w->accepted, memory_order_relaxed);
-        t->respawns += atomic_load_explicit(&w->respawns, memory_order_relaxed);
-        if (!m->workers[i].pid)
-            continue;
-        t->running += atomic_load_explicit(&w->state, memory_order_relaxed) == SB_WORKER_RUNNING;
-        t->threads_live += atomic_load_explicit(&w->threads_live, memory_order_relaxed);
-        t->threads_busy += atomic_load_explicit(&w->busy, memory_order_relaxed);
-    }
-}
-
-static void master_status_listeners(const struct master *m, struct json *j)
-{
-    json_key(j, "listeners");
-    json_array_begin(j);
-    for (size_t li = 0; li < m->listener_count; li++) {
-        const struct listener *l = &m->listeners[li];
-        uint64_t accepted = 0;
-        for (unsigned i = 0; i < m->slots_used; i++)
-            accepted += atomic_load_explicit(scoreboard_accepted(&m->sb, i, li),
-                                             memory_order_relaxed);
-        json_object_begin(j);
-        json_kv_string(j, "address", l->name);
-        json_kv_string(j, "protocol", l->addr.codec->name);
-        json_kv_uint(j, "accepted", accepted);
-        unsigned depth;
-        json_key(j, "queue");
-        if (l->fd >= 0 && listen_queue_depth(l, &depth) == 0)
-            json_uint(j, depth);
-        else
-            json_null(j); /* closed (stopping) or not readable */
-        json_kv_uint(j, "backlog", l->backlog);
-        json_object_end(j);
-    }
-    json_array_end(j);
-}
-
+/* The same builder as the status page (status.c), from the scoreboard. */
 static void master_cmd_status(void *owner, const struct control_request *req, struct json *j)
 {
     (void)req;
     struct master *m = owner;
-    struct master_totals t;
-    master_sum(m, &t);
+    struct status_src src = {.cfg = m->cfg,
+                             .sb = &m->sb,
+                             .listeners = m->listeners,
+                             .listener_count = m->listener_count};
+    master_pool_publish(m);
     master_reply_ok(j);
-    json_kv_string(j, "version", PACKAGE_VERSION);
-    json_kv_int(j, "pid", (int64_t)getpid());
-    json_kv_uint(j, "started_at", atomic_load(&m->sb.hdr->started_at));
-    json_kv_double(j, "uptime_s", (double)(master_now_ms() - m->started_ms) / 1000.0, 3);
-    json_kv_string(j, "state", master_state_name(m->state));
-
-    json_key(j, "pool");
-    json_object_begin(j);
-    json_kv_string(j, "mode", "static");
-    json_kv_uint(j, "processes", m->target);
-    json_kv_uint(j, "max_processes", m->max_workers);
-    json_kv_uint(j, "processes_live", m->live);
-    json_kv_uint(j, "processes_running", t.running);
-    json_kv_uint(j, "threads", m->cfg->threads);
-    json_kv_uint(j, "threads_live", t.threads_live);
-    json_kv_uint(j, "threads_busy", t.threads_busy);
-    json_object_end(j);
-
-    json_key(j, "totals");
-    json_object_begin(j);
-    json_kv_uint(j, "requests", t.requests);
-    json_kv_uint(j, "errors", t.errors);
-    json_kv_uint(j, "accepted", t.accepted);
-    json_kv_uint(j, "respawns", t.respawns);
-    json_object_end(j);
-
-    master_status_listeners(m, j);
+    status_json_members(&src, j);
     json_object_end(j);
 }
 
@@ -215,10 +142,11 @@ static void master_cmd_workers(void *owner, const struct control_request *req, s
     struct master *m = owner;
     uint64_t now_us = request_now_us(), now_ms = master_now_ms();
     unsigned shown = atomic_load(&m->sb.hdr->slots);
-    if (shown < m->target)
+    if (shown < m->target && m->pool.mode == POOL_STATIC)
         shown = m->target;
     master_reply_ok(j);
-    json_kv_uint(j, "processes", m->target);
+    json_kv_string(j, "pool", config_pool_mode_name(m->pool.mode));
+    json_kv_uint(j, "processes", master_pool_processes(m));
     json_kv_uint(j, "threads", m->cfg->threads);
     json_key(j, "workers");
     json_array_begin(j);

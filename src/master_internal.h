@@ -33,6 +33,19 @@ struct master_queue {
     unsigned long episodes;
 };
 
+/* The pool modes' state (master_pool.c). */
+struct master_pool {
+    enum pool_mode mode;
+    uint64_t next_adjust_ms;      /* dynamic: the next once-a-second check */
+    unsigned spawn_rate;          /* forks allowed per second: 1, doubling to 32 */
+    uint64_t window_ms;           /* start of the current one-second window */
+    unsigned window_spawned;      /* forks in it */
+    bool window_short;            /* more were wanted than the rate allowed */
+    bool at_max;                  /* inside a "max processes reached" episode */
+    uint64_t max_reached;         /* episodes */
+    bool watching;                /* ondemand: listeners in the master's epoll */
+};
+
 struct master {
     const struct config *cfg;
     struct listener *listeners;
@@ -41,6 +54,7 @@ struct master {
     struct scoreboard sb;
     struct master_worker *workers; /* max_workers slots */
     struct master_queue *queues;
+    struct master_pool pool;
     unsigned target;              /* worker processes the pool should have */
     unsigned max_workers;         /* slots in the scoreboard */
     unsigned slots_used;          /* highest slot ever spawned + 1 */
@@ -75,5 +89,39 @@ void master_stop(struct master *m, bool now);
  * (the workers are signalled anyway).
  */
 int master_reopen_logs(struct master *m, char *err, size_t errlen);
+
+/* ---- pool modes (master_pool.c) ---- */
+
+/* Set the mode from the config and mark the workers to start with the
+ * pool (static: processes; dynamic: start_processes; ondemand: none). */
+void master_pool_start(struct master *m);
+
+/* Each tick while running: dynamic adds or removes idle workers once a
+ * second; ondemand starts workers while connections wait. */
+void master_pool_tick(struct master *m);
+
+/* epoll data of the listeners the master watches (ondemand, no worker). */
+bool master_pool_owns(uint64_t tag);
+/* Take the listeners out of the master's epoll (before closing them). */
+void master_pool_unwatch(struct master *m);
+void master_pool_listener_event(struct master *m);
+
+/* A reaped worker of slot I that the pool itself let go: an ondemand
+ * worker that exited (status 0) after its idle timeout. Logged here. */
+bool master_pool_idle_exit(struct master *m, unsigned i, pid_t pid, int status);
+
+/* Copy the master's view (state, pool size, max_reached, ...) into the
+ * scoreboard header for the status builders. Cheap; called every loop. */
+void master_pool_publish(struct master *m);
+
+/* Worker processes the pool has now: the target of a static pool, the live
+ * workers of the others. */
+unsigned master_pool_processes(const struct master *m);
+
+/* Workers due to start (at start: the pool's initial size). */
+unsigned master_pool_starting(const struct master *m);
+
+/* Slots the pool spans (the scoreboard header's slots). */
+unsigned master_pool_slots(const struct master *m);
 
 #endif

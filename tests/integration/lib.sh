@@ -536,6 +536,25 @@ py_checks() {
     fi
 }
 
+# ---------------------------------------------------------------- corralctl
+
+# The control client of the build; ctl talks to the socket in $SOCK.
+CTL=$top_builddir/corralctl
+
+# ctl ARGS... : corralctl on $SOCK; stdout in $T/ctl.out, stderr in
+# $T/ctl.err, exit status in CTL_RC.
+ctl() {
+    timeout 20 "$CTL" -s "$SOCK" "$@" >"$T/ctl.out" 2>"$T/ctl.err"
+    CTL_RC=$?
+}
+
+# jq_py EXPR : evaluates the python EXPR with d = the JSON in $T/ctl.out.
+jq_py() {
+    "$PY" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(eval(sys.argv[2], {"d": d}))' "$T/ctl.out" "$1" 2>&1
+}
+
 # ---------------------------------------------------------------- front ends
 
 # curl_req URL [CURL ARGS...] : body in $T/body, head in $T/head, sets
