@@ -18,16 +18,25 @@
 #include "config.h"
 #include "systemd.h"
 
+/* Set the socket activation variables as systemd would for a process whose
+ * pid is ours + PID_DELTA. */
+static void set_listen_env(int pid_delta, const char *fds, const char *names)
+{
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%d", (int)getpid() + pid_delta);
+    setenv("LISTEN_PID", pid, 1);
+    setenv("LISTEN_FDS", fds, 1);
+    if (names)
+        setenv("LISTEN_FDNAMES", names, 1);
+}
+
 static void systemd_listen_fds_become_fd_listeners(void **state)
 {
     (void)state;
     struct config c;
-    char err[512], pid[32];
+    char err[512];
     config_init(&c);
-    snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    setenv("LISTEN_PID", pid, 1);
-    setenv("LISTEN_FDS", "3", 1);
-    setenv("LISTEN_FDNAMES", "fastcgi:uwsgi:scgi:web", 1);
+    set_listen_env(0, "3", "fastcgi:uwsgi:scgi:web");
     assert_int_equal(systemd_listen_fds(&c, err, sizeof(err)), 3);
     assert_int_equal(c.listen_count, 3);
     assert_string_equal(c.listen[0], "fastcgi:fd:3");
@@ -43,16 +52,13 @@ static void systemd_listen_fds_skip_what_the_config_names(void **state)
 {
     (void)state;
     struct config c;
-    char err[512], pid[32];
+    char err[512];
     config_init(&c);
     char *l0 = strdup("uwsgi:fd:3");
     c.listen = calloc(1, sizeof(char *));
     c.listen[0] = l0;
     c.listen_count = 1;
-    snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    setenv("LISTEN_PID", pid, 1);
-    setenv("LISTEN_FDS", "1", 1);
-    setenv("LISTEN_FDNAMES", "scgi", 1);
+    set_listen_env(0, "1", "scgi");
     assert_int_equal(systemd_listen_fds(&c, err, sizeof(err)), 0);
     assert_int_equal(c.listen_count, 1);
     config_free(&c);
@@ -62,12 +68,9 @@ static void systemd_listen_fds_for_another_pid_are_ignored(void **state)
 {
     (void)state;
     struct config c;
-    char err[512], pid[32];
+    char err[512];
     config_init(&c);
-    snprintf(pid, sizeof(pid), "%d", (int)getpid() + 1);
-    setenv("LISTEN_PID", pid, 1);
-    setenv("LISTEN_FDS", "1", 1);
-    setenv("LISTEN_FDNAMES", "fastcgi", 1);
+    set_listen_env(1, "1", "fastcgi");
     assert_int_equal(systemd_listen_fds(&c, err, sizeof(err)), 0);
     assert_int_equal(c.listen_count, 0);
     assert_null(getenv("LISTEN_FDS")); /* children never see them */
@@ -78,20 +81,16 @@ static void systemd_listen_fds_need_a_protocol_name(void **state)
 {
     (void)state;
     struct config c;
-    char err[512], pid[32];
+    char err[512];
     config_init(&c);
-    snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    setenv("LISTEN_PID", pid, 1);
-    setenv("LISTEN_FDS", "2", 1);
-    setenv("LISTEN_FDNAMES", "fastcgi:unknown", 1);
+    set_listen_env(0, "2", "fastcgi:unknown");
     assert_int_equal(systemd_listen_fds(&c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "descriptor 4 is named 'unknown'"));
     assert_non_null(strstr(err, "FileDescriptorName="));
     config_free(&c);
 
     config_init(&c);
-    setenv("LISTEN_PID", pid, 1);
-    setenv("LISTEN_FDS", "x", 1);
+    set_listen_env(0, "x", NULL);
     assert_int_equal(systemd_listen_fds(&c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "LISTEN_FDS: expected a number of descriptors, got 'x'"));
     config_free(&c);
