@@ -131,7 +131,7 @@ const struct option_spec options_table[] = {
         .group = "Listeners",
         .help = "TCP listeners accept only these peers (IPv4/IPv6 addresses or CIDRs);"
                 " repeatable",
-        .unset = "127.0.0.0/8, ::1 (loopback)",
+        .unset = "loopback: 127.0.0.0/8 and ::1",
     },
     {
         .name = "backlog",
@@ -331,7 +331,7 @@ const struct option_spec options_table[] = {
         .metavar = "USER|UID",
         .group = "Running as a service",
         .help = "after binding the listeners as root, switch to this user",
-        .unset = "none (refused as root without --allow-root)",
+        .unset = "none; as root, refused without --allow-root",
     },
     {
         .name = "gid",
@@ -350,7 +350,7 @@ const struct option_spec options_table[] = {
         .type = OPTION_BOOL,
         OPTIONS_FIELD(allow_root),
         .group = "Running as a service",
-        .help = "let the application run as root (refused by default)",
+        .help = "let the application run as root",
     },
     {
         .name = "pidfile",

@@ -10,14 +10,17 @@ TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-120}
 
 need_build "$CORRAL" "$DEMO_SO"
 
-# refused PORT : a connection to 127.0.0.1:PORT that sends a request gets
-# no answer byte: it is closed (EOF or reset) right after the connect.
+# refused PORT : a well-formed FastCGI request for /hello on 127.0.0.1:PORT
+# (one the demo answers with 200) gets no answer byte: the connection is
+# closed (EOF or reset) right after the connect.
 refused() {
     "$PY" - "$1" <<'PY'
 import socket, sys
+from lib_protocols import cgi_params, fcgi_begin, fcgi_params_records, fcgi_stdin_records
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 try:
-    s.sendall(b"\x00\x10\x00\x00" + b"\x00" * 16)
+    s.sendall(fcgi_begin() + fcgi_params_records(cgi_params("GET", "/hello")) +
+              fcgi_stdin_records(b""))
     data = s.recv(4096)
 except (ConnectionResetError, BrokenPipeError):
     data = b""
