@@ -57,6 +57,14 @@ struct config {
     char *pidfile;          /* NULL = none */
 
     unsigned chmod_mode;    /* unix listener mode, default 0660 */
+    char *chown;            /* "USER[:GROUP]" for unix listener files, NULL = keep */
+    char **allow_from;      /* peers TCP listeners accept (allow.c); none = loopback */
+    size_t allow_from_count;
+
+    /* Running as a service (privs.c). */
+    char *uid;              /* user name or uid to switch to, NULL = stay */
+    char *gid;              /* group name or gid, NULL = the user's group */
+    bool allow_root;        /* run the app as root all the same */
     unsigned backlog;       /* listen backlog, default 1024 */
     unsigned max_conns;     /* open connections per worker, default 1024 */
 

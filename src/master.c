@@ -69,6 +69,7 @@ static void master_spawn(struct master *m, unsigned i)
         close(m->sigfd);
         close(m->timerfd);
         control_close_in_child(m->ctl);
+        systemd_notify_close(&m->notify);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != master_pid)
             _exit(0); /* the master died before prctl */
@@ -286,6 +287,9 @@ void master_stop(struct master *m, bool now)
         for (size_t i = 0; i < m->listener_count; i++)
             listen_close(&m->listeners[i], true);
     }
+    if (m->state == MASTER_RUNNING)
+        systemd_notify_send(&m->notify, now ? "STOPPING=1\nSTATUS=stopping now"
+                                            : "STOPPING=1\nSTATUS=stopping gracefully");
     m->state = now ? MASTER_STOPPING_NOW : MASTER_STOPPING;
     m->deadline_ms =
         master_now_ms() + (now ? MASTER_STOP_NOW_MS : (uint64_t)m->cfg->graceful_timeout_ms);
@@ -426,6 +430,38 @@ static void master_check_queues(struct master *m)
     }
 }
 
+void master_notify_ready(struct master *m)
+{
+    char msg[256];
+    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving: %u processes x %u threads, %zu "
+             "listeners\nMAINPID=%d", m->target, m->cfg->threads, m->listener_count,
+             (int)getpid());
+    int rc = systemd_notify_send(&m->notify, msg);
+    if (rc < 0)
+        log_msg(LOG_WARN, "sendto(NOTIFY_SOCKET) failed: %s", strerror(-rc));
+    else if (m->notify.fd >= 0)
+        log_msg(LOG_INFO, "every worker is running: told systemd READY=1");
+    m->ready_sent = true;
+}
+
+void master_notify_reloading(struct master *m)
+{
+    int rc = systemd_notify_send(&m->notify, "RELOADING=1\nSTATUS=reloading");
+    if (rc < 0)
+        log_msg(LOG_WARN, "sendto(NOTIFY_SOCKET) failed: %s", strerror(-rc));
+}
+
+/* Readiness: once every worker of the first generation is RUNNING. */
+static void master_check_ready(struct master *m)
+{
+    if (m->ready_sent)
+        return;
+    for (unsigned i = 0; i < m->target; i++)
+        if (atomic_load(&m->sb.workers[i].state) != SB_WORKER_RUNNING)
+            return;
+    master_notify_ready(m);
+}
+
 static void master_tick(struct master *m)
 {
     uint64_t expirations;
@@ -436,6 +472,7 @@ static void master_tick(struct master *m)
     if (m->state == MASTER_RUNNING) {
         for (unsigned i = 0; i < m->slots_used && !m->pool_was_up; i++)
             m->pool_was_up = atomic_load(&m->sb.workers[i].state) == SB_WORKER_RUNNING;
+        master_check_ready(m);
         master_check_queues(m);
         master_check_harakiri(m);
         master_pool_tick(m);
@@ -493,6 +530,9 @@ static int master_setup(struct master *m)
         log_msg(LOG_ERROR, "master: signalfd/timerfd/epoll setup failed: %s", strerror(errno));
         return -1;
     }
+    char nerr[256];
+    if (systemd_notify_open(&m->notify, nerr, sizeof(nerr)) < 0)
+        log_msg(LOG_WARN, "%s: systemd will not hear that corral is ready", nerr);
     struct itimerspec its = {.it_interval = {0, MASTER_TICK_MS * 1000000L},
                              .it_value = {0, MASTER_TICK_MS * 1000000L}};
     timerfd_settime(m->timerfd, 0, &its, NULL);
@@ -529,6 +569,7 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
         .sigfd = -1,
         .timerfd = -1,
         .started_ms = master_now_ms(),
+        .notify = {.fd = -1},
     };
     int status = 1;
     if (master_setup(&m) < 0)
@@ -565,6 +606,7 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
     log_msg(LOG_INFO, "corral stopped");
 out:
     control_close(m.ctl);
+    systemd_notify_close(&m.notify);
     for (size_t i = 0; i < listener_count; i++)
         listen_close(&listeners[i], true);
     if (m.epfd >= 0)

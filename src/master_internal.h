@@ -16,6 +16,7 @@
 #include "control.h"
 #include "listen.h"
 #include "scoreboard.h"
+#include "systemd.h"
 
 enum master_state { MASTER_RUNNING, MASTER_STOPPING, MASTER_STOPPING_NOW };
 
@@ -65,6 +66,8 @@ struct master {
     uint64_t deadline_ms;
     uint64_t started_ms;          /* CLOCK_MONOTONIC */
     bool pool_was_up;             /* some worker reached RUNNING once */
+    struct systemd_notify notify; /* $NOTIFY_SOCKET (Type=notify); fd -1 = none */
+    bool ready_sent;              /* READY=1 went out (the first generation is up) */
     int exit_status;              /* what master_run returns after a stop */
 };
 
@@ -78,6 +81,14 @@ uint64_t master_now_ms(void);
  * Returns 0, or -1 with a message in err (out of range, stopping).
  */
 int master_scale(struct master *m, unsigned target, const char *why, char *err, size_t errlen);
+
+/*
+ * Tell systemd (Type=notify) that a reload begins: sends RELOADING=1 with
+ * a STATUS line; call master_notify_ready(m) again once the new workers
+ * are up (READY=1). Does nothing without $NOTIFY_SOCKET.
+ */
+void master_notify_reloading(struct master *m);
+void master_notify_ready(struct master *m);
 
 /* Begin the graceful (NOW false, like SIGTERM) or immediate stop. */
 void master_stop(struct master *m, bool now);

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "config.h"
+#include "allow.h"
 #include "listen.h"
+#include "privs.h"
 
 enum {
     OPTIONS_KIB = 1024,
@@ -106,6 +108,30 @@ const struct option_spec options_table[] = {
         .metavar = "MODE",
         .group = "Listeners",
         .help = "permissions of the unix socket files, in octal",
+    },
+    {
+        .name = "chown",
+        .key = "chown",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(chown),
+        .check = privs_check_owner,
+        .metavar = "USER[:GROUP]",
+        .group = "Listeners",
+        .help = "owner of the unix socket files (set as root, before dropping privileges)",
+        .unset = "corral's user",
+    },
+    {
+        .name = "allow-from",
+        .key = "allow_from",
+        .type = OPTION_STRING_LIST,
+        OPTIONS_FIELD(allow_from),
+        .count_offset = offsetof(struct config, allow_from_count),
+        .check = allow_check,
+        .metavar = "ADDR[/PREFIX]",
+        .group = "Listeners",
+        .help = "TCP listeners accept only these peers (IPv4/IPv6 addresses or CIDRs);"
+                " repeatable",
+        .unset = "loopback: 127.0.0.0/8 and ::1",
     },
     {
         .name = "backlog",
@@ -362,6 +388,36 @@ const struct option_spec options_table[] = {
         .group = "Files",
         .help = "append one line per request to FILE",
         .unset = "off",
+    },
+    {
+        .name = "uid",
+        .key = "uid",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(uid),
+        .check = privs_check_user,
+        .metavar = "USER|UID",
+        .group = "Running as a service",
+        .help = "after binding the listeners as root, switch to this user",
+        .unset = "none; as root, refused without --allow-root",
+    },
+    {
+        .name = "gid",
+        .key = "gid",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(gid),
+        .check = privs_check_group,
+        .metavar = "GROUP|GID",
+        .group = "Running as a service",
+        .help = "... and to this group",
+        .unset = "the user's primary group",
+    },
+    {
+        .name = "allow-root",
+        .key = "allow_root",
+        .type = OPTION_BOOL,
+        OPTIONS_FIELD(allow_root),
+        .group = "Running as a service",
+        .help = "let the application run as root",
     },
     {
         .name = "pidfile",

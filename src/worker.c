@@ -17,6 +17,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -416,6 +417,24 @@ static void worker_serve(struct worker_thread *t, struct slot *s)
     atomic_fetch_sub_explicit(&w->sb->busy, 1, memory_order_relaxed);
 }
 
+/* A peer --allow-from does not list: one log line per second per listener
+ * (in this process), with the number of refusals left unlogged since. */
+static void worker_refuse_peer(struct listener *l, const struct sockaddr_storage *ss,
+                               socklen_t len)
+{
+    unsigned long suppressed = 0;
+    if (!allow_ratelimit_due(&l->refused, worker_now_ms() / 1000, &suppressed))
+        return;
+    char peer[INET6_ADDRSTRLEN + 16];
+    listen_peer_name((const struct sockaddr *)ss, len, peer, sizeof(peer));
+    if (suppressed)
+        log_msg(LOG_WARN, "%s: peer %s refused: not in allow_from (--allow-from); connection "
+                "closed (%lu more refused since the last line)", l->name, peer, suppressed);
+    else
+        log_msg(LOG_WARN, "%s: peer %s refused: not in allow_from (--allow-from); connection "
+                "closed", l->name, peer);
+}
+
 /* Accept one connection and serve it. Returns false when nothing was
  * waiting or the connection could not be taken. */
 static bool worker_accept_one(struct worker_thread *t, size_t li)
@@ -429,6 +448,11 @@ static bool worker_accept_one(struct worker_thread *t, size_t li)
         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
             log_msg(LOG_ERROR, "accept(%s) failed: %s", l->name, strerror(errno));
         return false;
+    }
+    if (l->allow && !allow_match(l->allow, (struct sockaddr *)&ss, len)) {
+        worker_refuse_peer(&w->ctx->listeners[li], &ss, len);
+        close(fd);
+        return true; /* the next one may be allowed */
     }
     struct slot *s = worker_slot_alloc(w);
     if (!s) {

@@ -46,7 +46,7 @@ measure() { # MODE [FLAGS...]
     local mode=$1
     shift
     local sock=$tmp/$mode.sock
-    "$corral" --listen "uwsgi:unix:$sock" --wsgi django_app:application \
+    "$corral" "${corral_root[@]}" --listen "uwsgi:unix:$sock" --wsgi django_app:application \
         --pythonpath "$top/tests/apps" --processes "$PROCESSES" --threads 1 \
         --error-log "$tmp/$mode.log" "$@" >"$tmp/$mode.out" 2>&1 </dev/null &
     pid=$!

@@ -27,6 +27,12 @@ PY=/usr/bin/python3
 export PYTHONPATH="$top_srcdir/tests/integration${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
 
+# corral refuses to run an app as root without --uid or --allow-root. The
+# tests run as root in CI with their apps in the checkout: every corral they
+# start opts in (service.sh checks the refusal and --uid).
+ALLOW_ROOT=()
+[ "$(id -u)" = 0 ] && ALLOW_ROOT=(--allow-root)
+
 PASSED=0
 FAILED=0
 _finished=0
@@ -268,7 +274,7 @@ start_corral() {
         args+=(--error-log "$CORRAL_LOG")
     fi
     CORRAL_OUT=$T/corral$n.out
-    "$CORRAL" "${args[@]}" >"$CORRAL_OUT" 2>&1 </dev/null &
+    "$CORRAL" "${ALLOW_ROOT[@]}" "${args[@]}" >"$CORRAL_OUT" 2>&1 </dev/null &
     CORRAL_PID=$!
     _track "$CORRAL_PID"
     local end=$(($(now_ms) + 10000)) l proto addr pending

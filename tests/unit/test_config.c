@@ -510,6 +510,57 @@ static void config_loads_control_socket_keys(void **state)
                     "got 0.01");
 }
 
+static void config_loads_service_keys(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_load(f,
+                               "uid = \"nobody\";\ngid = \"0\";\nallow_root = true;\n"
+                               "chown = \"nobody:nogroup\";\n"
+                               "allow_from = [\"10.0.0.0/8\", \"::1\"];\n",
+                               NULL),
+                     0);
+    assert_string_equal(f->c.uid, "nobody");
+    assert_string_equal(f->c.gid, "0");
+    assert_true(f->c.allow_root);
+    assert_string_equal(f->c.chown, "nobody:nogroup");
+    assert_int_equal(f->c.allow_from_count, 2);
+    assert_string_equal(f->c.allow_from[1], "::1");
+    test_load_fails(f, "allow_from = [\"10.0.0.0/8\", \"10.0.0.1/8\"];\n",
+                    ":1: key 'allow_from': expected an address or CIDR (such as 10.0.0.0/8 or "
+                    "fd00::/8), got '10.0.0.1/8' (address bits are set past the prefix)");
+    test_load_fails(f, "uid = \"no-such-user-here\";\n",
+                    ":1: key 'uid': expected a user name or a numeric uid, got "
+                    "'no-such-user-here' (no such user)");
+    test_load_fails(f, "gid = \"no-such-group-here\";\n",
+                    ":1: key 'gid': expected a group name or a numeric gid, got "
+                    "'no-such-group-here' (no such group)");
+    test_load_fails(f, "chown = \":nogroup\";\n",
+                    ":1: key 'chown': expected USER[:GROUP] (names or numeric ids), got "
+                    "':nogroup'");
+}
+
+static void cli_reads_service_options(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(TEST_CLI(f, "--uid", "65534", "--gid", "nogroup", "--allow-from",
+                              "192.168.0.0/16", "--allow-from", "fd00::/8", "--chown", "0",
+                              "--allow-root"),
+                     CLI_RUN);
+    assert_string_equal(f->c.uid, "65534");
+    assert_string_equal(f->c.gid, "nogroup");
+    assert_int_equal(f->c.allow_from_count, 2);
+    assert_string_equal(f->c.allow_from[0], "192.168.0.0/16");
+    assert_string_equal(f->c.chown, "0");
+    assert_true(f->c.allow_root);
+    assert_int_equal(TEST_CLI(f, "--allow-from", "example.com"), CLI_FAIL);
+    assert_string_equal(f->err, "--allow-from: expected an address or CIDR (such as 10.0.0.0/8 "
+                                "or fd00::/8), got 'example.com' (host names are not resolved)");
+    /* A numeric uid without a passwd entry needs its group spelled out. */
+    assert_int_equal(TEST_CLI(f, "--chown", "4000000"), CLI_FAIL);
+    assert_string_equal(f->err, "--chown: uid 4000000 has no passwd entry: give its group too, "
+                                "as USER:GROUP, in '4000000'");
+}
+
 static void config_max_processes_defaults_to_four_times_at_least_sixteen(void **state)
 {
     struct fixture *f = *state;
@@ -1100,6 +1151,8 @@ int main(void)
         TEST(config_validate_requires_listener),
         TEST(config_validate_requires_handler),
         TEST(config_loads_control_socket_keys),
+        TEST(config_loads_service_keys),
+        TEST(cli_reads_service_options),
         TEST(config_max_processes_defaults_to_four_times_at_least_sixteen),
         TEST(config_validate_refuses_max_processes_below_processes),
         TEST(config_validate_takes_wsgi_app_and_its_python_options),
