@@ -21,6 +21,8 @@ BUILD=${BUILD:-$top}
 PROCESSES=${PROCESSES:-4}
 REQUESTS=${REQUESTS:-200}
 corral=$BUILD/corral
+corral_root=()
+[ "$(id -u)" = 0 ] && corral_root=(--allow-root) # benchmarks run as root here
 PY=/usr/bin/python3
 
 die() { printf 'preload-rss.sh: %s\n' "$*" >&2; exit 1; }
