@@ -94,7 +94,7 @@ expect_eq "dynamic: corral exits 0 on SIGTERM" 0 "$CORRAL_STATUS"
 # ---- ondemand: started by hand, since start_corral's readiness ping would
 # be the first request.
 U=$T/o.sock SOCK=$T/o-ctl.sock LOG=$T/ondemand.log
-"$CORRAL" --listen "uwsgi:unix:$U" --handler "$DEMO_SO" --pool ondemand --max-processes 2 \
+"$CORRAL" "${ALLOW_ROOT[@]}" --listen "uwsgi:unix:$U" --handler "$DEMO_SO" --pool ondemand --max-processes 2 \
     --threads 1 --idle-worker-timeout 1.5 --control "$SOCK" --error-log "$LOG" \
     >"$T/ondemand.out" 2>&1 </dev/null &
 CORRAL_PID=$!
