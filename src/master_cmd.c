@@ -122,6 +122,8 @@ static void master_status_reload(const struct master *m, struct json *j)
     json_kv_string(j, "state", master_reload_phase_name(r->phase));
     json_kv_uint(j, "reloads", r->reloads);
     json_kv_uint(j, "failed", r->failures);
+    /* Workers of other generations still finishing their requests. */
+    json_kv_uint(j, "other_live", master_bank_live(m, m->base ? 0 : m->max_workers));
     json_key(j, "last");
     if (r->reloads || r->failures) {
         json_object_begin(j);

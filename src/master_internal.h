@@ -148,6 +148,9 @@ void master_reload_tick(struct master *m);
 bool master_reload_reaped(struct master *m, unsigned i, pid_t pid, bool never_ran,
                           const char *what);
 
+/* Live workers in the bank that starts at BASE. */
+unsigned master_bank_live(const struct master *m, unsigned base);
+
 /* Free what reloads allocated (at the end of master_run). */
 void master_reload_fini(struct master *m);
 

@@ -201,7 +201,7 @@ fail:
 }
 
 /* Live workers in the bank that starts at BASE. */
-static unsigned master_bank_live(const struct master *m, unsigned base)
+unsigned master_bank_live(const struct master *m, unsigned base)
 {
     unsigned n = 0;
     for (unsigned i = base; i < base + m->max_workers && i < m->slots_used; i++)
@@ -344,8 +344,14 @@ static void master_reload_commit(struct master *m)
 static void master_reload_fail(struct master *m, const char *reason)
 {
     struct master_reload *r = &m->reload;
-    for (unsigned p = 0; p < m->max_workers; p++)
-        master_reload_retire(m, master_slot(m, p));
+    for (unsigned p = 0; p < m->max_workers; p++) {
+        /* One still starting has accepted nothing (a worker accepts once
+         * RUNNING): it need not finish its import. The others drain. */
+        unsigned i = master_slot(m, p);
+        if (m->workers[i].pid && atomic_load(&m->sb.workers[i].state) == SB_WORKER_STARTING)
+            kill(m->workers[i].pid, SIGKILL);
+        master_reload_retire(m, i);
+    }
     config_free(r->owned_cfg);
     free(r->owned_cfg);
     r->owned_cfg = r->old_owned;

@@ -1,0 +1,229 @@
+#!/bin/bash
+# reload.sh -- reloads without dropped requests. Under constant load through
+# nginx (FastCGI with keep-conn, and uwsgi_pass), corral is reloaded 10
+# times (corralctl reload), chain-reloaded 10 times and reloaded by SIGHUP,
+# each time with a new APP_VERSION in the `env` key of its config file: every
+# response is counted and none may fail, and the version the app answers
+# follows the config. A config that does not parse and an app whose import
+# fails are refused: corralctl exits 1, the error is logged and in status,
+# and the old generation keeps serving.
+TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-100}
+. "$(dirname "$0")/lib.sh"
+
+need_build "$CORRAL" "$top_builddir/corralctl"
+need nginx nginx-light
+APP=$top_srcdir/tests/apps/wsgi_reload.py
+CTL=$top_builddir/corralctl
+F=$T/f.sock U=$T/u.sock SOCK=$T/ctl.sock CONF=$T/corral.conf
+P=$(free_port)
+
+# write_conf VERSION : the config file the reloads read again.
+write_conf() {
+    cat >"$CONF" <<EOF
+wsgi_file = "$APP";
+processes = 2;
+threads = 2;
+env = [ "APP_VERSION=$1" ];
+EOF
+}
+
+write_conf 0
+start_corral -c "$CONF" --listen "fastcgi:unix:$F" --listen "uwsgi:unix:$U" --chmod 0666 \
+    --control "$SOCK" --graceful-timeout 10 || finish
+
+start_nginx "
+    upstream corral_fcgi {
+        server unix:$F;
+        keepalive 16;
+    }
+    server {
+        listen 127.0.0.1:$P;
+        location /f/ {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass corral_fcgi;
+            fastcgi_keep_conn on;
+        }
+        location /u/ {
+            include /etc/nginx/uwsgi_params;
+            uwsgi_pass unix:$U;
+        }
+    }
+" || finish
+
+PY_TIMEOUT=80 py_checks "$P" "$CTL" "$SOCK" "$CONF" "$APP" "$CORRAL_PID" <<'PY'
+import json, os, re, signal, subprocess, sys, threading, time
+from lib_protocols import http_request, report
+
+port, ctl, sock, conf, app, corral_pid = sys.argv[1:7]
+corral_pid = int(corral_pid)
+lock = threading.Lock()
+stats = {"ok": 0, "failed": 0, "f": 0, "u": 0}
+errors, versions = [], []
+stop = threading.Event()
+
+def load(n):
+    i = 0
+    while not stop.is_set():
+        path = "/f/" if (i + n) % 2 else "/u/"
+        i += 1
+        try:
+            st, _, body, _ = http_request(int(port), "GET", path + "x?i=%d" % i, timeout=20)
+            m = re.match(rb"version=(\S+) pid=\d+\n$", body)
+            good = st == 200 and m is not None
+            detail = "%s: status %d body %r" % (path, st, body[:120])
+        except Exception as e:  # noqa: BLE001
+            good, m, detail = False, None, "%s: %s: %s" % (path, type(e).__name__, e)
+        with lock:
+            if good:
+                stats["ok"] += 1
+                stats[path[1]] += 1
+                versions.append((time.monotonic(), m.group(1).decode()))
+            else:
+                stats["failed"] += 1
+                if len(errors) < 10:
+                    errors.append(detail)
+
+def write_conf(version):
+    with open(conf, "w") as f:
+        f.write('wsgi_file = "%s";\nprocesses = 2;\nthreads = 2;\nenv = [ "APP_VERSION=%s" ];\n'
+                % (app, version))
+
+def corralctl(*args):
+    p = subprocess.run([ctl, "-s", sock] + list(args), capture_output=True, text=True,
+                       timeout=70)
+    return p.returncode, p.stdout, p.stderr
+
+def status():
+    rc, out, err = corralctl("--json", "status")
+    return json.loads(out)["reload"] if rc == 0 else {"error": err}
+
+def version_served(version, wait=5.0):
+    """Whether a response with VERSION arrives within WAIT seconds."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < wait:
+        with lock:
+            if any(v == version and t >= t0 - 0.05 for t, v in versions[-20:]):
+                return True
+        time.sleep(0.05)
+    return False
+
+threads = [threading.Thread(target=load, args=(n,)) for n in range(8)]
+for t in threads:
+    t.start()
+time.sleep(1)
+report("the load runs before the reloads (%d responses)" % stats["ok"], stats["ok"] > 20, stats)
+
+def reload_rounds(command, first, count):
+    rcs, seen, t_total = [], [], 0.0
+    for k in range(first, first + count):
+        write_conf(k)
+        t0 = time.monotonic()
+        rc, out, err = corralctl(command)
+        t_total += time.monotonic() - t0
+        rcs.append((rc, err.strip()))
+        seen.append(version_served(str(k)))
+        time.sleep(0.2)
+    return rcs, seen, t_total
+
+g0 = status().get("generation")
+rcs, seen, secs = reload_rounds("reload", 1, 10)
+report("reload x10: corralctl exits 0 every time (%.2f s each on average)" % (secs / 10),
+       all(rc == 0 for rc, _ in rcs), rcs)
+report("reload x10: each new config's version is served", all(seen), seen)
+rcs, seen, secs = reload_rounds("chain-reload", 11, 10)
+report("chain-reload x10: corralctl exits 0 every time (%.2f s each on average)" % (secs / 10),
+       all(rc == 0 for rc, _ in rcs), rcs)
+report("chain-reload x10: each new config's version is served", all(seen), seen)
+st = status()
+report("status: generation went from %s to %s, 20 reloads, none failed" % (g0, st.get("generation")),
+       st.get("generation") == g0 + 20 and st.get("reloads") == 20 and st.get("failed") == 0
+       and st.get("state") in ("idle", "draining") and st.get("last", {}).get("ok") is True, st)
+
+# SIGHUP does what corralctl reload does.
+write_conf("hup")
+os.kill(corral_pid, signal.SIGHUP)
+report("SIGHUP: the new version is served", version_served("hup", 10))
+t0 = time.monotonic()
+while status().get("generation") != g0 + 21 and time.monotonic() - t0 < 10:
+    time.sleep(0.1)
+report("SIGHUP: status counts it as generation %d" % (g0 + 21),
+       status().get("generation") == g0 + 21)
+while status().get("state") != "idle" and time.monotonic() - t0 < 15:
+    time.sleep(0.1)
+
+# A config that does not parse: refused at once, the old workers serve on.
+with open(conf, "w") as f:
+    f.write("processes = ;\n")
+rc, out, err = corralctl("reload")
+report("broken config: corralctl reload exits 1 with the parse error",
+       rc == 1 and "invalid" in err and "corral.conf:1" in err, (rc, out, err))
+st = status()
+report("broken config: status shows the failure, generation unchanged",
+       st.get("generation") == g0 + 21 and st.get("failed") == 1
+       and st.get("last", {}).get("ok") is False, st)
+report("broken config: the old version is still served", version_served("hup"))
+
+# An app that fails to import: the first new worker exits 3, the reload rolls
+# back, corralctl (which waits for the outcome) exits 1.
+write_conf("broken")
+rc, out, err = corralctl("reload")
+report("broken app: corralctl reload exits 1 naming the failed start",
+       rc == 1 and "failed to start" in err and "status 3" in err, (rc, out, err))
+st = status()
+report("broken app: status shows it failed, generation unchanged",
+       st.get("generation") == g0 + 21 and st.get("failed") == 2
+       and "failed to start" in st.get("last", {}).get("message", ""), st)
+report("broken app: the old version is still served", version_served("hup"))
+t0 = time.monotonic()
+while status().get("other_live") != 0 and time.monotonic() - t0 < 5:
+    time.sleep(0.05)
+report("broken app: the failed generation's workers are gone within %.2f s"
+       % (time.monotonic() - t0), status().get("other_live") == 0)
+rc, out, err = corralctl("chain-reload")
+report("broken app: chain-reload is refused the same way (exit 1)",
+       rc == 1 and "failed to start" in err, (rc, out, err))
+t0 = time.monotonic()
+while status().get("other_live") != 0 and time.monotonic() - t0 < 5:
+    time.sleep(0.05)
+report("broken app (chain): the failed generation's workers are gone within %.2f s"
+       % (time.monotonic() - t0), status().get("other_live") == 0)
+
+# And a good config after all that reloads fine.
+write_conf("final")
+rc, out, err = corralctl("reload")
+report("after the failures a good reload works (exit %d)" % rc,
+       rc == 0 and version_served("final"), (rc, out, err))
+
+time.sleep(0.5)
+stop.set()
+for t in threads:
+    t.join()
+print("responses: %d ok (%d FastCGI keep-conn, %d uwsgi), %d failed"
+      % (stats["ok"], stats["f"], stats["u"], stats["failed"]))
+report("under load: %d responses through nginx, 0 failed" % stats["ok"],
+       stats["failed"] == 0 and stats["ok"] > 500 and stats["f"] > 100 and stats["u"] > 100,
+       errors)
+PY
+
+# Every reload left no stray worker: 2 workers of the last generation.
+sleep 1
+kids=$(children_of "$CORRAL_PID" | wc -w)
+expect_eq "2 workers left after 24 reloads" 2 "$kids"
+check "the broken app's traceback is in the error log" grep -q "a broken deploy on purpose" "$CORRAL_LOG"
+check "the rollback is logged" grep -q "failed to start: worker .* exited with status 3" "$CORRAL_LOG"
+check "the refused config is logged" grep -q "reload refused, generation .* keeps serving" "$CORRAL_LOG"
+# uwsgi_pass opens a connection per request: any upstream error on it would
+# be a connection corral dropped.
+expect_no_match "nginx logged no upstream error on the uwsgi path" \
+    '\[(error|crit|alert)\].*request: "GET /u/' "$(cat "$T/nginx-error.log")"
+# FastCGI keep-conn: a stopping worker closes a kept connection after its
+# response, and nginx may already have sent the next request on it; nginx
+# retries a request that failed on a cached connection (the client got its
+# 200 above, counted). Shown, not failed.
+n=$(grep -c '\[error\].*request: "GET /f/' "$T/nginx-error.log")
+say "nginx retried $n FastCGI requests whose kept connection an old worker had closed"
+
+stop_pid "$NGINX_PID"
+stop_corral
+expect_eq "corral stops with status 0" 0 "$CORRAL_STATUS"
+finish
