@@ -40,8 +40,9 @@ static void ctl_usage(FILE *out)
             "  reload          a new generation of workers with the config read again; the\n"
             "                  old one finishes its requests (like SIGHUP)\n"
             "  chain-reload    the same, one worker at a time\n"
-            "                  (both wait until the new workers run; exit 1 if they could\n"
-            "                  not start and the old generation kept serving)\n"
+            "                  (both wait until the new workers run and the old ones have\n"
+            "                  exited; exit 1 if the new ones could not start and the old\n"
+            "                  generation kept serving)\n"
             "  help            the commands this server knows\n"
             "\n"
             "Options:\n"
@@ -252,7 +253,7 @@ static void ctl_print_reopen(const struct json_value *r)
 static void ctl_print_reload(const struct json_value *r)
 {
     printf("generation %.0f is starting (%s, %.0f processes); generation %.0f serves until it "
-           "runs: see corralctl status\n",
+           "runs\n",
            json_number(json_get(r, "generation"), 0), json_str(json_get(r, "mode"), "?"),
            json_number(json_get(r, "processes"), 0), json_number(json_get(r, "previous"), 0));
     const struct json_value *kept = json_get(r, "kept");
@@ -281,11 +282,14 @@ static const struct {
 
 /* ---- reload: wait for the outcome ---- */
 
-#define CTL_RELOAD_WAIT_MS 65000 /* the server gives new workers 60 s to run */
+/* The server gives new workers 60 s to run, then the old ones
+ * graceful_timeout (30 s by default) to finish. */
+#define CTL_RELOAD_WAIT_MS 100000
 
 /*
- * After a reload reply R: poll status until the new generation serves (0)
- * or the server rolled back (CTL_EXIT_REFUSED, the reason on stderr), so a
+ * After a reload reply R: poll status until the new generation serves and
+ * the old one has exited (0: the next reload can start), or the server
+ * rolled back (CTL_EXIT_REFUSED, the reason on stderr), so a
  * broken deploy makes `corralctl reload` fail even though the import
  * happens after the reply.
  */
@@ -304,9 +308,12 @@ static int ctl_wait_reload(struct ctl_conn *c, const struct json_value *r, bool 
         double gen = json_number(json_get(rl, "generation"), 0);
         const char *state = json_str(json_get(rl, "state"), "?");
         int status = -1;
-        if (gen >= want) {
+        if (gen >= want && strcmp(state, "draining") == 0) {
+            /* the new generation serves; the old one still finishes */
+        } else if (gen >= want) {
             if (!raw)
-                printf("generation %.0f is serving\n", gen);
+                printf("generation %.0f is serving; the old workers have finished and exited\n",
+                       gen);
             status = CTL_EXIT_OK;
         } else if (strcmp(state, "starting") != 0) {
             fprintf(stderr, "corralctl: reload failed: %s\n",

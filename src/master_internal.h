@@ -43,6 +43,7 @@ enum master_reload_phase { RELOAD_IDLE, RELOAD_STARTING, RELOAD_DRAINING };
 struct master_reload {
     enum master_reload_phase phase;
     bool chain;
+    bool pending_hup;             /* SIGHUP during a reload: reload again after */
     unsigned next_slot;           /* chain: the pool index being replaced */
     unsigned old_base;            /* the bank being replaced */
     unsigned old_target;          /* its pool size */

@@ -236,6 +236,13 @@ int master_reload(struct master *m, bool chain, const char *why, char *err, size
         snprintf(err, errlen, "corral is stopping: nothing to reload");
         return -1;
     }
+    if (r->phase != RELOAD_IDLE && strcmp(why, "SIGHUP") == 0) {
+        /* A signal has no reply to carry a refusal: run it next. */
+        r->pending_hup = true;
+        log_msg(LOG_INFO, "SIGHUP: a reload is in progress (%s); reloading again when it is done",
+                master_reload_phase_name(r->phase));
+        return 0;
+    }
     if (r->phase != RELOAD_IDLE) {
         snprintf(err, errlen, "a reload is in progress (generation %u %s): try again when it is "
                  "done (corralctl status)", r->generation + (r->phase == RELOAD_STARTING),
@@ -309,6 +316,17 @@ refused:
     return -1;
 }
 
+/* The reload a SIGHUP asked for while another one ran. */
+static void master_reload_run_pending(struct master *m)
+{
+    char err[1280], note[256];
+    if (!m->reload.pending_hup)
+        return;
+    m->reload.pending_hup = false;
+    if (master_reload(m, false, "SIGHUP", err, sizeof(err), note, sizeof(note)) < 0)
+        log_msg(LOG_ERROR, "SIGHUP: reload refused: %s", err);
+}
+
 /* Every new worker RUNNING: the new config is the config; the old
  * generation stops. */
 static void master_reload_commit(struct master *m)
@@ -376,6 +394,7 @@ static void master_reload_fail(struct master *m, const char *reason)
     log_msg(LOG_ERROR, "reload: generation %u failed to start: %s; generation %u keeps serving",
             r->generation + 1, reason, r->generation);
     master_update_slots(m);
+    master_reload_run_pending(m);
 }
 
 static bool master_reload_running(const struct master *m, unsigned i)
@@ -430,6 +449,7 @@ void master_reload_tick(struct master *m)
         r->phase = RELOAD_IDLE;
         log_msg(LOG_INFO, "reload: generation %u done; the previous generation has exited",
                 r->generation);
+        master_reload_run_pending(m);
         return;
     }
     uint64_t now = master_now_ms();
