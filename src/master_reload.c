@@ -78,21 +78,20 @@ static bool master_reload_same_str(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* Settings that only take effect at start. */
-static const struct {
+/* Settings that only take effect at start: a key and its field. */
+struct master_fixed {
     const char *key;
     size_t off;
-} master_fixed_strings[] = {
+};
+
+static const struct master_fixed master_fixed_strings[] = {
     {"control", offsetof(struct config, control)},
     {"error_log", offsetof(struct config, error_log)},
     {"access_log", offsetof(struct config, access_log)},
     {"pidfile", offsetof(struct config, pidfile)},
 };
 
-static const struct {
-    const char *key;
-    size_t off;
-} master_fixed_uints[] = {
+static const struct master_fixed master_fixed_uints[] = {
     {"threads", offsetof(struct config, threads)},
     {"backlog", offsetof(struct config, backlog)},
     {"chmod", offsetof(struct config, chmod_mode)},

@@ -117,6 +117,15 @@ def version_served(version, wait=5.0):
         time.sleep(0.05)
     return False
 
+def failed_generation_gone(what):
+    """The workers of a rolled-back generation exit at once (they were
+    still importing: killed)."""
+    t0 = time.monotonic()
+    while status().get("other_live") != 0 and time.monotonic() - t0 < 5:
+        time.sleep(0.05)
+    report("%s: the failed generation's workers are gone within %.2f s"
+           % (what, time.monotonic() - t0), status().get("other_live") == 0)
+
 threads = [threading.Thread(target=load, args=(n,)) for n in range(8)]
 for t in threads:
     t.start()
@@ -184,19 +193,11 @@ report("broken app: status shows it failed, generation unchanged",
        st.get("generation") == g0 + 21 and st.get("failed") == 2
        and "failed to start" in st.get("last", {}).get("message", ""), st)
 report("broken app: the old version is still served", version_served("hup"))
-t0 = time.monotonic()
-while status().get("other_live") != 0 and time.monotonic() - t0 < 5:
-    time.sleep(0.05)
-report("broken app: the failed generation's workers are gone within %.2f s"
-       % (time.monotonic() - t0), status().get("other_live") == 0)
+failed_generation_gone("broken app")
 rc, out, err = corralctl("chain-reload")
 report("broken app: chain-reload is refused the same way (exit 1)",
        rc == 1 and "failed to start" in err, (rc, out, err))
-t0 = time.monotonic()
-while status().get("other_live") != 0 and time.monotonic() - t0 < 5:
-    time.sleep(0.05)
-report("broken app (chain): the failed generation's workers are gone within %.2f s"
-       % (time.monotonic() - t0), status().get("other_live") == 0)
+failed_generation_gone("broken app (chain)")
 
 # And a good config after all that reloads fine.
 write_conf("final")
