@@ -381,8 +381,7 @@ static void master_handle_signals(struct master *m)
             break;
         case SIGHUP: {
             char note[512];
-            if (master_reload(m, false, "SIGHUP", err, sizeof(err), note, sizeof(note)) < 0)
-                log_msg(LOG_ERROR, "SIGHUP: reload refused: %s", err);
+            master_reload(m, false, "SIGHUP", err, sizeof(err), note, sizeof(note)); /* logs */
             break;
         }
         case SIGUSR1:

@@ -129,9 +129,11 @@ void master_update_slots(struct master *m);
  * Reload (CHAIN false: a whole new generation, then the old one drains;
  * true: one slot at a time). Re-reads the command line and config file,
  * validates them and loads the app check; on any error the old generation
- * keeps serving and -1 is returned with the message in err. On 0, NOTE
- * holds what was kept from the old config ("" if nothing). The outcome of
- * the new workers' start is known later: see master_reload_status.
+ * keeps serving and -1 is returned with the message in err (logged here).
+ * On 0, NOTE holds what was kept from the old config ("" if nothing). The
+ * outcome of the new workers' start is known later (m->reload: phase,
+ * generation, last). WHY names the cause in the log; WHY "SIGHUP", which
+ * has no reply to refuse with, is queued while a reload is in progress.
  */
 int master_reload(struct master *m, bool chain, const char *why, char *err, size_t errlen,
                   char *note, size_t notelen);

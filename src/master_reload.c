@@ -233,27 +233,26 @@ int master_reload(struct master *m, bool chain, const char *why, char *err, size
     note[0] = '\0';
     if (m->state != MASTER_RUNNING) {
         snprintf(err, errlen, "corral is stopping: nothing to reload");
-        return -1;
+        goto busy;
     }
-    if (r->phase != RELOAD_IDLE && strcmp(why, "SIGHUP") == 0) {
+    unsigned next_base = m->base ? 0 : m->max_workers;
+    unsigned left = master_bank_live(m, next_base);
+    if ((r->phase != RELOAD_IDLE || left) && strcmp(why, "SIGHUP") == 0) {
         /* A signal has no reply to carry a refusal: run it next. */
         r->pending_hup = true;
-        log_msg(LOG_INFO, "SIGHUP: a reload is in progress (%s); reloading again when it is done",
-                master_reload_phase_name(r->phase));
+        log_msg(LOG_INFO, "SIGHUP: a reload is in progress; reloading again when it is done");
         return 0;
     }
     if (r->phase != RELOAD_IDLE) {
         snprintf(err, errlen, "a reload is in progress (generation %u %s): try again when it is "
                  "done (corralctl status)", r->generation + (r->phase == RELOAD_STARTING),
                  master_reload_phase_name(r->phase));
-        return -1;
+        goto busy;
     }
-    unsigned next_base = m->base ? 0 : m->max_workers;
-    unsigned left = master_bank_live(m, next_base);
     if (left) {
         snprintf(err, errlen, "%u workers of a previous generation are still stopping: try "
                  "again when they are gone", left);
-        return -1;
+        goto busy;
     }
     if (m->cfg->preload) {
         snprintf(err, errlen, "reload with --preload is not supported yet (the app lives in the "
@@ -313,6 +312,9 @@ refused:
     log_msg(LOG_ERROR, "%s: reload refused, generation %u keeps serving: %s", why,
             r->generation, err);
     return -1;
+busy: /* not a failed reload: none was tried */
+    log_msg(LOG_WARN, "%s: reload refused: %s", why, err);
+    return -1;
 }
 
 /* The reload a SIGHUP asked for while another one ran. */
@@ -322,8 +324,7 @@ static void master_reload_run_pending(struct master *m)
     if (!m->reload.pending_hup)
         return;
     m->reload.pending_hup = false;
-    if (master_reload(m, false, "SIGHUP", err, sizeof(err), note, sizeof(note)) < 0)
-        log_msg(LOG_ERROR, "SIGHUP: reload refused: %s", err);
+    master_reload(m, false, "SIGHUP", err, sizeof(err), note, sizeof(note)); /* it logs */
 }
 
 /* Every new worker RUNNING: the new config is the config; the old
@@ -473,6 +474,8 @@ bool master_reload_reaped(struct master *m, unsigned i, pid_t pid, bool never_ra
         master_update_slots(m);
         if (r->phase == RELOAD_DRAINING)
             master_reload_tick(m);
+        else if (r->phase == RELOAD_IDLE && !master_bank_live(m, m->base ? 0 : m->max_workers))
+            master_reload_run_pending(m); /* the last of a rolled-back generation */
         return true;
     }
     if (r->phase != RELOAD_STARTING || !never_ran)
