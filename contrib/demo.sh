@@ -57,7 +57,11 @@ stop() {
 trap stop INT TERM EXIT
 
 sock="$tmp/corral.sock"
-build/corral --listen "fastcgi:unix:$sock" "${app_args[@]}" \
+# The demo runs the app from this checkout as whoever started it; corral
+# refuses root unless told (a real deployment gives --uid/--gid instead).
+root_args=()
+[ "$(id -u)" = 0 ] && root_args=(--allow-root)
+build/corral --listen "fastcgi:unix:$sock" "${app_args[@]}" "${root_args[@]}" \
     --processes 2 --threads 4 --chmod 0666 --access-log /dev/stdout &
 corral_pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done

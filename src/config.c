@@ -33,6 +33,9 @@ void corral_config_init(struct config *c)
         .io_timeout_ms = 60 * 1000,
         .idle_timeout_ms = 75 * 1000,
         .graceful_timeout_ms = 30 * 1000,
+        .min_spare = 1,
+        .max_spare = 3,
+        .idle_worker_timeout_ms = 10 * 1000,
     };
 }
 
@@ -355,6 +358,69 @@ unsigned config_max_processes(const struct config *c)
     return n < 16 ? 16 : n;
 }
 
+static const char *const config_pool_names[] = {
+    [POOL_STATIC] = "static", [POOL_DYNAMIC] = "dynamic", [POOL_ONDEMAND] = "ondemand"};
+
+enum pool_mode config_pool_mode(const struct config *c)
+{
+    for (size_t i = 0; c->pool && i < sizeof(config_pool_names) / sizeof(config_pool_names[0]);
+         i++)
+        if (strcmp(c->pool, config_pool_names[i]) == 0)
+            return (enum pool_mode)i;
+    return POOL_STATIC;
+}
+
+const char *config_pool_mode_name(enum pool_mode mode)
+{
+    return config_pool_names[mode];
+}
+
+int config_check_pool(const char *value, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof(config_pool_names) / sizeof(config_pool_names[0]); i++)
+        if (strcmp(value, config_pool_names[i]) == 0)
+            return 0;
+    snprintf(err, errlen, "expected static, dynamic or ondemand, got '%s'", value);
+    return -1;
+}
+
+unsigned config_start_processes(const struct config *c)
+{
+    if (c->start_processes)
+        return c->start_processes;
+    return c->min_spare + (c->max_spare - c->min_spare) / 2;
+}
+
+/* The numbers of a dynamic pool: min_spare <= max_spare <= max_processes,
+ * start_processes within [min_spare, max_processes]. */
+static int config_validate_dynamic(const struct config *c, char *err, size_t errlen)
+{
+    unsigned max = config_max_processes(c);
+    if (c->min_spare < 1) {
+        snprintf(err, errlen, "pool dynamic: min_spare must be at least 1, got 0");
+        return -1;
+    }
+    if (c->min_spare > c->max_spare) {
+        snprintf(err, errlen, "pool dynamic: min_spare (%u) is more than max_spare (%u)",
+                 c->min_spare, c->max_spare);
+        return -1;
+    }
+    if (c->max_spare > max) {
+        snprintf(err, errlen, "pool dynamic: max_spare (%u) is more than max_processes (%u)",
+                 c->max_spare, max);
+        return -1;
+    }
+    unsigned start = config_start_processes(c);
+    if (start < c->min_spare || start > max) {
+        snprintf(err, errlen,
+                 "pool dynamic: start_processes (%u) must be from min_spare (%u) to "
+                 "max_processes (%u)",
+                 start, c->min_spare, max);
+        return -1;
+    }
+    return 0;
+}
+
 int config_validate(const struct config *c, char *err, size_t errlen)
 {
     if (c->listen_count == 0) {
@@ -385,6 +451,12 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     if (c->max_processes && c->max_processes < c->processes) {
         snprintf(err, errlen, "max_processes (%u) is less than processes (%u)", c->max_processes,
                  c->processes);
+        return -1;
+    }
+    if (config_pool_mode(c) == POOL_DYNAMIC && config_validate_dynamic(c, err, errlen) < 0)
+        return -1;
+    if (c->status_path && c->status_path[0] != '/') {
+        snprintf(err, errlen, "status_path must start with '/', got '%s'", c->status_path);
         return -1;
     }
     if (c->handler && (c->preload || c->virtualenv)) {

@@ -33,6 +33,17 @@ struct config {
     unsigned processes;     /* default 1 */
     unsigned max_processes; /* scaling limit; 0 = config_max_processes' default */
 
+    /* Pool mode (config_pool_mode): NULL or "static" = --processes workers;
+     * "dynamic" keeps the idle workers within [min_spare, max_spare];
+     * "ondemand" starts workers only while connections wait. */
+    char *pool;
+    unsigned start_processes;      /* dynamic: workers at start; 0 = between the spares */
+    unsigned min_spare;            /* dynamic: fewest idle workers (default 1) */
+    unsigned max_spare;            /* dynamic: most idle workers (default 3) */
+    unsigned idle_worker_timeout_ms; /* ondemand: an idle worker exits (10 s) */
+
+    char *status_path;      /* the pool answers this path with its status; NULL = off */
+
     /* Recycling and request time limits (0 = off). */
     unsigned max_requests;        /* a worker is replaced after this many requests */
     unsigned max_requests_jitter; /* ... plus a random 0..jitter, per worker */
@@ -46,6 +57,14 @@ struct config {
     char *pidfile;          /* NULL = none */
 
     unsigned chmod_mode;    /* unix listener mode, default 0660 */
+    char *chown;            /* "USER[:GROUP]" for unix listener files, NULL = keep */
+    char **allow_from;      /* peers TCP listeners accept (allow.c); none = loopback */
+    size_t allow_from_count;
+
+    /* Running as a service (privs.c). */
+    char *uid;              /* user name or uid to switch to, NULL = stay */
+    char *gid;              /* group name or gid, NULL = the user's group */
+    bool allow_root;        /* run the app as root all the same */
     unsigned backlog;       /* listen backlog, default 1024 */
     unsigned max_conns;     /* open connections per worker, default 1024 */
 
@@ -101,6 +120,18 @@ void config_finish(struct config *c);
 /* The most worker processes the pool can be scaled to: max_processes, or
  * when it is 0, 4 × processes and at least 16 (never above 4096). */
 unsigned config_max_processes(const struct config *c);
+
+enum pool_mode { POOL_STATIC = 0, POOL_DYNAMIC, POOL_ONDEMAND };
+
+/* The pool mode of c->pool (static when unset). */
+enum pool_mode config_pool_mode(const struct config *c);
+const char *config_pool_mode_name(enum pool_mode mode);
+/* Option check of a pool value: 0, or -1 with what was expected in err. */
+int config_check_pool(const char *value, char *err, size_t errlen);
+
+/* Dynamic pools: the workers started with the pool (start_processes, or
+ * when 0, min_spare + (max_spare - min_spare) / 2 as PHP-FPM does). */
+unsigned config_start_processes(const struct config *c);
 
 /*
  * Checks that need the whole configuration (at least one listener, a

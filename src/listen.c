@@ -201,6 +201,7 @@ static int listen_open_tcp(struct listener *l, char *err, size_t errlen)
     }
     freeaddrinfo(res);
     l->fd = fd;
+    l->inet = true;
     return 0;
 }
 
@@ -220,6 +221,10 @@ static int listen_adopt_fd(struct listener *l, char *err, size_t errlen)
     }
     fcntl(fd, F_SETFD, FD_CLOEXEC);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    struct sockaddr_storage ss;
+    len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        l->inet = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
     l->fd = fd;
     return 0;
 }
@@ -255,6 +260,18 @@ int listen_open(struct listener *l, const struct listen_addr *addr, unsigned bac
     if (listen(l->fd, (int)backlog) < 0) {
         snprintf(err, errlen, "listen(\"%s\") failed: %s", l->name, strerror(errno));
         listen_close(l, true);
+        return -1;
+    }
+    return 0;
+}
+
+int listen_chown(const struct listener *l, long uid, long gid, char *err, size_t errlen)
+{
+    if (!l->owns_path)
+        return 0;
+    if (chown(l->addr.path, (uid_t)uid, (gid_t)gid) < 0) {
+        snprintf(err, errlen, "chown(\"%s\", %ld, %ld) failed: %s", l->addr.path, uid, gid,
+                 strerror(errno));
         return -1;
     }
     return 0;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "allow.h"
 #include "protocol.h"
 
 enum listen_family { LISTEN_UNIX, LISTEN_TCP, LISTEN_FD };
@@ -39,6 +40,11 @@ struct listener {
     char name[320];           /* "uwsgi:unix:/run/app.sock", for logs */
     unsigned backlog;
     bool owns_path;           /* we created the unix socket file */
+    bool inet;                /* a TCP socket (tcp:, or an inherited one) */
+    /* The peers a TCP listener accepts (--allow-from), set by the caller
+     * after listen_open; NULL = everyone (unix listeners). */
+    const struct allow_list *allow;
+    struct allow_ratelimit refused; /* the "peer refused" log line, per process */
 };
 
 /*
@@ -49,6 +55,14 @@ struct listener {
  */
 int listen_open(struct listener *l, const struct listen_addr *addr,
                 unsigned backlog, unsigned mode, char *err, size_t errlen);
+
+/*
+ * Give the unix socket file of L (when corral created it) to UID:GID
+ * (-1 keeps one), as --chown asks; call it after listen_open (which set
+ * the mode) and before dropping privileges. Returns 0, or -1 with the
+ * failing call, the path and strerror in err.
+ */
+int listen_chown(const struct listener *l, long uid, long gid, char *err, size_t errlen);
 
 /*
  * Create and bind a unix stream socket at PATH (not yet listening), with the

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,8 @@
 #include "listen.h"
 #include "log.h"
 #include "master.h"
+#include "privs.h"
+#include "systemd.h"
 
 static int main_write_pidfile(const char *path)
 {
@@ -46,19 +49,43 @@ static void main_remove_pidfile(const char *path)
         unlink(path);
 }
 
-static int main_open_listeners(const struct config *cfg, struct listener *out)
+static void main_close_listeners(struct listener *ls, size_t n)
 {
+    for (size_t i = 0; i < n; i++)
+        listen_close(&ls[i], true);
+}
+
+/* Bind every listener (as root, when started as root): unix sockets get
+ * --chmod, then --chown; TCP ones (also inherited) get the --allow-from
+ * list ALLOW. */
+static int main_open_listeners(const struct config *cfg, struct listener *out,
+                               const struct allow_list *allow)
+{
+    uid_t uid = (uid_t)-1;
+    gid_t gid = (gid_t)-1;
+    char err[512], list[512];
+    if (cfg->chown && privs_resolve_owner(cfg->chown, &uid, &gid, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "chown: %s", err);
+        return -1;
+    }
     for (size_t i = 0; i < cfg->listen_count; i++) {
-        char err[512];
         struct listen_addr addr;
+        bool opened = false;
         if (listen_parse(cfg->listen[i], &addr, err, sizeof(err)) < 0 ||
-            listen_open(&out[i], &addr, cfg->backlog, cfg->chmod_mode, err, sizeof(err)) < 0) {
+            listen_open(&out[i], &addr, cfg->backlog, cfg->chmod_mode, err, sizeof(err)) < 0 ||
+            !(opened = true) ||
+            (cfg->chown && listen_chown(&out[i], (long)uid, (long)gid, err, sizeof(err)) < 0)) {
             log_msg(LOG_ERROR, "listener %s: %s", cfg->listen[i], err);
-            while (i-- > 0)
-                listen_close(&out[i], true);
+            main_close_listeners(out, i + opened);
             return -1;
         }
-        log_msg(LOG_INFO, "listening on %s", out[i].name);
+        if (out[i].inet) {
+            out[i].allow = allow;
+            allow_format(allow, list, sizeof(list));
+            log_msg(LOG_INFO, "listening on %s (peers allowed: %s)", out[i].name, list);
+        } else {
+            log_msg(LOG_INFO, "listening on %s", out[i].name);
+        }
     }
     return 0;
 }
@@ -76,7 +103,11 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 0;
     }
-    if (action == CLI_FAIL || config_validate(&cfg, err, sizeof(err)) < 0) {
+    /* Sockets passed by systemd become fd:N listeners before validation
+     * (a socket-activated corral may have no --listen). */
+    if (action == CLI_FAIL || systemd_listen_fds(&cfg, err, sizeof(err)) < 0 ||
+        config_validate(&cfg, err, sizeof(err)) < 0 ||
+        (action == CLI_RUN && privs_check_plan(&cfg, err, sizeof(err)) < 0)) {
         fprintf(stderr, "corral: %s\n", err);
         config_free(&cfg);
         return 1;
@@ -97,28 +128,55 @@ int main(int argc, char **argv)
     }
 
     struct app app = {0};
-    if (app_load(&app, &cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "corral: %s\n", err);
-        config_free(&cfg);
-        return 1;
-    }
     if (action == CLI_CHECK) {
+        if (app_load(&app, &cfg, err, sizeof(err)) < 0) {
+            fprintf(stderr, "corral: %s\n", err);
+            config_free(&cfg);
+            return 1;
+        }
         printf("corral: the configuration%s%s is valid\n", cfg.source_file ? " in " : "",
                cfg.source_file ? cfg.source_file : "");
         config_free(&cfg);
         return 0;
     }
+    struct allow_list allow = {0};
+    if (allow_list_init(&allow, cfg.allow_from, cfg.allow_from_count, err, sizeof(err)) < 0) {
+        fprintf(stderr, "corral: allow_from: %s\n", err);
+        config_free(&cfg);
+        return 1;
+    }
     if (log_open(cfg.error_log, cfg.access_log) < 0) {
+        allow_list_free(&allow);
         config_free(&cfg);
         return 1;
     }
 
+    /* As root: bind, create the socket files, the pidfile and the logs;
+     * then drop to --uid/--gid before any app code (the handler's dlopen,
+     * a --preload import) runs and before any worker is forked. */
     struct listener *listeners = calloc(cfg.listen_count, sizeof(*listeners));
-    if (!listeners || main_open_listeners(&cfg, listeners) < 0)
+    if (!listeners || main_open_listeners(&cfg, listeners, &allow) < 0)
         goto out;
     if (cfg.pidfile && main_write_pidfile(cfg.pidfile) < 0) {
-        for (size_t i = 0; i < cfg.listen_count; i++)
-            listen_close(&listeners[i], true);
+        main_close_listeners(listeners, cfg.listen_count);
+        goto out;
+    }
+    if (privs_drop(&cfg, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "dropping privileges: %s: stopping", err);
+        main_close_listeners(listeners, cfg.listen_count);
+        if (cfg.pidfile)
+            main_remove_pidfile(cfg.pidfile);
+        goto out;
+    }
+    if (cfg.uid || cfg.gid)
+        log_msg(LOG_INFO, "running as uid %u, gid %u", (unsigned)getuid(), (unsigned)getgid());
+    if (app_load(&app, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "corral: %s\n", err);
+        if (cfg.error_log)
+            log_msg(LOG_ERROR, "%s", err);
+        main_close_listeners(listeners, cfg.listen_count);
+        if (cfg.pidfile)
+            main_remove_pidfile(cfg.pidfile);
         goto out;
     }
     /* --preload: the app starts in the master once the listeners are bound
@@ -126,8 +184,7 @@ int main(int argc, char **argv)
      * traceback goes to the error log). */
     if (cfg.preload && app.ops->preload && app.ops->preload(&app) < 0) {
         log_msg(LOG_ERROR, "the app failed to load in the master (--preload): stopping");
-        for (size_t i = 0; i < cfg.listen_count; i++)
-            listen_close(&listeners[i], true);
+        main_close_listeners(listeners, cfg.listen_count);
         if (cfg.pidfile)
             main_remove_pidfile(cfg.pidfile);
         goto out;
@@ -137,6 +194,7 @@ int main(int argc, char **argv)
         main_remove_pidfile(cfg.pidfile);
 out:
     free(listeners);
+    allow_list_free(&allow);
     log_close();
     config_free(&cfg);
     return status;

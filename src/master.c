@@ -69,6 +69,7 @@ static void master_spawn(struct master *m, unsigned i)
         close(m->sigfd);
         close(m->timerfd);
         control_close_in_child(m->ctl);
+        systemd_notify_close(&m->notify);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != master_pid)
             _exit(0); /* the master died before prctl */
@@ -107,7 +108,7 @@ static void master_describe_status(int status, char *out, size_t len)
  * (scaled down, or of the other generation) are still stopping. */
 void master_update_slots(struct master *m)
 {
-    unsigned slots = m->base + m->target;
+    unsigned slots = master_pool_slots(m);
     for (unsigned i = m->slots_used; i > slots; i--) {
         if (m->workers[i - 1].pid) {
             slots = i;
@@ -242,10 +243,14 @@ static void master_reap(struct master *m)
         }
         if (master_reload_reaped(m, i, pid, never_ran, what))
             continue;
+        if (!retired && master_pool_idle_exit(m, i, pid, status)) {
+            master_update_slots(m);
+            continue;
+        }
         if (retired) {
             log_msg(clean ? LOG_INFO : LOG_WARN, "worker %u (pid %d) %s after a scale-down", i,
                     (int)pid, what);
-            if (i < master_slot(m, m->target)) /* scaled up again meanwhile */
+            if (i < master_slot(m, m->target) && m->pool.mode == POOL_STATIC) /* scaled up again meanwhile */
                 mw->respawn_at_ms = master_now_ms();
             master_update_slots(m);
             continue;
@@ -281,9 +286,13 @@ void master_stop(struct master *m, bool now)
     if (m->state == MASTER_RUNNING) {
         /* No new connections by path; the workers still hold the sockets and
          * drain what is already queued. */
+        master_pool_unwatch(m);
         for (size_t i = 0; i < m->listener_count; i++)
             listen_close(&m->listeners[i], true);
     }
+    if (m->state == MASTER_RUNNING)
+        systemd_notify_send(&m->notify, now ? "STOPPING=1\nSTATUS=stopping now"
+                                            : "STOPPING=1\nSTATUS=stopping gracefully");
     m->state = now ? MASTER_STOPPING_NOW : MASTER_STOPPING;
     m->deadline_ms =
         master_now_ms() + (now ? MASTER_STOP_NOW_MS : (uint64_t)m->cfg->graceful_timeout_ms);
@@ -301,6 +310,12 @@ int master_scale(struct master *m, unsigned target, const char *why, char *err, 
     if (m->reload.phase != RELOAD_IDLE) {
         snprintf(err, errlen, "a reload is in progress (%s): scale when it is done",
                  master_reload_phase_name(m->reload.phase));
+        return -1;
+    }
+    if (m->pool.mode != POOL_STATIC) {
+        snprintf(err, errlen,
+                 "the pool is %s: it sizes itself (scaling by hand applies to --pool static)",
+                 config_pool_mode_name(m->pool.mode));
         return -1;
     }
     if (target < 1) {
@@ -425,6 +440,45 @@ static void master_check_queues(struct master *m)
     }
 }
 
+void master_notify_ready(struct master *m)
+{
+    char msg[256];
+    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving: %u processes x %u threads, %zu "
+             "listeners\nMAINPID=%d", master_pool_processes(m), m->cfg->threads, m->listener_count,
+             (int)getpid());
+    int rc = systemd_notify_send(&m->notify, msg);
+    if (rc < 0)
+        log_msg(LOG_WARN, "sendto(NOTIFY_SOCKET) failed: %s", strerror(-rc));
+    else if (m->notify.fd >= 0)
+        log_msg(LOG_INFO, "every worker is running: told systemd READY=1");
+    m->ready_sent = true;
+}
+
+void master_notify_reloading(struct master *m)
+{
+    int rc = systemd_notify_send(&m->notify, "RELOADING=1\nSTATUS=reloading");
+    if (rc < 0)
+        log_msg(LOG_WARN, "sendto(NOTIFY_SOCKET) failed: %s", strerror(-rc));
+}
+
+/* Readiness: once every worker the first generation started with is
+ * RUNNING (a static pool's target, a dynamic pool's start_processes; an
+ * ondemand pool starts none and is ready at once). A reload sends it
+ * again itself (master_reload.c). */
+static void master_check_ready(struct master *m)
+{
+    if (m->ready_sent || m->reload.generation > 1 || m->reload.phase != RELOAD_IDLE)
+        return;
+    for (unsigned p = 0; p < m->max_workers; p++) {
+        unsigned i = master_slot(m, p);
+        bool wanted = m->pool.mode == POOL_STATIC ? p < m->target
+                                                  : m->workers[i].pid || m->workers[i].respawn_at_ms;
+        if (wanted && atomic_load(&m->sb.workers[i].state) != SB_WORKER_RUNNING)
+            return;
+    }
+    master_notify_ready(m);
+}
+
 static void master_tick(struct master *m)
 {
     uint64_t expirations;
@@ -435,9 +489,12 @@ static void master_tick(struct master *m)
     if (m->state == MASTER_RUNNING) {
         for (unsigned i = 0; i < m->slots_used && !m->pool_was_up; i++)
             m->pool_was_up = atomic_load(&m->sb.workers[i].state) == SB_WORKER_RUNNING;
+        master_check_ready(m);
         master_check_queues(m);
         master_check_harakiri(m);
         master_reload_tick(m);
+        if (m->reload.phase != RELOAD_STARTING)
+            master_pool_tick(m);
     } else if (now >= m->deadline_ms && m->live) {
         log_msg(LOG_WARN, "stop deadline passed: killing %u workers", m->live);
         master_signal_workers(m, SIGKILL);
@@ -470,6 +527,9 @@ static int master_setup(struct master *m)
         return -1;
     }
     atomic_store(&m->sb.hdr->slots, m->target);
+    m->sb.hdr->bank_size = m->max_workers;
+    atomic_store(&m->sb.hdr->generation, 1);
+    atomic_store(&m->sb.hdr->reload_last_ok, 2);
     m->workers = calloc(2 * (size_t)m->max_workers, sizeof(*m->workers));
     m->queues = calloc(m->listener_count ? m->listener_count : 1, sizeof(*m->queues));
     if (!m->workers || !m->queues) {
@@ -494,6 +554,9 @@ static int master_setup(struct master *m)
         log_msg(LOG_ERROR, "master: signalfd/timerfd/epoll setup failed: %s", strerror(errno));
         return -1;
     }
+    char nerr[256];
+    if (systemd_notify_open(&m->notify, nerr, sizeof(nerr)) < 0)
+        log_msg(LOG_WARN, "%s: systemd will not hear that corral is ready", nerr);
     struct itimerspec its = {.it_interval = {0, MASTER_TICK_MS * 1000000L},
                              .it_value = {0, MASTER_TICK_MS * 1000000L}};
     timerfd_settime(m->timerfd, 0, &its, NULL);
@@ -533,16 +596,21 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
         .argc = argc,
         .argv = argv,
         .reload = {.generation = 1, .last_ok = true},
+        .notify = {.fd = -1},
     };
     int status = 1;
     if (master_setup(&m) < 0)
         goto out;
-    log_msg(LOG_INFO, "corral started: %u processes (at most %u) x %u threads, %zu listeners",
-            cfg->processes, m.max_workers, cfg->threads, listener_count);
-    for (unsigned i = 0; i < m.target; i++)
-        m.workers[i].respawn_at_ms = m.started_ms;
+    master_pool_start(&m);
+    atomic_store(&m.sb.hdr->slots, master_pool_slots(&m));
+    log_msg(LOG_INFO,
+            "corral started: pool %s, %u processes to start (at most %u) x %u threads, "
+            "%zu listeners",
+            config_pool_mode_name(m.pool.mode), master_pool_starting(&m), m.max_workers,
+            cfg->threads, listener_count);
     while (m.state == MASTER_RUNNING || m.live > 0) {
         master_spawn_due(&m);
+        master_pool_publish(&m);
         struct epoll_event evs[8];
         int n = epoll_wait(m.epfd, evs, 8, -1);
         if (n < 0 && errno != EINTR) {
@@ -555,6 +623,8 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
                 master_handle_signals(&m);
             else if (tag == MASTER_TAG_TIMER)
                 master_tick(&m);
+            else if (master_pool_owns(tag))
+                master_pool_listener_event(&m);
             else if (control_owns(m.ctl, tag))
                 control_event(m.ctl, tag, evs[i].events);
         }
@@ -563,6 +633,7 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
     log_msg(LOG_INFO, "corral stopped");
 out:
     control_close(m.ctl);
+    systemd_notify_close(&m.notify);
     for (size_t i = 0; i < listener_count; i++)
         listen_close(&listeners[i], true);
     if (m.epfd >= 0)

@@ -20,10 +20,7 @@
 #include "master.h"
 #include "master_internal.h"
 #include "request.h"
-
-#ifndef PACKAGE_VERSION
-#define PACKAGE_VERSION "0.1.0"
-#endif
+#include "status.h"
 
 static const char *master_state_name(enum master_state s)
 {
@@ -64,113 +61,18 @@ static long master_rss_kb(pid_t pid)
 
 /* ---- status ---- */
 
-struct master_totals {
-    uint64_t requests, errors, accepted, respawns;
-    unsigned running, threads_live, threads_busy;
-};
-
-static void master_sum(const struct master *m, struct master_totals *t)
-{
-    memset(t, 0, sizeof(*t));
-    for (unsigned i = 0; i < m->slots_used; i++) {
-        const struct sb_worker *w = &m->sb.workers[i];
-        t->requests += atomic_load_explicit(&w->requests, memory_order_relaxed);
-        t->errors += atomic_load_explicit(&w->errors, memory_order_relaxed);
-        t->accepted += atomic_load_explicit(&w->accepted, memory_order_relaxed);
-        t->respawns += atomic_load_explicit(&w->respawns, memory_order_relaxed);
-        if (!m->workers[i].pid)
-            continue;
-        t->running += atomic_load_explicit(&w->state, memory_order_relaxed) == SB_WORKER_RUNNING;
-        t->threads_live += atomic_load_explicit(&w->threads_live, memory_order_relaxed);
-        t->threads_busy += atomic_load_explicit(&w->busy, memory_order_relaxed);
-    }
-}
-
-static void master_status_listeners(const struct master *m, struct json *j)
-{
-    json_key(j, "listeners");
-    json_array_begin(j);
-    for (size_t li = 0; li < m->listener_count; li++) {
-        const struct listener *l = &m->listeners[li];
-        uint64_t accepted = 0;
-        for (unsigned i = 0; i < m->slots_used; i++)
-            accepted += atomic_load_explicit(scoreboard_accepted(&m->sb, i, li),
-                                             memory_order_relaxed);
-        json_object_begin(j);
-        json_kv_string(j, "address", l->name);
-        json_kv_string(j, "protocol", l->addr.codec->name);
-        json_kv_uint(j, "accepted", accepted);
-        unsigned depth;
-        json_key(j, "queue");
-        if (l->fd >= 0 && listen_queue_depth(l, &depth) == 0)
-            json_uint(j, depth);
-        else
-            json_null(j); /* closed (stopping) or not readable */
-        json_kv_uint(j, "backlog", l->backlog);
-        json_object_end(j);
-    }
-    json_array_end(j);
-}
-
-/* The generation serving, the reloads so far and how the last one went. */
-static void master_status_reload(const struct master *m, struct json *j)
-{
-    const struct master_reload *r = &m->reload;
-    json_key(j, "reload");
-    json_object_begin(j);
-    json_kv_uint(j, "generation", r->generation);
-    json_kv_string(j, "state", master_reload_phase_name(r->phase));
-    json_kv_uint(j, "reloads", r->reloads);
-    json_kv_uint(j, "failed", r->failures);
-    /* Workers of other generations still finishing their requests. */
-    json_kv_uint(j, "other_live", master_bank_live(m, m->base ? 0 : m->max_workers));
-    json_key(j, "last");
-    if (r->reloads || r->failures) {
-        json_object_begin(j);
-        json_kv_bool(j, "ok", r->last_ok);
-        json_kv_string(j, "message", r->last);
-        json_object_end(j);
-    } else {
-        json_null(j);
-    }
-    json_object_end(j);
-}
-
+/* The same builder as the status page (status.c), from the scoreboard. */
 static void master_cmd_status(void *owner, const struct control_request *req, struct json *j)
 {
     (void)req;
     struct master *m = owner;
-    struct master_totals t;
-    master_sum(m, &t);
+    struct status_src src = {.cfg = m->cfg,
+                             .sb = &m->sb,
+                             .listeners = m->listeners,
+                             .listener_count = m->listener_count};
+    master_pool_publish(m);
     master_reply_ok(j);
-    json_kv_string(j, "version", PACKAGE_VERSION);
-    json_kv_int(j, "pid", (int64_t)getpid());
-    json_kv_uint(j, "started_at", atomic_load(&m->sb.hdr->started_at));
-    json_kv_double(j, "uptime_s", (double)(master_now_ms() - m->started_ms) / 1000.0, 3);
-    json_kv_string(j, "state", master_state_name(m->state));
-
-    json_key(j, "pool");
-    json_object_begin(j);
-    json_kv_string(j, "mode", "static");
-    json_kv_uint(j, "processes", m->target);
-    json_kv_uint(j, "max_processes", m->max_workers);
-    json_kv_uint(j, "processes_live", m->live);
-    json_kv_uint(j, "processes_running", t.running);
-    json_kv_uint(j, "threads", m->cfg->threads);
-    json_kv_uint(j, "threads_live", t.threads_live);
-    json_kv_uint(j, "threads_busy", t.threads_busy);
-    json_object_end(j);
-
-    json_key(j, "totals");
-    json_object_begin(j);
-    json_kv_uint(j, "requests", t.requests);
-    json_kv_uint(j, "errors", t.errors);
-    json_kv_uint(j, "accepted", t.accepted);
-    json_kv_uint(j, "respawns", t.respawns);
-    json_object_end(j);
-
-    master_status_reload(m, j);
-    master_status_listeners(m, j);
+    status_json_members(&src, j);
     json_object_end(j);
 }
 
@@ -242,12 +144,13 @@ static void master_cmd_workers(void *owner, const struct control_request *req, s
     /* The current bank up to its target (or further while scaled-down
      * workers stop), and the workers of another generation still alive. */
     unsigned shown = atomic_load(&m->sb.hdr->slots);
-    if (shown < master_slot(m, m->target))
+    if (shown < master_slot(m, m->target) && m->pool.mode == POOL_STATIC)
         shown = master_slot(m, m->target);
     if (shown < m->slots_used)
         shown = m->slots_used;
     master_reply_ok(j);
-    json_kv_uint(j, "processes", m->target);
+    json_kv_string(j, "pool", config_pool_mode_name(m->pool.mode));
+    json_kv_uint(j, "processes", master_pool_processes(m));
     json_kv_uint(j, "threads", m->cfg->threads);
     json_key(j, "workers");
     json_array_begin(j);
@@ -255,8 +158,8 @@ static void master_cmd_workers(void *owner, const struct control_request *req, s
         const struct master_worker *mw = &m->workers[i];
         const struct sb_worker *w = &m->sb.workers[i];
         bool current = master_is_current(m, i);
-        bool in_pool = current && (i < master_slot(m, m->target) ||
-                                   i < atomic_load(&m->sb.hdr->slots));
+        bool in_target = m->pool.mode == POOL_STATIC && i < master_slot(m, m->target);
+        bool in_pool = current && (in_target || i < atomic_load(&m->sb.hdr->slots));
         if (!mw->pid && !in_pool)
             continue;
         unsigned gen = m->reload.generation + (m->reload.phase == RELOAD_STARTING);
@@ -381,7 +284,7 @@ static void master_cmd_reload(void *owner, const struct control_request *req, st
     master_reply_ok(j);
     json_kv_uint(j, "generation", m->reload.generation + 1);
     json_kv_uint(j, "previous", m->reload.generation);
-    json_kv_uint(j, "processes", m->target);
+    json_kv_uint(j, "processes", m->reload.start_count); /* the new generation starts with */
     json_kv_string(j, "mode", chain ? "chain" : "all");
     json_key(j, "kept");
     if (note[0])

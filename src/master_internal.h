@@ -16,6 +16,7 @@
 #include "control.h"
 #include "listen.h"
 #include "scoreboard.h"
+#include "systemd.h"
 
 enum master_state { MASTER_RUNNING, MASTER_STOPPING, MASTER_STOPPING_NOW };
 
@@ -45,6 +46,7 @@ struct master_reload {
     bool chain;
     bool pending_hup;             /* SIGHUP during a reload: reload again after */
     unsigned next_slot;           /* chain: the pool index being replaced */
+    unsigned start_count;         /* workers the new generation starts with */
     unsigned old_base;            /* the bank being replaced */
     unsigned old_target;          /* its pool size */
     uint64_t deadline_ms;         /* STARTING: give up; DRAINING: SIGKILL */
@@ -63,6 +65,19 @@ struct master_queue {
     unsigned long episodes;
 };
 
+/* The pool modes' state (master_pool.c). */
+struct master_pool {
+    enum pool_mode mode;
+    uint64_t next_adjust_ms;      /* dynamic: the next once-a-second check */
+    unsigned spawn_rate;          /* forks allowed per second: 1, doubling to 32 */
+    uint64_t window_ms;           /* start of the current one-second window */
+    unsigned window_spawned;      /* forks in it */
+    bool window_short;            /* more were wanted than the rate allowed */
+    bool at_max;                  /* inside a "max processes reached" episode */
+    uint64_t max_reached;         /* episodes */
+    bool watching;                /* ondemand: listeners in the master's epoll */
+};
+
 struct master {
     const struct config *cfg;
     struct listener *listeners;
@@ -71,6 +86,7 @@ struct master {
     struct scoreboard sb;
     struct master_worker *workers; /* 2 banks of max_workers slots */
     struct master_queue *queues;
+    struct master_pool pool;
     unsigned target;              /* worker processes the pool should have */
     unsigned max_workers;         /* slots in a bank (the pool's upper bound) */
     unsigned base;                /* first slot of the current generation's bank */
@@ -82,6 +98,8 @@ struct master {
     uint64_t deadline_ms;
     uint64_t started_ms;          /* CLOCK_MONOTONIC */
     bool pool_was_up;             /* some worker reached RUNNING once */
+    struct systemd_notify notify; /* $NOTIFY_SOCKET (Type=notify); fd -1 = none */
+    bool ready_sent;              /* READY=1 went out (the first generation is up) */
     int exit_status;              /* what master_run returns after a stop */
     int argc;                     /* the command line, read again by a reload */
     char **argv;
@@ -98,6 +116,14 @@ uint64_t master_now_ms(void);
  * Returns 0, or -1 with a message in err (out of range, stopping).
  */
 int master_scale(struct master *m, unsigned target, const char *why, char *err, size_t errlen);
+
+/*
+ * Tell systemd (Type=notify) that a reload begins: sends RELOADING=1 with
+ * a STATUS line; call master_notify_ready(m) again once the new workers
+ * are up (READY=1). Does nothing without $NOTIFY_SOCKET.
+ */
+void master_notify_reloading(struct master *m);
+void master_notify_ready(struct master *m);
 
 /* Begin the graceful (NOW false, like SIGTERM) or immediate stop. */
 void master_stop(struct master *m, bool now);
@@ -158,5 +184,39 @@ unsigned master_bank_live(const struct master *m, unsigned base);
 void master_reload_fini(struct master *m);
 
 const char *master_reload_phase_name(enum master_reload_phase p);
+
+/* ---- pool modes (master_pool.c) ---- */
+
+/* Set the mode from the config and mark the workers to start with the
+ * pool (static: processes; dynamic: start_processes; ondemand: none). */
+void master_pool_start(struct master *m);
+
+/* Each tick while running: dynamic adds or removes idle workers once a
+ * second; ondemand starts workers while connections wait. */
+void master_pool_tick(struct master *m);
+
+/* epoll data of the listeners the master watches (ondemand, no worker). */
+bool master_pool_owns(uint64_t tag);
+/* Take the listeners out of the master's epoll (before closing them). */
+void master_pool_unwatch(struct master *m);
+void master_pool_listener_event(struct master *m);
+
+/* A reaped worker of slot I that the pool itself let go: an ondemand
+ * worker that exited (status 0) after its idle timeout. Logged here. */
+bool master_pool_idle_exit(struct master *m, unsigned i, pid_t pid, int status);
+
+/* Copy the master's view (state, pool size, max_reached, ...) into the
+ * scoreboard header for the status builders. Cheap; called every loop. */
+void master_pool_publish(struct master *m);
+
+/* Worker processes the pool has now: the target of a static pool, the live
+ * workers of the others. */
+unsigned master_pool_processes(const struct master *m);
+
+/* Workers due to start (at start: the pool's initial size). */
+unsigned master_pool_starting(const struct master *m);
+
+/* Slots the pool spans (the scoreboard header's slots). */
+unsigned master_pool_slots(const struct master *m);
 
 #endif

@@ -89,6 +89,7 @@ static const struct master_fixed master_fixed_strings[] = {
     {"error_log", offsetof(struct config, error_log)},
     {"access_log", offsetof(struct config, access_log)},
     {"pidfile", offsetof(struct config, pidfile)},
+    {"pool", offsetof(struct config, pool)}, /* the pool's state is built for its mode */
 };
 
 static const struct master_fixed master_fixed_uints[] = {
@@ -286,15 +287,28 @@ int master_reload(struct master *m, bool chain, const char *why, char *err, size
     m->cfg = c;
     m->app = app;
     master_reload_apply_env(c);
+    /* A static pool starts its (new) --processes; a dynamic or ondemand
+     * one as many workers as it has now (at least 1, so that the reload
+     * can see the new code run), and sizes itself again once they run. */
+    unsigned start;
+    if (m->pool.mode == POOL_STATIC) {
+        m->target = c->processes;
+        start = m->target;
+    } else {
+        start = master_bank_live(m, m->base);
+        if (start < 1)
+            start = 1;
+    }
     m->base = next_base;
-    m->target = c->processes;
+    r->start_count = start;
     uint64_t now = master_now_ms();
     for (unsigned p = 0; p < m->max_workers; p++) {
         struct master_worker *mw = &m->workers[master_slot(m, p)];
         memset(mw, 0, sizeof(*mw));
-        if (p < m->target && (!chain || p == 0))
+        if (p < start && (!chain || p == 0))
             mw->respawn_at_ms = now;
     }
+    master_notify_reloading(m);
     r->phase = RELOAD_STARTING;
     r->deadline_ms = now + MASTER_RELOAD_START_MS;
     master_update_slots(m);
@@ -302,7 +316,7 @@ int master_reload(struct master *m, bool chain, const char *why, char *err, size
         log_msg(LOG_WARN, "%s: these settings only change on a restart and keep their old "
                 "values: %s", why, note);
     log_msg(LOG_INFO, "%s: generation %u starting with %u processes%s; generation %u serves "
-            "until they run", why, r->generation + 1, m->target,
+            "until they run", why, r->generation + 1, start,
             chain ? ", one at a time" : "", r->generation);
     snprintf(r->last, sizeof(r->last), "generation %u starting (%s)", r->generation + 1, why);
     return 0;
@@ -351,6 +365,7 @@ static void master_reload_commit(struct master *m)
     snprintf(gen, sizeof(gen), "%u", r->generation);
     snprintf(old, sizeof(old), "%u", r->generation - 1);
     master_reload_record(m, true, "generation %s serving; generation %s stopped", gen, old);
+    master_notify_ready(m);
     log_msg(LOG_INFO, "reload: generation %u is serving; %u workers of generation %u finish "
             "their requests and exit", r->generation, master_bank_live(m, r->old_base),
             r->generation - 1);
@@ -381,7 +396,8 @@ static void master_reload_fail(struct master *m, const char *reason)
     m->base = r->old_base;
     m->target = r->old_target;
     uint64_t now = master_now_ms();
-    for (unsigned p = 0; p < m->target; p++) {
+    /* A static pool refills its slots; the others size themselves. */
+    for (unsigned p = 0; p < m->target && m->pool.mode == POOL_STATIC; p++) {
         struct master_worker *mw = &m->workers[master_slot(m, p)];
         if (!mw->pid)
             mw->respawn_at_ms = now;
@@ -394,6 +410,7 @@ static void master_reload_fail(struct master *m, const char *reason)
     log_msg(LOG_ERROR, "reload: generation %u failed to start: %s; generation %u keeps serving",
             r->generation + 1, reason, r->generation);
     master_update_slots(m);
+    master_notify_ready(m); /* the old generation serves (systemd saw RELOADING=1) */
     master_reload_run_pending(m);
 }
 
@@ -417,7 +434,7 @@ static void master_reload_tick_starting(struct master *m)
         log_msg(LOG_INFO, "chain reload: worker %u of generation %u runs; old worker %u stops",
                 master_slot(m, p), r->generation + 1, r->old_base + p);
         r->next_slot = ++p;
-        if (p < m->target) {
+        if (p < r->start_count) {
             m->workers[master_slot(m, p)].respawn_at_ms = now;
             r->deadline_ms = now + MASTER_RELOAD_START_MS;
             return;
@@ -425,7 +442,7 @@ static void master_reload_tick_starting(struct master *m)
         master_reload_commit(m);
         return;
     }
-    for (unsigned p = 0; p < m->target; p++)
+    for (unsigned p = 0; p < r->start_count; p++)
         if (!master_reload_running(m, master_slot(m, p)))
             goto deadline;
     master_reload_commit(m);

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "config.h"
+#include "allow.h"
 #include "listen.h"
+#include "privs.h"
 
 enum {
     OPTIONS_KIB = 1024,
@@ -106,6 +108,30 @@ const struct option_spec options_table[] = {
         .metavar = "MODE",
         .group = "Listeners",
         .help = "permissions of the unix socket files, in octal",
+    },
+    {
+        .name = "chown",
+        .key = "chown",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(chown),
+        .check = privs_check_owner,
+        .metavar = "USER[:GROUP]",
+        .group = "Listeners",
+        .help = "owner of the unix socket files (set as root, before dropping privileges)",
+        .unset = "corral's user",
+    },
+    {
+        .name = "allow-from",
+        .key = "allow_from",
+        .type = OPTION_STRING_LIST,
+        OPTIONS_FIELD(allow_from),
+        .count_offset = offsetof(struct config, allow_from_count),
+        .check = allow_check,
+        .metavar = "ADDR[/PREFIX]",
+        .group = "Listeners",
+        .help = "TCP listeners accept only these peers (IPv4/IPv6 addresses or CIDRs);"
+                " repeatable",
+        .unset = "loopback: 127.0.0.0/8 and ::1",
     },
     {
         .name = "backlog",
@@ -222,6 +248,62 @@ const struct option_spec options_table[] = {
         .help = "most processes 'corralctl scale' can reach; 0 = 4 x processes, at least 16",
     },
     {
+        .name = "pool",
+        .key = "pool",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(pool),
+        .check = config_check_pool,
+        .metavar = "MODE",
+        .group = "Workers",
+        .help = "static (--processes workers), dynamic (idle workers kept within the spares) or "
+                "ondemand (workers only while connections wait)",
+        .unset = "static",
+    },
+    {
+        .name = "start-processes",
+        .key = "start_processes",
+        .type = OPTION_UINT,
+        OPTIONS_FIELD(start_processes),
+        .min = 0,
+        .max = 4096,
+        .metavar = "N",
+        .group = "Workers",
+        .help = "dynamic pool: workers at start; 0 = min-spare + (max-spare - min-spare) / 2",
+    },
+    {
+        .name = "min-spare",
+        .key = "min_spare",
+        .type = OPTION_UINT,
+        OPTIONS_FIELD(min_spare),
+        .min = 1,
+        .max = 4096,
+        .metavar = "N",
+        .group = "Workers",
+        .help = "dynamic pool: start workers while fewer than N are idle",
+    },
+    {
+        .name = "max-spare",
+        .key = "max_spare",
+        .type = OPTION_UINT,
+        OPTIONS_FIELD(max_spare),
+        .min = 1,
+        .max = 4096,
+        .metavar = "N",
+        .group = "Workers",
+        .help = "dynamic pool: stop an idle worker each second while more than N are idle",
+    },
+    {
+        .name = "idle-worker-timeout",
+        .key = "idle_worker_timeout",
+        .type = OPTION_DURATION,
+        OPTIONS_FIELD(idle_worker_timeout_ms),
+        .min = 100,
+        .max = OPTIONS_SECONDS(86400),
+        .metavar = "SECONDS",
+        .group = "Workers",
+        .help = "ondemand pool: a worker with no request for this long exits",
+    },
+    {
         .name = "threads",
         .key = "threads",
         .type = OPTION_UINT,
@@ -277,6 +359,17 @@ const struct option_spec options_table[] = {
         .help = "drop a control client that sends no complete command or reads no reply this long",
     },
     {
+        .name = "status-path",
+        .key = "status_path",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(status_path),
+        .metavar = "PATH",
+        .group = "Control socket",
+        .help = "answer requests for this path (e.g. /corral-status) with the pool's status: "
+                "JSON, or OpenMetrics with ?openmetrics",
+        .unset = "off",
+    },
+    {
         .name = "error-log",
         .key = "error_log",
         .type = OPTION_STRING,
@@ -295,6 +388,36 @@ const struct option_spec options_table[] = {
         .group = "Files",
         .help = "append one line per request to FILE",
         .unset = "off",
+    },
+    {
+        .name = "uid",
+        .key = "uid",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(uid),
+        .check = privs_check_user,
+        .metavar = "USER|UID",
+        .group = "Running as a service",
+        .help = "after binding the listeners as root, switch to this user",
+        .unset = "none; as root, refused without --allow-root",
+    },
+    {
+        .name = "gid",
+        .key = "gid",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(gid),
+        .check = privs_check_group,
+        .metavar = "GROUP|GID",
+        .group = "Running as a service",
+        .help = "... and to this group",
+        .unset = "the user's primary group",
+    },
+    {
+        .name = "allow-root",
+        .key = "allow_root",
+        .type = OPTION_BOOL,
+        OPTIONS_FIELD(allow_root),
+        .group = "Running as a service",
+        .help = "let the application run as root",
     },
     {
         .name = "pidfile",

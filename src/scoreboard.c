@@ -26,6 +26,10 @@ int scoreboard_create(struct scoreboard *sb, unsigned max_workers, unsigned thre
     sb->hdr->threads = threads;
     sb->hdr->listeners = listeners;
     atomic_store(&sb->hdr->started_at, (uint64_t)time(NULL));
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    atomic_store(&sb->hdr->started_mono_ms,
+                 (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
     sb->workers = (struct sb_worker *)(sb->hdr + 1);
     sb->threads = (struct sb_thread *)(sb->workers + max_workers);
     sb->accepted = (_Atomic uint64_t *)(sb->threads + (size_t)max_workers * threads);

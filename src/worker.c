@@ -17,6 +17,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -33,6 +34,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "status_page.h"
 #include "watchdog.h"
 
 enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2 };
@@ -86,6 +88,8 @@ struct worker {
     int statm_fd;                 /* /proc/self/statm when --max-rss, else -1 */
     struct sb_worker *sb;
     uint64_t last_idle_scan_ms;
+    _Atomic uint64_t last_request_ms; /* end of the last request (ondemand idle exit) */
+    struct status_src status;         /* the status page's view */
 };
 
 static uint64_t worker_now_ms(void)
@@ -315,14 +319,18 @@ static int worker_run_request(struct worker_thread *t, struct conn *c)
     struct worker *w = t->w;
     worker_thread_mark(t, c);
     request_begin(&c->req, c);
-    int rc = w->ctx->app->ops->handle(w->ctx->app, &c->req);
+    int rc = status_page_wanted(w->cfg, &c->req)
+                 ? status_page_serve(&w->status, &c->req)
+                 : w->ctx->app->ops->handle(w->ctx->app, &c->req);
     int ok = request_finish(&c->req, rc);
     /* Only this thread writes its sub-slot: a load and a store, no locked
      * read-modify-write. */
+    uint64_t end_us = request_now_us();
     atomic_store_explicit(&t->sb->busy_us,
                           atomic_load_explicit(&t->sb->busy_us, memory_order_relaxed) +
-                              (request_now_us() - c->req.start_us),
+                              (end_us - c->req.start_us),
                           memory_order_relaxed);
+    atomic_store_explicit(&w->last_request_ms, end_us / 1000, memory_order_relaxed);
     atomic_fetch_add_explicit(&t->sb->requests, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->sb->requests, 1, memory_order_relaxed);
     /* The slot's counter adds up every worker that held the slot: this
@@ -409,6 +417,24 @@ static void worker_serve(struct worker_thread *t, struct slot *s)
     atomic_fetch_sub_explicit(&w->sb->busy, 1, memory_order_relaxed);
 }
 
+/* A peer --allow-from does not list: one log line per second per listener
+ * (in this process), with the number of refusals left unlogged since. */
+static void worker_refuse_peer(struct listener *l, const struct sockaddr_storage *ss,
+                               socklen_t len)
+{
+    unsigned long suppressed = 0;
+    if (!allow_ratelimit_due(&l->refused, worker_now_ms() / 1000, &suppressed))
+        return;
+    char peer[INET6_ADDRSTRLEN + 16];
+    listen_peer_name((const struct sockaddr *)ss, len, peer, sizeof(peer));
+    if (suppressed)
+        log_msg(LOG_WARN, "%s: peer %s refused: not in allow_from (--allow-from); connection "
+                "closed (%lu more refused since the last line)", l->name, peer, suppressed);
+    else
+        log_msg(LOG_WARN, "%s: peer %s refused: not in allow_from (--allow-from); connection "
+                "closed", l->name, peer);
+}
+
 /* Accept one connection and serve it. Returns false when nothing was
  * waiting or the connection could not be taken. */
 static bool worker_accept_one(struct worker_thread *t, size_t li)
@@ -422,6 +448,11 @@ static bool worker_accept_one(struct worker_thread *t, size_t li)
         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
             log_msg(LOG_ERROR, "accept(%s) failed: %s", l->name, strerror(errno));
         return false;
+    }
+    if (l->allow && !allow_match(l->allow, (struct sockaddr *)&ss, len)) {
+        worker_refuse_peer(&w->ctx->listeners[li], &ss, len);
+        close(fd);
+        return true; /* the next one may be allowed */
     }
     struct slot *s = worker_slot_alloc(w);
     if (!s) {
@@ -565,6 +596,24 @@ static void worker_begin_stop(struct worker_thread *t, bool drain_queue)
     }
 }
 
+/* Ondemand pools: a worker with no busy thread and no request for
+ * --idle-worker-timeout stops gracefully and exits with status 0, which
+ * the master takes as a scale-down. */
+static void worker_check_idle_exit(struct worker_thread *t)
+{
+    struct worker *w = t->w;
+    if (config_pool_mode(w->cfg) != POOL_ONDEMAND || atomic_load(&w->stopping) ||
+        atomic_load_explicit(&w->sb->busy, memory_order_relaxed) != 0)
+        return;
+    uint64_t now = request_now_us() / 1000;
+    uint64_t last = atomic_load_explicit(&w->last_request_ms, memory_order_relaxed);
+    if (now < last || now - last < w->cfg->idle_worker_timeout_ms)
+        return;
+    log_msg(LOG_INFO, "worker %u: idle for %.1f s (idle-worker-timeout): exiting",
+            w->ctx->index, (double)(now - last) / 1000.0);
+    worker_begin_stop(t, false);
+}
+
 static void worker_signal(struct worker_thread *t)
 {
     struct signalfd_siginfo si;
@@ -597,6 +646,7 @@ static void worker_dispatch(struct worker_thread *t, uint64_t tag)
     struct worker *w = t->w;
     if (tag == TAG_TIMER) {
         worker_tick(w);
+        worker_check_idle_exit(t);
         worker_rearm(w, w->timerfd, TAG_TIMER);
     } else if (tag == TAG_SIGNAL) {
         worker_signal(t);
@@ -655,6 +705,11 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
     w->ctx = ctx;
     w->cfg = ctx->cfg;
     w->sb = &ctx->sb->workers[ctx->index];
+    w->status = (struct status_src){.cfg = ctx->cfg,
+                                    .sb = ctx->sb,
+                                    .listeners = ctx->listeners,
+                                    .listener_count = ctx->listener_count};
+    atomic_store(&w->last_request_ms, request_now_us() / 1000);
     pthread_mutex_init(&w->lock, NULL);
     const char *mode = getenv("CORRAL_ACCEPT_MODE");
     w->accept_mode = !mode                         ? ACCEPT_BALANCED

@@ -27,7 +27,7 @@ for round in $(seq "$ROUNDS"); do
     for mode in balanced exclusive shared; do
         rm -f "$tmp/f.sock"
         CORRAL_ACCEPT_MODE=$mode start "corral-$mode" "$tmp/f.sock" /nonexistent INT \
-            "$corral" --listen "fastcgi:unix:$tmp/f.sock" \
+            "$corral" "${corral_root[@]}" --listen "fastcgi:unix:$tmp/f.sock" \
             --handler "$BUILD/tests/apps/demo.so:hello" --processes 2 --threads 2 --chmod 0666 \
             --error-log "$tmp/corral.log" || exit 1
         corral_pid=$srv_pid

@@ -38,6 +38,11 @@ WARMUP=${WARMUP:-1}
 SKIP_NGINX=${SKIP_NGINX:-0}
 # shellcheck disable=SC2034 # used by the scripts
 bench=$BUILD/corral-bench corral=$BUILD/corral floor=$BUILD/contrib/bench/corral-floor
+# corral refuses to run an app as root unless told: benchmarks run as root
+# on the standard machine, with the app in the checkout.
+# shellcheck disable=SC2034 # used by the scripts
+corral_root=()
+[ "$(id -u)" = 0 ] && corral_root=(--allow-root)
 results=${results:-} # the results file; the caller sets it
 tmp=
 started=() # PID:SIGNAL:GROUP of everything started; GROUP is the PID that `stop` takes

@@ -57,7 +57,7 @@ declare -A sock pid
 for m in "${models[@]}"; do
     c=${m#*:} i=${m/:/-}
     # SIGINT: corral's fast stop (SIGTERM drains, up to --graceful-timeout)
-    start "$i" "$tmp/$i.sock" "$tmp/$i.pid" INT "$corral" --wsgi-file "$app" \
+    start "$i" "$tmp/$i.sock" "$tmp/$i.pid" INT "$corral" "${corral_root[@]}" --wsgi-file "$app" \
         --env "MODELS_CPU_LOOPS=$MODELS_CPU_LOOPS" --listen "$PROTO:unix:$tmp/$i.sock" \
         --processes "${c%x*}" --threads "${c#*x}" --pidfile "$tmp/$i.pid" ||
         die "corral did not start"

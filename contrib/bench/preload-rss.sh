@@ -21,6 +21,8 @@ BUILD=${BUILD:-$top}
 PROCESSES=${PROCESSES:-4}
 REQUESTS=${REQUESTS:-200}
 corral=$BUILD/corral
+corral_root=()
+[ "$(id -u)" = 0 ] && corral_root=(--allow-root) # benchmarks run as root here
 PY=/usr/bin/python3
 
 die() { printf 'preload-rss.sh: %s\n' "$*" >&2; exit 1; }
@@ -46,7 +48,7 @@ measure() { # MODE [FLAGS...]
     local mode=$1
     shift
     local sock=$tmp/$mode.sock
-    "$corral" --listen "uwsgi:unix:$sock" --wsgi django_app:application \
+    "$corral" "${corral_root[@]}" --listen "uwsgi:unix:$sock" --wsgi django_app:application \
         --pythonpath "$top/tests/apps" --processes "$PROCESSES" --threads 1 \
         --error-log "$tmp/$mode.log" "$@" >"$tmp/$mode.out" 2>&1 </dev/null &
     pid=$!

@@ -44,7 +44,7 @@ else
     for p in "${protos[@]}"; do
         s=$tmp/corral-$p.sock
         # SIGINT: corral's fast stop (SIGTERM drains, up to --graceful-timeout)
-        if ! start "corral-$p" "$s" "$tmp/corral-$p.pid" INT "$corral" --listen "$p:unix:$s" \
+        if ! start "corral-$p" "$s" "$tmp/corral-$p.pid" INT "$corral" "${corral_root[@]}" --listen "$p:unix:$s" \
             --handler "$demo:hello" --processes 2 --threads 1 --pidfile "$tmp/corral-$p.pid"; then
             say "run.sh: skipping the corral targets"
             have_corral=0

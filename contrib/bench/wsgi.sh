@@ -90,7 +90,7 @@ for c in "${configs[@]}"; do
         fi
         i=corral-$c-$p
         # SIGINT: corral's fast stop (SIGTERM drains, up to --graceful-timeout)
-        start "$i" "$tmp/$i.sock" "$tmp/$i.pid" INT "$corral" --wsgi-file "$app" \
+        start "$i" "$tmp/$i.sock" "$tmp/$i.pid" INT "$corral" "${corral_root[@]}" --wsgi-file "$app" \
             --listen "$p:unix:$tmp/$i.sock" --processes "$np" --threads "$nt" \
             --pidfile "$tmp/$i.pid" || die "corral did not start"
         sock[$i]=$tmp/$i.sock pid[$i]=$srv_pid

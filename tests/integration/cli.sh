@@ -11,7 +11,7 @@ need_build "$CORRAL" "$DEMO_SO"
 run_corral() {
     local name=$1
     shift
-    timeout 10 "$CORRAL" "$@" >"$T/$name.out" 2>&1 </dev/null
+    timeout 10 "$CORRAL" "${ALLOW_ROOT[@]}" "$@" >"$T/$name.out" 2>&1 </dev/null
     RC=$?
     OUT=$(cat "$T/$name.out")
 }

@@ -8,25 +8,11 @@
 TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-240}
 . "$(dirname "$0")/lib.sh"
 
-CTL=$top_builddir/corralctl
 need_build "$CORRAL" "$CTL" "$DEMO_SO"
 need tmux tmux
 
 # ---- helpers
 
-# ctl ARGS... : corralctl on $SOCK; stdout in $T/ctl.out, stderr in
-# $T/ctl.err, exit status in CTL_RC.
-ctl() {
-    timeout 20 "$CTL" -s "$SOCK" "$@" >"$T/ctl.out" 2>"$T/ctl.err"
-    CTL_RC=$?
-}
-
-# jq_py EXPR : evaluates the python EXPR with d = the JSON in $T/ctl.out.
-jq_py() {
-    "$PY" -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-print(eval(sys.argv[2], {"d": d}))' "$T/ctl.out" "$1" 2>&1
-}
 
 # expect_json NAME EXPR EXPECTED : the last --json reply, EXPR of it.
 expect_json() { expect_eq "$1" "$3" "$(jq_py "$2")"; }

@@ -27,6 +27,12 @@ PY=/usr/bin/python3
 export PYTHONPATH="$top_srcdir/tests/integration${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
 
+# corral refuses to run an app as root without --uid or --allow-root. The
+# tests run as root in CI with their apps in the checkout: every corral they
+# start opts in (service.sh checks the refusal and --uid).
+ALLOW_ROOT=()
+[ "$(id -u)" = 0 ] && ALLOW_ROOT=(--allow-root)
+
 PASSED=0
 FAILED=0
 _finished=0
@@ -268,7 +274,7 @@ start_corral() {
         args+=(--error-log "$CORRAL_LOG")
     fi
     CORRAL_OUT=$T/corral$n.out
-    "$CORRAL" "${args[@]}" >"$CORRAL_OUT" 2>&1 </dev/null &
+    "$CORRAL" "${ALLOW_ROOT[@]}" "${args[@]}" >"$CORRAL_OUT" 2>&1 </dev/null &
     CORRAL_PID=$!
     _track "$CORRAL_PID"
     local end=$(($(now_ms) + 10000)) l proto addr pending
@@ -534,6 +540,25 @@ py_checks() {
     if [ $rc -ne 0 ]; then
         fail "python snippet exited with status $rc${PY_TIMEOUT:+ (limit ${PY_TIMEOUT}s)}" "$(grep -v -P '^(ok|FAIL)\t' "$out" | tail -n 15)"
     fi
+}
+
+# ---------------------------------------------------------------- corralctl
+
+# The control client of the build; ctl talks to the socket in $SOCK.
+CTL=$top_builddir/corralctl
+
+# ctl ARGS... : corralctl on $SOCK; stdout in $T/ctl.out, stderr in
+# $T/ctl.err, exit status in CTL_RC.
+ctl() {
+    timeout 20 "$CTL" -s "$SOCK" "$@" >"$T/ctl.out" 2>"$T/ctl.err"
+    CTL_RC=$?
+}
+
+# jq_py EXPR : evaluates the python EXPR with d = the JSON in $T/ctl.out.
+jq_py() {
+    "$PY" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(eval(sys.argv[2], {"d": d}))' "$T/ctl.out" "$1" 2>&1
 }
 
 # ---------------------------------------------------------------- front ends

@@ -7,7 +7,7 @@
 # follows the config. A config that does not parse and an app whose import
 # fails are refused: corralctl exits 1, the error is logged and in status,
 # and the old generation keeps serving.
-TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-100}
+TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-130}
 . "$(dirname "$0")/lib.sh"
 
 need_build "$CORRAL" "$top_builddir/corralctl"
@@ -272,4 +272,68 @@ report("--preload: still serving version pre", st == 200 and b.startswith(b"vers
 PY
 stop_corral
 expect_eq "--preload: corral stops with status 0" 0 "$CORRAL_STATUS"
+
+# ---- --pool dynamic: a reload starts the new generation with as many
+# workers as the pool has (in the other bank of slots), the pool sizes
+# itself again afterwards, and no request fails meanwhile.
+write_conf dyn0
+start_corral -c "$CONF" --listen "uwsgi:unix:$T/d.sock" --control "$T/d.ctl" --pool dynamic \
+    --max-processes 4 --start-processes 2 --min-spare 1 --max-spare 3 || finish
+PY_TIMEOUT=40 py_checks "$T/d.sock" "$CTL" "$T/d.ctl" "$CONF" "$APP" <<'PY'
+import json, subprocess, sys, threading, time
+from lib_protocols import request, report
+
+sock, ctl, ctlsock, conf, app = sys.argv[1:6]
+stats = {"ok": 0, "failed": 0}
+versions = set()
+stop = threading.Event()
+lock = threading.Lock()
+
+def corralctl(*args):
+    p = subprocess.run([ctl, "-s", ctlsock] + list(args), capture_output=True, text=True,
+                       timeout=30)
+    return p.returncode, p.stdout, p.stderr
+
+def load():
+    while not stop.is_set():
+        try:
+            st, _, b = request("uwsgi", "unix:" + sock, "GET", "/", timeout=10)
+            good = st == 200 and b.startswith(b"version=")
+        except Exception:
+            good, b = False, b""
+        with lock:
+            stats["ok" if good else "failed"] += 1
+            if good:
+                versions.add(b.split()[0].decode())
+
+threads = [threading.Thread(target=load) for _ in range(4)]
+for t in threads:
+    t.start()
+time.sleep(1)
+rcs = []
+for v in range(1, 4):
+    with open(conf, "w") as f:
+        f.write('wsgi_file = "%s";\nprocesses = 2;\nthreads = 2;\nenv = [ "APP_VERSION=dyn%d" ];\n'
+                % (app, v))
+    rc, out, err = corralctl("reload")
+    rcs.append((rc, err.strip()))
+    time.sleep(0.5)
+time.sleep(1)
+stop.set()
+for t in threads:
+    t.join()
+rc, out, err = corralctl("--json", "status")
+st = json.loads(out) if rc == 0 else {}
+report("dynamic: corralctl reload exits 0 three times", all(r == 0 for r, _ in rcs), rcs)
+report("dynamic: the last config's version is served", "version=dyn3" in versions, versions)
+report("dynamic: %d responses during the reloads, 0 failed" % stats["ok"],
+       stats["failed"] == 0 and stats["ok"] > 50, stats)
+rl, pool = st.get("reload", {}), st.get("pool", {})
+report("dynamic: status shows generation 4 and the dynamic pool (%s live of max %s)"
+       % (pool.get("processes_live"), pool.get("max_processes")),
+       rl.get("generation") == 4 and rl.get("failed") == 0 and pool.get("mode") == "dynamic"
+       and pool.get("max_processes") == 4 and 1 <= pool.get("processes_live", 0) <= 4, st)
+PY
+stop_corral
+expect_eq "dynamic: corral stops with status 0" 0 "$CORRAL_STATUS"
 finish

@@ -154,7 +154,7 @@ expect_no_match "no sanitizer reports" 'runtime error|ERROR: AddressSanitizer' \
 # exits at start with status 1 (no respawn loop).
 BROKEN_LOG=$T/broken-error.log
 start_ms=$(now_ms)
-timeout 20 "$CORRAL" --listen "uwsgi:unix:$T/b.sock" --processes 2 \
+timeout 20 "$CORRAL" "${ALLOW_ROOT[@]}" --listen "uwsgi:unix:$T/b.sock" --processes 2 \
     --wsgi-file "$top_srcdir/tests/apps/wsgi_broken.py" \
     --error-log "$BROKEN_LOG" >"$T/broken.out" 2>&1 </dev/null
 expect_eq "a failed import makes corral exit 1 at start" 1 "$?"
@@ -168,12 +168,12 @@ check "no socket is left behind" test ! -e "$T/b.sock"
 
 # Start-time checks in the master: nothing is forked for a bad name.
 check_not "--wsgi with a malformed module name is refused" \
-    "$CORRAL" --listen "uwsgi:unix:$T/x.sock" --wsgi 'my-app:application'
+    "$CORRAL" "${ALLOW_ROOT[@]}" --listen "uwsgi:unix:$T/x.sock" --wsgi 'my-app:application'
 expect_match "... and says what is expected" "expected MODULE\[:CALLABLE\]" "$(cat "$T/.check.out")"
 check_not "--wsgi-file of a missing file is refused" \
-    "$CORRAL" --listen "uwsgi:unix:$T/x.sock" --wsgi-file "$T/nope.py"
+    "$CORRAL" "${ALLOW_ROOT[@]}" --listen "uwsgi:unix:$T/x.sock" --wsgi-file "$T/nope.py"
 check_not "--wsgi and --handler together are refused" \
-    "$CORRAL" --listen "uwsgi:unix:$T/x.sock" --wsgi-file "$APP" --handler x.so
+    "$CORRAL" "${ALLOW_ROOT[@]}" --listen "uwsgi:unix:$T/x.sock" --wsgi-file "$APP" --handler x.so
 
 # Threads: the GIL is released while a thread waits, so 2 threads of one
 # process sleep at the same time; threading.local is per serving thread.

@@ -146,7 +146,7 @@ expect_eq "preload: corral stops with status 0" 0 "$CORRAL_STATUS"
 # A broken app with --preload: the master logs the traceback, exits 1 at
 # once, leaves no socket behind.
 start_ms=$(now_ms)
-timeout 20 "$CORRAL" --listen "uwsgi:unix:$T/pb.sock" --processes 2 --preload \
+timeout 20 "$CORRAL" "${ALLOW_ROOT[@]}" --listen "uwsgi:unix:$T/pb.sock" --processes 2 --preload \
     --wsgi-file "$top_srcdir/tests/apps/wsgi_broken.py" \
     --error-log "$T/pb-error.log" >"$T/pb.out" 2>&1 </dev/null
 expect_eq "preload of a broken app: corral exits 1" 1 "$?"
@@ -190,18 +190,18 @@ PY
     stop_corral
     sed -i 's/^version = .*/version = 3.1.0/' "$VENV/pyvenv.cfg"
     check_not "a venv of another Python version is refused" \
-        "$CORRAL" --listen "uwsgi:unix:$T/x.sock" --wsgi-file "$APP" --virtualenv "$VENV"
+        "$CORRAL" "${ALLOW_ROOT[@]}" --listen "uwsgi:unix:$T/x.sock" --wsgi-file "$APP" --virtualenv "$VENV"
     expect_match "... saying which versions" 'made by Python 3\.1, but corral embeds Python 3\.' \
         "$(cat "$T/.check.out")"
 else
     fail "python3 -m venv --without-pip works" "$(cat "$T/venv.out")"
 fi
 check_not "a directory that is not a venv is refused" \
-    "$CORRAL" --listen "uwsgi:unix:$T/x.sock" --wsgi-file "$APP" --virtualenv "$T"
+    "$CORRAL" "${ALLOW_ROOT[@]}" --listen "uwsgi:unix:$T/x.sock" --wsgi-file "$APP" --virtualenv "$T"
 expect_match "... naming pyvenv.cfg" "virtualenv '$T': not a virtual environment \(no readable pyvenv.cfg\)" \
     "$(cat "$T/.check.out")"
 check_not "--preload with a native handler is refused" \
-    "$CORRAL" --listen "uwsgi:unix:$T/x.sock" --handler "$DEMO_SO" --preload
+    "$CORRAL" "${ALLOW_ROOT[@]}" --listen "uwsgi:unix:$T/x.sock" --handler "$DEMO_SO" --preload
 expect_match "... saying why" 'preload applies to WSGI apps' "$(cat "$T/.check.out")"
 
 # ---- the app cannot take corral's signals, lazy or preloaded

@@ -510,6 +510,57 @@ static void config_loads_control_socket_keys(void **state)
                     "got 0.01");
 }
 
+static void config_loads_service_keys(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_load(f,
+                               "uid = \"nobody\";\ngid = \"0\";\nallow_root = true;\n"
+                               "chown = \"nobody:nogroup\";\n"
+                               "allow_from = [\"10.0.0.0/8\", \"::1\"];\n",
+                               NULL),
+                     0);
+    assert_string_equal(f->c.uid, "nobody");
+    assert_string_equal(f->c.gid, "0");
+    assert_true(f->c.allow_root);
+    assert_string_equal(f->c.chown, "nobody:nogroup");
+    assert_int_equal(f->c.allow_from_count, 2);
+    assert_string_equal(f->c.allow_from[1], "::1");
+    test_load_fails(f, "allow_from = [\"10.0.0.0/8\", \"10.0.0.1/8\"];\n",
+                    ":1: key 'allow_from': expected an address or CIDR (such as 10.0.0.0/8 or "
+                    "fd00::/8), got '10.0.0.1/8' (address bits are set past the prefix)");
+    test_load_fails(f, "uid = \"no-such-user-here\";\n",
+                    ":1: key 'uid': expected a user name or a numeric uid, got "
+                    "'no-such-user-here' (no such user)");
+    test_load_fails(f, "gid = \"no-such-group-here\";\n",
+                    ":1: key 'gid': expected a group name or a numeric gid, got "
+                    "'no-such-group-here' (no such group)");
+    test_load_fails(f, "chown = \":nogroup\";\n",
+                    ":1: key 'chown': expected USER[:GROUP] (names or numeric ids), got "
+                    "':nogroup'");
+}
+
+static void cli_reads_service_options(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(TEST_CLI(f, "--uid", "65534", "--gid", "nogroup", "--allow-from",
+                              "192.168.0.0/16", "--allow-from", "fd00::/8", "--chown", "0",
+                              "--allow-root"),
+                     CLI_RUN);
+    assert_string_equal(f->c.uid, "65534");
+    assert_string_equal(f->c.gid, "nogroup");
+    assert_int_equal(f->c.allow_from_count, 2);
+    assert_string_equal(f->c.allow_from[0], "192.168.0.0/16");
+    assert_string_equal(f->c.chown, "0");
+    assert_true(f->c.allow_root);
+    assert_int_equal(TEST_CLI(f, "--allow-from", "example.com"), CLI_FAIL);
+    assert_string_equal(f->err, "--allow-from: expected an address or CIDR (such as 10.0.0.0/8 "
+                                "or fd00::/8), got 'example.com' (host names are not resolved)");
+    /* A numeric uid without a passwd entry needs its group spelled out. */
+    assert_int_equal(TEST_CLI(f, "--chown", "4000000"), CLI_FAIL);
+    assert_string_equal(f->err, "--chown: uid 4000000 has no passwd entry: give its group too, "
+                                "as USER:GROUP, in '4000000'");
+}
+
 static void config_max_processes_defaults_to_four_times_at_least_sixteen(void **state)
 {
     struct fixture *f = *state;
@@ -532,6 +583,80 @@ static void config_validate_refuses_max_processes_below_processes(void **state)
     assert_string_equal(f->err, "max_processes (4) is less than processes (8)");
     f->c.max_processes = 8;
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
+}
+
+static void config_loads_pool_keys(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(config_pool_mode(&f->c), POOL_STATIC);
+    assert_int_equal(f->c.min_spare, 1);
+    assert_int_equal(f->c.max_spare, 3);
+    assert_int_equal(f->c.idle_worker_timeout_ms, 10000);
+    assert_int_equal(config_start_processes(&f->c), 2);
+    assert_int_equal(test_load(f,
+                               "pool = \"dynamic\";\nstart_processes = 3;\nmin_spare = 2;\n"
+                               "max_spare = 5;\nidle_worker_timeout = 2.5;\n"
+                               "status_path = \"/corral-status\";\n",
+                               NULL),
+                     0);
+    assert_int_equal(config_pool_mode(&f->c), POOL_DYNAMIC);
+    assert_int_equal(config_start_processes(&f->c), 3);
+    assert_int_equal(f->c.min_spare, 2);
+    assert_int_equal(f->c.max_spare, 5);
+    assert_int_equal(f->c.idle_worker_timeout_ms, 2500);
+    assert_string_equal(f->c.status_path, "/corral-status");
+    assert_string_equal(config_pool_mode_name(POOL_ONDEMAND), "ondemand");
+}
+
+static void config_rejects_unknown_pool_mode(void **state)
+{
+    struct fixture *f = *state;
+    test_load_fails(f, "pool = \"elastic\";\n",
+                    ":1: key 'pool': expected static, dynamic or ondemand, got 'elastic'");
+}
+
+/* A dynamic pool's numbers, each bad combination with its message. */
+static void config_validate_checks_dynamic_pool_numbers(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_load(f,
+                               "listen = \"uwsgi:unix:/a\";\nhandler = \"a.so\";\n"
+                               "pool = \"dynamic\";\nmin_spare = 4;\nmax_spare = 2;\n"
+                               "max_processes = 8;\n",
+                               NULL),
+                     0);
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_string_equal(f->err, "pool dynamic: min_spare (4) is more than max_spare (2)");
+    f->c.max_spare = 10;
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_string_equal(f->err, "pool dynamic: max_spare (10) is more than max_processes (8)");
+    f->c.max_spare = 6;
+    f->c.start_processes = 2;
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_string_equal(f->err, "pool dynamic: start_processes (2) must be from min_spare (4) "
+                                "to max_processes (8)");
+    f->c.start_processes = 9;
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    f->c.start_processes = 0; /* 4 + (6 - 4) / 2 */
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
+    assert_int_equal(config_start_processes(&f->c), 5);
+    /* The spares of a static pool are not checked. */
+    free(f->c.pool);
+    f->c.pool = NULL;
+    f->c.min_spare = 7;
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
+}
+
+static void config_validate_wants_status_path_absolute(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_load(f,
+                               "listen = \"uwsgi:unix:/a\";\nhandler = \"a.so\";\n"
+                               "status_path = \"corral-status\";\n",
+                               NULL),
+                     0);
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_string_equal(f->err, "status_path must start with '/', got 'corral-status'");
 }
 
 static void config_validate_takes_wsgi_app_and_its_python_options(void **state)
@@ -925,10 +1050,10 @@ static void cli_usage_shows_every_option_and_default(void **state)
 static void cli_rejects_unknown_flag_with_message(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(TEST_CLI(f, "--foo"), CLI_FAIL);
-    assert_string_equal(f->err, "unknown option '--foo'; see corral --help");
-    assert_int_equal(TEST_CLI(f, "--foo=3"), CLI_FAIL);
-    assert_string_equal(f->err, "unknown option '--foo'; see corral --help");
+    assert_int_equal(TEST_CLI(f, "--zzyzx"), CLI_FAIL);
+    assert_string_equal(f->err, "unknown option '--zzyzx'; see corral --help");
+    assert_int_equal(TEST_CLI(f, "--zzyzx=3"), CLI_FAIL);
+    assert_string_equal(f->err, "unknown option '--zzyzx'; see corral --help");
     assert_int_equal(TEST_CLI(f, "--procesess", "3"), CLI_FAIL);
     assert_string_equal(f->err,
                         "unknown option '--procesess' (did you mean '--processes'?); see corral "
@@ -941,8 +1066,8 @@ static void cli_rejects_ambiguous_prefix(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(TEST_CLI(f, "--max", "3"), CLI_FAIL);
-    assert_string_equal(f->err, "ambiguous option '--max' (--max-processes, --max-conns, "
-                                "--max-head, --max-params, --max-field, --max-body, "
+    assert_string_equal(f->err, "ambiguous option '--max' (--max-processes, --max-spare, "
+                                "--max-conns, --max-head, --max-params, --max-field, --max-body, "
                                 "--max-requests, --max-requests-jitter, --max-rss); see corral "
                                 "--help");
 }
@@ -1026,6 +1151,8 @@ int main(void)
         TEST(config_validate_requires_listener),
         TEST(config_validate_requires_handler),
         TEST(config_loads_control_socket_keys),
+        TEST(config_loads_service_keys),
+        TEST(cli_reads_service_options),
         TEST(config_max_processes_defaults_to_four_times_at_least_sixteen),
         TEST(config_validate_refuses_max_processes_below_processes),
         TEST(config_validate_takes_wsgi_app_and_its_python_options),
@@ -1053,6 +1180,10 @@ int main(void)
         TEST(cli_usage_shows_every_option_and_default),
         TEST(cli_rejects_unknown_flag_with_message),
         TEST(cli_rejects_ambiguous_prefix),
+        TEST(config_loads_pool_keys),
+        TEST(config_rejects_unknown_pool_mode),
+        TEST(config_validate_checks_dynamic_pool_numbers),
+        TEST(config_validate_wants_status_path_absolute),
         TEST(cli_rejects_missing_argument),
         TEST(cli_rejects_argument_to_plain_flag),
         TEST(cli_rejects_stray_argument),
