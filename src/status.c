@@ -324,6 +324,13 @@ int status_openmetrics(const struct status_src *src, struct status_text *t)
     status_gauge(t, "corral_idle_workers", "Running workers with no busy thread.", tot.idle);
     status_gauge(t, "corral_max_workers", "The most worker processes (--max-processes).",
                  status_bank_size(src->sb));
+    status_gauge(t, "corral_generation", "The generation of workers serving (1 at start).",
+                 STATUS_LOAD(&h->generation));
+    status_counter(t, "corral_reloads", "Reloads started.", STATUS_LOAD(&h->reloads));
+    status_counter(t, "corral_reloads_failed", "Reloads refused or rolled back.",
+                   STATUS_LOAD(&h->reload_failed));
+    status_gauge(t, "corral_previous_generation_workers",
+                 "Workers of a previous generation still finishing.", tot.other_live);
     status_gauge(t, "corral_threads", "Request threads started.", tot.threads_live);
     status_gauge(t, "corral_busy_threads", "Request threads serving a request.",
                  tot.threads_busy);
