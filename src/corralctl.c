@@ -37,7 +37,12 @@ static void ctl_usage(FILE *out)
             "  stop            graceful stop (like SIGTERM)\n"
             "  quit            stop now (like SIGINT)\n"
             "  reopen-logs     reopen the log files, in every process (like SIGUSR1)\n"
-            "  reload, chain-reload   not implemented yet\n"
+            "  reload          a new generation of workers with the config read again; the\n"
+            "                  old one finishes its requests (like SIGHUP)\n"
+            "  chain-reload    the same, one worker at a time\n"
+            "                  (both wait until the new workers run and the old ones have\n"
+            "                  exited; exit 1 if the new ones could not start and the old\n"
+            "                  generation kept serving)\n"
             "  help            the commands this server knows\n"
             "\n"
             "Options:\n"
@@ -151,9 +156,16 @@ static void ctl_print_status(const struct json_value *r)
            json_number(json_get(pool, "threads"), 0) *
                json_number(json_get(pool, "processes"), 0),
            json_number(json_get(pool, "threads_busy"), 0));
-    printf("totals: %.0f requests, %.0f errors, %.0f connections accepted, %.0f respawns\n\n",
+    printf("totals: %.0f requests, %.0f errors, %.0f connections accepted, %.0f respawns\n",
            json_number(json_get(tot, "requests"), 0), json_number(json_get(tot, "errors"), 0),
            json_number(json_get(tot, "accepted"), 0), json_number(json_get(tot, "respawns"), 0));
+    const struct json_value *rl = json_get(r, "reload"), *last = json_get(rl, "last");
+    printf("reload: generation %.0f, %s, %.0f reloads, %.0f failed", 
+           json_number(json_get(rl, "generation"), 0), json_str(json_get(rl, "state"), "?"),
+           json_number(json_get(rl, "reloads"), 0), json_number(json_get(rl, "failed"), 0));
+    if (last && last->type == JSON_OBJECT)
+        printf("; last: %s", json_str(json_get(last, "message"), "?"));
+    printf("\n\n");
     struct ctl_table t;
     ctl_table_init(&t, "LISTENER<|PROTOCOL<|ACCEPTED>|QUEUE>|BACKLOG>");
     const struct json_value *ls = json_get(r, "listeners");
@@ -238,6 +250,18 @@ static void ctl_print_reopen(const struct json_value *r)
            json_number(json_get(r, "workers_signalled"), 0));
 }
 
+static void ctl_print_reload(const struct json_value *r)
+{
+    printf("generation %.0f is starting (%s, %.0f processes); generation %.0f serves until it "
+           "runs\n",
+           json_number(json_get(r, "generation"), 0), json_str(json_get(r, "mode"), "?"),
+           json_number(json_get(r, "processes"), 0), json_number(json_get(r, "previous"), 0));
+    const struct json_value *kept = json_get(r, "kept");
+    if (kept && kept->type == JSON_STRING)
+        printf("kept from the running config (they change only on a restart): %s\n",
+               json_str(kept, "?"));
+}
+
 static void ctl_print_help(const struct json_value *r)
 {
     const struct json_value *cs = json_get(r, "commands");
@@ -252,8 +276,59 @@ static const struct {
     {"status", ctl_print_status},      {"workers", ctl_print_workers},
     {"scale", ctl_print_scale},        {"stop", ctl_print_stopping},
     {"quit", ctl_print_stopping},      {"reopen-logs", ctl_print_reopen},
-    {"help", ctl_print_help},
+    {"help", ctl_print_help},          {"reload", ctl_print_reload},
+    {"chain-reload", ctl_print_reload},
 };
+
+/* ---- reload: wait for the outcome ---- */
+
+/* The server gives new workers 60 s to run, then the old ones
+ * graceful_timeout (30 s by default) to finish. */
+#define CTL_RELOAD_WAIT_MS 100000
+
+/*
+ * After a reload reply R: poll status until the new generation serves and
+ * the old one has exited (0: the next reload can start), or the server
+ * rolled back (CTL_EXIT_REFUSED, the reason on stderr), so a
+ * broken deploy makes `corralctl reload` fail even though the import
+ * happens after the reply.
+ */
+static int ctl_wait_reload(struct ctl_conn *c, const struct json_value *r, bool raw)
+{
+    double want = json_number(json_get(r, "generation"), 0);
+    struct timespec pause = {0, 100 * 1000000L};
+    for (int waited = 0; waited < CTL_RELOAD_WAIT_MS; waited += 100) {
+        char err[1024];
+        struct json_value *st = ctl_call(c, "status", err, sizeof(err));
+        if (!st) {
+            fprintf(stderr, "corralctl: waiting for the reload: %s\n", err);
+            return CTL_EXIT_IO;
+        }
+        const struct json_value *rl = json_get(st, "reload");
+        double gen = json_number(json_get(rl, "generation"), 0);
+        const char *state = json_str(json_get(rl, "state"), "?");
+        int status = -1;
+        if (gen >= want && strcmp(state, "draining") == 0) {
+            /* the new generation serves; the old one still finishes */
+        } else if (gen >= want) {
+            if (!raw)
+                printf("generation %.0f is serving; the old workers have finished and exited\n",
+                       gen);
+            status = CTL_EXIT_OK;
+        } else if (strcmp(state, "starting") != 0) {
+            fprintf(stderr, "corralctl: reload failed: %s\n",
+                    json_str(json_get(json_get(rl, "last"), "message"), "see the error log"));
+            status = CTL_EXIT_REFUSED;
+        }
+        json_value_free(st);
+        if (status >= 0)
+            return status;
+        nanosleep(&pause, NULL);
+    }
+    fprintf(stderr, "corralctl: the reload was still starting after %d s\n",
+            CTL_RELOAD_WAIT_MS / 1000);
+    return CTL_EXIT_IO;
+}
 
 /* ---- main ---- */
 
@@ -361,6 +436,10 @@ int main(int argc, char **argv)
                      i++)
                     if (strcmp(ctl_printers[i].name, argv[optind]) == 0)
                         ctl_printers[i].print(r);
+                fflush(stdout);
+                if (strcmp(argv[optind], "reload") == 0 ||
+                    strcmp(argv[optind], "chain-reload") == 0)
+                    status = ctl_wait_reload(&c, r, raw);
             }
             json_value_free(r);
         }

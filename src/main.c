@@ -189,7 +189,7 @@ int main(int argc, char **argv)
             main_remove_pidfile(cfg.pidfile);
         goto out;
     }
-    status = master_run(&cfg, listeners, cfg.listen_count, &app);
+    status = master_run(&cfg, listeners, cfg.listen_count, &app, argc, argv);
     if (cfg.pidfile)
         main_remove_pidfile(cfg.pidfile);
 out:

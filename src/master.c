@@ -103,12 +103,13 @@ static void master_describe_status(int status, char *out, size_t len)
         snprintf(out, len, "ended with wait status %d", status);
 }
 
-/* The slots the workers see as the pool (scoreboard header): the target,
- * or more while workers above it are still stopping. */
-static void master_update_slots(struct master *m)
+/* The slots the workers look at for accept balancing (scoreboard header):
+ * up to the current bank's target, or further while workers above it
+ * (scaled down, or of the other generation) are still stopping. */
+void master_update_slots(struct master *m)
 {
     unsigned slots = master_pool_slots(m);
-    for (unsigned i = m->slots_used; i > m->target; i--) {
+    for (unsigned i = m->slots_used; i > slots; i--) {
         if (m->workers[i - 1].pid) {
             slots = i;
             break;
@@ -228,7 +229,7 @@ static void master_reap(struct master *m)
             continue; /* not one of ours */
         struct master_worker *mw = &m->workers[i];
         bool never_ran = atomic_load(&m->sb.workers[i].state) == SB_WORKER_STARTING;
-        bool retired = mw->retiring || i >= m->target;
+        bool retired = mw->retiring || i >= master_slot(m, m->target);
         mw->pid = 0;
         mw->retiring = false;
         m->live--;
@@ -240,6 +241,8 @@ static void master_reap(struct master *m)
             log_msg(clean ? LOG_INFO : LOG_WARN, "worker %u (pid %d) %s", i, (int)pid, what);
             continue;
         }
+        if (master_reload_reaped(m, i, pid, never_ran, what))
+            continue;
         if (!retired && master_pool_idle_exit(m, i, pid, status)) {
             master_update_slots(m);
             continue;
@@ -247,7 +250,7 @@ static void master_reap(struct master *m)
         if (retired) {
             log_msg(clean ? LOG_INFO : LOG_WARN, "worker %u (pid %d) %s after a scale-down", i,
                     (int)pid, what);
-            if (i < m->target && m->pool.mode == POOL_STATIC) /* scaled up again meanwhile */
+            if (i < master_slot(m, m->target) && m->pool.mode == POOL_STATIC) /* scaled up again meanwhile */
                 mw->respawn_at_ms = master_now_ms();
             master_update_slots(m);
             continue;
@@ -269,7 +272,7 @@ static void master_reap(struct master *m)
     }
 }
 
-static void master_signal_workers(struct master *m, int sig)
+void master_signal_workers(struct master *m, int sig)
 {
     for (unsigned i = 0; i < m->slots_used; i++)
         if (m->workers[i].pid)
@@ -304,6 +307,11 @@ int master_scale(struct master *m, unsigned target, const char *why, char *err, 
         snprintf(err, errlen, "corral is stopping: the pool cannot be scaled");
         return -1;
     }
+    if (m->reload.phase != RELOAD_IDLE) {
+        snprintf(err, errlen, "a reload is in progress (%s): scale when it is done",
+                 master_reload_phase_name(m->reload.phase));
+        return -1;
+    }
     if (m->pool.mode != POOL_STATIC) {
         snprintf(err, errlen,
                  "the pool is %s: it sizes itself (scaling by hand applies to --pool static)",
@@ -324,7 +332,7 @@ int master_scale(struct master *m, unsigned target, const char *why, char *err, 
     unsigned old = m->target;
     uint64_t now = master_now_ms();
     for (unsigned i = old; i < target; i++) {
-        struct master_worker *mw = &m->workers[i];
+        struct master_worker *mw = &m->workers[master_slot(m, i)];
         if (!mw->pid) {
             mw->respawn_at_ms = now;
             mw->fast_deaths = 0;
@@ -333,7 +341,7 @@ int master_scale(struct master *m, unsigned target, const char *why, char *err, 
          * when it exits (master_reap). */
     }
     for (unsigned i = target; i < old; i++) {
-        struct master_worker *mw = &m->workers[i];
+        struct master_worker *mw = &m->workers[master_slot(m, i)];
         mw->respawn_at_ms = 0;
         if (mw->pid && !mw->retiring) {
             kill(mw->pid, SIGTERM);
@@ -386,9 +394,11 @@ static void master_handle_signals(struct master *m)
         case SIGQUIT:
             master_stop(m, true);
             break;
-        case SIGHUP:
-            log_msg(LOG_WARN, "SIGHUP: reloading is not supported yet; ignored");
+        case SIGHUP: {
+            char note[512];
+            master_reload(m, false, "SIGHUP", err, sizeof(err), note, sizeof(note)); /* logs */
             break;
+        }
         case SIGUSR1:
             master_reopen_logs(m, err, sizeof(err));
             break;
@@ -434,7 +444,7 @@ void master_notify_ready(struct master *m)
 {
     char msg[256];
     snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving: %u processes x %u threads, %zu "
-             "listeners\nMAINPID=%d", m->target, m->cfg->threads, m->listener_count,
+             "listeners\nMAINPID=%d", master_pool_processes(m), m->cfg->threads, m->listener_count,
              (int)getpid());
     int rc = systemd_notify_send(&m->notify, msg);
     if (rc < 0)
@@ -451,14 +461,21 @@ void master_notify_reloading(struct master *m)
         log_msg(LOG_WARN, "sendto(NOTIFY_SOCKET) failed: %s", strerror(-rc));
 }
 
-/* Readiness: once every worker of the first generation is RUNNING. */
+/* Readiness: once every worker the first generation started with is
+ * RUNNING (a static pool's target, a dynamic pool's start_processes; an
+ * ondemand pool starts none and is ready at once). A reload sends it
+ * again itself (master_reload.c). */
 static void master_check_ready(struct master *m)
 {
-    if (m->ready_sent)
+    if (m->ready_sent || m->reload.generation > 1 || m->reload.phase != RELOAD_IDLE)
         return;
-    for (unsigned i = 0; i < m->target; i++)
-        if (atomic_load(&m->sb.workers[i].state) != SB_WORKER_RUNNING)
+    for (unsigned p = 0; p < m->max_workers; p++) {
+        unsigned i = master_slot(m, p);
+        bool wanted = m->pool.mode == POOL_STATIC ? p < m->target
+                                                  : m->workers[i].pid || m->workers[i].respawn_at_ms;
+        if (wanted && atomic_load(&m->sb.workers[i].state) != SB_WORKER_RUNNING)
             return;
+    }
     master_notify_ready(m);
 }
 
@@ -475,7 +492,9 @@ static void master_tick(struct master *m)
         master_check_ready(m);
         master_check_queues(m);
         master_check_harakiri(m);
-        master_pool_tick(m);
+        master_reload_tick(m);
+        if (m->reload.phase != RELOAD_STARTING)
+            master_pool_tick(m);
     } else if (now >= m->deadline_ms && m->live) {
         log_msg(LOG_WARN, "stop deadline passed: killing %u workers", m->live);
         master_signal_workers(m, SIGKILL);
@@ -490,23 +509,28 @@ static void master_spawn_due(struct master *m)
     if (m->state != MASTER_RUNNING)
         return;
     uint64_t now = master_now_ms();
-    for (unsigned i = 0; i < m->target; i++) {
-        struct master_worker *mw = &m->workers[i];
+    for (unsigned p = 0; p < m->target; p++) {
+        struct master_worker *mw = &m->workers[master_slot(m, p)];
         if (!mw->pid && mw->respawn_at_ms && now >= mw->respawn_at_ms)
-            master_spawn(m, i);
+            master_spawn(m, master_slot(m, p));
     }
 }
 
 static int master_setup(struct master *m)
 {
-    int rc = scoreboard_create(&m->sb, m->max_workers, m->cfg->threads,
+    /* Two banks: a reload starts the new generation in the bank the old
+     * one does not use. */
+    int rc = scoreboard_create(&m->sb, 2 * m->max_workers, m->cfg->threads,
                                (unsigned)m->listener_count);
     if (rc < 0) {
         log_msg(LOG_ERROR, "mmap(scoreboard) failed: %s", strerror(-rc));
         return -1;
     }
     atomic_store(&m->sb.hdr->slots, m->target);
-    m->workers = calloc(m->max_workers, sizeof(*m->workers));
+    m->sb.hdr->bank_size = m->max_workers;
+    atomic_store(&m->sb.hdr->generation, 1);
+    atomic_store(&m->sb.hdr->reload_last_ok, 2);
+    m->workers = calloc(2 * (size_t)m->max_workers, sizeof(*m->workers));
     m->queues = calloc(m->listener_count ? m->listener_count : 1, sizeof(*m->queues));
     if (!m->workers || !m->queues) {
         log_msg(LOG_ERROR, "master: out of memory");
@@ -556,7 +580,7 @@ static int master_setup(struct master *m)
 }
 
 int master_run(const struct config *cfg, struct listener *listeners, size_t listener_count,
-               struct app *app)
+               struct app *app, int argc, char **argv)
 {
     struct master m = {
         .cfg = cfg,
@@ -569,6 +593,9 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
         .sigfd = -1,
         .timerfd = -1,
         .started_ms = master_now_ms(),
+        .argc = argc,
+        .argv = argv,
+        .reload = {.generation = 1, .last_ok = true},
         .notify = {.fd = -1},
     };
     int status = 1;
@@ -617,6 +644,7 @@ out:
         close(m.timerfd);
     free(m.workers);
     free(m.queues);
+    master_reload_fini(&m);
     scoreboard_destroy(&m.sb);
     return status;
 }

@@ -19,13 +19,14 @@
  * loaded. Signals: SIGTERM stops gracefully (the listen queues are drained
  * and in-flight requests finish, bounded by the graceful timeout),
  * SIGINT/SIGQUIT stop now, SIGUSR1 reopens the logs (master and workers),
- * SIGTTIN/SIGTTOU add or remove one worker; the control socket
+ * SIGTTIN/SIGTTOU add or remove one worker, SIGHUP reloads (master_reload.c:
+ * ARGC/ARGV are parsed again, so they must outlive the call); the control socket
  * (cfg->control) does the same by command. Returns the process exit
  * status: 0 after a stop, 1 on a setup failure (the control socket cannot
  * be bound, say) or when the app cannot start.
  */
 int master_run(const struct config *cfg, struct listener *listeners, size_t listener_count,
-               struct app *app);
+               struct app *app, int argc, char **argv);
 
 /* The commands of the control socket (master_cmd.c): status, workers,
  * scale, stop, quit, reopen-logs, reload, chain-reload, help. Their run

@@ -141,9 +141,13 @@ static void master_cmd_workers(void *owner, const struct control_request *req, s
     (void)req;
     struct master *m = owner;
     uint64_t now_us = request_now_us(), now_ms = master_now_ms();
+    /* The current bank up to its target (or further while scaled-down
+     * workers stop), and the workers of another generation still alive. */
     unsigned shown = atomic_load(&m->sb.hdr->slots);
-    if (shown < m->target && m->pool.mode == POOL_STATIC)
-        shown = m->target;
+    if (shown < master_slot(m, m->target) && m->pool.mode == POOL_STATIC)
+        shown = master_slot(m, m->target);
+    if (shown < m->slots_used)
+        shown = m->slots_used;
     master_reply_ok(j);
     json_kv_string(j, "pool", config_pool_mode_name(m->pool.mode));
     json_kv_uint(j, "processes", master_pool_processes(m));
@@ -153,8 +157,15 @@ static void master_cmd_workers(void *owner, const struct control_request *req, s
     for (unsigned i = 0; i < shown; i++) {
         const struct master_worker *mw = &m->workers[i];
         const struct sb_worker *w = &m->sb.workers[i];
+        bool current = master_is_current(m, i);
+        bool in_target = m->pool.mode == POOL_STATIC && i < master_slot(m, m->target);
+        bool in_pool = current && (in_target || i < atomic_load(&m->sb.hdr->slots));
+        if (!mw->pid && !in_pool)
+            continue;
+        unsigned gen = m->reload.generation + (m->reload.phase == RELOAD_STARTING);
         json_object_begin(j);
         json_kv_uint(j, "index", i);
+        json_kv_uint(j, "generation", current ? gen : gen - 1);
         json_kv_int(j, "pid", mw->pid);
         json_kv_string(j, "state", master_worker_state(m, i));
         json_kv_uint(j, "requests", atomic_load_explicit(&w->requests, memory_order_relaxed));
@@ -258,10 +269,29 @@ static void master_cmd_reopen_logs(void *owner, const struct control_request *re
     json_object_end(j);
 }
 
+/* reload and chain-reload: the reply says the new generation started (or
+ * why not); whether its workers came up is in status "reload" later. */
 static void master_cmd_reload(void *owner, const struct control_request *req, struct json *j)
 {
-    (void)owner;
-    control_reply_error(j, "%s is not implemented yet", req->cmd->name);
+    struct master *m = owner;
+    bool chain = strcmp(req->cmd->name, "chain-reload") == 0;
+    char err[1280], note[256], why[32];
+    snprintf(why, sizeof(why), "corralctl %s", req->cmd->name);
+    if (master_reload(m, chain, why, err, sizeof(err), note, sizeof(note)) < 0) {
+        control_reply_error(j, "%s: %s", req->cmd->name, err);
+        return;
+    }
+    master_reply_ok(j);
+    json_kv_uint(j, "generation", m->reload.generation + 1);
+    json_kv_uint(j, "previous", m->reload.generation);
+    json_kv_uint(j, "processes", m->reload.start_count); /* the new generation starts with */
+    json_kv_string(j, "mode", chain ? "chain" : "all");
+    json_key(j, "kept");
+    if (note[0])
+        json_string(j, note);
+    else
+        json_null(j);
+    json_object_end(j);
 }
 
 static void master_cmd_help(void *owner, const struct control_request *req, struct json *j)

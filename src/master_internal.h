@@ -29,6 +29,37 @@ struct master_worker {
     bool harakiri_killed;         /* the master killed it for an overrun request */
 };
 
+/*
+ * Reloads (master_reload.c). The worker array and the scoreboard hold two
+ * banks of max_workers slots: the current generation lives in the bank at
+ * `base`, a reload starts the next generation in the other bank while the
+ * old one still serves. IDLE → STARTING (new workers forked; the old ones
+ * serve; a new worker that dies before RUNNING, or a start deadline,
+ * rolls back) → DRAINING (every new worker RUNNING: the config is
+ * committed and the old bank gets SIGTERM) → IDLE once the old bank is
+ * empty. chain-reload is STARTING one slot at a time.
+ */
+enum master_reload_phase { RELOAD_IDLE, RELOAD_STARTING, RELOAD_DRAINING };
+
+struct master_reload {
+    enum master_reload_phase phase;
+    bool chain;
+    bool pending_hup;             /* SIGHUP during a reload: reload again after */
+    unsigned next_slot;           /* chain: the pool index being replaced */
+    unsigned start_count;         /* workers the new generation starts with */
+    unsigned old_base;            /* the bank being replaced */
+    unsigned old_target;          /* its pool size */
+    uint64_t deadline_ms;         /* STARTING: give up; DRAINING: SIGKILL */
+    const struct config *old_cfg; /* kept for a rollback until the commit */
+    struct app *old_app;
+    struct config *owned_cfg;     /* the current config when a reload made it */
+    struct config *old_owned;     /* old_cfg when a reload made it */
+    unsigned generation;          /* of the current bank */
+    unsigned long reloads, failures;
+    bool last_ok;
+    char last[512];               /* outcome of the last reload, for status */
+};
+
 struct master_queue {
     bool full;                    /* inside an episode of a full queue */
     unsigned long episodes;
@@ -53,12 +84,13 @@ struct master {
     size_t listener_count;
     struct app *app;
     struct scoreboard sb;
-    struct master_worker *workers; /* max_workers slots */
+    struct master_worker *workers; /* 2 banks of max_workers slots */
     struct master_queue *queues;
     struct master_pool pool;
     unsigned target;              /* worker processes the pool should have */
-    unsigned max_workers;         /* slots in the scoreboard */
-    unsigned slots_used;          /* highest slot ever spawned + 1 */
+    unsigned max_workers;         /* slots in a bank (the pool's upper bound) */
+    unsigned base;                /* first slot of the current generation's bank */
+    unsigned slots_used;          /* highest slot ever spawned + 1 (both banks) */
     unsigned live;                /* workers running (pid != 0) */
     int epfd, sigfd, timerfd;
     struct control *ctl;          /* NULL without --control */
@@ -69,6 +101,9 @@ struct master {
     struct systemd_notify notify; /* $NOTIFY_SOCKET (Type=notify); fd -1 = none */
     bool ready_sent;              /* READY=1 went out (the first generation is up) */
     int exit_status;              /* what master_run returns after a stop */
+    int argc;                     /* the command line, read again by a reload */
+    char **argv;
+    struct master_reload reload;
 };
 
 uint64_t master_now_ms(void);
@@ -100,6 +135,55 @@ void master_stop(struct master *m, bool now);
  * (the workers are signalled anyway).
  */
 int master_reopen_logs(struct master *m, char *err, size_t errlen);
+
+/* Slot of pool position P in the current generation's bank. */
+static inline unsigned master_slot(const struct master *m, unsigned p)
+{
+    return m->base + p;
+}
+
+/* Whether slot I belongs to the current generation's bank. */
+static inline bool master_is_current(const struct master *m, unsigned i)
+{
+    return i >= m->base && i < m->base + m->max_workers;
+}
+
+void master_signal_workers(struct master *m, int sig);
+void master_update_slots(struct master *m);
+
+/*
+ * Reload (CHAIN false: a whole new generation, then the old one drains;
+ * true: one slot at a time). Re-reads the command line and config file,
+ * validates them and loads the app check; on any error the old generation
+ * keeps serving and -1 is returned with the message in err (logged here).
+ * On 0, NOTE holds what was kept from the old config ("" if nothing). The
+ * outcome of the new workers' start is known later (m->reload: phase,
+ * generation, last). WHY names the cause in the log; WHY "SIGHUP", which
+ * has no reply to refuse with, is queued while a reload is in progress.
+ */
+int master_reload(struct master *m, bool chain, const char *why, char *err, size_t errlen,
+                  char *note, size_t notelen);
+
+/* From the loop's tick: advance a reload (new workers RUNNING, deadlines). */
+void master_reload_tick(struct master *m);
+
+/*
+ * From master_reap, for a worker of slot I that ended (NEVER_RAN: before
+ * it reached RUNNING; WHAT: how it ended). Returns true when the reload
+ * machinery handled it (an old-generation worker, or a new one whose death
+ * rolled the reload back); false for an ordinary worker of the current
+ * generation.
+ */
+bool master_reload_reaped(struct master *m, unsigned i, pid_t pid, bool never_ran,
+                          const char *what);
+
+/* Live workers in the bank that starts at BASE. */
+unsigned master_bank_live(const struct master *m, unsigned base);
+
+/* Free what reloads allocated (at the end of master_run). */
+void master_reload_fini(struct master *m);
+
+const char *master_reload_phase_name(enum master_reload_phase p);
 
 /* ---- pool modes (master_pool.c) ---- */
 

@@ -56,7 +56,8 @@ static void master_pool_count(const struct master *m, struct master_pool_count *
 {
     memset(c, 0, sizeof(*c));
     unsigned threads = m->cfg->threads;
-    for (unsigned i = 0; i < m->slots_used; i++) {
+    for (unsigned p = 0; p < m->max_workers; p++) {
+        unsigned i = master_slot(m, p);
         const struct master_worker *mw = &m->workers[i];
         const struct sb_worker *w = &m->sb.workers[i];
         if (!mw->pid) {
@@ -134,8 +135,8 @@ static void master_pool_grow(struct master *m, unsigned want, unsigned occupied,
         p->window_short = true;
         want = budget;
     }
-    for (unsigned i = 0; i < m->max_workers && want; i++) {
-        struct master_worker *mw = &m->workers[i];
+    for (unsigned pos = 0; pos < m->max_workers && want; pos++) {
+        struct master_worker *mw = &m->workers[master_slot(m, pos)];
         if (mw->pid || mw->respawn_at_ms)
             continue;
         mw->respawn_at_ms = now;
@@ -158,7 +159,8 @@ static void master_pool_dynamic(struct master *m)
     m->pool.at_max = false;
     if (c.idle <= cfg->max_spare)
         return;
-    for (unsigned i = m->slots_used; i-- > 0;) {
+    for (unsigned p = m->max_workers; p-- > 0;) {
+        unsigned i = master_slot(m, p);
         struct master_worker *mw = &m->workers[i];
         const struct sb_worker *w = &m->sb.workers[i];
         if (!mw->pid || mw->retiring || POOL_LOAD(&w->state) != SB_WORKER_RUNNING ||
@@ -289,7 +291,7 @@ void master_pool_start(struct master *m)
     else if (p->mode == POOL_ONDEMAND)
         start = 0;
     for (unsigned i = 0; i < start; i++)
-        m->workers[i].respawn_at_ms = m->started_ms;
+        m->workers[master_slot(m, i)].respawn_at_ms = m->started_ms;
     p->next_adjust_ms = m->started_ms + 1000;
     if (p->mode == POOL_ONDEMAND)
         master_pool_watch(m, true);
@@ -298,20 +300,51 @@ void master_pool_start(struct master *m)
 
 unsigned master_pool_processes(const struct master *m)
 {
-    return m->pool.mode == POOL_STATIC ? m->target : m->live;
+    return m->pool.mode == POOL_STATIC ? m->target : master_bank_live(m, m->base);
 }
 
 unsigned master_pool_starting(const struct master *m)
 {
     unsigned n = 0;
-    for (unsigned i = 0; i < m->max_workers; i++)
-        n += m->workers[i].respawn_at_ms != 0;
+    for (unsigned p = 0; p < m->max_workers; p++)
+        n += m->workers[master_slot(m, p)].respawn_at_ms != 0;
     return n;
 }
 
 unsigned master_pool_slots(const struct master *m)
 {
-    return m->pool.mode == POOL_STATIC ? m->target : m->slots_used;
+    if (m->pool.mode == POOL_STATIC)
+        return master_slot(m, m->target);
+    /* Up to the highest slot of the current bank with a worker or one due. */
+    unsigned slots = master_slot(m, 0);
+    for (unsigned p = 0; p < m->max_workers; p++) {
+        const struct master_worker *mw = &m->workers[master_slot(m, p)];
+        if (mw->pid || mw->respawn_at_ms)
+            slots = master_slot(m, p) + 1;
+    }
+    return slots;
+}
+
+/* The reload state, for status.c (the message only when it changed). */
+static void master_pool_publish_reload(struct master *m)
+{
+    struct sb_header *h = m->sb.hdr;
+    const struct master_reload *r = &m->reload;
+    atomic_store_explicit(&h->bank_base, m->base, memory_order_relaxed);
+    atomic_store_explicit(&h->generation, r->generation, memory_order_relaxed);
+    atomic_store_explicit(&h->reload_phase, (uint32_t)r->phase, memory_order_relaxed);
+    atomic_store_explicit(&h->reloads, r->reloads, memory_order_relaxed);
+    atomic_store_explicit(&h->reload_failed, r->failures, memory_order_relaxed);
+    atomic_store_explicit(&h->reload_last_ok,
+                          !(r->reloads || r->failures) ? 2u : r->last_ok ? 1u : 0u,
+                          memory_order_relaxed);
+    if (strncmp(h->reload_last, r->last, sizeof(h->reload_last) - 1) == 0)
+        return;
+    atomic_fetch_add_explicit(&h->reload_seq, 1, memory_order_acq_rel);
+    atomic_thread_fence(memory_order_release);
+    _Static_assert(sizeof(h->reload_last) == sizeof(r->last), "reload_last");
+    memcpy(h->reload_last, r->last, sizeof(h->reload_last));
+    atomic_fetch_add_explicit(&h->reload_seq, 1, memory_order_release);
 }
 
 void master_pool_publish(struct master *m)
@@ -324,9 +357,10 @@ void master_pool_publish(struct master *m)
                                                         : SB_MASTER_STOPPING_NOW,
                           memory_order_relaxed);
     atomic_store_explicit(&h->pool_target, master_pool_processes(m), memory_order_relaxed);
-    atomic_store_explicit(&h->pool_live, m->live, memory_order_relaxed);
+    atomic_store_explicit(&h->pool_live, master_bank_live(m, m->base), memory_order_relaxed);
     atomic_store_explicit(&h->spawn_rate, m->pool.spawn_rate, memory_order_relaxed);
     atomic_store_explicit(&h->max_reached, m->pool.max_reached, memory_order_relaxed);
+    master_pool_publish_reload(m);
     if (m->pool.mode != POOL_STATIC)
-        atomic_store_explicit(&h->slots, m->slots_used, memory_order_relaxed);
+        master_update_slots(m);
 }

@@ -71,6 +71,19 @@ struct sb_header {
     _Atomic uint32_t pool_live;        /* worker processes running */
     _Atomic uint32_t spawn_rate;       /* dynamic/ondemand: forks allowed per second */
     _Atomic uint64_t max_reached;      /* episodes of "max processes reached" */
+    /* Two banks of bank_size slots (reloads): the generation serving uses
+     * the slots from bank_base on; the other bank holds an old generation
+     * still draining, or a new one starting. */
+    _Atomic uint32_t bank_base;
+    uint32_t bank_size;                /* --max-processes */
+    _Atomic uint32_t generation;       /* of the workers serving; 1 at start */
+    _Atomic uint32_t reload_phase;     /* 0 idle, 1 starting, 2 draining */
+    _Atomic uint32_t reloads, reload_failed;
+    _Atomic uint32_t reload_last_ok;   /* 2 = no reload yet */
+    /* How the last reload went: written between two increments of
+     * reload_seq (odd while being written). */
+    _Atomic uint32_t reload_seq;
+    char reload_last[512];
 };
 
 enum sb_master_state { SB_MASTER_RUNNING = 0, SB_MASTER_STOPPING, SB_MASTER_STOPPING_NOW };

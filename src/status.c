@@ -22,11 +22,19 @@
 struct status_totals {
     uint64_t requests, errors, accepted, respawns;
     unsigned live, running, idle, threads_live, threads_busy;
+    unsigned other_live; /* workers of another generation (reloads) */
 };
+
+/* Slots of one generation's bank (the scoreboard has two). */
+static unsigned status_bank_size(const struct scoreboard *sb)
+{
+    return sb->hdr->bank_size ? sb->hdr->bank_size : sb->hdr->max_workers;
+}
 
 static void status_sum(const struct scoreboard *sb, struct status_totals *t)
 {
     memset(t, 0, sizeof(*t));
+    unsigned base = STATUS_LOAD(&sb->hdr->bank_base), size = status_bank_size(sb);
     for (unsigned i = 0; i < sb->hdr->max_workers; i++) {
         const struct sb_worker *w = &sb->workers[i];
         t->requests += STATUS_LOAD(&w->requests);
@@ -35,6 +43,10 @@ static void status_sum(const struct scoreboard *sb, struct status_totals *t)
         t->respawns += STATUS_LOAD(&w->respawns);
         if (!STATUS_LOAD(&w->pid))
             continue;
+        if (i < base || i >= base + size) {
+            t->other_live++; /* another generation, still stopping */
+            continue;
+        }
         t->live++;
         uint32_t busy = STATUS_LOAD(&w->busy);
         bool running = STATUS_LOAD(&w->state) == SB_WORKER_RUNNING;
@@ -89,7 +101,7 @@ static void status_json_pool(const struct status_src *src, const struct status_t
     json_object_begin(j);
     json_kv_string(j, "mode", config_pool_mode_name(mode));
     json_kv_uint(j, "processes", mode == POOL_STATIC ? STATUS_LOAD(&h->pool_target) : t->live);
-    json_kv_uint(j, "max_processes", h->max_workers);
+    json_kv_uint(j, "max_processes", status_bank_size(src->sb));
     json_kv_uint(j, "processes_live", t->live);
     json_kv_uint(j, "processes_running", t->running);
     json_kv_uint(j, "processes_idle", t->idle);
@@ -131,6 +143,45 @@ static void status_json_listeners(const struct status_src *src, struct json *j)
     json_array_end(j);
 }
 
+static const char *status_reload_phase(uint32_t p)
+{
+    return p == 1 ? "starting" : p == 2 ? "draining" : "idle";
+}
+
+/* The generation serving, the reloads so far and how the last one went. */
+static void status_json_reload(const struct scoreboard *sb, const struct status_totals *t,
+                               struct json *j)
+{
+    const struct sb_header *h = sb->hdr;
+    json_key(j, "reload");
+    json_object_begin(j);
+    json_kv_uint(j, "generation", STATUS_LOAD(&h->generation));
+    json_kv_string(j, "state", status_reload_phase(STATUS_LOAD(&h->reload_phase)));
+    json_kv_uint(j, "reloads", STATUS_LOAD(&h->reloads));
+    json_kv_uint(j, "failed", STATUS_LOAD(&h->reload_failed));
+    json_kv_uint(j, "other_live", t->other_live);
+    json_key(j, "last");
+    uint32_t ok = STATUS_LOAD(&h->reload_last_ok);
+    if (ok > 1) {
+        json_null(j);
+    } else {
+        char last[sizeof(h->reload_last)];
+        for (int tries = 0; tries < 100; tries++) {
+            uint32_t seq = atomic_load_explicit(&h->reload_seq, memory_order_acquire);
+            memcpy(last, (const char *)h->reload_last, sizeof(last));
+            atomic_thread_fence(memory_order_acquire);
+            if (!(seq & 1) && seq == STATUS_LOAD(&h->reload_seq))
+                break;
+        }
+        last[sizeof(last) - 1] = '\0';
+        json_object_begin(j);
+        json_kv_bool(j, "ok", ok == 1);
+        json_kv_string(j, "message", last);
+        json_object_end(j);
+    }
+    json_object_end(j);
+}
+
 void status_json_members(const struct status_src *src, struct json *j)
 {
     const struct sb_header *h = src->sb->hdr;
@@ -151,6 +202,7 @@ void status_json_members(const struct status_src *src, struct json *j)
     json_kv_uint(j, "respawns", t.respawns);
     json_object_end(j);
 
+    status_json_reload(src->sb, &t, j);
     status_json_listeners(src, j);
 }
 
@@ -271,7 +323,14 @@ int status_openmetrics(const struct status_src *src, struct status_text *t)
     status_gauge(t, "corral_workers", "Worker processes running.", tot.live);
     status_gauge(t, "corral_idle_workers", "Running workers with no busy thread.", tot.idle);
     status_gauge(t, "corral_max_workers", "The most worker processes (--max-processes).",
-                 h->max_workers);
+                 status_bank_size(src->sb));
+    status_gauge(t, "corral_generation", "The generation of workers serving (1 at start).",
+                 STATUS_LOAD(&h->generation));
+    status_counter(t, "corral_reloads", "Reloads started.", STATUS_LOAD(&h->reloads));
+    status_counter(t, "corral_reloads_failed", "Reloads refused or rolled back.",
+                   STATUS_LOAD(&h->reload_failed));
+    status_gauge(t, "corral_previous_generation_workers",
+                 "Workers of a previous generation still finishing.", tot.other_live);
     status_gauge(t, "corral_threads", "Request threads started.", tot.threads_live);
     status_gauge(t, "corral_busy_threads", "Request threads serving a request.",
                  tot.threads_busy);

@@ -206,14 +206,29 @@ expect_eq "scale -5 (from 2): exit status 1" 1 "$CTL_RC"
 if workers_running 2; then ok "refused scales change nothing (2 workers)"; else fail "refused scales change nothing" "$(cat "$T/ctl.out")"; fi
 
 # ---- bad commands: ok:false, the server goes on
-for bad in "bogus" "scale abc" "scale" "status extra" "reload" "chain-reload" "Status"; do
+for bad in "bogus" "scale abc" "scale" "status extra" "reload now" "chain-reload 2" "Status"; do
     # shellcheck disable=SC2086
     ctl --json $bad
     expect_eq "'$bad': exit status 1" 1 "$CTL_RC"
     expect_json "'$bad': ok:false with an error" '(d["ok"], len(d["error"]) > 5)' "(False, True)"
 done
+# reload (tests/integration/reload.sh tests it under load): a new
+# generation of 2 workers replaces the old one; corralctl returns once the
+# old one has exited.
+old_workers=$(children_of "$CORRAL_PID")
 ctl --json reload
-expect_json "reload: says it is not implemented yet" 'd["error"]' "reload is not implemented yet"
+expect_json "reload: ok, generation 2 of 2 processes" \
+    '(d["ok"], d["generation"], d["previous"], d["processes"], d["mode"], d["kept"])' \
+    "(True, 2, 1, 2, 'all', None)"
+expect_eq "reload: corralctl exits 0" 0 "$CTL_RC"
+if workers_running 2; then ok "reload: 2 workers run"; else fail "reload: 2 workers run" "$(cat "$T/ctl.out")"; fi
+new_workers=$(children_of "$CORRAL_PID")
+check_not "reload: they are new processes ($old_workers -> $new_workers)" \
+    test "$(echo "$old_workers $new_workers" | tr ' ' '\n' | sort | uniq -d)"
+ctl --json status
+expect_json "status: generation 2, 1 reload, none failed, idle" \
+    '(d["reload"]["generation"], d["reload"]["reloads"], d["reload"]["failed"], d["reload"]["state"])' \
+    "(2, 1, 0, 'idle')"
 
 py_checks "$SOCK" <<'PY'
 import socket, sys, time, json

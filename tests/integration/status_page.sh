@@ -54,6 +54,10 @@ report("page: JSON with the master's pid and state running", (page["pid"], page[
 p = page["pool"]
 report("page: pool static, 2 processes x 2 threads, all live",
        (p["mode"], p["processes"], p["processes_live"], p["threads"], p["threads_live"]) == ("static", 2, 2, 2, 4), repr(p))
+r = page.get("reload", {})
+report("page: the reload object (generation 1, idle, no reload yet)",
+       (r.get("generation"), r.get("state"), r.get("reloads"), r.get("other_live"), r.get("last"))
+       == (1, "idle", 0, 0, None), repr(r))
 report("page: exactly one thread busy (the one serving the page)", p["threads_busy"] == 1, repr(p))
 report("page: totals count the 20 requests (and the readiness pings)", 20 <= page["totals"]["requests"] <= 24, repr(page["totals"]))
 report("page: the control socket's status counts the page as one more request",
@@ -90,7 +94,8 @@ def om_check(label, text, ctl, u, f):
     want = {"corral", "corral_requests", "corral_errors", "corral_accepted", "corral_respawns",
             "corral_max_processes_reached", "corral_workers", "corral_busy_threads",
             "corral_threads", "corral_listen_queue", "corral_listen_backlog",
-            "corral_listener_accepted", "corral_uptime_seconds"}
+            "corral_listener_accepted", "corral_uptime_seconds", "corral_generation",
+            "corral_reloads", "corral_reloads_failed", "corral_previous_generation_workers"}
     report(label + ": the corral_ families", want <= names, "missing %r" % (want - names))
     report(label + ": every family is named corral_...", all(n == "corral" or n.startswith("corral_") for n in names), repr(names))
     def one(name):
