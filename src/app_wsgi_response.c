@@ -300,8 +300,8 @@ static int app_wsgi_sendfile(struct app_wsgi_response *r, PyObject *filelike)
     /* A wrapped file longer than the Content-Length is sent up to it, as
      * PEP 3333 describes (not an error of the app). */
     long long len = off < (long long)st.st_size ? (long long)st.st_size - off : 0;
-    if (r->req->body_limit >= 0 && (uint64_t)len > (uint64_t)r->req->body_limit - r->req->bytes_out)
-        len = (long long)((uint64_t)r->req->body_limit - r->req->bytes_out);
+    if ((uint64_t)len > request_body_left(r->req))
+        len = (long long)request_body_left(r->req);
     corral_request *req = r->req;
     int rc = 0;
     Py_BEGIN_ALLOW_THREADS

@@ -30,8 +30,8 @@ void request_begin(struct corral_request *r, struct conn *c)
     r->reason[0] = '\0';
     r->headers_len = 0;
     r->head_sent = r->finished = r->failed = r->clipped = r->complete_early = false;
-    const char *method = params_get(&c->params, "REQUEST_METHOD");
-    r->head_only = method && strcmp(method, "HEAD") == 0;
+    r->method = params_get(&c->params, "REQUEST_METHOD");
+    r->head_only = r->method && strcmp(r->method, "HEAD") == 0;
     r->body_limit = -1;
     r->bytes_out = 0;
     r->start_us = request_now_us();
@@ -341,7 +341,7 @@ static int request_writev(struct conn *c, struct iovec *iov, int n)
 static void request_send_failed(struct corral_request *r, int err)
 {
     struct conn *c = r->conn;
-    const char *m = params_get(&c->params, "REQUEST_METHOD");
+    const char *m = r->method;
     const char *u = params_get(&c->params, "REQUEST_URI");
     bool hung_up = err == EPIPE || err == ECONNRESET;
     log_msg(hung_up ? LOG_WARN : LOG_ERROR,
@@ -422,12 +422,13 @@ static size_t request_body_room(struct corral_request *r, size_t len)
 {
     if (r->head_only)
         return 0;
-    if (r->body_limit < 0 || r->bytes_out + len <= (uint64_t)r->body_limit)
+    uint64_t left = request_body_left(r);
+    if (len <= left)
         return len;
-    size_t room = (size_t)((uint64_t)r->body_limit - r->bytes_out);
+    size_t room = (size_t)left;
     if (!r->clipped) {
         struct conn *c = r->conn;
-        const char *m = params_get(&c->params, "REQUEST_METHOD");
+        const char *m = r->method;
         const char *u = params_get(&c->params, "REQUEST_URI");
         log_msg(LOG_WARN, "%s: peer %s: %s %s: the handler sent more than its Content-Length "
                 "(%lld): the excess is dropped", c->listener->name, c->peer, m ? m : "-",
@@ -442,7 +443,7 @@ static size_t request_body_room(struct corral_request *r, size_t len)
 static int request_short_body(struct corral_request *r)
 {
     struct conn *c = r->conn;
-    const char *m = params_get(&c->params, "REQUEST_METHOD");
+    const char *m = r->method;
     const char *u = params_get(&c->params, "REQUEST_URI");
     log_msg(LOG_ERROR, "%s: peer %s: %s %s: the response ended after %llu of the %lld bytes "
             "its Content-Length announced: connection closed", c->listener->name, c->peer,
@@ -562,7 +563,7 @@ int request_finish(struct corral_request *r, int app_rc)
 {
     struct conn *c = r->conn;
     if (app_rc != 0 && !r->failed) { /* a failed write was logged when it failed */
-        const char *m = params_get(&c->params, "REQUEST_METHOD");
+        const char *m = r->method;
         const char *u = params_get(&c->params, "REQUEST_URI");
         log_msg(LOG_ERROR, "%s: peer %s: the handler failed (returned %d) on %s %s; %s",
                 c->listener->name, c->peer, app_rc, m ? m : "-", u ? u : "-",
@@ -587,7 +588,7 @@ int request_finish(struct corral_request *r, int app_rc)
         const char *uri = params_get(&c->params, "REQUEST_URI");
         if (!uri)
             uri = params_get(&c->params, "PATH_INFO");
-        log_access(remote ? remote : c->peer, params_get(&c->params, "REQUEST_METHOD"), uri,
+        log_access(remote ? remote : c->peer, r->method, uri,
                    r->failed ? 499 : r->status, r->bytes_out, request_now_us() - r->start_us);
     }
     return c->broken || r->failed ? -1 : 0;

@@ -17,6 +17,7 @@ struct conn;
 
 struct corral_request {
     struct conn *conn;
+    const char *method;         /* REQUEST_METHOD, or NULL (looked up once) */
     int status;
     char reason[64];
     char *headers;              /* "Name: value\r\n"... */
@@ -36,6 +37,13 @@ struct corral_request {
  * value: corral_param_at for adapters that want no strlen. */
 void request_param_at(corral_request *r, size_t index, const char **name, size_t *name_len,
                       const char **value, size_t *value_len);
+
+/* Body bytes the handler's Content-Length still allows (UINT64_MAX when it
+ * gave none); more is dropped with a warning. */
+static inline uint64_t request_body_left(const corral_request *r)
+{
+    return r->body_limit < 0 ? UINT64_MAX : (uint64_t)r->body_limit - r->bytes_out;
+}
 
 /* Forget the status and headers staged so far (before the head is sent):
  * 200, no headers, no Content-Length. */

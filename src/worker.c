@@ -86,6 +86,7 @@ struct worker {
     _Atomic uint64_t served;      /* requests this process served */
     uint64_t max_requests;        /* with its jitter; 0 = never */
     int statm_fd;                 /* /proc/self/statm when --max-rss, else -1 */
+    uint64_t page_kib;            /* the page size, for statm's page counts */
     struct sb_worker *sb;
     uint64_t last_idle_scan_ms;
     _Atomic uint64_t last_request_ms; /* end of the last request (ondemand idle exit) */
@@ -262,7 +263,7 @@ static void worker_copy(char *dst, size_t cap, const char *src)
 static void worker_thread_mark(struct worker_thread *t, struct conn *c)
 {
     struct sb_thread *sb = t->sb;
-    worker_copy(sb->method, sizeof(sb->method), params_get(&c->params, "REQUEST_METHOD"));
+    worker_copy(sb->method, sizeof(sb->method), c->req.method);
     worker_copy(sb->uri, sizeof(sb->uri), params_get(&c->params, "REQUEST_URI"));
     atomic_store_explicit(&sb->request_start_us, request_now_us(), memory_order_relaxed);
     atomic_store_explicit(&sb->state, SB_THREAD_BUSY, memory_order_relaxed);
@@ -283,7 +284,7 @@ static uint64_t worker_rss_kib(const struct worker *w)
     unsigned long long size, resident;
     if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
         return 0;
-    return resident * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024);
+    return resident * w->page_kib;
 }
 
 /* After a request: past --max-requests or --max-rss, the worker finishes
@@ -317,8 +318,8 @@ static void worker_check_recycle(struct worker_thread *t, uint64_t served)
 static int worker_run_request(struct worker_thread *t, struct conn *c)
 {
     struct worker *w = t->w;
-    worker_thread_mark(t, c);
     request_begin(&c->req, c);
+    worker_thread_mark(t, c);
     int rc = status_page_wanted(w->cfg, &c->req)
                  ? status_page_serve(&w->status, &c->req)
                  : w->ctx->app->ops->handle(w->ctx->app, &c->req);
@@ -765,6 +766,7 @@ static void worker_setup_recycling(struct worker *w, const struct worker_ctx *ct
         w->max_requests += (uint64_t)rand_r(&seed) % ((uint64_t)cfg->max_requests_jitter + 1);
     }
     w->statm_fd = -1;
+    w->page_kib = (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
     if (cfg->max_rss_mib) {
         w->statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
         if (w->statm_fd < 0)

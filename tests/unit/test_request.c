@@ -362,6 +362,25 @@ static void request_sendfile_on_each_protocol(void **state)
     close(fd);
 }
 
+/* F opened on FastCGI with a GET request decoded and its request begun. */
+static void fastcgi_get(struct fixture *f)
+{
+    fixture_open(f, &proto_fastcgi);
+    static const char *const kv[] = {"REQUEST_METHOD", "GET", NULL};
+    uint8_t pkt[1024];
+    send_all(f->peer, pkt, fcgi_request(pkt, kv, NULL));
+    read_head(f);
+}
+
+/* The STDOUT stream the front end of F has received so far, into BODY;
+ * *ENDED tells whether END_REQUEST came. Returns its length. */
+static size_t fastcgi_response(struct fixture *f, char *body, size_t cap, int *ended)
+{
+    uint8_t raw[1024];
+    assert_true(cap >= sizeof(raw));
+    return fcgi_stdout(raw, recv_all(f->peer, (char *)raw, sizeof(raw)), body, ended);
+}
+
 static void request_head_drops_body_keeps_length(void **state)
 {
     (void)state;
@@ -389,21 +408,16 @@ static void request_body_clipped_at_content_length(void **state)
 {
     (void)state;
     struct fixture f;
-    fixture_open(&f, &proto_fastcgi);
-    static const char *const kv[] = {"REQUEST_METHOD", "GET", NULL};
-    uint8_t pkt[1024];
-    send_all(f.peer, pkt, fcgi_request(pkt, kv, NULL));
-    read_head(&f);
+    fastcgi_get(&f);
     corral_request *r = &f.conn.req;
     assert_int_equal(corral_add_header(r, "content-length", " 4 "), 0);
     assert_int_equal(corral_write(r, "abc", 3), 0);
     assert_int_equal(corral_write(r, "def", 3), 0);
     /* The body is complete: END_REQUEST went with its last byte, before
      * the handler said it was done. */
-    uint8_t raw[1024];
     char body[1024];
     int ended;
-    size_t n = fcgi_stdout(raw, recv_all(f.peer, (char *)raw, sizeof(raw)), body, &ended);
+    size_t n = fastcgi_response(&f, body, sizeof(body), &ended);
     static const char expect[] = "Status: 200 OK\r\ncontent-length:  4 \r\n\r\nabcd";
     assert_int_equal(n, sizeof(expect) - 1);
     assert_memory_equal(body, expect, n);
@@ -412,7 +426,7 @@ static void request_body_clipped_at_content_length(void **state)
     assert_int_equal(corral_write(r, "", 0), 0);
     assert_int_equal(corral_write_final(r, "ghi", 3), 0);
     assert_int_equal(request_finish(r, 0), 0);
-    assert_int_equal(recv_all(f.peer, (char *)raw, sizeof(raw)), 0);
+    assert_int_equal(fastcgi_response(&f, body, sizeof(body), &ended), 0);
     assert_false(f.conn.broken);
     fixture_close(&f);
 }
@@ -421,21 +435,16 @@ static void request_short_body_closes_without_end(void **state)
 {
     (void)state;
     struct fixture f;
-    fixture_open(&f, &proto_fastcgi);
-    static const char *const kv[] = {"REQUEST_METHOD", "GET", NULL};
-    uint8_t pkt[1024];
-    send_all(f.peer, pkt, fcgi_request(pkt, kv, NULL));
-    read_head(&f);
+    fastcgi_get(&f);
     corral_request *r = &f.conn.req;
     assert_int_equal(corral_add_header(r, "Content-Length", "10"), 0);
     assert_int_equal(corral_write(r, "abc", 3), 0);
     assert_int_equal(corral_write_final(r, "", 0), -1);
     assert_int_equal(request_finish(r, 0), -1);
     assert_true(f.conn.broken);
-    uint8_t raw[1024];
     char body[1024];
     int ended;
-    size_t n = fcgi_stdout(raw, recv_all(f.peer, (char *)raw, sizeof(raw)), body, &ended);
+    size_t n = fastcgi_response(&f, body, sizeof(body), &ended);
     assert_false(ended); /* no END_REQUEST: nginx must not take it as whole */
     assert_true(n > 3);
     assert_memory_equal(body + n - 3, "abc", 3);
