@@ -273,12 +273,95 @@ PY
 stop_corral
 expect_eq "--preload: corral stops with status 0" 0 "$CORRAL_STATUS"
 
-# ---- --pool dynamic: a reload starts the new generation with as many
-# workers as the pool has (in the other bank of slots), the pool sizes
-# itself again afterwards, and no request fails meanwhile.
+# ---- --pool dynamic and ondemand: a reload starts the new generation with
+# as many workers as the pool has (at least one, in the other bank of
+# slots), the pool sizes itself again afterwards, and no request fails
+# meanwhile. Ondemand then lets its idle workers go and starts one of the
+# new generation for the next request.
+cat >"$T/pool_reload.py" <<'PY'
+import json, subprocess, sys, threading, time
+from lib_protocols import request, report
+
+mode, sock, ctl, ctlsock, conf, app = sys.argv[1:7]
+tag = mode[:3]
+stats = {"ok": 0, "failed": 0}
+versions = set()
+stop = threading.Event()
+lock = threading.Lock()
+
+def corralctl(*args):
+    p = subprocess.run([ctl, "-s", ctlsock] + list(args), capture_output=True, text=True,
+                       timeout=30)
+    return p.returncode, p.stdout, p.stderr
+
+def load():
+    while not stop.is_set():
+        try:
+            st, _, b = request("uwsgi", "unix:" + sock, "GET", "/", timeout=10)
+            good = st == 200 and b.startswith(b"version=")
+        except Exception:
+            good, b = False, b""
+        with lock:
+            stats["ok" if good else "failed"] += 1
+            if good:
+                versions.add(b.split()[0].decode())
+
+threads = [threading.Thread(target=load) for _ in range(4)]
+for t in threads:
+    t.start()
+time.sleep(1)
+rcs = []
+for v in range(1, 4):
+    with open(conf, "w") as f:
+        f.write('wsgi_file = "%s";\nprocesses = 2;\nthreads = 2;\nenv = [ "APP_VERSION=%s%d" ];\n'
+                % (app, tag, v))
+    rc, out, err = corralctl("reload")
+    rcs.append((rc, err.strip()))
+    time.sleep(0.5)
+time.sleep(1)
+stop.set()
+for t in threads:
+    t.join()
+rc, out, err = corralctl("--json", "status")
+st = json.loads(out) if rc == 0 else {}
+report("%s: corralctl reload exits 0 three times" % mode, all(r == 0 for r, _ in rcs), rcs)
+report("%s: the last config's version is served" % mode, "version=%s3" % tag in versions, versions)
+report("%s: %d responses during the reloads, 0 failed" % (mode, stats["ok"]),
+       stats["failed"] == 0 and stats["ok"] > 50, stats)
+rl, pool = st.get("reload", {}), st.get("pool", {})
+report("%s: status shows generation 4 and the %s pool (%s live of max %s)"
+       % (mode, mode, pool.get("processes_live"), pool.get("max_processes")),
+       rl.get("generation") == 4 and rl.get("failed") == 0 and pool.get("mode") == mode
+       and pool.get("max_processes") == 4 and 1 <= pool.get("processes_live", 0) <= 4, st)
+if mode == "ondemand":
+    # Idle: every worker leaves after --idle-worker-timeout (1 s)...
+    live = None
+    for _ in range(50):
+        rc, out, err = corralctl("--json", "status")
+        live = json.loads(out)["pool"]["processes_live"] if rc == 0 else None
+        if live == 0:
+            break
+        time.sleep(0.1)
+    report("ondemand: after the reloads the idle workers leave (0 live)", live == 0, live)
+    # ...and the next request starts a worker of the new generation.
+    st_, _, b = request("uwsgi", "unix:" + sock, "GET", "/", timeout=10)
+    report("ondemand: a request to the empty pool is served by the new version",
+           st_ == 200 and b.startswith(b"version=%s3 " % tag.encode()), (st_, b))
+PY
 write_conf dyn0
 start_corral -c "$CONF" --listen "uwsgi:unix:$T/d.sock" --control "$T/d.ctl" --pool dynamic \
     --max-processes 4 --start-processes 2 --min-spare 1 --max-spare 3 || finish
+PY_TIMEOUT=40 py_checks dynamic "$T/d.sock" "$CTL" "$T/d.ctl" "$CONF" "$APP" <"$T/pool_reload.py"
+stop_corral
+expect_eq "dynamic: corral stops with status 0" 0 "$CORRAL_STATUS"
+
+write_conf ond0
+start_corral -c "$CONF" --listen "uwsgi:unix:$T/o.sock" --control "$T/o.ctl" --pool ondemand \
+    --max-processes 4 --idle-worker-timeout 1 || finish
+PY_TIMEOUT=40 py_checks ondemand "$T/o.sock" "$CTL" "$T/o.ctl" "$CONF" "$APP" <"$T/pool_reload.py"
+stop_corral
+expect_eq "ondemand: corral stops with status 0" 0 "$CORRAL_STATUS"
+finish
 PY_TIMEOUT=40 py_checks "$T/d.sock" "$CTL" "$T/d.ctl" "$CONF" "$APP" <<'PY'
 import json, subprocess, sys, threading, time
 from lib_protocols import request, report
