@@ -104,10 +104,11 @@ int main(int argc, char **argv)
         return 0;
     }
     /* Sockets passed by systemd become fd:N listeners before validation
-     * (a socket-activated corral may have no --listen). */
+     * (a socket-activated corral may have no --listen). -t checks the
+     * user plan too: a config that -t passes must not be refused at start. */
     if (action == CLI_FAIL || systemd_listen_fds(&cfg, err, sizeof(err)) < 0 ||
         config_validate(&cfg, err, sizeof(err)) < 0 ||
-        (action == CLI_RUN && privs_check_plan(&cfg, err, sizeof(err)) < 0)) {
+        privs_check_plan(&cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "corral: %s\n", err);
         config_free(&cfg);
         return 1;

@@ -112,6 +112,9 @@ if [ "$(id -u)" = 0 ]; then
     expect_match "... with a message saying what to do" \
         "corral: refusing to run the application as root: give --uid USER .* or --allow-root" "$(cat "$T/root.out")"
     check_not "... before binding anything" test -e "$T/r.sock"
+    timeout 10 "$CORRAL" -t --listen "uwsgi:unix:$T/r.sock" --handler "$DEMO_SO" >"$T/root-t.out" 2>&1 </dev/null
+    expect_eq "-t as root without --uid/--allow-root: exit status 1 (the start would be refused)" 1 "$?"
+    expect_match "... with the same message" "refusing to run the application as root" "$(cat "$T/root-t.out")"
     timeout 10 "$CORRAL" --listen "uwsgi:unix:$T/r.sock" --handler "$DEMO_SO" --uid root >"$T/root2.out" 2>&1 </dev/null
     expect_match "--uid root is refused too" "--uid root is root; give another user, or --allow-root" "$(cat "$T/root2.out")"
 
