@@ -20,6 +20,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "log.h"
+
 enum { LISTENER_KIND = 1 };
 
 static int listen_fail(char *err, size_t errlen, const char *fmt, const char *a)
@@ -282,8 +284,12 @@ void listen_close(struct listener *l, bool remove_path)
     if (l->fd >= 0)
         close(l->fd);
     l->fd = -1;
-    if (remove_path && l->owns_path)
-        unlink(l->addr.path);
+    /* After --uid/--gid the master may no longer write the socket's
+     * directory: say so rather than leave a socket file silently (the next
+     * start replaces a stale one). */
+    if (remove_path && l->owns_path && unlink(l->addr.path) < 0 && errno != ENOENT)
+        log_msg(LOG_WARN, "%s: could not remove the socket file %s: %s (uid %u); the next "
+                "start replaces it", l->name, l->addr.path, strerror(errno), (unsigned)geteuid());
     l->owns_path = false;
 }
 

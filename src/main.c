@@ -45,8 +45,9 @@ static void main_remove_pidfile(const char *path)
         return;
     ssize_t n = read(fd, buf, sizeof(buf) - 1);
     close(fd);
-    if (n > 0 && atoi(buf) == (int)getpid())
-        unlink(path);
+    if (n > 0 && atoi(buf) == (int)getpid() && unlink(path) < 0)
+        log_msg(LOG_WARN, "could not remove the pidfile %s: %s (uid %u)", path, strerror(errno),
+                (unsigned)geteuid());
 }
 
 static void main_close_listeners(struct listener *ls, size_t n)
