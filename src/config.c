@@ -459,9 +459,9 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         snprintf(err, errlen, "status_path must start with '/', got '%s'", c->status_path);
         return -1;
     }
-    if (c->handler && (c->preload || c->virtualenv)) {
-        snprintf(err, errlen, "%s applies to WSGI apps (--wsgi, --wsgi-file), not to --handler",
-                 c->preload ? "preload" : "virtualenv");
+    if (c->handler && c->virtualenv) {
+        snprintf(err, errlen, "virtualenv applies to WSGI apps (--wsgi, --wsgi-file), not to "
+                 "--handler");
         return -1;
     }
     return 0;

@@ -211,7 +211,7 @@ const struct option_spec options_table[] = {
         .type = OPTION_BOOL,
         OPTIONS_FIELD(preload),
         .group = "Application",
-        .help = "import the WSGI app in the master before forking: workers share its memory",
+        .help = "load the app (WSGI import, or the handler's dlopen) in the master before forking: workers share its memory",
     },
     {
         .name = "env",

@@ -200,9 +200,9 @@ check_not "a directory that is not a venv is refused" \
     "$CORRAL" "${ALLOW_ROOT[@]}" --listen "uwsgi:unix:$T/x.sock" --wsgi-file "$APP" --virtualenv "$T"
 expect_match "... naming pyvenv.cfg" "virtualenv '$T': not a virtual environment \(no readable pyvenv.cfg\)" \
     "$(cat "$T/.check.out")"
-check_not "--preload with a native handler is refused" \
-    "$CORRAL" "${ALLOW_ROOT[@]}" --listen "uwsgi:unix:$T/x.sock" --handler "$DEMO_SO" --preload
-expect_match "... saying why" 'preload applies to WSGI apps' "$(cat "$T/.check.out")"
+check_not "--virtualenv with a native handler is refused" \
+    "$CORRAL" "${ALLOW_ROOT[@]}" --listen "uwsgi:unix:$T/x.sock" --handler "$DEMO_SO" --virtualenv "$T"
+expect_match "... saying why" 'virtualenv applies to WSGI apps' "$(cat "$T/.check.out")"
 
 # ---- the app cannot take corral's signals, lazy or preloaded
 for mode in lazy preload; do

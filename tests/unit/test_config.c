@@ -782,10 +782,6 @@ static void example_conf_commented_settings_are_valid(void **state)
     f->c.wsgi = f->c.wsgi_file = NULL;
     /* The Python-only settings are refused next to a native handler. */
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
-    assert_string_equal(f->err, "preload applies to WSGI apps (--wsgi, --wsgi-file), not to "
-                                "--handler");
-    f->c.preload = false;
-    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
     assert_string_equal(f->err, "virtualenv applies to WSGI apps (--wsgi, --wsgi-file), not to "
                                 "--handler");
     free(f->c.virtualenv);
