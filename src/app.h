@@ -43,6 +43,10 @@ struct app_ops {
      * lock the stuck thread may hold. */
     void *(*thread_handle)(struct app *app);
     void (*dump_stack)(struct app *app, void *handle, int fd);
+    /* In the master, when a reload has replaced (or rolled back) this app:
+     * free what load made. Not called for an app that runs in the master
+     * (preloaded): a reload of one re-executes the master. */
+    void (*unload)(struct app *app);
 };
 
 struct app {

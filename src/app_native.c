@@ -231,6 +231,15 @@ static void app_native_worker_fini(struct app *app)
         n->fini();
 }
 
+static void app_native_unload(struct app *app)
+{
+    struct app_native *n = app->data;
+    if (n && n->dl)
+        dlclose(n->dl);
+    free(n);
+    app->data = NULL;
+}
+
 const struct app_ops app_native_ops = {
     .name = "native",
     .load = app_native_load,
@@ -239,6 +248,7 @@ const struct app_ops app_native_ops = {
     .handle = app_native_handle,
     .worker_fini = app_native_worker_fini,
     .preload = app_native_preload,
+    .unload = app_native_unload,
 };
 
 int app_load(struct app *app, const struct config *c, char *err, size_t errlen)

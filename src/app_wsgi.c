@@ -582,6 +582,17 @@ static void app_wsgi_worker_fini(struct app *app)
     (void)app;
 }
 
+/* A lazy app's master-side state is the settings load copied; a started
+ * interpreter (--preload) is never unloaded. */
+static void app_wsgi_unload(struct app *app)
+{
+    struct app_wsgi *w = app->data;
+    if (!w || w->started)
+        return;
+    app_wsgi_free(w);
+    app->data = NULL;
+}
+
 const struct app_ops app_wsgi_ops = {
     .name = "wsgi",
     .load = app_wsgi_load,
@@ -595,4 +606,5 @@ const struct app_ops app_wsgi_ops = {
     .fork_child = app_wsgi_fork_child,
     .thread_handle = app_wsgi_thread_handle,
     .dump_stack = app_wsgi_dump_stack,
+    .unload = app_wsgi_unload,
 };

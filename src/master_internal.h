@@ -52,6 +52,8 @@ struct master_reload {
     uint64_t deadline_ms;         /* STARTING: give up; DRAINING: SIGKILL */
     const struct config *old_cfg; /* kept for a rollback until the commit */
     struct app *old_app;
+    bool app_owned;               /* the current app was made by a reload (heap) */
+    bool old_app_owned;           /* the same for old_app */
     struct config *owned_cfg;     /* the current config when a reload made it */
     struct config *old_owned;     /* old_cfg when a reload made it */
     unsigned generation;          /* of the current bank */

@@ -277,6 +277,8 @@ int master_reload(struct master *m, bool chain, const char *why, char *err, size
     /* Everything is built: start the new generation beside the old. */
     r->old_cfg = m->cfg;
     r->old_app = m->app;
+    r->old_app_owned = r->app_owned;
+    r->app_owned = true;
     r->old_base = m->base;
     r->old_target = m->target;
     r->old_owned = r->owned_cfg;
@@ -341,6 +343,18 @@ static void master_reload_run_pending(struct master *m)
     master_reload(m, false, "SIGHUP", err, sizeof(err), note, sizeof(note)); /* it logs */
 }
 
+/* Free the master-side state of an app a reload replaced (the workers
+ * that run it have their own copy); OWNED: the reload allocated it. */
+static void master_reload_drop_app(struct app *app, bool owned)
+{
+    if (!app)
+        return;
+    if (app->ops && app->ops->unload)
+        app->ops->unload(app);
+    if (owned)
+        free(app);
+}
+
 /* Every new worker RUNNING: the new config is the config; the old
  * generation stops. */
 static void master_reload_commit(struct master *m)
@@ -352,9 +366,7 @@ static void master_reload_commit(struct master *m)
         config_free(r->old_owned);
         free(r->old_owned);
     }
-    /* The old app's master-side state is not freed: the adapters have no
-     * unload (a few hundred bytes per reload; a dlopen'ed handler stays
-     * mapped). */
+    master_reload_drop_app(r->old_app, r->old_app_owned);
     r->old_owned = NULL;
     r->old_cfg = NULL;
     r->old_app = NULL;
@@ -390,8 +402,9 @@ static void master_reload_fail(struct master *m, const char *reason)
     r->owned_cfg = r->old_owned;
     r->old_owned = NULL;
     m->cfg = r->old_cfg;
-    /* The failed app's state is leaked like an old one (no unload). */
+    master_reload_drop_app(m->app, r->app_owned);
     m->app = r->old_app;
+    r->app_owned = r->old_app_owned;
     master_reload_apply_env(m->cfg);
     m->base = r->old_base;
     m->target = r->old_target;
