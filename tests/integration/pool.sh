@@ -71,6 +71,85 @@ PY
 slow_vs_hello 1 4
 slow_vs_hello 2 1
 
+# ---- kill -9 of a busy worker: only its in-flight requests fail, the
+# other worker's go on, and a replacement serves within a second. Two slow
+# requests per worker fill both threads of each (a busy worker stops
+# accepting), while a steady load of quick requests runs beside them.
+if start_corral --listen "uwsgi:unix:$T/busy.sock" --handler "$DEMO_SO" --processes 2 --threads 2 \
+    --control "$T/busy.ctl"; then
+    sleep 1.2 # older than the master's fast-death back-off threshold
+    PY_TIMEOUT=40 py_checks "$T/busy.sock" "$top_builddir/corralctl" "$T/busy.ctl" "$CORRAL_PID" <<'PY'
+import json, os, signal, subprocess, sys, threading, time
+from lib_protocols import request, report
+
+sock, ctl, ctlsock, master = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+addr = "unix:" + sock
+
+def workers():
+    p = subprocess.run([ctl, "-s", ctlsock, "--json", "workers"], capture_output=True, text=True,
+                       timeout=10)
+    return json.loads(p.stdout)["workers"]
+
+slow = []
+def slow_one():
+    try:
+        st, _, _ = request("uwsgi", addr, "GET", "/slow?ms=3000", timeout=15)
+    except Exception as e:  # noqa: BLE001 -- a killed worker's request fails
+        st = repr(e)
+    slow.append(st)
+
+fast = {"ok": 0, "failed": 0}
+stop = threading.Event()
+def fast_loop():
+    while not stop.is_set():
+        try:
+            st, _, _ = request("uwsgi", addr, "GET", "/hello", timeout=10)
+        except Exception:  # noqa: BLE001
+            st = 0
+        fast["ok" if st == 200 else "failed"] += 1
+        time.sleep(0.005)
+
+slows = [threading.Thread(target=slow_one) for _ in range(4)]
+for t in slows:
+    t.start()
+# Wait until the four slow requests run: two threads busy in each worker.
+busy = {}
+for _ in range(50):
+    busy = {w["pid"]: sum(t["state"] == "busy" for t in w["threads"]) for w in workers()}
+    if sorted(busy.values()) == [2, 2]:
+        break
+    time.sleep(0.1)
+report("4 slow requests fill both threads of both workers", sorted(busy.values()) == [2, 2], busy)
+loader = threading.Thread(target=fast_loop)
+loader.start()
+time.sleep(0.3)
+victim = min(busy)
+os.kill(victim, signal.SIGKILL)
+t0 = time.monotonic()
+served = None
+while time.monotonic() - t0 < 3:
+    ws = workers()
+    pids = [w["pid"] for w in ws if w["state"] == "running"]
+    if len(pids) == 2 and victim not in pids:
+        served = time.monotonic() - t0
+        break
+    time.sleep(0.02)
+report("a replacement runs within 1 s of the kill (%s s)" % (None if served is None else "%.2f" % served),
+       served is not None and served < 1.0, served)
+for t in slows:
+    t.join(20)
+time.sleep(0.5)
+stop.set()
+loader.join(15)
+report("the killed worker's 2 slow requests fail, the other worker's 2 succeed",
+       sorted(map(str, slow)).count("200") == 2 and len(slow) == 4, slow)
+report("the quick requests beside them: none failed (%d answered)" % fast["ok"],
+       fast["failed"] == 0 and fast["ok"] > 20, fast)
+PY
+    expect_file_match "the master logs the killed busy worker" "was killed by signal 9" "$CORRAL_LOG"
+    stop_corral
+fi
+
 # ---- kill -9 of a worker: logged, replaced, serving again within 2 s
 if start_corral --listen "fastcgi:unix:$T/kill.sock" --handler "$DEMO_SO" --processes 2 --threads 2; then
     sleep 1.2 # older than the master's fast-death back-off threshold
