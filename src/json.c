@@ -149,12 +149,8 @@ void json_array_end(struct json *j)
     json_close(j, ']');
 }
 
-/*
- * The length of the well-formed UTF-8 sequence at S (at most N bytes), or 0
- * when the bytes there are not one (RFC 3629: no overlong forms, no
- * surrogates, nothing above U+10FFFF).
- */
-static size_t json_utf8_len(const unsigned char *s, size_t n)
+/* See json.h. */
+size_t json_utf8_len(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
     size_t len;

@@ -65,6 +65,14 @@ void json_double(struct json *j, double v, int decimals); /* NaN, ±inf → null
 void json_bool(struct json *j, bool v);
 void json_null(struct json *j);
 
+/*
+ * The length of the well-formed UTF-8 sequence at S (at most N bytes, N >
+ * 0), or 0 when the bytes there are not one (RFC 3629: no overlong forms,
+ * no surrogates, nothing above U+10FFFF). Also used by status.c for the
+ * OpenMetrics text, which must be UTF-8 too.
+ */
+size_t json_utf8_len(const unsigned char *s, size_t n);
+
 /* Append N raw bytes (no separator, no escaping): a newline after the
  * document, say. */
 void json_raw(struct json *j, const char *s, size_t n);

@@ -239,16 +239,30 @@ static void status_printf(struct status_text *t, const char *fmt, ...)
     }
 }
 
-/* A label value: backslash, double quote and newline escaped. */
+/* A label value: backslash, double quote and newline escaped. The text
+ * format is UTF-8: a byte that is not part of a well-formed sequence (a unix
+ * socket path may hold any byte) becomes U+FFFD, as in the JSON. */
 static void status_label(struct status_text *t, const char *v)
 {
-    for (; *v; v++) {
-        if (*v == '\\' || *v == '"')
-            status_printf(t, "\\%c", *v);
-        else if (*v == '\n')
-            status_printf(t, "\\n");
-        else
-            status_printf(t, "%c", *v);
+    const unsigned char *p = (const unsigned char *)v;
+    size_t n = strlen(v);
+    for (size_t i = 0; i < n;) {
+        size_t len = json_utf8_len(p + i, n - i);
+        if (len == 0) {
+            status_printf(t, "\xEF\xBF\xBD");
+            i++;
+        } else if (len > 1) {
+            status_printf(t, "%.*s", (int)len, v + i);
+            i += len;
+        } else {
+            if (v[i] == '\\' || v[i] == '"')
+                status_printf(t, "\\%c", v[i]);
+            else if (v[i] == '\n')
+                status_printf(t, "\\n");
+            else
+                status_printf(t, "%c", v[i]);
+            i++;
+        }
     }
 }
 

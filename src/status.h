@@ -26,8 +26,9 @@ struct status_src {
     size_t listener_count;
 };
 
-/* Write the status members (version, pid, uptime, state, pool, totals,
- * listeners) into the JSON object J has open; the caller closes it. */
+/* Write the status members (version, pid, started_at, uptime_s, state,
+ * pool, totals, reload, listeners) into the JSON object J has open; the
+ * caller closes it. */
 void status_json_members(const struct status_src *src, struct json *j);
 
 /* A growing text buffer for the OpenMetrics exposition. */
