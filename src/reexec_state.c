@@ -37,7 +37,7 @@ static void reexec_put(struct reexec_out *o, const char *fmt, ...)
 static bool reexec_plain(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("._~/@+-", c) != NULL);
+           (c != '\0' && strchr("._~/:@+-", c) != NULL);
 }
 
 /* S percent-encoded; "" is written as "-" (none). */
@@ -156,6 +156,10 @@ static int reexec_str(const char *s, size_t len, char *out, size_t cap)
 {
     if (len == 1 && s[0] == '-') {
         out[0] = '\0';
+        return 0;
+    }
+    if (len == 3 && memcmp(s, "%2D", 3) == 0 && cap > 1) {
+        memcpy(out, "-", 2); /* a string that is just "-" (not "none") */
         return 0;
     }
     if (len == 0)

@@ -4,12 +4,13 @@
  * variable, $CORRAL_REEXEC:
  *
  *   v1 sb=5 target=2 threads=2 maxproc=4 pool=static chain=0 hup=0
- *      listen=6,1024,1,uwsgi%3Aunix%3A%2Frun%2Fa.sock ctl=7,%2Frun%2Fc.sock
- *      client=8 elog=9,%2Fvar%2Flog%2Fe.log alog=-1,- pidfile=%2Frun%2Fp why=SIGHUP
+ *      listen=6,1024,1,uwsgi:unix:/run/a.sock ctl=7,/run/c.sock client=8
+ *      elog=9,/var/log/e.log alog=-1,- pidfile=/run/p why=corralctl%20reload
  *
  * Tokens are separated by one space; the first is the version. Numbers are
  * decimal without sign or leading zeros; strings are percent-encoded (every
- * byte outside [A-Za-z0-9._~/@+-] as %XX), "-" meaning none. The
+ * byte outside [A-Za-z0-9._~/:@+-] as %XX, upper case), "-" meaning none
+ * (and "%2D" a string that is just "-"). The
  * descriptors are open, without FD_CLOEXEC, in the new image. What the
  * scoreboard already holds (generation, reload counters, the last outcome,
  * the bank in use, the workers' pids) is read from it, not from here.

@@ -299,4 +299,52 @@ stop_pid "$NGINX_PID"
 stop_corral
 expect_eq "corral stops with status 0" 0 "$CORRAL_STATUS"
 check_not "the unix socket file is removed at the stop" test -e "$U"
+
+# ---- systemd (Type=notify): RELOADING=1 before the check, READY=1 from the
+# re-executed master once the new generation serves, MAINPID unchanged.
+NOTIFY=$T/notify.sock
+"$PY" - "$NOTIFY" "$T/notify.log" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(60)
+with open(sys.argv[2], "a", buffering=1) as out:
+    while True:
+        try:
+            msg = s.recv(4096).decode()
+        except socket.timeout:
+            break
+        out.write(msg.replace("\n", "|") + "\n")
+        if "STOPPING=1" in msg:
+            break
+PY
+NOTIFY_PID=$!
+_track "$NOTIFY_PID"
+wait_until 5 test -S "$NOTIFY"
+echo sd1 >"$VERSION"
+export NOTIFY_SOCKET=$NOTIFY
+if start_corral -c "$CONF" --listen "uwsgi:unix:$T/sd.sock" --control "$T/sd.ctl"; then
+    unset NOTIFY_SOCKET
+    wait_until 5 grep -q READY=1 "$T/notify.log"
+    echo sd2 >"$VERSION"
+    "$CTL" -s "$T/sd.ctl" reload >/dev/null 2>&1
+    expect_eq "systemd: corralctl reload exits 0" 0 "$?"
+    wait_until 5 test "$(grep -c READY=1 "$T/notify.log")" -ge 2
+    expect_eq "systemd: READY=1, RELOADING=1, READY=1 in that order" "READY RELOADING READY" \
+        "$(grep -o '^[A-Z]*=1' "$T/notify.log" | cut -d= -f1 | tr '\n' ' ' | sed 's/ $//')"
+    expect_eq "systemd: both READY=1 name the same MAINPID" \
+        "MAINPID=$CORRAL_PID MAINPID=$CORRAL_PID" \
+        "$(grep '^READY=1' "$T/notify.log" | grep -o 'MAINPID=[0-9]*' | tr '\n' ' ' | sed 's/ $//')"
+    py_checks "$T/sd.sock" <<'PY'
+import sys
+from lib_protocols import request, report
+st, _, b = request("uwsgi", "unix:" + sys.argv[1], "GET", "/", timeout=5)
+report("systemd: the new version serves", st == 200 and b.startswith(b"version=sd2 "), (st, b))
+PY
+    stop_corral
+    expect_eq "systemd: corral stops with status 0" 0 "$CORRAL_STATUS"
+fi
+unset NOTIFY_SOCKET
+stop_pid "$NOTIFY_PID" >/dev/null
+_forget_pid "$NOTIFY_PID"
 finish
