@@ -426,10 +426,9 @@ struct control *control_adopt(int fd, const char *path, const int *clients, size
     if (!ctl)
         return NULL;
     ctl->fd = fd;
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag_base};
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        snprintf(err, errlen, "epoll_ctl(control socket \"%s\") failed: %s", path,
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        snprintf(err, errlen, "fcntl/epoll_ctl(control socket \"%s\") failed: %s", path,
                  strerror(errno));
         free(ctl);
         return NULL;
@@ -438,7 +437,12 @@ struct control *control_adopt(int fd, const char *path, const int *clients, size
      * it waits for a reload) during the exec: it waits in the socket, and
      * epoll reports it at once. */
     for (size_t i = 0; i < client_count; i++) {
-        fcntl(clients[i], F_SETFD, FD_CLOEXEC);
+        if (fcntl(clients[i], F_SETFD, FD_CLOEXEC) < 0) {
+            log_msg(LOG_ERROR, "fcntl(control client fd %d, FD_CLOEXEC) failed: %s; "
+                    "disconnecting it", clients[i], strerror(errno));
+            close(clients[i]);
+            continue;
+        }
         control_add_client(ctl, clients[i]);
     }
     return ctl;

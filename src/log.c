@@ -72,13 +72,15 @@ int log_open(const char *error_path, const char *access_path)
 int log_adopt(int error_fd, const char *error_path, int access_fd, const char *access_path)
 {
     if (error_fd >= 0) {
-        fcntl(error_fd, F_SETFD, FD_CLOEXEC);
+        if (fcntl(error_fd, F_SETFD, FD_CLOEXEC) < 0)
+            return -errno;
         log_error_fd = error_fd;
         if (error_path && !(log_error_path = log_absolute(error_path)))
             return -ENOMEM;
     }
     if (access_fd >= 0) {
-        fcntl(access_fd, F_SETFD, FD_CLOEXEC);
+        if (fcntl(access_fd, F_SETFD, FD_CLOEXEC) < 0)
+            return -errno;
         log_access_fd = access_fd;
         if (access_path && !(log_access_path = log_absolute(access_path)))
             return -ENOMEM;

@@ -25,7 +25,7 @@ void log_close(void);
  * had open (-1: stderr / off) instead of opening the paths, which a master
  * that dropped its privileges may no longer be allowed to open; the paths
  * stay for log_reopen. The descriptors become close-on-exec. Returns 0 or
- * -ENOMEM.
+ * a negative errno (out of memory, or fcntl failed).
  */
 int log_adopt(int error_fd, const char *error_path, int access_fd, const char *access_path);
 

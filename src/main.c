@@ -282,6 +282,9 @@ int main(int argc, char **argv)
      * command line may name files relative to it; the preload may chdir). */
     struct master_start start = {.cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC),
                                  .rx = rx, .app_ok = true};
+    if (start.cwd_fd < 0)
+        log_msg(LOG_WARN, "open(\".\") failed: %s; a --preload reload re-executes corral "
+                "from the app's directory", strerror(errno));
     if (cfg.pidfile && !rx && main_write_pidfile(cfg.pidfile) < 0) {
         main_close_listeners(listeners, cfg.listen_count);
         goto out;

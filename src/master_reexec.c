@@ -95,8 +95,10 @@ int master_reexec_check(struct master *m, char *err, size_t errlen)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != master_pid)
             _exit(1);
+        /* Its traceback goes to the error log. (Should dup2 fail, the check
+         * only writes to the master's own stderr instead.) */
         if (efd >= 0)
-            dup2(efd, STDERR_FILENO); /* its traceback goes to the error log */
+            dup2(efd, STDERR_FILENO);
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null >= 0)
             dup2(null, STDIN_FILENO);
@@ -280,6 +282,9 @@ void master_reexec_exec(struct master *m)
     /* The command line may name files relative to where corral started; a
      * preload may have changed directory since. */
     here = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (here < 0)
+        log_msg(LOG_WARN, "open(\".\") failed: %s; if the exec fails the master stays in "
+                "the start directory", strerror(errno));
     if (m->reexec.cwd_fd >= 0 && fchdir(m->reexec.cwd_fd) < 0)
         log_msg(LOG_WARN, "fchdir(start directory) failed: %s; re-executing from here",
                 strerror(errno));

@@ -95,7 +95,12 @@ int scoreboard_attach(struct scoreboard *sb, int fd, char *err, size_t errlen)
         munmap(map, len);
         return -1;
     }
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        snprintf(err, errlen, "fcntl(scoreboard fd %d, FD_CLOEXEC) failed: %s", fd,
+                 strerror(errno));
+        munmap(map, len);
+        return -1;
+    }
     scoreboard_layout(sb, map, len, fd);
     return 0;
 }
