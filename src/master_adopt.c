@@ -36,8 +36,8 @@ void master_adopt(struct master *m, const struct reexec_state *rx)
     unsigned base = atomic_load(&h->bank_base);
     m->base = base == m->max_workers ? base : 0;
     if (config_pool_mode(m->cfg) == POOL_STATIC)
-        m->target = rx->target >= 1 && rx->target <= m->max_workers ? rx->target
-                                                                    : m->cfg->processes;
+        m->target =
+            rx->target >= 1 && rx->target <= m->max_workers ? rx->target : m->cfg->processes;
     uint64_t now = master_now_ms();
     for (unsigned i = 0; i < 2 * m->max_workers; i++) {
         struct master_worker *mw = &m->workers[i];
@@ -79,8 +79,8 @@ void master_adopt_start(struct master *m, const struct reexec_state *rx, bool ap
     r->phase = RELOAD_CHECKING; /* for master_reload_check_failed */
     r->stranded = true;
     master_reload_check_failed(m, "the app failed to import in the re-executed master although "
-                               "the check had passed (see the traceback above); the previous "
-                               "workers keep serving but cannot be replaced: fix the app and "
-                               "reload");
+                                  "the check had passed (see the traceback above); the previous "
+                                  "workers keep serving but cannot be replaced: fix the app and "
+                                  "reload");
     master_reload_log_stranded(m);
 }

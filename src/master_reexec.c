@@ -105,16 +105,18 @@ int master_reexec_check(struct master *m, char *err, size_t errlen)
         if (m->reexec.cwd_fd >= 0 && fchdir(m->reexec.cwd_fd) < 0)
             _exit(1);
         execve(MASTER_REEXEC_SELF, m->argv, env);
-        static const char msg[] = "corral: the import check: execve(" MASTER_REEXEC_SELF
-                                  ") failed\n";
+        static const char msg[] =
+            "corral: the import check: execve(" MASTER_REEXEC_SELF ") failed\n";
         ssize_t ignored = write(STDERR_FILENO, msg, sizeof(msg) - 1);
         (void)ignored;
         _exit(127);
     }
     free(env);
     m->reexec.check_pid = pid;
-    log_msg(LOG_INFO, "import check started (pid %d): the new code is imported in a separate "
-            "process before the master re-executes itself", (int)pid);
+    log_msg(LOG_INFO,
+            "import check started (pid %d): the new code is imported in a separate "
+            "process before the master re-executes itself",
+            (int)pid);
     return 0;
 }
 
@@ -126,19 +128,24 @@ bool master_reexec_reaped(struct master *m, pid_t pid, int status)
     if (m->reload.phase != RELOAD_CHECKING || m->state != MASTER_RUNNING)
         return true; /* given up on already (deadline, stop) */
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        log_msg(LOG_INFO, "import check (pid %d): the new code imports; re-executing the "
-                "master", (int)pid);
+        log_msg(LOG_INFO,
+                "import check (pid %d): the new code imports; re-executing the "
+                "master",
+                (int)pid);
         m->reexec.exec_due = true;
         return true;
     }
     char reason[256];
     if (WIFEXITED(status))
-        snprintf(reason, sizeof(reason), "the app failed to import in the check (pid %d exited "
-                 "with status %d: the traceback is in the error log)", (int)pid,
-                 WEXITSTATUS(status));
+        snprintf(reason, sizeof(reason),
+                 "the app failed to import in the check (pid %d exited "
+                 "with status %d: the traceback is in the error log)",
+                 (int)pid, WEXITSTATUS(status));
     else
-        snprintf(reason, sizeof(reason), "the import check (pid %d) was killed by signal %d "
-                 "(%s)", (int)pid, WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+        snprintf(reason, sizeof(reason),
+                 "the import check (pid %d) was killed by signal %d "
+                 "(%s)",
+                 (int)pid, WIFSIGNALED(status) ? WTERMSIG(status) : 0,
                  WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "?");
     master_reload_check_failed(m, reason);
     return true;
@@ -210,12 +217,16 @@ static void master_reexec_describe(struct master *m, struct reexec_state *rx, in
     if (rx->error_log_fd >= 0) {
         fds[n++] = rx->error_log_fd;
         snprintf(rx->error_log, sizeof(rx->error_log), "%s",
-                 m->cfg->error_log ? m->cfg->error_log : epath ? epath : "");
+                 m->cfg->error_log ? m->cfg->error_log
+                 : epath           ? epath
+                                   : "");
     }
     if (rx->access_log_fd >= 0) {
         fds[n++] = rx->access_log_fd;
         snprintf(rx->access_log, sizeof(rx->access_log), "%s",
-                 m->cfg->access_log ? m->cfg->access_log : apath ? apath : "");
+                 m->cfg->access_log ? m->cfg->access_log
+                 : apath            ? apath
+                                    : "");
     }
     snprintf(rx->pidfile, sizeof(rx->pidfile), "%s", m->cfg->pidfile ? m->cfg->pidfile : "");
     snprintf(rx->why, sizeof(rx->why), "%s", m->reload.why);
@@ -268,10 +279,12 @@ void master_reexec_exec(struct master *m)
     master_pool_publish(m); /* generation, counters, bank: read by the new image */
     master_reexec_describe(m, rx, fds, &nfds);
     memcpy(text, REEXEC_ENV "=", sizeof(REEXEC_ENV));
-    if (reexec_format(rx, text + sizeof(REEXEC_ENV), MASTER_REEXEC_TEXT_MAX -
-                      sizeof(REEXEC_ENV)) < 0) {
-        snprintf(reason, sizeof(reason), "re-executing the master: the state does not fit in "
-                 "%u bytes", MASTER_REEXEC_TEXT_MAX);
+    if (reexec_format(rx, text + sizeof(REEXEC_ENV), MASTER_REEXEC_TEXT_MAX - sizeof(REEXEC_ENV)) <
+        0) {
+        snprintf(reason, sizeof(reason),
+                 "re-executing the master: the state does not fit in "
+                 "%u bytes",
+                 MASTER_REEXEC_TEXT_MAX);
         goto fail;
     }
     master_reexec_notify_env(m, notify, sizeof(notify));
@@ -283,8 +296,10 @@ void master_reexec_exec(struct master *m)
      * preload may have changed directory since. */
     here = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (here < 0)
-        log_msg(LOG_WARN, "open(\".\") failed: %s; if the exec fails the master stays in "
-                "the start directory", strerror(errno));
+        log_msg(LOG_WARN,
+                "open(\".\") failed: %s; if the exec fails the master stays in "
+                "the start directory",
+                strerror(errno));
     if (m->reexec.cwd_fd >= 0 && fchdir(m->reexec.cwd_fd) < 0)
         log_msg(LOG_WARN, "fchdir(start directory) failed: %s; re-executing from here",
                 strerror(errno));
@@ -292,9 +307,10 @@ void master_reexec_exec(struct master *m)
         snprintf(reason, sizeof(reason), "re-executing the master: %s", err);
         goto fail;
     }
-    log_msg(LOG_INFO, "%s: re-executing the master (pid %d) to import the new code; "
-            "generation %u serves meanwhile", m->reload.why, (int)getpid(),
-            m->reload.generation);
+    log_msg(LOG_INFO,
+            "%s: re-executing the master (pid %d) to import the new code; "
+            "generation %u serves meanwhile",
+            m->reload.why, (int)getpid(), m->reload.generation);
     execve(MASTER_REEXEC_SELF, m->argv, env);
     snprintf(reason, sizeof(reason), "execve(\"" MASTER_REEXEC_SELF "\") failed: %s",
              strerror(errno));

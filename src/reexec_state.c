@@ -190,34 +190,39 @@ static int reexec_str(const char *s, size_t len, char *out, size_t cap)
 }
 
 enum reexec_key {
-    REEXEC_K_SB, REEXEC_K_TARGET, REEXEC_K_THREADS, REEXEC_K_MAXPROC, REEXEC_K_POOL,
-    REEXEC_K_CHAIN, REEXEC_K_HUP, REEXEC_K_LISTEN, REEXEC_K_CTL, REEXEC_K_CLIENT,
-    REEXEC_K_ELOG, REEXEC_K_ALOG, REEXEC_K_PIDFILE, REEXEC_K_WHY, REEXEC_K_COUNT
+    REEXEC_K_SB,
+    REEXEC_K_TARGET,
+    REEXEC_K_THREADS,
+    REEXEC_K_MAXPROC,
+    REEXEC_K_POOL,
+    REEXEC_K_CHAIN,
+    REEXEC_K_HUP,
+    REEXEC_K_LISTEN,
+    REEXEC_K_CTL,
+    REEXEC_K_CLIENT,
+    REEXEC_K_ELOG,
+    REEXEC_K_ALOG,
+    REEXEC_K_PIDFILE,
+    REEXEC_K_WHY,
+    REEXEC_K_COUNT
 };
 
 static const struct {
     const char *name;
     bool required, repeats;
 } reexec_keys[REEXEC_K_COUNT] = {
-    [REEXEC_K_SB] = {"sb", true, false},
-    [REEXEC_K_TARGET] = {"target", true, false},
-    [REEXEC_K_THREADS] = {"threads", true, false},
-    [REEXEC_K_MAXPROC] = {"maxproc", true, false},
-    [REEXEC_K_POOL] = {"pool", true, false},
-    [REEXEC_K_CHAIN] = {"chain", true, false},
-    [REEXEC_K_HUP] = {"hup", true, false},
-    [REEXEC_K_LISTEN] = {"listen", true, true},
-    [REEXEC_K_CTL] = {"ctl", false, false},
-    [REEXEC_K_CLIENT] = {"client", false, true},
-    [REEXEC_K_ELOG] = {"elog", true, false},
-    [REEXEC_K_ALOG] = {"alog", true, false},
-    [REEXEC_K_PIDFILE] = {"pidfile", true, false},
-    [REEXEC_K_WHY] = {"why", true, false},
+    [REEXEC_K_SB] = {"sb", true, false},           [REEXEC_K_TARGET] = {"target", true, false},
+    [REEXEC_K_THREADS] = {"threads", true, false}, [REEXEC_K_MAXPROC] = {"maxproc", true, false},
+    [REEXEC_K_POOL] = {"pool", true, false},       [REEXEC_K_CHAIN] = {"chain", true, false},
+    [REEXEC_K_HUP] = {"hup", true, false},         [REEXEC_K_LISTEN] = {"listen", true, true},
+    [REEXEC_K_CTL] = {"ctl", false, false},        [REEXEC_K_CLIENT] = {"client", false, true},
+    [REEXEC_K_ELOG] = {"elog", true, false},       [REEXEC_K_ALOG] = {"alog", true, false},
+    [REEXEC_K_PIDFILE] = {"pidfile", true, false}, [REEXEC_K_WHY] = {"why", true, false},
 };
 
 /* "FD,REST": the descriptor into *fd, REST's start and length. */
-static int reexec_fd_and(const char *v, size_t len, bool allow_none, int *fd,
-                         const char **rest, size_t *rest_len)
+static int reexec_fd_and(const char *v, size_t len, bool allow_none, int *fd, const char **rest,
+                         size_t *rest_len)
 {
     const char *comma = memchr(v, ',', len);
     if (!comma || reexec_fd(v, (size_t)(comma - v), allow_none, fd) < 0)
@@ -227,9 +232,8 @@ static int reexec_fd_and(const char *v, size_t len, bool allow_none, int *fd,
     return 0;
 }
 
-static enum reexec_parse_result reexec_value(struct reexec_in *in, enum reexec_key k,
-                                             const char *v, size_t len,
-                                             struct reexec_state *out)
+static enum reexec_parse_result reexec_value(struct reexec_in *in, enum reexec_key k, const char *v,
+                                             size_t len, struct reexec_state *out)
 {
     long n;
     const char *rest;
@@ -245,7 +249,7 @@ static enum reexec_parse_result reexec_value(struct reexec_in *in, enum reexec_k
     case REEXEC_K_MAXPROC:
         if (reexec_number(v, len, 65535, &n) < 0 || (n == 0 && k != REEXEC_K_TARGET))
             return reexec_bad(in, "%s: expected a number from %d to 65535", name,
-                               k == REEXEC_K_TARGET ? 0 : 1);
+                              k == REEXEC_K_TARGET ? 0 : 1);
         *(k == REEXEC_K_TARGET    ? &out->target
           : k == REEXEC_K_THREADS ? &out->threads
                                   : &out->max_processes) = (unsigned)n;
@@ -318,8 +322,7 @@ static enum reexec_parse_result reexec_value(struct reexec_in *in, enum reexec_k
 }
 
 /* Every descriptor named once, and none of them 0, 1 or 2. */
-static enum reexec_parse_result reexec_check_fds(struct reexec_in *in,
-                                                 const struct reexec_state *s)
+static enum reexec_parse_result reexec_check_fds(struct reexec_in *in, const struct reexec_state *s)
 {
     int fds[3 + REEXEC_MAX_LISTENERS + REEXEC_MAX_CLIENTS + 2];
     size_t n = 0;
@@ -363,13 +366,11 @@ enum reexec_parse_result reexec_parse(const char *text, struct reexec_state *out
             return reexec_bad(&in, "an empty token at offset %zu", (size_t)(p - text));
         const char *eq = memchr(p, '=', len);
         if (!eq)
-            return reexec_bad(&in, "token %.*s: expected KEY=VALUE", (int)(len > 40 ? 40 : len),
-                              p);
+            return reexec_bad(&in, "token %.*s: expected KEY=VALUE", (int)(len > 40 ? 40 : len), p);
         size_t klen = (size_t)(eq - p);
         enum reexec_key k;
         for (k = 0; k < REEXEC_K_COUNT; k++)
-            if (strlen(reexec_keys[k].name) == klen &&
-                memcmp(reexec_keys[k].name, p, klen) == 0)
+            if (strlen(reexec_keys[k].name) == klen && memcmp(reexec_keys[k].name, p, klen) == 0)
                 break;
         if (k == REEXEC_K_COUNT)
             return reexec_bad(&in, "unknown key \"%.*s\"", (int)(klen > 40 ? 40 : klen), p);

@@ -36,30 +36,30 @@
 struct reexec_listener {
     int fd;
     unsigned backlog;
-    bool owns_path;           /* the socket file is ours to remove at the stop */
-    char spec[320];           /* "uwsgi:unix:/run/app.sock", as configured */
+    bool owns_path; /* the socket file is ours to remove at the stop */
+    char spec[320]; /* "uwsgi:unix:/run/app.sock", as configured */
 };
 
 struct reexec_state {
-    int sb_fd;                /* the scoreboard (memfd) */
-    unsigned target;          /* the pool's target size */
-    unsigned threads;         /* restart-only settings, kept from the first start */
+    int sb_fd;        /* the scoreboard (memfd) */
+    unsigned target;  /* the pool's target size */
+    unsigned threads; /* restart-only settings, kept from the first start */
     unsigned max_processes;
-    char pool[16];            /* "static", "dynamic", "ondemand" */
-    bool chain;               /* the reload is a chain-reload */
-    bool pending_hup;         /* a SIGHUP came during it: reload again after */
+    char pool[16];    /* "static", "dynamic", "ondemand" */
+    bool chain;       /* the reload is a chain-reload */
+    bool pending_hup; /* a SIGHUP came during it: reload again after */
     struct reexec_listener listeners[REEXEC_MAX_LISTENERS];
     size_t listener_count;
-    int control_fd;           /* -1: no control socket */
+    int control_fd; /* -1: no control socket */
     char control_path[108];
     int clients[REEXEC_MAX_CLIENTS]; /* control connections to keep serving */
     size_t client_count;
-    int error_log_fd;         /* -1: stderr */
+    int error_log_fd; /* -1: stderr */
     char error_log[REEXEC_PATH_MAX];
-    int access_log_fd;        /* -1: off */
+    int access_log_fd; /* -1: off */
     char access_log[REEXEC_PATH_MAX];
     char pidfile[REEXEC_PATH_MAX]; /* "" = none */
-    char why[64];             /* what asked for the reload, for the log */
+    char why[64];                  /* what asked for the reload, for the log */
 };
 
 /* Write S as the text above into OUT (LEN bytes). Returns 0, or -1 when it

@@ -31,8 +31,7 @@ static void fill(struct reexec_state *s)
     s->pending_hup = false;
     s->listener_count = 2;
     s->listeners[0] = (struct reexec_listener){.fd = 6, .backlog = 1024, .owns_path = true};
-    snprintf(s->listeners[0].spec, sizeof(s->listeners[0].spec),
-             "uwsgi:unix:/run/a b,c%%d.sock");
+    snprintf(s->listeners[0].spec, sizeof(s->listeners[0].spec), "uwsgi:unix:/run/a b,c%%d.sock");
     s->listeners[1] = (struct reexec_listener){.fd = 7, .backlog = 128, .owns_path = false};
     snprintf(s->listeners[1].spec, sizeof(s->listeners[1].spec), "fastcgi:tcp:[::1]:9000");
     s->control_fd = 8;
@@ -117,15 +116,15 @@ static void refused(const char *bad, const char *want)
         fail_msg("for %s: the reason \"%s\" does not say \"%s\"", bad, err, want);
 }
 
-#define BASE "sb=5 target=2 threads=1 maxproc=4 pool=static chain=0 hup=0 listen=6,1024,1,uwsgi:unix:/a"
+#define BASE                                                                                       \
+    "sb=5 target=2 threads=1 maxproc=4 pool=static chain=0 hup=0 listen=6,1024,1,uwsgi:unix:/a"
 #define TAIL " elog=-1,- alog=-1,- pidfile=- why=SIGHUP"
 
 static void reexec_parse_refuses_malformed_text(void **state)
 {
     (void)state;
     char err[256];
-    assert_int_equal(reexec_parse("v1 " BASE TAIL, &state_b, err, sizeof(err)),
-                     REEXEC_PARSE_OK);
+    assert_int_equal(reexec_parse("v1 " BASE TAIL, &state_b, err, sizeof(err)), REEXEC_PARSE_OK);
     refused("", "version");
     refused("v2 " BASE TAIL, "version");
     refused("v1x " BASE TAIL, "version");
@@ -139,28 +138,39 @@ static void reexec_parse_refuses_malformed_text(void **state)
     refused("v1 " BASE " alog=-1,- pidfile=- why=SIGHUP", "elog");
     /* numbers */
     refused("v1 sb=05 target=2 threads=1 maxproc=4 pool=static chain=0 hup=0 "
-            "listen=6,1024,1,uwsgi:unix:/a" TAIL, "sb");
+            "listen=6,1024,1,uwsgi:unix:/a" TAIL,
+            "sb");
     refused("v1 sb=-5 target=2 threads=1 maxproc=4 pool=static chain=0 hup=0 "
-            "listen=6,1024,1,uwsgi:unix:/a" TAIL, "sb");
+            "listen=6,1024,1,uwsgi:unix:/a" TAIL,
+            "sb");
     refused("v1 sb=99999999999 target=2 threads=1 maxproc=4 pool=static chain=0 hup=0 "
-            "listen=6,1024,1,uwsgi:unix:/a" TAIL, "sb");
+            "listen=6,1024,1,uwsgi:unix:/a" TAIL,
+            "sb");
     refused("v1 sb=5 target=2 threads=0 maxproc=4 pool=static chain=0 hup=0 "
-            "listen=6,1024,1,uwsgi:unix:/a" TAIL, "threads");
+            "listen=6,1024,1,uwsgi:unix:/a" TAIL,
+            "threads");
     refused("v1 sb=5 target=2 threads=1 maxproc=65536 pool=static chain=0 hup=0 "
-            "listen=6,1024,1,uwsgi:unix:/a" TAIL, "maxproc");
+            "listen=6,1024,1,uwsgi:unix:/a" TAIL,
+            "maxproc");
     refused("v1 sb=5 target= threads=1 maxproc=4 pool=static chain=0 hup=0 "
-            "listen=6,1024,1,uwsgi:unix:/a" TAIL, "target");
+            "listen=6,1024,1,uwsgi:unix:/a" TAIL,
+            "target");
     refused("v1 sb=5 target=2 threads=1 maxproc=4 pool=static chain=2 hup=0 "
-            "listen=6,1024,1,uwsgi:unix:/a" TAIL, "chain");
+            "listen=6,1024,1,uwsgi:unix:/a" TAIL,
+            "chain");
     /* listeners */
     refused("v1 sb=5 target=2 threads=1 maxproc=4 pool=static chain=0 hup=0 "
-            "listen=6,1024,uwsgi:unix:/a" TAIL, "listen");
+            "listen=6,1024,uwsgi:unix:/a" TAIL,
+            "listen");
     refused("v1 sb=5 target=2 threads=1 maxproc=4 pool=static chain=0 hup=0 "
-            "listen=6,0,1,uwsgi:unix:/a" TAIL, "backlog");
+            "listen=6,0,1,uwsgi:unix:/a" TAIL,
+            "backlog");
     refused("v1 sb=5 target=2 threads=1 maxproc=4 pool=static chain=0 hup=0 "
-            "listen=6,1024,1," TAIL, "listen");
+            "listen=6,1024,1," TAIL,
+            "listen");
     refused("v1 sb=5 target=2 threads=1 maxproc=4 pool=static chain=0 hup=0 "
-            "listen=-1,1024,1,uwsgi:unix:/a" TAIL, "listen");
+            "listen=-1,1024,1,uwsgi:unix:/a" TAIL,
+            "listen");
     /* escapes: unencoded bytes, bad or short escapes, NUL, an escaped plain byte */
     refused("v1 " BASE TAIL " ctl=8,/a,b", "ctl");
     refused("v1 " BASE TAIL " ctl=8,/a%2", "ctl");
