@@ -111,49 +111,6 @@ static int main_adopt_listeners(const struct reexec_state *rx, struct listener *
     return 0;
 }
 
-static int main_set_string(char **field, const char *value)
-{
-    char *copy = value[0] ? strdup(value) : NULL;
-    if (value[0] && !copy)
-        return -1;
-    free(*field);
-    *field = copy;
-    return 0;
-}
-
-/* A re-executed master keeps what only changes on a restart (the previous
- * image logged which of them the new config wanted to change): the
- * listeners, the scoreboard's geometry, the pool mode, the files. Returns
- * 0, or -1 when out of memory. */
-static int main_keep_fixed(struct config *c, const struct reexec_state *rx)
-{
-    for (size_t i = 0; i < c->listen_count; i++)
-        free(c->listen[i]);
-    free(c->listen);
-    c->listen_count = 0;
-    if (!(c->listen = calloc(rx->listener_count, sizeof(*c->listen))))
-        return -1;
-    for (size_t i = 0; i < rx->listener_count; i++) {
-        if (!(c->listen[i] = strdup(rx->listeners[i].spec)))
-            return -1;
-        c->listen_count++;
-    }
-    c->threads = rx->threads;
-    c->max_processes = rx->max_processes;
-    if (c->processes > rx->max_processes)
-        c->processes = rx->max_processes;
-    c->preload = true;
-    const char *pool = config_pool_mode_name(config_pool_mode(c));
-    if ((strcmp(pool, rx->pool) != 0 && main_set_string(&c->pool, rx->pool) < 0) ||
-        main_set_string(&c->control, rx->control_path) < 0 ||
-        main_set_string(&c->error_log, rx->error_log) < 0 ||
-        main_set_string(&c->access_log, rx->access_log) < 0 ||
-        main_set_string(&c->pidfile, rx->pidfile) < 0)
-        return -1;
-    config_finish(c);
-    return 0;
-}
-
 /* $CORRAL_CHECK_APP: the child a --preload reload starts to see whether the
  * new code imports (master_reexec.c). Exit status 0 or 1; the traceback on
  * stderr, which is the master's error log. */
@@ -210,7 +167,7 @@ int main(int argc, char **argv)
     }
     /* Sockets passed by systemd become fd:N listeners before validation
      * (a socket-activated corral may have no --listen). */
-    if (action == CLI_RUN && rx && main_keep_fixed(&cfg, rx) < 0) {
+    if (action == CLI_RUN && rx && reexec_keep_fixed(&cfg, rx) < 0) {
         fprintf(stderr, "corral: out of memory\n");
         config_free(&cfg);
         return 1;

@@ -6,7 +6,10 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "config.h"
 
 /* ---- writing ---- */
 
@@ -385,4 +388,46 @@ enum reexec_parse_result reexec_parse(const char *text, struct reexec_state *out
         if (reexec_keys[k].required && !seen[k])
             return reexec_bad(&in, "key \"%s\" is missing", reexec_keys[k].name);
     return reexec_check_fds(&in, out);
+}
+
+/* ---- the settings a re-exec keeps ---- */
+
+static int reexec_set_string(char **field, const char *value)
+{
+    char *copy = value[0] ? strdup(value) : NULL;
+    if (value[0] && !copy)
+        return -1;
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+/* The listeners by their specs; the rest as reexec_state.h says. */
+int reexec_keep_fixed(struct config *c, const struct reexec_state *rx)
+{
+    for (size_t i = 0; i < c->listen_count; i++)
+        free(c->listen[i]);
+    free(c->listen);
+    c->listen_count = 0;
+    if (!(c->listen = calloc(rx->listener_count, sizeof(*c->listen))))
+        return -1;
+    for (size_t i = 0; i < rx->listener_count; i++) {
+        if (!(c->listen[i] = strdup(rx->listeners[i].spec)))
+            return -1;
+        c->listen_count++;
+    }
+    c->threads = rx->threads;
+    c->max_processes = rx->max_processes;
+    if (c->processes > rx->max_processes)
+        c->processes = rx->max_processes;
+    c->preload = true;
+    const char *pool = config_pool_mode_name(config_pool_mode(c));
+    if ((strcmp(pool, rx->pool) != 0 && reexec_set_string(&c->pool, rx->pool) < 0) ||
+        reexec_set_string(&c->control, rx->control_path) < 0 ||
+        reexec_set_string(&c->error_log, rx->error_log) < 0 ||
+        reexec_set_string(&c->access_log, rx->access_log) < 0 ||
+        reexec_set_string(&c->pidfile, rx->pidfile) < 0)
+        return -1;
+    config_finish(c);
+    return 0;
 }

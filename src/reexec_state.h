@@ -72,4 +72,16 @@ enum reexec_parse_result { REEXEC_PARSE_OK, REEXEC_PARSE_BAD };
 enum reexec_parse_result reexec_parse(const char *text, struct reexec_state *out, char *err,
                                       size_t errlen);
 
+struct config;
+
+/*
+ * A re-executed master keeps what only changes on a restart (the previous
+ * image logged which of them the new config wanted to change): C's
+ * listeners become RX's (by their specs), and threads, max_processes (with
+ * processes capped to it), the pool mode, control, error_log, access_log
+ * and pidfile RX's values; preload stays on. Returns 0, or -1 when out of
+ * memory (C is then still safe to config_free).
+ */
+int reexec_keep_fixed(struct config *c, const struct reexec_state *rx);
+
 #endif

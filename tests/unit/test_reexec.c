@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "reexec_state.h"
 
 static struct reexec_state state_a, state_b;
@@ -203,6 +204,40 @@ static void reexec_parse_bounds_the_repeated_keys(void **state)
     assert_non_null(strstr(err, "more than"));
 }
 
+/* The new image's config takes the restart-only settings of the old one. */
+static void reexec_keep_fixed_restores_restart_only_settings(void **state)
+{
+    (void)state;
+    struct config c;
+    config_init(&c);
+    c.listen = calloc(1, sizeof(*c.listen));
+    c.listen[0] = strdup("scgi:unix:/elsewhere");
+    c.listen_count = 1;
+    c.threads = 8;
+    c.processes = 40;
+    c.preload = false;
+    c.control = strdup("/new/ctl");
+    c.error_log = strdup("/new/error.log");
+    fill(&state_a);
+    state_a.error_log_fd = 11;
+    snprintf(state_a.error_log, sizeof(state_a.error_log), "logs/error.log");
+    state_a.pidfile[0] = '\0';
+    assert_int_equal(reexec_keep_fixed(&c, &state_a), 0);
+    assert_int_equal(c.listen_count, 2);
+    assert_string_equal(c.listen[0], "uwsgi:unix:/run/a b,c%d.sock");
+    assert_string_equal(c.listen[1], "fastcgi:tcp:[::1]:9000");
+    assert_int_equal(c.threads, 4);
+    assert_int_equal(c.max_processes, 16);
+    assert_int_equal(c.processes, 16); /* capped: the scoreboard has 16 slots a bank */
+    assert_true(c.preload);
+    assert_string_equal(c.pool, "dynamic");
+    assert_string_equal(c.control, "/run/corral ctl.sock");
+    assert_string_equal(c.error_log, "logs/error.log");
+    assert_null(c.access_log);
+    assert_null(c.pidfile);
+    config_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +246,7 @@ int main(void)
         cmocka_unit_test(reexec_format_refuses_a_short_buffer),
         cmocka_unit_test(reexec_parse_refuses_malformed_text),
         cmocka_unit_test(reexec_parse_bounds_the_repeated_keys),
+        cmocka_unit_test(reexec_keep_fixed_restores_restart_only_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
