@@ -179,9 +179,9 @@ static uint64_t control_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-struct control *control_open(const char *path, unsigned mode, unsigned timeout_ms, int epfd,
-                             uint64_t tag_base, const struct control_command *table,
-                             size_t count, void *owner, char *err, size_t errlen)
+static struct control *control_new(const char *path, unsigned timeout_ms, int epfd,
+                                   uint64_t tag_base, const struct control_command *table,
+                                   size_t count, void *owner, char *err, size_t errlen)
 {
     struct control *ctl = calloc(1, sizeof(*ctl));
     if (!ctl) {
@@ -196,6 +196,17 @@ struct control *control_open(const char *path, unsigned mode, unsigned timeout_m
         ctl->clients[i].fd = -1;
         json_init(&ctl->clients[i].reply, CONTROL_REPLY_MAX);
     }
+    return ctl;
+}
+
+struct control *control_open(const char *path, unsigned mode, unsigned timeout_ms, int epfd,
+                             uint64_t tag_base, const struct control_command *table,
+                             size_t count, void *owner, char *err, size_t errlen)
+{
+    struct control *ctl =
+        control_new(path, timeout_ms, epfd, tag_base, table, count, owner, err, errlen);
+    if (!ctl)
+        return NULL;
     ctl->fd = listen_unix_bind(path, mode, err, errlen);
     if (ctl->fd < 0) {
         free(ctl);
@@ -374,6 +385,92 @@ static void control_read(struct control *ctl, struct control_client *c)
     }
 }
 
+/* Register a new client connection FD in a free slot. Returns false (FD
+ * closed) when there is none or epoll refuses it. */
+static bool control_add_client(struct control *ctl, int fd)
+{
+    struct control_client *c = NULL;
+    for (size_t i = 0; i < CONTROL_MAX_CLIENTS && !c; i++)
+        if (ctl->clients[i].fd < 0)
+            c = &ctl->clients[i];
+    if (!c) {
+        static const char busy[] = "{\"ok\":false,\"error\":\"too many control "
+                                   "connections (the limit is 16)\"}\n";
+        ssize_t ignored = send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)ignored;
+        close(fd);
+        return false;
+    }
+    c->fd = fd;
+    c->line_len = 0;
+    c->pending = c->close_after = c->draining = false;
+    c->deadline_ms = control_now_ms() + ctl->timeout_ms;
+    c->events = EPOLLIN;
+    struct epoll_event ev = {.events = EPOLLIN,
+                             .data.u64 = ctl->tag_base + 1 + (uint64_t)(c - ctl->clients)};
+    if (epoll_ctl(ctl->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        log_msg(LOG_ERROR, "epoll_ctl(control client) failed: %s", strerror(errno));
+        control_drop(c);
+        return false;
+    }
+    return true;
+}
+
+struct control *control_adopt(int fd, const char *path, const int *clients, size_t client_count,
+                              unsigned timeout_ms, int epfd, uint64_t tag_base,
+                              const struct control_command *table, size_t count, void *owner,
+                              char *err, size_t errlen)
+{
+    struct control *ctl =
+        control_new(path, timeout_ms, epfd, tag_base, table, count, owner, err, errlen);
+    if (!ctl)
+        return NULL;
+    ctl->fd = fd;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag_base};
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        snprintf(err, errlen, "fcntl/epoll_ctl(control socket \"%s\") failed: %s", path,
+                 strerror(errno));
+        free(ctl);
+        return NULL;
+    }
+    /* A client may have sent its next line (corralctl polls status while
+     * it waits for a reload) during the exec: it waits in the socket, and
+     * epoll reports it at once. */
+    for (size_t i = 0; i < client_count; i++) {
+        if (fcntl(clients[i], F_SETFD, FD_CLOEXEC) < 0) {
+            log_msg(LOG_ERROR, "fcntl(control client fd %d, FD_CLOEXEC) failed: %s; "
+                    "disconnecting it", clients[i], strerror(errno));
+            close(clients[i]);
+            continue;
+        }
+        control_add_client(ctl, clients[i]);
+    }
+    return ctl;
+}
+
+size_t control_exec_fds(struct control *ctl, int *listen_fd, int *clients, size_t max)
+{
+    size_t n = 0;
+    *listen_fd = ctl ? ctl->fd : -1;
+    for (size_t i = 0; ctl && i < CONTROL_MAX_CLIENTS; i++) {
+        struct control_client *c = &ctl->clients[i];
+        if (c->fd < 0)
+            continue;
+        if (c->pending)
+            control_flush(ctl, c);
+        if (c->fd < 0)
+            continue;
+        if (c->pending || c->line_len || c->draining || n == max) {
+            log_msg(LOG_WARN, "control client %zu is in the middle of a command: "
+                    "disconnected by the re-exec", i);
+            control_drop(c);
+            continue;
+        }
+        clients[n++] = c->fd;
+    }
+    return n;
+}
+
 static void control_accept(struct control *ctl)
 {
     for (;;) {
@@ -384,29 +481,7 @@ static void control_accept(struct control *ctl)
                         strerror(errno));
             return;
         }
-        struct control_client *c = NULL;
-        for (size_t i = 0; i < CONTROL_MAX_CLIENTS && !c; i++)
-            if (ctl->clients[i].fd < 0)
-                c = &ctl->clients[i];
-        if (!c) {
-            static const char busy[] = "{\"ok\":false,\"error\":\"too many control "
-                                       "connections (the limit is 16)\"}\n";
-            ssize_t ignored = send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-            (void)ignored;
-            close(fd);
-            continue;
-        }
-        c->fd = fd;
-        c->line_len = 0;
-        c->pending = c->close_after = c->draining = false;
-        c->deadline_ms = control_now_ms() + ctl->timeout_ms;
-        c->events = EPOLLIN;
-        struct epoll_event ev = {.events = EPOLLIN,
-                                 .data.u64 = ctl->tag_base + 1 + (uint64_t)(c - ctl->clients)};
-        if (epoll_ctl(ctl->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            log_msg(LOG_ERROR, "epoll_ctl(control client) failed: %s", strerror(errno));
-            control_drop(c);
-        }
+        control_add_client(ctl, fd);
     }
 }
 

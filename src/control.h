@@ -91,6 +91,25 @@ struct control *control_open(const char *path, unsigned mode, unsigned timeout_m
                              uint64_t tag_base, const struct control_command *table,
                              size_t count, void *owner, char *err, size_t errlen);
 
+/*
+ * After a re-exec of the master: serve the listening socket FD (bound at
+ * PATH by the previous image) and its open client connections CLIENTS, as
+ * control_open would. The descriptors become close-on-exec. Returns the
+ * control socket, or NULL with the failing call in err.
+ */
+struct control *control_adopt(int fd, const char *path, const int *clients, size_t client_count,
+                              unsigned timeout_ms, int epfd, uint64_t tag_base,
+                              const struct control_command *table, size_t count, void *owner,
+                              char *err, size_t errlen);
+
+/*
+ * Before the master re-executes itself: write the pending replies as far as
+ * the sockets take them, disconnect the clients caught in the middle of a
+ * command (logged), and return the listening socket in *listen_fd (-1
+ * without CTL) and up to MAX idle clients in CLIENTS; their count.
+ */
+size_t control_exec_fds(struct control *ctl, int *listen_fd, int *clients, size_t max);
+
 /* Whether the epoll data TAG is one of this control socket's. */
 bool control_owns(const struct control *ctl, uint64_t tag);
 

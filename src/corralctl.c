@@ -315,7 +315,7 @@ static int ctl_wait_reload(struct ctl_conn *c, const struct json_value *r, bool 
                 printf("generation %.0f is serving; the old workers have finished and exited\n",
                        gen);
             status = CTL_EXIT_OK;
-        } else if (strcmp(state, "starting") != 0) {
+        } else if (strcmp(state, "starting") != 0 && strcmp(state, "checking") != 0) {
             fprintf(stderr, "corralctl: reload failed: %s\n",
                     json_str(json_get(json_get(rl, "last"), "message"), "see the error log"));
             status = CTL_EXIT_REFUSED;

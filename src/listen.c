@@ -267,6 +267,36 @@ int listen_open(struct listener *l, const struct listen_addr *addr, unsigned bac
     return 0;
 }
 
+int listen_adopt(struct listener *l, const char *spec, int fd, unsigned backlog, bool owns_path,
+                 char *err, size_t errlen)
+{
+    struct listen_addr addr;
+    if (listen_parse(spec, &addr, err, errlen) < 0)
+        return -1;
+    /* Named as listen_open names it, so logs and status do not change;
+     * the socket itself is checked as an inherited fd:N one is. */
+    struct listen_addr as_fd = addr;
+    as_fd.family = LISTEN_FD;
+    as_fd.fd = fd;
+    if (listen_open(l, &as_fd, backlog, 0, err, errlen) < 0)
+        return -1;
+    l->addr = addr;
+    l->owns_path = owns_path && addr.family == LISTEN_UNIX;
+    switch (addr.family) {
+    case LISTEN_UNIX:
+        snprintf(l->name, sizeof(l->name), "%s:unix:%s", addr.codec->name, addr.path);
+        break;
+    case LISTEN_TCP:
+        snprintf(l->name, sizeof(l->name), strchr(addr.host, ':') ? "%s:tcp:[%s]:%s"
+                                                                 : "%s:tcp:%s:%s",
+                 addr.codec->name, addr.host, addr.port);
+        break;
+    case LISTEN_FD:
+        break;
+    }
+    return 0;
+}
+
 int listen_chown(const struct listener *l, long uid, long gid, char *err, size_t errlen)
 {
     if (!l->owns_path)

@@ -57,6 +57,15 @@ int listen_open(struct listener *l, const struct listen_addr *addr,
                 unsigned backlog, unsigned mode, char *err, size_t errlen);
 
 /*
+ * A listener from the previous image of a re-executed master: FD is
+ * listening already (checked like fd:N), SPEC is what it was opened from,
+ * OWNS_PATH whether its socket file is ours to remove. Returns 0, or -1
+ * with the reason in err.
+ */
+int listen_adopt(struct listener *l, const char *spec, int fd, unsigned backlog, bool owns_path,
+                 char *err, size_t errlen);
+
+/*
  * Give the unix socket file of L (when corral created it) to UID:GID
  * (-1 keeps one), as --chown asks; call it after listen_open (which set
  * the mode) and before dropping privileges. Returns 0, or -1 with the

@@ -69,6 +69,33 @@ int log_open(const char *error_path, const char *access_path)
     return 0;
 }
 
+int log_adopt(int error_fd, const char *error_path, int access_fd, const char *access_path)
+{
+    if (error_fd >= 0) {
+        if (fcntl(error_fd, F_SETFD, FD_CLOEXEC) < 0)
+            return -errno;
+        log_error_fd = error_fd;
+        if (error_path && !(log_error_path = log_absolute(error_path)))
+            return -ENOMEM;
+    }
+    if (access_fd >= 0) {
+        if (fcntl(access_fd, F_SETFD, FD_CLOEXEC) < 0)
+            return -errno;
+        log_access_fd = access_fd;
+        if (access_path && !(log_access_path = log_absolute(access_path)))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+void log_files(int *error_fd, const char **error_path, int *access_fd, const char **access_path)
+{
+    *error_fd = log_error_fd == STDERR_FILENO ? -1 : log_error_fd;
+    *error_path = log_error_fd == STDERR_FILENO ? NULL : log_error_path;
+    *access_fd = log_access_fd;
+    *access_path = log_access_fd < 0 ? NULL : log_access_path;
+}
+
 /* Open PATH again onto the descriptor number FD, so that every thread's
  * next write goes to the new file (dup2 swaps it atomically). */
 static int log_reopen_one(const char *path, int fd, char *err, size_t errlen)

@@ -21,6 +21,19 @@ int log_open(const char *error_path, const char *access_path);
 void log_close(void);
 
 /*
+ * After a re-exec of the master: write to the descriptors the previous image
+ * had open (-1: stderr / off) instead of opening the paths, which a master
+ * that dropped its privileges may no longer be allowed to open; the paths
+ * stay for log_reopen. The descriptors become close-on-exec. Returns 0 or
+ * a negative errno (out of memory, or fcntl failed).
+ */
+int log_adopt(int error_fd, const char *error_path, int access_fd, const char *access_path);
+
+/* The open log files and their paths (-1 and NULL: stderr / off), for a
+ * re-exec to hand over. */
+void log_files(int *error_fd, const char **error_path, int *access_fd, const char **access_path);
+
+/*
  * Reopen the log files by path (after logrotate renamed them): the next
  * line goes to a new file at the same path. Safe while other threads log:
  * each descriptor is swapped in one dup3. A file that cannot be opened

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "master.h"
 #include "privs.h"
+#include "reexec_state.h"
 #include "systemd.h"
 
 static int main_write_pidfile(const char *path)
@@ -91,6 +92,44 @@ static int main_open_listeners(const struct config *cfg, struct listener *out,
     return 0;
 }
 
+/* A re-executed master (a --preload reload): the listeners of the previous
+ * image, as they were configured. */
+static int main_adopt_listeners(const struct reexec_state *rx, struct listener *out,
+                                const struct allow_list *allow)
+{
+    char err[512];
+    for (size_t i = 0; i < rx->listener_count; i++) {
+        const struct reexec_listener *l = &rx->listeners[i];
+        if (listen_adopt(&out[i], l->spec, l->fd, l->backlog, l->owns_path, err,
+                         sizeof(err)) < 0) {
+            log_msg(LOG_ERROR, "listener %s (fd %d) of the previous image: %s", l->spec, l->fd,
+                    err);
+            return -1;
+        }
+        if (out[i].inet)
+            out[i].allow = allow;
+    }
+    return 0;
+}
+
+/* $CORRAL_CHECK_APP: the child a --preload reload starts to see whether the
+ * new code imports (master_reexec.c). Exit status 0 or 1; the traceback on
+ * stderr, which is the master's error log. */
+static int main_check_app(const struct config *cfg)
+{
+    struct app app = {0};
+    char err[1024];
+    if (app_load(&app, cfg, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "import check: %s", err);
+        return 1;
+    }
+    if (cfg->preload && app.ops->preload && app.ops->preload(&app) < 0) {
+        log_msg(LOG_ERROR, "import check: the app failed to load (see above)");
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -99,6 +138,29 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN); /* a front end that went away is an error return */
     config_init(&cfg);
+    /* A --preload reload re-executed this master: what the previous image
+     * hands over. Read once, then out of the environment (the app and the
+     * workers must not see it). */
+    static struct reexec_state rx_state;
+    const struct reexec_state *rx = NULL;
+    const char *rx_text = getenv(REEXEC_ENV);
+    if (rx_text) {
+        if (reexec_parse(rx_text, &rx_state, err, sizeof(err)) != REEXEC_PARSE_OK) {
+            fprintf(stderr, "corral: $" REEXEC_ENV " is malformed: %s\n", err);
+            return 1;
+        }
+        rx = &rx_state;
+        unsetenv(REEXEC_ENV);
+        /* The log files of the previous image, at once: whatever fails from
+         * here on must reach them. */
+        if (log_adopt(rx->error_log_fd, rx->error_log[0] ? rx->error_log : NULL,
+                      rx->access_log_fd, rx->access_log[0] ? rx->access_log : NULL) < 0) {
+            fprintf(stderr, "corral: out of memory\n");
+            return 1;
+        }
+    }
+    bool check_app = getenv(REEXEC_CHECK_ENV) != NULL;
+    unsetenv(REEXEC_CHECK_ENV);
     enum cli_action action = cli_parse(argc, argv, &cfg, err, sizeof(err));
     if (action == CLI_DONE) {
         config_free(&cfg);
@@ -107,10 +169,18 @@ int main(int argc, char **argv)
     /* Sockets passed by systemd become fd:N listeners before validation
      * (a socket-activated corral may have no --listen). -t checks the
      * user plan too: a config that -t passes must not be refused at start. */
+    if (action == CLI_RUN && rx && reexec_keep_fixed(&cfg, rx) < 0) {
+        fprintf(stderr, "corral: out of memory\n");
+        config_free(&cfg);
+        return 1;
+    }
     if (action == CLI_FAIL || systemd_listen_fds(&cfg, err, sizeof(err)) < 0 ||
         config_validate(&cfg, err, sizeof(err)) < 0 ||
         privs_check_plan(&cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "corral: %s\n", err);
+        if (rx) /* the previous workers end with this process: say why where it is read */
+            log_msg(LOG_ERROR, "re-executed master (--preload reload): the configuration no "
+                    "longer loads: %s: stopping", err);
         config_free(&cfg);
         return 1;
     }
@@ -127,6 +197,13 @@ int main(int argc, char **argv)
             config_free(&cfg);
             return 1;
         }
+    }
+
+    if (check_app && action == CLI_RUN) {
+        log_open(NULL, NULL);
+        status = main_check_app(&cfg);
+        config_free(&cfg);
+        return status;
     }
 
     struct app app = {0};
@@ -147,7 +224,7 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    if (log_open(cfg.error_log, cfg.access_log) < 0) {
+    if (!rx && log_open(cfg.error_log, cfg.access_log) < 0) {
         allow_list_free(&allow);
         config_free(&cfg);
         return 1;
@@ -157,9 +234,17 @@ int main(int argc, char **argv)
      * then drop to --uid/--gid before any app code (the handler's dlopen,
      * a --preload import) runs and before any worker is forked. */
     struct listener *listeners = calloc(cfg.listen_count, sizeof(*listeners));
-    if (!listeners || main_open_listeners(&cfg, listeners, &allow) < 0)
+    if (!listeners || (rx ? main_adopt_listeners(rx, listeners, &allow)
+                          : main_open_listeners(&cfg, listeners, &allow)) < 0)
         goto out;
-    if (cfg.pidfile && main_write_pidfile(cfg.pidfile) < 0) {
+    /* Where corral started: a --preload reload re-executes from here (the
+     * command line may name files relative to it; the preload may chdir). */
+    struct master_start start = {.cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC),
+                                 .rx = rx, .app_ok = true};
+    if (start.cwd_fd < 0)
+        log_msg(LOG_WARN, "open(\".\") failed: %s; a --preload reload re-executes corral "
+                "from the app's directory", strerror(errno));
+    if (cfg.pidfile && !rx && main_write_pidfile(cfg.pidfile) < 0) {
         main_close_listeners(listeners, cfg.listen_count);
         goto out;
     }
@@ -172,7 +257,17 @@ int main(int argc, char **argv)
     }
     if (cfg.uid || cfg.gid)
         log_msg(LOG_INFO, "running as uid %u, gid %u", (unsigned)getuid(), (unsigned)getgid());
-    if (app_load(&app, &cfg, err, sizeof(err)) < 0) {
+    if (rx) {
+        /* The old workers serve on whatever happens to the new import: a
+         * failure here strands them rather than stopping corral. */
+        start.app_ok = app_load(&app, &cfg, err, sizeof(err)) == 0;
+        if (!start.app_ok)
+            log_msg(LOG_ERROR, "re-executed master: %s", err);
+        else if (app.ops->preload && app.ops->preload(&app) < 0)
+            start.app_ok = false;
+        if (!start.app_ok)
+            log_msg(LOG_ERROR, "the app failed to load in the re-executed master (--preload)");
+    } else if (app_load(&app, &cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "corral: %s\n", err);
         if (cfg.error_log)
             log_msg(LOG_ERROR, "%s", err);
@@ -184,14 +279,17 @@ int main(int argc, char **argv)
     /* --preload: the app starts in the master once the listeners are bound
      * (the front end's connections queue meanwhile) and the logs open (its
      * traceback goes to the error log). */
-    if (cfg.preload && app.ops->preload && app.ops->preload(&app) < 0) {
+    if (!rx && cfg.preload && app.ops->preload && app.ops->preload(&app) < 0) {
         log_msg(LOG_ERROR, "the app failed to load in the master (--preload): stopping");
         main_close_listeners(listeners, cfg.listen_count);
         if (cfg.pidfile)
             main_remove_pidfile(cfg.pidfile);
         goto out;
     }
-    status = master_run(&cfg, listeners, cfg.listen_count, &app, argc, argv);
+    start.preloads = cfg.preload && (!app.ops || app.ops->preload);
+    status = master_run(&cfg, listeners, cfg.listen_count, &app, argc, argv, &start);
+    if (start.cwd_fd >= 0)
+        close(start.cwd_fd);
     if (cfg.pidfile)
         main_remove_pidfile(cfg.pidfile);
 out:

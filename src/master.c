@@ -70,6 +70,9 @@ static void master_spawn(struct master *m, unsigned i)
         close(m->timerfd);
         control_close_in_child(m->ctl);
         systemd_notify_close(&m->notify);
+        scoreboard_close_in_child(&m->sb);
+        if (m->reexec.cwd_fd >= 0)
+            close(m->reexec.cwd_fd);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != master_pid)
             _exit(0); /* the master died before prctl */
@@ -221,6 +224,8 @@ static void master_reap(struct master *m)
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid <= 0)
             return;
+        if (master_reexec_reaped(m, pid, status))
+            continue;
         unsigned i;
         for (i = 0; i < m->slots_used; i++)
             if (m->workers[i].pid == pid)
@@ -243,6 +248,13 @@ static void master_reap(struct master *m)
         }
         if (master_reload_reaped(m, i, pid, never_ran, what))
             continue;
+        if (m->reload.stranded) {
+            log_msg(LOG_ERROR, "worker %u (pid %d) %s and cannot be replaced: the app failed to "
+                    "import after the last re-exec (--preload); fix the app and reload (%u "
+                    "workers left)", i, (int)pid, what, master_bank_live(m, m->base));
+            master_update_slots(m);
+            continue;
+        }
         if (!retired && master_pool_idle_exit(m, i, pid, status)) {
             master_update_slots(m);
             continue;
@@ -293,6 +305,7 @@ void master_stop(struct master *m, bool now)
     if (m->state == MASTER_RUNNING)
         systemd_notify_send(&m->notify, now ? "STOPPING=1\nSTATUS=stopping now"
                                             : "STOPPING=1\nSTATUS=stopping gracefully");
+    master_reexec_cancel(m);
     m->state = now ? MASTER_STOPPING_NOW : MASTER_STOPPING;
     m->deadline_ms =
         master_now_ms() + (now ? MASTER_STOP_NOW_MS : (uint64_t)m->cfg->graceful_timeout_ms);
@@ -310,6 +323,11 @@ int master_scale(struct master *m, unsigned target, const char *why, char *err, 
     if (m->reload.phase != RELOAD_IDLE) {
         snprintf(err, errlen, "a reload is in progress (%s): scale when it is done",
                  master_reload_phase_name(m->reload.phase));
+        return -1;
+    }
+    if (m->reload.stranded) {
+        snprintf(err, errlen, "the workers serving cannot be replaced (the app failed to import "
+                 "after a re-exec): reload first");
         return -1;
     }
     if (m->pool.mode != POOL_STATIC) {
@@ -493,7 +511,7 @@ static void master_tick(struct master *m)
         master_check_queues(m);
         master_check_harakiri(m);
         master_reload_tick(m);
-        if (m->reload.phase != RELOAD_STARTING)
+        if (m->reload.phase != RELOAD_STARTING && !m->reload.stranded)
             master_pool_tick(m);
     } else if (now >= m->deadline_ms && m->live) {
         log_msg(LOG_WARN, "stop deadline passed: killing %u workers", m->live);
@@ -506,7 +524,7 @@ static void master_tick(struct master *m)
  * of the loop. */
 static void master_spawn_due(struct master *m)
 {
-    if (m->state != MASTER_RUNNING)
+    if (m->state != MASTER_RUNNING || m->reload.stranded)
         return;
     uint64_t now = master_now_ms();
     for (unsigned p = 0; p < m->target; p++) {
@@ -516,20 +534,46 @@ static void master_spawn_due(struct master *m)
     }
 }
 
-static int master_setup(struct master *m)
+/* The scoreboard: a new one, or after a re-exec the previous image's,
+ * whose geometry then wins over the config's (threads and max_processes
+ * only change on a restart). */
+static int master_setup_scoreboard(struct master *m, const struct reexec_state *rx)
 {
+    if (rx) {
+        char err[256];
+        if (scoreboard_attach(&m->sb, rx->sb_fd, err, sizeof(err)) < 0) {
+            log_msg(LOG_ERROR, "%s", err);
+            return -1;
+        }
+        if (m->sb.hdr->threads != m->cfg->threads ||
+            m->sb.hdr->listeners != m->listener_count) {
+            log_msg(LOG_ERROR, "the scoreboard of the previous image has %u threads and %u "
+                    "listeners, the config %u and %zu", m->sb.hdr->threads,
+                    m->sb.hdr->listeners, m->cfg->threads, m->listener_count);
+            return -1;
+        }
+        m->max_workers = m->sb.hdr->bank_size;
+        return 0;
+    }
     /* Two banks: a reload starts the new generation in the bank the old
      * one does not use. */
     int rc = scoreboard_create(&m->sb, 2 * m->max_workers, m->cfg->threads,
                                (unsigned)m->listener_count);
     if (rc < 0) {
-        log_msg(LOG_ERROR, "mmap(scoreboard) failed: %s", strerror(-rc));
+        log_msg(LOG_ERROR, "memfd_create/mmap(scoreboard) failed: %s", strerror(-rc));
         return -1;
     }
     atomic_store(&m->sb.hdr->slots, m->target);
     m->sb.hdr->bank_size = m->max_workers;
     atomic_store(&m->sb.hdr->generation, 1);
     atomic_store(&m->sb.hdr->reload_last_ok, 2);
+    return 0;
+}
+
+static int master_setup(struct master *m, const struct reexec_state *rx)
+{
+    if (master_setup_scoreboard(m, rx) < 0)
+        return -1;
     m->workers = calloc(2 * (size_t)m->max_workers, sizeof(*m->workers));
     m->queues = calloc(m->listener_count ? m->listener_count : 1, sizeof(*m->queues));
     if (!m->workers || !m->queues) {
@@ -564,7 +608,16 @@ static int master_setup(struct master *m)
     epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->sigfd, &ev);
     ev.data.u64 = MASTER_TAG_TIMER;
     epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->timerfd, &ev);
-    if (m->cfg->control) {
+    if (rx && rx->control_fd >= 0) {
+        char err[512];
+        m->ctl = control_adopt(rx->control_fd, rx->control_path, rx->clients, rx->client_count,
+                               m->cfg->control_timeout_ms, m->epfd, MASTER_TAG_CONTROL,
+                               master_commands, master_command_count, m, err, sizeof(err));
+        if (!m->ctl) {
+            log_msg(LOG_ERROR, "control socket: %s", err);
+            return -1;
+        }
+    } else if (m->cfg->control && !rx) {
         char err[512];
         m->ctl = control_open(m->cfg->control, m->cfg->control_chmod, m->cfg->control_timeout_ms,
                               m->epfd, MASTER_TAG_CONTROL, master_commands,
@@ -580,7 +633,7 @@ static int master_setup(struct master *m)
 }
 
 int master_run(const struct config *cfg, struct listener *listeners, size_t listener_count,
-               struct app *app, int argc, char **argv)
+               struct app *app, int argc, char **argv, const struct master_start *start)
 {
     struct master m = {
         .cfg = cfg,
@@ -596,19 +649,30 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
         .argc = argc,
         .argv = argv,
         .reload = {.generation = 1, .last_ok = true},
+        .reexec = {.enabled = start->preloads, .cwd_fd = start->cwd_fd},
         .notify = {.fd = -1},
+        .sb = {.fd = -1},
     };
     int status = 1;
-    if (master_setup(&m) < 0)
+    if (master_setup(&m, start->rx) < 0)
         goto out;
+    if (start->rx)
+        master_adopt(&m, start->rx);
     master_pool_start(&m);
-    atomic_store(&m.sb.hdr->slots, master_pool_slots(&m));
-    log_msg(LOG_INFO,
-            "corral started: pool %s, %u processes to start (at most %u) x %u threads, "
-            "%zu listeners",
-            config_pool_mode_name(m.pool.mode), master_pool_starting(&m), m.max_workers,
-            cfg->threads, listener_count);
+    if (start->rx) {
+        master_adopt_start(&m, start->rx, start->app_ok);
+        master_reap(&m); /* a SIGCHLD pending across the exec was lost when set to default */
+    } else {
+        atomic_store(&m.sb.hdr->slots, master_pool_slots(&m));
+        log_msg(LOG_INFO,
+                "corral started: pool %s, %u processes to start (at most %u) x %u threads, "
+                "%zu listeners",
+                config_pool_mode_name(m.pool.mode), master_pool_starting(&m), m.max_workers,
+                cfg->threads, listener_count);
+    }
     while (m.state == MASTER_RUNNING || m.live > 0) {
+        if (m.reexec.exec_due)
+            master_reexec_exec(&m); /* returns only when it failed */
         master_spawn_due(&m);
         master_pool_publish(&m);
         struct epoll_event evs[8];

@@ -7,6 +7,7 @@
 #ifndef CORRAL_MASTER_H
 #define CORRAL_MASTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "app.h"
@@ -23,10 +24,22 @@
  * ARGC/ARGV are parsed again, so they must outlive the call); the control socket
  * (cfg->control) does the same by command. Returns the process exit
  * status: 0 after a stop, 1 on a setup failure (the control socket cannot
- * be bound, say) or when the app cannot start.
+ * be bound, say) or when the app cannot start. START says where corral
+ * started and whether this image continues a --preload reload.
  */
+struct reexec_state;
+
+/* How the master starts. */
+struct master_start {
+    int cwd_fd;                     /* the directory corral started in (O_PATH), or -1 */
+    bool preloads;                  /* --preload with an adapter that preloads: a reload
+                                       re-executes the master (master_reexec.c) */
+    const struct reexec_state *rx;  /* NULL, or this image comes from such a re-exec */
+    bool app_ok;                    /* with RX: the app imported again */
+};
+
 int master_run(const struct config *cfg, struct listener *listeners, size_t listener_count,
-               struct app *app, int argc, char **argv);
+               struct app *app, int argc, char **argv, const struct master_start *start);
 
 /* The commands of the control socket (master_cmd.c): status, workers,
  * scale, stop, quit, reopen-logs, reload, chain-reload, help. Their run

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "control.h"
 #include "listen.h"
+#include "reexec_state.h"
 #include "scoreboard.h"
 #include "systemd.h"
 
@@ -38,8 +39,16 @@ struct master_worker {
  * rolls back) → DRAINING (every new worker RUNNING: the config is
  * committed and the old bank gets SIGTERM) → IDLE once the old bank is
  * empty. chain-reload is STARTING one slot at a time.
+ *
+ * With --preload (master_reexec.c, master_adopt.c) a reload begins with
+ * CHECKING: a child checks that the new code imports, then the master
+ * re-executes itself and the new image starts the new generation from
+ * STARTING. The values are published in the scoreboard (status.c): 0..3,
+ * and 4 for "stranded" (IDLE, but the workers serving run code this image
+ * could not load and cannot be replaced).
  */
-enum master_reload_phase { RELOAD_IDLE, RELOAD_STARTING, RELOAD_DRAINING };
+enum master_reload_phase { RELOAD_IDLE, RELOAD_STARTING, RELOAD_DRAINING, RELOAD_CHECKING };
+#define MASTER_RELOAD_PUBLISHED_STRANDED 4
 
 struct master_reload {
     enum master_reload_phase phase;
@@ -60,6 +69,17 @@ struct master_reload {
     unsigned long reloads, failures;
     bool last_ok;
     char last[512];               /* outcome of the last reload, for status */
+    char why[64];                 /* what asked for the reload in progress */
+    bool adopted;                 /* started by this image after a re-exec: no rollback */
+    bool stranded;                /* the serving workers cannot be replaced (see above) */
+};
+
+/* --preload reloads (master_reexec.c). */
+struct master_reexec {
+    bool enabled;                 /* --preload with an adapter that preloads */
+    pid_t check_pid;              /* the import check running; 0 = none */
+    bool exec_due;                /* it passed: re-execute at the top of the loop */
+    int cwd_fd;                   /* where corral started (the preload may chdir) */
 };
 
 struct master_queue {
@@ -106,6 +126,7 @@ struct master {
     int argc;                     /* the command line, read again by a reload */
     char **argv;
     struct master_reload reload;
+    struct master_reexec reexec;
 };
 
 uint64_t master_now_ms(void);
@@ -181,6 +202,46 @@ bool master_reload_reaped(struct master *m, unsigned i, pid_t pid, bool never_ra
 
 /* Live workers in the bank that starts at BASE. */
 unsigned master_bank_live(const struct master *m, unsigned base);
+
+/* --preload: the new image starts the new generation beside the adopted
+ * old one (master_adopt.c), as master_reload does from STARTING. */
+void master_reload_adopted(struct master *m, bool chain, const char *why);
+
+/* The import check of a --preload reload failed, or the re-exec did:
+ * nothing changed, the reload is counted as failed. */
+void master_reload_check_failed(struct master *m, const char *reason);
+
+/* Log what the stranded state means and what to do. */
+void master_reload_log_stranded(const struct master *m);
+
+/* ---- --preload reloads (master_reexec.c) ---- */
+
+/* Fork the child that checks the new code imports (corral's own binary,
+ * same command line, $CORRAL_CHECK_APP set). Returns 0, or -1 with the
+ * failing call in err. Its end comes through master_reexec_reaped. */
+int master_reexec_check(struct master *m, char *err, size_t errlen);
+
+/* From master_reap: whether PID was the import check (then handled). */
+bool master_reexec_reaped(struct master *m, pid_t pid, int status);
+
+/* From the tick while CHECKING: the check's deadline. */
+void master_reexec_tick(struct master *m);
+
+/* At a stop: end a check in progress. */
+void master_reexec_cancel(struct master *m);
+
+/* At the top of the loop once the check passed: re-execute the master.
+ * Returns only when that failed (logged; the reload is counted failed). */
+void master_reexec_exec(struct master *m);
+
+/* ---- the new image after a re-exec (master_adopt.c) ---- */
+
+/* Take over the previous image's reload state and workers (from the
+ * scoreboard, before anything publishes into it) as the current
+ * generation; then, after master_pool_start, start the new generation
+ * (APP_OK) or strand the old one. */
+void master_adopt(struct master *m, const struct reexec_state *rx);
+void master_adopt_start(struct master *m, const struct reexec_state *rx, bool app_ok);
 
 /* Free what reloads allocated (at the end of master_run). */
 void master_reload_fini(struct master *m);

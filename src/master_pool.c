@@ -332,7 +332,10 @@ static void master_pool_publish_reload(struct master *m)
     const struct master_reload *r = &m->reload;
     atomic_store_explicit(&h->bank_base, m->base, memory_order_relaxed);
     atomic_store_explicit(&h->generation, r->generation, memory_order_relaxed);
-    atomic_store_explicit(&h->reload_phase, (uint32_t)r->phase, memory_order_relaxed);
+    atomic_store_explicit(&h->reload_phase,
+                          r->stranded && r->phase == RELOAD_IDLE ? MASTER_RELOAD_PUBLISHED_STRANDED
+                                                                 : (uint32_t)r->phase,
+                          memory_order_relaxed);
     atomic_store_explicit(&h->reloads, r->reloads, memory_order_relaxed);
     atomic_store_explicit(&h->reload_failed, r->failures, memory_order_relaxed);
     atomic_store_explicit(&h->reload_last_ok,

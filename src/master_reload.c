@@ -22,8 +22,14 @@
  * max_processes, the control socket, log files, pidfile, --preload) keeps
  * its old value, and the reload says so in the log and the reply.
  *
- * --preload is refused for now: the app lives in the master, so reloading
- * it means re-executing the master (not implemented; restart instead).
+ * With --preload the app lives in the master, so new code needs a new
+ * master image: the import is first checked in a child (RELOAD_CHECKING),
+ * then the master re-executes itself, keeping its pid, listeners, control
+ * socket, scoreboard and workers (master_reexec.c), and the new image starts
+ * the new generation from STARTING like the path above (master_adopt.c).
+ * There is no old config to roll back to after the exec: a new generation
+ * that fails then leaves the old workers serving, "stranded" (they cannot
+ * be replaced until a reload succeeds).
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -42,6 +48,8 @@
 const char *master_reload_phase_name(enum master_reload_phase p)
 {
     switch (p) {
+    case RELOAD_CHECKING:
+        return "checking";
     case RELOAD_STARTING:
         return "starting";
     case RELOAD_DRAINING:
@@ -220,11 +228,86 @@ static void master_reload_retire(struct master *m, unsigned i)
     }
 }
 
+static void master_reload_run_pending(struct master *m);
+
 static void master_reload_record(struct master *m, bool ok, const char *fmt, const char *a,
                                  const char *b)
 {
     m->reload.last_ok = ok;
     snprintf(m->reload.last, sizeof(m->reload.last), fmt, a, b);
+}
+
+/* Start the generation of m->cfg and m->app in the other bank while the
+ * current one serves (the phase STARTING). */
+static void master_reload_begin(struct master *m, bool chain, const char *why, const char *note)
+{
+    struct master_reload *r = &m->reload;
+    const struct config *c = m->cfg;
+    unsigned next_base = m->base ? 0 : m->max_workers;
+    r->old_base = m->base;
+    r->old_target = m->target;
+    r->chain = chain;
+    r->next_slot = 0;
+    /* A static pool starts its (new) --processes; a dynamic or ondemand
+     * one as many workers as it has now (at least 1, so that the reload
+     * can see the new code run), and sizes itself again once they run. */
+    unsigned start;
+    if (m->pool.mode == POOL_STATIC) {
+        m->target = c->processes;
+        start = m->target;
+    } else {
+        start = master_bank_live(m, m->base);
+        if (start < 1)
+            start = 1;
+    }
+    m->base = next_base;
+    r->start_count = start;
+    uint64_t now = master_now_ms();
+    for (unsigned p = 0; p < m->max_workers; p++) {
+        struct master_worker *mw = &m->workers[master_slot(m, p)];
+        memset(mw, 0, sizeof(*mw));
+        if (p < start && (!chain || p == 0))
+            mw->respawn_at_ms = now;
+    }
+    if (r->phase != RELOAD_CHECKING)
+        master_notify_reloading(m); /* a --preload reload told systemd before its check */
+    r->phase = RELOAD_STARTING;
+    r->deadline_ms = now + MASTER_RELOAD_START_MS;
+    master_update_slots(m);
+    if (note[0])
+        log_msg(LOG_WARN, "%s: these settings only change on a restart and keep their old "
+                "values: %s", why, note);
+    log_msg(LOG_INFO, "%s: generation %u starting with %u processes%s; generation %u serves "
+            "until they run", why, r->generation + 1, start,
+            chain ? ", one at a time" : "", r->generation);
+    snprintf(r->last, sizeof(r->last), "generation %u starting (%s)", r->generation + 1, why);
+}
+
+void master_reload_adopted(struct master *m, bool chain, const char *why)
+{
+    struct master_reload *r = &m->reload;
+    /* The previous image's config and app are gone with it: a failure from
+     * here on strands the old workers instead of rolling back. */
+    r->old_cfg = NULL;
+    r->old_app = NULL;
+    r->old_owned = r->owned_cfg = NULL;
+    r->adopted = true;
+    r->phase = RELOAD_CHECKING; /* systemd heard RELOADING=1 before the exec */
+    master_reload_begin(m, chain, why, "");
+}
+
+void master_reload_check_failed(struct master *m, const char *reason)
+{
+    struct master_reload *r = &m->reload;
+    r->phase = RELOAD_IDLE;
+    r->failures++;
+    char gen[16];
+    snprintf(gen, sizeof(gen), "%u", r->generation + 1);
+    master_reload_record(m, false, "generation %s was not started: %s", gen, reason);
+    log_msg(LOG_ERROR, "%s: reload failed, generation %u keeps serving: %s", r->why,
+            r->generation, reason);
+    master_notify_ready(m);
+    master_reload_run_pending(m);
 }
 
 int master_reload(struct master *m, bool chain, const char *why, char *err, size_t errlen,
@@ -255,16 +338,36 @@ int master_reload(struct master *m, bool chain, const char *why, char *err, size
                  "again when they are gone", left);
         goto busy;
     }
-    if (m->cfg->preload) {
-        snprintf(err, errlen, "reload with --preload is not supported yet (the app lives in the "
-                 "master): restart corral to load new code");
-        goto refused;
-    }
     char cerr[1024];
     struct config *c = master_reload_read(m, cerr, sizeof(cerr), note, notelen);
     if (!c) {
         snprintf(err, errlen, "the new configuration is invalid: %s", cerr);
         goto refused;
+    }
+    if (m->reexec.enabled) {
+        /* The new image reads the config again itself. */
+        unsigned start = m->pool.mode == POOL_STATIC ? c->processes : master_bank_live(m, m->base);
+        config_free(c);
+        free(c);
+        if (master_reexec_check(m, cerr, sizeof(cerr)) < 0) {
+            snprintf(err, errlen, "%s", cerr);
+            goto refused;
+        }
+        r->phase = RELOAD_CHECKING;
+        r->chain = chain;
+        r->reloads++;
+        r->start_count = start ? start : 1;
+        r->deadline_ms = master_now_ms() + MASTER_RELOAD_START_MS;
+        snprintf(r->why, sizeof(r->why), "%s", why);
+        master_notify_reloading(m);
+        if (note[0])
+            log_msg(LOG_WARN, "%s: these settings only change on a restart and keep their old "
+                    "values: %s", why, note);
+        log_msg(LOG_INFO, "%s: checking that the app imports (--preload), then re-executing the "
+                "master; generation %u serves meanwhile", why, r->generation);
+        snprintf(r->last, sizeof(r->last), "generation %u: checking the import (%s)",
+                 r->generation + 1, why);
+        return 0;
     }
     struct app *app = calloc(1, sizeof(*app));
     if (!app || app_load(app, c, cerr, sizeof(cerr)) < 0) {
@@ -279,48 +382,13 @@ int master_reload(struct master *m, bool chain, const char *why, char *err, size
     r->old_app = m->app;
     r->old_app_owned = r->app_owned;
     r->app_owned = true;
-    r->old_base = m->base;
-    r->old_target = m->target;
     r->old_owned = r->owned_cfg;
     r->owned_cfg = c;
-    r->chain = chain;
-    r->next_slot = 0;
     r->reloads++;
     m->cfg = c;
     m->app = app;
     master_reload_apply_env(c);
-    /* A static pool starts its (new) --processes; a dynamic or ondemand
-     * one as many workers as it has now (at least 1, so that the reload
-     * can see the new code run), and sizes itself again once they run. */
-    unsigned start;
-    if (m->pool.mode == POOL_STATIC) {
-        m->target = c->processes;
-        start = m->target;
-    } else {
-        start = master_bank_live(m, m->base);
-        if (start < 1)
-            start = 1;
-    }
-    m->base = next_base;
-    r->start_count = start;
-    uint64_t now = master_now_ms();
-    for (unsigned p = 0; p < m->max_workers; p++) {
-        struct master_worker *mw = &m->workers[master_slot(m, p)];
-        memset(mw, 0, sizeof(*mw));
-        if (p < start && (!chain || p == 0))
-            mw->respawn_at_ms = now;
-    }
-    master_notify_reloading(m);
-    r->phase = RELOAD_STARTING;
-    r->deadline_ms = now + MASTER_RELOAD_START_MS;
-    master_update_slots(m);
-    if (note[0])
-        log_msg(LOG_WARN, "%s: these settings only change on a restart and keep their old "
-                "values: %s", why, note);
-    log_msg(LOG_INFO, "%s: generation %u starting with %u processes%s; generation %u serves "
-            "until they run", why, r->generation + 1, start,
-            chain ? ", one at a time" : "", r->generation);
-    snprintf(r->last, sizeof(r->last), "generation %u starting (%s)", r->generation + 1, why);
+    master_reload_begin(m, chain, why, note);
     return 0;
 refused:
     r->failures++;
@@ -370,6 +438,7 @@ static void master_reload_commit(struct master *m)
     r->old_owned = NULL;
     r->old_cfg = NULL;
     r->old_app = NULL;
+    r->adopted = r->stranded = false;
     r->generation++;
     r->phase = RELOAD_DRAINING;
     r->deadline_ms = master_now_ms() + m->cfg->graceful_timeout_ms;
@@ -382,6 +451,14 @@ static void master_reload_commit(struct master *m)
             "their requests and exit", r->generation, master_bank_live(m, r->old_base),
             r->generation - 1);
     master_update_slots(m);
+}
+
+void master_reload_log_stranded(const struct master *m)
+{
+    log_msg(LOG_ERROR, "reload: the new code is not running after the re-exec of the master "
+            "(--preload): the previous workers (generation %u, %u processes) keep serving but "
+            "cannot be replaced, not even when one exits; fix the app and reload",
+            m->reload.generation, master_bank_live(m, m->base));
 }
 
 /* A new worker failed to start: back to the old generation, which never
@@ -397,20 +474,27 @@ static void master_reload_fail(struct master *m, const char *reason)
             kill(m->workers[i].pid, SIGKILL);
         master_reload_retire(m, i);
     }
-    config_free(r->owned_cfg);
-    free(r->owned_cfg);
-    r->owned_cfg = r->old_owned;
-    r->old_owned = NULL;
-    m->cfg = r->old_cfg;
-    master_reload_drop_app(m->app, r->app_owned);
-    m->app = r->old_app;
-    r->app_owned = r->old_app_owned;
-    master_reload_apply_env(m->cfg);
+    if (r->adopted) {
+        /* After a re-exec the old config and app are gone: the new ones
+         * stay, and the old workers serve on without them (stranded). */
+        r->adopted = false;
+        r->stranded = true;
+    } else {
+        config_free(r->owned_cfg);
+        free(r->owned_cfg);
+        r->owned_cfg = r->old_owned;
+        r->old_owned = NULL;
+        m->cfg = r->old_cfg;
+        master_reload_drop_app(m->app, r->app_owned);
+        m->app = r->old_app;
+        r->app_owned = r->old_app_owned;
+        master_reload_apply_env(m->cfg);
+    }
     m->base = r->old_base;
     m->target = r->old_target;
     uint64_t now = master_now_ms();
     /* A static pool refills its slots; the others size themselves. */
-    for (unsigned p = 0; p < m->target && m->pool.mode == POOL_STATIC; p++) {
+    for (unsigned p = 0; p < m->target && m->pool.mode == POOL_STATIC && !r->stranded; p++) {
         struct master_worker *mw = &m->workers[master_slot(m, p)];
         if (!mw->pid)
             mw->respawn_at_ms = now;
@@ -422,6 +506,8 @@ static void master_reload_fail(struct master *m, const char *reason)
     master_reload_record(m, false, "generation %s failed to start: %s", gen, reason);
     log_msg(LOG_ERROR, "reload: generation %u failed to start: %s; generation %u keeps serving",
             r->generation + 1, reason, r->generation);
+    if (r->stranded)
+        master_reload_log_stranded(m);
     master_update_slots(m);
     master_notify_ready(m); /* the old generation serves (systemd saw RELOADING=1) */
     master_reload_run_pending(m);
@@ -468,6 +554,10 @@ deadline:
 void master_reload_tick(struct master *m)
 {
     struct master_reload *r = &m->reload;
+    if (r->phase == RELOAD_CHECKING) {
+        master_reexec_tick(m);
+        return;
+    }
     if (r->phase == RELOAD_STARTING) {
         master_reload_tick_starting(m);
         return;

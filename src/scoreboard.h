@@ -1,6 +1,7 @@
 /*
- * scoreboard.h — per-worker and per-thread state in one shared anonymous
- * mapping, made by the master before the first fork.
+ * scoreboard.h — per-worker and per-thread state in one shared mapping of
+ * a memfd, made by the master before the first fork (a memfd so that a
+ * --preload reload, which re-executes the master, can map it again).
  *
  * Writers: each worker writes only its own slot, its threads' sub-slots and
  * its per-listener counters, with relaxed atomic stores and adds (no lock
@@ -95,6 +96,7 @@ struct scoreboard {
     _Atomic uint64_t *accepted;        /* per worker, per listener */
     void *map;
     size_t map_len;
+    int fd;                            /* the memfd (close-on-exec); -1 = none */
 };
 
 /* Map a scoreboard for MAX_WORKERS workers of THREADS threads each, serving
@@ -102,6 +104,17 @@ struct scoreboard {
 int scoreboard_create(struct scoreboard *sb, unsigned max_workers, unsigned threads,
                       unsigned listeners);
 void scoreboard_destroy(struct scoreboard *sb);
+
+/*
+ * Map the scoreboard memfd FD that the previous image of this master made
+ * (a re-exec): its geometry comes from its header, which must match the
+ * file's size. FD becomes close-on-exec again. Returns 0, or -1 with the
+ * failing call in err.
+ */
+int scoreboard_attach(struct scoreboard *sb, int fd, char *err, size_t errlen);
+
+/* In a forked worker: close the memfd (the mapping stays). */
+void scoreboard_close_in_child(struct scoreboard *sb);
 
 static inline struct sb_thread *scoreboard_thread(const struct scoreboard *sb,
                                                   unsigned worker, unsigned thread)

@@ -145,7 +145,11 @@ static void status_json_listeners(const struct status_src *src, struct json *j)
 
 static const char *status_reload_phase(uint32_t p)
 {
-    return p == 1 ? "starting" : p == 2 ? "draining" : "idle";
+    /* enum master_reload_phase, and 4: idle, but the workers serving
+     * cannot be replaced (master_internal.h) */
+    static const char *const names[] = {"idle", "starting", "draining", "checking",
+                                        "stranded"};
+    return p < sizeof(names) / sizeof(names[0]) ? names[p] : "idle";
 }
 
 /* The generation serving, the reloads so far and how the last one went. */

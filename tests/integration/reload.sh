@@ -255,24 +255,6 @@ stop_pid "$NGINX_PID"
 stop_corral
 expect_eq "corral stops with status 0" 0 "$CORRAL_STATUS"
 
-# ---- --preload: the app lives in the master; reload is refused, clearly,
-# and the workers serve on.
-write_conf pre
-start_corral -c "$CONF" --listen "uwsgi:unix:$T/p.sock" --control "$T/p.ctl" --preload || finish
-kids=$(children_of "$CORRAL_PID")
-"$CTL" -s "$T/p.ctl" reload >"$T/p.out" 2>&1
-expect_eq "--preload: corralctl reload exits 1" 1 "$?"
-expect_match "--preload: the reply says why" "not supported yet.*preload|preload.*not supported" "$(cat "$T/p.out")"
-expect_eq "--preload: the same workers still run" "$kids" "$(children_of "$CORRAL_PID")"
-py_checks "$T/p.sock" <<'PY'
-import sys
-from lib_protocols import request, report
-st, _, b = request("uwsgi", "unix:" + sys.argv[1], "GET", "/", timeout=5)
-report("--preload: still serving version pre", st == 200 and b.startswith(b"version=pre "), (st, b))
-PY
-stop_corral
-expect_eq "--preload: corral stops with status 0" 0 "$CORRAL_STATUS"
-
 # ---- --pool dynamic and ondemand: a reload starts the new generation with
 # as many workers as the pool has (at least one, in the other bank of
 # slots), the pool sizes itself again afterwards, and no request fails
