@@ -1,0 +1,118 @@
+#!/bin/bash
+# keepconn_drain.sh -- workers that stop gracefully lose no request on kept
+# FastCGI connections. nginx (fastcgi_keep_conn on, upstream keepalive)
+# sends POSTs with bodies, some slow, from 8 clients for DRAIN_SECS seconds
+# while workers stop all the time: --max-requests 20 (jitter 10) recycles
+# them, corralctl scales the pool up and down and reloads it. nginx does not
+# retry a POST that failed on a cached connection (no non_idempotent in
+# fastcgi_next_upstream), so a kept connection closed under a request nginx
+# had just sent shows as a 502: none may fail. Also: a recycled worker is
+# gone soon after its limit (the drain is short), and the drain never hits
+# its time limit with nginx in front.
+TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-120}
+. "$(dirname "$0")/lib.sh"
+
+need_build "$CORRAL" "$top_builddir/corralctl"
+need nginx nginx-light
+APP=$top_srcdir/tests/apps/wsgi_drain.py
+CTL=$top_builddir/corralctl
+F=$T/f.sock SOCK=$T/ctl.sock
+P=$(free_port)
+SECS=${DRAIN_SECS:-25}
+
+start_corral --listen "fastcgi:unix:$F" --chmod 0666 --wsgi-file "$APP" --processes 2 \
+    --threads 2 --max-processes 4 --max-requests 20 --max-requests-jitter 10 \
+    --control "$SOCK" --graceful-timeout 10 || finish
+
+start_nginx "
+    upstream corral_fcgi {
+        server unix:$F;
+        keepalive 16;
+    }
+    server {
+        listen 127.0.0.1:$P;
+        location / {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass corral_fcgi;
+            fastcgi_keep_conn on;
+        }
+    }
+" || finish
+
+PY_TIMEOUT=$((SECS + 40)) py_checks "$P" "$CTL" "$SOCK" "$SECS" <<'PY'
+import random, re, subprocess, sys, threading, time
+from lib_protocols import http_request, report
+
+port, ctl, sock, secs = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+lock = threading.Lock()
+stats = {"ok": 0, "failed": 0, "slow": 0}
+errors, pids = [], set()
+stop = threading.Event()
+
+def load(n):
+    rnd = random.Random(n)
+    i = 0
+    while not stop.is_set():
+        i += 1
+        ms = rnd.choice((0, 0, 50, 300)) if i % 3 == 0 else 0
+        payload = b"p" * rnd.randint(1, 4000)
+        try:
+            st, _, body, _ = http_request(port, "POST", "/post?ms=%d&c=%d&i=%d" % (ms, n, i),
+                                          body=payload, timeout=20)
+            m = re.match(rb"pid=(\d+) read=(\d+)\n$", body)
+            good = 200 <= st < 300 and m is not None and int(m.group(2)) == len(payload)
+            detail = "POST ms=%d: status %d body %r" % (ms, st, body[:100])
+        except Exception as e:  # noqa: BLE001
+            good, m, detail = False, None, "POST ms=%d: %s: %s" % (ms, type(e).__name__, e)
+        with lock:
+            if good:
+                stats["ok"] += 1
+                stats["slow"] += ms > 0
+                pids.add(int(m.group(1)))
+            else:
+                stats["failed"] += 1
+                if len(errors) < 10:
+                    errors.append(detail)
+
+def corralctl(*args):
+    p = subprocess.run([ctl, "-s", sock] + list(args), capture_output=True, text=True,
+                       timeout=30)
+    return p.returncode, (p.stdout + p.stderr).strip()
+
+threads = [threading.Thread(target=load, args=(n,)) for n in range(8)]
+for t in threads:
+    t.start()
+# Besides the recycling, the pool is scaled up and down (the workers above
+# the new size stop) and reloaded (every old worker stops) now and then.
+t0, k, ctl_fail = time.monotonic(), 0, []
+while time.monotonic() - t0 < secs:
+    time.sleep(1.0)
+    k += 1
+    cmd = ("scale", "4") if k % 4 == 1 else ("scale", "2") if k % 4 == 2 else \
+          ("reload",) if k % 8 == 3 else None
+    if cmd:
+        rc, out = corralctl(*cmd)
+        if rc != 0:
+            ctl_fail.append((cmd, rc, out))
+stop.set()
+for t in threads:
+    t.join()
+print("responses: %d ok (%d slow), %d failed, %d worker pids served"
+      % (stats["ok"], stats["slow"], stats["failed"], len(pids)))
+report("corralctl scale and reload all succeed", not ctl_fail, ctl_fail[:3])
+report("workers were replaced all along (%d worker pids served)" % len(pids), len(pids) >= 20)
+report("%d POSTs through nginx while workers stop, %d failed" % (stats["ok"], stats["failed"]),
+       stats["failed"] == 0 and stats["ok"] > 300 and stats["slow"] > 30, errors)
+PY
+
+n=$(grep -c '\[error\].*upstream' "$T/nginx-error.log")
+say "nginx logged $n upstream errors (retried GETs would be among them; there are only POSTs)"
+expect_no_match "nginx logged no upstream error" '\[(error|crit|alert)\].*upstream' \
+    "$(cat "$T/nginx-error.log")"
+n=$(grep -c 'recycling (it finishes' "$CORRAL_LOG")
+say "$n recyclings"
+expect_no_match "no worker had to be killed" 'killing' "$(cat "$CORRAL_LOG")"
+stop_pid "$NGINX_PID"
+stop_corral
+expect_eq "corral stops with status 0" 0 "$CORRAL_STATUS"
+finish
