@@ -37,6 +37,10 @@ struct conn {
     bool body_done;             /* PROTO_BODY_END seen */
     bool aborted;               /* PROTO_ABORT seen */
     bool broken;                /* must be closed after this request */
+    bool kept;                  /* the front end keeps it between requests
+                                   (FastCGI keep-conn): set after a response */
+    bool bye_sent;              /* a stopping worker asked the front end to
+                                   close it (see worker_stop.c) */
     const uint8_t *pending;     /* body bytes decoded but not yet read */
     size_t pending_len;
     struct corral_request req;

@@ -187,7 +187,11 @@ void worker_serve(struct worker_thread *t, struct slot *s)
                 worker_slot_park(w, s);
                 break;
             }
-            if (c->in_request || n < 0)
+            /* Told to close, nginx does so without reading the goodbye:
+             * unread bytes make a unix socket's close a reset. */
+            if (c->bye_sent && !c->in_request && (n == 0 || n == -ECONNRESET))
+                atomic_fetch_add_explicit(&w->drain_peer, 1, memory_order_relaxed);
+            else if (c->in_request || n < 0)
                 log_msg(LOG_ERROR, "%s: peer %s: %s in the middle of a request",
                         c->listener->name, c->peer,
                         n == 0 ? "connection closed" : strerror((int)-n));
@@ -210,14 +214,20 @@ void worker_serve(struct worker_thread *t, struct slot *s)
                 break;
             }
         } else if (r == PROTO_PARAMS_DONE) {
-            if (worker_run_request(t, c) < 0 || !c->codec->keep_conn(c->codec_state) ||
-                atomic_load(&w->stopping)) {
+            if (worker_run_request(t, c) < 0 || !c->codec->keep_conn(c->codec_state)) {
                 worker_slot_close(w, s);
                 break;
             }
         } else {
             /* Body events cannot come before the params: a codec bug. */
             conn_protocol_error(c, "request body before the params");
+            worker_slot_close(w, s);
+            break;
+        }
+        /* A stopping worker does not close a kept connection here: the front
+         * end may already be sending the next request on it (worker_stop.c). */
+        c->kept = true;
+        if (atomic_load(&w->stopping) && !worker_stop_keep(w, c)) {
             worker_slot_close(w, s);
             break;
         }

@@ -64,6 +64,12 @@ struct worker {
     _Atomic int stopping;         /* 0 running, 1 graceful */
     _Atomic int exiting;
     _Atomic int recycling;        /* the graceful stop is a recycling */
+    /* The graceful stop (worker_stop.c): when it began, and until when kept
+     * connections are left to the front end to close. */
+    _Atomic uint64_t stop_begun_ms, drain_until_ms;
+    _Atomic unsigned drain_asked;  /* goodbyes sent on kept connections */
+    _Atomic unsigned drain_peer;   /* kept ones the front end then closed */
+    _Atomic unsigned drain_forced; /* kept ones closed at drain_until_ms */
     _Atomic uint64_t served;      /* requests this process served */
     uint64_t max_requests;        /* with its jitter; 0 = never */
     int statm_fd;                 /* /proc/self/statm when --max-rss, else -1 */
@@ -117,6 +123,10 @@ void worker_tick(struct worker *w);
 /* The signalfd is readable: SIGTERM stops gracefully, SIGUSR1 reopens the
  * logs, SIGINT and SIGQUIT exit at once. */
 void worker_signal(struct worker_thread *t);
+/* After a response on a kept connection of a stopping worker (the caller
+ * owns it): true when the connection stays open to serve what the front end
+ * may still send on it, false when it is to be closed now. */
+bool worker_stop_keep(struct worker *w, struct conn *c);
 /* After a request: recycle past --max-requests or --max-rss. */
 void worker_check_recycle(struct worker_thread *t, uint64_t served);
 /* Ondemand pools: stop after --idle-worker-timeout without a request. */

@@ -2,6 +2,51 @@
  * worker_stop.c — the end of a worker: housekeeping of parked connections
  * (idle timeout), recycling (--max-requests, --max-rss), the ondemand idle
  * exit, signals, and the graceful stop.
+ *
+ * A graceful stop (SIGTERM: reload, scale-down, whole pool; recycling; the
+ * ondemand idle exit) takes no new connection, finishes the requests in
+ * flight, and then has to let go of the connections the front end keeps
+ * (FastCGI keep-conn) without losing a request. The front end decides alone
+ * when it reuses a kept connection: nginx takes the most recently used one
+ * from its upstream keepalive cache and writes the request at once. It
+ * notices that we closed a cached connection only when its event loop gets
+ * to that connection's read event (ngx_http_upstream_keepalive_close_handler:
+ * any readable byte or EOF closes it); a request it takes the connection for
+ * before that is written into a closing socket. nginx then retries GETs on
+ * another connection, but not POSTs (fastcgi_next_upstream has no
+ * non_idempotent by default): a 502. Closing right after a response, as
+ * this worker once did, hit that window about once in 150 POSTs under
+ * constant recycling (tests/integration/keepconn_drain.sh). A half-close
+ * (shutdown SHUT_WR) has the same window: a request that arrives after it
+ * can be read but never answered. No close by us is free of the race.
+ *
+ * So the worker asks the front end to close instead, with bytes that are
+ * harmless whichever way the race goes — the codec's goodbye, for FastCGI an
+ * empty STDERR record of request id 1:
+ *  - nginx holds the connection idle in its cache: the record makes it
+ *    readable, the keepalive close handler closes it; we read EOF and close.
+ *  - nginx is still reading the last response: bytes after END_REQUEST make
+ *    it drop the connection instead of caching it (ngx_http_fastcgi_module:
+ *    "data after close" leaves u->keepalive 0); same end.
+ *  - nginx took the connection and sent a request before it saw the record:
+ *    the record comes first in what it reads back, and nginx skips an empty
+ *    STDERR in a response; we serve that request as usual, and as every
+ *    response of a stopping worker is followed by a goodbye, nginx closes
+ *    the connection after it.
+ * The worker therefore never closes a kept connection itself until the drain
+ * limit: it sends the goodbye right after the response it is serving (or
+ * from the tick to one that was parked when the stop began, once it has
+ * been parked PARK_SETTLE_MS), keeps serving whatever arrives, and exits
+ * when the front end has closed them all — with nginx, a few milliseconds.
+ *
+ * Residual window: a front end that ignores the goodbye (it is not nginx)
+ * keeps its connections until the drain limit, min(graceful_timeout / 2,
+ * DRAIN_MAX_MS), below the master's kill deadline (graceful_timeout).
+ * Then the worker closes each kept connection when it is parked with nothing
+ * readable, or right after a response — the old race, for such front ends
+ * only. The goodbye itself assumes the front end tolerates an empty STDERR
+ * record (the FastCGI spec allows any number per response; libfcgi-based
+ * clients and Apache's mod_proxy_fcgi skip an empty one).
  */
 #include "worker_internal.h"
 
@@ -18,6 +63,56 @@
 #include "log.h"
 
 static void worker_begin_stop(struct worker_thread *t, bool drain_queue);
+
+/* Upper bound of the drain of kept connections, below any graceful_timeout
+ * the master kills at (min(this, graceful_timeout / 2)). */
+#define DRAIN_MAX_MS 5000
+
+/* Whether bytes wait on the connection (a request nobody read yet). */
+static bool worker_stop_readable(const struct conn *c)
+{
+    char probe;
+    return recv(c->fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* Send the codec's goodbye on an owned kept connection (see the top of this
+ * file). Returns 0 (sent, or the protocol has none: the drain limit will
+ * close it), -EAGAIN when the socket is full (try again later), or another
+ * negative errno: the connection is broken, close it. */
+static int worker_stop_goodbye(struct worker *w, struct conn *c)
+{
+    uint8_t bye[PROTO_FRAME_MAX];
+    size_t n = c->codec->goodbye ? c->codec->goodbye(c->codec_state, bye) : 0;
+    if (n) {
+        ssize_t sent = send(c->fd, bye, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return -EAGAIN;
+        if (sent < 0)
+            return -errno;
+        if ((size_t)sent != n)
+            return -EIO; /* part of a record: the stream is broken */
+        atomic_fetch_add_explicit(&w->drain_asked, 1, memory_order_relaxed);
+    }
+    c->bye_sent = true;
+    return 0;
+}
+
+bool worker_stop_keep(struct worker *w, struct conn *c)
+{
+    /* A goodbye sent before this request was read by the front end ahead of
+     * this response: it may cache the connection again after it. */
+    c->bye_sent = false;
+    if (c->buf_start != c->buf_end)
+        return true; /* the next request is already here: serve it */
+    if (worker_now_ms() >= atomic_load(&w->drain_until_ms)) {
+        if (worker_stop_readable(c))
+            return true;
+        atomic_fetch_add_explicit(&w->drain_forced, 1, memory_order_relaxed);
+        return false;
+    }
+    int rc = worker_stop_goodbye(w, c);
+    return rc == 0 || rc == -EAGAIN; /* -EAGAIN: the tick sends it later */
+}
 
 /* This worker's RSS in KiB from /proc/self/statm (one pread), or 0. */
 static uint64_t worker_rss_kib(const struct worker *w)
@@ -73,11 +168,14 @@ void worker_exit(struct worker *w, int status)
         pause(); /* another thread is exiting the process */
 }
 
-/* Close parked connections that idled past the timeout, or, when stopping,
- * every idle parked connection (one with bytes waiting is served first). */
+/* Close parked connections that idled past the timeout. When stopping:
+ * send the goodbye to kept ones that have not had it and leave them to the
+ * front end to close until the drain limit; close the other idle ones (one
+ * with bytes waiting is served first). */
 static void worker_close_idle(struct worker *w, bool stopping)
 {
     uint64_t now = worker_now_ms();
+    bool draining = stopping && now < atomic_load(&w->drain_until_ms);
     for (unsigned i = 0; i < w->slot_count; i++) {
         struct slot *s = &w->slots[i];
         uint64_t word = atomic_load(&s->word);
@@ -86,14 +184,27 @@ static void worker_close_idle(struct worker *w, bool stopping)
         uint64_t age = now - atomic_load(&s->parked_at_ms);
         bool idle_out = age > w->cfg->idle_timeout_ms;
         bool stop_out = stopping && age >= PARK_SETTLE_MS && !s->conn.in_request;
+        /* Told already, the front end closes it: nothing to do but wait.
+         * (Read before the claim, as in_request above: only the owner
+         * writes these, and a parked slot has none.) */
+        if (stop_out && draining && s->conn.kept && s->conn.bye_sent)
+            stop_out = false;
         if (!idle_out && !stop_out)
             continue;
         if (!worker_slot_claim(s, (uint32_t)(word >> 32)))
             continue;
-        char probe;
-        if (!idle_out && recv(s->conn.fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+        if (!idle_out && worker_stop_readable(&s->conn)) {
             worker_slot_park(w, s); /* a request is arriving: serve it */
             continue;
+        }
+        if (!idle_out && draining && s->conn.kept) {
+            int rc = s->conn.bye_sent ? 0 : worker_stop_goodbye(w, &s->conn);
+            if (rc == 0 || rc == -EAGAIN) {
+                worker_slot_park(w, s);
+                continue;
+            }
+        } else if (!idle_out && s->conn.kept) {
+            atomic_fetch_add_explicit(&w->drain_forced, 1, memory_order_relaxed);
         }
         if (s->conn.in_request)
             log_msg(LOG_ERROR, "%s: peer %s: request incomplete after %llu ms; connection closed",
@@ -118,8 +229,15 @@ void worker_tick(struct worker *w)
         pthread_mutex_lock(&w->lock);
         unsigned open = w->open;
         pthread_mutex_unlock(&w->lock);
-        if (open == 0)
+        if (open == 0) {
+            unsigned forced = atomic_load(&w->drain_forced);
+            log_msg(forced ? LOG_WARN : LOG_INFO,
+                    "worker %u: stopped after %llu ms; kept connections: %u goodbyes sent, %u "
+                    "closed by the front end, %u closed at the drain limit",
+                    w->ctx->index, (unsigned long long)(now - atomic_load(&w->stop_begun_ms)),
+                    atomic_load(&w->drain_asked), atomic_load(&w->drain_peer), forced);
             worker_exit(w, atomic_load(&w->recycling) ? WORKER_EXIT_RECYCLE : 0);
+        }
     }
 }
 
@@ -129,6 +247,9 @@ void worker_tick(struct worker *w)
 static void worker_begin_stop(struct worker_thread *t, bool drain_queue)
 {
     struct worker *w = t->w;
+    uint64_t now = worker_now_ms(), drain = w->cfg->graceful_timeout_ms / 2;
+    atomic_store(&w->stop_begun_ms, now);
+    atomic_store(&w->drain_until_ms, now + (drain < DRAIN_MAX_MS ? drain : DRAIN_MAX_MS));
     atomic_store(&w->stopping, 1);
     atomic_store_explicit(&w->sb->state, SB_WORKER_STOPPING, memory_order_relaxed);
     worker_balance(w);
