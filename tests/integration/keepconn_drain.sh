@@ -142,4 +142,42 @@ expect_no_match "corral logged no error" ' error ' "$(cat "$CORRAL_LOG")"
 stop_pid "$NGINX_PID"
 stop_corral
 expect_eq "corral stops with status 0" 0 "$CORRAL_STATUS"
+
+# ---- A front end that ignores the goodbye (it reads the empty STDERR
+# record and goes on): its kept connection is still served while the
+# worker stops, and closed at the drain limit, graceful_timeout / 2 = 2 s.
+start_corral --listen "fastcgi:unix:$T/g.sock" --wsgi-file "$APP" --processes 1 --threads 2 \
+    --graceful-timeout 4 || finish
+py_checks "$T/g.sock" "$CORRAL_PID" <<'PY'
+import os, signal, sys, time
+from lib_protocols import FcgiConn, fcgi_read_record, parse_response, report
+c = FcgiConn("unix:" + sys.argv[1], keep_conn=True, timeout=10)
+st, _, body = c.request("POST", "/x", body=b"a" * 10)
+report("kept connection: first answer", st == 200 and b"read=10" in body, (st, body))
+os.kill(int(sys.argv[2]), signal.SIGTERM)
+t0 = time.monotonic()
+time.sleep(0.5)
+st, _, body = c.request("POST", "/x", body=b"b" * 20)
+report("the stopping worker still serves the kept connection, the goodbye skipped as an "
+       "empty stderr", st == 200 and b"read=20" in body and c.stderr == b"", (st, body, c.stderr))
+try:
+    while True:
+        rec = fcgi_read_record(c.sock)
+        if rec[1] != 7 or rec[3]:
+            break
+    outcome = "record %r" % (rec,)
+except EOFError:
+    outcome = "closed"
+except OSError as e:
+    outcome = repr(e)
+secs = time.monotonic() - t0
+report("... and closes it at the drain limit (%.2f s after SIGTERM, limit 2 s)" % secs,
+       outcome == "closed" and 1.8 <= secs < 3.0, outcome)
+PY
+wait_until 5 gone "$CORRAL_PID"
+stop_corral
+expect_eq "... corral then stops with status 0" 0 "$CORRAL_STATUS"
+expect_file_match "... and the worker says so" \
+    'stopped after [0-9]+ ms; kept connections: [0-9]+ goodbyes sent, 0 closed by the front end, 1 closed at the drain limit' \
+    "$CORRAL_LOG"
 finish
