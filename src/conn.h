@@ -29,6 +29,7 @@ struct conn {
     const struct proto_codec *codec;
     void *codec_state;          /* codec->state_size bytes */
     struct params params;
+    struct proto_limits limits; /* the codec's, copied at conn_init */
     uint8_t *buf;               /* read buffer; unconsumed bytes in [start, end) */
     size_t buf_start, buf_end;
     unsigned io_timeout_ms;
@@ -46,7 +47,8 @@ struct conn {
     struct corral_request req;
 };
 
-/* Set up for a fresh accepted socket. Returns 0 or -ENOMEM. */
+/* Set up for a fresh accepted socket; LIM is copied (the codec keeps a
+ * pointer to the copy). Returns 0 or -ENOMEM. */
 int conn_init(struct conn *c, int fd, const struct listener *l,
               const struct proto_limits *lim, unsigned io_timeout_ms);
 /* Release everything; the fd is closed by the caller. */

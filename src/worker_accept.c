@@ -5,6 +5,7 @@
 #include "worker_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -18,6 +19,27 @@
 static unsigned worker_pool_slots(const struct worker_ctx *ctx)
 {
     return atomic_load_explicit(&ctx->sb->hdr->slots, memory_order_relaxed);
+}
+
+static unsigned worker_saturating_mul(unsigned a, unsigned b)
+{
+    return b != 0 && a > UINT_MAX / b ? UINT_MAX : a * b;
+}
+
+void worker_conn_limits(const struct worker *w, struct proto_limits *lim)
+{
+    const struct config *cfg = w->cfg;
+    *lim = cfg->limits;
+    unsigned procs = config_max_processes(cfg);
+    if (config_pool_mode(cfg) == POOL_STATIC) {
+        /* Published by the master at every turn of its loop; 0 only
+         * before its first. */
+        unsigned target =
+            atomic_load_explicit(&w->ctx->sb->hdr->pool_target, memory_order_relaxed);
+        procs = target ? target : cfg->processes;
+    }
+    lim->fcgi_max_conns = worker_saturating_mul(procs, cfg->max_conns);
+    lim->fcgi_max_reqs = worker_saturating_mul(procs, cfg->threads);
 }
 
 /*
@@ -128,7 +150,9 @@ static bool worker_accept_one(struct worker_thread *t, size_t li)
     atomic_fetch_add_explicit(&w->sb->accepted, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(scoreboard_accepted(w->ctx->sb, w->ctx->index, li), 1,
                               memory_order_relaxed);
-    if (conn_init(&s->conn, fd, l, &w->cfg->limits, w->cfg->io_timeout_ms) < 0) {
+    struct proto_limits lim;
+    worker_conn_limits(w, &lim);
+    if (conn_init(&s->conn, fd, l, &lim, w->cfg->io_timeout_ms) < 0) {
         log_msg(LOG_ERROR, "%s: out of memory for a connection", l->name);
         s->conn.fd = fd;
         worker_slot_close(w, s);

@@ -113,6 +113,12 @@ void worker_serve(struct worker_thread *t, struct slot *s);
  * or well ahead of another worker. _locked: the caller holds w->lock. */
 void worker_balance_locked(struct worker *w);
 void worker_balance(struct worker *w);
+/* The codec limits for a connection accepted now: the config's, with the
+ * FastCGI GET_VALUES answers (FCGI_MAX_CONNS = processes x max_conns,
+ * FCGI_MAX_REQS = processes x threads) for the pool as it is: a static
+ * pool's current size (corralctl scale changes it), the most processes a
+ * dynamic or ondemand pool may grow to. */
+void worker_conn_limits(const struct worker *w, struct proto_limits *lim);
 /* A listener is ready: accept and serve (a bounded batch). */
 void worker_accept(struct worker_thread *t, size_t li);
 

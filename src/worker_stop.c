@@ -262,7 +262,9 @@ static void worker_begin_stop(struct worker_thread *t, bool drain_queue)
             if (fd < 0)
                 break;
             struct slot *s = worker_slot_alloc(w);
-            if (!s || conn_init(&s->conn, fd, l, &w->cfg->limits, w->cfg->io_timeout_ms) < 0) {
+            struct proto_limits lim;
+            worker_conn_limits(w, &lim);
+            if (!s || conn_init(&s->conn, fd, l, &lim, w->cfg->io_timeout_ms) < 0) {
                 log_msg(LOG_ERROR, "%s: could not take a queued connection while stopping",
                         l->name);
                 close(fd);
