@@ -33,20 +33,30 @@
  *    STDERR in a response; we serve that request as usual, and as every
  *    response of a stopping worker is followed by a goodbye, nginx closes
  *    the connection after it.
- * The worker therefore never closes a kept connection itself until the drain
- * limit: it sends the goodbye right after the response it is serving (or
- * from the tick to one that was parked when the stop began, once it has
- * been parked PARK_SETTLE_MS), keeps serving whatever arrives, and exits
- * when the front end has closed them all — with nginx, a few milliseconds.
+ * The worker therefore does not close a kept connection itself while nginx
+ * may be using it: it sends the goodbye right after the response it is
+ * serving (or from the tick to one that was parked when the stop began, once
+ * it has been parked PARK_SETTLE_MS), keeps serving whatever arrives, and
+ * exits when the front end has closed them all — with nginx, a few
+ * milliseconds after its last response.
  *
- * Residual window: a front end that ignores the goodbye (it is not nginx)
- * keeps its connections until the drain limit, min(graceful_timeout / 2,
- * DRAIN_MAX_MS), below the master's kill deadline (graceful_timeout).
- * Then the worker closes each kept connection when it is parked with nothing
- * readable, or right after a response — the old race, for such front ends
- * only. The goodbye itself assumes the front end tolerates an empty STDERR
- * record (the FastCGI spec allows any number per response; libfcgi-based
- * clients and Apache's mod_proxy_fcgi skip an empty one).
+ * Front ends that do not close on the goodbye:
+ *  - Apache's mod_proxy_fcgi checks a pooled connection for pending bytes
+ *    before it reuses it (PROXY_CHECK_CONN_EMPTY) and opens a new one
+ *    instead: after the goodbye it never sends on that connection again,
+ *    but never closes it either. So a kept connection that has idled
+ *    DRAIN_IDLE_MS since its goodbye is closed here; a request the front end
+ *    sent before the goodbye reached it has arrived long before that.
+ *  - A front end that ignores the goodbye and reuses the connection anyway
+ *    is served; a connection it leaves idle DRAIN_IDLE_MS is closed — by
+ *    then it is at the cold end of a most-recently-used cache, rarely the
+ *    one taken next, but that close is the old race. One it keeps busy is
+ *    closed right after a response once the drain limit, min(graceful_timeout
+ *    / 2, DRAIN_MAX_MS), has passed (below the master's kill deadline,
+ *    graceful_timeout): the old race again, for such front ends only.
+ * The goodbye itself assumes the front end tolerates an empty STDERR record
+ * (the FastCGI spec allows any number in a response; nginx, Apache's
+ * mod_proxy_fcgi and libfcgi-based clients skip an empty one).
  */
 #include "worker_internal.h"
 
@@ -67,6 +77,9 @@ static void worker_begin_stop(struct worker_thread *t, bool drain_queue);
 /* Upper bound of the drain of kept connections, below any graceful_timeout
  * the master kills at (min(this, graceful_timeout / 2)). */
 #define DRAIN_MAX_MS 5000
+/* A kept connection idle this long after its goodbye is closed here (the
+ * front end checks for pending bytes before reuse, or ignores them). */
+#define DRAIN_IDLE_MS 1000
 
 /* Whether bytes wait on the connection (a request nobody read yet). */
 static bool worker_stop_readable(const struct conn *c)
@@ -170,8 +183,8 @@ void worker_exit(struct worker *w, int status)
 
 /* Close parked connections that idled past the timeout. When stopping:
  * send the goodbye to kept ones that have not had it and leave them to the
- * front end to close until the drain limit; close the other idle ones (one
- * with bytes waiting is served first). */
+ * front end to close, up to DRAIN_IDLE_MS idle after it or the drain limit;
+ * close the other idle ones. One with bytes waiting is served first. */
 static void worker_close_idle(struct worker *w, bool stopping)
 {
     uint64_t now = worker_now_ms();
@@ -184,10 +197,10 @@ static void worker_close_idle(struct worker *w, bool stopping)
         uint64_t age = now - atomic_load(&s->parked_at_ms);
         bool idle_out = age > w->cfg->idle_timeout_ms;
         bool stop_out = stopping && age >= PARK_SETTLE_MS && !s->conn.in_request;
-        /* Told already, the front end closes it: nothing to do but wait.
-         * (Read before the claim, as in_request above: only the owner
-         * writes these, and a parked slot has none.) */
-        if (stop_out && draining && s->conn.kept && s->conn.bye_sent)
+        /* Told already, the front end closes it: nothing to do but wait,
+         * up to DRAIN_IDLE_MS. (Read before the claim, as in_request above:
+         * only the owner writes these, and a parked slot has none.) */
+        if (stop_out && draining && s->conn.kept && s->conn.bye_sent && age < DRAIN_IDLE_MS)
             stop_out = false;
         if (!idle_out && !stop_out)
             continue;
@@ -197,14 +210,15 @@ static void worker_close_idle(struct worker *w, bool stopping)
             worker_slot_park(w, s); /* a request is arriving: serve it */
             continue;
         }
-        if (!idle_out && draining && s->conn.kept) {
-            int rc = s->conn.bye_sent ? 0 : worker_stop_goodbye(w, &s->conn);
+        if (!idle_out && draining && s->conn.kept && !s->conn.bye_sent) {
+            int rc = worker_stop_goodbye(w, &s->conn);
             if (rc == 0 || rc == -EAGAIN) {
                 worker_slot_park(w, s);
                 continue;
             }
         } else if (!idle_out && s->conn.kept) {
-            atomic_fetch_add_explicit(&w->drain_forced, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(draining ? &w->drain_idle : &w->drain_forced, 1,
+                                      memory_order_relaxed);
         }
         if (s->conn.in_request)
             log_msg(LOG_ERROR, "%s: peer %s: request incomplete after %llu ms; connection closed",
@@ -233,9 +247,11 @@ void worker_tick(struct worker *w)
             unsigned forced = atomic_load(&w->drain_forced);
             log_msg(forced ? LOG_WARN : LOG_INFO,
                     "worker %u: stopped after %llu ms; kept connections: %u goodbyes sent, %u "
-                    "closed by the front end, %u closed at the drain limit",
+                    "closed by the front end, %u closed idle after it, %u closed at the drain "
+                    "limit",
                     w->ctx->index, (unsigned long long)(now - atomic_load(&w->stop_begun_ms)),
-                    atomic_load(&w->drain_asked), atomic_load(&w->drain_peer), forced);
+                    atomic_load(&w->drain_asked), atomic_load(&w->drain_peer),
+                    atomic_load(&w->drain_idle), forced);
             worker_exit(w, atomic_load(&w->recycling) ? WORKER_EXIT_RECYCLE : 0);
         }
     }

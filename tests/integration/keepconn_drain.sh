@@ -113,25 +113,29 @@ expect_no_match "nginx logged no upstream error" '\[(error|crit|alert)\].*upstre
 n=$(grep -c 'recycling (it finishes' "$CORRAL_LOG")
 say "$n recyclings"
 # Each stopping worker logs how long it took and what became of its kept
-# connections: nginx closes each one on the goodbye, none is left to the
-# drain limit, and a stop takes about as long as the slowest request.
+# connections: nginx closes each one on the goodbye, none is left idle after
+# it or to the drain limit, and a stop takes about as long as the slowest
+# request.
 "$PY" - "$CORRAL_LOG" >"$T/drain.out" <<'PY'
 import re, sys
-ms, asked, peer, forced = [], 0, 0, 0
+ms, sums = [], [0, 0, 0, 0]
 for line in open(sys.argv[1]):
     m = re.search(r"stopped after (\d+) ms; kept connections: (\d+) goodbyes sent, (\d+) "
-                  r"closed by the front end, (\d+) closed at the drain limit", line)
+                  r"closed by the front end, (\d+) closed idle after it, (\d+) closed at the "
+                  r"drain limit", line)
     if m:
         ms.append(int(m.group(1)))
-        asked += int(m.group(2)); peer += int(m.group(3)); forced += int(m.group(4))
+        sums = [a + int(b) for a, b in zip(sums, m.groups()[1:])]
 ms.sort()
-print(len(ms), ms[len(ms) // 2] if ms else 0, ms[-1] if ms else 0, asked, peer, forced)
+print(len(ms), ms[len(ms) // 2] if ms else 0, ms[-1] if ms else 0, *sums)
 PY
-read -r stops median longest asked peer forced <"$T/drain.out"
+read -r stops median longest asked peer idle forced <"$T/drain.out"
 say "$stops graceful stops: median $median ms, longest $longest ms; $asked goodbyes sent;" \
-    "kept connections: $peer closed by nginx, $forced closed at the drain limit"
+    "kept connections: $peer closed by nginx, $idle closed idle after the goodbye," \
+    "$forced closed at the drain limit"
 check "workers stopped gracefully ($stops stop lines)" test "$stops" -ge 20
-expect_eq "no kept connection was left to the drain limit" 0 "$forced"
+expect_eq "no kept connection was closed by corral (idle after the goodbye, drain limit)" \
+    "0 0" "$idle $forced"
 check "nginx closed kept connections on the goodbye ($peer; $asked goodbyes)" test "$peer" -ge 1
 # The slowest request is 0.3 s; the drain limit (5 s) is never reached.
 expect_lt "the longest stop is well under the drain limit (ms)" "$longest" 2000
@@ -144,10 +148,71 @@ stop_corral
 expect_eq "corral stops with status 0" 0 "$CORRAL_STATUS"
 
 # ---- A front end that ignores the goodbye (it reads the empty STDERR
-# record and goes on): its kept connection is still served while the
-# worker stops, and closed at the drain limit, graceful_timeout / 2 = 2 s.
+# record and goes on): its kept connections are still served while the
+# worker stops; one it leaves idle is closed 1 s after its goodbye, one it
+# keeps busy after a response once the drain limit, graceful_timeout / 2 =
+# 3 s, has passed.
 start_corral --listen "fastcgi:unix:$T/g.sock" --wsgi-file "$APP" --processes 1 --threads 2 \
-    --graceful-timeout 4 || finish
+    --graceful-timeout 6 || finish
+py_checks "$T/g.sock" "$CORRAL_PID" <<'PY'
+import os, signal, sys, threading, time
+from lib_protocols import FcgiConn, fcgi_read_record, report
+addr = "unix:" + sys.argv[1]
+idle, busy = FcgiConn(addr, keep_conn=True, timeout=10), FcgiConn(addr, keep_conn=True, timeout=10)
+answers = [c.request("POST", "/x", body=b"a" * 10) for c in (idle, busy)]
+report("kept connections: first answers", all(st == 200 and b"read=10" in b
+                                              for st, _, b in answers), answers)
+
+def closed_after(c, t0):
+    """Seconds from T0 until C is closed (only empty STDERR records before)."""
+    try:
+        while True:
+            rec = fcgi_read_record(c.sock)
+            if rec[1] != 7 or rec[3]:
+                return "record %r" % (rec,)
+    except EOFError:
+        return time.monotonic() - t0
+    except OSError as e:
+        return repr(e)
+
+os.kill(int(sys.argv[2]), signal.SIGTERM)
+t0 = time.monotonic()
+busy_answers, busy_closed = [], []
+
+def keep_busy():
+    while True:
+        try:
+            busy_answers.append(busy.request("POST", "/x", body=b"b" * 20)[:3:2])
+        except (EOFError, OSError) as e:
+            busy_closed.append((time.monotonic() - t0, repr(e)))
+            return
+        time.sleep(0.2)
+
+th = threading.Thread(target=keep_busy)
+th.start()
+time.sleep(0.5)
+st, _, body = idle.request("POST", "/x", body=b"c" * 30)
+t_idle = time.monotonic()
+report("the stopping worker still serves a kept connection, the goodbye skipped as an empty "
+       "stderr", st == 200 and b"read=30" in body and idle.stderr == b"", (st, body, idle.stderr))
+secs = closed_after(idle, t_idle)
+report("... and closes it once idle 1 s after its goodbye (%s s)"
+       % (("%.2f" % secs) if isinstance(secs, float) else secs),
+       isinstance(secs, float) and 0.9 <= secs < 1.6, secs)
+th.join(10)
+report("a kept connection kept busy is served on (%d answers, all 200) until the drain limit "
+       "(closed %s s after SIGTERM, limit 3 s)"
+       % (len(busy_answers), "%.2f" % busy_closed[0][0] if busy_closed else "not"),
+       len(busy_answers) >= 8 and all(st == 200 and b"read=20" in b for st, b in busy_answers)
+       and busy_closed and 3.0 <= busy_closed[0][0] < 4.0, (busy_answers[-3:], busy_closed))
+PY
+wait_until 5 gone "$CORRAL_PID"
+stop_corral
+expect_eq "... corral then stops with status 0" 0 "$CORRAL_STATUS"
+expect_file_match "... and the worker says so" \
+    'stopped after [0-9]+ ms; kept connections: [0-9]+ goodbyes sent, 0 closed by the front end, 1 closed idle after it, 1 closed at the drain limit' \
+    "$CORRAL_LOG"
+finish
 py_checks "$T/g.sock" "$CORRAL_PID" <<'PY'
 import os, signal, sys, time
 from lib_protocols import FcgiConn, fcgi_read_record, parse_response, report
