@@ -13,6 +13,7 @@
 #ifndef CORRAL_CONN_H
 #define CORRAL_CONN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -42,6 +43,11 @@ struct conn {
                                    (FastCGI keep-conn): set after a response */
     bool bye_sent;              /* a stopping worker asked the front end to
                                    close it (see worker_stop.c) */
+    bool bye_in_response;       /* ... in the write that ended the response */
+    uint8_t byes_ignored;       /* requests the front end sent after a goodbye */
+    /* While *bye_on_end is nonzero (the worker is stopping), a response on a
+     * kept connection ends with the codec's goodbye. NULL: never. */
+    const _Atomic int *bye_on_end;
     const uint8_t *pending;     /* body bytes decoded but not yet read */
     size_t pending_len;
     struct corral_request req;

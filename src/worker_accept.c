@@ -158,6 +158,7 @@ static bool worker_accept_one(struct worker_thread *t, size_t li)
         worker_slot_close(w, s);
         return false;
     }
+    s->conn.bye_on_end = &w->stopping;
     listen_peer_name((struct sockaddr *)&ss, len, s->conn.peer, sizeof(s->conn.peer));
     worker_serve(t, s);
     return true;

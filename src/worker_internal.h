@@ -70,6 +70,8 @@ struct worker {
     _Atomic unsigned drain_asked;  /* goodbyes sent on kept connections */
     _Atomic unsigned drain_peer;   /* kept ones the front end then closed */
     _Atomic unsigned drain_idle;   /* ... closed here, idle after it */
+    _Atomic unsigned drain_ignored; /* ... closed after a response: the front
+                                       end ignores goodbyes */
     _Atomic unsigned drain_forced; /* kept ones closed at drain_until_ms */
     _Atomic uint64_t served;      /* requests this process served */
     uint64_t max_requests;        /* with its jitter; 0 = never */

@@ -23,37 +23,39 @@
  * So the worker asks the front end to close instead, with bytes that are
  * harmless whichever way the race goes — the codec's goodbye, for FastCGI an
  * empty STDERR record of request id 1:
- *  - nginx holds the connection idle in its cache: the record makes it
- *    readable, the keepalive close handler closes it; we read EOF and close.
- *  - nginx is still reading the last response: bytes after END_REQUEST make
- *    it drop the connection instead of caching it (ngx_http_fastcgi_module:
- *    "data after close" leaves u->keepalive 0); same end.
- *  - nginx took the connection and sent a request before it saw the record:
- *    the record comes first in what it reads back, and nginx skips an empty
- *    STDERR in a response; we serve that request as usual, and as every
- *    response of a stopping worker is followed by a goodbye, nginx closes
- *    the connection after it.
- * The worker therefore does not close a kept connection itself while nginx
- * may be using it: it sends the goodbye right after the response it is
- * serving (or from the tick to one that was parked when the stop began, once
- * it has been parked PARK_SETTLE_MS), keeps serving whatever arrives, and
+ *  - At the end of a response (request.c writes it with END_REQUEST, in the
+ *    same write; or right after, if the stop began during that write):
+ *    bytes after END_REQUEST make nginx drop the connection instead of
+ *    caching it (ngx_http_fastcgi_module: "data after close" leaves
+ *    u->keepalive 0), and it closes it.
+ *  - To a connection parked idle when the stop began: nginx holds it in its
+ *    cache; the record makes it readable and the keepalive close handler
+ *    closes it. If nginx took the connection and sent a request before it
+ *    saw the record, the record comes first in what it reads back, and
+ *    nginx skips an empty STDERR in a response; we serve that request, and
+ *    its response carries the goodbye as above.
+ * Either way we read EOF (or a reset: nginx closes without reading the
+ * record) and close. The worker therefore does not close a kept connection
+ * itself while nginx may be using it: it keeps serving whatever arrives and
  * exits when the front end has closed them all — with nginx, a few
  * milliseconds after its last response.
  *
- * Front ends that do not close on the goodbye:
- *  - Apache's mod_proxy_fcgi checks a pooled connection for pending bytes
- *    before it reuses it (PROXY_CHECK_CONN_EMPTY) and opens a new one
- *    instead: after the goodbye it never sends on that connection again,
- *    but never closes it either. So a kept connection that has idled
- *    DRAIN_IDLE_MS since its goodbye is closed here; a request the front end
- *    sent before the goodbye reached it has arrived long before that.
- *  - A front end that ignores the goodbye and reuses the connection anyway
- *    is served; a connection it leaves idle DRAIN_IDLE_MS is closed — by
- *    then it is at the cold end of a most-recently-used cache, rarely the
- *    one taken next, but that close is the old race. One it keeps busy is
- *    closed right after a response once the drain limit, min(graceful_timeout
- *    / 2, DRAIN_MAX_MS), has passed (below the master's kill deadline,
- *    graceful_timeout): the old race again, for such front ends only.
+ * Front ends that do not close on the goodbye, such as Apache's
+ * mod_proxy_fcgi (it reads the record as part of the next response and
+ * skips it; before it reuses a pooled connection it checks only that the
+ * socket is not at EOF):
+ *  - A connection that carried a second request after a goodbye (nginx
+ *    never does that: see worker_stop_keep) is closed right after that
+ *    response. Apache checks for EOF just before reusing a connection, and
+ *    our FIN arrives right behind the response, so it reconnects instead.
+ *  - A connection idle DRAIN_IDLE_MS after its goodbye is closed: by then
+ *    it is at the cold end of a most-recently-used pool (nginx's cache and
+ *    APR's reslist are stacks), rarely the one taken next.
+ *  - At the drain limit, min(graceful_timeout / 2, DRAIN_MAX_MS), below the
+ *    master's kill deadline (graceful_timeout), what is left is closed when
+ *    idle or right after a response.
+ *   These closes are the old race, for such front ends only; Apache's check
+ *   makes it small.
  * The goodbye itself assumes the front end tolerates an empty STDERR record
  * (the FastCGI spec allows any number in a response; nginx, Apache's
  * mod_proxy_fcgi and libfcgi-based clients skip an empty one).
@@ -113,16 +115,26 @@ static int worker_stop_goodbye(struct worker *w, struct conn *c)
 bool worker_stop_keep(struct worker *w, struct conn *c)
 {
     /* A goodbye sent before this request was read by the front end ahead of
-     * this response: it may cache the connection again after it. */
-    c->bye_sent = false;
+     * this response: it may cache the connection again after it. That
+     * happens to nginx at most once (a goodbye sent to an idle connection
+     * it had just taken); a front end that does it twice ignores goodbyes. */
+    bool ignored = c->bye_sent && c->byes_ignored++ >= 1;
+    c->bye_sent = c->bye_in_response;
+    c->bye_in_response = false;
+    if (c->bye_sent)
+        atomic_fetch_add_explicit(&w->drain_asked, 1, memory_order_relaxed);
     if (c->buf_start != c->buf_end)
         return true; /* the next request is already here: serve it */
-    if (worker_now_ms() >= atomic_load(&w->drain_until_ms)) {
+    bool late = worker_now_ms() >= atomic_load(&w->drain_until_ms);
+    if (late || ignored) {
         if (worker_stop_readable(c))
             return true;
-        atomic_fetch_add_explicit(&w->drain_forced, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(late ? &w->drain_forced : &w->drain_ignored, 1,
+                                  memory_order_relaxed);
         return false;
     }
+    if (c->bye_sent)
+        return true;
     int rc = worker_stop_goodbye(w, c);
     return rc == 0 || rc == -EAGAIN; /* -EAGAIN: the tick sends it later */
 }
@@ -247,11 +259,11 @@ void worker_tick(struct worker *w)
             unsigned forced = atomic_load(&w->drain_forced);
             log_msg(forced ? LOG_WARN : LOG_INFO,
                     "worker %u: stopped after %llu ms; kept connections: %u goodbyes sent, %u "
-                    "closed by the front end, %u closed idle after it, %u closed at the drain "
-                    "limit",
+                    "closed by the front end, %u closed idle after it, %u closed after a "
+                    "response as the front end ignores it, %u closed at the drain limit",
                     w->ctx->index, (unsigned long long)(now - atomic_load(&w->stop_begun_ms)),
                     atomic_load(&w->drain_asked), atomic_load(&w->drain_peer),
-                    atomic_load(&w->drain_idle), forced);
+                    atomic_load(&w->drain_idle), atomic_load(&w->drain_ignored), forced);
             worker_exit(w, atomic_load(&w->recycling) ? WORKER_EXIT_RECYCLE : 0);
         }
     }
@@ -290,6 +302,7 @@ static void worker_begin_stop(struct worker_thread *t, bool drain_queue)
                 }
                 continue;
             }
+            s->conn.bye_on_end = &w->stopping;
             atomic_fetch_add_explicit(&w->sb->accepted, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(scoreboard_accepted(w->ctx->sb, w->ctx->index, i), 1,
                                       memory_order_relaxed);
