@@ -795,6 +795,17 @@ static size_t fcgi_error_reply(const void *vst, uint8_t out[PROTO_END_MAX])
     return 16;
 }
 
+/* An empty STDERR record: a response may carry any number of them, so a
+ * front end that already sent a request on the connection skips it; one
+ * that holds the connection idle sees bytes nobody asked for and closes
+ * it. The id is the last request's (nginx always uses 1). */
+static size_t fcgi_goodbye(const void *vst, uint8_t out[PROTO_FRAME_MAX])
+{
+    const struct fcgi_state *st = vst;
+    put_header(out, FCGI_STDERR, st->req_id ? st->req_id : 1, 0, 0);
+    return FCGI_HEADER_LEN;
+}
+
 const struct proto_codec proto_fastcgi = {
     .name = "fastcgi",
     .state_size = sizeof(struct fcgi_state),
@@ -808,4 +819,5 @@ const struct proto_codec proto_fastcgi = {
     .frame = fcgi_frame,
     .end = fcgi_end,
     .error_reply = fcgi_error_reply,
+    .goodbye = fcgi_goodbye,
 };

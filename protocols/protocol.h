@@ -137,6 +137,14 @@ struct proto_codec {
      * when the protocol allows (FastCGI: END_REQUEST for the active
      * request); 0 when there is nothing to say. */
     size_t (*error_reply)(const void *st, uint8_t out[PROTO_END_MAX]);
+
+    /* Bytes that make the front end close a kept connection (a worker that
+     * stops sends them between requests), harmless if they arrive just as
+     * the front end sends a request on it: they are read as the start of
+     * that request's response and skipped. FastCGI: an empty STDERR record
+     * of the last request id (what nginx does with it: worker_stop.c). NULL
+     * for protocols whose connections carry one request. */
+    size_t (*goodbye)(const void *st, uint8_t out[PROTO_FRAME_MAX]);
 };
 
 extern const struct proto_codec proto_uwsgi;

@@ -113,7 +113,9 @@ int config_load_file(struct config *c, const char *file, char *err,
  * Derive the fields that follow from others: limits.fcgi_max_conns =
  * processes * max_conns and limits.fcgi_max_reqs = processes * threads
  * (saturating). config_load_file and cli_parse call it before they return;
- * call it again after changing those fields by hand.
+ * call it again after changing those fields by hand. (Workers answer
+ * GET_VALUES with the pool as it is when a connection is accepted instead:
+ * worker_conn_limits.)
  */
 void config_finish(struct config *c);
 

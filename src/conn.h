@@ -13,6 +13,7 @@
 #ifndef CORRAL_CONN_H
 #define CORRAL_CONN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -29,6 +30,7 @@ struct conn {
     const struct proto_codec *codec;
     void *codec_state;          /* codec->state_size bytes */
     struct params params;
+    struct proto_limits limits; /* the codec's, copied at conn_init */
     uint8_t *buf;               /* read buffer; unconsumed bytes in [start, end) */
     size_t buf_start, buf_end;
     unsigned io_timeout_ms;
@@ -37,12 +39,22 @@ struct conn {
     bool body_done;             /* PROTO_BODY_END seen */
     bool aborted;               /* PROTO_ABORT seen */
     bool broken;                /* must be closed after this request */
+    bool kept;                  /* the front end keeps it between requests
+                                   (FastCGI keep-conn): set after a response */
+    bool bye_sent;              /* a stopping worker asked the front end to
+                                   close it (see worker_stop.c) */
+    bool bye_in_response;       /* ... in the write that ended the response */
+    uint8_t byes_ignored;       /* requests the front end sent after a goodbye */
+    /* While *bye_on_end is nonzero (the worker is stopping), a response on a
+     * kept connection ends with the codec's goodbye. NULL: never. */
+    const _Atomic int *bye_on_end;
     const uint8_t *pending;     /* body bytes decoded but not yet read */
     size_t pending_len;
     struct corral_request req;
 };
 
-/* Set up for a fresh accepted socket. Returns 0 or -ENOMEM. */
+/* Set up for a fresh accepted socket; LIM is copied (the codec keeps a
+ * pointer to the copy). Returns 0 or -ENOMEM. */
 int conn_init(struct conn *c, int fd, const struct listener *l,
               const struct proto_limits *lim, unsigned io_timeout_ms);
 /* Release everything; the fd is closed by the caller. */

@@ -32,10 +32,14 @@ int conn_init(struct conn *c, int fd, const struct listener *l,
     c->fd = fd;
     c->listener = l;
     c->codec = l->addr.codec;
-    c->codec->init(c->codec_state, lim);
+    c->limits = *lim;
+    c->codec->init(c->codec_state, &c->limits);
     c->buf_start = c->buf_end = 0;
     c->io_timeout_ms = io_timeout_ms;
     c->in_request = c->body_done = c->aborted = c->broken = false;
+    c->kept = c->bye_sent = c->bye_in_response = false;
+    c->byes_ignored = 0;
+    c->bye_on_end = NULL;
     c->pending = NULL;
     c->pending_len = 0;
     c->req.conn = c;

@@ -399,6 +399,14 @@ static int request_send(struct corral_request *r, const struct iovec *parts, int
         bool last_batch = part >= nparts;
         if (last_batch && final) {
             size_t el = codec->end(c->codec_state, end, 0);
+            /* A stopping worker's goodbye in the same write as the end of
+             * the response: nginx reads both at once and does not cache the
+             * connection at all (worker_stop.c). */
+            if (c->bye_on_end && atomic_load(c->bye_on_end) && codec->goodbye &&
+                el + PROTO_FRAME_MAX <= sizeof(end) && codec->keep_conn(c->codec_state)) {
+                el += codec->goodbye(c->codec_state, end + el);
+                c->bye_in_response = true;
+            }
             iov[n].iov_base = end;
             iov[n].iov_len = el;
             n++;

@@ -77,6 +77,8 @@ start_corral --listen "uwsgi:unix:$U" --listen "fastcgi:unix:$F" --handler "$DEM
     finish
 expect_eq "the control socket has mode 0600" "600" "$(stat -c %a "$SOCK")"
 wait_until 5 workers_running 2
+expect_eq "at start: FCGI_GET_VALUES answers FCGI_MAX_CONNS 2048, FCGI_MAX_REQS 4 (2 x 2 threads)" \
+    "2048 4" "$(fcgi_get_values "unix:$F")"
 
 ctl --json status
 expect_eq "status --json: exit 0" 0 "$CTL_RC"
@@ -173,6 +175,10 @@ expect_file_match "scale -3: the master logs the scale-down" "scaling from 4 to 
 expect_no_match "scale -3: stopped workers are not respawned" "respawning" "$(cat "$CORRAL_LOG")"
 ctl --json scale 3
 if wait_until 5 workers_running 3; then ok "scale 3: 3 workers running"; else fail "scale 3: 3 workers running" "$(cat "$T/ctl.out")"; fi
+# FastCGI GET_VALUES follows the pool: 3 processes x 1024 connections, x 2
+# threads (it said 2 x ... at start).
+expect_eq "scale 3: FCGI_GET_VALUES answers FCGI_MAX_CONNS 3072, FCGI_MAX_REQS 6" \
+    "3072 6" "$(fcgi_get_values "unix:$F")"
 hammer_ok uwsgi "$U" 30
 
 kill -TTIN "$CORRAL_PID"

@@ -542,6 +542,22 @@ py_checks() {
     fi
 }
 
+# fcgi_get_values ADDR : asks FCGI_GET_VALUES on a new FastCGI connection to
+# ADDR ("unix:PATH"); prints "FCGI_MAX_CONNS FCGI_MAX_REQS".
+fcgi_get_values() {
+    "$PY" - "$1" <<'PY'
+import sys
+from lib_protocols import (FCGI_GET_VALUES, connect, fcgi_nv, fcgi_parse_nv, fcgi_read_record,
+                           fcgi_record)
+s = connect(sys.argv[1], timeout=5)
+s.sendall(fcgi_record(FCGI_GET_VALUES, 0, fcgi_nv(b"FCGI_MAX_CONNS", b"") +
+                      fcgi_nv(b"FCGI_MAX_REQS", b"")))
+v = fcgi_parse_nv(fcgi_read_record(s)[3])
+s.close()
+print(v.get("FCGI_MAX_CONNS"), v.get("FCGI_MAX_REQS"))
+PY
+}
+
 # ---------------------------------------------------------------- corralctl
 
 # The control client of the build; ctl talks to the socket in $SOCK.

@@ -44,8 +44,12 @@ PY
 
 # ---- dynamic
 U=$T/d.sock SOCK=$T/d-ctl.sock
-start_corral --listen "uwsgi:unix:$U" --handler "$DEMO_SO" --pool dynamic --start-processes 1 \
-    --min-spare 1 --max-spare 2 --max-processes 4 --threads 1 --control "$SOCK" || finish
+start_corral --listen "uwsgi:unix:$U" --listen "fastcgi:unix:$T/d-f.sock" --handler "$DEMO_SO" \
+    --pool dynamic --start-processes 1 --min-spare 1 --max-spare 2 --max-processes 4 --threads 1 \
+    --control "$SOCK" || finish
+# A dynamic pool can grow to --max-processes: FastCGI GET_VALUES says so.
+expect_eq "dynamic: FCGI_GET_VALUES answers FCGI_MAX_CONNS 4096, FCGI_MAX_REQS 4 (4 x 1 thread)" \
+    "4096 4" "$(fcgi_get_values "unix:$T/d-f.sock")"
 ctl --json status
 expect_eq "dynamic: status shows the mode and the spares" "('dynamic', 1, 1, 2, 4)" \
     "$(jq_py '(d["pool"]["mode"], d["pool"]["start_processes"], d["pool"]["min_spare"], d["pool"]["max_spare"], d["pool"]["max_processes"])')"

@@ -1278,6 +1278,33 @@ static void fastcgi_encodes_frame_end_and_error_reply(void **state)
     buf_free(&b);
 }
 
+/* The goodbye a stopping worker sends on a kept connection: an empty STDERR
+ * record of the last request id, also after next_request (between requests
+ * is when it is sent); id 1 (nginx's) before any request. */
+static void fastcgi_goodbye_is_empty_stderr_of_last_id(void **state)
+{
+    (void)state;
+    struct codec_run run;
+    struct buf b = {0};
+    uint8_t out[PROTO_FRAME_MAX];
+    static const uint8_t nothing[1];
+    codec_feed(CODEC, &default_limits, nothing, 0, 0, 0, &run);
+    static const uint8_t want_first[8] = {1, 7, 0, 1, 0, 0, 0, 0};
+    assert_int_equal(CODEC->goodbye(run.state, out), 8);
+    assert_memory_equal(out, want_first, 8);
+    codec_run_free(&run);
+
+    request(&b, &nginx_style, 0x1234, 1, &nginx_req);
+    codec_feed(CODEC, &default_limits, b.p, b.len, 0, 0, &run);
+    assert_request(&run, &nginx_req);
+    CODEC->next_request(run.state);
+    static const uint8_t want[8] = {1, 7, 0x12, 0x34, 0, 0, 0, 0};
+    assert_int_equal(CODEC->goodbye(run.state, out), 8);
+    assert_memory_equal(out, want, 8);
+    codec_run_free(&run);
+    buf_free(&b);
+}
+
 static void fastcgi_error_reply_ends_request_that_failed(void **state)
 {
     (void)state;
@@ -1539,6 +1566,7 @@ int main(void)
         cmocka_unit_test(fastcgi_rejects_params_ending_inside_a_pair),
         cmocka_unit_test(fastcgi_describes_itself),
         cmocka_unit_test(fastcgi_encodes_frame_end_and_error_reply),
+        cmocka_unit_test(fastcgi_goodbye_is_empty_stderr_of_last_id),
         cmocka_unit_test(fastcgi_error_reply_ends_request_that_failed),
         cmocka_unit_test(fastcgi_matches_libfcgi_on_nginx_request),
         cmocka_unit_test(fastcgi_matches_libfcgi_on_apache_request_with_split_params),

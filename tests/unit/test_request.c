@@ -381,6 +381,40 @@ static size_t fastcgi_response(struct fixture *f, char *body, size_t cap, int *e
     return fcgi_stdout(raw, recv_all(f->peer, (char *)raw, sizeof(raw)), body, ended);
 }
 
+/* A stopping worker (bye_on_end set) ends a kept FastCGI response with the
+ * goodbye, an empty STDERR record, in the same write as END_REQUEST: the
+ * front end reads them together. Not while it runs. */
+static void request_fastcgi_goodbye_follows_end_when_stopping(void **state)
+{
+    (void)state;
+    for (int stopping = 0; stopping <= 1; stopping++) {
+        struct fixture f;
+        fastcgi_get(&f);
+        _Atomic int flag = stopping;
+        f.conn.bye_on_end = &flag;
+        corral_request *r = &f.conn.req;
+        assert_int_equal(corral_write_final(r, "hi", 2), 0);
+        assert_int_equal(request_finish(r, 0), 0);
+        uint8_t raw[1024];
+        size_t n = recv_all(f.peer, (char *)raw, sizeof(raw));
+        static const uint8_t bye[8] = {1, 7, 0, 1, 0, 0, 0, 0};
+        static const uint8_t end_hdr[4] = {1, 3, 0, 1};
+        if (stopping) {
+            assert_true(n > 24 + 8);
+            assert_memory_equal(raw + n - 24, end_hdr, 4);
+            assert_memory_equal(raw + n - 8, bye, 8);
+            n -= 8;
+        }
+        assert_memory_equal(raw + n - 16, end_hdr, 4);
+        assert_int_equal(f.conn.bye_in_response, stopping);
+        char body[1024];
+        int ended;
+        fcgi_stdout(raw, n, body, &ended);
+        assert_true(ended);
+        fixture_close(&f);
+    }
+}
+
 static void request_head_drops_body_keeps_length(void **state)
 {
     (void)state;
@@ -470,6 +504,7 @@ int main(void)
         cmocka_unit_test(request_fastcgi_frames_large_writes_and_ends),
         cmocka_unit_test(request_sendfile_on_each_protocol),
         cmocka_unit_test(request_head_drops_body_keeps_length),
+        cmocka_unit_test(request_fastcgi_goodbye_follows_end_when_stopping),
         cmocka_unit_test(request_body_clipped_at_content_length),
         cmocka_unit_test(request_short_body_closes_without_end),
         cmocka_unit_test(request_reason_phrases),

@@ -596,6 +596,9 @@ static void scgi_encodes_cgi_style_responses(void **unused)
     assert_int_equal(proto_scgi.frame(state, out, 100), 0);
     assert_int_equal(proto_scgi.end(state, out, 0), 0);
     assert_int_equal(proto_scgi.error_reply(state, out), 0);
+    /* One request per connection: nothing to send a stopping worker's
+     * kept connections (there are none). */
+    assert_null(proto_scgi.goodbye);
     assert_false(proto_scgi.keep_conn(state));
 }
 

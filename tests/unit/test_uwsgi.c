@@ -566,6 +566,9 @@ static void uwsgi_encodes_raw_http_responses(void **unused)
     assert_int_equal(proto_uwsgi.frame(state, out, 100), 0);
     assert_int_equal(proto_uwsgi.end(state, out, 0), 0);
     assert_int_equal(proto_uwsgi.error_reply(state, out), 0);
+    /* One request per connection: nothing to send a stopping worker's
+     * kept connections (there are none). */
+    assert_null(proto_uwsgi.goodbye);
     assert_false(proto_uwsgi.keep_conn(state));
 }
 
