@@ -5,7 +5,8 @@
 # the new code answers. The master checks the object in a child process at
 # start and at each reload, so a bad object (another ABI, a constructor that
 # crashes) fails the reload with the reason while the old workers serve on,
-# and no handler code is mapped in the master unless --preload.
+# and no handler code is mapped in the master unless --preload (whose
+# reload re-executes the master: the same checks apply).
 TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-60}
 . "$(dirname "$0")/lib.sh"
 
@@ -87,9 +88,20 @@ timeout 10 "$CORRAL" "${ALLOW_ROOT[@]}" --listen "uwsgi:unix:$T/c.sock" --handle
 expect_eq "start with an object whose constructor aborts: exit 1" 1 "$?"
 expect_match "... with the reason" "loading it killed the process \(signal 6" "$(cat "$T/crash.out")"
 
-# --preload: the master loads the object; the workers inherit it.
-start_corral --listen "uwsgi:unix:$S" --handler "$H" --preload || finish
+# --preload: the master loads the object; the workers inherit it. A reload
+# re-executes the master (same pid), which loads the object anew.
+start_corral --listen "uwsgi:unix:$S" --handler "$H" --preload --control "$SOCK" || finish
 check "--preload: the master maps the object" test "$(maps_handler "$CORRAL_PID")" -gt 0
 expect_match "--preload: it answers" "version=one" "$(version)"
+install_handler "$T/two.so"
+"$CTL" -s "$SOCK" reload >"$T/r.out" 2>&1
+expect_eq "--preload: reload after the object was replaced: exit 0" 0 "$?"
+expect_match "--preload: ... and the new build answers" "version=two" "$(version)"
+check "--preload: ... from the same master process" alive "$CORRAL_PID"
+install_handler "$BAD_ABI_SO"
+"$CTL" -s "$SOCK" reload >"$T/r.out" 2>&1
+expect_eq "--preload: reload with an object of another ABI: exit 1" 1 "$?"
+expect_match "--preload: ... and the previous build still answers" "version=two" "$(version)"
 stop_corral
+expect_eq "--preload: corral stops with status 0" 0 "$CORRAL_STATUS"
 finish
