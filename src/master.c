@@ -217,6 +217,38 @@ static void master_check_harakiri(struct master *m)
     }
 }
 
+/*
+ * A worker that stops on its own or on a scale-down (recycling, the ondemand
+ * idle exit, SIGTERM from the pool) finishes its requests first; one that
+ * is still at it after --graceful-timeout is killed, as a whole stop or a
+ * reload would (a request stuck without --harakiri must not keep a
+ * recycled worker, and its memory, forever). Its slot is refilled as
+ * after any death.
+ */
+static void master_check_stopping(struct master *m, uint64_t now)
+{
+    for (unsigned i = 0; i < m->slots_used; i++) {
+        struct master_worker *mw = &m->workers[i];
+        if (!mw->pid ||
+            atomic_load_explicit(&m->sb.workers[i].state, memory_order_relaxed) !=
+                SB_WORKER_STOPPING)
+            continue;
+        if (mw->stop_seen_pid != mw->pid) {
+            mw->stop_seen_pid = mw->pid;
+            mw->stop_seen_ms = now;
+            continue;
+        }
+        if (now - mw->stop_seen_ms < m->cfg->graceful_timeout_ms)
+            continue;
+        log_msg(LOG_WARN, "worker %u (pid %d) has been stopping for %.1f s (graceful_timeout) "
+                "with %d connection(s) still open: killing it", i, (int)mw->pid,
+                (double)(now - mw->stop_seen_ms) / 1000.0,
+                (int)atomic_load_explicit(&m->sb.workers[i].conns, memory_order_relaxed));
+        kill(mw->pid, SIGKILL);
+        mw->stop_seen_ms = now; /* once more a timeout later if SIGKILL is not reaped */
+    }
+}
+
 static void master_reap(struct master *m)
 {
     for (;;) {
@@ -510,6 +542,7 @@ static void master_tick(struct master *m)
         master_check_ready(m);
         master_check_queues(m);
         master_check_harakiri(m);
+        master_check_stopping(m, now);
         master_reload_tick(m);
         if (m->reload.phase != RELOAD_STARTING && !m->reload.stranded)
             master_pool_tick(m);

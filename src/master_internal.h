@@ -28,6 +28,8 @@ struct master_worker {
     uint64_t respawn_at_ms;       /* 0 = no (re)spawn pending */
     bool retiring;                /* asked to stop by a scale-down */
     bool harakiri_killed;         /* the master killed it for an overrun request */
+    pid_t stop_seen_pid;          /* the worker seen stopping since stop_seen_ms */
+    uint64_t stop_seen_ms;
 };
 
 /*

@@ -58,6 +58,27 @@ expect_no_match "max-requests: no error logged" ' error ' "$(cat "$CORRAL_LOG")"
 stop_corral
 expect_eq "max-requests: corral stops with status 0" 0 "$CORRAL_STATUS"
 
+# ---- a recycled worker whose other thread holds a request past
+# --graceful-timeout (no --harakiri) is killed by the master and replaced,
+# rather than kept alive by that request.
+start_corral --listen "uwsgi:unix:$T/g.sock" --handler "$DEMO_SO" --processes 1 --threads 2 \
+    --max-requests 2 --graceful-timeout 2 || finish
+first=$(children_of "$CORRAL_PID")
+( "$PY" -m lib_protocols get uwsgi "unix:$T/g.sock" "/slow?ms=20000" >"$T/g-slow.out" 2>&1 ) &
+client=$!
+sleep 0.3 # the slow request holds one thread
+"$PY" -m lib_protocols get uwsgi "unix:$T/g.sock" /hello >/dev/null 2>&1 # the second: recycling
+t0=$(now_ms)
+wait_until 8 grep -q 'has been stopping for' "$CORRAL_LOG"
+expect_file_match "recycled worker stuck past graceful_timeout: killed by the master" \
+    "worker 0 \\(pid $first\\) has been stopping for [2-3]\\.[0-9] s \\(graceful_timeout\\) with 1 connection\\(s\\) still open: killing it" \
+    "$CORRAL_LOG"
+expect_lt "... about 2 s after it began to stop (ms)" "$(($(now_ms) - t0))" 4500
+check "... and a replacement serves" "$PY" -m lib_protocols ping uwsgi "unix:$T/g.sock"
+check "... in a new process" test "$(children_of "$CORRAL_PID")" != "$first"
+wait "$client" 2>/dev/null
+stop_corral
+
 # ---- --max-rss: the worker that grew past it is replaced after its request
 start_corral --listen "uwsgi:unix:$T/r.sock" --wsgi-file "$APP" --processes 1 --threads 1 \
     --max-rss 100 || finish
