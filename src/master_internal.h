@@ -250,6 +250,15 @@ void master_reload_fini(struct master *m);
 
 const char *master_reload_phase_name(enum master_reload_phase p);
 
+/* ---- time limits on workers (master_limits.c), from the tick ---- */
+
+/* Kill a worker whose request overran --harakiri by the grace period (its
+ * own watchdog could not end it). */
+void master_check_harakiri(struct master *m);
+/* Kill a worker still stopping after --graceful-timeout (recycling,
+ * scale-down, ondemand idle exit). */
+void master_check_stopping(struct master *m, uint64_t now);
+
 /* ---- pool modes (master_pool.c) ---- */
 
 /* Set the mode from the config and mark the workers to start with the
