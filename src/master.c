@@ -30,7 +30,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "request.h"
 #include "scoreboard.h"
 #include "worker.h"
 
