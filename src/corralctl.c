@@ -285,6 +285,10 @@ static const struct {
 /* The server gives new workers 60 s to run, then the old ones
  * graceful_timeout (30 s by default) to finish. */
 #define CTL_RELOAD_WAIT_MS 100000
+/* With --preload the master re-executes itself and imports the app before
+ * it answers again: a poll may wait that long (the import was already
+ * checked to finish within the server's 60 s start deadline). */
+#define CTL_RELOAD_POLL_MS 65000
 
 /*
  * After a reload reply R: poll status until the new generation serves and
@@ -297,7 +301,10 @@ static int ctl_wait_reload(struct ctl_conn *c, const struct json_value *r, bool 
 {
     double want = json_number(json_get(r, "generation"), 0);
     struct timespec pause = {0, 100 * 1000000L};
-    for (int waited = 0; waited < CTL_RELOAD_WAIT_MS; waited += 100) {
+    if (c->timeout_ms < CTL_RELOAD_POLL_MS)
+        c->timeout_ms = CTL_RELOAD_POLL_MS;
+    int64_t deadline = ctl_now_ms() + CTL_RELOAD_WAIT_MS;
+    while (ctl_now_ms() < deadline) {
         char err[1024];
         struct json_value *st = ctl_call(c, "status", err, sizeof(err));
         if (!st) {

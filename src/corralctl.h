@@ -32,6 +32,9 @@ struct ctl_conn {
     size_t reply_len;
 };
 
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t ctl_now_ms(void);
+
 /* Connect to the control socket PATH. Returns 0, or -1 with a message that
  * names the path and the error in err. */
 int ctl_connect(struct ctl_conn *c, const char *path, int timeout_ms, char *err,

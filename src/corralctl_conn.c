@@ -15,7 +15,7 @@
 
 #include "corralctl.h"
 
-static int64_t ctl_now_ms(void)
+int64_t ctl_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

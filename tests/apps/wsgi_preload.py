@@ -12,6 +12,10 @@ one from the count, and the import that finds it at 0 fails. The test writes
 import os
 import time
 
+# $IMPORT_SLEEP: an app whose import takes that many seconds (a big Django
+# project): the re-executed master answers nobody meanwhile.
+time.sleep(float(os.environ.get("IMPORT_SLEEP") or 0))
+
 with open(os.environ["VERSION_FILE"]) as f:
     VERSION = f.read().strip()
 IMPORTED_BY = os.getpid()
