@@ -184,13 +184,19 @@ static bool json_read_number(struct json_reader *r, double *out)
         if (!json_read_digits(r))
             return false;
     }
-    char buf[64];
+    /* strtod reads the whole token: cutting it would cut off digits of the
+     * integer part or the exponent (a 100-digit integer is not 1e63). */
+    char small[64], *buf = small;
     size_t n = (size_t)(r->p - s);
-    if (n >= sizeof(buf))
-        n = sizeof(buf) - 1; /* digits past 63 do not change a double much */
+    if (n >= sizeof(small) && !(buf = malloc(n + 1))) {
+        json_read_fail(r, "out of memory");
+        return false;
+    }
     memcpy(buf, s, n);
     buf[n] = '\0';
     *out = strtod(buf, NULL);
+    if (buf != small)
+        free(buf);
     return true;
 }
 
