@@ -255,15 +255,18 @@ static bool json_read_elements(struct json_reader *r, struct json_value *v, unsi
     }
 }
 
+/* A value inside DEPTH open arrays and objects. */
 static struct json_value *json_read_value(struct json_reader *r, unsigned depth)
 {
-    if (depth > JSON_READ_MAX_DEPTH) {
-        json_read_fail(r, "nested too deep");
-        return NULL;
-    }
     json_read_space(r);
     if (r->p >= r->end) {
         json_read_fail(r, "expected a value, got the end");
+        return NULL;
+    }
+    /* The limit counts containers: the check is where one opens (an empty
+     * one as well), which also bounds the recursion. */
+    if ((*r->p == '{' || *r->p == '[') && depth >= JSON_READ_MAX_DEPTH) {
+        json_read_fail(r, "nested too deep");
         return NULL;
     }
     struct json_value *v = calloc(1, sizeof(*v));
