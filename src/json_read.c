@@ -184,13 +184,19 @@ static bool json_read_number(struct json_reader *r, double *out)
         if (!json_read_digits(r))
             return false;
     }
-    char buf[64];
+    /* strtod reads the whole token: cutting it would cut off digits of the
+     * integer part or the exponent (a 100-digit integer is not 1e63). */
+    char small[64], *buf = small;
     size_t n = (size_t)(r->p - s);
-    if (n >= sizeof(buf))
-        n = sizeof(buf) - 1; /* digits past 63 do not change a double much */
+    if (n >= sizeof(small) && !(buf = malloc(n + 1))) {
+        json_read_fail(r, "out of memory");
+        return false;
+    }
     memcpy(buf, s, n);
     buf[n] = '\0';
     *out = strtod(buf, NULL);
+    if (buf != small)
+        free(buf);
     return true;
 }
 
@@ -249,15 +255,18 @@ static bool json_read_elements(struct json_reader *r, struct json_value *v, unsi
     }
 }
 
+/* A value inside DEPTH open arrays and objects. */
 static struct json_value *json_read_value(struct json_reader *r, unsigned depth)
 {
-    if (depth > JSON_READ_MAX_DEPTH) {
-        json_read_fail(r, "nested too deep");
-        return NULL;
-    }
     json_read_space(r);
     if (r->p >= r->end) {
         json_read_fail(r, "expected a value, got the end");
+        return NULL;
+    }
+    /* The limit counts containers: the check is where one opens (an empty
+     * one as well), which also bounds the recursion. */
+    if ((*r->p == '{' || *r->p == '[') && depth >= JSON_READ_MAX_DEPTH) {
+        json_read_fail(r, "nested too deep");
         return NULL;
     }
     struct json_value *v = calloc(1, sizeof(*v));

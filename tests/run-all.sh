@@ -56,7 +56,7 @@ else
     failed_steps+=("clang sanitizer build")
 fi
 
-step "fuzz smoke (${FUZZ_SECONDS}s per decoder)"
+step "fuzz smoke (${FUZZ_SECONDS}s per protocol decoder, a third of it per other decoder)"
 if ! tests/fuzz/run.sh "$FUZZ_SECONDS" build-fuzz; then
     failed_steps+=("fuzzing")
 fi

@@ -223,6 +223,20 @@ static void json_reader_refuses_malformed_text(void **state)
     memset(deep, '[', sizeof(deep) - 1);
     assert_null(json_parse(deep, sizeof(deep) - 1, err, sizeof(err)));
     assert_non_null(strstr(err, "nested too deep"));
+    /* The limit counts arrays and objects, an empty innermost one too. */
+    char at_limit[2 * JSON_READ_MAX_DEPTH + 3];
+    for (size_t levels = JSON_READ_MAX_DEPTH; levels <= JSON_READ_MAX_DEPTH + 1; levels++) {
+        memset(at_limit, '[', levels);
+        memset(at_limit + levels, ']', levels);
+        struct json_value *v = json_parse(at_limit, 2 * levels, err, sizeof(err));
+        if (levels == JSON_READ_MAX_DEPTH) {
+            assert_non_null(v);
+            json_value_free(v);
+        } else {
+            assert_null(v);
+            assert_non_null(strstr(err, "nested too deep"));
+        }
+    }
 }
 
 int main(void)
