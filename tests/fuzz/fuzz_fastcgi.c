@@ -25,11 +25,7 @@
 
 #include "protocol.h"
 
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz_check.h"
 
 /* FNV-1a over everything a run produced. */
 struct transcript {

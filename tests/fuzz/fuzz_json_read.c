@@ -28,13 +28,7 @@
 #include "json.h"
 #include "json_read.h"
 
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /* Containers nested in V (0 for a scalar), checking the tree's shape. */
 static unsigned check_tree(const struct json_value *v)

@@ -28,13 +28,7 @@
 
 #define MAX_REQUESTS 3
 
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /* What a run produced; FNV-1a over the events, so it does not depend on how
  * the body was cut into BODY_DATA pieces. */
