@@ -326,6 +326,30 @@ stop_corral() {
 # workers keep nginx's default user when run as root (nobody): the sockets in
 # $T must be reachable by it (corral --chmod 0666; $T is 0755). Waits up to
 # 10 s for every "listen 127.0.0.1:PORT" in the body. Sets NGINX_PID.
+# start_nginx_reload_front PORT FCGI_SOCK UWSGI_SOCK : nginx on 127.0.0.1:PORT
+# in front of corral as the reload tests drive it: /f/ over FastCGI with
+# kept connections (upstream keepalive), /u/ over uwsgi.
+start_nginx_reload_front() {
+    start_nginx "
+    upstream corral_fcgi {
+        server unix:$2;
+        keepalive 16;
+    }
+    server {
+        listen 127.0.0.1:$1;
+        location /f/ {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass corral_fcgi;
+            fastcgi_keep_conn on;
+        }
+        location /u/ {
+            include /etc/nginx/uwsgi_params;
+            uwsgi_pass unix:$3;
+        }
+    }
+"
+}
+
 start_nginx() {
     need nginx nginx-light
     local body=$1 conf=$T/nginx.conf

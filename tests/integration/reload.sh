@@ -31,24 +31,7 @@ write_conf 0
 start_corral -c "$CONF" --listen "fastcgi:unix:$F" --listen "uwsgi:unix:$U" --chmod 0666 \
     --control "$SOCK" --graceful-timeout 10 || finish
 
-start_nginx "
-    upstream corral_fcgi {
-        server unix:$F;
-        keepalive 16;
-    }
-    server {
-        listen 127.0.0.1:$P;
-        location /f/ {
-            include /etc/nginx/fastcgi_params;
-            fastcgi_pass corral_fcgi;
-            fastcgi_keep_conn on;
-        }
-        location /u/ {
-            include /etc/nginx/uwsgi_params;
-            uwsgi_pass unix:$U;
-        }
-    }
-" || finish
+start_nginx_reload_front "$P" "$F" "$U" || finish
 
 PY_TIMEOUT=80 py_checks "$P" "$CTL" "$SOCK" "$CONF" "$APP" "$CORRAL_PID" <<'PY'
 import json, os, re, signal, subprocess, sys, threading, time

@@ -45,6 +45,13 @@ expect_eq "the test handlers build" 1 "$built"
 install_handler() { cp "$1" "$H.new" && mv "$H.new" "$H"; }
 version() { "$PY" -m lib_protocols get uwsgi "unix:$S" / 2>/dev/null; }
 maps_handler() { grep -c "$H" "/proc/$1/maps" 2>/dev/null; }
+# reload_with FILE: install it, corralctl reload; RC its exit status, the
+# reply in $T/r.out.
+reload_with() {
+    install_handler "$1"
+    "$CTL" -s "$SOCK" reload >"$T/r.out" 2>&1
+    RC=$?
+}
 
 install_handler "$T/one.so"
 start_corral --listen "uwsgi:unix:$S" --handler "$H" --control "$SOCK" --processes 2 || finish
@@ -54,30 +61,26 @@ expect_eq "no handler code in the master (lazy): its maps do not name the object
 first=$(children_of "$CORRAL_PID" | cut -d' ' -f1)
 check "each worker maps the object it loaded" test "$(maps_handler "$first")" -gt 0
 
-install_handler "$T/two.so"
-"$CTL" -s "$SOCK" reload >"$T/r.out" 2>&1
-expect_eq "reload after the object was replaced: exit 0" 0 "$?"
+reload_with "$T/two.so"
+expect_eq "reload after the object was replaced: exit 0" 0 "$RC"
 expect_match "... and the new build answers" "version=two" "$(version)"
 check "... from new workers (the first one is gone)" gone "$first"
 
-install_handler "$BAD_ABI_SO"
-"$CTL" -s "$SOCK" reload >"$T/r.out" 2>&1
-expect_eq "reload with an object of another ABI: exit 1" 1 "$?"
+reload_with "$BAD_ABI_SO"
+expect_eq "reload with an object of another ABI: exit 1" 1 "$RC"
 expect_match "... the reply names the ABI" "built for corral ABI [0-9]+, this corral has ABI" \
     "$(cat "$T/r.out")"
 expect_match "... and the previous build still answers" "version=two" "$(version)"
 
-install_handler "$T/crash.so"
-"$CTL" -s "$SOCK" reload >"$T/r.out" 2>&1
-expect_eq "reload with an object whose constructor aborts: exit 1" 1 "$?"
+reload_with "$T/crash.so"
+expect_eq "reload with an object whose constructor aborts: exit 1" 1 "$RC"
 expect_match "... the reply says the load killed the checking process" \
     "loading it killed the process \(signal 6" "$(cat "$T/r.out")"
 check "... the master is alive" alive "$CORRAL_PID"
 expect_match "... and the previous build still answers" "version=two" "$(version)"
 
-install_handler "$T/one.so"
-"$CTL" -s "$SOCK" reload >"$T/r.out" 2>&1
-expect_eq "a good object after two bad ones: reload exit 0" 0 "$?"
+reload_with "$T/one.so"
+expect_eq "a good object after two bad ones: reload exit 0" 0 "$RC"
 expect_match "... and it answers" "version=one" "$(version)"
 stop_corral
 expect_eq "corral stops with status 0" 0 "$CORRAL_STATUS"
@@ -93,14 +96,12 @@ expect_match "... with the reason" "loading it killed the process \(signal 6" "$
 start_corral --listen "uwsgi:unix:$S" --handler "$H" --preload --control "$SOCK" || finish
 check "--preload: the master maps the object" test "$(maps_handler "$CORRAL_PID")" -gt 0
 expect_match "--preload: it answers" "version=one" "$(version)"
-install_handler "$T/two.so"
-"$CTL" -s "$SOCK" reload >"$T/r.out" 2>&1
-expect_eq "--preload: reload after the object was replaced: exit 0" 0 "$?"
+reload_with "$T/two.so"
+expect_eq "--preload: reload after the object was replaced: exit 0" 0 "$RC"
 expect_match "--preload: ... and the new build answers" "version=two" "$(version)"
 check "--preload: ... from the same master process" alive "$CORRAL_PID"
-install_handler "$BAD_ABI_SO"
-"$CTL" -s "$SOCK" reload >"$T/r.out" 2>&1
-expect_eq "--preload: reload with an object of another ABI: exit 1" 1 "$?"
+reload_with "$BAD_ABI_SO"
+expect_eq "--preload: reload with an object of another ABI: exit 1" 1 "$RC"
 expect_match "--preload: ... and the previous build still answers" "version=two" "$(version)"
 stop_corral
 expect_eq "--preload: corral stops with status 0" 0 "$CORRAL_STATUS"

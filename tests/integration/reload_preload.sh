@@ -39,24 +39,7 @@ PIDFILE_BEFORE=$(cat "$CORRAL_PIDFILE")
 INODE_BEFORE=$(stat -c %i "$U")
 FDS_BEFORE=$(ls "/proc/$CORRAL_PID/fd" | wc -l)
 
-start_nginx "
-    upstream corral_fcgi {
-        server unix:$F;
-        keepalive 16;
-    }
-    server {
-        listen 127.0.0.1:$P;
-        location /f/ {
-            include /etc/nginx/fastcgi_params;
-            fastcgi_pass corral_fcgi;
-            fastcgi_keep_conn on;
-        }
-        location /u/ {
-            include /etc/nginx/uwsgi_params;
-            uwsgi_pass unix:$U;
-        }
-    }
-" || finish
+start_nginx_reload_front "$P" "$F" "$U" || finish
 
 PY_TIMEOUT=110 py_checks "$P" "$PT" "$CTL" "$SOCK" "$APP" "$VERSION" "$FAIL_AFTER" \
     "$CORRAL_PID" "$CORRAL_LOG" <<'PY'
