@@ -15,6 +15,39 @@ static void append(uint8_t **buf, size_t *len, const uint8_t *data, size_t n)
     *len += n;
 }
 
+static size_t fcgi_record(uint8_t *out, int type, const void *data, size_t len)
+{
+    uint8_t h[8] = {1, (uint8_t)type, 0, 1, (uint8_t)(len >> 8), (uint8_t)len, 0, 0};
+    memcpy(out, h, 8);
+    if (len)
+        memcpy(out + 8, data, len);
+    return 8 + len;
+}
+
+size_t codec_fcgi_request(uint8_t *out, const char *const *kv, const char *body, int keep)
+{
+    uint8_t begin[8] = {0, 1, keep ? 1 : 0, 0, 0, 0, 0, 0};
+    uint8_t params[4096];
+    size_t pl = 0, n = 0;
+    for (size_t i = 0; kv[i]; i += 2) {
+        size_t a = strlen(kv[i]), b = strlen(kv[i + 1]);
+        assert(a < 128 && b < 128 && pl + 2 + a + b <= sizeof(params));
+        params[pl++] = (uint8_t)a;
+        params[pl++] = (uint8_t)b;
+        memcpy(params + pl, kv[i], a);
+        pl += a;
+        memcpy(params + pl, kv[i + 1], b);
+        pl += b;
+    }
+    n += fcgi_record(out + n, 1, begin, 8);
+    n += fcgi_record(out + n, 4, params, pl);
+    n += fcgi_record(out + n, 4, NULL, 0);
+    if (body && *body)
+        n += fcgi_record(out + n, 5, body, strlen(body));
+    n += fcgi_record(out + n, 5, NULL, 0);
+    return n;
+}
+
 /* Returns 1 when the run reached a stopping event. */
 static int feed_piece(const struct proto_codec *codec, const uint8_t *in,
                       size_t len, struct codec_run *run)

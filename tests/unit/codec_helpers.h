@@ -44,4 +44,13 @@ void codec_feed_more(const struct proto_codec *codec, const uint8_t *in,
 
 void codec_run_free(struct codec_run *run);
 
+/*
+ * A whole FastCGI request (id 1) into OUT: BEGIN_REQUEST (KEEP_CONN when
+ * KEEP), the pairs of KV (NULL-terminated name, value list; each under 128
+ * bytes) in one PARAMS record, the empty PARAMS, BODY (NULL or "": none) in
+ * one STDIN record, the empty STDIN. OUT must hold the pairs and the body
+ * plus 48 bytes. Returns the length.
+ */
+size_t codec_fcgi_request(uint8_t *out, const char *const *kv, const char *body, int keep);
+
 #endif

@@ -21,6 +21,7 @@
 
 #include "conn.h"
 #include "request.h"
+#include "codec_helpers.h"
 
 struct fixture {
     int peer;                   /* the front end's end of the pair */
@@ -113,39 +114,6 @@ static size_t uwsgi_packet(uint8_t *out, const char *const *kv, const char *body
         memcpy(out + n, body, strlen(body));
         n += strlen(body);
     }
-    return n;
-}
-
-static size_t fcgi_record(uint8_t *out, int type, const void *data, size_t len)
-{
-    uint8_t h[8] = {1, (uint8_t)type, 0, 1, (uint8_t)(len >> 8), (uint8_t)len, 0, 0};
-    memcpy(out, h, 8);
-    if (len)
-        memcpy(out + 8, data, len);
-    return 8 + len;
-}
-
-/* A FastCGI request (id 1, keep-conn) with the given pairs and body. */
-static size_t fcgi_request(uint8_t *out, const char *const *kv, const char *body)
-{
-    uint8_t begin[8] = {0, 1, 1, 0, 0, 0, 0, 0};
-    uint8_t params[4096];
-    size_t pl = 0, n = 0;
-    for (size_t i = 0; kv[i]; i += 2) {
-        size_t a = strlen(kv[i]), b = strlen(kv[i + 1]);
-        params[pl++] = (uint8_t)a;
-        params[pl++] = (uint8_t)b;
-        memcpy(params + pl, kv[i], a);
-        pl += a;
-        memcpy(params + pl, kv[i + 1], b);
-        pl += b;
-    }
-    n += fcgi_record(out + n, 1, begin, 8);
-    n += fcgi_record(out + n, 4, params, pl);
-    n += fcgi_record(out + n, 4, NULL, 0);
-    if (body && *body)
-        n += fcgi_record(out + n, 5, body, strlen(body));
-    n += fcgi_record(out + n, 5, NULL, 0);
     return n;
 }
 
@@ -275,7 +243,7 @@ static void request_fastcgi_frames_large_writes_and_ends(void **state)
     static const char *const kv[] = {"REQUEST_METHOD", "POST", "CONTENT_LENGTH", "11",
                                      "REQUEST_URI", "/echo", NULL};
     uint8_t req[4096];
-    send_all(f.peer, req, fcgi_request(req, kv, "hello world"));
+    send_all(f.peer, req, codec_fcgi_request(req, kv, "hello world", 1));
     read_head(&f);
     corral_request *r = &f.conn.req;
     assert_int_equal(corral_content_length(r), 11);
@@ -368,7 +336,7 @@ static void fastcgi_get(struct fixture *f)
     fixture_open(f, &proto_fastcgi);
     static const char *const kv[] = {"REQUEST_METHOD", "GET", NULL};
     uint8_t pkt[1024];
-    send_all(f->peer, pkt, fcgi_request(pkt, kv, NULL));
+    send_all(f->peer, pkt, codec_fcgi_request(pkt, kv, NULL, 1));
     read_head(f);
 }
 

@@ -35,6 +35,7 @@
 #include "scoreboard.h"
 #include "status.h"
 #include "status_page.h"
+#include "codec_helpers.h"
 
 #define STORE(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
 
@@ -882,39 +883,6 @@ struct page {
     struct proto_limits limits;
 };
 
-static size_t fcgi_record(uint8_t *out, int type, const void *data, size_t len)
-{
-    uint8_t h[8] = {1, (uint8_t)type, 0, 1, (uint8_t)(len >> 8), (uint8_t)len, 0, 0};
-    memcpy(out, h, 8);
-    if (len)
-        memcpy(out + 8, data, len);
-    return 8 + len;
-}
-
-/* BEGIN_REQUEST (id 1), the pairs of KV (names and values under 128
- * bytes), empty PARAMS and empty STDIN. */
-static size_t fcgi_request(uint8_t *out, const char *const *kv)
-{
-    uint8_t begin[8] = {0, 1, 0, 0, 0, 0, 0, 0};
-    uint8_t params[4096];
-    size_t pl = 0, n = 0;
-    for (size_t i = 0; kv[i]; i += 2) {
-        size_t a = strlen(kv[i]), b = strlen(kv[i + 1]);
-        assert_true(a < 128 && b < 128);
-        params[pl++] = (uint8_t)a;
-        params[pl++] = (uint8_t)b;
-        memcpy(params + pl, kv[i], a);
-        pl += a;
-        memcpy(params + pl, kv[i + 1], b);
-        pl += b;
-    }
-    n += fcgi_record(out + n, 1, begin, 8);
-    n += fcgi_record(out + n, 4, params, pl);
-    n += fcgi_record(out + n, 4, NULL, 0);
-    n += fcgi_record(out + n, 5, NULL, 0);
-    return n;
-}
-
 /* A FastCGI connection whose request KV is decoded and begun. */
 static corral_request *page_open(struct page *pg, const char *const *kv)
 {
@@ -932,7 +900,7 @@ static corral_request *page_open(struct page *pg, const char *const *kv)
     assert_int_equal(conn_init(&pg->conn, sv[0], &pg->listener, &pg->limits, 2000), 0);
     snprintf(pg->conn.peer, sizeof(pg->conn.peer), "test");
     uint8_t pkt[8192];
-    size_t n = fcgi_request(pkt, kv);
+    size_t n = codec_fcgi_request(pkt, kv, NULL, 0);
     assert_int_equal(write(pg->peer, pkt, n), (ssize_t)n);
     struct proto_event ev;
     for (;;) {
