@@ -121,31 +121,30 @@ static void worker_refuse_peer(struct listener *l, const struct sockaddr_storage
                 "closed", l->name, peer);
 }
 
-/* Accept one connection and serve it. Returns false when nothing was
- * waiting or the connection could not be taken. */
-static bool worker_accept_one(struct worker_thread *t, size_t li)
+struct slot *worker_take(struct worker *w, size_t li, bool *again)
 {
-    struct worker *w = t->w;
     const struct listener *l = &w->ctx->listeners[li];
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
+    *again = false;
     int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
             log_msg(LOG_ERROR, "accept(%s) failed: %s", l->name, strerror(errno));
-        return false;
+        return NULL;
     }
     if (l->allow && !allow_match(l->allow, (struct sockaddr *)&ss, len)) {
         worker_refuse_peer(&w->ctx->listeners[li], &ss, len);
         close(fd);
-        return true; /* the next one may be allowed */
+        *again = true; /* the next one may be allowed */
+        return NULL;
     }
     struct slot *s = worker_slot_alloc(w);
     if (!s) {
         log_msg(LOG_ERROR, "%s: %u connections open, the max-conns limit: connection closed",
                 l->name, w->slot_count);
         close(fd);
-        return false;
+        return NULL;
     }
     atomic_fetch_add_explicit(&w->sb->accepted, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(scoreboard_accepted(w->ctx->sb, w->ctx->index, li), 1,
@@ -156,12 +155,22 @@ static bool worker_accept_one(struct worker_thread *t, size_t li)
         log_msg(LOG_ERROR, "%s: out of memory for a connection", l->name);
         s->conn.fd = fd;
         worker_slot_close(w, s);
-        return false;
+        return NULL;
     }
     s->conn.bye_on_end = &w->stopping;
     listen_peer_name((struct sockaddr *)&ss, len, s->conn.peer, sizeof(s->conn.peer));
-    worker_serve(t, s);
-    return true;
+    return s;
+}
+
+/* Accept one connection and serve it. Returns false when nothing was
+ * waiting or the connection could not be taken. */
+static bool worker_accept_one(struct worker_thread *t, size_t li)
+{
+    bool again;
+    struct slot *s = worker_take(t->w, li, &again);
+    if (s)
+        worker_serve(t, s);
+    return s || again;
 }
 
 /*

@@ -122,6 +122,11 @@ void worker_balance(struct worker *w);
  * pool's current size (corralctl scale changes it), the most processes a
  * dynamic or ondemand pool may grow to. */
 void worker_conn_limits(const struct worker *w, struct proto_limits *lim);
+/* Accept one connection of listener LI (allow-from checked, counted) into
+ * a slot the caller owns. NULL when none was taken: *AGAIN says whether the
+ * next one may still be (a refused peer) or not (the queue is empty, no
+ * free slot, an error, each logged). */
+struct slot *worker_take(struct worker *w, size_t li, bool *again);
 /* A listener is ready: accept and serve (a bounded batch). */
 void worker_accept(struct worker_thread *t, size_t li);
 

@@ -161,6 +161,9 @@ void worker_check_recycle(struct worker_thread *t, uint64_t served)
     struct worker *w = t->w;
     const struct config *cfg = w->cfg;
     char why[160];
+    /* Already stopping: no statm read or message for a decided stop. */
+    if (atomic_load(&w->stopping))
+        return;
     if (w->max_requests && served >= w->max_requests) {
         snprintf(why, sizeof(why), "served %llu requests (max-requests %u, jitter %u)",
                  (unsigned long long)served, cfg->max_requests, cfg->max_requests_jitter);
@@ -282,32 +285,13 @@ static void worker_begin_stop(struct worker_thread *t, bool drain_queue)
     atomic_store_explicit(&w->sb->state, SB_WORKER_STOPPING, memory_order_relaxed);
     worker_balance(w);
     for (size_t i = 0; drain_queue && i < w->ctx->listener_count; i++) {
-        const struct listener *l = &w->ctx->listeners[i];
         for (;;) {
-            struct sockaddr_storage ss;
-            socklen_t len = sizeof(ss);
-            int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd < 0)
+            bool again;
+            struct slot *s = worker_take(w, i, &again);
+            if (s)
+                worker_slot_park(w, s);
+            else if (!again)
                 break;
-            struct slot *s = worker_slot_alloc(w);
-            struct proto_limits lim;
-            worker_conn_limits(w, &lim);
-            if (!s || conn_init(&s->conn, fd, l, &lim, w->cfg->io_timeout_ms) < 0) {
-                log_msg(LOG_ERROR, "%s: could not take a queued connection while stopping",
-                        l->name);
-                close(fd);
-                if (s) {
-                    s->conn.fd = -1;
-                    worker_slot_close(w, s);
-                }
-                continue;
-            }
-            s->conn.bye_on_end = &w->stopping;
-            atomic_fetch_add_explicit(&w->sb->accepted, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(scoreboard_accepted(w->ctx->sb, w->ctx->index, i), 1,
-                                      memory_order_relaxed);
-            listen_peer_name((struct sockaddr *)&ss, len, s->conn.peer, sizeof(s->conn.peer));
-            worker_slot_park(w, s);
         }
     }
 }
