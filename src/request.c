@@ -26,13 +26,10 @@ uint64_t request_now_us(void)
 void request_begin(struct corral_request *r, struct conn *c)
 {
     r->conn = c;
-    r->status = 200;
-    r->reason[0] = '\0';
-    r->headers_len = 0;
+    request_reset_head(r);
     r->head_sent = r->finished = r->failed = r->clipped = r->complete_early = false;
     r->method = params_get(&c->params, "REQUEST_METHOD");
     r->head_only = r->method && strcmp(r->method, "HEAD") == 0;
-    r->body_limit = -1;
     r->bytes_out = 0;
     r->start_us = request_now_us();
 }

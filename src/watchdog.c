@@ -70,11 +70,16 @@ static void watchdog_check(void)
         if (!start || now < start)
             continue;
         uint64_t ms = (now - start) / 1000;
+        bool harakiri = watchdog.harakiri_ms && ms >= watchdog.harakiri_ms;
+        bool slow = watchdog.slowlog_ms && ms >= watchdog.slowlog_ms &&
+                    watchdog_slow_reported[i] != start;
+        if (!harakiri && !slow)
+            continue;
         char method[sizeof(t->method)], uri[sizeof(t->uri)], prefix[64];
         memcpy(method, t->method, sizeof(method));
         memcpy(uri, t->uri, sizeof(uri));
         method[sizeof(method) - 1] = uri[sizeof(uri) - 1] = '\0';
-        if (watchdog.harakiri_ms && ms >= watchdog.harakiri_ms) {
+        if (harakiri && ms >= watchdog.harakiri_ms) {
             snprintf(prefix, sizeof(prefix), "harakiri: worker %u thread %u",
                      watchdog.worker_index, i);
             log_msg(LOG_ERROR,
@@ -84,8 +89,7 @@ static void watchdog_check(void)
             watchdog_log_stack(i, prefix);
             _exit(WORKER_EXIT_HARAKIRI);
         }
-        if (watchdog.slowlog_ms && ms >= watchdog.slowlog_ms &&
-            watchdog_slow_reported[i] != start) {
+        if (slow) {
             watchdog_slow_reported[i] = start;
             snprintf(prefix, sizeof(prefix), "slowlog: worker %u thread %u",
                      watchdog.worker_index, i);
