@@ -37,13 +37,6 @@ static void top_on_winch(int sig)
     top_resized = 1;
 }
 
-static int64_t top_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- the screen: lines cut to the width, written in one go ---- */
 
 struct top_screen {
@@ -300,7 +293,7 @@ static void top_write(const struct top_screen *s)
 static bool top_wait(int64_t deadline)
 {
     while (!top_quit && !top_resized) {
-        int64_t left = deadline - top_now_ms();
+        int64_t left = deadline - ctl_now_ms();
         if (left <= 0)
             return false;
         struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
@@ -328,7 +321,7 @@ int ctl_top(struct ctl_conn *c)
     char err[1024] = "";
     int status = CTL_EXIT_OK;
     while (!top_quit) {
-        int64_t started = top_now_ms();
+        int64_t started = ctl_now_ms();
         struct json_value *st = ctl_call(c, "status", err, sizeof(err));
         struct json_value *wk = st ? ctl_call(c, "workers", err, sizeof(err)) : NULL;
         if (!st || !wk) {
@@ -338,7 +331,7 @@ int ctl_top(struct ctl_conn *c)
         }
         top_resized = 0;
         top_size(&s);
-        int64_t now = top_now_ms();
+        int64_t now = ctl_now_ms();
         top_draw(&s, st, wk, &prev, now);
         top_write(&s);
         top_sample_take(&prev, st, wk, now);

@@ -86,6 +86,9 @@ static void master_spawn(struct master *m, unsigned i)
         worker_run(&ctx);
     }
     mw->pid = pid;
+    /* In the slot at once (the worker writes it too, once it runs): a
+     * --preload reload's new image finds every worker there. */
+    atomic_store(&m->sb.workers[i].pid, (int32_t)pid);
     mw->started_ms = master_now_ms();
     mw->respawn_at_ms = 0;
     m->live++;
@@ -529,6 +532,7 @@ static int master_setup_scoreboard(struct master *m, const struct reexec_state *
         return -1;
     }
     atomic_store(&m->sb.hdr->slots, m->target);
+    atomic_store(&m->sb.hdr->master_pid, (int32_t)getpid()); /* kept by a re-exec */
     m->sb.hdr->bank_size = m->max_workers;
     atomic_store(&m->sb.hdr->generation, 1);
     atomic_store(&m->sb.hdr->reload_last_ok, 2);

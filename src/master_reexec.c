@@ -272,10 +272,6 @@ void master_reexec_exec(struct master *m)
                  REEXEC_MAX_LISTENERS);
         goto fail;
     }
-    /* A worker writes its pid into its slot once it runs; the new image
-     * must know the ones just forked too. */
-    for (unsigned i = 0; i < 2 * m->max_workers; i++)
-        atomic_store(&m->sb.workers[i].pid, (int32_t)m->workers[i].pid);
     master_pool_publish(m); /* generation, counters, bank: read by the new image */
     master_reexec_describe(m, rx, fds, &nfds);
     memcpy(text, REEXEC_ENV "=", sizeof(REEXEC_ENV));

@@ -69,7 +69,6 @@ struct sb_header {
     _Atomic int32_t master_pid;
     _Atomic uint32_t master_state;     /* enum sb_master_state */
     _Atomic uint32_t pool_target;      /* static: workers the pool should have */
-    _Atomic uint32_t pool_live;        /* worker processes running */
     _Atomic uint32_t spawn_rate;       /* dynamic/ondemand: forks allowed per second */
     _Atomic uint64_t max_reached;      /* episodes of "max processes reached" */
     /* Two banks of bank_size slots (reloads): the generation serving uses

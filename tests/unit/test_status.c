@@ -121,7 +121,6 @@ static void pool_open(struct pool *p)
     STORE(&h->master_pid, (int32_t)getpid());
     STORE(&h->master_state, SB_MASTER_RUNNING);
     STORE(&h->pool_target, 2);
-    STORE(&h->pool_live, 3);
     STORE(&h->max_reached, 4);
 
     /* What the workers do in their slots. */
