@@ -29,6 +29,7 @@ void request_begin(struct corral_request *r, struct conn *c)
     request_reset_head(r);
     r->head_sent = r->finished = r->failed = r->clipped = r->complete_early = false;
     r->method = params_get(&c->params, "REQUEST_METHOD");
+    r->uri = params_get(&c->params, "REQUEST_URI");
     r->head_only = r->method && strcmp(r->method, "HEAD") == 0;
     r->bytes_out = 0;
     r->start_us = request_now_us();
@@ -339,7 +340,7 @@ static void request_send_failed(struct corral_request *r, int err)
 {
     struct conn *c = r->conn;
     const char *m = r->method;
-    const char *u = params_get(&c->params, "REQUEST_URI");
+    const char *u = r->uri;
     bool hung_up = err == EPIPE || err == ECONNRESET;
     log_msg(hung_up ? LOG_WARN : LOG_ERROR,
             "%s: peer %s: %s %s: %s (%s) after %llu body bytes: connection closed",
@@ -434,7 +435,7 @@ static size_t request_body_room(struct corral_request *r, size_t len)
     if (!r->clipped) {
         struct conn *c = r->conn;
         const char *m = r->method;
-        const char *u = params_get(&c->params, "REQUEST_URI");
+        const char *u = r->uri;
         log_msg(LOG_WARN, "%s: peer %s: %s %s: the handler sent more than its Content-Length "
                 "(%lld): the excess is dropped", c->listener->name, c->peer, m ? m : "-",
                 u ? u : "-", (long long)r->body_limit);
@@ -449,7 +450,7 @@ static int request_short_body(struct corral_request *r)
 {
     struct conn *c = r->conn;
     const char *m = r->method;
-    const char *u = params_get(&c->params, "REQUEST_URI");
+    const char *u = r->uri;
     log_msg(LOG_ERROR, "%s: peer %s: %s %s: the response ended after %llu of the %lld bytes "
             "its Content-Length announced: connection closed", c->listener->name, c->peer,
             m ? m : "-", u ? u : "-", (unsigned long long)r->bytes_out,
@@ -569,7 +570,7 @@ int request_finish(struct corral_request *r, int app_rc)
     struct conn *c = r->conn;
     if (app_rc != 0 && !r->failed) { /* a failed write was logged when it failed */
         const char *m = r->method;
-        const char *u = params_get(&c->params, "REQUEST_URI");
+        const char *u = r->uri;
         log_msg(LOG_ERROR, "%s: peer %s: the handler failed (returned %d) on %s %s; %s",
                 c->listener->name, c->peer, app_rc, m ? m : "-", u ? u : "-",
                 r->head_sent ? "part of the response was sent: connection closed"
@@ -590,7 +591,7 @@ int request_finish(struct corral_request *r, int app_rc)
     }
     if (log_access_enabled()) {
         const char *remote = params_get(&c->params, "REMOTE_ADDR");
-        const char *uri = params_get(&c->params, "REQUEST_URI");
+        const char *uri = r->uri;
         if (!uri)
             uri = params_get(&c->params, "PATH_INFO");
         log_access(remote ? remote : c->peer, r->method, uri,

@@ -18,6 +18,7 @@ struct conn;
 struct corral_request {
     struct conn *conn;
     const char *method;         /* REQUEST_METHOD, or NULL (looked up once) */
+    const char *uri;            /* REQUEST_URI, or NULL (looked up once) */
     int status;
     char reason[64];
     char *headers;              /* "Name: value\r\n"... */

@@ -20,7 +20,7 @@ bool status_page_wanted(const struct config *cfg, corral_request *req)
     const char *path = cfg->status_path;
     if (!path)
         return false;
-    const char *uri = corral_param(req, "REQUEST_URI");
+    const char *uri = req->uri;
     if (!uri)
         uri = corral_param(req, "DOCUMENT_URI");
     if (uri)

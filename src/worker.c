@@ -125,8 +125,8 @@ static void worker_thread_mark(struct worker_thread *t, struct conn *c)
 {
     struct sb_thread *sb = t->sb;
     worker_copy(sb->method, sizeof(sb->method), c->req.method);
-    worker_copy(sb->uri, sizeof(sb->uri), params_get(&c->params, "REQUEST_URI"));
-    atomic_store_explicit(&sb->request_start_us, request_now_us(), memory_order_relaxed);
+    worker_copy(sb->uri, sizeof(sb->uri), c->req.uri);
+    atomic_store_explicit(&sb->request_start_us, c->req.start_us, memory_order_relaxed);
     atomic_store_explicit(&sb->state, SB_THREAD_BUSY, memory_order_relaxed);
 }
 
@@ -149,7 +149,9 @@ static int worker_run_request(struct worker_thread *t, struct conn *c)
                               (end_us - c->req.start_us),
                           memory_order_relaxed);
     atomic_store_explicit(&w->last_request_ms, end_us / 1000, memory_order_relaxed);
-    atomic_fetch_add_explicit(&t->sb->requests, 1, memory_order_relaxed);
+    atomic_store_explicit(&t->sb->requests,
+                          atomic_load_explicit(&t->sb->requests, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     atomic_fetch_add_explicit(&w->sb->requests, 1, memory_order_relaxed);
     /* The slot's counter adds up every worker that held the slot: this
      * process's own count decides its recycling. */
