@@ -403,12 +403,14 @@ static void master_handle_signals(struct master *m)
  * are refused or time out at the front end (502/504), silently otherwise. */
 static void master_check_queues(struct master *m)
 {
+    m->queued = 0;
     for (size_t i = 0; i < m->listener_count; i++) {
         struct listener *l = &m->listeners[i];
         struct master_queue *q = &m->queues[i];
         unsigned depth;
         if (l->fd < 0 || listen_queue_depth(l, &depth) < 0)
             continue;
+        m->queued += depth;
         if (!q->full && depth >= l->backlog) {
             q->full = true;
             q->episodes++;

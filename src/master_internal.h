@@ -110,6 +110,7 @@ struct master {
     struct scoreboard sb;
     struct master_worker *workers; /* 2 banks of max_workers slots */
     struct master_queue *queues;
+    unsigned queued;              /* connections in all listen queues at the last tick */
     struct master_pool pool;
     unsigned target;              /* worker processes the pool should have */
     unsigned max_workers;         /* slots in a bank (the pool's upper bound) */

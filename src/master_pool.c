@@ -186,9 +186,11 @@ static unsigned master_pool_waiting(const struct master *m)
     return total;
 }
 
-static void master_pool_ondemand(struct master *m)
+/* WAITING: connections in the listen queues (from the tick, the depths
+ * master_check_queues just read: one sock_diag round trip per unix
+ * listener, not two). */
+static void master_pool_ondemand(struct master *m, unsigned waiting)
 {
-    unsigned waiting = master_pool_waiting(m);
     if (!waiting) {
         m->pool.at_max = false;
         return;
@@ -244,7 +246,7 @@ void master_pool_listener_event(struct master *m)
 {
     master_pool_watch(m, false);
     if (m->state == MASTER_RUNNING && m->pool.mode == POOL_ONDEMAND)
-        master_pool_ondemand(m);
+        master_pool_ondemand(m, master_pool_waiting(m));
 }
 
 void master_pool_tick(struct master *m)
@@ -252,7 +254,7 @@ void master_pool_tick(struct master *m)
     struct master_pool *p = &m->pool;
     if (p->mode == POOL_ONDEMAND) {
         if (m->state == MASTER_RUNNING)
-            master_pool_ondemand(m);
+            master_pool_ondemand(m, m->queued);
         master_pool_update_watch(m);
         return;
     }
