@@ -331,6 +331,7 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
                      : strcmp(mode, "shared") == 0    ? ACCEPT_SHARED
                                                       : ACCEPT_BALANCED;
     w->single_thread = ctx->cfg->threads == 1;
+    w->pool_mode = config_pool_mode(ctx->cfg);
     w->slot_count = ctx->cfg->max_conns;
     w->slots = calloc(w->slot_count, sizeof(*w->slots));
     w->free_list = calloc(w->slot_count, sizeof(*w->free_list));

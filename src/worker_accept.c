@@ -31,7 +31,7 @@ void worker_conn_limits(const struct worker *w, struct proto_limits *lim)
     const struct config *cfg = w->cfg;
     *lim = cfg->limits;
     unsigned procs = config_max_processes(cfg);
-    if (config_pool_mode(cfg) == POOL_STATIC) {
+    if (w->pool_mode == POOL_STATIC) {
         /* Published by the master at every turn of its loop; 0 only
          * before its first. */
         unsigned target =

@@ -60,6 +60,7 @@ struct worker {
     /* One thread: nobody else can take a connection's event while it is
      * served, so connections stay registered level-triggered and parking
      * costs no epoll_ctl (what one-shot re-arming costs per request). */
+    enum pool_mode pool_mode;     /* the config's, resolved once */
     bool single_thread;
     _Atomic int stopping;         /* 0 running, 1 graceful */
     _Atomic int exiting;

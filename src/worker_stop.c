@@ -302,7 +302,7 @@ static void worker_begin_stop(struct worker_thread *t, bool drain_queue)
 void worker_check_idle_exit(struct worker_thread *t)
 {
     struct worker *w = t->w;
-    if (config_pool_mode(w->cfg) != POOL_ONDEMAND || atomic_load(&w->stopping) ||
+    if (w->pool_mode != POOL_ONDEMAND || atomic_load(&w->stopping) ||
         atomic_load_explicit(&w->sb->busy, memory_order_relaxed) != 0)
         return;
     uint64_t now = request_now_us() / 1000;
