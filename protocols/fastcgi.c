@@ -1,6 +1,6 @@
 /*
  * fastcgi.c — the FastCGI 1.0 codec: responder role, one request at a time
- * per connection, keep-conn supported (see PROTOCOLS.md 4.3 and 4.5).
+ * per connection, keep-conn supported (the FastCGI 1.0 specification).
  *
  * Wire format (integers big-endian):
  *

@@ -11,15 +11,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "cli.h"
-#include "config.h"
-#include "listen.h"
-#include "log.h"
-#include "master.h"
-#include "privs.h"
-#include "reexec_state.h"
-#include "systemd.h"
+#include "apps/app.h"
+#include "config/cli.h"
+#include "config/config.h"
+#include "os/listen.h"
+#include "core/log.h"
+#include "master/master.h"
+#include "os/privs.h"
+#include "master/reexec_state.h"
+#include "os/systemd.h"
 
 static int main_write_pidfile(const char *path)
 {

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "allow.h"
+#include "os/allow.h"
 
 #include "fuzz_check.h"
 

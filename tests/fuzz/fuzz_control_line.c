@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control.h"
+#include "master/control.h"
 
 #include "fuzz_check.h"
 

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "protocol.h"
+#include "protocols/protocol.h"
 
 #include "fuzz_check.h"
 

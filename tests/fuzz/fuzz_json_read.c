@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
-#include "json_read.h"
+#include "core/json.h"
+#include "ctl/json_read.h"
 
 #include "fuzz_check.h"
 

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "reexec_state.h"
+#include "master/reexec_state.h"
 
 #include "fuzz_check.h"
 

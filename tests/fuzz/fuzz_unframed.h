@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "protocol.h"
+#include "protocols/protocol.h"
 
 #define MAX_REQUESTS 3
 

@@ -25,11 +25,11 @@ declare -A sources=(
     [uwsgi]="protocols/params.c protocols/uwsgi.c"
     [scgi]="protocols/params.c protocols/scgi.c"
     [fastcgi]="protocols/params.c protocols/fastcgi.c"
-    [json_read]="src/json_read.c src/json.c -lm"
-    [reexec]="src/reexec_state.c src/config.c src/options.c src/allow.c src/listen.c \
-src/privs.c src/log.c $protocols -lconfig"
-    [control_line]="src/control.c src/json.c src/listen.c src/log.c $protocols"
-    [allow]="src/allow.c"
+    [json_read]="src/ctl/json_read.c src/core/json.c -lm"
+    [reexec]="src/master/reexec_state.c src/config/config.c src/config/options.c src/os/allow.c \
+src/os/listen.c src/os/privs.c src/core/log.c $protocols -lconfig"
+    [control_line]="src/master/control.c src/core/json.c src/os/listen.c src/core/log.c $protocols"
+    [allow]="src/os/allow.c"
 )
 targets=(uwsgi scgi fastcgi json_read reexec control_line allow)
 declare -A seconds=([uwsgi]=$secs [scgi]=$secs [fastcgi]=$secs)
@@ -47,7 +47,7 @@ for target in "${targets[@]}"; do
         esac
     done
     if ! clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-        -D_GNU_SOURCE -I"$top/include" -I"$top/protocols" -I"$top/src" "${files[@]}" \
+        -D_GNU_SOURCE -I"$top/include" -I"$top" -I"$top/src" "${files[@]}" \
         "$src" "${libs[@]}" -o "$out/fuzz_$target" 2>"$log"; then
         echo "fuzz_$target: build failed"; cat "$log"; status=1
         echo "0 passed, 1 failed" >>"$log"

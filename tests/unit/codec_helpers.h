@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "protocol.h"
+#include "protocols/protocol.h"
 
 struct codec_run {
     struct params params;

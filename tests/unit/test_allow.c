@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "allow.h"
+#include "os/allow.h"
 
 static struct sockaddr_storage peer4(const char *ip, socklen_t *len)
 {

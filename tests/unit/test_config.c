@@ -19,9 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "config.h"
-#include "options.h"
+#include "config/cli.h"
+#include "config/config.h"
+#include "config/options.h"
 
 enum { TEST_MAX_PATHS = 16, TEST_PATHLEN = 256, TEST_ERRLEN = 1024, TEST_OUTLEN = 16384 };
 

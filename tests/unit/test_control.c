@@ -25,9 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "control.h"
-#include "json_read.h"
-#include "master.h"
+#include "master/control.h"
+#include "ctl/json_read.h"
+#include "master/master.h"
 
 /* ---- the parser ---- */
 

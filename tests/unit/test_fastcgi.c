@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "codec_helpers.h"
-#include "protocol.h"
+#include "protocols/protocol.h"
 
 #define CODEC (&proto_fastcgi)
 

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "json.h"
-#include "json_read.h"
+#include "core/json.h"
+#include "ctl/json_read.h"
 
 /* The document of one string value written from N bytes of S. */
 static const char *json_of(struct json *j, const char *s, size_t n)

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "listen.h"
+#include "os/listen.h"
 
 static void listen_parses_unix_tcp_and_fd(void **state)
 {

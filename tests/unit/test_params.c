@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "params.h"
+#include "protocols/params.h"
 
 static void push_pair(struct params *p, const char *name, const char *value)
 {

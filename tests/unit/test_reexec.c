@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "reexec_state.h"
+#include "config/config.h"
+#include "master/reexec_state.h"
 
 static struct reexec_state state_a, state_b;
 static char text[1 << 16];

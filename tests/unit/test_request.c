@@ -19,8 +19,8 @@
 
 #include <cmocka.h>
 
-#include "conn.h"
-#include "request.h"
+#include "conn/conn.h"
+#include "conn/request.h"
 #include "codec_helpers.h"
 
 struct fixture {

@@ -27,14 +27,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "conn.h"
-#include "json.h"
-#include "json_read.h"
-#include "listen.h"
-#include "scoreboard.h"
-#include "status.h"
-#include "status_page.h"
+#include "config/config.h"
+#include "conn/conn.h"
+#include "core/json.h"
+#include "ctl/json_read.h"
+#include "os/listen.h"
+#include "core/scoreboard.h"
+#include "core/status.h"
+#include "worker/status_page.h"
 #include "codec_helpers.h"
 
 #define STORE(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)

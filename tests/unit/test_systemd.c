@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "systemd.h"
+#include "config/config.h"
+#include "os/systemd.h"
 
 /* Set the socket activation variables as systemd would for a process whose
  * pid is ours + PID_DELTA. */

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "codec_helpers.h"
-#include "protocol.h"
+#include "protocols/protocol.h"
 
 /* ---- building packets ---- */
 

@@ -1,0 +1,84 @@
+/*
+ * app.h — the application adapter interface. Each app type (native C
+ * handler, later WSGI, CGI, FastCGI programs) is one const struct app_ops;
+ * nothing below the adapter knows which app type runs.
+ *
+ * Call order: load (once, in the master, before the fork: errors are
+ * reported at start, never as a respawn loop), then in each worker
+ * worker_init, thread_init in every serving thread, handle per request
+ * (from several threads at once), worker_fini at a graceful stop.
+ *
+ * Optional (NULL when the adapter has no use for them): preload runs the
+ * app's start-up in the master, once, after the logs and listeners are
+ * open (--preload); the fork_* hooks surround every fork of a worker so an
+ * adapter whose runtime lives in the master (CPython after preload) can
+ * keep its locks consistent across fork(2).
+ */
+#ifndef CORRAL_APP_H
+#define CORRAL_APP_H
+
+#include <stddef.h>
+
+#include "config/config.h"
+#include "corral.h"
+
+struct app;
+
+struct app_ops {
+    const char *name;
+    /* Returns 0, or -1 with a message in err. */
+    int (*load)(struct app *app, const struct config *c, char *err, size_t errlen);
+    int (*worker_init)(struct app *app);   /* 0 or -1 (the worker exits) */
+    int (*thread_init)(struct app *app);   /* 0 or -1 */
+    /* Serve one request; return when the response is complete. 0 = success. */
+    int (*handle)(struct app *app, corral_request *req);
+    void (*worker_fini)(struct app *app);
+    int (*preload)(struct app *app);          /* 0, or -1 after logging why */
+    void (*fork_prepare)(struct app *app);    /* in the master, just before fork() */
+    void (*fork_parent)(struct app *app);     /* in the master, just after */
+    void (*fork_child)(struct app *app);      /* first thing in the new worker */
+    /* For the watchdog (slowlog, harakiri): the calling request thread's
+     * handle (after thread_init), and the stack of the thread with HANDLE
+     * written as text to FD, from another thread, without waiting for any
+     * lock the stuck thread may hold. */
+    void *(*thread_handle)(struct app *app);
+    void (*dump_stack)(struct app *app, void *handle, int fd);
+    /* In the master, when a reload has replaced (or rolled back) this app:
+     * free what load made. Not called for an app that runs in the master
+     * (preloaded): a reload of one re-executes the master. */
+    void (*unload)(struct app *app);
+};
+
+struct app {
+    const struct app_ops *ops;
+    void *data;                 /* the adapter's own state */
+};
+
+extern const struct app_ops app_native_ops;
+#ifdef HAVE_PYTHON
+extern const struct app_ops app_wsgi_ops; /* app_wsgi.c: embedded CPython */
+#endif
+
+static inline void app_fork_prepare(struct app *app)
+{
+    if (app->ops->fork_prepare)
+        app->ops->fork_prepare(app);
+}
+
+static inline void app_fork_parent(struct app *app)
+{
+    if (app->ops->fork_parent)
+        app->ops->fork_parent(app);
+}
+
+static inline void app_fork_child(struct app *app)
+{
+    if (app->ops->fork_child)
+        app->ops->fork_child(app);
+}
+
+/* Choose and load the adapter the configuration asks for (--wsgi or
+ * --wsgi-file: WSGI; --handler: native). Returns 0, or -1 with a message. */
+int app_load(struct app *app, const struct config *c, char *err, size_t errlen);
+
+#endif

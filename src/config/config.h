@@ -1,0 +1,144 @@
+/*
+ * config.h — the one configuration structure, built from a libconfig file
+ * (config.c) with the command line applied over it (cli.c), validated once.
+ *
+ * Every option exists both as a command-line flag and as a config key; the
+ * single table in options.c describes each one (flag, key, type, limits,
+ * help), so the two can never drift apart.
+ */
+#ifndef CORRAL_CONFIG_H
+#define CORRAL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "protocols/protocol.h"
+
+struct config {
+    /* Listeners as given: "PROTO:ADDR" (parsed by listen.c). */
+    char **listen;
+    size_t listen_count;
+
+    char *handler;          /* "path.so[:symbol]", NULL when none */
+    char *wsgi;             /* "module[:callable]", NULL when none */
+    char *wsgi_file;        /* a .py file defining the WSGI callable */
+    char *chdir;            /* workers chdir here before the import */
+    char **pythonpath;      /* prepended to sys.path, in order */
+    size_t pythonpath_count;
+    char *virtualenv;       /* a venv whose site-packages the app uses */
+    bool preload;           /* import the app in the master, before the fork */
+    char **env;             /* "NAME=VALUE", set in the master at start */
+    size_t env_count;
+
+    unsigned processes;     /* default 1 */
+    unsigned max_processes; /* scaling limit; 0 = config_max_processes' default */
+
+    /* Pool mode (config_pool_mode): NULL or "static" = --processes workers;
+     * "dynamic" keeps the idle workers within [min_spare, max_spare];
+     * "ondemand" starts workers only while connections wait. */
+    char *pool;
+    unsigned start_processes;      /* dynamic: workers at start; 0 = between the spares */
+    unsigned min_spare;            /* dynamic: fewest idle workers (default 1) */
+    unsigned max_spare;            /* dynamic: most idle workers (default 3) */
+    unsigned idle_worker_timeout_ms; /* ondemand: an idle worker exits (10 s) */
+
+    char *status_path;      /* the pool answers this path with its status; NULL = off */
+
+    /* Recycling and request time limits (0 = off). */
+    unsigned max_requests;        /* a worker is replaced after this many requests */
+    unsigned max_requests_jitter; /* ... plus a random 0..jitter, per worker */
+    unsigned max_rss_mib;         /* ... or once its RSS is over this after a request */
+    unsigned slowlog_ms;          /* a slower request is logged with its stack */
+    unsigned harakiri_ms;         /* a slower request ends its worker */
+    unsigned threads;       /* default 1 */
+
+    char *error_log;        /* NULL = stderr */
+    char *access_log;       /* NULL = off */
+    char *pidfile;          /* NULL = none */
+
+    unsigned chmod_mode;    /* unix listener mode, default 0660 */
+    char *chown;            /* "USER[:GROUP]" for unix listener files, NULL = keep */
+    char **allow_from;      /* peers TCP listeners accept (allow.c); none = loopback */
+    size_t allow_from_count;
+
+    /* Running as a service (privs.c). */
+    char *uid;              /* user name or uid to switch to, NULL = stay */
+    char *gid;              /* group name or gid, NULL = the user's group */
+    bool allow_root;        /* run the app as root all the same */
+    unsigned backlog;       /* listen backlog, default 1024 */
+    unsigned max_conns;     /* open connections per worker, default 1024 */
+
+    char *control;          /* control socket path, NULL = none */
+    unsigned control_chmod; /* its mode, default 0600 */
+    unsigned control_timeout_ms; /* a silent control client is dropped (10 s) */
+
+    struct proto_limits limits;
+
+    /* Timeouts in milliseconds. */
+    unsigned io_timeout_ms;       /* one read/write inside a request (60 s) */
+    unsigned idle_timeout_ms;     /* idle kept connection (75 s) */
+    unsigned graceful_timeout_ms; /* SIGTERM: in-flight requests (30 s) */
+
+    /* Where this configuration came from, for messages. */
+    char *source_file;      /* NULL when built from the command line only */
+};
+
+/*
+ * Fill with the defaults above. The config_ names are kept for callers, but
+ * libconfig itself exports a function config_init(config_t *): the symbol is
+ * corral_config_init and config_init(c) is a macro for it. A file that needs
+ * both includes config.h, then does #undef config_init before <libconfig.h>
+ * (only config.c does).
+ */
+void corral_config_init(struct config *c);
+#define config_init(c) corral_config_init(c)
+
+/* Free everything *c owns (strings, the listen list, source_file) and leave
+ * the pointers NULL; config_init it again before reuse. */
+void config_free(struct config *c);
+
+/*
+ * Load FILE over *c. On error returns -1 and writes one message naming the
+ * file, the line, the key and what was expected into err (size errlen),
+ * e.g. "corral.conf:12: key 'processes': expected an integer from 1 to
+ * 4096, got 0". Unknown keys are errors. Each key present replaces the
+ * value in *c (listen: the whole list); on error *c is left unchanged, so a
+ * reload can keep the old configuration. Relative @include paths are taken
+ * from FILE's directory. Sets source_file to FILE.
+ */
+int config_load_file(struct config *c, const char *file, char *err,
+                     size_t errlen);
+
+/*
+ * Derive the fields that follow from others: limits.fcgi_max_conns =
+ * processes * max_conns and limits.fcgi_max_reqs = processes * threads
+ * (saturating). config_load_file and cli_parse call it before they return;
+ * call it again after changing those fields by hand. (Workers answer
+ * GET_VALUES with the pool as it is when a connection is accepted instead:
+ * worker_conn_limits.)
+ */
+void config_finish(struct config *c);
+
+/* The most worker processes the pool can be scaled to: max_processes, or
+ * when it is 0, 4 × processes and at least 16 (never above 4096). */
+unsigned config_max_processes(const struct config *c);
+
+enum pool_mode { POOL_STATIC = 0, POOL_DYNAMIC, POOL_ONDEMAND };
+
+/* The pool mode of c->pool (static when unset). */
+enum pool_mode config_pool_mode(const struct config *c);
+const char *config_pool_mode_name(enum pool_mode mode);
+/* Option check of a pool value: 0, or -1 with what was expected in err. */
+int config_check_pool(const char *value, char *err, size_t errlen);
+
+/* Dynamic pools: the workers started with the pool (start_processes, or
+ * when 0, min_spare + (max_spare - min_spare) / 2 as PHP-FPM does). */
+unsigned config_start_processes(const struct config *c);
+
+/*
+ * Checks that need the whole configuration (at least one listener, a
+ * handler, ...). Returns 0, or -1 with a message in err.
+ */
+int config_validate(const struct config *c, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,150 @@
+/*
+ * worker_internal.h — what the worker's files share (not for the rest of
+ * corral: the interface is worker.h).
+ *
+ *   worker.c         threads, the connection table, serving, setup
+ *   worker_accept.c  accept balancing across workers, accepting
+ *   worker_stop.c    housekeeping (idle timeout), recycling, graceful stop
+ */
+#ifndef CORRAL_WORKER_INTERNAL_H
+#define CORRAL_WORKER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn/conn.h"
+#include "status_page.h"
+#include "worker.h"
+
+enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2 };
+
+/* epoll data: connections are (generation << 32 | slot); the rest are tags. */
+#define TAG_BASE 0xFFFFFFFF00000000ull
+#define TAG_TIMER (TAG_BASE | 0)
+#define TAG_SIGNAL (TAG_BASE | 1)
+#define TAG_LISTENER (TAG_BASE | 16)
+
+#define TICK_MS 100
+/* A graceful stop closes idle kept connections parked at least this long,
+ * which also keeps it clear of a thread that is parking one right now. */
+#define PARK_SETTLE_MS 100
+/* Body bytes read and thrown away to reuse or cleanly close a connection
+ * whose request body the app did not read. */
+#define DRAIN_LIMIT (4u << 20)
+
+struct slot {
+    _Atomic uint64_t word;        /* generation << 32 | SLOT_* */
+    _Atomic uint64_t parked_at_ms;
+    bool registered;              /* fd is in the epoll set */
+    struct conn conn;
+};
+
+struct worker {
+    const struct worker_ctx *ctx;
+    const struct config *cfg;
+    int epfd, timerfd, sigfd;
+    struct slot *slots;
+    unsigned slot_count;
+
+    pthread_mutex_t lock;         /* guards the free list, open, armed */
+    unsigned *free_list;
+    unsigned free_count;
+    unsigned open;                /* open connections */
+    bool armed;                   /* listeners are in the epoll set */
+
+    /* How workers share the listeners. Only benchmarks change it, through
+     * CORRAL_ACCEPT_MODE, to reproduce contrib/bench/accept.sh. */
+    enum { ACCEPT_BALANCED, ACCEPT_EXCLUSIVE, ACCEPT_SHARED } accept_mode;
+    /* One thread: nobody else can take a connection's event while it is
+     * served, so connections stay registered level-triggered and parking
+     * costs no epoll_ctl (what one-shot re-arming costs per request). */
+    enum pool_mode pool_mode;     /* the config's, resolved once */
+    bool single_thread;
+    _Atomic int stopping;         /* 0 running, 1 graceful */
+    _Atomic int exiting;
+    _Atomic int recycling;        /* the graceful stop is a recycling */
+    /* The graceful stop (worker_stop.c): when it began, and until when kept
+     * connections are left to the front end to close. */
+    _Atomic uint64_t stop_begun_ms, drain_until_ms;
+    _Atomic unsigned drain_asked;  /* goodbyes sent on kept connections */
+    _Atomic unsigned drain_peer;   /* kept ones the front end then closed */
+    _Atomic unsigned drain_idle;   /* ... closed here, idle after it */
+    _Atomic unsigned drain_ignored; /* ... closed after a response: the front
+                                       end ignores goodbyes */
+    _Atomic unsigned drain_forced; /* kept ones closed at drain_until_ms */
+    _Atomic uint64_t served;      /* requests this process served */
+    uint64_t max_requests;        /* with its jitter; 0 = never */
+    int statm_fd;                 /* /proc/self/statm when --max-rss, else -1 */
+    uint64_t page_kib;            /* the page size, for statm's page counts */
+    struct sb_worker *sb;
+    uint64_t last_idle_scan_ms;
+    _Atomic uint64_t last_request_ms; /* end of the last request (ondemand idle exit) */
+    struct status_src status;         /* the status page's view */
+};
+
+struct worker_thread {
+    struct worker *w;
+    unsigned index;
+    struct sb_thread *sb;
+};
+
+static inline uint64_t slot_word(uint32_t gen, unsigned state)
+{
+    return (uint64_t)gen << 32 | state;
+}
+
+/* ---- the connection table (worker.c) ---- */
+
+/* Take a free slot, BUSY and owned by the caller; NULL when all are open. */
+struct slot *worker_slot_alloc(struct worker *w);
+/* Close the connection of a slot this thread owns and free the slot. */
+void worker_slot_close(struct worker *w, struct slot *s);
+/* Hand a connection back to epoll until its next bytes arrive. */
+void worker_slot_park(struct worker *w, struct slot *s);
+/* Take ownership of a parked slot; false if someone else has it. */
+bool worker_slot_claim(struct slot *s, uint32_t gen);
+/* Serve the connection of an owned slot until it is parked or closed. */
+void worker_serve(struct worker_thread *t, struct slot *s);
+
+/* ---- accepting (worker_accept.c) ---- */
+
+/* Put the listeners in or out of the epoll set: out while stopping, full,
+ * or well ahead of another worker. _locked: the caller holds w->lock. */
+void worker_balance_locked(struct worker *w);
+void worker_balance(struct worker *w);
+/* The codec limits for a connection accepted now: the config's, with the
+ * FastCGI GET_VALUES answers (FCGI_MAX_CONNS = processes x max_conns,
+ * FCGI_MAX_REQS = processes x threads) for the pool as it is: a static
+ * pool's current size (corralctl scale changes it), the most processes a
+ * dynamic or ondemand pool may grow to. */
+void worker_conn_limits(const struct worker *w, struct proto_limits *lim);
+/* Accept one connection of listener LI (allow-from checked, counted) into
+ * a slot the caller owns. NULL when none was taken: *AGAIN says whether the
+ * next one may still be (a refused peer) or not (the queue is empty, no
+ * free slot, an error, each logged). */
+struct slot *worker_take(struct worker *w, size_t li, bool *again);
+/* A listener is ready: accept and serve (a bounded batch). */
+void worker_accept(struct worker_thread *t, size_t li);
+
+/* ---- housekeeping and stopping (worker_stop.c) ---- */
+
+/* The timer tick: idle timeout, balancing, the end of a graceful stop. */
+void worker_tick(struct worker *w);
+/* The signalfd is readable: SIGTERM stops gracefully, SIGUSR1 reopens the
+ * logs, SIGINT and SIGQUIT exit at once. */
+void worker_signal(struct worker_thread *t);
+/* After a response on a kept connection of a stopping worker (the caller
+ * owns it): true when the connection stays open to serve what the front end
+ * may still send on it, false when it is to be closed now. */
+bool worker_stop_keep(struct worker *w, struct conn *c);
+/* After a request: recycle past --max-requests or --max-rss. */
+void worker_check_recycle(struct worker_thread *t, uint64_t served);
+/* Ondemand pools: stop after --idle-worker-timeout without a request. */
+void worker_check_idle_exit(struct worker_thread *t);
+/* End the process with STATUS (the app's worker_fini first for 0 and
+ * WORKER_EXIT_RECYCLE); other threads calling it wait for the first. */
+void worker_exit(struct worker *w, int status) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,335 @@
+/*
+ * worker_stop.c — the end of a worker: housekeeping of parked connections
+ * (idle timeout), recycling (--max-requests, --max-rss), the ondemand idle
+ * exit, signals, and the graceful stop.
+ *
+ * A graceful stop (SIGTERM: reload, scale-down, whole pool; recycling; the
+ * ondemand idle exit) takes no new connection, finishes the requests in
+ * flight, and then has to let go of the connections the front end keeps
+ * (FastCGI keep-conn) without losing a request. The front end decides alone
+ * when it reuses a kept connection: nginx takes the most recently used one
+ * from its upstream keepalive cache and writes the request at once. It
+ * notices that we closed a cached connection only when its event loop gets
+ * to that connection's read event (ngx_http_upstream_keepalive_close_handler:
+ * any readable byte or EOF closes it); a request it takes the connection for
+ * before that is written into a closing socket. nginx then retries GETs on
+ * another connection, but not POSTs (fastcgi_next_upstream has no
+ * non_idempotent by default): a 502. Closing right after a response, as
+ * this worker once did, hit that window about once in 150 POSTs under
+ * constant recycling (tests/integration/keepconn_drain.sh). A half-close
+ * (shutdown SHUT_WR) has the same window: a request that arrives after it
+ * can be read but never answered. No close by us is free of the race.
+ *
+ * So the worker asks the front end to close instead, with bytes that are
+ * harmless whichever way the race goes — the codec's goodbye, for FastCGI an
+ * empty STDERR record of request id 1:
+ *  - At the end of a response (request.c writes it with END_REQUEST, in the
+ *    same write; or right after, if the stop began during that write):
+ *    bytes after END_REQUEST make nginx drop the connection instead of
+ *    caching it (ngx_http_fastcgi_module: "data after close" leaves
+ *    u->keepalive 0), and it closes it.
+ *  - To a connection parked idle when the stop began: nginx holds it in its
+ *    cache; the record makes it readable and the keepalive close handler
+ *    closes it. If nginx took the connection and sent a request before it
+ *    saw the record, the record comes first in what it reads back, and
+ *    nginx skips an empty STDERR in a response; we serve that request, and
+ *    its response carries the goodbye as above.
+ * Either way we read EOF (or a reset: nginx closes without reading the
+ * record) and close. The worker therefore does not close a kept connection
+ * itself while nginx may be using it: it keeps serving whatever arrives and
+ * exits when the front end has closed them all — with nginx, a few
+ * milliseconds after its last response.
+ *
+ * Front ends that do not close on the goodbye, such as Apache's
+ * mod_proxy_fcgi (it reads the record as part of the next response and
+ * skips it; before it reuses a pooled connection it checks only that the
+ * socket is not at EOF):
+ *  - A connection that carried a second request after a goodbye (nginx
+ *    never does that: see worker_stop_keep) is closed right after that
+ *    response. Apache checks for EOF just before reusing a connection, and
+ *    our FIN arrives right behind the response, so it reconnects instead.
+ *  - A connection idle DRAIN_IDLE_MS after its goodbye is closed: by then
+ *    it is at the cold end of a most-recently-used pool (nginx's cache and
+ *    APR's reslist are stacks), rarely the one taken next.
+ *  - At the drain limit, min(graceful_timeout / 2, DRAIN_MAX_MS), below the
+ *    master's kill deadline (graceful_timeout), what is left is closed when
+ *    idle or right after a response.
+ *   These closes are the old race, for such front ends only; Apache's check
+ *   makes it small.
+ * The goodbye itself assumes the front end tolerates an empty STDERR record
+ * (the FastCGI spec allows any number in a response; nginx, Apache's
+ * mod_proxy_fcgi and libfcgi-based clients skip an empty one).
+ */
+#include "worker_internal.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/clock.h"
+
+static void worker_begin_stop(struct worker_thread *t, bool drain_queue);
+
+/* Upper bound of the drain of kept connections, below any graceful_timeout
+ * the master kills at (min(this, graceful_timeout / 2)). */
+#define DRAIN_MAX_MS 5000
+/* A kept connection idle this long after its goodbye is closed here (the
+ * front end checks for pending bytes before reuse, or ignores them). */
+#define DRAIN_IDLE_MS 1000
+
+/* Whether bytes wait on the connection (a request nobody read yet). */
+static bool worker_stop_readable(const struct conn *c)
+{
+    char probe;
+    return recv(c->fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* Send the codec's goodbye on an owned kept connection (see the top of this
+ * file). Returns 0 (sent, or the protocol has none: the drain limit will
+ * close it), -EAGAIN when the socket is full (try again later), or another
+ * negative errno: the connection is broken, close it. */
+static int worker_stop_goodbye(struct worker *w, struct conn *c)
+{
+    uint8_t bye[PROTO_FRAME_MAX];
+    size_t n = c->codec->goodbye ? c->codec->goodbye(c->codec_state, bye) : 0;
+    if (n) {
+        ssize_t sent = send(c->fd, bye, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return -EAGAIN;
+        if (sent < 0)
+            return -errno;
+        if ((size_t)sent != n)
+            return -EIO; /* part of a record: the stream is broken */
+        atomic_fetch_add_explicit(&w->drain_asked, 1, memory_order_relaxed);
+    }
+    c->bye_sent = true;
+    return 0;
+}
+
+bool worker_stop_keep(struct worker *w, struct conn *c)
+{
+    /* A goodbye sent before this request was read by the front end ahead of
+     * this response: it may cache the connection again after it. That
+     * happens to nginx at most once (a goodbye sent to an idle connection
+     * it had just taken); a front end that does it twice ignores goodbyes. */
+    bool ignored = c->bye_sent && c->byes_ignored++ >= 1;
+    c->bye_sent = c->bye_in_response;
+    c->bye_in_response = false;
+    if (c->bye_sent)
+        atomic_fetch_add_explicit(&w->drain_asked, 1, memory_order_relaxed);
+    if (c->buf_start != c->buf_end)
+        return true; /* the next request is already here: serve it */
+    bool late = clock_now_ms() >= atomic_load(&w->drain_until_ms);
+    if (late || ignored) {
+        if (worker_stop_readable(c))
+            return true;
+        atomic_fetch_add_explicit(late ? &w->drain_forced : &w->drain_ignored, 1,
+                                  memory_order_relaxed);
+        return false;
+    }
+    if (c->bye_sent)
+        return true;
+    int rc = worker_stop_goodbye(w, c);
+    return rc == 0 || rc == -EAGAIN; /* -EAGAIN: the tick sends it later */
+}
+
+/* This worker's RSS in KiB from /proc/self/statm (one pread), or 0. */
+static uint64_t worker_rss_kib(const struct worker *w)
+{
+    char buf[128];
+    ssize_t n = pread(w->statm_fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    unsigned long long size, resident;
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+        return 0;
+    return resident * w->page_kib;
+}
+
+/* After a request: past --max-requests or --max-rss, the worker finishes
+ * what it has, exits with WORKER_EXIT_RECYCLE, and the master starts a new
+ * one at once. */
+void worker_check_recycle(struct worker_thread *t, uint64_t served)
+{
+    struct worker *w = t->w;
+    const struct config *cfg = w->cfg;
+    char why[160];
+    /* Already stopping: no statm read or message for a decided stop. */
+    if (atomic_load(&w->stopping))
+        return;
+    if (w->max_requests && served >= w->max_requests) {
+        snprintf(why, sizeof(why), "served %llu requests (max-requests %u, jitter %u)",
+                 (unsigned long long)served, cfg->max_requests, cfg->max_requests_jitter);
+    } else if (w->statm_fd >= 0) {
+        uint64_t rss = worker_rss_kib(w);
+        if (rss <= (uint64_t)cfg->max_rss_mib * 1024)
+            return;
+        snprintf(why, sizeof(why), "RSS %.1f MiB is over max-rss %u MiB", (double)rss / 1024,
+                 cfg->max_rss_mib);
+    } else {
+        return;
+    }
+    int expect = 0;
+    if (atomic_load(&w->stopping) || !atomic_compare_exchange_strong(&w->recycling, &expect, 1))
+        return;
+    log_msg(LOG_INFO, "worker %u: %s: recycling (it finishes its requests, then a new worker "
+            "starts)", w->ctx->index, why);
+    worker_begin_stop(t, false); /* the other workers take the queued connections */
+}
+
+void worker_exit(struct worker *w, int status)
+{
+    int expect = 0;
+    if (atomic_compare_exchange_strong(&w->exiting, &expect, 1)) {
+        if (status == 0 || status == WORKER_EXIT_RECYCLE)
+            w->ctx->app->ops->worker_fini(w->ctx->app);
+        _exit(status);
+    }
+    for (;;)
+        pause(); /* another thread is exiting the process */
+}
+
+/* Close parked connections that idled past the timeout. When stopping:
+ * send the goodbye to kept ones that have not had it and leave them to the
+ * front end to close, up to DRAIN_IDLE_MS idle after it or the drain limit;
+ * close the other idle ones. One with bytes waiting is served first. */
+static void worker_close_idle(struct worker *w, bool stopping)
+{
+    uint64_t now = clock_now_ms();
+    bool draining = stopping && now < atomic_load(&w->drain_until_ms);
+    for (unsigned i = 0; i < w->slot_count; i++) {
+        struct slot *s = &w->slots[i];
+        uint64_t word = atomic_load(&s->word);
+        if ((word & 0xFFFFFFFFu) != SLOT_PARKED)
+            continue;
+        uint64_t age = now - atomic_load(&s->parked_at_ms);
+        bool idle_out = age > w->cfg->idle_timeout_ms;
+        bool stop_out = stopping && age >= PARK_SETTLE_MS && !s->conn.in_request;
+        /* Told already, the front end closes it: nothing to do but wait,
+         * up to DRAIN_IDLE_MS. (Read before the claim, as in_request above:
+         * only the owner writes these, and a parked slot has none.) */
+        if (stop_out && draining && s->conn.kept && s->conn.bye_sent && age < DRAIN_IDLE_MS)
+            stop_out = false;
+        if (!idle_out && !stop_out)
+            continue;
+        if (!worker_slot_claim(s, (uint32_t)(word >> 32)))
+            continue;
+        if (!idle_out && worker_stop_readable(&s->conn)) {
+            worker_slot_park(w, s); /* a request is arriving: serve it */
+            continue;
+        }
+        if (!idle_out && draining && s->conn.kept && !s->conn.bye_sent) {
+            int rc = worker_stop_goodbye(w, &s->conn);
+            if (rc == 0 || rc == -EAGAIN) {
+                worker_slot_park(w, s);
+                continue;
+            }
+        } else if (!idle_out && s->conn.kept) {
+            atomic_fetch_add_explicit(draining ? &w->drain_idle : &w->drain_forced, 1,
+                                      memory_order_relaxed);
+        }
+        if (s->conn.in_request)
+            log_msg(LOG_ERROR, "%s: peer %s: request incomplete after %llu ms; connection closed",
+                    s->conn.listener->name, s->conn.peer, (unsigned long long)age);
+        worker_slot_close(w, s);
+    }
+}
+
+void worker_tick(struct worker *w)
+{
+    uint64_t expirations;
+    if (read(w->timerfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+        log_msg(LOG_ERROR, "read(timerfd) failed: %s", strerror(errno));
+    bool stopping = atomic_load(&w->stopping);
+    uint64_t now = clock_now_ms();
+    if (stopping || now - w->last_idle_scan_ms >= 1000) {
+        w->last_idle_scan_ms = now;
+        worker_close_idle(w, stopping);
+    }
+    worker_balance(w);
+    if (stopping) {
+        pthread_mutex_lock(&w->lock);
+        unsigned open = w->open;
+        pthread_mutex_unlock(&w->lock);
+        if (open == 0) {
+            unsigned forced = atomic_load(&w->drain_forced);
+            log_msg(forced ? LOG_WARN : LOG_INFO,
+                    "worker %u: stopped after %llu ms; kept connections: %u goodbyes sent, %u "
+                    "closed by the front end, %u closed idle after it, %u closed after a "
+                    "response as the front end ignores it, %u closed at the drain limit",
+                    w->ctx->index, (unsigned long long)(now - atomic_load(&w->stop_begun_ms)),
+                    atomic_load(&w->drain_asked), atomic_load(&w->drain_peer),
+                    atomic_load(&w->drain_idle), atomic_load(&w->drain_ignored), forced);
+            worker_exit(w, atomic_load(&w->recycling) ? WORKER_EXIT_RECYCLE : 0);
+        }
+    }
+}
+
+/* Graceful stop: take no new connections; with DRAIN_QUEUE (the whole
+ * pool is stopping) also serve every connection already waiting in the
+ * listen queues. */
+static void worker_begin_stop(struct worker_thread *t, bool drain_queue)
+{
+    struct worker *w = t->w;
+    uint64_t now = clock_now_ms(), drain = w->cfg->graceful_timeout_ms / 2;
+    atomic_store(&w->stop_begun_ms, now);
+    atomic_store(&w->drain_until_ms, now + (drain < DRAIN_MAX_MS ? drain : DRAIN_MAX_MS));
+    atomic_store(&w->stopping, 1);
+    atomic_store_explicit(&w->sb->state, SB_WORKER_STOPPING, memory_order_relaxed);
+    worker_balance(w);
+    for (size_t i = 0; drain_queue && i < w->ctx->listener_count; i++) {
+        for (;;) {
+            bool again;
+            struct slot *s = worker_take(w, i, &again);
+            if (s)
+                worker_slot_park(w, s);
+            else if (!again)
+                break;
+        }
+    }
+}
+
+/* Ondemand pools: a worker with no busy thread and no request for
+ * --idle-worker-timeout stops gracefully and exits with status 0, which
+ * the master takes as a scale-down. */
+void worker_check_idle_exit(struct worker_thread *t)
+{
+    struct worker *w = t->w;
+    if (w->pool_mode != POOL_ONDEMAND || atomic_load(&w->stopping) ||
+        atomic_load_explicit(&w->sb->busy, memory_order_relaxed) != 0)
+        return;
+    uint64_t now = clock_now_us() / 1000;
+    uint64_t last = atomic_load_explicit(&w->last_request_ms, memory_order_relaxed);
+    if (now < last || now - last < w->cfg->idle_worker_timeout_ms)
+        return;
+    log_msg(LOG_INFO, "worker %u: idle for %.1f s (idle-worker-timeout): exiting",
+            w->ctx->index, (double)(now - last) / 1000.0);
+    worker_begin_stop(t, false);
+}
+
+void worker_signal(struct worker_thread *t)
+{
+    struct signalfd_siginfo si;
+    while (read(t->w->sigfd, &si, sizeof(si)) == sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
+            if (!atomic_load(&t->w->stopping))
+                worker_begin_stop(t, true);
+            break;
+        case SIGUSR1:
+            /* The master reopened its logs (logrotate): reopen ours. */
+            log_reopen();
+            break;
+        default:
+            worker_exit(t->w, 0); /* SIGINT, SIGQUIT: stop now */
+        }
+    }
+}
