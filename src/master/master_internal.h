@@ -265,8 +265,9 @@ enum master_check_end master_reexec_reaped(struct master *m, pid_t pid, int stat
 /* Whether a check child runs (or was killed and is not reaped yet). */
 bool master_reexec_checking(const struct master *m);
 
-/* At a stop or the check's deadline: kill a check in progress (it is reaped
- * later as MASTER_CHECK_OTHER or given up on) and forget a pending exec. */
+/* At a stop or the check's deadline: kill a check in progress (reaped
+ * later; master_reload.c has given up on it by then) and forget a pending
+ * exec. */
 void master_reexec_cancel(struct master *m);
 
 /* Re-execute the master (the --preload check passed). Returns only when
