@@ -4,9 +4,10 @@
  * nothing below the adapter knows which app type runs.
  *
  * Call order: load (once, in the master, before the fork: errors are
- * reported at start, never as a respawn loop), then in each worker
- * worker_init, thread_init in every serving thread, handle per request
- * (from several threads at once), worker_fini at a graceful stop.
+ * reported at start, never as a respawn loop) and check, then in each
+ * worker worker_init, thread_init in every serving thread, handle per
+ * request (from several threads at once), worker_fini at a graceful stop.
+ * app.c picks the adapter the configuration asks for.
  *
  * Optional (NULL when the adapter has no use for them): preload runs the
  * app's start-up in the master, once, after the logs and listeners are
@@ -17,6 +18,7 @@
 #ifndef CORRAL_APP_H
 #define CORRAL_APP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config/config.h"
@@ -28,6 +30,12 @@ struct app_ops {
     const char *name;
     /* Returns 0, or -1 with a message in err. */
     int (*load)(struct app *app, const struct config *c, char *err, size_t errlen);
+    /* Optional: after load, whether the app's code can load, tried in a
+     * child process of the caller so that none of it runs in the caller;
+     * blocks until that child ends (the adapter bounds it). 0, or -1 with
+     * a message in err. A reload runs it in a child of the master
+     * (master_reexec.c), never in the master's loop. */
+    int (*check)(struct app *app, char *err, size_t errlen);
     int (*worker_init)(struct app *app);   /* 0 or -1 (the worker exits) */
     int (*thread_init)(struct app *app);   /* 0 or -1 */
     /* Serve one request; return when the response is complete. 0 = success. */
@@ -78,7 +86,21 @@ static inline void app_fork_child(struct app *app)
 }
 
 /* Choose and load the adapter the configuration asks for (--wsgi or
- * --wsgi-file: WSGI; --handler: native). Returns 0, or -1 with a message. */
+ * --wsgi-file: WSGI; --handler: native) and run its check (blocks while
+ * it runs). Returns 0, or -1 with a message. */
 int app_load(struct app *app, const struct config *c, char *err, size_t errlen);
+
+/* The same without the check: app_check runs it later (a reload runs it in
+ * a child of the master). Returns 0, or -1 with a message. */
+int app_prepare(struct app *app, const struct config *c, char *err, size_t errlen);
+
+/* Whether the adapter of a prepared APP has a check. */
+static inline bool app_has_check(const struct app *app)
+{
+    return app->ops && app->ops->check;
+}
+
+/* The adapter's check of a prepared APP (0 without one). Blocks. */
+int app_check(struct app *app, char *err, size_t errlen);
 
 #endif

@@ -7,10 +7,11 @@
  * as it is now; with --preload the master loads it once and the workers
  * inherit it. (The master used to dlopen it in both modes; a reload then
  * served the old code, because dlopen of a path that is already loaded
- * returns the loaded object.) The master still checks the object at start
- * and at each reload, in a short-lived child process, so that a bad file is
- * an error at once and never a respawn loop, and no handler code runs in
- * the master without --preload.
+ * returns the loaded object.) The object is still checked at start and at
+ * each reload (the check op of app.h), in a short-lived child process, so
+ * that a bad file is an error at once and never a respawn loop, and no
+ * handler code runs in the master without --preload. This file is the
+ * native adapter only; app.c picks the adapter.
  */
 #include "app.h"
 
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,8 +77,9 @@ fail:
 }
 
 /* Run app_native_open in a child process; its error comes back through a
- * pipe. The master's loop does not run meanwhile: bounded by
- * NATIVE_CHECK_MS. */
+ * pipe. The caller waits, bounded by NATIVE_CHECK_MS: at start that is
+ * main.c before the master's loop exists; on a reload, a child the master
+ * forked for it (master_reexec.c), so the master's loop runs meanwhile. */
 static int app_native_check(struct app_native *n, char *err, size_t errlen)
 {
     int fds[2];
@@ -92,6 +95,9 @@ static int app_native_check(struct app_native *n, char *err, size_t errlen)
         return -1;
     }
     if (pid == 0) {
+        /* Ends with whoever waits for it (main.c at start, a check child
+         * of the master at a reload, which may be killed at its deadline). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(fds[0]);
         char msg[1024] = "";
         int rc = app_native_open(n, msg, sizeof(msg));
@@ -177,12 +183,14 @@ static int app_native_load(struct app *app, const struct config *c, char *err, s
         return -1;
     }
     snprintf(n->symbol, sizeof(n->symbol), "%s", symbol);
-    if (app_native_check(n, err, errlen) < 0) {
-        free(n);
-        return -1;
-    }
     app->data = n;
     return 0;
+}
+
+/* The check of app.h: app_native_open in a child process. */
+static int app_native_check_op(struct app *app, char *err, size_t errlen)
+{
+    return app_native_check(app->data, err, errlen);
 }
 
 /* --preload: the master loads the object once; the workers inherit it. */
@@ -243,6 +251,7 @@ static void app_native_unload(struct app *app)
 const struct app_ops app_native_ops = {
     .name = "native",
     .load = app_native_load,
+    .check = app_native_check_op,
     .worker_init = app_native_worker_init,
     .thread_init = app_native_thread_init,
     .handle = app_native_handle,
@@ -250,24 +259,3 @@ const struct app_ops app_native_ops = {
     .preload = app_native_preload,
     .unload = app_native_unload,
 };
-
-int app_load(struct app *app, const struct config *c, char *err, size_t errlen)
-{
-    if (c->wsgi || c->wsgi_file) {
-#ifdef HAVE_PYTHON
-        app->ops = &app_wsgi_ops;
-        return app->ops->load(app, c, err, errlen);
-#else
-        snprintf(err, errlen, "corral was built without Python (./configure --with-python)");
-        return -1;
-#endif
-    }
-    if (!c->handler) {
-        snprintf(err, errlen,
-                 "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file PATH or "
-                 "--handler FILE.so");
-        return -1;
-    }
-    app->ops = &app_native_ops;
-    return app->ops->load(app, c, err, errlen);
-}

@@ -11,6 +11,11 @@
  * has come; workers at or above it are stopped gracefully. The control
  * socket, when configured, is served in the same loop (control.c, with the
  * commands of master_cmd.c).
+ *
+ * This file is the top of the master's files (master_internal.h lists
+ * them): the loop acts on what the others return or flag — a reload's
+ * check child is reaped through master_reload_check_reaped, a passed
+ * --preload check sets reexec.exec_due, a slot due sets respawn_at_ms.
  */
 #include "master.h"
 #include "master_internal.h"
@@ -37,7 +42,6 @@
 #define MASTER_TICK_MS 200
 #define MASTER_FAST_DEATH_MS 1000 /* a worker that dies sooner backs off */
 #define MASTER_MAX_BACKOFF_S 30
-#define MASTER_STOP_NOW_MS 3000   /* SIGQUIT → SIGKILL */
 
 /* epoll data of the master's descriptors. */
 enum { MASTER_TAG_SIGNAL = 1, MASTER_TAG_TIMER = 2, MASTER_TAG_CONTROL = 16 };
@@ -100,21 +104,6 @@ static void master_describe_status(int status, char *out, size_t len)
                  strsignal(WTERMSIG(status)), WCOREDUMP(status) ? ", core dumped" : "");
     else
         snprintf(out, len, "ended with wait status %d", status);
-}
-
-/* The slots the workers look at for accept balancing (scoreboard header):
- * up to the current bank's target, or further while workers above it
- * (scaled down, or of the other generation) are still stopping. */
-void master_update_slots(struct master *m)
-{
-    unsigned slots = master_pool_slots(m);
-    for (unsigned i = m->slots_used; i > slots; i--) {
-        if (m->workers[i - 1].pid) {
-            slots = i;
-            break;
-        }
-    }
-    atomic_store(&m->sb.hdr->slots, slots);
 }
 
 /* A reaped worker's slot: nobody serves there any more. Its counters stay
@@ -185,7 +174,7 @@ static void master_reap(struct master *m)
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid <= 0)
             return;
-        if (master_reexec_reaped(m, pid, status))
+        if (master_reload_check_reaped(m, pid, status))
             continue;
         unsigned i;
         for (i = 0; i < m->slots_used; i++)
@@ -223,7 +212,8 @@ static void master_reap(struct master *m)
         if (retired) {
             log_msg(clean ? LOG_INFO : LOG_WARN, "worker %u (pid %d) %s after a scale-down", i,
                     (int)pid, what);
-            if (i < master_slot(m, m->target) && m->pool.mode == POOL_STATIC) /* scaled up again meanwhile */
+            /* scaled up again meanwhile */
+            if (i < master_slot(m, m->target) && m->pool.mode == POOL_STATIC)
                 mw->respawn_at_ms = clock_now_ms();
             master_update_slots(m);
             continue;
@@ -243,105 +233,6 @@ static void master_reap(struct master *m)
             continue;
         master_schedule_respawn(m, i, pid, what);
     }
-}
-
-void master_signal_workers(struct master *m, int sig)
-{
-    for (unsigned i = 0; i < m->slots_used; i++)
-        if (m->workers[i].pid)
-            kill(m->workers[i].pid, sig);
-}
-
-void master_stop(struct master *m, bool now)
-{
-    if (m->state == MASTER_STOPPING_NOW || (m->state == MASTER_STOPPING && !now))
-        return;
-    if (m->state == MASTER_RUNNING) {
-        /* No new connections by path; the workers still hold the sockets and
-         * drain what is already queued. */
-        master_pool_unwatch(m);
-        for (size_t i = 0; i < m->listener_count; i++)
-            listen_close(&m->listeners[i], true);
-    }
-    if (m->state == MASTER_RUNNING)
-        systemd_notify_send(&m->notify, now ? "STOPPING=1\nSTATUS=stopping now"
-                                            : "STOPPING=1\nSTATUS=stopping gracefully");
-    master_reexec_cancel(m);
-    m->state = now ? MASTER_STOPPING_NOW : MASTER_STOPPING;
-    m->deadline_ms =
-        clock_now_ms() + (now ? MASTER_STOP_NOW_MS : (uint64_t)m->cfg->graceful_timeout_ms);
-    log_msg(LOG_INFO, "%s: %u workers to stop",
-            now ? "stopping now" : "stopping gracefully (draining queued connections)", m->live);
-    master_signal_workers(m, now ? SIGQUIT : SIGTERM);
-}
-
-int master_scale(struct master *m, unsigned target, const char *why, char *err, size_t errlen)
-{
-    if (m->state != MASTER_RUNNING) {
-        snprintf(err, errlen, "corral is stopping: the pool cannot be scaled");
-        return -1;
-    }
-    if (m->reload.phase != RELOAD_IDLE) {
-        snprintf(err, errlen, "a reload is in progress (%s): scale when it is done",
-                 master_reload_phase_name(m->reload.phase));
-        return -1;
-    }
-    if (m->reload.stranded) {
-        snprintf(err, errlen, "the workers serving cannot be replaced (the app failed to import "
-                 "after a re-exec): reload first");
-        return -1;
-    }
-    if (m->pool.mode != POOL_STATIC) {
-        snprintf(err, errlen,
-                 "the pool is %s: it sizes itself (scaling by hand applies to --pool static)",
-                 config_pool_mode_name(m->pool.mode));
-        return -1;
-    }
-    if (target < 1) {
-        snprintf(err, errlen, "the pool needs at least 1 process");
-        return -1;
-    }
-    if (target > m->max_workers) {
-        snprintf(err, errlen,
-                 "%u processes is over the maximum of %u (--max-processes, which sizes the "
-                 "scoreboard at start: raising it needs a restart)",
-                 target, m->max_workers);
-        return -1;
-    }
-    unsigned old = m->target;
-    uint64_t now = clock_now_ms();
-    for (unsigned i = old; i < target; i++) {
-        struct master_worker *mw = &m->workers[master_slot(m, i)];
-        if (!mw->pid) {
-            mw->respawn_at_ms = now;
-            mw->fast_deaths = 0;
-        }
-        /* A worker still stopping from an earlier scale-down is replaced
-         * when it exits (master_reap). */
-    }
-    for (unsigned i = target; i < old; i++) {
-        struct master_worker *mw = &m->workers[master_slot(m, i)];
-        mw->respawn_at_ms = 0;
-        if (mw->pid && !mw->retiring) {
-            kill(mw->pid, SIGTERM);
-            mw->retiring = true;
-        }
-    }
-    m->target = target;
-    master_update_slots(m);
-    if (target != old)
-        log_msg(LOG_INFO, "%s: scaling from %u to %u processes", why, old, target);
-    return 0;
-}
-
-int master_reopen_logs(struct master *m, char *err, size_t errlen)
-{
-    int rc = log_reopen_err(err, errlen);
-    if (rc < 0)
-        log_msg(LOG_ERROR, "reopening the logs: %s (still writing to the old file)", err);
-    master_signal_workers(m, SIGUSR1);
-    log_msg(LOG_INFO, "log files reopened; %u workers asked to reopen theirs", m->live);
-    return rc < 0 ? -1 : (int)m->live;
 }
 
 static void master_scale_by_signal(struct master *m, int delta, const char *why)
@@ -421,27 +312,6 @@ static void master_check_queues(struct master *m)
     }
 }
 
-void master_notify_ready(struct master *m)
-{
-    char msg[256];
-    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving: %u processes x %u threads, %zu "
-             "listeners\nMAINPID=%d", master_pool_processes(m), m->cfg->threads, m->listener_count,
-             (int)getpid());
-    int rc = systemd_notify_send(&m->notify, msg);
-    if (rc < 0)
-        log_msg(LOG_WARN, "sendto(NOTIFY_SOCKET) failed: %s", strerror(-rc));
-    else if (m->notify.fd >= 0)
-        log_msg(LOG_INFO, "every worker is running: told systemd READY=1");
-    m->ready_sent = true;
-}
-
-void master_notify_reloading(struct master *m)
-{
-    int rc = systemd_notify_send(&m->notify, "RELOADING=1\nSTATUS=reloading");
-    if (rc < 0)
-        log_msg(LOG_WARN, "sendto(NOTIFY_SOCKET) failed: %s", strerror(-rc));
-}
-
 /* Readiness: once every worker the first generation started with is
  * RUNNING (a static pool's target, a dynamic pool's start_processes; an
  * ondemand pool starts none and is ready at once). A reload sends it
@@ -452,8 +322,9 @@ static void master_check_ready(struct master *m)
         return;
     for (unsigned p = 0; p < m->max_workers; p++) {
         unsigned i = master_slot(m, p);
-        bool wanted = m->pool.mode == POOL_STATIC ? p < m->target
-                                                  : m->workers[i].pid || m->workers[i].respawn_at_ms;
+        bool wanted = m->pool.mode == POOL_STATIC
+                          ? p < m->target
+                          : m->workers[i].pid || m->workers[i].respawn_at_ms;
         if (wanted && atomic_load(&m->sb.workers[i].state) != SB_WORKER_RUNNING)
             return;
     }
@@ -614,7 +485,7 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
         .argc = argc,
         .argv = argv,
         .reload = {.generation = 1, .last_ok = true},
-        .reexec = {.enabled = start->preloads, .cwd_fd = start->cwd_fd},
+        .reexec = {.enabled = start->preloads, .cwd_fd = start->cwd_fd, .check_fd = -1},
         .notify = {.fd = -1},
         .sb = {.fd = -1},
     };
@@ -628,7 +499,7 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
         master_adopt_start(&m, start->rx, start->app_ok);
         master_reap(&m); /* a SIGCHLD pending across the exec was lost when set to default */
     } else {
-        atomic_store(&m.sb.hdr->slots, master_pool_slots(&m));
+        atomic_store(&m.sb.hdr->slots, master_slots_span(&m));
         log_msg(LOG_INFO,
                 "corral started: pool %s, %u processes to start (at most %u) x %u threads, "
                 "%zu listeners",
@@ -637,7 +508,7 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
     }
     while (m.state == MASTER_RUNNING || m.live > 0) {
         if (m.reexec.exec_due)
-            master_reexec_exec(&m); /* returns only when it failed */
+            master_reload_reexec(&m); /* returns only when the re-exec failed */
         master_spawn_due(&m);
         master_pool_publish(&m);
         struct epoll_event evs[8];

@@ -2,7 +2,8 @@
  * master_cmd.c — the control socket's commands (see master.h): the table
  * the control socket parses lines against, and the replies, read from the
  * scoreboard and the master's own state. The actions go through the same
- * functions as the signals (master_scale, master_stop, master_reopen_logs).
+ * functions as the signals (master_actions.c: master_scale, master_stop,
+ * master_reopen_logs).
  *
  * Everything here runs in the master's loop and must not block: the only
  * file it reads is /proc/PID/statm of each worker (memory, never disk).

@@ -1,7 +1,23 @@
 /*
- * master_internal.h — the master's state, shared by master.c (the loop,
- * supervision, scaling) and master_cmd.c (the control commands, which read
- * it and act through the functions below). Not for other modules.
+ * master_internal.h — the master's state and the functions its files give
+ * one another. Not for other modules.
+ *
+ * The files call one way, each only the ones below it:
+ *
+ *   master.c          the loop: signals, the tick, reaping, forking workers
+ *   master_cmd.c      the control socket's commands
+ *   master_actions.c  stop, scale, reopen the logs (signals and commands)
+ *   master_adopt.c    the new image after a --preload re-exec
+ *   master_reload.c   the reload state machine
+ *   master_reexec.c   a reload's check child; the --preload re-exec
+ *   master_notify.c   systemd notifications
+ *   master_pool.c     the pool modes, the scoreboard header
+ *   master_limits.c   harakiri and the graceful timeout of stopping workers
+ *   master_slots.c    the slots and banks of workers
+ *
+ * A lower file never calls a higher one: it returns an outcome (a reaped
+ * check, a failed re-exec) or sets a flag (reexec.exec_due, a slot's
+ * respawn_at_ms) that a higher file or the loop acts on.
  */
 #ifndef CORRAL_MASTER_INTERNAL_H
 #define CORRAL_MASTER_INTERNAL_H
@@ -45,7 +61,9 @@ struct master_worker {
  * With --preload (master_reexec.c, master_adopt.c) a reload begins with
  * CHECKING: a child checks that the new code imports, then the master
  * re-executes itself and the new image starts the new generation from
- * STARTING. The values are published in the scoreboard (status.c): 0..3,
+ * STARTING. Without --preload, an adapter with a check (app.h: the native
+ * handler) has CHECKING too: a child runs the check, then this image
+ * starts the new generation. The values are published in the scoreboard (status.c): 0..3,
  * and 4 for "stranded" (IDLE, but the workers serving run code this image
  * could not load and cannot be replaced).
  */
@@ -72,14 +90,18 @@ struct master_reload {
     bool last_ok;
     char last[512];               /* outcome of the last reload, for status */
     char why[64];                 /* what asked for the reload in progress */
+    char note[256];               /* CHECKING (no --preload): settings kept, logged at start */
+    struct config *next_cfg;      /* CHECKING (no --preload): the config and app to start */
+    struct app *next_app;         /* once the app's check passed (heap, owned) */
     bool adopted;                 /* started by this image after a re-exec: no rollback */
     bool stranded;                /* the serving workers cannot be replaced (see above) */
 };
 
-/* --preload reloads (master_reexec.c). */
+/* A reload's check child and --preload reloads (master_reexec.c). */
 struct master_reexec {
     bool enabled;                 /* --preload with an adapter that preloads */
-    pid_t check_pid;              /* the import check running; 0 = none */
+    pid_t check_pid;              /* the check running; 0 = none */
+    int check_fd;                 /* the app check's message pipe; -1 = none (--preload) */
     bool exec_due;                /* it passed: re-execute at the top of the loop */
     int cwd_fd;                   /* where corral started (the preload may chdir) */
 };
@@ -132,6 +154,8 @@ struct master {
     struct master_reexec reexec;
 };
 
+/* ---- master_actions.c ---- */
+
 /*
  * Change the number of worker processes to TARGET (1..max_workers): slots
  * below it that have no worker get one at the top of the loop; workers at
@@ -140,14 +164,6 @@ struct master {
  * Returns 0, or -1 with a message in err (out of range, stopping).
  */
 int master_scale(struct master *m, unsigned target, const char *why, char *err, size_t errlen);
-
-/*
- * Tell systemd (Type=notify) that a reload begins: sends RELOADING=1 with
- * a STATUS line; call master_notify_ready(m) again once the new workers
- * are up (READY=1). Does nothing without $NOTIFY_SOCKET.
- */
-void master_notify_reloading(struct master *m);
-void master_notify_ready(struct master *m);
 
 /* Begin the graceful (NOW false, like SIGTERM) or immediate stop. */
 void master_stop(struct master *m, bool now);
@@ -160,30 +176,27 @@ void master_stop(struct master *m, bool now);
  */
 int master_reopen_logs(struct master *m, char *err, size_t errlen);
 
-/* Slot of pool position P in the current generation's bank. */
-static inline unsigned master_slot(const struct master *m, unsigned p)
-{
-    return m->base + p;
-}
+/* ---- the new image after a re-exec (master_adopt.c) ---- */
 
-/* Whether slot I belongs to the current generation's bank. */
-static inline bool master_is_current(const struct master *m, unsigned i)
-{
-    return i >= m->base && i < m->base + m->max_workers;
-}
+/* Take over the previous image's reload state and workers (from the
+ * scoreboard, before anything publishes into it) as the current
+ * generation; then, after master_pool_start, start the new generation
+ * (APP_OK) or strand the old one. */
+void master_adopt(struct master *m, const struct reexec_state *rx);
+void master_adopt_start(struct master *m, const struct reexec_state *rx, bool app_ok);
 
-void master_signal_workers(struct master *m, int sig);
-void master_update_slots(struct master *m);
+/* ---- reloads (master_reload.c) ---- */
 
 /*
  * Reload (CHAIN false: a whole new generation, then the old one drains;
  * true: one slot at a time). Re-reads the command line and config file,
- * validates them and loads the app check; on any error the old generation
+ * validates them and loads the app; on any error the old generation
  * keeps serving and -1 is returned with the message in err (logged here).
  * On 0, NOTE holds what was kept from the old config ("" if nothing). The
- * outcome of the new workers' start is known later (m->reload: phase,
- * generation, last). WHY names the cause in the log; WHY "SIGHUP", which
- * has no reply to refuse with, is queued while a reload is in progress.
+ * outcome of the app's check (CHECKING) and of the new workers' start is
+ * known later (m->reload: phase, generation, last). WHY names the cause in
+ * the log; WHY "SIGHUP", which has no reply to refuse with, is queued
+ * while a reload is in progress.
  */
 int master_reload(struct master *m, bool chain, const char *why, char *err, size_t errlen,
                   char *note, size_t notelen);
@@ -201,8 +214,14 @@ void master_reload_tick(struct master *m);
 bool master_reload_reaped(struct master *m, unsigned i, pid_t pid, bool never_ran,
                           const char *what);
 
-/* Live workers in the bank that starts at BASE. */
-unsigned master_bank_live(const struct master *m, unsigned base);
+/* From master_reap, first: whether PID was a reload's check child (then
+ * handled: the reload goes on, or fails). */
+bool master_reload_check_reaped(struct master *m, pid_t pid, int status);
+
+/* At the top of the loop once reexec.exec_due is set (a --preload check
+ * passed): re-execute the master. Returns only when that failed (logged;
+ * the reload is counted failed). */
+void master_reload_reexec(struct master *m);
 
 /* --preload: the new image starts the new generation beside the adopted
  * old one (master_adopt.c), as master_reload does from STARTING. */
@@ -215,48 +234,55 @@ void master_reload_check_failed(struct master *m, const char *reason);
 /* Log what the stranded state means and what to do. */
 void master_reload_log_stranded(const struct master *m);
 
-/* ---- --preload reloads (master_reexec.c) ---- */
-
-/* Fork the child that checks the new code imports (corral's own binary,
- * same command line, $CORRAL_CHECK_APP set). Returns 0, or -1 with the
- * failing call in err. Its end comes through master_reexec_reaped. */
-int master_reexec_check(struct master *m, char *err, size_t errlen);
-
-/* From master_reap: whether PID was the import check (then handled). */
-bool master_reexec_reaped(struct master *m, pid_t pid, int status);
-
-/* From the tick while CHECKING: the check's deadline. */
-void master_reexec_tick(struct master *m);
-
-/* At a stop: end a check in progress. */
-void master_reexec_cancel(struct master *m);
-
-/* At the top of the loop once the check passed: re-execute the master.
- * Returns only when that failed (logged; the reload is counted failed). */
-void master_reexec_exec(struct master *m);
-
-/* ---- the new image after a re-exec (master_adopt.c) ---- */
-
-/* Take over the previous image's reload state and workers (from the
- * scoreboard, before anything publishes into it) as the current
- * generation; then, after master_pool_start, start the new generation
- * (APP_OK) or strand the old one. */
-void master_adopt(struct master *m, const struct reexec_state *rx);
-void master_adopt_start(struct master *m, const struct reexec_state *rx, bool app_ok);
-
 /* Free what reloads allocated (at the end of master_run). */
 void master_reload_fini(struct master *m);
 
 const char *master_reload_phase_name(enum master_reload_phase p);
 
-/* ---- time limits on workers (master_limits.c), from the tick ---- */
+/* ---- a reload's check child; the --preload re-exec (master_reexec.c) ---- */
 
-/* Kill a worker whose request overran --harakiri by the grace period (its
- * own watchdog could not end it). */
-void master_check_harakiri(struct master *m);
-/* Kill a worker still stopping after --graceful-timeout (recycling,
- * scale-down, ondemand idle exit). */
-void master_check_stopping(struct master *m, uint64_t now);
+/* --preload: fork the child that checks the new code imports (corral's own
+ * binary, same command line, $CORRAL_CHECK_APP set). Returns 0, or -1 with
+ * the failing call in err. Its end comes through master_reexec_reaped. */
+int master_reexec_check(struct master *m, char *err, size_t errlen);
+
+/* Without --preload: fork a child that runs app_check on APP (prepared by
+ * app_prepare, not run in the master) and sends the adapter's message
+ * back. Returns 0, or -1 with the failing call in err. */
+int master_reexec_check_app(struct master *m, struct app *app, char *err, size_t errlen);
+
+enum master_check_end {
+    MASTER_CHECK_OTHER,           /* not the check child */
+    MASTER_CHECK_PASSED,
+    MASTER_CHECK_FAILED,          /* the reason in the caller's buffer */
+};
+
+/* A reaped PID: the check child's end, with the reason of a failure in
+ * REASON (the adapter's message, or how the child ended). */
+enum master_check_end master_reexec_reaped(struct master *m, pid_t pid, int status,
+                                           char *reason, size_t len);
+
+/* Whether a check child runs (or was killed and is not reaped yet). */
+bool master_reexec_checking(const struct master *m);
+
+/* At a stop or the check's deadline: kill a check in progress (reaped
+ * later; master_reload.c has given up on it by then) and forget a pending
+ * exec. */
+void master_reexec_cancel(struct master *m);
+
+/* Re-execute the master (the --preload check passed). Returns only when
+ * that failed: -1 with the reason in REASON. */
+int master_reexec_exec(struct master *m, char *reason, size_t len);
+
+/* ---- systemd (master_notify.c) ---- */
+
+/*
+ * Tell systemd (Type=notify) that a reload begins: sends RELOADING=1 with
+ * a STATUS line; call master_notify_ready(m) again once the new workers
+ * are up (READY=1). Does nothing without $NOTIFY_SOCKET.
+ */
+void master_notify_reloading(struct master *m);
+void master_notify_ready(struct master *m);
 
 /* ---- pool modes (master_pool.c) ---- */
 
@@ -289,7 +315,42 @@ unsigned master_pool_processes(const struct master *m);
 /* Workers due to start (at start: the pool's initial size). */
 unsigned master_pool_starting(const struct master *m);
 
-/* Slots the pool spans (the scoreboard header's slots). */
-unsigned master_pool_slots(const struct master *m);
+/* ---- time limits on workers (master_limits.c), from the tick ---- */
+
+/* Kill a worker whose request overran --harakiri by the grace period (its
+ * own watchdog could not end it). */
+void master_check_harakiri(struct master *m);
+/* Kill a worker still stopping after --graceful-timeout (recycling,
+ * scale-down, ondemand idle exit). */
+void master_check_stopping(struct master *m, uint64_t now);
+
+/* ---- slots and banks (master_slots.c) ---- */
+
+/* Slot of pool position P in the current generation's bank. */
+static inline unsigned master_slot(const struct master *m, unsigned p)
+{
+    return m->base + p;
+}
+
+/* Whether slot I belongs to the current generation's bank. */
+static inline bool master_is_current(const struct master *m, unsigned i)
+{
+    return i >= m->base && i < m->base + m->max_workers;
+}
+
+/* Live workers in the bank that starts at BASE. */
+unsigned master_bank_live(const struct master *m, unsigned base);
+
+/* Slots the pool spans: a static pool's target, otherwise up to the
+ * highest slot of the current bank with a worker or one due. */
+unsigned master_slots_span(const struct master *m);
+
+/* The slots the workers look at for accept balancing (the scoreboard
+ * header's slots): the span, or further while workers above it are still
+ * stopping. */
+void master_update_slots(struct master *m);
+
+/* Send SIG to every live worker of both banks. */
+void master_signal_workers(struct master *m, int sig);
 
 #endif

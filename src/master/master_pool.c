@@ -314,20 +314,6 @@ unsigned master_pool_starting(const struct master *m)
     return n;
 }
 
-unsigned master_pool_slots(const struct master *m)
-{
-    if (m->pool.mode == POOL_STATIC)
-        return master_slot(m, m->target);
-    /* Up to the highest slot of the current bank with a worker or one due. */
-    unsigned slots = master_slot(m, 0);
-    for (unsigned p = 0; p < m->max_workers; p++) {
-        const struct master_worker *mw = &m->workers[master_slot(m, p)];
-        if (mw->pid || mw->respawn_at_ms)
-            slots = master_slot(m, p) + 1;
-    }
-    return slots;
-}
-
 /* The reload state, for status.c (the message only when it changed). */
 static void master_pool_publish_reload(struct master *m)
 {

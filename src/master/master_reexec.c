@@ -1,19 +1,27 @@
 /*
- * master_reexec.c — reloads with --preload, the old image's side.
+ * master_reexec.c — the check child of a reload, and the re-exec of a
+ * --preload reload (the old image's side).
  *
- * The app was imported in the master, so new code needs a new master. The
- * master re-executes itself (/proc/self/exe, the same command line), which
- * keeps its pid: systemd's MAINPID, the pidfile and the parenthood of the
- * old workers all stay valid, and the old workers serve on through the
- * exec and the new import.
+ * A reload's new code is checked in a throwaway child that the master's
+ * loop reaps like a worker (master_reload.c asks here first) while the old
+ * workers serve; the reload waits in RELOAD_CHECKING with its start
+ * deadline. Two kinds of child:
  *
- * Before that, the new code is checked in a throwaway child: the same
- * binary and command line with $CORRAL_CHECK_APP set, which reads the
- * config, imports the app as --preload does, and exits 0 or 1 (its
- * traceback on the master's error log). Only a check that passes leads to
- * the exec; a failed one is an ordinary failed reload with nothing changed.
- * The check is reaped like a worker (master_reap asks here first) and has
- * the start deadline of a reload.
+ *  - --preload (master_reexec_check): the same binary and command line
+ *    with $CORRAL_CHECK_APP set, which reads the config, imports the app as
+ *    --preload does, and exits 0 or 1 (its traceback on the master's error
+ *    log). Only a check that passes leads to the exec; a failed one is an
+ *    ordinary failed reload with nothing changed.
+ *  - an adapter with a check of its own (app.h; the native handler), lazy
+ *    (master_reexec_check_app): a fork of the master that runs app_check on
+ *    the new app and writes the adapter's message into a pipe, read here
+ *    when the child is reaped. The master's loop never waits for it.
+ *
+ * The app was imported in the master with --preload, so new code needs a
+ * new master. The master re-executes itself (/proc/self/exe, the same
+ * command line), which keeps its pid: systemd's MAINPID, the pidfile and
+ * the parenthood of the old workers all stay valid, and the old workers
+ * serve on through the exec and the new import.
  *
  * Across the exec go, without FD_CLOEXEC for that one call: the listeners,
  * the scoreboard memfd (the new image maps the memory the old workers write
@@ -22,6 +30,8 @@
  * the log files (a master that dropped its privileges may not reopen them).
  * What else the new image needs is in $CORRAL_REEXEC (reexec_state.h);
  * $NOTIFY_SOCKET is given back so that it can tell systemd READY=1.
+ *
+ * This file returns outcomes; master_reload.c acts on them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,7 +46,6 @@
 
 #include "core/log.h"
 #include "master_internal.h"
-#include "core/clock.h"
 
 extern char **environ;
 
@@ -114,6 +123,7 @@ int master_reexec_check(struct master *m, char *err, size_t errlen)
     }
     free(env);
     m->reexec.check_pid = pid;
+    m->reexec.check_fd = -1;
     log_msg(LOG_INFO,
             "import check started (pid %d): the new code is imported in a separate "
             "process before the master re-executes itself",
@@ -121,46 +131,94 @@ int master_reexec_check(struct master *m, char *err, size_t errlen)
     return 0;
 }
 
-bool master_reexec_reaped(struct master *m, pid_t pid, int status)
+int master_reexec_check_app(struct master *m, struct app *app, char *err, size_t errlen)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+        snprintf(err, errlen, "the app's check: pipe failed: %s", strerror(errno));
+        return -1;
+    }
+    pid_t master_pid = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "the app's check: fork failed: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        /* The child never returns into master code. Its message fits in
+         * the empty pipe: the write does not block. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != master_pid)
+            _exit(1);
+        close(fds[0]);
+        char msg[1024] = "";
+        int rc = app_check(app, msg, sizeof(msg));
+        if (rc < 0 && write(fds[1], msg, strlen(msg)) < 0)
+            _exit(2);
+        _exit(rc < 0 ? 1 : 0);
+    }
+    close(fds[1]);
+    m->reexec.check_pid = pid;
+    m->reexec.check_fd = fds[0];
+    return 0;
+}
+
+/* What the app check's child wrote before it ended, into OUT ("" if
+ * nothing); closes its pipe. */
+static void master_reexec_check_message(struct master *m, char *out, size_t len)
+{
+    size_t n = 0;
+    while (m->reexec.check_fd >= 0 && n + 1 < len) {
+        ssize_t got = read(m->reexec.check_fd, out + n, len - 1 - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    out[n] = '\0';
+    if (m->reexec.check_fd >= 0)
+        close(m->reexec.check_fd);
+    m->reexec.check_fd = -1;
+}
+
+enum master_check_end master_reexec_reaped(struct master *m, pid_t pid, int status,
+                                           char *reason, size_t len)
 {
     if (!m->reexec.check_pid || pid != m->reexec.check_pid)
-        return false;
+        return MASTER_CHECK_OTHER;
     m->reexec.check_pid = 0;
-    if (m->reload.phase != RELOAD_CHECKING || m->state != MASTER_RUNNING)
-        return true; /* given up on already (deadline, stop) */
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        log_msg(LOG_INFO,
-                "import check (pid %d): the new code imports; re-executing the "
-                "master",
-                (int)pid);
-        m->reexec.exec_due = true;
-        return true;
-    }
-    char reason[256];
-    if (WIFEXITED(status))
-        snprintf(reason, sizeof(reason),
+    bool app = m->reexec.check_fd >= 0;
+    master_reexec_check_message(m, reason, len);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return MASTER_CHECK_PASSED;
+    if (app && reason[0])
+        return MASTER_CHECK_FAILED; /* the adapter's own message */
+    if (app && WIFSIGNALED(status))
+        snprintf(reason, len, "the app's check (pid %d) was killed by signal %d (%s)", (int)pid,
+                 WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else if (app)
+        snprintf(reason, len, "the app's check (pid %d) failed (exit status %d)", (int)pid,
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    else if (WIFEXITED(status))
+        snprintf(reason, len,
                  "the app failed to import in the check (pid %d exited "
                  "with status %d: the traceback is in the error log)",
                  (int)pid, WEXITSTATUS(status));
     else
-        snprintf(reason, sizeof(reason),
+        snprintf(reason, len,
                  "the import check (pid %d) was killed by signal %d "
                  "(%s)",
                  (int)pid, WIFSIGNALED(status) ? WTERMSIG(status) : 0,
                  WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "?");
-    master_reload_check_failed(m, reason);
-    return true;
+    return MASTER_CHECK_FAILED;
 }
 
-void master_reexec_tick(struct master *m)
+bool master_reexec_checking(const struct master *m)
 {
-    if (!m->reexec.check_pid || clock_now_ms() < m->reload.deadline_ms)
-        return;
-    if (kill(m->reexec.check_pid, SIGKILL) < 0)
-        log_msg(LOG_WARN, "kill(import check pid %d) failed: %s", (int)m->reexec.check_pid,
-                strerror(errno));
-    /* Reaped later; the reload ends now. */
-    master_reload_check_failed(m, "the import check did not finish within 60 s");
+    return m->reexec.check_pid != 0;
 }
 
 void master_reexec_cancel(struct master *m)
@@ -169,6 +227,10 @@ void master_reexec_cancel(struct master *m)
     if (m->reexec.check_pid && kill(m->reexec.check_pid, SIGKILL) < 0)
         log_msg(LOG_WARN, "kill(import check pid %d) failed: %s", (int)m->reexec.check_pid,
                 strerror(errno));
+    /* Reaped later, as given up on; what it wrote does not matter now. */
+    if (m->reexec.check_fd >= 0)
+        close(m->reexec.check_fd);
+    m->reexec.check_fd = -1;
 }
 
 /* Set or clear FD_CLOEXEC on the N descriptors FDS. Returns 0, or -1 with
@@ -251,12 +313,9 @@ static void master_reexec_notify_env(const struct master *m, char *out, size_t l
              a->sun_path + (abstract ? 1 : 0));
 }
 
-void master_reexec_exec(struct master *m)
+int master_reexec_exec(struct master *m, char *reason, size_t len)
 {
-    m->reexec.exec_due = false;
-    if (m->state != MASTER_RUNNING || m->reload.phase != RELOAD_CHECKING)
-        return;
-    char reason[512], err[256];
+    char err[256];
     struct reexec_state *rx = calloc(1, sizeof(*rx));
     char *text = malloc(MASTER_REEXEC_TEXT_MAX);
     char notify[sizeof(struct sockaddr_un) + 32];
@@ -265,11 +324,11 @@ void master_reexec_exec(struct master *m)
     size_t nfds = 0;
     int here = -1;
     if (!rx || !text) {
-        snprintf(reason, sizeof(reason), "re-executing the master: out of memory");
+        snprintf(reason, len, "re-executing the master: out of memory");
         goto fail;
     }
     if (m->listener_count > REEXEC_MAX_LISTENERS) {
-        snprintf(reason, sizeof(reason), "re-executing the master: more than %d listeners",
+        snprintf(reason, len, "re-executing the master: more than %d listeners",
                  REEXEC_MAX_LISTENERS);
         goto fail;
     }
@@ -278,7 +337,7 @@ void master_reexec_exec(struct master *m)
     memcpy(text, REEXEC_ENV "=", sizeof(REEXEC_ENV));
     if (reexec_format(rx, text + sizeof(REEXEC_ENV), MASTER_REEXEC_TEXT_MAX - sizeof(REEXEC_ENV)) <
         0) {
-        snprintf(reason, sizeof(reason),
+        snprintf(reason, len,
                  "re-executing the master: the state does not fit in "
                  "%u bytes",
                  MASTER_REEXEC_TEXT_MAX);
@@ -286,7 +345,7 @@ void master_reexec_exec(struct master *m)
     }
     master_reexec_notify_env(m, notify, sizeof(notify));
     if (!(env = master_reexec_env(text, notify[0] ? notify : NULL))) {
-        snprintf(reason, sizeof(reason), "re-executing the master: out of memory");
+        snprintf(reason, len, "re-executing the master: out of memory");
         goto fail;
     }
     /* The command line may name files relative to where corral started; a
@@ -301,7 +360,7 @@ void master_reexec_exec(struct master *m)
         log_msg(LOG_WARN, "fchdir(start directory) failed: %s; re-executing from here",
                 strerror(errno));
     if (master_reexec_cloexec(fds, nfds, false, err, sizeof(err)) < 0) {
-        snprintf(reason, sizeof(reason), "re-executing the master: %s", err);
+        snprintf(reason, len, "re-executing the master: %s", err);
         goto fail;
     }
     log_msg(LOG_INFO,
@@ -309,7 +368,7 @@ void master_reexec_exec(struct master *m)
             "generation %u serves meanwhile",
             m->reload.why, (int)getpid(), m->reload.generation);
     execve(MASTER_REEXEC_SELF, m->argv, env);
-    snprintf(reason, sizeof(reason), "execve(\"" MASTER_REEXEC_SELF "\") failed: %s",
+    snprintf(reason, len, "execve(\"" MASTER_REEXEC_SELF "\") failed: %s",
              strerror(errno));
 fail:
     if (nfds && master_reexec_cloexec(fds, nfds, true, err, sizeof(err)) < 0)
@@ -322,5 +381,5 @@ fail:
     free(env);
     free(text);
     free(rx);
-    master_reload_check_failed(m, reason);
+    return -1;
 }

@@ -4,10 +4,13 @@
  *
  * A reload builds the whole new configuration first — the same command line
  * and config file the master started with, parsed again and validated —
- * and the app check (app_load) for it; any error leaves everything as it
- * was. Then the new generation is forked into the bank of slots the old
- * one does not use, with the new config and app, while the old generation
- * keeps serving. Only when every new worker reports RUNNING in the
+ * and the app for it (app_prepare); any error leaves everything as it
+ * was. An adapter with a check (app.h: the native handler) is checked in a
+ * child the loop reaps (RELOAD_CHECKING, master_reexec.c), never in the
+ * loop itself; a failed check is refused like an error above. Then the
+ * new generation is forked into the bank of slots the old one does not
+ * use, with the new config and app, while the old generation keeps
+ * serving. Only when every new worker reports RUNNING in the
  * scoreboard is the new config committed and the old workers sent SIGTERM
  * (they stop accepting, serve what they accepted and what already waited
  * in the listen queue, and exit). A new worker that dies before RUNNING
@@ -209,15 +212,6 @@ fail:
     return NULL;
 }
 
-/* Live workers in the bank that starts at BASE. */
-unsigned master_bank_live(const struct master *m, unsigned base)
-{
-    unsigned n = 0;
-    for (unsigned i = base; i < base + m->max_workers && i < m->slots_used; i++)
-        n += m->workers[i].pid != 0;
-    return n;
-}
-
 /* Gracefully stop worker slot I (if it runs) and keep it from respawning. */
 static void master_reload_retire(struct master *m, unsigned i)
 {
@@ -235,7 +229,9 @@ static void master_reload_record(struct master *m, bool ok, const char *fmt, con
                                  const char *b)
 {
     m->reload.last_ok = ok;
-    snprintf(m->reload.last, sizeof(m->reload.last), fmt, a, b);
+    /* A long message is cut to fit (the log line has all of it). */
+    if (snprintf(m->reload.last, sizeof(m->reload.last), fmt, a, b) < 0)
+        m->reload.last[0] = '\0';
 }
 
 /* Start the generation of m->cfg and m->app in the other bank while the
@@ -284,6 +280,37 @@ static void master_reload_begin(struct master *m, bool chain, const char *why, c
     snprintf(r->last, sizeof(r->last), "generation %u starting (%s)", r->generation + 1, why);
 }
 
+/* Free the master-side state of an app a reload replaced (the workers
+ * that run it have their own copy); OWNED: the reload allocated it. */
+static void master_reload_drop_app(struct app *app, bool owned)
+{
+    if (!app)
+        return;
+    if (app->ops && app->ops->unload)
+        app->ops->unload(app);
+    if (owned)
+        free(app);
+}
+
+/* Start the generation of config C and app APP (both built by a reload,
+ * now owned here) beside the current one, which is kept for a rollback. */
+static void master_reload_start(struct master *m, struct config *c, struct app *app, bool chain,
+                                const char *why, const char *note)
+{
+    struct master_reload *r = &m->reload;
+    r->old_cfg = m->cfg;
+    r->old_app = m->app;
+    r->old_app_owned = r->app_owned;
+    r->app_owned = true;
+    r->old_owned = r->owned_cfg;
+    r->owned_cfg = c;
+    r->reloads++;
+    m->cfg = c;
+    m->app = app;
+    master_reload_apply_env(c);
+    master_reload_begin(m, chain, why, note);
+}
+
 void master_reload_adopted(struct master *m, bool chain, const char *why)
 {
     struct master_reload *r = &m->reload;
@@ -309,6 +336,16 @@ void master_reload_check_failed(struct master *m, const char *reason)
             r->generation, reason);
     master_notify_ready(m);
     master_reload_run_pending(m);
+}
+
+/* A reload that failed before any new worker started: counted, logged. */
+static void master_reload_refused(struct master *m, const char *why, const char *err)
+{
+    struct master_reload *r = &m->reload;
+    r->failures++;
+    master_reload_record(m, false, "%s: %s", why, err);
+    log_msg(LOG_ERROR, "%s: reload refused, generation %u keeps serving: %s", why,
+            r->generation, err);
 }
 
 int master_reload(struct master *m, bool chain, const char *why, char *err, size_t errlen,
@@ -371,31 +408,41 @@ int master_reload(struct master *m, bool chain, const char *why, char *err, size
         return 0;
     }
     struct app *app = calloc(1, sizeof(*app));
-    if (!app || app_load(app, c, cerr, sizeof(cerr)) < 0) {
+    if (!app || app_prepare(app, c, cerr, sizeof(cerr)) < 0) {
         snprintf(err, errlen, "the new app cannot be loaded: %s", app ? cerr : "out of memory");
         free(app);
         config_free(c);
         free(c);
         goto refused;
     }
-    /* Everything is built: start the new generation beside the old. */
-    r->old_cfg = m->cfg;
-    r->old_app = m->app;
-    r->old_app_owned = r->app_owned;
-    r->app_owned = true;
-    r->old_owned = r->owned_cfg;
-    r->owned_cfg = c;
-    r->reloads++;
-    m->cfg = c;
-    m->app = app;
-    master_reload_apply_env(c);
-    master_reload_begin(m, chain, why, note);
+    if (app_has_check(app)) {
+        /* The adapter checks the new code in a child; the loop reaps it
+         * (master_reload_check_reaped) and the generation starts then. */
+        if (master_reexec_check_app(m, app, cerr, sizeof(cerr)) < 0) {
+            snprintf(err, errlen, "the new app cannot be loaded: %s", cerr);
+            master_reload_drop_app(app, true);
+            config_free(c);
+            free(c);
+            goto refused;
+        }
+        r->next_cfg = c;
+        r->next_app = app;
+        r->phase = RELOAD_CHECKING;
+        r->chain = chain;
+        unsigned start = m->pool.mode == POOL_STATIC ? c->processes : master_bank_live(m, m->base);
+        r->start_count = start ? start : 1; /* for the reply; set again when it starts */
+        r->deadline_ms = clock_now_ms() + MASTER_RELOAD_START_MS;
+        snprintf(r->why, sizeof(r->why), "%s", why);
+        snprintf(r->note, sizeof(r->note), "%s", note);
+        master_notify_reloading(m);
+        snprintf(r->last, sizeof(r->last), "generation %u: checking the app (%s)",
+                 r->generation + 1, why);
+        return 0;
+    }
+    master_reload_start(m, c, app, chain, why, note);
     return 0;
 refused:
-    r->failures++;
-    master_reload_record(m, false, "%s: %s", why, err);
-    log_msg(LOG_ERROR, "%s: reload refused, generation %u keeps serving: %s", why,
-            r->generation, err);
+    master_reload_refused(m, why, err);
     return -1;
 busy: /* not a failed reload: none was tried */
     log_msg(LOG_WARN, "%s: reload refused: %s", why, err);
@@ -410,18 +457,6 @@ static void master_reload_run_pending(struct master *m)
         return;
     m->reload.pending_hup = false;
     master_reload(m, false, "SIGHUP", err, sizeof(err), note, sizeof(note)); /* it logs */
-}
-
-/* Free the master-side state of an app a reload replaced (the workers
- * that run it have their own copy); OWNED: the reload allocated it. */
-static void master_reload_drop_app(struct app *app, bool owned)
-{
-    if (!app)
-        return;
-    if (app->ops && app->ops->unload)
-        app->ops->unload(app);
-    if (owned)
-        free(app);
 }
 
 /* Every new worker RUNNING: the new config is the config; the old
@@ -552,11 +587,82 @@ deadline:
         master_reload_fail(m, "the new workers were not running after 60 s");
 }
 
+/* The app's check (CHECKING without --preload) ended: start the new
+ * generation, or refuse the reload with the adapter's message. */
+static void master_reload_checked(struct master *m, bool ok, const char *reason)
+{
+    struct master_reload *r = &m->reload;
+    struct config *c = r->next_cfg;
+    struct app *app = r->next_app;
+    r->next_cfg = NULL;
+    r->next_app = NULL;
+    if (ok) {
+        master_reload_start(m, c, app, r->chain, r->why, r->note);
+        return;
+    }
+    master_reload_drop_app(app, true);
+    config_free(c);
+    free(c);
+    r->phase = RELOAD_IDLE;
+    char err[1280];
+    snprintf(err, sizeof(err), "the new app cannot be loaded: %s", reason);
+    master_reload_refused(m, r->why, err);
+    master_notify_ready(m); /* systemd saw RELOADING=1 */
+    master_reload_run_pending(m);
+}
+
+/* CHECKING: the check's deadline (the start deadline of a reload). */
+static void master_reload_tick_checking(struct master *m)
+{
+    if (!master_reexec_checking(m) || clock_now_ms() < m->reload.deadline_ms)
+        return;
+    master_reexec_cancel(m); /* reaped later; the reload ends now */
+    if (m->reload.next_app)
+        master_reload_checked(m, false, "its check did not finish within 60 s");
+    else
+        master_reload_check_failed(m, "the import check did not finish within 60 s");
+}
+
+bool master_reload_check_reaped(struct master *m, pid_t pid, int status)
+{
+    struct master_reload *r = &m->reload;
+    char reason[1024];
+    enum master_check_end end = master_reexec_reaped(m, pid, status, reason, sizeof(reason));
+    if (end == MASTER_CHECK_OTHER)
+        return false;
+    if (r->phase != RELOAD_CHECKING || m->state != MASTER_RUNNING)
+        return true; /* given up on already (deadline, stop) */
+    if (r->next_app) {
+        master_reload_checked(m, end == MASTER_CHECK_PASSED, reason);
+        return true;
+    }
+    if (end == MASTER_CHECK_PASSED) {
+        log_msg(LOG_INFO,
+                "import check (pid %d): the new code imports; re-executing the "
+                "master",
+                (int)pid);
+        m->reexec.exec_due = true;
+        return true;
+    }
+    master_reload_check_failed(m, reason);
+    return true;
+}
+
+void master_reload_reexec(struct master *m)
+{
+    m->reexec.exec_due = false;
+    if (m->state != MASTER_RUNNING || m->reload.phase != RELOAD_CHECKING)
+        return;
+    char reason[512];
+    if (master_reexec_exec(m, reason, sizeof(reason)) < 0)
+        master_reload_check_failed(m, reason);
+}
+
 void master_reload_tick(struct master *m)
 {
     struct master_reload *r = &m->reload;
     if (r->phase == RELOAD_CHECKING) {
-        master_reexec_tick(m);
+        master_reload_tick_checking(m);
         return;
     }
     if (r->phase == RELOAD_STARTING) {
@@ -622,4 +728,11 @@ void master_reload_fini(struct master *m)
         free(r->owned_cfg);
     }
     r->owned_cfg = r->old_owned = NULL;
+    if (r->next_cfg) { /* a check still running at the stop */
+        config_free(r->next_cfg);
+        free(r->next_cfg);
+    }
+    master_reload_drop_app(r->next_app, true);
+    r->next_cfg = NULL;
+    r->next_app = NULL;
 }
