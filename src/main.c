@@ -137,7 +137,7 @@ int main(int argc, char **argv)
     int status = 1;
 
     signal(SIGPIPE, SIG_IGN); /* a front end that went away is an error return */
-    config_init(&cfg);
+    config_defaults(&cfg);
     /* A --preload reload re-executed this master: what the previous image
      * hands over. Read once, then out of the environment (the app and the
      * workers must not see it). */

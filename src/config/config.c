@@ -15,11 +15,9 @@
 
 #include "options.h"
 
-/* Below, config_init is libconfig's (see config.h). */
-#undef config_init
 #include <libconfig.h>
 
-void corral_config_init(struct config *c)
+void config_defaults(struct config *c)
 {
     *c = (struct config){
         .processes = 1,

@@ -83,18 +83,12 @@ struct config {
     char *source_file;      /* NULL when built from the command line only */
 };
 
-/*
- * Fill with the defaults above. The config_ names are kept for callers, but
- * libconfig itself exports a function config_init(config_t *): the symbol is
- * corral_config_init and config_init(c) is a macro for it. A file that needs
- * both includes config.h, then does #undef config_init before <libconfig.h>
- * (only config.c does).
- */
-void corral_config_init(struct config *c);
-#define config_init(c) corral_config_init(c)
+/* Fill *c with the defaults above (no allocation). Named config_defaults,
+ * not config_init: libconfig exports config_init(config_t *) itself. */
+void config_defaults(struct config *c);
 
 /* Free everything *c owns (strings, the listen list, source_file) and leave
- * the pointers NULL; config_init it again before reuse. */
+ * the pointers NULL; config_defaults it again before reuse. */
 void config_free(struct config *c);
 
 /*

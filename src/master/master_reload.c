@@ -182,7 +182,7 @@ static struct config *master_reload_read(struct master *m, char *err, size_t err
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    config_init(c);
+    config_defaults(c);
     enum cli_action a = cli_parse(m->argc, m->argv, c, err, errlen);
     if (a != CLI_RUN) {
         if (a != CLI_FAIL)

@@ -38,7 +38,7 @@ static int fixture_setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    config_init(&f->c);
+    config_defaults(&f->c);
     *state = f;
     return 0;
 }
@@ -198,7 +198,7 @@ static void options_table_is_consistent(void **state)
 
 /* ---- config file ---- */
 
-static void config_init_sets_documented_defaults(void **state)
+static void config_defaults_sets_documented_defaults(void **state)
 {
     struct fixture *f = *state;
     const struct proto_limits lim = PROTO_LIMITS_DEFAULT;
@@ -715,7 +715,7 @@ static void example_conf_loads_and_validates(void **state)
     struct fixture *f = *state;
     char path[1024];
     struct config defaults;
-    config_init(&defaults);
+    config_defaults(&defaults);
     test_example_conf(path, sizeof(path));
     assert_int_equal(config_load_file(&f->c, path, f->err, sizeof(f->err)), 0);
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
@@ -1115,7 +1115,7 @@ static void cli_parses_again_after_a_failure(void **state)
      * over at argv[1] (getopt's state is reset). */
     assert_int_equal(TEST_CLI(f, "--threads", "2", "--processes", "x", "--backlog", "7"), CLI_FAIL);
     struct config other;
-    config_init(&other);
+    config_defaults(&other);
     char *argv[] = {"corral", "--backlog", "9", NULL};
     assert_int_equal(cli_parse(3, argv, &other, f->err, sizeof(f->err)), CLI_RUN);
     assert_int_equal(other.backlog, 9);
@@ -1128,7 +1128,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         TEST(options_table_is_consistent),
-        TEST(config_init_sets_documented_defaults),
+        TEST(config_defaults_sets_documented_defaults),
         TEST(config_loads_every_key),
         TEST(config_accepts_single_listen_string),
         TEST(config_rejects_out_of_range_integer_with_line),

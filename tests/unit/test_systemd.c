@@ -35,7 +35,7 @@ static void systemd_listen_fds_become_fd_listeners(void **state)
     (void)state;
     struct config c;
     char err[512];
-    config_init(&c);
+    config_defaults(&c);
     set_listen_env(0, "3", "fastcgi:uwsgi:scgi:web");
     assert_int_equal(systemd_listen_fds(&c, err, sizeof(err)), 3);
     assert_int_equal(c.listen_count, 3);
@@ -53,7 +53,7 @@ static void systemd_listen_fds_skip_what_the_config_names(void **state)
     (void)state;
     struct config c;
     char err[512];
-    config_init(&c);
+    config_defaults(&c);
     char *l0 = strdup("uwsgi:fd:3");
     c.listen = calloc(1, sizeof(char *));
     c.listen[0] = l0;
@@ -69,7 +69,7 @@ static void systemd_listen_fds_for_another_pid_are_ignored(void **state)
     (void)state;
     struct config c;
     char err[512];
-    config_init(&c);
+    config_defaults(&c);
     set_listen_env(1, "1", "fastcgi");
     assert_int_equal(systemd_listen_fds(&c, err, sizeof(err)), 0);
     assert_int_equal(c.listen_count, 0);
@@ -82,14 +82,14 @@ static void systemd_listen_fds_need_a_protocol_name(void **state)
     (void)state;
     struct config c;
     char err[512];
-    config_init(&c);
+    config_defaults(&c);
     set_listen_env(0, "2", "fastcgi:unknown");
     assert_int_equal(systemd_listen_fds(&c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "descriptor 4 is named 'unknown'"));
     assert_non_null(strstr(err, "FileDescriptorName="));
     config_free(&c);
 
-    config_init(&c);
+    config_defaults(&c);
     set_listen_env(0, "x", NULL);
     assert_int_equal(systemd_listen_fds(&c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "LISTEN_FDS: expected a number of descriptors, got 'x'"));
