@@ -1,0 +1,90 @@
+/*
+ * config_load.c — the configuration load sequence of start and reload, and
+ * the settings a reload keeps (see config_load.h).
+ */
+#include "config_load.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "options.h"
+#include "os/privs.h"
+#include "os/systemd.h"
+
+/* Whether C's listeners name descriptor FD ("PROTO:fd:FD"), given as the
+ * suffix ":fd:FD". */
+static bool config_load_names_fd(const struct config *c, const char *suffix)
+{
+    size_t slen = strlen(suffix);
+    for (size_t i = 0; i < c->listen_count; i++) {
+        size_t len = strlen(c->listen[i]);
+        if (len >= slen && strcmp(c->listen[i] + len - slen, suffix) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Append to C each "PROTO:fd:N" of INHERIT that C does not name. */
+static int config_load_inherit(struct config *c, char *const *inherit, size_t count, char *err,
+                               size_t errlen)
+{
+    const struct option_spec *listen = options_by_key("listen");
+    for (size_t i = 0; i < count; i++) {
+        const char *fd = strstr(inherit[i], ":fd:");
+        char why[256];
+        if (!fd || config_load_names_fd(c, fd))
+            continue;
+        if (options_set_text(listen, c, inherit[i], why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "inherited listener %s: %s", inherit[i], why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+enum config_load_result config_load(struct config *c, int argc, char **argv,
+                                     char *const *inherit, size_t inherit_count, char *err,
+                                     size_t errlen)
+{
+    config_defaults(c);
+    enum cli_action action = cli_parse(argc, argv, c, err, errlen);
+    if (action == CLI_DONE)
+        return CONFIG_LOAD_DONE;
+    /* Inherited sockets become fd:N listeners before validation: a
+     * socket-activated corral may have no --listen. */
+    if (action == CLI_FAIL || config_load_inherit(c, inherit, inherit_count, err, errlen) < 0 ||
+        systemd_listen_fds(c, err, errlen) < 0 || config_validate(c, err, errlen) < 0 ||
+        privs_check_plan(c, err, errlen) < 0)
+        return CONFIG_LOAD_FAIL;
+    return action == CLI_CHECK ? CONFIG_LOAD_CHECK : CONFIG_LOAD_RUN;
+}
+
+static void config_load_note(char *note, size_t notelen, const char *key)
+{
+    if (!note || notelen == 0)
+        return;
+    size_t used = strlen(note);
+    snprintf(note + used, notelen - used, "%s%s", used ? ", " : "", key);
+}
+
+int config_keep_fixed(struct config *new, const struct config *old, char *note, size_t notelen)
+{
+    /* The pool was sized by OLD's effective max_processes; OLD itself is
+     * only read, so a shallow copy can carry that value. */
+    struct config running = *old;
+    running.max_processes = config_max_processes(old);
+    if (!new->max_processes)
+        new->max_processes = running.max_processes;
+    for (size_t i = 0; i < options_count; i++) {
+        const struct option_spec *o = &options_table[i];
+        if (!o->fixed || options_same_value(o, new, &running))
+            continue;
+        if (options_copy_value(o, new, &running) < 0)
+            return -1;
+        config_load_note(note, notelen, o->key);
+    }
+    config_finish(new);
+    return 0;
+}
