@@ -309,7 +309,7 @@ int main(int argc, char **argv)
                 "from the app's directory", strerror(errno));
     if (cfg.pidfile && !rx && main_write_pidfile(cfg.pidfile) < 0)
         goto close_listeners;
-    if (privs_drop(&cfg, err, sizeof(err)) < 0) {
+    if (privs_drop(cfg.uid, cfg.gid, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "dropping privileges: %s: stopping", err);
         goto remove_pidfile;
     }

@@ -44,6 +44,23 @@ static int config_load_inherit(struct config *c, char *const *inherit, size_t co
     return 0;
 }
 
+/* systemd_take_fn: append SPEC ("PROTO:fd:N") to the listeners of the
+ * config CTX unless they name that descriptor already. */
+static int config_load_take(void *ctx, const char *spec, char *err, size_t errlen)
+{
+    struct config *c = ctx;
+    if (config_load_names_fd(c, strstr(spec, ":fd:")))
+        return 0;
+    if (options_set_text(options_by_key("listen"), c, spec, err, errlen) < 0)
+        return -1;
+    return 1;
+}
+
+int config_take_activated(struct config *c, char *err, size_t errlen)
+{
+    return systemd_listen_fds(config_load_take, c, err, errlen);
+}
+
 enum config_load_result config_load(struct config *c, int argc, char **argv,
                                      char *const *inherit, size_t inherit_count, char *err,
                                      size_t errlen)
@@ -55,8 +72,8 @@ enum config_load_result config_load(struct config *c, int argc, char **argv,
     /* Inherited sockets become fd:N listeners before validation: a
      * socket-activated corral may have no --listen. */
     if (action == CLI_FAIL || config_load_inherit(c, inherit, inherit_count, err, errlen) < 0 ||
-        systemd_listen_fds(c, err, errlen) < 0 || config_validate(c, err, errlen) < 0 ||
-        privs_check_plan(c, err, errlen) < 0)
+        config_take_activated(c, err, errlen) < 0 || config_validate(c, err, errlen) < 0 ||
+        privs_check_plan(c->uid, c->gid, c->allow_root, err, errlen) < 0)
         return CONFIG_LOAD_FAIL;
     return action == CLI_CHECK ? CONFIG_LOAD_CHECK : CONFIG_LOAD_RUN;
 }

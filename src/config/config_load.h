@@ -29,7 +29,7 @@ enum config_load_result {
  * --uid/--gid the running master could no longer switch to).
  *
  * Inherited descriptors: at start, the sockets systemd passed
- * (systemd_listen_fds, which removes its variables from the environment).
+ * (config_take_activated).
  * INHERIT (INHERIT_COUNT specs, NULL at a plain start) are the listeners of
  * the running server: each "PROTO:fd:N" among them that *c does not name
  * is appended first, so that a socket-activated server reloads with the
@@ -41,6 +41,14 @@ enum config_load_result {
 enum config_load_result config_load(struct config *c, int argc, char **argv,
                                      char *const *inherit, size_t inherit_count, char *err,
                                      size_t errlen);
+
+/*
+ * Socket activation: append to c->listen each socket systemd passed, as
+ * "PROTO:fd:N", unless the list already names fd:N (systemd_listen_fds,
+ * which removes its variables from the environment: a second call takes
+ * nothing). Returns the number appended, or -1 with a message in err.
+ */
+int config_take_activated(struct config *c, char *err, size_t errlen);
 
 /*
  * Put back into NEW the running value (OLD's) of every option that only
