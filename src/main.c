@@ -1,6 +1,7 @@
 /*
- * main.c — corral's entry point: command line and configuration, then the
- * listeners and the app, then the master loop.
+ * main.c — corral's entry point: the configuration (config_load), then the
+ * listeners and the app, then the master loop; the setup steps in order and
+ * one teardown path undoing them in reverse.
  */
 #include <errno.h>
 #include <fcntl.h>

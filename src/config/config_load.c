@@ -1,6 +1,6 @@
 /*
- * config_load.c — the configuration load sequence of start and reload, and
- * the settings a reload keeps (see config_load.h).
+ * config_load.c — the configuration load sequence of start and reload (see
+ * config_load.h).
  */
 #include "config_load.h"
 
@@ -76,32 +76,4 @@ enum config_load_result config_load(struct config *c, int argc, char **argv,
         privs_check_plan(c->uid, c->gid, c->allow_root, err, errlen) < 0)
         return CONFIG_LOAD_FAIL;
     return action == CLI_CHECK ? CONFIG_LOAD_CHECK : CONFIG_LOAD_RUN;
-}
-
-static void config_load_note(char *note, size_t notelen, const char *key)
-{
-    if (!note || notelen == 0)
-        return;
-    size_t used = strlen(note);
-    snprintf(note + used, notelen - used, "%s%s", used ? ", " : "", key);
-}
-
-int config_keep_fixed(struct config *new, const struct config *old, char *note, size_t notelen)
-{
-    /* The pool was sized by OLD's effective max_processes; OLD itself is
-     * only read, so a shallow copy can carry that value. */
-    struct config running = *old;
-    running.max_processes = config_max_processes(old);
-    if (!new->max_processes)
-        new->max_processes = running.max_processes;
-    for (size_t i = 0; i < options_count; i++) {
-        const struct option_spec *o = &options_table[i];
-        if (!o->fixed || options_same_value(o, new, &running))
-            continue;
-        if (options_copy_value(o, new, &running) < 0)
-            return -1;
-        config_load_note(note, notelen, o->key);
-    }
-    config_finish(new);
-    return 0;
 }

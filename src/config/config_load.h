@@ -1,11 +1,10 @@
 /*
  * config_load.h — the one sequence that turns the command line into a
- * configuration to run, at start and again on every reload, and what a
- * reload keeps from the running configuration.
+ * configuration to run, at start and again on every reload.
  *
  * Start (main.c) and reload (master_reload.c) both call config_load; a
- * reload then calls config_keep_fixed, and a re-executed master
- * reexec_keep_fixed (reexec_state.c), which walks the same option rows.
+ * reload then calls config_keep_fixed (config.h), and a re-executed master
+ * reexec_keep_fixed (reexec_state.c), which calls it too.
  */
 #ifndef CORRAL_CONFIG_LOAD_H
 #define CORRAL_CONFIG_LOAD_H
@@ -49,16 +48,5 @@ enum config_load_result config_load(struct config *c, int argc, char **argv,
  * nothing). Returns the number appended, or -1 with a message in err.
  */
 int config_take_activated(struct config *c, char *err, size_t errlen);
-
-/*
- * Put back into NEW the running value (OLD's) of every option that only
- * takes effect at start (the rows of options.c marked fixed), naming each
- * changed key in NOTE (", "-separated, appended; NOTE may be NULL with
- * NOTELEN 0). max_processes counts as its effective value
- * (config_max_processes(OLD)), and 0 in NEW asks for no change. Then
- * config_finish(NEW). Returns 0, or -1 when out of memory (NEW stays safe
- * to config_free).
- */
-int config_keep_fixed(struct config *new, const struct config *old, char *note, size_t notelen);
 
 #endif

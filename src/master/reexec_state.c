@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "config/config.h"
-#include "config/config_load.h"
 
 /* ---- writing ---- */
 
