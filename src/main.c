@@ -1,6 +1,7 @@
 /*
- * main.c — corral's entry point: command line and configuration, then the
- * listeners and the app, then the master loop.
+ * main.c — corral's entry point: the configuration (config_load), then the
+ * listeners and the app, then the master loop; the setup steps in order and
+ * one teardown path undoing them in reverse.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,14 +13,13 @@
 #include <unistd.h>
 
 #include "apps/app.h"
-#include "config/cli.h"
 #include "config/config.h"
+#include "config/config_load.h"
 #include "os/listen.h"
 #include "core/log.h"
 #include "master/master.h"
 #include "os/privs.h"
 #include "master/reexec_state.h"
-#include "os/systemd.h"
 
 static int main_write_pidfile(const char *path)
 {
@@ -130,168 +130,206 @@ static int main_check_app(const struct config *cfg)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* A --preload reload re-executed this master: read what the previous image
+ * hands over (once, then out of the environment: the app and the workers
+ * must not see it) into *RX, and adopt its log files at once (whatever
+ * fails from here on must reach them). *IS_RX tells whether there was any.
+ * SPECS gets its listeners' specs, for config_load. Returns 0 or -1 (said
+ * on stderr). */
+static int main_read_reexec(struct reexec_state *rx, bool *is_rx, char **specs)
 {
-    struct config cfg;
     char err[1024];
-    int status = 1;
-
-    signal(SIGPIPE, SIG_IGN); /* a front end that went away is an error return */
-    config_init(&cfg);
-    /* A --preload reload re-executed this master: what the previous image
-     * hands over. Read once, then out of the environment (the app and the
-     * workers must not see it). */
-    static struct reexec_state rx_state;
-    const struct reexec_state *rx = NULL;
-    const char *rx_text = getenv(REEXEC_ENV);
-    if (rx_text) {
-        if (reexec_parse(rx_text, &rx_state, err, sizeof(err)) != REEXEC_PARSE_OK) {
-            fprintf(stderr, "corral: $" REEXEC_ENV " is malformed: %s\n", err);
-            return 1;
-        }
-        rx = &rx_state;
-        unsetenv(REEXEC_ENV);
-        /* The log files of the previous image, at once: whatever fails from
-         * here on must reach them. */
-        if (log_adopt(rx->error_log_fd, rx->error_log[0] ? rx->error_log : NULL,
-                      rx->access_log_fd, rx->access_log[0] ? rx->access_log : NULL) < 0) {
-            fprintf(stderr, "corral: out of memory\n");
-            return 1;
-        }
-    }
-    bool check_app = getenv(REEXEC_CHECK_ENV) != NULL;
-    unsetenv(REEXEC_CHECK_ENV);
-    enum cli_action action = cli_parse(argc, argv, &cfg, err, sizeof(err));
-    if (action == CLI_DONE) {
-        config_free(&cfg);
+    const char *text = getenv(REEXEC_ENV);
+    *is_rx = text != NULL;
+    if (!text)
         return 0;
+    if (reexec_parse(text, rx, err, sizeof(err)) != REEXEC_PARSE_OK) {
+        fprintf(stderr, "corral: $" REEXEC_ENV " is malformed: %s\n", err);
+        return -1;
     }
-    /* Sockets passed by systemd become fd:N listeners before validation
-     * (a socket-activated corral may have no --listen). -t checks the
-     * user plan too: a config that -t passes must not be refused at start. */
-    if (action == CLI_RUN && rx && reexec_keep_fixed(&cfg, rx) < 0) {
+    unsetenv(REEXEC_ENV);
+    for (size_t i = 0; i < rx->listener_count; i++)
+        specs[i] = rx->listeners[i].spec;
+    if (log_adopt(rx->error_log_fd, rx->error_log[0] ? rx->error_log : NULL, rx->access_log_fd,
+                  rx->access_log[0] ? rx->access_log : NULL) < 0) {
         fprintf(stderr, "corral: out of memory\n");
-        config_free(&cfg);
-        return 1;
+        return -1;
     }
-    if (action == CLI_FAIL || systemd_listen_fds(&cfg, err, sizeof(err)) < 0 ||
-        config_validate(&cfg, err, sizeof(err)) < 0 ||
-        privs_check_plan(&cfg, err, sizeof(err)) < 0) {
+    return 0;
+}
+
+/* The configuration (config_load); a re-executed master (RX non-NULL, with
+ * its listeners' SPECS) keeps what the previous image ran with
+ * (reexec_keep_fixed). Errors are said on stderr, and in the log of a
+ * re-executed master. */
+static enum config_load_result main_load(struct config *cfg, int argc, char **argv,
+                                         const struct reexec_state *rx, char *const *specs)
+{
+    char err[1024];
+    enum config_load_result loaded =
+        config_load(cfg, argc, argv, specs, rx ? rx->listener_count : 0, err, sizeof(err));
+    if (loaded == CONFIG_LOAD_RUN && rx && reexec_keep_fixed(cfg, rx) < 0) {
+        fprintf(stderr, "corral: out of memory\n");
+        return CONFIG_LOAD_FAIL;
+    }
+    if (loaded == CONFIG_LOAD_FAIL) {
         fprintf(stderr, "corral: %s\n", err);
         if (rx) /* the previous workers end with this process: say why where it is read */
             log_msg(LOG_ERROR, "re-executed master (--preload reload): the configuration no "
                     "longer loads: %s: stopping", err);
-        config_free(&cfg);
-        return 1;
     }
+    return loaded;
+}
 
-    /* --env: set before anything reads the environment (the app's import
-     * in the workers inherits it). */
-    for (size_t i = 0; i < cfg.env_count; i++) {
-        char *eq = strchr(cfg.env[i], '=');
+/* --env: set before anything reads the environment (the app's import in
+ * the workers inherits it). Returns 0 or -1 (said on stderr). */
+static int main_set_env(const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->env_count; i++) {
+        char *eq = strchr(cfg->env[i], '=');
         *eq = '\0';
-        int rc = setenv(cfg.env[i], eq + 1, 1);
+        int rc = setenv(cfg->env[i], eq + 1, 1);
         *eq = '=';
         if (rc < 0) {
-            fprintf(stderr, "corral: setenv(\"%s\") failed: %s\n", cfg.env[i], strerror(errno));
-            config_free(&cfg);
-            return 1;
+            fprintf(stderr, "corral: setenv(\"%s\") failed: %s\n", cfg->env[i], strerror(errno));
+            return -1;
         }
     }
+    return 0;
+}
 
-    if (check_app && action == CLI_RUN) {
-        log_open(NULL, NULL);
-        status = main_check_app(&cfg);
-        config_free(&cfg);
-        return status;
-    }
-
+/* -t: the configuration loaded; the app must load too. Exit status. */
+static int main_test_config(const struct config *cfg)
+{
     struct app app = {0};
-    if (action == CLI_CHECK) {
-        if (app_load(&app, &cfg, err, sizeof(err)) < 0) {
-            fprintf(stderr, "corral: %s\n", err);
-            config_free(&cfg);
-            return 1;
-        }
-        printf("corral: the configuration%s%s is valid\n", cfg.source_file ? " in " : "",
-               cfg.source_file ? cfg.source_file : "");
-        config_free(&cfg);
+    char err[1024];
+    if (app_load(&app, cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "corral: %s\n", err);
+        return 1;
+    }
+    printf("corral: the configuration%s%s is valid\n", cfg->source_file ? " in " : "",
+           cfg->source_file ? cfg->source_file : "");
+    return 0;
+}
+
+/* The app, once the privileges are dropped. A re-executed master (RX) goes
+ * on whatever happens: the old workers serve on, and a failure strands them
+ * rather than stopping corral (START->app_ok says it). Otherwise returns 0,
+ * or -1 (logged) when the app does not load, or its --preload import fails:
+ * the app starts in the master once the listeners are bound (the front
+ * end's connections queue meanwhile) and the logs open (its traceback goes
+ * to the error log). */
+static int main_load_app(const struct config *cfg, struct app *app, bool rx,
+                         struct master_start *start)
+{
+    char err[1024];
+    if (rx) {
+        start->app_ok = app_load(app, cfg, err, sizeof(err)) == 0;
+        if (!start->app_ok)
+            log_msg(LOG_ERROR, "re-executed master: %s", err);
+        else if (app->ops->preload && app->ops->preload(app) < 0)
+            start->app_ok = false;
+        if (!start->app_ok)
+            log_msg(LOG_ERROR, "the app failed to load in the re-executed master (--preload)");
         return 0;
     }
+    if (app_load(app, cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "corral: %s\n", err);
+        if (cfg->error_log)
+            log_msg(LOG_ERROR, "%s", err);
+        return -1;
+    }
+    if (cfg->preload && app->ops->preload && app->ops->preload(app) < 0) {
+        log_msg(LOG_ERROR, "the app failed to load in the master (--preload): stopping");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * The setup steps in order, then the master loop; every failure leaves
+ * through the teardown below it, which undoes the steps done in reverse
+ * order. Exit status: 0 after --help, --version, a valid -t or a clean
+ * stop; 1 on any failure; the import check's ($CORRAL_CHECK_APP).
+ */
+int main(int argc, char **argv)
+{
+    static struct reexec_state rx_state;
+    char *rx_specs[REEXEC_MAX_LISTENERS];
+    bool is_rx = false;
+    struct config cfg;
     struct allow_list allow = {0};
+    struct listener *listeners = NULL;
+    size_t listening = 0; /* listeners main still has to close */
+    struct app app = {0};
+    /* Where corral started: a --preload reload re-executes from here (the
+     * command line may name files relative to it; the preload may chdir). */
+    struct master_start start = {.cwd_fd = -1, .app_ok = true};
+    char err[1024];
+    int status = 1;
+
+    signal(SIGPIPE, SIG_IGN); /* a front end that went away is an error return */
+    config_defaults(&cfg);
+    if (main_read_reexec(&rx_state, &is_rx, rx_specs) < 0)
+        goto out;
+    const struct reexec_state *rx = is_rx ? &rx_state : NULL;
+    bool check_app = getenv(REEXEC_CHECK_ENV) != NULL;
+    unsetenv(REEXEC_CHECK_ENV);
+    enum config_load_result loaded = main_load(&cfg, argc, argv, rx, rx_specs);
+    if (loaded == CONFIG_LOAD_DONE)
+        status = 0;
+    if (loaded == CONFIG_LOAD_DONE || loaded == CONFIG_LOAD_FAIL || main_set_env(&cfg) < 0)
+        goto out;
+    if (check_app && loaded == CONFIG_LOAD_RUN) {
+        log_open(NULL, NULL);
+        status = main_check_app(&cfg);
+        goto out;
+    }
+    if (loaded == CONFIG_LOAD_CHECK) {
+        status = main_test_config(&cfg);
+        goto out;
+    }
     if (allow_list_init(&allow, cfg.allow_from, cfg.allow_from_count, err, sizeof(err)) < 0) {
         fprintf(stderr, "corral: allow_from: %s\n", err);
-        config_free(&cfg);
-        return 1;
+        goto out;
     }
-    if (!rx && log_open(cfg.error_log, cfg.access_log) < 0) {
-        allow_list_free(&allow);
-        config_free(&cfg);
-        return 1;
-    }
+    if (!rx && log_open(cfg.error_log, cfg.access_log) < 0)
+        goto out;
 
     /* As root: bind, create the socket files, the pidfile and the logs;
      * then drop to --uid/--gid before any app code (the handler's dlopen,
      * a --preload import) runs and before any worker is forked. */
-    struct listener *listeners = calloc(cfg.listen_count, sizeof(*listeners));
+    listeners = calloc(cfg.listen_count, sizeof(*listeners));
     if (!listeners || (rx ? main_adopt_listeners(rx, listeners, &allow)
                           : main_open_listeners(&cfg, listeners, &allow)) < 0)
         goto out;
-    /* Where corral started: a --preload reload re-executes from here (the
-     * command line may name files relative to it; the preload may chdir). */
-    struct master_start start = {.cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC),
-                                 .rx = rx, .app_ok = true};
+    listening = cfg.listen_count;
+    start.cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (start.cwd_fd < 0)
         log_msg(LOG_WARN, "open(\".\") failed: %s; a --preload reload re-executes corral "
                 "from the app's directory", strerror(errno));
-    if (cfg.pidfile && !rx && main_write_pidfile(cfg.pidfile) < 0) {
-        main_close_listeners(listeners, cfg.listen_count);
-        goto out;
-    }
-    if (privs_drop(&cfg, err, sizeof(err)) < 0) {
+    if (cfg.pidfile && !rx && main_write_pidfile(cfg.pidfile) < 0)
+        goto close_listeners;
+    if (privs_drop(cfg.uid, cfg.gid, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "dropping privileges: %s: stopping", err);
-        main_close_listeners(listeners, cfg.listen_count);
-        if (cfg.pidfile)
-            main_remove_pidfile(cfg.pidfile);
-        goto out;
+        goto remove_pidfile;
     }
     if (cfg.uid || cfg.gid)
         log_msg(LOG_INFO, "running as uid %u, gid %u", (unsigned)getuid(), (unsigned)getgid());
-    if (rx) {
-        /* The old workers serve on whatever happens to the new import: a
-         * failure here strands them rather than stopping corral. */
-        start.app_ok = app_load(&app, &cfg, err, sizeof(err)) == 0;
-        if (!start.app_ok)
-            log_msg(LOG_ERROR, "re-executed master: %s", err);
-        else if (app.ops->preload && app.ops->preload(&app) < 0)
-            start.app_ok = false;
-        if (!start.app_ok)
-            log_msg(LOG_ERROR, "the app failed to load in the re-executed master (--preload)");
-    } else if (app_load(&app, &cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "corral: %s\n", err);
-        if (cfg.error_log)
-            log_msg(LOG_ERROR, "%s", err);
-        main_close_listeners(listeners, cfg.listen_count);
-        if (cfg.pidfile)
-            main_remove_pidfile(cfg.pidfile);
-        goto out;
-    }
-    /* --preload: the app starts in the master once the listeners are bound
-     * (the front end's connections queue meanwhile) and the logs open (its
-     * traceback goes to the error log). */
-    if (!rx && cfg.preload && app.ops->preload && app.ops->preload(&app) < 0) {
-        log_msg(LOG_ERROR, "the app failed to load in the master (--preload): stopping");
-        main_close_listeners(listeners, cfg.listen_count);
-        if (cfg.pidfile)
-            main_remove_pidfile(cfg.pidfile);
-        goto out;
-    }
+    if (main_load_app(&cfg, &app, rx != NULL, &start) < 0)
+        goto remove_pidfile;
+    start.rx = rx;
     start.preloads = cfg.preload && (!app.ops || app.ops->preload);
     status = master_run(&cfg, listeners, cfg.listen_count, &app, argc, argv, &start);
-    if (start.cwd_fd >= 0)
-        close(start.cwd_fd);
+    listening = 0; /* the master closed them */
+
+remove_pidfile:
     if (cfg.pidfile)
         main_remove_pidfile(cfg.pidfile);
+close_listeners:
+    if (start.cwd_fd >= 0)
+        close(start.cwd_fd);
+    main_close_listeners(listeners, listening);
 out:
     free(listeners);
     allow_list_free(&allow);

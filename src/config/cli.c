@@ -245,7 +245,7 @@ static void cli_usage_row(FILE *out, const char *left, const char *text)
 void cli_usage(FILE *out)
 {
     struct config defaults;
-    config_init(&defaults);
+    config_defaults(&defaults);
 
     /* "-c, -t, --help and --version": the flags that are not keys. */
     char only[128] = "";

@@ -22,7 +22,7 @@ enum cli_action {
 };
 
 /*
- * Parse argv into *c (already config_init'ed). -c/--config FILE is loaded
+ * Parse argv into *c (already config_defaults'ed). -c/--config FILE is loaded
  * first wherever it appears (given twice is an error), then every other
  * option overrides the file: the command line wins, and the first --listen
  * replaces the file's listen list (more --listen flags add to it). --help
@@ -39,7 +39,7 @@ enum cli_action {
 enum cli_action cli_parse(int argc, char **argv, struct config *c, char *err, size_t errlen);
 
 /* The --help text, generated from the option table: grouped, with the
- * defaults of config_init. */
+ * defaults of config_defaults. */
 void cli_usage(FILE *out);
 
 #endif

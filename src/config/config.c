@@ -15,11 +15,9 @@
 
 #include "options.h"
 
-/* Below, config_init is libconfig's (see config.h). */
-#undef config_init
 #include <libconfig.h>
 
-void corral_config_init(struct config *c)
+void config_defaults(struct config *c)
 {
     *c = (struct config){
         .processes = 1,
@@ -464,5 +462,33 @@ int config_validate(const struct config *c, char *err, size_t errlen)
                  "--handler");
         return -1;
     }
+    return 0;
+}
+
+static void config_note(char *note, size_t notelen, const char *key)
+{
+    if (!note || notelen == 0)
+        return;
+    size_t used = strlen(note);
+    snprintf(note + used, notelen - used, "%s%s", used ? ", " : "", key);
+}
+
+int config_keep_fixed(struct config *new, const struct config *old, char *note, size_t notelen)
+{
+    /* The pool was sized by OLD's effective max_processes; OLD itself is
+     * only read, so a shallow copy can carry that value. */
+    struct config running = *old;
+    running.max_processes = config_max_processes(old);
+    if (!new->max_processes)
+        new->max_processes = running.max_processes;
+    for (size_t i = 0; i < options_count; i++) {
+        const struct option_spec *o = &options_table[i];
+        if (!o->fixed || options_same_value(o, new, &running))
+            continue;
+        if (options_copy_value(o, new, &running) < 0)
+            return -1;
+        config_note(note, notelen, o->key);
+    }
+    config_finish(new);
     return 0;
 }

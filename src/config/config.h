@@ -1,6 +1,7 @@
 /*
  * config.h — the one configuration structure, built from a libconfig file
- * (config.c) with the command line applied over it (cli.c), validated once.
+ * (config.c) with the command line applied over it (cli.c), validated once;
+ * start and reload both build it through config_load (config_load.h).
  *
  * Every option exists both as a command-line flag and as a config key; the
  * single table in options.c describes each one (flag, key, type, limits,
@@ -12,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "protocols/protocol.h"
+#include "protocols/protocol.h" /* struct proto_limits, held by value */
 
 struct config {
     /* Listeners as given: "PROTO:ADDR" (parsed by listen.c). */
@@ -83,18 +84,12 @@ struct config {
     char *source_file;      /* NULL when built from the command line only */
 };
 
-/*
- * Fill with the defaults above. The config_ names are kept for callers, but
- * libconfig itself exports a function config_init(config_t *): the symbol is
- * corral_config_init and config_init(c) is a macro for it. A file that needs
- * both includes config.h, then does #undef config_init before <libconfig.h>
- * (only config.c does).
- */
-void corral_config_init(struct config *c);
-#define config_init(c) corral_config_init(c)
+/* Fill *c with the defaults above (no allocation). Named config_defaults,
+ * not config_init: libconfig exports config_init(config_t *) itself. */
+void config_defaults(struct config *c);
 
 /* Free everything *c owns (strings, the listen list, source_file) and leave
- * the pointers NULL; config_init it again before reuse. */
+ * the pointers NULL; config_defaults it again before reuse. */
 void config_free(struct config *c);
 
 /*
@@ -140,5 +135,16 @@ unsigned config_start_processes(const struct config *c);
  * handler, ...). Returns 0, or -1 with a message in err.
  */
 int config_validate(const struct config *c, char *err, size_t errlen);
+
+/*
+ * Put back into NEW the running value (OLD's) of every option that only
+ * takes effect at start (the rows of options.c marked fixed), naming each
+ * changed key in NOTE (", "-separated, appended; NOTE may be NULL with
+ * NOTELEN 0). max_processes counts as its effective value
+ * (config_max_processes(OLD)), and 0 in NEW asks for no change. Then
+ * config_finish(NEW). Returns 0, or -1 when out of memory (NEW stays safe
+ * to config_free).
+ */
+int config_keep_fixed(struct config *new, const struct config *old, char *note, size_t notelen);
 
 #endif

@@ -97,6 +97,7 @@ const struct option_spec options_table[] = {
         .help = "serve PROTO (uwsgi, fastcgi, scgi) on ADDR (unix:PATH, tcp:HOST:PORT, fd:N);"
                 " repeatable",
         .unset = "none",
+        .fixed = true,
     },
     {
         .name = "chmod",
@@ -108,6 +109,7 @@ const struct option_spec options_table[] = {
         .metavar = "MODE",
         .group = "Listeners",
         .help = "permissions of the unix socket files, in octal",
+        .fixed = true,
     },
     {
         .name = "chown",
@@ -143,6 +145,7 @@ const struct option_spec options_table[] = {
         .metavar = "N",
         .group = "Listeners",
         .help = "length of each listener's accept queue",
+        .fixed = true,
     },
     {
         .name = "handler",
@@ -212,6 +215,7 @@ const struct option_spec options_table[] = {
         OPTIONS_FIELD(preload),
         .group = "Application",
         .help = "load the app (WSGI import, or the handler's dlopen) in the master before forking: workers share its memory",
+        .fixed = true,
     },
     {
         .name = "env",
@@ -246,6 +250,7 @@ const struct option_spec options_table[] = {
         .metavar = "N",
         .group = "Workers",
         .help = "most processes 'corralctl scale' can reach; 0 = 4 x processes, at least 16",
+        .fixed = true,
     },
     {
         .name = "pool",
@@ -258,6 +263,7 @@ const struct option_spec options_table[] = {
         .help = "static (--processes workers), dynamic (idle workers kept within the spares) or "
                 "ondemand (workers only while connections wait)",
         .unset = "static",
+        .fixed = true,
     },
     {
         .name = "start-processes",
@@ -313,6 +319,7 @@ const struct option_spec options_table[] = {
         .metavar = "N",
         .group = "Workers",
         .help = "request threads in each worker process",
+        .fixed = true,
     },
     {
         .name = "max-conns",
@@ -335,6 +342,7 @@ const struct option_spec options_table[] = {
         .group = "Control socket",
         .help = "serve corralctl commands (status, workers, scale, ...) on this unix socket",
         .unset = "none",
+        .fixed = true,
     },
     {
         .name = "control-chmod",
@@ -346,6 +354,7 @@ const struct option_spec options_table[] = {
         .metavar = "MODE",
         .group = "Control socket",
         .help = "permissions of the control socket file, in octal",
+        .fixed = true,
     },
     {
         .name = "control-timeout",
@@ -378,6 +387,7 @@ const struct option_spec options_table[] = {
         .group = "Files",
         .help = "append errors and notices to FILE",
         .unset = "stderr",
+        .fixed = true,
     },
     {
         .name = "access-log",
@@ -388,6 +398,7 @@ const struct option_spec options_table[] = {
         .group = "Files",
         .help = "append one line per request to FILE",
         .unset = "off",
+        .fixed = true,
     },
     {
         .name = "uid",
@@ -428,6 +439,7 @@ const struct option_spec options_table[] = {
         .group = "Files",
         .help = "write the master's process id to FILE",
         .unset = "none",
+        .fixed = true,
     },
     {
         .name = "max-head",
@@ -975,6 +987,91 @@ void options_clear_list(const struct option_spec *o, struct config *c)
     free(*list);
     *list = NULL;
     *count = 0;
+}
+
+bool options_same_value(const struct option_spec *o, const struct config *a,
+                        const struct config *b)
+{
+    const void *fa = options_at_const(a, o->offset), *fb = options_at_const(b, o->offset);
+    switch (o->type) {
+    case OPTION_STRING: {
+        const char *sa = *(char *const *)fa, *sb = *(char *const *)fb;
+        return (!sa && !sb) || (sa && sb && strcmp(sa, sb) == 0);
+    }
+    case OPTION_STRING_LIST: {
+        char *const *la = *(char *const *const *)fa, *const *lb = *(char *const *const *)fb;
+        size_t n = *(const size_t *)options_at_const(a, o->count_offset);
+        if (n != *(const size_t *)options_at_const(b, o->count_offset))
+            return false;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(la[i], lb[i]) != 0)
+                return false;
+        return true;
+    }
+    case OPTION_UINT:
+    case OPTION_SIZE:
+    case OPTION_MODE:
+    case OPTION_DURATION:
+        return options_get_number(o, a) == options_get_number(o, b);
+    case OPTION_BOOL:
+        return memcmp(fa, fb, sizeof(bool)) == 0;
+    default:
+        return true;
+    }
+}
+
+/* A copy of the COUNT strings of LIST (an array of at least one slot), or
+ * NULL when out of memory. */
+static char **options_copy_list(char *const *list, size_t count)
+{
+    char **copy = calloc(count ? count : 1, sizeof(*copy));
+    for (size_t i = 0; copy && i < count; i++) {
+        if (!(copy[i] = strdup(list[i]))) {
+            while (i-- > 0)
+                free(copy[i]);
+            free(copy);
+            return NULL;
+        }
+    }
+    return copy;
+}
+
+int options_copy_value(const struct option_spec *o, struct config *dst, const struct config *src)
+{
+    void *fd = options_at(dst, o->offset);
+    const void *fs = options_at_const(src, o->offset);
+    switch (o->type) {
+    case OPTION_STRING: {
+        const char *s = *(char *const *)fs;
+        char *copy = s ? strdup(s) : NULL;
+        if (s && !copy)
+            return -1;
+        free(*(char **)fd);
+        *(char **)fd = copy;
+        return 0;
+    }
+    case OPTION_STRING_LIST: {
+        size_t count = *(const size_t *)options_at_const(src, o->count_offset);
+        char **copy = options_copy_list(*(char *const *const *)fs, count);
+        if (!copy)
+            return -1;
+        options_clear_list(o, dst);
+        *(char ***)fd = copy;
+        *(size_t *)options_at(dst, o->count_offset) = count;
+        return 0;
+    }
+    case OPTION_UINT:
+    case OPTION_SIZE:
+    case OPTION_MODE:
+    case OPTION_DURATION:
+        options_store_number(o, dst, options_get_number(o, src));
+        return 0;
+    case OPTION_BOOL:
+        memcpy(fd, fs, sizeof(bool));
+        return 0;
+    default:
+        return 0;
+    }
 }
 
 void options_format_value(const struct option_spec *o, const struct config *c, char *buf,

@@ -56,6 +56,9 @@ struct option_spec {
     const char *group;   /* --help section */
     const char *help;    /* one line */
     const char *unset;   /* --help: what an unset string/list means */
+    /* Only takes effect at start (listeners, threads, log files, ...): a
+     * reload keeps the running value and says so (config_keep_fixed). */
+    bool fixed;
 };
 
 /* The field at OFFSET (a row's offset or count_offset) in *c. */
@@ -119,6 +122,15 @@ void options_clear_list(const struct option_spec *o, struct config *c);
 
 /* The numeric field of O in *c, widened. */
 uint64_t options_get_number(const struct option_spec *o, const struct config *c);
+
+/* Whether the field of O holds the same value in A and B (strings and
+ * lists compared by content, NULL equal only to NULL). */
+bool options_same_value(const struct option_spec *o, const struct config *a,
+                        const struct config *b);
+
+/* Copy the field of O from SRC into DST (strings and lists duplicated, the
+ * old ones freed). Returns 0, or -1 when out of memory (DST unchanged). */
+int options_copy_value(const struct option_spec *o, struct config *dst, const struct config *src);
 
 /* Write the current value of O in *c as it would be typed ("1", "64K",
  * "0660", "0.5", a string, the list joined by ", "); O->unset or "" for an

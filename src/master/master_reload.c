@@ -41,7 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/cli.h"
+#include "config/config_load.h"
 #include "core/log.h"
 #include "master_internal.h"
 #include "worker/worker.h"
@@ -79,104 +79,8 @@ static void master_reload_apply_env(const struct config *c)
     }
 }
 
-static void master_reload_note(char *note, size_t notelen, const char *key)
-{
-    size_t used = strlen(note);
-    snprintf(note + used, notelen - used, "%s%s", used ? ", " : "", key);
-}
-
-static bool master_reload_same_str(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-/* Settings that only take effect at start: a key and its field. */
-struct master_fixed {
-    const char *key;
-    size_t off;
-};
-
-static const struct master_fixed master_fixed_strings[] = {
-    {"control", offsetof(struct config, control)},
-    {"error_log", offsetof(struct config, error_log)},
-    {"access_log", offsetof(struct config, access_log)},
-    {"pidfile", offsetof(struct config, pidfile)},
-    {"pool", offsetof(struct config, pool)}, /* the pool's state is built for its mode */
-};
-
-static const struct master_fixed master_fixed_uints[] = {
-    {"threads", offsetof(struct config, threads)},
-    {"backlog", offsetof(struct config, backlog)},
-    {"chmod", offsetof(struct config, chmod_mode)},
-    {"control_chmod", offsetof(struct config, control_chmod)},
-};
-
-/* Give NEW the listeners of OLD (deep copy). Returns 0 or -1 (memory). */
-static int master_reload_keep_listen(struct config *new, const struct config *old)
-{
-    char **list = calloc(old->listen_count ? old->listen_count : 1, sizeof(*list));
-    if (!list)
-        return -1;
-    for (size_t i = 0; i < old->listen_count; i++) {
-        if (!(list[i] = strdup(old->listen[i]))) {
-            while (i-- > 0)
-                free(list[i]);
-            free(list);
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < new->listen_count; i++)
-        free(new->listen[i]);
-    free(new->listen);
-    new->listen = list;
-    new->listen_count = old->listen_count;
-    return 0;
-}
-
-/* Put back in NEW what cannot change on a reload, naming each in NOTE. */
-static int master_reload_keep_fixed(struct config *new, const struct config *old, char *note,
-                                    size_t notelen)
-{
-    bool same = new->listen_count == old->listen_count;
-    for (size_t i = 0; same && i < old->listen_count; i++)
-        same = strcmp(new->listen[i], old->listen[i]) == 0;
-    if (!same) {
-        if (master_reload_keep_listen(new, old) < 0)
-            return -1;
-        master_reload_note(note, notelen, "listen");
-    }
-    for (size_t i = 0; i < sizeof(master_fixed_strings) / sizeof(master_fixed_strings[0]); i++) {
-        char **n = (char **)((char *)new + master_fixed_strings[i].off);
-        char *const *o = (char *const *)((const char *)old + master_fixed_strings[i].off);
-        if (master_reload_same_str(*n, *o))
-            continue;
-        char *copy = *o ? strdup(*o) : NULL;
-        if (*o && !copy)
-            return -1;
-        free(*n);
-        *n = copy;
-        master_reload_note(note, notelen, master_fixed_strings[i].key);
-    }
-    for (size_t i = 0; i < sizeof(master_fixed_uints) / sizeof(master_fixed_uints[0]); i++) {
-        unsigned *n = (unsigned *)((char *)new + master_fixed_uints[i].off);
-        const unsigned *o = (const unsigned *)((const char *)old + master_fixed_uints[i].off);
-        if (*n != *o) {
-            *n = *o;
-            master_reload_note(note, notelen, master_fixed_uints[i].key);
-        }
-    }
-    if (new->max_processes && new->max_processes != config_max_processes(old))
-        master_reload_note(note, notelen, "max_processes");
-    new->max_processes = config_max_processes(old);
-    if (new->preload != old->preload) {
-        new->preload = old->preload;
-        master_reload_note(note, notelen, "preload");
-    }
-    config_finish(new);
-    return 0;
-}
-
-/* The new configuration, or NULL with the reason in err. */
+/* The new configuration, or NULL with the reason in err. What only changes
+ * on a restart keeps its running value, named in NOTE (config_keep_fixed). */
 static struct config *master_reload_read(struct master *m, char *err, size_t errlen, char *note,
                                          size_t notelen)
 {
@@ -185,16 +89,14 @@ static struct config *master_reload_read(struct master *m, char *err, size_t err
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    config_init(c);
-    enum cli_action a = cli_parse(m->argc, m->argv, c, err, errlen);
-    if (a != CLI_RUN) {
-        if (a != CLI_FAIL)
+    enum config_load_result a = config_load(c, m->argc, m->argv, m->cfg->listen,
+                                            m->cfg->listen_count, err, errlen);
+    if (a != CONFIG_LOAD_RUN) {
+        if (a != CONFIG_LOAD_FAIL)
             snprintf(err, errlen, "the command line no longer asks to serve");
         goto fail;
     }
-    if (config_validate(c, err, errlen) < 0)
-        goto fail;
-    if (master_reload_keep_fixed(c, m->cfg, note, notelen) < 0) {
+    if (config_keep_fixed(c, m->cfg, note, notelen) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }

@@ -402,32 +402,53 @@ static int reexec_set_string(char **field, const char *value)
     return 0;
 }
 
-/* The listeners by their specs; the rest as reexec_state.h says. */
-int reexec_keep_fixed(struct config *c, const struct reexec_state *rx)
+/* What RX carries, written over PREV: the listeners by their specs, threads,
+ * max_processes, the pool mode, control, the log files, pidfile, preload. */
+static int reexec_carried(struct config *prev, const struct reexec_state *rx)
 {
-    for (size_t i = 0; i < c->listen_count; i++)
-        free(c->listen[i]);
-    free(c->listen);
-    c->listen_count = 0;
-    if (!(c->listen = calloc(rx->listener_count, sizeof(*c->listen))))
+    for (size_t i = 0; i < prev->listen_count; i++)
+        free(prev->listen[i]);
+    free(prev->listen);
+    prev->listen_count = 0;
+    if (!(prev->listen = calloc(rx->listener_count ? rx->listener_count : 1,
+                                sizeof(*prev->listen))))
         return -1;
     for (size_t i = 0; i < rx->listener_count; i++) {
-        if (!(c->listen[i] = strdup(rx->listeners[i].spec)))
+        if (!(prev->listen[i] = strdup(rx->listeners[i].spec)))
             return -1;
-        c->listen_count++;
+        prev->listen_count++;
     }
-    c->threads = rx->threads;
-    c->max_processes = rx->max_processes;
-    if (c->processes > rx->max_processes)
-        c->processes = rx->max_processes;
-    c->preload = true;
-    const char *pool = config_pool_mode_name(config_pool_mode(c));
-    if ((strcmp(pool, rx->pool) != 0 && reexec_set_string(&c->pool, rx->pool) < 0) ||
-        reexec_set_string(&c->control, rx->control_path) < 0 ||
-        reexec_set_string(&c->error_log, rx->error_log) < 0 ||
-        reexec_set_string(&c->access_log, rx->access_log) < 0 ||
-        reexec_set_string(&c->pidfile, rx->pidfile) < 0)
+    prev->threads = rx->threads;
+    prev->max_processes = rx->max_processes;
+    prev->preload = true;
+    /* The same mode under another spelling (unset or "static") is kept. */
+    const char *pool = config_pool_mode_name(config_pool_mode(prev));
+    if ((strcmp(pool, rx->pool) != 0 && reexec_set_string(&prev->pool, rx->pool) < 0) ||
+        reexec_set_string(&prev->control, rx->control_path) < 0 ||
+        reexec_set_string(&prev->error_log, rx->error_log) < 0 ||
+        reexec_set_string(&prev->access_log, rx->access_log) < 0 ||
+        reexec_set_string(&prev->pidfile, rx->pidfile) < 0)
         return -1;
-    config_finish(c);
     return 0;
+}
+
+/* The previous image's settings are C's fixed ones with what RX carries
+ * written over them (what RX does not carry, e.g. backlog, stays C's); C
+ * then keeps them all through config_keep_fixed, which walks the option
+ * table. */
+int reexec_keep_fixed(struct config *c, const struct reexec_state *rx)
+{
+    struct config prev;
+    int rc = -1;
+    config_defaults(&prev);
+    if (config_keep_fixed(&prev, c, NULL, 0) < 0 || reexec_carried(&prev, rx) < 0 ||
+        config_keep_fixed(c, &prev, NULL, 0) < 0)
+        goto out;
+    if (c->processes > c->max_processes)
+        c->processes = c->max_processes;
+    config_finish(c);
+    rc = 0;
+out:
+    config_free(&prev);
+    return rc;
 }

@@ -79,8 +79,10 @@ struct config;
  * image logged which of them the new config wanted to change): C's
  * listeners become RX's (by their specs), and threads, max_processes (with
  * processes capped to it), the pool mode, control, error_log, access_log
- * and pidfile RX's values; preload stays on. Returns 0, or -1 when out of
- * memory (C is then still safe to config_free).
+ * and pidfile RX's values; preload stays on. The options RX does not carry
+ * (chmod, backlog, control_chmod) keep C's values. Goes through
+ * config_keep_fixed (config/config.h). Returns 0, or -1 when out of memory
+ * (C is then still safe to config_free).
  */
 int reexec_keep_fixed(struct config *c, const struct reexec_state *rx);
 

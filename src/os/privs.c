@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config/config.h"
 
 /* A decimal id, or -1 when TEXT is not one. */
 static long privs_number(const char *text)
@@ -106,61 +105,63 @@ int privs_check_owner(const char *value, char *err, size_t errlen)
 }
 
 /* The ids --uid/--gid ask for: -1 for what is not asked. */
-static int privs_target(const struct config *c, uid_t *uid, gid_t *gid, char *err, size_t errlen)
+static int privs_target(const char *user, const char *group, uid_t *uid, gid_t *gid, char *err,
+                        size_t errlen)
 {
     gid_t primary = (gid_t)-1;
     *uid = (uid_t)-1;
     *gid = (gid_t)-1;
-    if (c->uid && privs_resolve_user(c->uid, uid, &primary, err, errlen) < 0)
+    if (user && privs_resolve_user(user, uid, &primary, err, errlen) < 0)
         return -1;
-    if (c->gid)
-        return privs_resolve_group(c->gid, gid, err, errlen);
+    if (group)
+        return privs_resolve_group(group, gid, err, errlen);
     *gid = primary;
-    if (c->uid && primary == (gid_t)-1) {
-        snprintf(err, errlen, "uid %s has no passwd entry: give --gid too", c->uid);
+    if (user && primary == (gid_t)-1) {
+        snprintf(err, errlen, "uid %s has no passwd entry: give --gid too", user);
         return -1;
     }
     return 0;
 }
 
-int privs_check_plan(const struct config *c, char *err, size_t errlen)
+int privs_check_plan(const char *user, const char *group, bool allow_root, char *err,
+                     size_t errlen)
 {
     uid_t uid;
     gid_t gid;
-    if (privs_target(c, &uid, &gid, err, errlen) < 0)
+    if (privs_target(user, group, &uid, &gid, err, errlen) < 0)
         return -1;
     if (geteuid() != 0) {
-        if ((c->uid && uid != geteuid()) || (c->gid && gid != getegid())) {
+        if ((user && uid != geteuid()) || (group && gid != getegid())) {
             snprintf(err, errlen, "--uid/--gid need root to switch users: corral runs as uid "
                      "%u gid %u", (unsigned)geteuid(), (unsigned)getegid());
             return -1;
         }
         return 0;
     }
-    if (c->allow_root)
+    if (allow_root)
         return 0;
-    if (!c->uid) {
+    if (!user) {
         snprintf(err, errlen, "refusing to run the application as root: give --uid USER (and "
                  "--gid GROUP) to drop privileges once the sockets are bound, or --allow-root");
         return -1;
     }
     if (uid == 0) {
         snprintf(err, errlen, "refusing to run the application as root: --uid %s is root; give "
-                 "another user, or --allow-root", c->uid);
+                 "another user, or --allow-root", user);
         return -1;
     }
     return 0;
 }
 
-int privs_drop(const struct config *c, char *err, size_t errlen)
+int privs_drop(const char *user, const char *group, char *err, size_t errlen)
 {
     uid_t uid;
     gid_t gid;
-    if (geteuid() != 0 || (!c->uid && !c->gid))
+    if (geteuid() != 0 || (!user && !group))
         return 0;
-    if (privs_target(c, &uid, &gid, err, errlen) < 0)
+    if (privs_target(user, group, &uid, &gid, err, errlen) < 0)
         return -1;
-    struct passwd *pw = c->uid ? getpwuid(uid) : NULL;
+    struct passwd *pw = user ? getpwuid(uid) : NULL;
     if (pw && pw->pw_name) {
         if (initgroups(pw->pw_name, gid) < 0) {
             snprintf(err, errlen, "initgroups(\"%s\", %u) failed: %s", pw->pw_name,
@@ -175,13 +176,13 @@ int privs_drop(const struct config *c, char *err, size_t errlen)
         snprintf(err, errlen, "setgid(%u) failed: %s", (unsigned)gid, strerror(errno));
         return -1;
     }
-    if (c->uid && setuid(uid) < 0) {
+    if (user && setuid(uid) < 0) {
         snprintf(err, errlen, "setuid(%u) failed: %s", (unsigned)uid, strerror(errno));
         return -1;
     }
     /* Trust, but verify: a partial drop must never go unnoticed. */
     if (getgid() != gid || getegid() != gid ||
-        (c->uid && (getuid() != uid || geteuid() != uid || (uid != 0 && setuid(0) == 0)))) {
+        (user && (getuid() != uid || geteuid() != uid || (uid != 0 && setuid(0) == 0)))) {
         snprintf(err, errlen, "the privileges were not dropped: uid %u/%u gid %u/%u",
                  (unsigned)getuid(), (unsigned)geteuid(), (unsigned)getgid(),
                  (unsigned)getegid());

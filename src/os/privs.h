@@ -14,8 +14,6 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-struct config;
-
 /* USER: a user name or a numeric uid. *gid gets the user's primary group
  * (the uid's, or (gid_t)-1 when a numeric uid has no passwd entry). */
 int privs_resolve_user(const char *user, uid_t *uid, gid_t *gid, char *err, size_t errlen);
@@ -32,20 +30,23 @@ int privs_check_group(const char *value, char *err, size_t errlen);
 int privs_check_owner(const char *value, char *err, size_t errlen);
 
 /*
- * Before anything is bound: whether C may run at all as the current user.
- * Refused (-1 with the reason in err): root without --uid and without
- * --allow-root; --uid naming root without --allow-root; --uid/--gid other
- * than ours when we are not root (only root can switch).
+ * Before anything is bound: whether a server with --uid USER, --gid GROUP
+ * (each NULL when not given) and --allow-root ALLOW_ROOT may run at all as
+ * the current user. Refused (-1 with the reason in err): root without
+ * --uid and without --allow-root; --uid naming root without --allow-root;
+ * --uid/--gid other than ours when we are not root (only root can switch).
  */
-int privs_check_plan(const struct config *c, char *err, size_t errlen);
+int privs_check_plan(const char *user, const char *group, bool allow_root, char *err,
+                     size_t errlen);
 
 /*
- * Switch to --uid/--gid (when given and we are root): supplementary groups
+ * Switch to --uid USER/--gid GROUP (NULL: not given; when given and we are
+ * root): supplementary groups
  * (initgroups for a user with a name, else just GID), then setgid, then
  * setuid, each checked, and then checked again: the real and effective ids
  * are the new ones and setuid(0) fails. Returns 0 (also when there is
  * nothing to do), or -1 with the failing call in err.
  */
-int privs_drop(const struct config *c, char *err, size_t errlen);
+int privs_drop(const char *user, const char *group, char *err, size_t errlen);
 
 #endif

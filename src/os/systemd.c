@@ -9,9 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config/config.h"
 #include "listen.h"
-#include "config/options.h"
 
 #define SYSTEMD_LISTEN_FDS_START 3
 
@@ -41,20 +39,7 @@ static void systemd_fd_name(const char *names, int i, char *out, size_t outlen)
     out[len] = '\0';
 }
 
-/* Whether c->listen already names descriptor FD ("PROTO:fd:FD"). */
-static int systemd_listed(const struct config *c, int fd)
-{
-    char want[32];
-    snprintf(want, sizeof(want), ":fd:%d", fd);
-    for (size_t i = 0; i < c->listen_count; i++) {
-        const char *p = strstr(c->listen[i], want);
-        if (p && p[strlen(want)] == '\0')
-            return 1;
-    }
-    return 0;
-}
-
-int systemd_listen_fds(struct config *c, char *err, size_t errlen)
+int systemd_listen_fds(systemd_take_fn *take, void *ctx, char *err, size_t errlen)
 {
     const char *pid_s = getenv("LISTEN_PID"), *fds_s = getenv("LISTEN_FDS");
     if (!pid_s || !fds_s) {
@@ -74,7 +59,6 @@ int systemd_listen_fds(struct config *c, char *err, size_t errlen)
         return -1;
     }
     const char *names = getenv("LISTEN_FDNAMES");
-    const struct option_spec *listen = options_by_key("listen");
     int rc = 0;
     for (long i = 0; i < n; i++) {
         int fd = SYSTEMD_LISTEN_FDS_START + (int)i;
@@ -91,14 +75,13 @@ int systemd_listen_fds(struct config *c, char *err, size_t errlen)
             rc = -1;
             break;
         }
-        if (systemd_listed(c, fd))
-            continue;
-        if (options_set_text(listen, c, spec, why, sizeof(why)) < 0) {
+        int taken = take(ctx, spec, why, sizeof(why));
+        if (taken < 0) {
             snprintf(err, errlen, "socket activation: %s", why);
             rc = -1;
             break;
         }
-        rc++;
+        rc += taken;
     }
     systemd_unset_listen();
     return rc;

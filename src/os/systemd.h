@@ -17,18 +17,22 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-struct config;
+/* Given each passed socket as its listener spec "PROTO:fd:N": returns 1
+ * when it took it, 0 when it did not (already listed), or -1 with the
+ * reason in err. */
+typedef int systemd_take_fn(void *ctx, const char *spec, char *err, size_t errlen);
 
 /*
- * Take the sockets systemd passed: for each, append "PROTO:fd:N" to
- * c->listen (unless the list already names fd:N), the protocol given by
- * the descriptor's name: "uwsgi", "fastcgi", "scgi", or "PROTO:anything".
- * LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES are then removed from the
- * environment, so workers and the app never see them. Variables meant for
- * another process (LISTEN_PID is not ours) are removed and ignored.
- * Returns the number of sockets taken, or -1 with a message in err.
+ * The sockets systemd passed: each one is handed to TAKE(CTX, ...) as
+ * "PROTO:fd:N", the protocol given by the descriptor's name: "uwsgi",
+ * "fastcgi", "scgi", or "PROTO:anything" (a name that is none of these is
+ * an error). LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES are then removed
+ * from the environment, so workers and the app never see them. Variables
+ * meant for another process (LISTEN_PID is not ours) are removed and
+ * ignored. Returns the number of sockets TAKE took, or -1 with a message
+ * in err ("socket activation: " and TAKE's reason when TAKE failed).
  */
-int systemd_listen_fds(struct config *c, char *err, size_t errlen);
+int systemd_listen_fds(systemd_take_fn *take, void *ctx, char *err, size_t errlen);
 
 /* The notify socket of the service manager; fd -1 = none (not started by
  * systemd with Type=notify). */

@@ -1,6 +1,7 @@
 /*
- * test_config.c — the option table, the config file reader (config.c) and
- * the command line (cli.c).
+ * test_config.c — the option table, the config file reader (config.c),
+ * the command line (cli.c) and the load sequence of start and reload
+ * (config_load.c).
  *
  * Config files are written to /tmp with mkstemp; the fixture removes them.
  * conf/corral.conf is found through $top_srcdir (set by make check), else
@@ -21,6 +22,7 @@
 
 #include "config/cli.h"
 #include "config/config.h"
+#include "config/config_load.h"
 #include "config/options.h"
 
 enum { TEST_MAX_PATHS = 16, TEST_PATHLEN = 256, TEST_ERRLEN = 1024, TEST_OUTLEN = 16384 };
@@ -38,7 +40,7 @@ static int fixture_setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    config_init(&f->c);
+    config_defaults(&f->c);
     *state = f;
     return 0;
 }
@@ -198,7 +200,7 @@ static void options_table_is_consistent(void **state)
 
 /* ---- config file ---- */
 
-static void config_init_sets_documented_defaults(void **state)
+static void config_defaults_sets_documented_defaults(void **state)
 {
     struct fixture *f = *state;
     const struct proto_limits lim = PROTO_LIMITS_DEFAULT;
@@ -715,7 +717,7 @@ static void example_conf_loads_and_validates(void **state)
     struct fixture *f = *state;
     char path[1024];
     struct config defaults;
-    config_init(&defaults);
+    config_defaults(&defaults);
     test_example_conf(path, sizeof(path));
     assert_int_equal(config_load_file(&f->c, path, f->err, sizeof(f->err)), 0);
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
@@ -1115,11 +1117,69 @@ static void cli_parses_again_after_a_failure(void **state)
      * over at argv[1] (getopt's state is reset). */
     assert_int_equal(TEST_CLI(f, "--threads", "2", "--processes", "x", "--backlog", "7"), CLI_FAIL);
     struct config other;
-    config_init(&other);
+    config_defaults(&other);
     char *argv[] = {"corral", "--backlog", "9", NULL};
     assert_int_equal(cli_parse(3, argv, &other, f->err, sizeof(f->err)), CLI_RUN);
     assert_int_equal(other.backlog, 9);
     config_free(&other);
+}
+
+/* A reload puts back the running value of every option marked fixed and
+ * names each one; the other options take their new value. */
+static void config_keep_fixed_puts_back_the_restart_only_options(void **state)
+{
+    struct fixture *f = *state;
+    struct config old;
+    config_defaults(&old);
+    char *old_argv[] = {"corral", "--listen", "uwsgi:unix:/run/a.sock", "--threads", "2",
+                        "--backlog", "64", "--pidfile", "/run/p", NULL};
+    assert_int_equal(cli_parse(9, old_argv, &old, f->err, sizeof(f->err)), CLI_RUN);
+    char *new_argv[] = {"corral", "--listen", "uwsgi:unix:/run/b.sock", "--threads", "4",
+                        "--backlog", "64", "--processes", "3", NULL};
+    assert_int_equal(cli_parse(9, new_argv, &f->c, f->err, sizeof(f->err)), CLI_RUN);
+    char note[256] = "";
+    assert_int_equal(config_keep_fixed(&f->c, &old, note, sizeof(note)), 0);
+    assert_string_equal(note, "listen, threads, pidfile");
+    assert_int_equal(f->c.listen_count, 1);
+    assert_string_equal(f->c.listen[0], "uwsgi:unix:/run/a.sock");
+    assert_int_equal(f->c.threads, 2);
+    assert_int_equal(f->c.backlog, 64);
+    assert_string_equal(f->c.pidfile, "/run/p");
+    assert_int_equal(f->c.processes, 3);
+    /* max_processes is the running pool's size: 0 asks for no change, and
+     * another number is put back. */
+    assert_int_equal(f->c.max_processes, config_max_processes(&old));
+    f->c.max_processes = 32;
+    note[0] = '\0';
+    assert_int_equal(config_keep_fixed(&f->c, &old, note, sizeof(note)), 0);
+    assert_string_equal(note, "max_processes");
+    assert_int_equal(f->c.max_processes, config_max_processes(&old));
+    note[0] = '\0';
+    assert_int_equal(config_keep_fixed(&f->c, &old, note, sizeof(note)), 0);
+    assert_string_equal(note, "");
+    config_free(&old);
+}
+
+/* On a reload the running listeners on inherited descriptors (socket
+ * activation, whose variables are gone by then) carry over unless the
+ * configuration names them; the others do not. */
+static void config_load_keeps_the_inherited_listeners(void **state)
+{
+    struct fixture *f = *state;
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    char *argv[] = {"corral", "--wsgi", "app", "--allow-root", "--listen", "scgi:fd:4", NULL};
+    char *running[] = {"uwsgi:unix:/run/a.sock", "fastcgi:fd:3", "scgi:fd:4"};
+    assert_int_equal(config_load(&f->c, 6, argv, running, 3, f->err, sizeof(f->err)),
+                     CONFIG_LOAD_RUN);
+    assert_int_equal(f->c.listen_count, 2);
+    assert_string_equal(f->c.listen[0], "scgi:fd:4");
+    assert_string_equal(f->c.listen[1], "fastcgi:fd:3");
+    config_free(&f->c);
+    char *none[] = {"corral", "--wsgi", "app", "--allow-root", NULL};
+    assert_int_equal(config_load(&f->c, 4, none, NULL, 0, f->err, sizeof(f->err)),
+                     CONFIG_LOAD_FAIL);
+    assert_non_null(strstr(f->err, "no listener"));
 }
 
 #define TEST(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
@@ -1128,7 +1188,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         TEST(options_table_is_consistent),
-        TEST(config_init_sets_documented_defaults),
+        TEST(config_keep_fixed_puts_back_the_restart_only_options),
+        TEST(config_load_keeps_the_inherited_listeners),
+        TEST(config_defaults_sets_documented_defaults),
         TEST(config_loads_every_key),
         TEST(config_accepts_single_listen_string),
         TEST(config_rejects_out_of_range_integer_with_line),

@@ -209,7 +209,7 @@ static void reexec_keep_fixed_restores_restart_only_settings(void **state)
 {
     (void)state;
     struct config c;
-    config_init(&c);
+    config_defaults(&c);
     c.listen = calloc(1, sizeof(*c.listen));
     c.listen[0] = strdup("scgi:unix:/elsewhere");
     c.listen_count = 1;

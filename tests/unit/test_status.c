@@ -94,7 +94,7 @@ static void pool_open(struct pool *p)
     snprintf(p->dir, sizeof(p->dir), "/tmp/corral-test-status-XXXXXX");
     assert_non_null(mkdtemp(p->dir));
 
-    config_init(&p->cfg);
+    config_defaults(&p->cfg);
     p->cfg.processes = 2;
     p->cfg.max_processes = POOL_MAX;
     p->cfg.threads = POOL_THREADS;
@@ -831,7 +831,7 @@ static void status_openmetrics_reports_out_of_memory(void **state)
         snprintf(ls[i].name + 300, 12, "%zu", i);
     }
     struct config cfg;
-    config_init(&cfg);
+    config_defaults(&cfg);
     struct status_src src = {.cfg = &cfg, .sb = &sb, .listeners = ls, .listener_count = N};
 
     /* Unlimited, the text is whole: about 14 MB (no queue samples: the
@@ -970,7 +970,7 @@ static void status_page_wanted_matches_the_path_only(void **state)
 {
     (void)state;
     struct config cfg;
-    config_init(&cfg);
+    config_defaults(&cfg);
     cfg.status_path = strdup("/corral-status");
 
     assert_true(wanted(&cfg, KV("REQUEST_URI", "/corral-status")));

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "config/config_load.h"
 #include "os/systemd.h"
 
 /* Set the socket activation variables as systemd would for a process whose
@@ -35,9 +36,9 @@ static void systemd_listen_fds_become_fd_listeners(void **state)
     (void)state;
     struct config c;
     char err[512];
-    config_init(&c);
+    config_defaults(&c);
     set_listen_env(0, "3", "fastcgi:uwsgi:scgi:web");
-    assert_int_equal(systemd_listen_fds(&c, err, sizeof(err)), 3);
+    assert_int_equal(config_take_activated(&c, err, sizeof(err)), 3);
     assert_int_equal(c.listen_count, 3);
     assert_string_equal(c.listen[0], "fastcgi:fd:3");
     assert_string_equal(c.listen[1], "uwsgi:fd:4");
@@ -53,13 +54,13 @@ static void systemd_listen_fds_skip_what_the_config_names(void **state)
     (void)state;
     struct config c;
     char err[512];
-    config_init(&c);
+    config_defaults(&c);
     char *l0 = strdup("uwsgi:fd:3");
     c.listen = calloc(1, sizeof(char *));
     c.listen[0] = l0;
     c.listen_count = 1;
     set_listen_env(0, "1", "scgi");
-    assert_int_equal(systemd_listen_fds(&c, err, sizeof(err)), 0);
+    assert_int_equal(config_take_activated(&c, err, sizeof(err)), 0);
     assert_int_equal(c.listen_count, 1);
     config_free(&c);
 }
@@ -69,9 +70,9 @@ static void systemd_listen_fds_for_another_pid_are_ignored(void **state)
     (void)state;
     struct config c;
     char err[512];
-    config_init(&c);
+    config_defaults(&c);
     set_listen_env(1, "1", "fastcgi");
-    assert_int_equal(systemd_listen_fds(&c, err, sizeof(err)), 0);
+    assert_int_equal(config_take_activated(&c, err, sizeof(err)), 0);
     assert_int_equal(c.listen_count, 0);
     assert_null(getenv("LISTEN_FDS")); /* children never see them */
     config_free(&c);
@@ -82,16 +83,16 @@ static void systemd_listen_fds_need_a_protocol_name(void **state)
     (void)state;
     struct config c;
     char err[512];
-    config_init(&c);
+    config_defaults(&c);
     set_listen_env(0, "2", "fastcgi:unknown");
-    assert_int_equal(systemd_listen_fds(&c, err, sizeof(err)), -1);
+    assert_int_equal(config_take_activated(&c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "descriptor 4 is named 'unknown'"));
     assert_non_null(strstr(err, "FileDescriptorName="));
     config_free(&c);
 
-    config_init(&c);
+    config_defaults(&c);
     set_listen_env(0, "x", NULL);
-    assert_int_equal(systemd_listen_fds(&c, err, sizeof(err)), -1);
+    assert_int_equal(config_take_activated(&c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "LISTEN_FDS: expected a number of descriptors, got 'x'"));
     config_free(&c);
 }
