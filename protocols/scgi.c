@@ -37,71 +37,62 @@ struct scgi_state {
     size_t head_left;  /* header bytes not yet read */
 };
 
-/* One digit or the ':' of the netstring length. False on error. */
-static bool scgi_length_byte(struct scgi_state *st, uint8_t c, struct proto_event *ev,
-                             size_t consumed)
+/* One digit or the ':' of the netstring length. PROTO_NEED_MORE when it is
+ * fine, else PROTO_ERROR. */
+static enum proto_result scgi_length_byte(struct scgi_state *st, uint8_t c, struct proto_event *ev,
+                                          size_t consumed)
 {
     bool first = st->head_len == 0;
     if (c >= '0' && c <= '9') {
-        if (first && c == '0') {
-            unframed_fail(&st->u, ev, consumed, "SCGI netstring length starts with 0");
-            return false;
-        }
         uint64_t max = st->u.lim->max_head, d = (uint64_t)(c - '0');
-        if (d > max || st->head_len > (max - d) / 10) { /* head_len * 10 + d > max */
-            unframed_fail(&st->u, ev, consumed, "SCGI header block is over the limit of %zu bytes",
-                          st->u.lim->max_head);
-            return false;
-        }
+        if (first && c == '0')
+            return unframed_fail(&st->u, ev, consumed, "SCGI netstring length starts with 0");
+        if (d > max || st->head_len > (max - d) / 10) /* head_len * 10 + d > max */
+            return unframed_fail(&st->u, ev, consumed,
+                                 "SCGI header block is over the limit of %zu bytes",
+                                 st->u.lim->max_head);
         st->head_len = st->head_len * 10 + d;
-        return true;
+        return PROTO_NEED_MORE;
     }
     if (c == ':' && !first) {
         st->head_left = (size_t)st->head_len;
         st->step = SCGI_NAME;
-        return true;
+        return PROTO_NEED_MORE;
     }
     if (c == ':')
-        unframed_fail(&st->u, ev, consumed, "SCGI netstring has no length before ':'");
-    else if (first && unframed_http_start(c))
-        unframed_fail(&st->u, ev, consumed,
-                      "SCGI request starts with '%c': is someone speaking HTTP to the SCGI "
-                      "socket?",
-                      c);
-    else
-        unframed_fail(&st->u, ev, consumed, "SCGI netstring length has a bad byte 0x%02x", c);
-    return false;
+        return unframed_fail(&st->u, ev, consumed, "SCGI netstring has no length before ':'");
+    if (first && unframed_http_start(c))
+        return unframed_fail(&st->u, ev, consumed,
+                             "SCGI request starts with '%c': is someone speaking HTTP to the "
+                             "SCGI socket?",
+                             c);
+    return unframed_fail(&st->u, ev, consumed, "SCGI netstring length has a bad byte 0x%02x", c);
 }
 
 /* A pair is complete: CONTENT_LENGTH first (unframed_check_pair checks it
- * and its duplicates), no duplicate SCGI, SCGI must be "1". False on
- * error. */
-static bool scgi_check_pair(struct scgi_state *st, const struct params *p, struct proto_event *ev,
-                            size_t consumed)
+ * and its duplicates), no duplicate SCGI, SCGI must be "1". PROTO_NEED_MORE
+ * when it is fine, else PROTO_ERROR. */
+static enum proto_result scgi_check_pair(struct scgi_state *st, const struct params *p,
+                                         struct proto_event *ev, size_t consumed)
 {
     const struct params_entry *e = params_last(p);
     const char *v = params_value(p, e);
     char q[24];
-    if (!st->u.have_cl && !params_is(p, e, "CONTENT_LENGTH")) {
-        unframed_fail(&st->u, ev, consumed, "SCGI first header is \"%s\", not CONTENT_LENGTH",
-                      reason_quote(q, params_name(p, e), e->name_len));
-        return false;
-    }
-    if (!unframed_check_pair(&st->u, p, ev, consumed))
-        return false;
-    if (params_is(p, e, "SCGI")) {
-        if (st->have_scgi) {
-            unframed_fail(&st->u, ev, consumed, "SCGI request has a duplicate SCGI header");
-            return false;
-        }
-        if (e->value_len != 1 || v[0] != '1') {
-            unframed_fail(&st->u, ev, consumed, "SCGI version \"%s\" is not supported (only 1)",
-                          reason_quote(q, v, e->value_len));
-            return false;
-        }
-        st->have_scgi = true;
-    }
-    return true;
+    if (!st->u.have_cl && !params_is(p, e, "CONTENT_LENGTH"))
+        return unframed_fail(&st->u, ev, consumed,
+                             "SCGI first header is \"%s\", not CONTENT_LENGTH",
+                             reason_quote(q, params_name(p, e), e->name_len));
+    if (unframed_check_pair(&st->u, p, ev, consumed) != PROTO_NEED_MORE)
+        return PROTO_ERROR;
+    if (!params_is(p, e, "SCGI"))
+        return PROTO_NEED_MORE;
+    if (st->have_scgi)
+        return unframed_fail(&st->u, ev, consumed, "SCGI request has a duplicate SCGI header");
+    if (e->value_len != 1 || v[0] != '1')
+        return unframed_fail(&st->u, ev, consumed, "SCGI version \"%s\" is not supported (only 1)",
+                             reason_quote(q, v, e->value_len));
+    st->have_scgi = true;
+    return PROTO_NEED_MORE;
 }
 
 /* The head reader (struct unframed_wire): the netstring of headers. */
@@ -118,7 +109,7 @@ static enum proto_result scgi_head(void *st_, const uint8_t *in, size_t len, str
             if (i == len)
                 goto need_more;
             i++;
-            if (!scgi_length_byte(st, in[i - 1], ev, i))
+            if (scgi_length_byte(st, in[i - 1], ev, i) != PROTO_NEED_MORE)
                 return PROTO_ERROR;
             break;
 
@@ -153,7 +144,7 @@ static enum proto_result scgi_head(void *st_, const uint8_t *in, size_t len, str
             if (st->step == SCGI_NAME) {
                 st->step = SCGI_VALUE;
             } else {
-                if (!scgi_check_pair(st, p, ev, i))
+                if (scgi_check_pair(st, p, ev, i) != PROTO_NEED_MORE)
                     return PROTO_ERROR;
                 st->step = SCGI_NAME;
             }

@@ -11,6 +11,14 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Where a request is. */
+enum unframed_phase {
+    UNFRAMED_HEAD,  /* the codec's head reader is reading the params */
+    UNFRAMED_BODY,  /* body bytes, then BODY_END */
+    UNFRAMED_DONE,  /* BODY_END reported; nothing more is consumed */
+    UNFRAMED_ERROR, /* ERROR reported; reported again on every call */
+};
+
 void unframed_init(void *st, const struct proto_limits *lim, const struct unframed_wire *wire)
 {
     struct unframed *u = st;
@@ -45,35 +53,29 @@ enum proto_result unframed_params_fail(struct unframed *u, struct proto_event *e
     return unframed_fail(u, ev, consumed, "%s: %s", u->wire->fields, params_strerror(s));
 }
 
-bool unframed_check_pair(struct unframed *u, const struct params *p, struct proto_event *ev,
-                         size_t consumed)
+enum proto_result unframed_check_pair(struct unframed *u, const struct params *p,
+                                      struct proto_event *ev, size_t consumed)
 {
     const struct params_entry *e = params_last(p);
     const char *v = params_value(p, e);
     const char *name = u->wire->name;
-    if (!params_is(p, e, "CONTENT_LENGTH"))
-        return true;
-    if (u->have_cl) {
-        unframed_fail(u, ev, consumed, "%s request has a duplicate CONTENT_LENGTH", name);
-        return false;
-    }
-    u->have_cl = true;
+    char q[24];
     uint64_t cl = 0;
+    if (!params_is(p, e, "CONTENT_LENGTH"))
+        return PROTO_NEED_MORE;
+    if (u->have_cl)
+        return unframed_fail(u, ev, consumed, "%s request has a duplicate CONTENT_LENGTH", name);
+    u->have_cl = true;
     if ((e->value_len != 0 || !u->wire->empty_cl_is_0) &&
-        params_parse_length(v, e->value_len, &cl) != 0) {
-        char q[24];
-        unframed_fail(u, ev, consumed, "%s CONTENT_LENGTH \"%s\" is not a valid length", name,
-                      reason_quote(q, v, e->value_len));
-        return false;
-    }
-    if (u->lim->max_body && cl > u->lim->max_body) {
-        unframed_fail(u, ev, consumed,
-                      "%s CONTENT_LENGTH %" PRIu64 " is over the body limit %" PRIu64, name, cl,
-                      u->lim->max_body);
-        return false;
-    }
+        params_parse_length(v, e->value_len, &cl) != 0)
+        return unframed_fail(u, ev, consumed, "%s CONTENT_LENGTH \"%s\" is not a valid length",
+                             name, reason_quote(q, v, e->value_len));
+    if (u->lim->max_body && cl > u->lim->max_body)
+        return unframed_fail(u, ev, consumed,
+                             "%s CONTENT_LENGTH %" PRIu64 " is over the body limit %" PRIu64, name,
+                             cl, u->lim->max_body);
     u->content_length = cl;
-    return true;
+    return PROTO_NEED_MORE;
 }
 
 bool unframed_http_start(uint8_t c)
@@ -103,12 +105,7 @@ enum proto_result unframed_decode(void *st, const uint8_t *in, size_t len, struc
                                   struct proto_event *ev)
 {
     struct unframed *u = st;
-    ev->consumed = 0;
-    ev->data = NULL;
-    ev->len = 0;
-    ev->close_after = false;
-    ev->reason = NULL;
-
+    *ev = (struct proto_event){0};
     switch (u->phase) {
     case UNFRAMED_HEAD: {
         enum proto_result r = u->wire->head(st, in, len, p, ev);

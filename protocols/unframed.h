@@ -17,14 +17,6 @@
 
 #include "protocol.h"
 
-/* Where a request is. */
-enum unframed_phase {
-    UNFRAMED_HEAD,  /* the codec's head reader is reading the params */
-    UNFRAMED_BODY,  /* body bytes, then BODY_END */
-    UNFRAMED_DONE,  /* BODY_END reported; nothing more is consumed */
-    UNFRAMED_ERROR, /* ERROR reported; reported again on every call */
-};
-
 /* What a codec tells unframed.c about its wire format. */
 struct unframed_wire {
     const char *name;   /* "uwsgi", "SCGI": the first word of a reason */
@@ -44,7 +36,7 @@ struct unframed_wire {
 struct unframed {
     const struct unframed_wire *wire;
     const struct proto_limits *lim;
-    uint8_t phase; /* enum unframed_phase */
+    uint8_t phase; /* enum unframed_phase (unframed.c) */
     bool have_cl;  /* CONTENT_LENGTH seen */
     uint64_t content_length;
     uint64_t body_left;
@@ -65,10 +57,11 @@ enum proto_result unframed_params_fail(struct unframed *u, struct proto_event *e
                                        enum params_status s);
 
 /* A name-value pair is complete (params_last): catch CONTENT_LENGTH, which
- * must appear once, be a valid length and be within the body limit. False
- * on error (reported with unframed_fail, CONSUMED bytes consumed). */
-bool unframed_check_pair(struct unframed *u, const struct params *p, struct proto_event *ev,
-                         size_t consumed);
+ * must appear once, be a valid length and be within the body limit.
+ * PROTO_NEED_MORE when the pair is fine, else PROTO_ERROR from unframed_fail
+ * (CONSUMED bytes consumed). */
+enum proto_result unframed_check_pair(struct unframed *u, const struct params *p,
+                                      struct proto_event *ev, size_t consumed);
 
 /* Whether byte C starts an HTTP method (GET, POST, PUT, HEAD, DELETE,
  * OPTIONS, CONNECT, TRACE...): the first byte of a request that someone

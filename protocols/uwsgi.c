@@ -36,35 +36,32 @@ struct uwsgi_state {
     size_t field_left; /* bytes of the current key or value to read */
 };
 
-/* The packet header is complete: validate it. False on error. */
-static bool uwsgi_check_head(struct uwsgi_state *st, struct proto_event *ev, size_t consumed)
+/* The packet header is complete: validate it. PROTO_NEED_MORE when it is
+ * fine, else PROTO_ERROR. */
+static enum proto_result uwsgi_check_head(struct uwsgi_state *st, struct proto_event *ev,
+                                          size_t consumed)
 {
     const uint8_t *h = st->head;
     size_t datasize = (size_t)h[1] | (size_t)h[2] << 8;
-    if (h[0] != 0) {
-        /* "GET " read as a header is modifier1 71, datasize 21573 ("ET"). */
-        if (datasize == 21573 || (unframed_http_start(h[0]) && h[1] >= 'A' && h[1] <= 'Z'))
-            unframed_fail(&st->u, ev, consumed,
-                          "uwsgi packet starts with \"%c%c%c\" (datasize %zu): is someone "
-                          "speaking HTTP to the uwsgi socket?",
-                          reason_printable(h[0]), reason_printable(h[1]), reason_printable(h[2]),
-                          datasize);
-        else
-            unframed_fail(&st->u, ev, consumed,
-                          "uwsgi modifier1 %u is not supported (only 0, WSGI/CGI vars)", h[0]);
-        return false;
-    }
-    if (datasize == 0) {
-        unframed_fail(&st->u, ev, consumed, "empty uwsgi vars block");
-        return false;
-    }
-    if (datasize > st->u.lim->max_head) {
-        unframed_fail(&st->u, ev, consumed, "uwsgi vars block of %zu bytes is over the limit %zu",
-                      datasize, st->u.lim->max_head);
-        return false;
-    }
+    /* "GET " read as a header is modifier1 71, datasize 21573 ("ET"). */
+    if (h[0] != 0 &&
+        (datasize == 21573 || (unframed_http_start(h[0]) && h[1] >= 'A' && h[1] <= 'Z')))
+        return unframed_fail(&st->u, ev, consumed,
+                             "uwsgi packet starts with \"%c%c%c\" (datasize %zu): is someone "
+                             "speaking HTTP to the uwsgi socket?",
+                             reason_printable(h[0]), reason_printable(h[1]), reason_printable(h[2]),
+                             datasize);
+    if (h[0] != 0)
+        return unframed_fail(&st->u, ev, consumed,
+                             "uwsgi modifier1 %u is not supported (only 0, WSGI/CGI vars)", h[0]);
+    if (datasize == 0)
+        return unframed_fail(&st->u, ev, consumed, "empty uwsgi vars block");
+    if (datasize > st->u.lim->max_head)
+        return unframed_fail(&st->u, ev, consumed,
+                             "uwsgi vars block of %zu bytes is over the limit %zu", datasize,
+                             st->u.lim->max_head);
     st->vars_left = datasize;
-    return true;
+    return PROTO_NEED_MORE;
 }
 
 /* The head reader (struct unframed_wire): the packet header and the vars. */
@@ -84,7 +81,7 @@ static enum proto_result uwsgi_head(void *st_, const uint8_t *in, size_t len, st
             if (st->got < 4)
                 break;
             st->got = 0;
-            if (!uwsgi_check_head(st, ev, i))
+            if (uwsgi_check_head(st, ev, i) != PROTO_NEED_MORE)
                 return PROTO_ERROR;
             st->step = UWSGI_KEYLEN;
             break;
@@ -131,7 +128,7 @@ static enum proto_result uwsgi_head(void *st_, const uint8_t *in, size_t len, st
                 st->step = UWSGI_VALLEN;
                 break;
             }
-            if (!unframed_check_pair(&st->u, p, ev, i))
+            if (unframed_check_pair(&st->u, p, ev, i) != PROTO_NEED_MORE)
                 return PROTO_ERROR;
             if (st->vars_left > 0) {
                 st->step = UWSGI_KEYLEN;
