@@ -328,10 +328,8 @@ static enum proto_result fcgi_begin(struct fcgi_state *st, struct proto_event *e
 /* A param pair is complete: catch CONTENT_LENGTH. */
 static enum proto_result fcgi_param_done(struct fcgi_state *st, const struct params *p)
 {
-    static const char cl_name[] = "CONTENT_LENGTH";
     const struct params_entry *e = params_last(p);
-    if (!e || e->name_len != sizeof(cl_name) - 1 ||
-        memcmp(params_name(p, e), cl_name, sizeof(cl_name) - 1) != 0)
+    if (!e || !params_is(p, e, "CONTENT_LENGTH"))
         return PROTO_NEED_MORE;
     if (st->cl_state != CL_ABSENT)
         return fcgi_fail(st, ERR_CL_DUP);
@@ -340,7 +338,7 @@ static enum proto_result fcgi_param_done(struct fcgi_state *st, const struct par
         return PROTO_NEED_MORE;
     }
     uint64_t v;
-    if (params_parse_length(params_value(p, e), e->value_len, &v) != 0 || v > INT64_MAX)
+    if (params_parse_length(params_value(p, e), e->value_len, &v) != 0)
         return fcgi_fail(st, ERR_CL_BAD);
     uint64_t max_body = u64_get(st->max_body);
     if (max_body && v > max_body)

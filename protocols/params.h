@@ -17,8 +17,10 @@
 #ifndef CORRAL_PARAMS_H
 #define CORRAL_PARAMS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct params_entry {
     uint32_t name_off, name_len;   /* offsets into params.store */
@@ -68,6 +70,14 @@ static inline const char *params_value(const struct params *p,
                                        const struct params_entry *e)
 {
     return p->store + e->value_off;
+}
+
+/* Whether entry E is named NAME (exact, case-sensitive): decoders use it on
+ * params_last to catch the pairs they check. */
+static inline bool params_is(const struct params *p, const struct params_entry *e, const char *name)
+{
+    size_t n = strlen(name);
+    return e->name_len == n && memcmp(params_name(p, e), name, n) == 0;
 }
 
 /* First value of NAME (exact, case-sensitive), NULL when absent. */

@@ -2,8 +2,9 @@
  * fuzz_scgi.c — libFuzzer target for the SCGI decoder; the driver is
  * tests/fuzz/fuzz_unframed.h.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iprotocols \
- *     protocols/params.c protocols/scgi.c tests/fuzz/fuzz_scgi.c -o fuzz_scgi
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+ *     protocols/params.c protocols/unframed.c protocols/scgi.c tests/fuzz/fuzz_scgi.c \
+ *     -o fuzz_scgi
  *   ./fuzz_scgi tests/fuzz/corpus/scgi
  */
 #define CODEC proto_scgi

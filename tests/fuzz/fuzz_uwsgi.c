@@ -2,8 +2,9 @@
  * fuzz_uwsgi.c — libFuzzer target for the uwsgi decoder; the driver is
  * tests/fuzz/fuzz_unframed.h.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iprotocols \
- *     protocols/params.c protocols/uwsgi.c tests/fuzz/fuzz_uwsgi.c -o fuzz_uwsgi
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+ *     protocols/params.c protocols/unframed.c protocols/uwsgi.c tests/fuzz/fuzz_uwsgi.c \
+ *     -o fuzz_uwsgi
  *   ./fuzz_uwsgi tests/fuzz/corpus/uwsgi
  */
 #define CODEC proto_uwsgi

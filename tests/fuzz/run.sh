@@ -19,11 +19,11 @@ out=$(cd "$out" && pwd)
 # top (a word starting with - goes to the linker as it is). reexec_state.c
 # also holds reexec_keep_fixed, which needs config.c and what config.c needs;
 # control.c's socket half needs listen.c and log.c.
-protocols="protocols/protocol.c protocols/params.c protocols/uwsgi.c protocols/scgi.c \
-protocols/fastcgi.c"
+protocols="protocols/protocol.c protocols/params.c protocols/unframed.c protocols/uwsgi.c \
+protocols/scgi.c protocols/fastcgi.c"
 declare -A sources=(
-    [uwsgi]="protocols/params.c protocols/uwsgi.c"
-    [scgi]="protocols/params.c protocols/scgi.c"
+    [uwsgi]="protocols/params.c protocols/unframed.c protocols/uwsgi.c"
+    [scgi]="protocols/params.c protocols/unframed.c protocols/scgi.c"
     [fastcgi]="protocols/params.c protocols/fastcgi.c"
     [json_read]="src/ctl/json_read.c src/core/json.c -lm"
     [reexec]="src/master/reexec_state.c src/config/config.c src/config/options.c src/os/allow.c \
