@@ -18,6 +18,7 @@
 #include "unframed.h"
 #include "reason.h"
 
+#include <stddef.h>
 #include <string.h>
 
 /* Where the head reader is; unframed.c runs the rest of the request. */
@@ -36,6 +37,8 @@ struct scgi_state {
     uint64_t head_len; /* netstring length, while reading digits */
     size_t head_left;  /* header bytes not yet read */
 };
+_Static_assert(offsetof(struct scgi_state, u) == 0,
+               "unframed.c reads the state as a struct unframed");
 
 /* One digit or the ':' of the netstring length. PROTO_NEED_MORE when it is
  * fine, else PROTO_ERROR. */

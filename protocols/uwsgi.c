@@ -16,6 +16,7 @@
 #include "unframed.h"
 #include "reason.h"
 
+#include <stddef.h>
 #include <string.h>
 
 /* Where the head reader is; unframed.c runs the rest of the request. */
@@ -35,6 +36,8 @@ struct uwsgi_state {
     size_t vars_left;  /* vars block bytes not yet read */
     size_t field_left; /* bytes of the current key or value to read */
 };
+_Static_assert(offsetof(struct uwsgi_state, u) == 0,
+               "unframed.c reads the state as a struct unframed");
 
 /* The packet header is complete: validate it. PROTO_NEED_MORE when it is
  * fine, else PROTO_ERROR. */
