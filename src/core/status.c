@@ -140,7 +140,7 @@ static void status_json_listeners(const struct status_src *src, struct json *j)
 static const char *status_reload_phase(uint32_t p)
 {
     /* enum master_reload_phase, and 4: idle, but the workers serving
-     * cannot be replaced (master_internal.h) */
+     * cannot be replaced (master_state.h) */
     static const char *const names[] = {"idle", "starting", "draining", "checking",
                                         "stranded"};
     return p < sizeof(names) / sizeof(names[0]) ? names[p] : "idle";

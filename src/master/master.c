@@ -12,13 +12,13 @@
  * socket, when configured, is served in the same loop (control.c, with the
  * commands of master_cmd.c).
  *
- * This file is the top of the master's files (master_internal.h lists
+ * This file is the top of the master's files (master_state.h lists
  * them): the loop acts on what the others return or flag — a reload's
  * check child is reaped through master_reload_check_reaped, a passed
  * --preload check sets reexec.exec_due, a slot due sets respawn_at_ms.
  */
 #include "master.h"
-#include "master_internal.h"
+#include "master_state.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -9,7 +9,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
-#include "master_internal.h"
+#include "master_state.h"
 
 #define MASTER_STOP_NOW_MS 3000   /* SIGQUIT → SIGKILL */
 

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "master_internal.h"
+#include "master_state.h"
 #include "core/clock.h"
 
 void master_adopt(struct master *m, const struct reexec_state *rx)

@@ -19,7 +19,7 @@
 
 #include "core/log.h"
 #include "master.h"
-#include "master_internal.h"
+#include "master_state.h"
 #include "conn/request.h"
 #include "core/status.h"
 #include "core/clock.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "master_internal.h"
+#include "master_state.h"
 #include "conn/request.h"
 #include "core/clock.h"
 

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "master_internal.h"
+#include "master_state.h"
 
 void master_notify_ready(struct master *m)
 {

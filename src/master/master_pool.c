@@ -1,5 +1,5 @@
 /*
- * master_pool.c — the pool modes (see master_internal.h).
+ * master_pool.c — the pool modes (see master_state.h).
  *
  * static    the slots below the target (--processes, corralctl scale) hold
  *           a worker each; master.c does all of it.
@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "master_internal.h"
+#include "master_state.h"
 #include "core/clock.h"
 
 #define MASTER_POOL_MAX_RATE 32

@@ -45,7 +45,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "master_internal.h"
+#include "master_state.h"
 
 extern char **environ;
 

@@ -1,6 +1,6 @@
 /*
  * master_reload.c — reloads without dropped requests (SIGHUP, corralctl
- * reload and chain-reload; see master_internal.h for the phases).
+ * reload and chain-reload; see master_state.h for the phases).
  *
  * A reload builds the whole new configuration first — the same command line
  * and config file the master started with, parsed again and validated —
@@ -43,7 +43,7 @@
 
 #include "config/config_load.h"
 #include "core/log.h"
-#include "master_internal.h"
+#include "master_state.h"
 #include "worker/worker.h"
 #include "core/clock.h"
 

@@ -2,12 +2,12 @@
  * master_slots.c — the worker slots as the master sees them: which bank a
  * slot is in, how many workers a bank has, the slots the pool spans and
  * the scoreboard's count of them, and signalling every worker. The bottom
- * of the master's files: it calls none of them (master_internal.h).
+ * of the master's files: it calls none of them (master_state.h).
  */
 #include <signal.h>
 #include <stdatomic.h>
 
-#include "master_internal.h"
+#include "master_state.h"
 
 unsigned master_bank_live(const struct master *m, unsigned base)
 {

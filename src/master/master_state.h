@@ -1,5 +1,5 @@
 /*
- * master_internal.h — the master's state and the functions its files give
+ * master_state.h — the master's state and the functions its files give
  * one another. Not for other modules.
  *
  * The files call one way, each only the ones below it:
@@ -19,8 +19,8 @@
  * check, a failed re-exec) or sets a flag (reexec.exec_due, a slot's
  * respawn_at_ms) that a higher file or the loop acts on.
  */
-#ifndef CORRAL_MASTER_INTERNAL_H
-#define CORRAL_MASTER_INTERNAL_H
+#ifndef CORRAL_MASTER_STATE_H
+#define CORRAL_MASTER_STATE_H
 
 #include <stdbool.h>
 #include <stddef.h>
