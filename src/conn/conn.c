@@ -15,6 +15,12 @@
 
 #include "core/log.h"
 
+void conn_clear(struct conn *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+}
+
 int conn_init(struct conn *c, int fd, const struct listener *l,
               const struct proto_limits *lim, unsigned io_timeout_ms)
 {

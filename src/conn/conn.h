@@ -57,6 +57,9 @@ struct conn {
 
 /* ---- life ---- */
 
+/* Make C a connection that holds nothing (no socket: fd -1, no buffers),
+ * what conn_init expects of memory it has not used before. */
+void conn_clear(struct conn *c);
 /* Set up for a fresh accepted socket FD; LIM is copied (the codec keeps a
  * pointer to the copy). Returns 0 or -ENOMEM; either way c->fd is FD, so
  * conn_close closes it. */

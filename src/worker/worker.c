@@ -1,6 +1,6 @@
 /*
  * worker.c — the worker process: setup, threads, the shared epoll and the
- * dispatch of its events (see worker.h and src/README.md). Serving a
+ * dispatch of its events (the interface is worker.h). Serving a
  * connection is in worker_serve.c, housekeeping and stopping in
  * worker_stop.c, accepting in worker_accept.c, the connection table and the
  * balancing in worker_slots.c (worker_internal.h has the map).
@@ -152,7 +152,7 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
     /* Lowest slots first: they stay warm in the cache. */
     for (unsigned i = 0; i < w->slot_count; i++) {
         w->free_list[i] = w->slot_count - 1 - i;
-        w->slots[i].conn.fd = -1;
+        conn_clear(&w->slots[i].conn);
     }
     w->free_count = w->slot_count;
 
