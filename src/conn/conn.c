@@ -153,21 +153,6 @@ enum proto_result conn_decode(struct conn *c, struct proto_event *ev)
     }
 }
 
-enum proto_result conn_next(struct conn *c, struct proto_event *ev, unsigned timeout_ms,
-                            int *end)
-{
-    for (;;) {
-        enum proto_result r = conn_decode(c, ev);
-        if (r != PROTO_NEED_MORE)
-            return r;
-        ssize_t n = conn_fill(c, timeout_ms);
-        if (n <= 0) {
-            *end = (int)n;
-            return PROTO_NEED_MORE;
-        }
-    }
-}
-
 bool conn_input_waiting(const struct conn *c)
 {
     char probe;

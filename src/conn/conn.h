@@ -100,8 +100,22 @@ enum proto_result conn_decode(struct conn *c, struct proto_event *ev);
  * is 0), 0 (the front end closed the connection), -ETIMEDOUT or another
  * negative errno. *END is untouched for any other result.
  */
-enum proto_result conn_next(struct conn *c, struct proto_event *ev, unsigned timeout_ms,
-                            int *end);
+static inline enum proto_result conn_next(struct conn *c, struct proto_event *ev,
+                                          unsigned timeout_ms, int *end)
+{
+    /* Inline: the worker runs it for every request head, the body reader
+     * for every piece. */
+    for (;;) {
+        enum proto_result r = conn_decode(c, ev);
+        if (r != PROTO_NEED_MORE)
+            return r;
+        ssize_t n = conn_fill(c, timeout_ms);
+        if (n <= 0) {
+            *end = (int)n;
+            return PROTO_NEED_MORE;
+        }
+    }
+}
 
 /* Whether bytes are buffered (the next request may be here already). */
 static inline bool conn_has_input(const struct conn *c)
