@@ -24,8 +24,8 @@ void conn_clear(struct conn *c)
 int conn_init(struct conn *c, int fd, const struct listener *l,
               const struct proto_limits *lim, unsigned io_timeout_ms)
 {
-    /* Buffers survive from the previous connection of this slot. */
     c->fd = fd; /* first: conn_close closes it whatever fails below */
+    /* Buffers survive from the previous connection of this slot. */
     if (!c->buf) {
         c->buf = malloc(CONN_BUF_SIZE);
         if (!c->buf)
