@@ -1,19 +1,30 @@
 /*
- * conn.c — reading, decoding and writing on one connection (see conn.h).
+ * conn.c — one connection (see conn.h): reading, decoding, the request body
+ * stream, writing, the reset between kept requests and the goodbye
+ * bookkeeping. It calls only the codec (protocols/), os/ and core/.
  */
 #include "conn.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include "core/log.h"
+
+void conn_clear(struct conn *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+}
 
 int conn_init(struct conn *c, int fd, const struct listener *l,
               const struct proto_limits *lim, unsigned io_timeout_ms)
 {
+    c->fd = fd; /* first: conn_close closes it whatever fails below */
     /* Buffers survive from the previous connection of this slot. */
     if (!c->buf) {
         c->buf = malloc(CONN_BUF_SIZE);
@@ -29,7 +40,6 @@ int conn_init(struct conn *c, int fd, const struct listener *l,
     if (!c->params.max_bytes)
         params_init(&c->params, lim->max_head, lim->max_params, lim->max_field);
     params_reset(&c->params);
-    c->fd = fd;
     c->listener = l;
     c->codec = l->addr.codec;
     c->limits = *lim;
@@ -42,8 +52,23 @@ int conn_init(struct conn *c, int fd, const struct listener *l,
     c->bye_on_end = NULL;
     c->pending = NULL;
     c->pending_len = 0;
-    c->req.conn = c;
     return 0;
+}
+
+void conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len)
+{
+    listen_peer_name(sa, len, c->peer, sizeof(c->peer));
+}
+
+void conn_set_bye_on_end(struct conn *c, const _Atomic int *flag)
+{
+    c->bye_on_end = flag;
+}
+
+void conn_close(struct conn *c)
+{
+    close(c->fd);
+    c->fd = -1;
 }
 
 void conn_fini(struct conn *c)
@@ -51,7 +76,6 @@ void conn_fini(struct conn *c)
     free(c->buf);
     free(c->codec_state);
     params_free(&c->params);
-    request_free(&c->req);
     memset(c, 0, sizeof(*c));
 }
 
@@ -129,6 +153,85 @@ enum proto_result conn_decode(struct conn *c, struct proto_event *ev)
     }
 }
 
+bool conn_input_waiting(const struct conn *c)
+{
+    char probe;
+    return recv(c->fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* ---- the request body ---- */
+
+int conn_body_next(struct conn *c, const uint8_t **data, size_t *len)
+{
+    if (c->pending_len) {
+        *data = c->pending;
+        *len = c->pending_len;
+        return 1;
+    }
+    if (c->body_done)
+        return 0;
+    if (c->aborted || c->broken)
+        return -1;
+    struct proto_event ev;
+    int end;
+    switch (conn_next(c, &ev, c->io_timeout_ms, &end)) {
+    case PROTO_BODY_DATA:
+        c->pending = ev.data;
+        c->pending_len = ev.len;
+        *data = ev.data;
+        *len = ev.len;
+        return 1;
+    case PROTO_BODY_END:
+        c->body_done = true;
+        return 0;
+    case PROTO_ABORT:
+        c->aborted = true;
+        log_msg(LOG_WARN, "%s: peer %s: the front end aborted the request",
+                c->listener->name, c->peer);
+        return -1;
+    case PROTO_ERROR:
+        conn_protocol_error(c, ev.reason);
+        return -1;
+    case PROTO_NEED_MORE:
+        log_msg(LOG_ERROR, "%s: peer %s: reading the request body failed: %s",
+                c->listener->name, c->peer,
+                end == 0 ? "the front end closed the connection" : strerror(-end));
+        c->broken = true;
+        return -1;
+    default: /* PARAMS_DONE cannot come again; REPLY is handled in conn_decode */
+        c->broken = true;
+        return -1;
+    }
+}
+
+void conn_body_consume(struct conn *c, size_t n)
+{
+    c->pending += n;
+    c->pending_len -= n;
+    if (!c->pending_len)
+        c->pending = NULL;
+}
+
+int conn_body_drain(struct conn *c, uint64_t max_bytes)
+{
+    uint64_t drained = 0;
+    for (;;) {
+        const uint8_t *data;
+        size_t len;
+        int rc = conn_body_next(c, &data, &len);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            return 0;
+        conn_body_consume(c, len);
+        drained += len;
+        if (drained > max_bytes)
+            return -1;
+    }
+}
+
+/* ---- writing ---- */
+
 int conn_writev(struct conn *c, struct iovec *iov, int iovcnt)
 {
     while (iovcnt > 0) {
@@ -169,4 +272,69 @@ void conn_protocol_error(struct conn *c, const char *reason)
         (void)conn_writev(c, &iov, 1);
     }
     c->broken = true;
+}
+
+void conn_mark_broken(struct conn *c)
+{
+    c->broken = true;
+}
+
+size_t conn_response_end(struct conn *c, uint8_t *out)
+{
+    const struct proto_codec *codec = c->codec;
+    size_t el = codec->end(c->codec_state, out, 0);
+    /* A stopping worker's goodbye in the same write as the end of the
+     * response: nginx reads both at once and does not cache the connection
+     * at all (worker_stop.c). */
+    if (c->bye_on_end && atomic_load(c->bye_on_end) && codec->goodbye &&
+        el + PROTO_FRAME_MAX <= PROTO_END_MAX && codec->keep_conn(c->codec_state)) {
+        el += codec->goodbye(c->codec_state, out + el);
+        c->bye_in_response = true;
+    }
+    return el;
+}
+
+/* ---- between requests on a kept connection ---- */
+
+void conn_note_kept(struct conn *c)
+{
+    c->kept = true;
+}
+
+void conn_next_request(struct conn *c)
+{
+    c->codec->next_request(c->codec_state);
+    params_reset(&c->params);
+    c->in_request = c->body_done = c->aborted = false;
+}
+
+/* ---- the goodbye of a stopping worker ---- */
+
+int conn_send_goodbye(struct conn *c)
+{
+    uint8_t bye[PROTO_FRAME_MAX];
+    size_t n = c->codec->goodbye ? c->codec->goodbye(c->codec_state, bye) : 0;
+    if (n) {
+        ssize_t sent = send(c->fd, bye, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return -EAGAIN;
+        if (sent < 0)
+            return -errno;
+        if ((size_t)sent != n)
+            return -EIO; /* part of a record: the stream is broken */
+    }
+    c->bye_sent = true;
+    return n ? 1 : 0;
+}
+
+bool conn_note_response_bye(struct conn *c)
+{
+    /* A goodbye sent before this request was read by the front end ahead of
+     * this response: it may cache the connection again after it. That
+     * happens to nginx at most once (a goodbye sent to an idle connection
+     * it had just taken); a front end that does it twice ignores goodbyes. */
+    bool ignored = c->bye_sent && c->byes_ignored++ >= 1;
+    c->bye_sent = c->bye_in_response;
+    c->bye_in_response = false;
+    return ignored;
 }

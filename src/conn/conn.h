@@ -1,11 +1,14 @@
 /*
  * conn.h — one connection from the front end, and the I/O on it.
  *
- * A connection owns its read buffer, its codec state, its params table and
- * the state of the request being served (struct corral_request); all are
- * reused for the next request on a kept FastCGI connection. Exactly one
- * thread owns a connection at a time (epoll one-shot), so nothing here is
- * locked.
+ * A connection owns its read buffer, its codec state, its params table, the
+ * request body stream and the goodbye bookkeeping of a stopping worker; all
+ * are reused for the next request on a kept FastCGI connection. The request
+ * model (request.h) sits above it and reaches it through corral_request's
+ * conn pointer; nothing here knows the request. Only conn.c writes the fields
+ * of struct conn: other files read them and change them through the
+ * functions below. Exactly one thread owns a connection at a time (epoll
+ * one-shot), so nothing here is locked.
  *
  * I/O inside a request blocks the serving thread, bounded by the I/O timeout:
  * the socket is non-blocking and a would-block waits in poll(2).
@@ -16,11 +19,11 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "os/listen.h"
 #include "protocols/protocol.h"
-#include "request.h"
 
 #define CONN_BUF_SIZE 16384
 
@@ -50,15 +53,30 @@ struct conn {
     const _Atomic int *bye_on_end;
     const uint8_t *pending;     /* body bytes decoded but not yet read */
     size_t pending_len;
-    struct corral_request req;
 };
 
-/* Set up for a fresh accepted socket; LIM is copied (the codec keeps a
- * pointer to the copy). Returns 0 or -ENOMEM. */
+/* ---- life ---- */
+
+/* Make C a connection that holds nothing (no socket: fd -1, no buffers),
+ * what conn_init expects of memory it has not used before. */
+void conn_clear(struct conn *c);
+/* Set up for a fresh accepted socket FD; LIM is copied (the codec keeps a
+ * pointer to the copy). Returns 0 or -ENOMEM; either way c->fd is FD, so
+ * conn_close closes it. */
 int conn_init(struct conn *c, int fd, const struct listener *l,
               const struct proto_limits *lim, unsigned io_timeout_ms);
-/* Release everything; the fd is closed by the caller. */
+/* The peer's name ("unix" or address:port) from the address accept gave. */
+void conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len);
+/* Let *FLAG (nonzero while the worker stops) add the goodbye to the end of
+ * a kept response (conn_response_end). */
+void conn_set_bye_on_end(struct conn *c, const _Atomic int *flag);
+/* Close the socket (which also takes it out of any epoll set); c->fd is -1
+ * after it. The buffers stay for the next conn_init. */
+void conn_close(struct conn *c);
+/* Release the buffers; the fd is closed by the caller (conn_close). */
 void conn_fini(struct conn *c);
+
+/* ---- reading ---- */
 
 /*
  * Read once into the buffer (compacting it first). TIMEOUT_MS 0 = do not
@@ -75,6 +93,57 @@ ssize_t conn_fill(struct conn *c, unsigned timeout_ms);
  */
 enum proto_result conn_decode(struct conn *c, struct proto_event *ev);
 
+/*
+ * The next codec event (as conn_decode), reading more bytes (conn_fill with
+ * TIMEOUT_MS, 0 = do not wait) whenever the buffer runs dry. PROTO_NEED_MORE
+ * means no event came: *END says why, -EAGAIN (nothing there and TIMEOUT_MS
+ * is 0), 0 (the front end closed the connection), -ETIMEDOUT or another
+ * negative errno. *END is untouched for any other result.
+ */
+static inline enum proto_result conn_next(struct conn *c, struct proto_event *ev,
+                                          unsigned timeout_ms, int *end)
+{
+    /* Inline: the worker runs it for every request head, the body reader
+     * for every piece. */
+    for (;;) {
+        enum proto_result r = conn_decode(c, ev);
+        if (r != PROTO_NEED_MORE)
+            return r;
+        ssize_t n = conn_fill(c, timeout_ms);
+        if (n <= 0) {
+            *end = (int)n;
+            return PROTO_NEED_MORE;
+        }
+    }
+}
+
+/* Whether bytes are buffered (the next request may be here already). */
+static inline bool conn_has_input(const struct conn *c)
+{
+    return c->buf_start != c->buf_end;
+}
+
+/* Whether bytes wait on the socket (one recv MSG_PEEK, no wait). */
+bool conn_input_waiting(const struct conn *c);
+
+/* ---- the request body ---- */
+
+/*
+ * The next piece of the request body, in place (no copy), into *DATA and
+ * *LEN; it stays the next piece until conn_body_consume takes it. Reads
+ * with the I/O timeout. Returns 1 with a piece, 0 at the end of the body,
+ * -1 on error (logged; the connection is marked broken, or aborted).
+ */
+int conn_body_next(struct conn *c, const uint8_t **data, size_t *len);
+/* N bytes (<= the piece's length) of the piece conn_body_next gave are used. */
+void conn_body_consume(struct conn *c, size_t n);
+/* Read and drop the rest of the body so the connection can be reused (or
+ * closed without a reset). Returns 0, or -1 when the connection must be
+ * closed: an error, or more than MAX_BYTES left. */
+int conn_body_drain(struct conn *c, uint64_t max_bytes);
+
+/* ---- writing ---- */
+
 /* Write every byte of IOV (which is modified), waiting up to the I/O timeout
  * whenever the socket is full. Returns 0 or a negative errno. */
 int conn_writev(struct conn *c, struct iovec *iov, int iovcnt);
@@ -83,8 +152,44 @@ int conn_writev(struct conn *c, struct iovec *iov, int iovcnt);
  * or a negative errno (-ETIMEDOUT). */
 int conn_wait_writable(struct conn *c);
 
+/*
+ * The end of the response into OUT (PROTO_END_MAX bytes); returns its
+ * length. While the worker stops (conn_set_bye_on_end), a kept connection's
+ * end carries the codec's goodbye too, noted in c->bye_in_response: the
+ * front end reads both in one write (worker_stop.c).
+ */
+size_t conn_response_end(struct conn *c, uint8_t *out);
+
 /* Log a protocol error naming the peer, the listener and the reason, send
  * the codec's error reply if any, and mark the connection broken. */
 void conn_protocol_error(struct conn *c, const char *reason);
+
+/* The connection must be closed after this request. */
+void conn_mark_broken(struct conn *c);
+
+/* ---- between requests on a kept connection ---- */
+
+/* A response went out and the front end keeps the connection. */
+void conn_note_kept(struct conn *c);
+/* Ready the codec, the params and the request flags for the next request;
+ * buffered bytes stay. */
+void conn_next_request(struct conn *c);
+
+/* ---- the goodbye of a stopping worker (see worker_stop.c) ---- */
+
+/*
+ * Send the codec's goodbye at once, without waiting. Returns 1 (sent), 0
+ * (the protocol has none), -EAGAIN when the socket is full (nothing sent:
+ * try again later), or another negative errno: the connection is broken.
+ * c->bye_sent is set on 1 and 0.
+ */
+int conn_send_goodbye(struct conn *c);
+/*
+ * After a response on a kept connection: c->bye_sent becomes whether this
+ * response carried the goodbye. Returns true when a goodbye sent before
+ * this request was passed over for the second time or more: the front end
+ * ignores goodbyes.
+ */
+bool conn_note_response_bye(struct conn *c);
 
 #endif

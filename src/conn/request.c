@@ -1,6 +1,7 @@
 /*
  * request.c — the request model behind corral.h: params, body reading and the
  * streamed response, the same for every protocol (the codec frames bytes).
+ * It sits above conn.c: the body stream and every write go through conn.h.
  */
 #include "request.h"
 
@@ -103,65 +104,6 @@ CORRAL_EXPORT int64_t corral_content_length(corral_request *r)
     return c->codec->content_length(c->codec_state);
 }
 
-/* Next piece of body into *data and *len without copying. Returns 1 with a
- * piece, 0 at the end, -1 on error (logged, connection marked broken). */
-static int request_next_piece(struct conn *c, const uint8_t **data, size_t *len)
-{
-    if (c->pending_len) {
-        *data = c->pending;
-        *len = c->pending_len;
-        return 1;
-    }
-    if (c->body_done)
-        return 0;
-    if (c->aborted || c->broken)
-        return -1;
-    for (;;) {
-        struct proto_event ev;
-        enum proto_result res = conn_decode(c, &ev);
-        switch (res) {
-        case PROTO_BODY_DATA:
-            c->pending = ev.data;
-            c->pending_len = ev.len;
-            *data = ev.data;
-            *len = ev.len;
-            return 1;
-        case PROTO_BODY_END:
-            c->body_done = true;
-            return 0;
-        case PROTO_ABORT:
-            c->aborted = true;
-            log_msg(LOG_WARN, "%s: peer %s: the front end aborted the request",
-                    c->listener->name, c->peer);
-            return -1;
-        case PROTO_ERROR:
-            conn_protocol_error(c, ev.reason);
-            return -1;
-        case PROTO_NEED_MORE: {
-            ssize_t n = conn_fill(c, c->io_timeout_ms);
-            if (n > 0)
-                continue;
-            log_msg(LOG_ERROR, "%s: peer %s: reading the request body failed: %s",
-                    c->listener->name, c->peer,
-                    n == 0 ? "the front end closed the connection" : strerror((int)-n));
-            c->broken = true;
-            return -1;
-        }
-        default: /* PARAMS_DONE cannot come again; REPLY is handled in conn_decode */
-            c->broken = true;
-            return -1;
-        }
-    }
-}
-
-static void request_consume(struct conn *c, size_t n)
-{
-    c->pending += n;
-    c->pending_len -= n;
-    if (!c->pending_len)
-        c->pending = NULL;
-}
-
 CORRAL_EXPORT ssize_t corral_read(corral_request *r, void *buf, size_t cap)
 {
     struct conn *c = r->conn;
@@ -169,32 +111,13 @@ CORRAL_EXPORT ssize_t corral_read(corral_request *r, void *buf, size_t cap)
         return 0;
     const uint8_t *data;
     size_t len;
-    int rc = request_next_piece(c, &data, &len);
+    int rc = conn_body_next(c, &data, &len);
     if (rc <= 0)
         return rc;
     size_t n = len < cap ? len : cap;
     memcpy(buf, data, n);
-    request_consume(c, n);
+    conn_body_consume(c, n);
     return (ssize_t)n;
-}
-
-int request_drain_body(struct corral_request *r, uint64_t max_bytes)
-{
-    struct conn *c = r->conn;
-    uint64_t drained = 0;
-    for (;;) {
-        const uint8_t *data;
-        size_t len;
-        int rc = request_next_piece(c, &data, &len);
-        if (rc < 0)
-            return -1;
-        if (rc == 0)
-            return 0;
-        request_consume(c, len);
-        drained += len;
-        if (drained > max_bytes)
-            return -1;
-    }
 }
 
 /* ---- response ---- */
@@ -342,7 +265,8 @@ static void request_send_failed(struct corral_request *r, int err)
             hung_up ? "the front end closed the connection before the response was complete"
                     : "sending the response failed",
             strerror(err), (unsigned long long)r->bytes_out);
-    r->failed = c->broken = true;
+    r->failed = true;
+    conn_mark_broken(c);
 }
 
 /*
@@ -390,15 +314,8 @@ static int request_send(struct corral_request *r, const struct iovec *parts, int
         }
         bool last_batch = part >= nparts;
         if (last_batch && final) {
-            size_t el = codec->end(c->codec_state, end, 0);
-            /* A stopping worker's goodbye in the same write as the end of
-             * the response: nginx reads both at once and does not cache the
-             * connection at all (worker_stop.c). */
-            if (c->bye_on_end && atomic_load(c->bye_on_end) && codec->goodbye &&
-                el + PROTO_FRAME_MAX <= sizeof(end) && codec->keep_conn(c->codec_state)) {
-                el += codec->goodbye(c->codec_state, end + el);
-                c->bye_in_response = true;
-            }
+            /* With a stopping worker's goodbye (conn_response_end). */
+            size_t el = conn_response_end(c, end);
             iov[n].iov_base = end;
             iov[n].iov_len = el;
             n++;
@@ -449,7 +366,8 @@ static int request_short_body(struct corral_request *r)
             "its Content-Length announced: connection closed", c->listener->name, c->peer,
             m ? m : "-", u ? u : "-", (unsigned long long)r->bytes_out,
             (long long)r->body_limit);
-    r->failed = c->broken = true;
+    r->failed = true;
+    conn_mark_broken(c);
     return -1;
 }
 
@@ -546,7 +464,8 @@ CORRAL_EXPORT int corral_sendfile(corral_request *r, int fd, off_t offset, size_
         }
         if (n == 0) {
             log_msg(LOG_ERROR, "corral_sendfile: fd %d ended before the given length", fd);
-            c->broken = r->failed = true;
+            conn_mark_broken(c);
+            r->failed = true;
             return -1;
         }
         if (errno == EINTR)
@@ -579,7 +498,7 @@ int request_finish(struct corral_request *r, int app_rc)
         r->status = 500;
     } else if (app_rc != 0) {
         /* Part of the response is out: do not pass it off as complete. */
-        c->broken = true;
+        conn_mark_broken(c);
     } else if (!r->finished && !r->failed) {
         request_write(r, "", 0, true);
     }

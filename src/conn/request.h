@@ -50,7 +50,8 @@ static inline uint64_t request_body_left(const corral_request *r)
  * 200, no headers, no Content-Length. */
 void request_reset_head(corral_request *r);
 
-/* Prepare the request state of C for a new request (keeps memory). */
+/* Prepare R for a new request on C, whose params are complete (keeps
+ * memory). */
 void request_begin(struct corral_request *r, struct conn *c);
 
 /*
@@ -61,10 +62,8 @@ void request_begin(struct corral_request *r, struct conn *c);
  */
 int request_finish(struct corral_request *r, int app_rc);
 
-/* Drain an unread request body so the connection can be reused (or closed
- * without a reset). Returns 0 or -1 when the connection must be closed. */
-int request_drain_body(struct corral_request *r, uint64_t max_bytes);
-
+/* Release the request's memory (the header buffer); the owner of the
+ * request calls it, not the connection. */
 void request_free(struct corral_request *r);
 
 /* The standard reason phrase of an HTTP status ("Unknown" if none). */

@@ -1,10 +1,15 @@
 /*
  * worker_internal.h — what the worker's files share (not for the rest of
- * corral: the interface is worker.h).
+ * corral: the interface is worker.h). Each file calls only the ones below
+ * it in this list (and conn/, core/, os/):
  *
- *   worker.c         threads, the connection table, serving, setup
- *   worker_accept.c  accept balancing across workers, accepting
- *   worker_stop.c    housekeeping (idle timeout), recycling, graceful stop
+ *   worker.c         setup, threads, the epoll dispatch, the accept batch
+ *   worker_serve.c   serving an owned connection: head, app, response, park
+ *   worker_stop.c    housekeeping (idle timeout), recycling, graceful stop,
+ *                    signals, exit
+ *   worker_accept.c  taking one connection: accept4, --allow-from, conn_init
+ *   worker_slots.c   the connection table (alloc, park, claim, close) and
+ *                    accept balancing across workers
  */
 #ifndef CORRAL_WORKER_INTERNAL_H
 #define CORRAL_WORKER_INTERNAL_H
@@ -15,6 +20,7 @@
 #include <stdint.h>
 
 #include "conn/conn.h"
+#include "conn/request.h"
 #include "status_page.h"
 #include "worker.h"
 
@@ -38,7 +44,11 @@ struct slot {
     _Atomic uint64_t word;        /* generation << 32 | SLOT_* */
     _Atomic uint64_t parked_at_ms;
     bool registered;              /* fd is in the epoll set */
+    /* The connection and the request it serves, side by side: the request
+     * points at the connection (request.h), never the other way. The slot
+     * owns both; slots live as long as the worker process. */
     struct conn conn;
+    struct corral_request req;
 };
 
 struct worker {
@@ -95,38 +105,11 @@ static inline uint64_t slot_word(uint32_t gen, unsigned state)
     return (uint64_t)gen << 32 | state;
 }
 
-/* ---- the connection table (worker.c) ---- */
+/* ---- serving (worker_serve.c) ---- */
 
-/* Take a free slot, BUSY and owned by the caller; NULL when all are open. */
-struct slot *worker_slot_alloc(struct worker *w);
-/* Close the connection of a slot this thread owns and free the slot. */
-void worker_slot_close(struct worker *w, struct slot *s);
-/* Hand a connection back to epoll until its next bytes arrive. */
-void worker_slot_park(struct worker *w, struct slot *s);
-/* Take ownership of a parked slot; false if someone else has it. */
-bool worker_slot_claim(struct slot *s, uint32_t gen);
-/* Serve the connection of an owned slot until it is parked or closed. */
+/* Serve the connection of an owned slot until it must wait for bytes (then
+ * it is parked) or be closed. */
 void worker_serve(struct worker_thread *t, struct slot *s);
-
-/* ---- accepting (worker_accept.c) ---- */
-
-/* Put the listeners in or out of the epoll set: out while stopping, full,
- * or well ahead of another worker. _locked: the caller holds w->lock. */
-void worker_balance_locked(struct worker *w);
-void worker_balance(struct worker *w);
-/* The codec limits for a connection accepted now: the config's, with the
- * FastCGI GET_VALUES answers (FCGI_MAX_CONNS = processes x max_conns,
- * FCGI_MAX_REQS = processes x threads) for the pool as it is: a static
- * pool's current size (corralctl scale changes it), the most processes a
- * dynamic or ondemand pool may grow to. */
-void worker_conn_limits(const struct worker *w, struct proto_limits *lim);
-/* Accept one connection of listener LI (allow-from checked, counted) into
- * a slot the caller owns. NULL when none was taken: *AGAIN says whether the
- * next one may still be (a refused peer) or not (the queue is empty, no
- * free slot, an error, each logged). */
-struct slot *worker_take(struct worker *w, size_t li, bool *again);
-/* A listener is ready: accept and serve (a bounded batch). */
-void worker_accept(struct worker_thread *t, size_t li);
 
 /* ---- housekeeping and stopping (worker_stop.c) ---- */
 
@@ -146,5 +129,33 @@ void worker_check_idle_exit(struct worker_thread *t);
 /* End the process with STATUS (the app's worker_fini first for 0 and
  * WORKER_EXIT_RECYCLE); other threads calling it wait for the first. */
 void worker_exit(struct worker *w, int status) __attribute__((noreturn));
+
+/* ---- accepting (worker_accept.c) ---- */
+
+/* The codec limits for a connection accepted now: the config's, with the
+ * FastCGI GET_VALUES answers (FCGI_MAX_CONNS = processes x max_conns,
+ * FCGI_MAX_REQS = processes x threads) for the pool as it is: a static
+ * pool's current size (corralctl scale changes it), the most processes a
+ * dynamic or ondemand pool may grow to. */
+void worker_conn_limits(const struct worker *w, struct proto_limits *lim);
+/* Accept one connection of listener LI (allow-from checked, counted) into
+ * a slot the caller owns. NULL when none was taken: *AGAIN says whether the
+ * next one may still be (a refused peer) or not (the queue is empty, no
+ * free slot, an error, each logged). */
+struct slot *worker_take(struct worker *w, size_t li, bool *again);
+
+/* ---- the connection table and balancing (worker_slots.c) ---- */
+
+/* Take a free slot, BUSY and owned by the caller; NULL when all are open. */
+struct slot *worker_slot_alloc(struct worker *w);
+/* Close the connection of a slot this thread owns and free the slot. */
+void worker_slot_close(struct worker *w, struct slot *s);
+/* Hand a connection back to epoll until its next bytes arrive. */
+void worker_slot_park(struct worker *w, struct slot *s);
+/* Take ownership of a parked slot; false if someone else has it. */
+bool worker_slot_claim(struct slot *s, uint32_t gen);
+/* Put the listeners in or out of the epoll set: out while stopping, full,
+ * or well ahead of another worker (alloc and close re-check it too). */
+void worker_balance(struct worker *w);
 
 #endif

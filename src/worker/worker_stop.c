@@ -23,7 +23,7 @@
  * So the worker asks the front end to close instead, with bytes that are
  * harmless whichever way the race goes — the codec's goodbye, for FastCGI an
  * empty STDERR record of request id 1:
- *  - At the end of a response (request.c writes it with END_REQUEST, in the
+ *  - At the end of a response (conn_response_end adds it to END_REQUEST, in the
  *    same write; or right after, if the stop began during that write):
  *    bytes after END_REQUEST make nginx drop the connection instead of
  *    caching it (ngx_http_fastcgi_module: "data after close" leaves
@@ -63,13 +63,11 @@
 #include "worker_internal.h"
 
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -84,33 +82,16 @@ static void worker_begin_stop(struct worker_thread *t, bool drain_queue);
  * front end checks for pending bytes before reuse, or ignores them). */
 #define DRAIN_IDLE_MS 1000
 
-/* Whether bytes wait on the connection (a request nobody read yet). */
-static bool worker_stop_readable(const struct conn *c)
-{
-    char probe;
-    return recv(c->fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
-}
-
 /* Send the codec's goodbye on an owned kept connection (see the top of this
  * file). Returns 0 (sent, or the protocol has none: the drain limit will
  * close it), -EAGAIN when the socket is full (try again later), or another
  * negative errno: the connection is broken, close it. */
 static int worker_stop_goodbye(struct worker *w, struct conn *c)
 {
-    uint8_t bye[PROTO_FRAME_MAX];
-    size_t n = c->codec->goodbye ? c->codec->goodbye(c->codec_state, bye) : 0;
-    if (n) {
-        ssize_t sent = send(c->fd, bye, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return -EAGAIN;
-        if (sent < 0)
-            return -errno;
-        if ((size_t)sent != n)
-            return -EIO; /* part of a record: the stream is broken */
+    int rc = conn_send_goodbye(c);
+    if (rc == 1)
         atomic_fetch_add_explicit(&w->drain_asked, 1, memory_order_relaxed);
-    }
-    c->bye_sent = true;
-    return 0;
+    return rc < 0 ? rc : 0;
 }
 
 bool worker_stop_keep(struct worker *w, struct conn *c)
@@ -118,17 +99,16 @@ bool worker_stop_keep(struct worker *w, struct conn *c)
     /* A goodbye sent before this request was read by the front end ahead of
      * this response: it may cache the connection again after it. That
      * happens to nginx at most once (a goodbye sent to an idle connection
-     * it had just taken); a front end that does it twice ignores goodbyes. */
-    bool ignored = c->bye_sent && c->byes_ignored++ >= 1;
-    c->bye_sent = c->bye_in_response;
-    c->bye_in_response = false;
+     * it had just taken); a front end that does it twice ignores goodbyes
+     * (conn_note_response_bye counts). */
+    bool ignored = conn_note_response_bye(c);
     if (c->bye_sent)
         atomic_fetch_add_explicit(&w->drain_asked, 1, memory_order_relaxed);
-    if (c->buf_start != c->buf_end)
+    if (conn_has_input(c))
         return true; /* the next request is already here: serve it */
     bool late = clock_now_ms() >= atomic_load(&w->drain_until_ms);
     if (late || ignored) {
-        if (worker_stop_readable(c))
+        if (conn_input_waiting(c))
             return true;
         atomic_fetch_add_explicit(late ? &w->drain_forced : &w->drain_ignored, 1,
                                   memory_order_relaxed);
@@ -222,7 +202,7 @@ static void worker_close_idle(struct worker *w, bool stopping)
             continue;
         if (!worker_slot_claim(s, (uint32_t)(word >> 32)))
             continue;
-        if (!idle_out && worker_stop_readable(&s->conn)) {
+        if (!idle_out && conn_input_waiting(&s->conn)) {
             worker_slot_park(w, s); /* a request is arriving: serve it */
             continue;
         }

@@ -27,6 +27,7 @@ struct fixture {
     int peer;                   /* the front end's end of the pair */
     struct listener listener;
     struct conn conn;
+    struct corral_request req;  /* the request on conn (the worker's slot holds both) */
     struct proto_limits limits;
 };
 
@@ -51,6 +52,7 @@ static void fixture_close(struct fixture *f)
 {
     close(f->conn.fd);
     conn_fini(&f->conn);
+    request_free(&f->req);
     close(f->peer);
 }
 
@@ -93,7 +95,7 @@ static void read_head(struct fixture *f)
         assert_int_equal(r, PROTO_NEED_MORE);
         assert_true(conn_fill(&f->conn, 2000) > 0);
     }
-    request_begin(&f->conn.req, &f->conn);
+    request_begin(&f->req, &f->conn);
 }
 
 static size_t uwsgi_packet(uint8_t *out, const char *const *kv, const char *body)
@@ -152,7 +154,7 @@ static void request_uwsgi_answers_with_status_line(void **state)
     uint8_t pkt[1024];
     send_all(f.peer, pkt, uwsgi_packet(pkt, kv, NULL));
     read_head(&f);
-    corral_request *r = &f.conn.req;
+    corral_request *r = &f.req;
     assert_string_equal(corral_param(r, "QUERY_STRING"), "y=1");
     assert_null(corral_param(r, "HTTP_HOST"));
     assert_int_equal(corral_param_count(r), 3);
@@ -184,7 +186,7 @@ static void request_refuses_header_injection(void **state)
     (void)state;
     struct fixture f;
     fixture_open(&f, &proto_scgi);
-    corral_request *r = &f.conn.req;
+    corral_request *r = &f.req;
     request_begin(r, &f.conn);
     assert_int_equal(corral_add_header(r, "X-A", "ok\r\nSet-Cookie: evil=1"), -1);
     assert_int_equal(corral_add_header(r, "X-A", "ok\nX: y"), -1);
@@ -210,7 +212,7 @@ static void request_failure_before_head_is_500(void **state)
     (void)state;
     struct fixture f;
     fixture_open(&f, &proto_scgi);
-    corral_request *r = &f.conn.req;
+    corral_request *r = &f.req;
     request_begin(r, &f.conn);
     corral_add_header(r, "X-Would-Be", "dropped");
     assert_int_equal(request_finish(r, -1), 0);
@@ -227,7 +229,7 @@ static void request_failure_after_head_breaks_connection(void **state)
     (void)state;
     struct fixture f;
     fixture_open(&f, &proto_uwsgi);
-    corral_request *r = &f.conn.req;
+    corral_request *r = &f.req;
     request_begin(r, &f.conn);
     assert_int_equal(corral_write(r, "part", 4), 0);
     assert_int_equal(request_finish(r, -1), -1);
@@ -245,7 +247,7 @@ static void request_fastcgi_frames_large_writes_and_ends(void **state)
     uint8_t req[4096];
     send_all(f.peer, req, codec_fcgi_request(req, kv, "hello world", 1));
     read_head(&f);
-    corral_request *r = &f.conn.req;
+    corral_request *r = &f.req;
     assert_int_equal(corral_content_length(r), 11);
     /* The body, read in pieces smaller than it arrived in. */
     char body[32];
@@ -302,7 +304,7 @@ static void request_sendfile_on_each_protocol(void **state)
     for (int k = 0; k < 2; k++) {
         struct fixture f;
         fixture_open(&f, codecs[k]);
-        corral_request *r = &f.conn.req;
+        corral_request *r = &f.req;
         request_begin(r, &f.conn);
         assert_int_equal(corral_sendfile(r, fd, 100, size - 100), 0);
         assert_int_equal(request_finish(r, 0), 0);
@@ -360,7 +362,7 @@ static void request_fastcgi_goodbye_follows_end_when_stopping(void **state)
         fastcgi_get(&f);
         _Atomic int flag = stopping;
         f.conn.bye_on_end = &flag;
-        corral_request *r = &f.conn.req;
+        corral_request *r = &f.req;
         assert_int_equal(corral_write_final(r, "hi", 2), 0);
         assert_int_equal(request_finish(r, 0), 0);
         uint8_t raw[1024];
@@ -392,7 +394,7 @@ static void request_head_drops_body_keeps_length(void **state)
     uint8_t pkt[1024];
     send_all(f.peer, pkt, uwsgi_packet(pkt, kv, NULL));
     read_head(&f);
-    corral_request *r = &f.conn.req;
+    corral_request *r = &f.req;
     assert_int_equal(corral_add_header(r, "Content-Length", "5"), 0);
     assert_int_equal(corral_write(r, "hel", 3), 0);
     assert_int_equal(corral_write_final(r, "lo", 2), 0);
@@ -411,7 +413,7 @@ static void request_body_clipped_at_content_length(void **state)
     (void)state;
     struct fixture f;
     fastcgi_get(&f);
-    corral_request *r = &f.conn.req;
+    corral_request *r = &f.req;
     assert_int_equal(corral_add_header(r, "content-length", " 4 "), 0);
     assert_int_equal(corral_write(r, "abc", 3), 0);
     assert_int_equal(corral_write(r, "def", 3), 0);
@@ -438,7 +440,7 @@ static void request_short_body_closes_without_end(void **state)
     (void)state;
     struct fixture f;
     fastcgi_get(&f);
-    corral_request *r = &f.conn.req;
+    corral_request *r = &f.req;
     assert_int_equal(corral_add_header(r, "Content-Length", "10"), 0);
     assert_int_equal(corral_write(r, "abc", 3), 0);
     assert_int_equal(corral_write_final(r, "", 0), -1);

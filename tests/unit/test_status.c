@@ -879,6 +879,7 @@ struct page {
     int peer; /* the front end's end */
     struct listener listener;
     struct conn conn;
+    struct corral_request req;  /* the request on conn (the worker's slot holds both) */
     struct proto_limits limits;
 };
 
@@ -909,14 +910,15 @@ static corral_request *page_open(struct page *pg, const char *const *kv)
         assert_int_equal(r, PROTO_NEED_MORE);
         assert_true(conn_fill(&pg->conn, 2000) > 0);
     }
-    request_begin(&pg->conn.req, &pg->conn);
-    return &pg->conn.req;
+    request_begin(&pg->req, &pg->conn);
+    return &pg->req;
 }
 
 static void page_close(struct page *pg)
 {
     close(pg->conn.fd);
     conn_fini(&pg->conn);
+    request_free(&pg->req);
     close(pg->peer);
 }
 
