@@ -3,7 +3,7 @@
  * dispatch of its events (the interface is worker.h). Serving a
  * connection is in worker_serve.c, housekeeping and stopping in
  * worker_stop.c, accepting in worker_accept.c, the connection table and the
- * balancing in worker_slots.c (worker_internal.h has the map).
+ * balancing in worker_slots.c (worker_state.h has the map).
  *
  * Every thread waits in epoll_wait on the same instance and takes one event
  * at a time. A listener event means accept one connection and serve it on
@@ -12,7 +12,7 @@
  * thread), so exactly one thread owns it while it is served (ownership:
  * worker_slots.c).
  */
-#include "worker_internal.h"
+#include "worker_state.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -4,7 +4,7 @@
  * limits (FastCGI GET_VALUES) and conn_init. Serving it is the caller's
  * (worker.c); which worker accepts at all is worker_slots.c's.
  */
-#include "worker_internal.h"
+#include "worker_state.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -5,7 +5,7 @@
  * (park) or close. Housekeeping and the graceful stop's say on a kept
  * connection are worker_stop.c's.
  */
-#include "worker_internal.h"
+#include "worker_state.h"
 
 #include <errno.h>
 #include <stdatomic.h>

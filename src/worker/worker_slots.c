@@ -9,7 +9,7 @@
  * of a connection names its slot and generation, so an event that arrives
  * for a connection that was closed meanwhile (its slot reused) is ignored.
  */
-#include "worker_internal.h"
+#include "worker_state.h"
 
 #include <errno.h>
 #include <pthread.h>

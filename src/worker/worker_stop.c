@@ -60,7 +60,7 @@
  * (the FastCGI spec allows any number in a response; nginx, Apache's
  * mod_proxy_fcgi and libfcgi-based clients skip an empty one).
  */
-#include "worker_internal.h"
+#include "worker_state.h"
 
 #include <errno.h>
 #include <signal.h>

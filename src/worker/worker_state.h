@@ -1,5 +1,5 @@
 /*
- * worker_internal.h — what the worker's files share (not for the rest of
+ * worker_state.h — what the worker's files share (not for the rest of
  * corral: the interface is worker.h). Each file calls only the ones below
  * it in this list (and conn/, core/, os/):
  *
@@ -11,8 +11,8 @@
  *   worker_slots.c   the connection table (alloc, park, claim, close) and
  *                    accept balancing across workers
  */
-#ifndef CORRAL_WORKER_INTERNAL_H
-#define CORRAL_WORKER_INTERNAL_H
+#ifndef CORRAL_WORKER_STATE_H
+#define CORRAL_WORKER_STATE_H
 
 #include <pthread.h>
 #include <stdatomic.h>
