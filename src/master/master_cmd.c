@@ -21,7 +21,7 @@
 #include "master.h"
 #include "master_state.h"
 #include "conn/request.h"
-#include "core/status.h"
+#include "status/status.h"
 #include "core/clock.h"
 
 static const char *master_state_name(enum master_state s)

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 
 #include "conn/request.h"
-#include "core/status.h"
+#include "status/status.h"
 
 /* Whether REQ asks for the status page of CFG (false when it is off). */
 bool status_page_wanted(const struct config *cfg, corral_request *req);

@@ -33,7 +33,7 @@
 #include "ctl/json_read.h"
 #include "os/listen.h"
 #include "core/scoreboard.h"
-#include "core/status.h"
+#include "status/status.h"
 #include "worker/status_page.h"
 #include "codec_helpers.h"
 

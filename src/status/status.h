@@ -15,9 +15,9 @@
 #include <stddef.h>
 
 #include "config/config.h"
-#include "json.h"
+#include "core/json.h"
 #include "os/listen.h"
-#include "scoreboard.h"
+#include "core/scoreboard.h"
 
 struct status_src {
     const struct config *cfg;
