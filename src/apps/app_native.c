@@ -24,11 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/log.h"
+#include "os/child.h"
 
 #define NATIVE_CHECK_MS 10000 /* a constructor that hangs fails the check */
 
@@ -76,59 +76,30 @@ fail:
     return -1;
 }
 
+static int app_native_open_child(void *arg, char *msg, size_t msglen)
+{
+    return app_native_open(arg, msg, msglen);
+}
+
 /* Run app_native_open in a child process; its error comes back through a
  * pipe. The caller waits, bounded by NATIVE_CHECK_MS: at start that is
  * main.c before the master's loop exists; on a reload, a child the master
  * forked for it (master_reexec.c), so the master's loop runs meanwhile. */
 static int app_native_check(struct app_native *n, char *err, size_t errlen)
 {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        snprintf(err, errlen, "handler check: pipe failed: %s", strerror(errno));
+    pid_t pid;
+    int fd;
+    if (child_run(app_native_open_child, n, "handler check", &pid, &fd, err, errlen) < 0)
         return -1;
+    /* The child's message, or the end of the pipe when it exits. */
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r;
+    while ((r = poll(&p, 1, NATIVE_CHECK_MS)) < 0 && errno == EINTR) {
     }
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(err, errlen, "handler check: fork failed: %s", strerror(errno));
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        /* Ends with whoever waits for it (main.c at start, a check child
-         * of the master at a reload, which may be killed at its deadline). */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        close(fds[0]);
-        char msg[1024] = "";
-        int rc = app_native_open(n, msg, sizeof(msg));
-        if (rc < 0 && write(fds[1], msg, strlen(msg)) < 0)
-            _exit(2);
-        _exit(rc < 0 ? 1 : 0);
-    }
-    close(fds[1]);
+    bool timed_out = r == 0;
     char msg[1024];
-    size_t len = 0;
-    bool timed_out = false;
-    for (;;) {
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
-        int r = poll(&p, 1, NATIVE_CHECK_MS);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            timed_out = r == 0;
-            break;
-        }
-        ssize_t got = read(fds[0], msg + len, sizeof(msg) - 1 - len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        len += (size_t)got;
-        if (len == sizeof(msg) - 1)
-            break;
-    }
-    msg[len] = '\0';
-    close(fds[0]);
+    size_t len = child_read_message(fd, msg, sizeof(msg));
+    close(fd);
     if (timed_out)
         kill(pid, SIGKILL);
     int status = 0;

@@ -46,6 +46,7 @@
 
 #include "core/log.h"
 #include "master_state.h"
+#include "os/child.h"
 
 extern char **environ;
 
@@ -131,37 +132,20 @@ int master_reexec_check(struct master *m, char *err, size_t errlen)
     return 0;
 }
 
+static int master_reexec_check_in_child(void *app, char *msg, size_t msglen)
+{
+    return app_check(app, msg, msglen);
+}
+
 int master_reexec_check_app(struct master *m, struct app *app, char *err, size_t errlen)
 {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
-        snprintf(err, errlen, "the app's check: pipe failed: %s", strerror(errno));
+    pid_t pid;
+    int fd;
+    if (child_run(master_reexec_check_in_child, app, "the app's check", &pid, &fd, err,
+                  errlen) < 0)
         return -1;
-    }
-    pid_t master_pid = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(err, errlen, "the app's check: fork failed: %s", strerror(errno));
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        /* The child never returns into master code. Its message fits in
-         * the empty pipe: the write does not block. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != master_pid)
-            _exit(1);
-        close(fds[0]);
-        char msg[1024] = "";
-        int rc = app_check(app, msg, sizeof(msg));
-        if (rc < 0 && write(fds[1], msg, strlen(msg)) < 0)
-            _exit(2);
-        _exit(rc < 0 ? 1 : 0);
-    }
-    close(fds[1]);
     m->reexec.check_pid = pid;
-    m->reexec.check_fd = fds[0];
+    m->reexec.check_fd = fd;
     return 0;
 }
 
@@ -169,18 +153,11 @@ int master_reexec_check_app(struct master *m, struct app *app, char *err, size_t
  * nothing); closes its pipe. */
 static void master_reexec_check_message(struct master *m, char *out, size_t len)
 {
-    size_t n = 0;
-    while (m->reexec.check_fd >= 0 && n + 1 < len) {
-        ssize_t got = read(m->reexec.check_fd, out + n, len - 1 - n);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        n += (size_t)got;
-    }
-    out[n] = '\0';
-    if (m->reexec.check_fd >= 0)
-        close(m->reexec.check_fd);
+    out[0] = '\0';
+    if (m->reexec.check_fd < 0)
+        return;
+    child_read_message(m->reexec.check_fd, out, len);
+    close(m->reexec.check_fd);
     m->reexec.check_fd = -1;
 }
 
