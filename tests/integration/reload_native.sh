@@ -33,11 +33,31 @@ CORRAL_MODULE();
 __attribute__((constructor)) static void boom(void) { abort(); }
 int handler(corral_request *req) { (void)req; return 0; }
 EOF
+# A constructor that takes 2 s: the check of a reload must not stall the
+# master meanwhile.
+cat >"$T/slow.c" <<'EOF'
+#include <corral.h>
+#include <string.h>
+#include <time.h>
+CORRAL_MODULE();
+__attribute__((constructor)) static void slow(void)
+{
+    struct timespec ts = {2, 0};
+    nanosleep(&ts, NULL);
+}
+int handler(corral_request *req)
+{
+    static const char body[] = "version=slow\n";
+    corral_add_header(req, "Content-Type", "text/plain");
+    return corral_write_final(req, body, strlen(body));
+}
+EOF
 built=1
 for v in one two; do
     cc -shared -fPIC -I"$top_srcdir/include" -DVERSION="\"$v\"" -o "$T/$v.so" "$T/v.c" || built=0
 done
 cc -shared -fPIC -I"$top_srcdir/include" -o "$T/crash.so" "$T/crash.c" || built=0
+cc -shared -fPIC -I"$top_srcdir/include" -o "$T/slow.so" "$T/slow.c" || built=0
 expect_eq "the test handlers build" 1 "$built"
 
 # install FILE: replace the handler the way install(1) and package managers
@@ -82,7 +102,26 @@ expect_match "... and the previous build still answers" "version=two" "$(version
 reload_with "$T/one.so"
 expect_eq "a good object after two bad ones: reload exit 0" 0 "$RC"
 expect_match "... and it answers" "version=one" "$(version)"
+
+# The reload's check runs in a child the master's loop reaps: while the
+# slow constructor runs there, the master answers (status says the reload
+# is checking) and the previous build serves.
+status_checking() {
+    timeout 1 "$CTL" -s "$SOCK" --json status >"$T/st.out" 2>/dev/null &&
+        "$PY" -c 'import json, sys
+sys.exit(json.load(open(sys.argv[1]))["reload"]["state"] != "checking")' "$T/st.out"
+}
+install_handler "$T/slow.so"
+timeout 30 "$CTL" -s "$SOCK" reload >"$T/r.out" 2>&1 &
+reload_pid=$!
+check "while a slow object is checked, the master answers: the reload shows checking" \
+    wait_until 5 status_checking
+expect_match "... and the previous build still answers" "version=one" "$(version)"
+wait "$reload_pid"
+expect_eq "... then the reload completes: exit 0" 0 "$?"
+expect_match "... and the slow build answers" "version=slow" "$(version)"
 stop_corral
+install_handler "$T/one.so" # what the --preload part below starts with
 expect_eq "corral stops with status 0" 0 "$CORRAL_STATUS"
 
 # At start, the same check: a crashing object is an error, not a respawn loop.
