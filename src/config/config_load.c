@@ -61,9 +61,8 @@ int config_take_activated(struct config *c, char *err, size_t errlen)
     return systemd_listen_fds(config_load_take, c, err, errlen);
 }
 
-enum config_load_result config_load(struct config *c, int argc, char **argv,
-                                     char *const *inherit, size_t inherit_count, char *err,
-                                     size_t errlen)
+enum config_load_result config_load(struct config *c, int argc, char **argv, char *const *inherit,
+                                    size_t inherit_count, char *err, size_t errlen)
 {
     config_defaults(c);
     enum cli_action action = cli_parse(argc, argv, c, err, errlen);

@@ -11,7 +11,7 @@
 #include "core/log.h"
 #include "master_state.h"
 
-#define MASTER_STOP_NOW_MS 3000   /* SIGQUIT → SIGKILL */
+#define MASTER_STOP_NOW_MS 3000 /* SIGQUIT → SIGKILL */
 
 void master_stop(struct master *m, bool now)
 {
@@ -48,7 +48,8 @@ int master_scale(struct master *m, unsigned target, const char *why, char *err, 
         return -1;
     }
     if (m->reload.stranded) {
-        snprintf(err, errlen, "the workers serving cannot be replaced (the app failed to import "
+        snprintf(err, errlen,
+                 "the workers serving cannot be replaced (the app failed to import "
                  "after a re-exec): reload first");
         return -1;
     }

@@ -13,9 +13,10 @@
 void master_notify_ready(struct master *m)
 {
     char msg[256];
-    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving: %u processes x %u threads, %zu "
-             "listeners\nMAINPID=%d", master_pool_processes(m), m->cfg->threads, m->listener_count,
-             (int)getpid());
+    snprintf(msg, sizeof(msg),
+             "READY=1\nSTATUS=serving: %u processes x %u threads, %zu "
+             "listeners\nMAINPID=%d",
+             master_pool_processes(m), m->cfg->threads, m->listener_count, (int)getpid());
     int rc = systemd_notify_send(&m->notify, msg);
     if (rc < 0)
         log_msg(LOG_WARN, "sendto(NOTIFY_SOCKET) failed: %s", strerror(-rc));

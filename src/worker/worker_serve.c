@@ -90,9 +90,8 @@ void worker_serve(struct worker_thread *t, struct slot *s)
             if (c->bye_sent && !c->in_request && (end == 0 || end == -ECONNRESET))
                 atomic_fetch_add_explicit(&w->drain_peer, 1, memory_order_relaxed);
             else if (c->in_request || end < 0)
-                log_msg(LOG_ERROR, "%s: peer %s: %s in the middle of a request",
-                        c->listener->name, c->peer,
-                        end == 0 ? "connection closed" : strerror(-end));
+                log_msg(LOG_ERROR, "%s: peer %s: %s in the middle of a request", c->listener->name,
+                        c->peer, end == 0 ? "connection closed" : strerror(-end));
             worker_slot_close(w, s);
             break;
         }

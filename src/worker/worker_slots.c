@@ -134,8 +134,7 @@ void worker_slot_park(struct worker *w, struct slot *s)
     atomic_store(&s->word, slot_word(gen, SLOT_PARKED));
     if (w->single_thread && s->registered)
         return;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
-                             .data.u64 = (uint64_t)gen << 32 | idx};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = (uint64_t)gen << 32 | idx};
     if (!w->single_thread)
         ev.events |= EPOLLONESHOT;
     int op = s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
