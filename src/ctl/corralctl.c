@@ -26,6 +26,7 @@ static void ctl_usage(FILE *out)
 {
     fprintf(out,
             "Usage: corralctl [-s SOCKET] [--json] COMMAND [ARGS]\n"
+            "       (the options may also follow the command: corralctl workers --json)\n"
             "\n"
             "Control a running corral server through its control socket (corral\n"
             "--control PATH).\n"
@@ -361,6 +362,55 @@ static char *ctl_join(int argc, char **argv)
     return line;
 }
 
+/*
+ * Options may come before or after the command and its arguments
+ * ("corralctl workers --json" as "corralctl --json workers"). Reorder ARGV
+ * into OUT (2 x ARGC + 2 entries, the second half scratch): argv[0], the options with their values, "--",
+ * then the words (the command and its arguments) in their order. A word is
+ * anything after "--", "-" alone, or a '-' and a digit ("scale -1"); every
+ * other word starting with '-' is an option, and -s/-t/--socket/--timeout
+ * (or a prefix getopt_long accepts) without an attached value take the next
+ * word as theirs. Returns the number of entries in OUT; OUT points into ARGV.
+ */
+static int ctl_reorder_args(int argc, char **argv, char **out)
+{
+    int n = 0, words = 0;
+    char **word = out + argc + 2; /* the words, kept apart until the options are done */
+    out[n++] = argv[0];
+    bool only_words = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_words || a[0] != '-' || a[1] == '\0' || (a[1] >= '0' && a[1] <= '9')) {
+            word[words++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_words = true;
+            continue;
+        }
+        out[n++] = argv[i];
+        bool takes_next = false;
+        if (a[1] == '-') {
+            size_t len = strlen(a + 2);
+            takes_next = !strchr(a, '=') && len > 0 &&
+                         (strncmp(a + 2, "socket", len) == 0 ||
+                          strncmp(a + 2, "timeout", len) == 0);
+        } else {
+            for (const char *c = a + 1; *c; c++)
+                if (*c == 's' || *c == 't') {
+                    takes_next = c[1] == '\0';
+                    break;
+                }
+        }
+        if (takes_next && i + 1 < argc)
+            out[n++] = argv[++i];
+    }
+    out[n++] = "--";
+    for (int w = 0; w < words; w++)
+        out[n++] = word[w];
+    return n;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -372,7 +422,15 @@ int main(int argc, char **argv)
     bool raw = false;
     double timeout = 5;
     int opt;
-    /* '+': options end at the command, so "scale -1" is an argument. */
+    char **args = calloc(2 * (size_t)argc + 2, sizeof(*args));
+    if (!args) {
+        fprintf(stderr, "corralctl: out of memory\n");
+        return CTL_EXIT_IO;
+    }
+    argc = ctl_reorder_args(argc, argv, args);
+    argv = args;
+    /* '+': the options come first now and end at the "--" that
+     * ctl_reorder_args put before the words, so "scale -1" stays a word. */
     while ((opt = getopt_long(argc, argv, "+s:jt:hV", opts, NULL)) != -1) {
         char *end;
         switch (opt) {
@@ -454,5 +512,6 @@ int main(int argc, char **argv)
     }
     ctl_close(&c);
     free(line);
+    free(args);
     return status;
 }

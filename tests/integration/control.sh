@@ -156,6 +156,19 @@ ctl status
 expect_match "status (table): the listeners" "uwsgi:unix:$U +uwsgi +[0-9]+ +0 +1024" "$(cat "$T/ctl.out")"
 expect_match "status (table): the pool line" "pool: static, 2 of 2 processes live" "$(cat "$T/ctl.out")"
 
+# ---- options after the command (as git, systemctl and kubectl take them)
+timeout 20 "$CTL" workers --json -s "$SOCK" >"$T/ctl.out" 2>"$T/ctl.err"
+expect_eq "workers --json -s SOCK: exit 0" 0 "$?"
+expect_json "workers --json -s SOCK: the JSON reply, 2 workers" 'len(d["workers"])' 2
+timeout 20 "$CTL" status -t 5 --socket="$SOCK" -j >"$T/ctl.out" 2>"$T/ctl.err"
+expect_eq "status -t 5 --socket=SOCK -j: exit 0" 0 "$?"
+expect_json "status -t 5 --socket=SOCK -j: the JSON reply" 'd["pid"]' "$CORRAL_PID"
+ctl scale 2 --json
+expect_json "scale 2 --json: the argument stays the command's, the reply is JSON" \
+    '(d["ok"], d["processes"])' "(True, 2)"
+timeout 20 "$CTL" -s "$SOCK" -- workers --json >"$T/ctl.out" 2>"$T/ctl.err"
+expect_eq "-- workers --json: after --, --json is the command's (refused, exit 1)" 1 "$?"
+
 # ---- scaling
 ctl --json scale +2
 expect_json "scale +2: ok, 4 processes, was 2" '(d["ok"], d["processes"], d["previous"])' "(True, 4, 2)"
