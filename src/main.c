@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "master/master.h"
 #include "os/privs.h"
+#include "os/rlimit.h"
 #include "master/reexec_state.h"
 
 static int main_write_pidfile(const char *path)
@@ -295,6 +296,7 @@ int main(int argc, char **argv)
     }
     if (!rx && log_open(cfg.error_log, cfg.access_log) < 0)
         goto out;
+    rlimit_raise_nofile(cfg.max_conns, cfg.listen_count); /* the workers inherit it */
 
     /* As root: bind, create the socket files, the pidfile and the logs;
      * then drop to --uid/--gid before any app code (the handler's dlopen,

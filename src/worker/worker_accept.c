@@ -1,8 +1,9 @@
 /*
  * worker_accept.c — taking one connection from a listener: accept4, the
- * --allow-from check and its rate-limited refusal log, a slot, the codec
- * limits (FastCGI GET_VALUES) and conn_init. Serving it is the caller's
- * (worker.c); which worker accepts at all is worker_slots.c's.
+ * --allow-from check and its rate-limited refusal log, the back-off when out
+ * of file descriptors, a slot, the codec limits (FastCGI GET_VALUES) and
+ * conn_init. Serving it is the caller's (worker.c); which worker accepts at
+ * all is worker_slots.c's.
  */
 #include "worker_state.h"
 
@@ -56,6 +57,21 @@ static void worker_refuse_peer(struct listener *l, const struct sockaddr_storage
                 "closed", l->name, peer);
 }
 
+/* Out of file descriptors (or kernel memory): the connection stays in the
+ * listen queue while the listeners are out of epoll for a moment (a
+ * level-triggered listener would wake the threads again at once, and each
+ * try would fail and log); one log line a second in this process, with the
+ * number of failures left unlogged since. */
+static void worker_out_of_fds(struct worker *w, const struct listener *l, int err)
+{
+    worker_back_off_accept(w);
+    unsigned long suppressed = 0;
+    if (!allow_ratelimit_due(&w->no_fds_log, clock_now_ms() / 1000, &suppressed))
+        return;
+    log_msg(LOG_ERROR, "accept(%s) failed: %s; not accepting for %d ms (%lu more failures "
+            "since the last line)", l->name, strerror(err), NO_FDS_BACKOFF_MS, suppressed);
+}
+
 struct slot *worker_take(struct worker *w, size_t li, bool *again)
 {
     const struct listener *l = &w->ctx->listeners[li];
@@ -64,7 +80,9 @@ struct slot *worker_take(struct worker *w, size_t li, bool *again)
     *again = false;
     int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            worker_out_of_fds(w, l, errno);
+        else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
             log_msg(LOG_ERROR, "accept(%s) failed: %s", l->name, strerror(errno));
         return NULL;
     }

@@ -1,7 +1,8 @@
 /*
  * worker_slots.c — the connection table and which worker accepts: a slot's
  * life (alloc, park, claim, close) and the balancing across the pool that
- * every open and close re-checks (the listeners in or out of the epoll set).
+ * every open and close re-checks (the listeners in or out of the epoll set),
+ * with the pause of a worker out of file descriptors.
  *
  * Parked connections can also be closed by the housekeeping tick (idle
  * timeout, graceful stop). Ownership is decided by a compare-and-swap on the
@@ -29,14 +30,14 @@ static unsigned worker_pool_slots(const struct worker_ctx *ctx)
 }
 
 /*
- * Whether this worker should take new connections: not while stopping or
- * full, and not while it holds 2 or more connections more than another
+ * Whether this worker should take new connections: not while stopping,
+ * full or out of file descriptors (worker_back_off_accept), and not while it holds 2 or more connections more than another
  * worker that has a free thread (EPOLLEXCLUSIVE alone lets one process take
  * a whole burst of connects: contrib/bench/accept.sh measures it). Call with the lock.
  */
 static bool worker_should_accept(const struct worker *w)
 {
-    if (atomic_load(&w->stopping) || w->open >= w->slot_count)
+    if (atomic_load(&w->stopping) || w->open >= w->slot_count || w->no_fds_until_ms)
         return false;
     const struct worker_ctx *ctx = w->ctx;
     unsigned slots = worker_pool_slots(ctx);
@@ -61,6 +62,8 @@ static bool worker_should_accept(const struct worker *w)
 /* Put the listeners in or out of the epoll set to match the rule above. */
 static void worker_balance_locked(struct worker *w)
 {
+    if (w->no_fds_until_ms && clock_now_ms() >= w->no_fds_until_ms)
+        w->no_fds_until_ms = 0; /* the back-off is over */
     bool want = worker_should_accept(w);
     if (want == w->armed)
         return;
@@ -85,6 +88,14 @@ static void worker_balance_locked(struct worker *w)
 void worker_balance(struct worker *w)
 {
     pthread_mutex_lock(&w->lock);
+    worker_balance_locked(w);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void worker_back_off_accept(struct worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->no_fds_until_ms = clock_now_ms() + NO_FDS_BACKOFF_MS;
     worker_balance_locked(w);
     pthread_mutex_unlock(&w->lock);
 }

@@ -9,7 +9,8 @@
  *                    signals, exit
  *   worker_accept.c  taking one connection: accept4, --allow-from, conn_init
  *   worker_slots.c   the connection table (alloc, park, claim, close) and
- *                    accept balancing across workers
+ *                    accept balancing across workers (and the back-off when
+ *                    out of file descriptors)
  */
 #ifndef CORRAL_WORKER_STATE_H
 #define CORRAL_WORKER_STATE_H
@@ -21,6 +22,7 @@
 
 #include "conn/conn.h"
 #include "conn/request.h"
+#include "os/allow.h"
 #include "status_page.h"
 #include "worker.h"
 
@@ -39,6 +41,10 @@ enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2 };
 /* Body bytes read and thrown away to reuse or cleanly close a connection
  * whose request body the app did not read. */
 #define DRAIN_LIMIT (4u << 20)
+/* How long a worker out of file descriptors (EMFILE, ENFILE) leaves its
+ * listeners out of epoll before it tries again: the tick re-arms them, so
+ * the pause is this to this + TICK_MS. */
+#define NO_FDS_BACKOFF_MS 200
 
 struct slot {
     _Atomic uint64_t word;        /* generation << 32 | SLOT_* */
@@ -58,11 +64,15 @@ struct worker {
     struct slot *slots;
     unsigned slot_count;
 
-    pthread_mutex_t lock;         /* guards the free list, open, armed */
+    pthread_mutex_t lock;         /* guards the free list, open, armed, no_fds_until_ms */
     unsigned *free_list;
     unsigned free_count;
     unsigned open;                /* open connections */
     bool armed;                   /* listeners are in the epoll set */
+    /* Out of file descriptors: accept nothing until then (the tick's
+     * worker_balance puts the listeners back); 0 = not backing off. */
+    uint64_t no_fds_until_ms;
+    struct allow_ratelimit no_fds_log; /* one line a second about it */
 
     /* How workers share the listeners. Only benchmarks change it, through
      * CORRAL_ACCEPT_MODE, to reproduce contrib/bench/accept.sh. */
@@ -157,5 +167,9 @@ bool worker_slot_claim(struct slot *s, uint32_t gen);
 /* Put the listeners in or out of the epoll set: out while stopping, full,
  * or well ahead of another worker (alloc and close re-check it too). */
 void worker_balance(struct worker *w);
+/* accept4 failed for want of file descriptors or memory: take the listeners
+ * out of the epoll set for NO_FDS_BACKOFF_MS, so that a level-triggered
+ * listener does not wake the threads again at once. */
+void worker_back_off_accept(struct worker *w);
 
 #endif
