@@ -25,9 +25,10 @@ unsigned long rlimit_raise_nofile(unsigned long max_conns, unsigned long listene
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
         struct rlimit raised = {.rlim_cur = want, .rlim_max = rl.rlim_max};
         if (setrlimit(RLIMIT_NOFILE, &raised) < 0) {
-            log_msg(LOG_WARN, "setrlimit(RLIMIT_NOFILE, %lu) failed: %s; the open files limit "
-                    "stays %lu", (unsigned long)want, strerror(errno),
-                    (unsigned long)rl.rlim_cur);
+            log_msg(LOG_WARN,
+                    "setrlimit(RLIMIT_NOFILE, %lu) failed: %s; the open files limit "
+                    "stays %lu",
+                    (unsigned long)want, strerror(errno), (unsigned long)rl.rlim_cur);
         } else {
             log_msg(LOG_INFO, "open files limit (RLIMIT_NOFILE) raised from %lu to %lu",
                     (unsigned long)rl.rlim_cur, (unsigned long)want);
@@ -38,11 +39,12 @@ unsigned long rlimit_raise_nofile(unsigned long max_conns, unsigned long listene
                                                       : (unsigned long)rl.rlim_cur;
     unsigned long need = max_conns + listeners + RLIMIT_NOFILE_MARGIN;
     if (need > soft)
-        log_msg(LOG_WARN, "a worker may need %lu file descriptors (max_conns %lu, %lu listeners, "
+        log_msg(LOG_WARN,
+                "a worker may need %lu file descriptors (max_conns %lu, %lu listeners, "
                 "%d for the rest) but the open files limit (RLIMIT_NOFILE) is %lu, hard %lu: "
                 "past it a worker stops accepting for a moment; raise the limit (ulimit -n, "
-                "systemd's LimitNOFILE=) or lower --max-conns", need, max_conns, listeners,
-                RLIMIT_NOFILE_MARGIN, soft,
+                "systemd's LimitNOFILE=) or lower --max-conns",
+                need, max_conns, listeners, RLIMIT_NOFILE_MARGIN, soft,
                 rl.rlim_max == RLIM_INFINITY ? (unsigned long)RLIMIT_NOFILE_UNLIMITED
                                              : (unsigned long)rl.rlim_max);
     return soft;
