@@ -31,9 +31,10 @@ static unsigned worker_pool_slots(const struct worker_ctx *ctx)
 
 /*
  * Whether this worker should take new connections: not while stopping,
- * full or out of file descriptors (worker_back_off_accept), and not while it holds 2 or more connections more than another
- * worker that has a free thread (EPOLLEXCLUSIVE alone lets one process take
- * a whole burst of connects: contrib/bench/accept.sh measures it). Call with the lock.
+ * full or out of file descriptors (worker_back_off_accept), and not while
+ * it holds 2 or more connections more than another worker that has a free
+ * thread (EPOLLEXCLUSIVE alone lets one process take a whole burst of
+ * connects: contrib/bench/accept.sh measures it). Call with the lock.
  */
 static bool worker_should_accept(const struct worker *w)
 {
