@@ -18,9 +18,30 @@
 #include "core/log.h"
 #include "core/clock.h"
 
+/* RFC 3875 4.1.18: a server drops the HTTP_CONTENT_TYPE and
+ * HTTP_CONTENT_LENGTH a front end may send (nginx, lighttpd and Caddy pass
+ * Content-Type/Length twice); CONTENT_TYPE and CONTENT_LENGTH hold them.
+ * Removed from the table in place, so corral_param, corral_param_count/at
+ * and the WSGI environ agree. */
+static void request_drop_http_content(struct params *p)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < p->count; i++) {
+        const struct params_entry *e = &p->entries[i];
+        if ((e->name_len == 17 && params_is(p, e, "HTTP_CONTENT_TYPE")) ||
+            (e->name_len == 19 && params_is(p, e, "HTTP_CONTENT_LENGTH")))
+            continue;
+        if (out != i)
+            p->entries[out] = *e;
+        out++;
+    }
+    p->count = out;
+}
+
 void request_begin(struct corral_request *r, struct conn *c)
 {
     r->conn = c;
+    request_drop_http_content(&c->params);
     request_reset_head(r);
     r->head_sent = r->finished = r->failed = r->clipped = r->complete_early = false;
     r->method = params_get(&c->params, "REQUEST_METHOD");

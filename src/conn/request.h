@@ -58,7 +58,8 @@ bool request_header_value_ok(const char *value, size_t len);
 void request_reset_head(corral_request *r);
 
 /* Prepare R for a new request on C, whose params are complete (keeps
- * memory). */
+ * memory). HTTP_CONTENT_TYPE and HTTP_CONTENT_LENGTH leave C's params here
+ * (RFC 3875 4.1.18): no reader of the request sees them. */
 void request_begin(struct corral_request *r, struct conn *c);
 
 /*

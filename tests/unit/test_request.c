@@ -181,6 +181,38 @@ static void request_uwsgi_answers_with_status_line(void **state)
     fixture_close(&f);
 }
 
+/* RFC 3875 4.1.18: the Content-Type/Length a front end sends again as
+ * HTTP_ variables are not params of the request. */
+static void request_drops_http_content_params(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_uwsgi);
+    static const char *const kv[] = {"HTTP_CONTENT_TYPE", "text/plain", "REQUEST_METHOD", "POST",
+                                     "CONTENT_TYPE", "text/plain", "HTTP_CONTENT_LENGTH", "0",
+                                     "CONTENT_LENGTH", "0", "HTTP_CONTENT_TYPEX", "kept", NULL};
+    uint8_t pkt[1024];
+    send_all(f.peer, pkt, uwsgi_packet(pkt, kv, NULL));
+    read_head(&f);
+    corral_request *r = &f.req;
+    assert_null(corral_param(r, "HTTP_CONTENT_TYPE"));
+    assert_null(corral_param(r, "HTTP_CONTENT_LENGTH"));
+    assert_string_equal(corral_param(r, "CONTENT_TYPE"), "text/plain");
+    assert_string_equal(corral_param(r, "HTTP_CONTENT_TYPEX"), "kept");
+    assert_string_equal(r->method, "POST");
+    assert_int_equal(corral_param_count(r), 4);
+    static const char *const names[] = {"REQUEST_METHOD", "CONTENT_TYPE", "CONTENT_LENGTH",
+                                        "HTTP_CONTENT_TYPEX"};
+    for (size_t i = 0; i < 4; i++) {
+        const char *name, *value;
+        assert_int_equal(corral_param_at(r, i, &name, &value), 0);
+        assert_string_equal(name, names[i]);
+    }
+    const char *name, *value;
+    assert_int_equal(corral_param_at(r, 4, &name, &value), -1);
+    fixture_close(&f);
+}
+
 static void request_refuses_header_injection(void **state)
 {
     (void)state;
@@ -530,6 +562,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(request_uwsgi_answers_with_status_line),
+        cmocka_unit_test(request_drops_http_content_params),
         cmocka_unit_test(request_refuses_header_injection),
         cmocka_unit_test(request_refuses_control_bytes_in_values),
         cmocka_unit_test(request_conflicting_content_length_is_500),
