@@ -101,11 +101,14 @@ CORRAL_EXPORT ssize_t corral_read(corral_request *req, void *buf, size_t cap);
 CORRAL_EXPORT int corral_set_status(corral_request *req, int status,
                                     const char *reason);
 
-/* Add a response header. Names and values with CR, LF or NUL are refused
+/* Add a response header. A name that is not an RFC 9110 token, or a value
+ * with a control byte other than HTAB (CR, LF, NUL, ESC, DEL...), is refused
  * (-1), as is anything after the head was sent. Returns 0 or -1.
  * A Content-Length header is passed on as given and bounds the body: bytes
  * past it are dropped (logged), and a body that ends short of it closes the
- * connection (logged) so the front end sees an incomplete response. */
+ * connection (logged) so the front end sees an incomplete response. Two
+ * Content-Length headers with different values are an app error: a 500 goes
+ * out in place of the head (logged) and the body written after is dropped. */
 CORRAL_EXPORT int corral_add_header(corral_request *req, const char *name,
                                     const char *value);
 

@@ -18,9 +18,30 @@
 #include "core/log.h"
 #include "core/clock.h"
 
+/* RFC 3875 4.1.18: a server drops the HTTP_CONTENT_TYPE and
+ * HTTP_CONTENT_LENGTH a front end may send (nginx, lighttpd and Caddy pass
+ * Content-Type/Length twice); CONTENT_TYPE and CONTENT_LENGTH hold them.
+ * Removed from the table in place, so corral_param, corral_param_count/at
+ * and the WSGI environ agree. */
+static void request_drop_http_content(struct params *p)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < p->count; i++) {
+        const struct params_entry *e = &p->entries[i];
+        if ((e->name_len == 17 && params_is(p, e, "HTTP_CONTENT_TYPE")) ||
+            (e->name_len == 19 && params_is(p, e, "HTTP_CONTENT_LENGTH")))
+            continue;
+        if (out != i)
+            p->entries[out] = *e;
+        out++;
+    }
+    p->count = out;
+}
+
 void request_begin(struct corral_request *r, struct conn *c)
 {
     r->conn = c;
+    request_drop_http_content(&c->params);
     request_reset_head(r);
     r->head_sent = r->finished = r->failed = r->clipped = r->complete_early = false;
     r->method = params_get(&c->params, "REQUEST_METHOD");
@@ -128,6 +149,7 @@ void request_reset_head(corral_request *r)
     r->reason[0] = '\0';
     r->headers_len = 0;
     r->body_limit = -1;
+    r->length_seen = r->length_conflict = false;
 }
 
 CORRAL_EXPORT int corral_set_status(corral_request *r, int status, const char *reason)
@@ -148,27 +170,53 @@ static bool request_token_char(unsigned char ch)
            (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
-/* A Content-Length header bounds the body: bytes past it are dropped, and a
- * body that ends short of it closes the connection (the front end must not
- * take a truncated response for a whole one). A value that is not a number
- * is passed on as it is and bounds nothing. */
-static void request_note_length(struct corral_request *r, const char *value)
+/* The value of a Content-Length header: decimal digits between optional
+ * blanks, or -1 when it is not such a number (it is then passed on as it is
+ * and bounds nothing). */
+static int64_t request_parse_length(const char *value)
 {
     int64_t n = 0;
     const char *p = value;
     while (*p == ' ' || *p == '\t')
         p++;
     if (*p < '0' || *p > '9')
-        return;
+        return -1;
     for (; *p >= '0' && *p <= '9'; p++) {
         if (n > (INT64_MAX - 9) / 10)
-            return;
+            return -1;
         n = n * 10 + (*p - '0');
     }
     while (*p == ' ' || *p == '\t')
         p++;
-    if (*p == '\0')
-        r->body_limit = n;
+    return *p == '\0' ? n : -1;
+}
+
+/* A Content-Length header bounds the body: bytes past it are dropped, and a
+ * body that ends short of it closes the connection (the front end must not
+ * take a truncated response for a whole one). A second one with another
+ * value makes the head an app error: request_write answers 500 instead. */
+static void request_note_length(struct corral_request *r, const char *value)
+{
+    int64_t n = request_parse_length(value);
+    if (r->length_seen) {
+        if (n != r->length_first)
+            r->length_conflict = true;
+        return;
+    }
+    r->length_seen = true;
+    r->length_first = n;
+    r->body_limit = n;
+}
+
+bool request_header_value_ok(const char *value, size_t len)
+{
+    /* RFC 9110 5.5: field-vchar (VCHAR, obs-text), SP and HTAB. */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)value[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return false;
+    }
+    return true;
 }
 
 CORRAL_EXPORT int corral_add_header(corral_request *r, const char *name, const char *value)
@@ -178,9 +226,9 @@ CORRAL_EXPORT int corral_add_header(corral_request *r, const char *name, const c
     for (const char *p = name; *p; p++)
         if (!request_token_char((unsigned char)*p))
             return -1;
-    if (strpbrk(value, "\r\n"))
-        return -1;
     size_t nl = strlen(name), vl = strlen(value), need = nl + vl + 4;
+    if (!request_header_value_ok(value, vl))
+        return -1;
     if (r->headers_len + need > r->headers_cap) {
         size_t cap = r->headers_cap ? r->headers_cap : 512;
         while (cap < r->headers_len + need)
@@ -371,6 +419,25 @@ static int request_short_body(struct corral_request *r)
     return -1;
 }
 
+/* The handler staged a head that must not go out (two Content-Length
+ * headers with different values): one line names the request, and a 500
+ * takes its place. Stages that 500 and returns its body. */
+static const char *request_refuse_head(struct corral_request *r, size_t *len)
+{
+    struct conn *c = r->conn;
+    const char *m = r->method;
+    const char *u = r->uri;
+    log_msg(LOG_ERROR, "%s: peer %s: %s %s: the handler sent Content-Length headers with "
+            "different values: answered 500", c->listener->name, c->peer, m ? m : "-",
+            u ? u : "-");
+    request_reset_head(r);
+    r->status = 500;
+    corral_add_header(r, "Content-Type", "text/plain");
+    static const char body[] = "Internal Server Error\n";
+    *len = sizeof(body) - 1;
+    return body;
+}
+
 /* Send LEN body bytes (and the head first if not sent yet). */
 static int request_write(struct corral_request *r, const void *buf, size_t len, bool final)
 {
@@ -381,6 +448,13 @@ static int request_write(struct corral_request *r, const void *buf, size_t len, 
             return -1;
         request_body_room(r, len);
         return 0;
+    }
+    bool refused = !r->head_sent && r->length_conflict;
+    if (refused) {
+        /* The 500 ends the response; the handler's bytes, these and any
+         * that follow, are dropped as after a complete body. */
+        buf = request_refuse_head(r, &len);
+        final = true;
     }
     len = request_body_room(r, len);
     /* A body that reaches its Content-Length (or any HEAD response) is
@@ -411,6 +485,8 @@ static int request_write(struct corral_request *r, const void *buf, size_t len, 
     int rc = request_send(r, parts, n, final && !short_body);
     if (rc == 0)
         r->bytes_out += len;
+    if (refused)
+        r->complete_early = true;
     if (rc == 0 && short_body)
         return request_short_body(r);
     return rc;
@@ -455,6 +531,8 @@ CORRAL_EXPORT int corral_sendfile(corral_request *r, int fd, off_t offset, size_
     }
     if (!r->head_sent && request_write(r, "", 0, false) < 0)
         return -1;
+    if (r->finished) /* the head was refused: a 500 went out instead */
+        return 0;
     while (len > 0) {
         ssize_t n = sendfile(c->fd, fd, &offset, len);
         if (n > 0) {

@@ -30,6 +30,9 @@ struct corral_request {
     bool clipped;               /* body bytes past Content-Length were dropped (logged) */
     bool complete_early;        /* ended when the body reached its length (or HEAD) */
     int64_t body_limit;         /* the handler's Content-Length, or -1 */
+    bool length_seen;           /* a Content-Length header is staged... */
+    int64_t length_first;       /* ...with this value (-1: not a number) */
+    bool length_conflict;       /* another one differs: the head is refused */
     uint64_t bytes_out;         /* body bytes sent */
     uint64_t start_us;          /* CLOCK_MONOTONIC, microseconds */
 };
@@ -46,12 +49,17 @@ static inline uint64_t request_body_left(const corral_request *r)
     return r->body_limit < 0 ? UINT64_MAX : (uint64_t)r->body_limit - r->bytes_out;
 }
 
+/* Whether the LEN bytes of VALUE may be a header value (RFC 9110 5.5:
+ * VCHAR, obs-text, SP and HTAB; no other control byte, no DEL). */
+bool request_header_value_ok(const char *value, size_t len);
+
 /* Forget the status and headers staged so far (before the head is sent):
  * 200, no headers, no Content-Length. */
 void request_reset_head(corral_request *r);
 
 /* Prepare R for a new request on C, whose params are complete (keeps
- * memory). */
+ * memory). HTTP_CONTENT_TYPE and HTTP_CONTENT_LENGTH leave C's params here
+ * (RFC 3875 4.1.18): no reader of the request sees them. */
 void request_begin(struct corral_request *r, struct conn *c);
 
 /*

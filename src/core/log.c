@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,18 +181,37 @@ static void log_write(int fd, const char *buf, size_t len)
     }
 }
 
+/* Copy S into OUT (CAP bytes, no NUL added), escaping as \xHH the bytes
+ * that could forge a line: control characters and DEL. FIELDS also escapes
+ * what could forge a field of the access log: quotes, backslashes and
+ * non-ASCII. Returns the bytes written; a copy that does not fit is cut. */
+static size_t log_escape(char *out, size_t cap, const char *s, bool fields)
+{
+    size_t n = 0;
+    for (; s && *s && n + 5 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f || (fields && (c > 0x7f || c == '"' || c == '\\')))
+            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c);
+        else
+            out[n++] = (char)c;
+    }
+    return n;
+}
+
+/* Every byte of the message goes through log_escape: messages quote URIs,
+ * peers' addresses and app text, and a newline or an escape sequence there
+ * must not start a forged line or rewrite the terminal. A multi-line text
+ * (a Python traceback) is logged one log_msg per line (app_wsgi.c). */
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
-    char line[2048];
+    char msg[2048];
+    char line[4096];
     size_t n = log_timestamp(line, sizeof(line));
     n += (size_t)snprintf(line + n, sizeof(line) - n, " %s [pid %d] ",
                           log_level_names[level], (int)getpid());
-    int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-    if (m < 0)
-        m = 0;
-    n += (size_t)m;
-    if (n > sizeof(line) - 2)
-        n = sizeof(line) - 2; /* truncated message: keep the newline */
+    if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+        msg[0] = '\0';
+    n += log_escape(line + n, sizeof(line) - n - 1, msg, false);
     line[n++] = '\n';
     log_write(log_error_fd, line, n);
 }
@@ -209,21 +229,6 @@ int log_access_enabled(void)
     return log_access_fd >= 0;
 }
 
-/* Copy S into the line, escaping bytes that could forge a line or a field:
- * control characters, quotes, backslashes and non-ASCII become \xHH. */
-static size_t log_escape(char *out, size_t cap, const char *s)
-{
-    size_t n = 0;
-    for (; s && *s && n + 5 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
-            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c);
-        else
-            out[n++] = (char)c;
-    }
-    return n;
-}
-
 void log_access(const char *remote, const char *method, const char *uri,
                 int status, uint64_t bytes, uint64_t duration_us)
 {
@@ -232,11 +237,11 @@ void log_access(const char *remote, const char *method, const char *uri,
     char line[4096];
     size_t n = log_timestamp(line, sizeof(line));
     line[n++] = ' ';
-    n += log_escape(line + n, 128, remote ? remote : "-");
+    n += log_escape(line + n, 128, remote ? remote : "-", true);
     n += (size_t)snprintf(line + n, sizeof(line) - n, " \"");
-    n += log_escape(line + n, 32, method ? method : "-");
+    n += log_escape(line + n, 32, method ? method : "-", true);
     line[n++] = ' ';
-    n += log_escape(line + n, sizeof(line) - n - 128, uri ? uri : "-");
+    n += log_escape(line + n, sizeof(line) - n - 128, uri ? uri : "-", true);
     n += (size_t)snprintf(line + n, sizeof(line) - n,
                           "\" %d %llu %lluus pid=%d\n", status,
                           (unsigned long long)bytes,

@@ -43,6 +43,10 @@ void log_files(int *error_fd, const char **error_path, int *access_fd, const cha
 int log_reopen_err(char *err, size_t errlen);
 int log_reopen(void);
 
+/* One line in the error log: timestamp, level, pid, then the formatted
+ * message with every control byte and DEL written as \xHH (a newline in a
+ * URI or in app text cannot start a line of its own). Text of several lines
+ * is logged one call per line. */
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void log_vmsg(enum log_level level, const char *fmt, va_list ap);

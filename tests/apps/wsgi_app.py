@@ -30,6 +30,8 @@ would stop it first), to check what corral does:
   /bad/str-body     yields a str                     -> 500, logged
   /bad/header-crlf  a header value with CR LF        -> 500, logged
   /bad/header-latin a header value not in Latin-1    -> 500, logged
+  /bad/header-esc   a header value with ESC          -> 500, logged
+  /bad/two-lengths  Content-Length 5 and 100         -> 500, logged
   /bad/status       status "OK" without a code       -> 500, logged
   /bad/late-raise   raises after the first chunk     -> connection closed
   /bad/exc-info     start_response(..., exc_info) after the headers went
@@ -123,6 +125,7 @@ def app(environ, start_response):
         return text(start_response, count(inp))
     if path == "/environ":
         keys = ["REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "SCRIPT_NAME", "HTTP_X_LATIN",
+                "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH",
                 "wsgi.version", "wsgi.url_scheme", "wsgi.multithread", "wsgi.multiprocess",
                 "wsgi.run_once", "wsgi.input_terminated"]
         body = "".join("%s=%r\n" % (k, environ.get(k)) for k in keys)
@@ -184,6 +187,12 @@ def bad_body(path, start_response):
     elif path == "/bad/header-latin":
         start_response("200 OK", [("X-Euro", "\u20ac")])
         yield b"never sent"
+    elif path == "/bad/header-esc":
+        start_response("200 OK", [("X-Esc", "a\x1b[31mred")])
+        yield b"never sent"
+    elif path == "/bad/two-lengths":
+        start_response("200 OK", [("Content-Length", "5"), ("Content-Length", "100")])
+        yield b"never"
     elif path == "/bad/status":
         start_response("OK", [])
         yield b"never sent"

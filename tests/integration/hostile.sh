@@ -391,6 +391,23 @@ for proto, a in zip(("uwsgi", "fastcgi", "scgi"), sys.argv[1:]):
     report("after the hostile input: 100 normal %s requests served" % proto, good == 100, errs)
 PY
 
+# A URI that carries a newline and a fake timestamp to a route that fails
+# (logged with the URI) must not forge a line of the error log.
+py_checks "$U" "$F" "$S" <<'PY'
+import sys
+from lib_protocols import request, report
+forged = b"/fail?\n2026-01-01 00:00:00 [error] forged\r\x1b[2Kforged"
+for proto, a in zip(("uwsgi", "fastcgi", "scgi"), sys.argv[1:]):
+    status, _, _ = request(proto, "unix:" + a, uri=forged)
+    report("a %s request whose URI holds a newline reaches /fail (500)" % proto, status == 500,
+           status)
+PY
+sleep 0.3
+expect_no_match "no error-log line starts with the forged text" '^(2026-01-01 00:00:00 \[error\] forged|forged)' \
+    "$(cat "$CORRAL_LOG")"
+expect_file_match "the error log shows the URI's newline and ESC escaped" \
+    'on GET /fail\?\\x0a2026-01-01 00:00:00 \[error\] forged\\x0d\\x1b\[2Kforged' "$CORRAL_LOG"
+
 for l in uwsgi scgi fastcgi; do
     expect_file_match "the error log names the $l listener, the peer and the reason" \
         "$l:unix:[^ ]*\.sock: peer [^ ]+: .*(bad|invalid|over|limit|not|unknown|version|HTTP)" "$CORRAL_LOG"

@@ -87,6 +87,14 @@ chunked_echo_check "nginx fastcgi, request buffering off (empty CONTENT_LENGTH)"
 curl_req "http://127.0.0.1:$PF/echo-unbuffered" --data-binary @"$T/rand10m" -H 'Expect:'
 expect_eq "nginx fastcgi, request buffering off: 10 MiB with Content-Length echoed (sha256)" "$RAND10M_SHA" "$(sha_file "$T/body")"
 
+# nginx's fastcgi_pass sends Content-Type and Content-Length twice; the
+# request's params keep CONTENT_TYPE/CONTENT_LENGTH only (RFC 3875 4.1.18).
+curl_req "http://127.0.0.1:$PF/params" -H 'Content-Type: application/x-test' --data-binary 'abc'
+expect_match "nginx fastcgi: /params has CONTENT_TYPE" '^CONTENT_TYPE=application/x-test$' \
+    "$(cat "$T/body")"
+expect_no_match "nginx fastcgi: /params has no HTTP_CONTENT_TYPE nor HTTP_CONTENT_LENGTH" \
+    '^HTTP_CONTENT_(TYPE|LENGTH)=' "$(cat "$T/body")"
+
 frontend_checks "nginx scgi" "$PS"
 stream_check "nginx scgi" "$PS"
 chunked_echo_check "nginx scgi (nginx buffers chunked bodies)" "http://127.0.0.1:$PS/echo"

@@ -12,7 +12,7 @@ APP=$top_srcdir/tests/apps/wsgi_app.py
 CLOSE_LOG=$T/close.log
 
 start_corral --listen "uwsgi:unix:$T/u.sock" --listen "scgi:unix:$T/s.sock" \
-    --listen "fastcgi:unix:$T/f.sock" --wsgi-file "$APP" --processes 2 --threads 2 \
+    --listen "fastcgi:unix:$T/f.sock" --wsgi-file "$APP" --processes 2 --threads 2 --chmod 0666 \
     --env "WSGI_TEST_CLOSE_LOG=$CLOSE_LOG" --env "WSGI_TEST_FILE=$T/file.bin" || finish
 head -c 3000000 /dev/urandom >"$T/file.bin"
 
@@ -75,11 +75,13 @@ for proto, addr in socks.items():
     report("%s: 200 requests from 8 clients (%.1f s)" % (proto, secs), good == 200, errs)
 
     # Broken on purpose (tests/apps/wsgi_app.py, /bad/).
-    for path in ("/bad/str-body", "/bad/header-crlf", "/bad/header-latin", "/bad/status"):
+    for path in ("/bad/str-body", "/bad/header-crlf", "/bad/header-latin", "/bad/header-esc",
+                 "/bad/two-lengths", "/bad/status"):
         st, h, b = req("GET", path)
         report("%s: %s answers 500" % (proto, path), st == 500, (st, h, b))
         report("%s: %s leaks no header" % (proto, path),
-               not any(n.lower() in ("x-split", "injected", "x-euro") for n, _ in h), h)
+               not any(n.lower() in ("x-split", "injected", "x-euro", "x-esc", "content-length")
+                       for n, _ in h), h)
     st, _, b = req("GET", "/bad/exc-info-early")
     report("%s: exc_info before the body replaces the response" % proto,
            (st, b) == (503, b"error page"), (st, b))
@@ -113,13 +115,19 @@ expect_file_match "the /raise traceback ends with the exception" \
 expect_file_match "wsgi.errors writes to the error log" 'wsgi\.errors: environ was asked for' \
     "$CORRAL_LOG"
 n=$(grep -c -E '^closed /bad/' "$CLOSE_LOG" 2>/dev/null)
-expect_eq "close() is called after every error too (7 routes x 3 protocols)" 21 "$n"
+expect_eq "close() is called after every error too (9 routes x 3 protocols)" 27 "$n"
 expect_eq "the file_wrapper's file is closed once per request" 12 \
     "$(grep -c -E '^closed (/raw)?/file$' "$CLOSE_LOG" 2>/dev/null)"
 expect_file_match "a str body is logged" \
     'wsgi: GET /bad/str-body: TypeError: the body must be bytes: the app yielded str' "$CORRAL_LOG"
 expect_file_match "a header with CR LF is logged with its name" \
     "GET /bad/header-crlf: ValueError: start_response: header 'X-Split': the value contains CR" \
+    "$CORRAL_LOG"
+expect_file_match "a header with ESC is logged with its name" \
+    "GET /bad/header-esc: ValueError: start_response: header 'X-Esc': the value contains a control" \
+    "$CORRAL_LOG"
+expect_file_match "two different Content-Lengths are logged once with the request" \
+    'GET /bad/two-lengths: the handler sent Content-Length headers with different values' \
     "$CORRAL_LOG"
 expect_file_match "a non-Latin-1 header is logged with its name" \
     "GET /bad/header-latin: ValueError: start_response: header 'X-Euro': the value is not Latin" \
@@ -140,6 +148,26 @@ done
 n=$(grep -c 'wsgi: the front end sends SCRIPT_NAME="/.*" and no PATH_INFO' "$CORRAL_LOG")
 check "SCRIPT_NAME without PATH_INFO is pointed out once per worker ($n lines, 2 workers)" \
     test "$n" -ge 1 -a "$n" -le 2
+# nginx sends Content-Type and Content-Length again as HTTP_CONTENT_TYPE and
+# HTTP_CONTENT_LENGTH: the environ has neither (RFC 3875 4.1.18; the
+# validator asserts it too), and CONTENT_TYPE/CONTENT_LENGTH as given.
+PN=$(free_port)
+start_nginx "
+    server {
+        listen 127.0.0.1:$PN;
+        location / {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass unix:$T/f.sock;
+        }
+    }
+" || finish
+curl_req "http://127.0.0.1:$PN/environ" -H 'Content-Type: application/x-test' --data-binary 'abc'
+expect_eq "nginx fastcgi: POST /environ answers 200" 200 "$HTTP_CODE"
+expect_match "nginx fastcgi: environ has CONTENT_TYPE and CONTENT_LENGTH" \
+    "CONTENT_TYPE='application/x-test'.CONTENT_LENGTH='3'" "$(tr '\n' ' ' <"$T/body")"
+expect_match "nginx fastcgi: environ has no HTTP_CONTENT_TYPE nor HTTP_CONTENT_LENGTH" \
+    "HTTP_CONTENT_TYPE=None.HTTP_CONTENT_LENGTH=None" "$(tr '\n' ' ' <"$T/body")"
+stop_pid "$NGINX_PID"
 expect_no_match "the validator found nothing wrong" 'AssertionError|Warning' "$(cat "$CORRAL_LOG")"
 expect_no_match "no errors apart from /raise" ' error ' \
     "$(grep -v -e 'GET /raise' -e 'GET /bad/' -e 'wsgi\.errors' "$CORRAL_LOG")"

@@ -181,6 +181,38 @@ static void request_uwsgi_answers_with_status_line(void **state)
     fixture_close(&f);
 }
 
+/* RFC 3875 4.1.18: the Content-Type/Length a front end sends again as
+ * HTTP_ variables are not params of the request. */
+static void request_drops_http_content_params(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_uwsgi);
+    static const char *const kv[] = {"HTTP_CONTENT_TYPE", "text/plain", "REQUEST_METHOD", "POST",
+                                     "CONTENT_TYPE", "text/plain", "HTTP_CONTENT_LENGTH", "0",
+                                     "CONTENT_LENGTH", "0", "HTTP_CONTENT_TYPEX", "kept", NULL};
+    uint8_t pkt[1024];
+    send_all(f.peer, pkt, uwsgi_packet(pkt, kv, NULL));
+    read_head(&f);
+    corral_request *r = &f.req;
+    assert_null(corral_param(r, "HTTP_CONTENT_TYPE"));
+    assert_null(corral_param(r, "HTTP_CONTENT_LENGTH"));
+    assert_string_equal(corral_param(r, "CONTENT_TYPE"), "text/plain");
+    assert_string_equal(corral_param(r, "HTTP_CONTENT_TYPEX"), "kept");
+    assert_string_equal(r->method, "POST");
+    assert_int_equal(corral_param_count(r), 4);
+    static const char *const names[] = {"REQUEST_METHOD", "CONTENT_TYPE", "CONTENT_LENGTH",
+                                        "HTTP_CONTENT_TYPEX"};
+    for (size_t i = 0; i < 4; i++) {
+        const char *name, *value;
+        assert_int_equal(corral_param_at(r, i, &name, &value), 0);
+        assert_string_equal(name, names[i]);
+    }
+    const char *name, *value;
+    assert_int_equal(corral_param_at(r, 4, &name, &value), -1);
+    fixture_close(&f);
+}
+
 static void request_refuses_header_injection(void **state)
 {
     (void)state;
@@ -204,6 +236,68 @@ static void request_refuses_header_injection(void **state)
     assert_memory_equal(out, expect, n);
     /* Nothing may follow the final write. */
     assert_int_equal(corral_write(r, "x", 1), -1);
+    fixture_close(&f);
+}
+
+/* RFC 9110 5.5: a value holds VCHAR, obs-text, SP and HTAB only. */
+static void request_refuses_control_bytes_in_values(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_scgi);
+    corral_request *r = &f.req;
+    request_begin(r, &f.conn);
+    assert_int_equal(corral_add_header(r, "X-A", "a\x0b" "b"), -1);
+    assert_int_equal(corral_add_header(r, "X-A", "a\x0c" "b"), -1);
+    assert_int_equal(corral_add_header(r, "X-A", "a\x1b[31mb"), -1);
+    assert_int_equal(corral_add_header(r, "X-A", "a\x7f" "b"), -1);
+    assert_int_equal(corral_add_header(r, "X-A", "\x01"), -1);
+    assert_int_equal(corral_add_header(r, "X-Tab", "a\tb"), 0);
+    assert_int_equal(corral_add_header(r, "X-Latin", "caf\xe9 \x80\xff"), 0);
+    assert_int_equal(corral_write_final(r, "", 0), 0);
+    char out[256];
+    size_t n = recv_all(f.peer, out, sizeof(out));
+    static const char expect[] =
+        "Status: 200 OK\r\nX-Tab: a\tb\r\nX-Latin: caf\xe9 \x80\xff\r\n\r\n";
+    assert_int_equal(n, sizeof(expect) - 1);
+    assert_memory_equal(out, expect, n);
+    fixture_close(&f);
+}
+
+/* Two Content-Length headers that disagree: 500 in place of the head, the
+ * handler's body dropped; the same value twice goes out as given. */
+static void request_conflicting_content_length_is_500(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_uwsgi);
+    corral_request *r = &f.req;
+    request_begin(r, &f.conn);
+    assert_int_equal(corral_add_header(r, "Content-Length", "5"), 0);
+    corral_add_header(r, "Content-Length", "100");
+    corral_write(r, "hello", 5);
+    assert_int_equal(request_finish(r, 0), 0);
+    assert_int_equal(r->status, 500);
+    char out[512];
+    size_t n = recv_all(f.peer, out, sizeof(out) - 1);
+    out[n] = '\0';
+    static const char expect[] = "HTTP/1.1 500 Internal Server Error\r\n"
+                                 "Content-Type: text/plain\r\n\r\nInternal Server Error\n";
+    assert_string_equal(out, expect);
+    fixture_close(&f);
+
+    fixture_open(&f, &proto_uwsgi);
+    r = &f.req;
+    request_begin(r, &f.conn);
+    assert_int_equal(corral_add_header(r, "Content-Length", "5"), 0);
+    assert_int_equal(corral_add_header(r, "content-length", " 5"), 0);
+    assert_int_equal(corral_write(r, "hello", 5), 0);
+    assert_int_equal(request_finish(r, 0), 0);
+    n = recv_all(f.peer, out, sizeof(out) - 1);
+    out[n] = '\0';
+    static const char same[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                               "content-length:  5\r\n\r\nhello";
+    assert_string_equal(out, same);
     fixture_close(&f);
 }
 
@@ -468,7 +562,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(request_uwsgi_answers_with_status_line),
+        cmocka_unit_test(request_drops_http_content_params),
         cmocka_unit_test(request_refuses_header_injection),
+        cmocka_unit_test(request_refuses_control_bytes_in_values),
+        cmocka_unit_test(request_conflicting_content_length_is_500),
         cmocka_unit_test(request_failure_before_head_is_500),
         cmocka_unit_test(request_failure_after_head_breaks_connection),
         cmocka_unit_test(request_fastcgi_frames_large_writes_and_ends),

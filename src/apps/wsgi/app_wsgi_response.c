@@ -64,7 +64,8 @@ static int app_wsgi_parse_status(PyObject *status, int *code, char *reason, size
 
 /* The Latin-1 bytes of the str STR (NUL-terminated, borrowed from the str:
  * a str whose characters all fit one byte stores exactly those), checked:
- * no CR, LF or NUL, and for a name no ':' and not empty. NULL with
+ * no CR, LF or NUL, for a value no other control byte but HTAB, and for a
+ * name no ':' and not empty. NULL with
  * TypeError or ValueError naming the header. */
 static const char *app_wsgi_header_part(PyObject *str, PyObject *name, bool is_name)
 {
@@ -87,6 +88,13 @@ static const char *app_wsgi_header_part(PyObject *str, PyObject *name, bool is_n
     if (strcspn(s, "\r\n") != n || (is_name && (n == 0 || memchr(s, ':', n)))) {
         PyErr_Format(PyExc_ValueError, "start_response: header %R: %s contains CR, LF, NUL%s", name,
                      what, is_name ? " or ':' or is empty" : "");
+        return NULL;
+    }
+    if (!is_name && !request_header_value_ok(s, n)) {
+        PyErr_Format(PyExc_ValueError,
+                     "start_response: header %R: the value contains a control character "
+                     "(only visible characters, SP and HTAB may be sent, RFC 9110 5.5)",
+                     name);
         return NULL;
     }
     return s;
