@@ -1,7 +1,8 @@
 /*
  * worker_stop.c — the end of a worker: housekeeping of parked connections
  * (idle timeout), recycling (--max-requests, --max-rss), the ondemand idle
- * exit, signals, and the graceful stop.
+ * exit, signals, the graceful stop, and the orphan watch (the master died:
+ * let go of the listeners, stop within --graceful-timeout; at the end).
  *
  * A graceful stop (SIGTERM: reload, scale-down, whole pool; recycling; the
  * ondemand idle exit) takes no new connection, finishes the requests in
@@ -63,17 +64,23 @@
 #include "worker_state.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/clock.h"
 
-static void worker_begin_stop(struct worker_thread *t, bool drain_queue);
+static void worker_begin_stop(struct worker *w, bool drain_queue);
 
 /* Upper bound of the drain of kept connections, below any graceful_timeout
  * the master kills at (min(this, graceful_timeout / 2)). */
@@ -162,7 +169,7 @@ void worker_check_recycle(struct worker_thread *t, uint64_t served)
         return;
     log_msg(LOG_INFO, "worker %u: %s: recycling (it finishes its requests, then a new worker "
             "starts)", w->ctx->index, why);
-    worker_begin_stop(t, false); /* the other workers take the queued connections */
+    worker_begin_stop(w, false); /* the other workers take the queued connections */
 }
 
 void worker_exit(struct worker *w, int status)
@@ -256,9 +263,8 @@ void worker_tick(struct worker *w)
 /* Graceful stop: take no new connections; with DRAIN_QUEUE (the whole
  * pool is stopping) also serve every connection already waiting in the
  * listen queues. */
-static void worker_begin_stop(struct worker_thread *t, bool drain_queue)
+static void worker_begin_stop(struct worker *w, bool drain_queue)
 {
-    struct worker *w = t->w;
     uint64_t now = clock_now_ms(), drain = w->cfg->graceful_timeout_ms / 2;
     atomic_store(&w->stop_begun_ms, now);
     atomic_store(&w->drain_until_ms, now + (drain < DRAIN_MAX_MS ? drain : DRAIN_MAX_MS));
@@ -292,7 +298,7 @@ void worker_check_idle_exit(struct worker_thread *t)
         return;
     log_msg(LOG_INFO, "worker %u: idle for %.1f s (idle-worker-timeout): exiting",
             w->ctx->index, (double)(now - last) / 1000.0);
-    worker_begin_stop(t, false);
+    worker_begin_stop(w, false);
 }
 
 void worker_signal(struct worker_thread *t)
@@ -302,7 +308,7 @@ void worker_signal(struct worker_thread *t)
         switch (si.ssi_signo) {
         case SIGTERM:
             if (!atomic_load(&t->w->stopping))
-                worker_begin_stop(t, true);
+                worker_begin_stop(t->w, true);
             break;
         case SIGUSR1:
             /* The master reopened its logs (logrotate): reopen ours. */
@@ -312,4 +318,105 @@ void worker_signal(struct worker_thread *t)
             worker_exit(t->w, 0); /* SIGINT, SIGQUIT: stop now */
         }
     }
+}
+
+/* ---- the master's death ---- */
+
+/*
+ * Let go of the listening sockets for good: each listener's descriptor
+ * becomes an unbound socket (dup3 over it), so the listening socket is
+ * closed in this process (a new master can bind its path or port once the
+ * other orphans did the same) while a thread that still holds the number
+ * gets EINVAL from accept4 instead of some other file that reused it.
+ */
+static void worker_close_listeners(struct worker *w)
+{
+    int blank = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    for (size_t i = 0; i < w->ctx->listener_count; i++) {
+        int fd = w->ctx->listeners[i].fd;
+        if (fd < 0)
+            continue;
+        if (blank < 0 || dup3(blank, fd, O_CLOEXEC) < 0)
+            close(fd); /* no blank socket: the number may be reused, but it is let go */
+    }
+    if (blank >= 0)
+        close(blank);
+}
+
+/* Wait until the master process W->master_pid has ended: a pidfd when the
+ * kernel has them, else a look at getppid() every TICK_MS. */
+static void worker_wait_master(struct worker *w)
+{
+    int pfd = -1;
+#ifdef SYS_pidfd_open
+    pfd = (int)syscall(SYS_pidfd_open, w->master_pid, 0);
+#endif
+    while (getppid() == w->master_pid) {
+        if (pfd >= 0) {
+            struct pollfd p = {.fd = pfd, .events = POLLIN};
+            if (poll(&p, 1, -1) == 1)
+                break; /* readable: the process has ended */
+        } else {
+            struct timespec tick = {.tv_sec = 0, .tv_nsec = TICK_MS * 1000000L};
+            nanosleep(&tick, NULL);
+        }
+    }
+    if (pfd >= 0)
+        close(pfd);
+}
+
+/*
+ * The orphan watch. Only the master enforces --graceful-timeout on a
+ * stopping worker (master_limits.c); once it is gone (SIGKILL, a crash) a
+ * worker would serve on, hold the listening sockets (a new corral cannot
+ * bind them) and wait on a stuck request forever. This thread, which runs
+ * no request and so is free when every request thread is stuck in the app,
+ * waits for the master's end, then: begins the graceful stop (no new
+ * connection; the PDEATHSIG SIGTERM that master.c asks for may have begun
+ * it already), closes the listeners, and ends the process when the
+ * graceful timeout has passed, requests still running or not. The tick
+ * (worker_tick) exits sooner once every connection is closed.
+ */
+static void *worker_orphan_main(void *arg)
+{
+    struct worker *w = arg;
+    worker_wait_master(w);
+    uint64_t timeout = w->cfg->graceful_timeout_ms, deadline = clock_now_ms() + timeout;
+    pthread_mutex_lock(&w->lock);
+    unsigned open = w->open;
+    pthread_mutex_unlock(&w->lock);
+    log_msg(LOG_WARN, "worker %u: the master (pid %d) is gone: closing the listeners; %u "
+            "connection(s) open get the graceful timeout (%.1f s), then the worker exits",
+            w->ctx->index, (int)w->master_pid, open, (double)timeout / 1000.0);
+    if (!atomic_load(&w->stopping))
+        worker_begin_stop(w, true);
+    worker_close_listeners(w);
+    for (uint64_t now = clock_now_ms(); now < deadline; now = clock_now_ms()) {
+        uint64_t left = deadline - now;
+        struct timespec ts = {.tv_sec = (time_t)(left / 1000),
+                              .tv_nsec = (long)(left % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    log_msg(LOG_ERROR, "worker %u: the master is gone and %d busy thread(s) are still serving "
+            "after the graceful timeout (%.1f s): exiting", w->ctx->index,
+            (int)atomic_load_explicit(&w->sb->busy, memory_order_relaxed),
+            (double)timeout / 1000.0);
+    worker_exit(w, 1);
+}
+
+int worker_orphan_watch(struct worker *w)
+{
+    pthread_attr_t attr;
+    pthread_t tid;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    int rc = pthread_create(&tid, &attr, worker_orphan_main, w);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        log_msg(LOG_ERROR, "worker %u: cannot start the thread that watches the master: %s",
+                w->ctx->index, strerror(rc));
+        return -1;
+    }
+    return 0;
 }
