@@ -70,7 +70,7 @@ static void master_spawn(struct master *m, unsigned i)
         scoreboard_close_in_child(&m->sb);
         if (m->reexec.cwd_fd >= 0)
             close(m->reexec.cwd_fd);
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        prctl(PR_SET_PDEATHSIG, WORKER_ORPHAN_SIGNAL); /* worker_stop.c */
         if (getppid() != master_pid)
             _exit(0); /* the master died before prctl */
         struct worker_ctx ctx = {

@@ -234,7 +234,7 @@ void worker_run(const struct worker_ctx *ctx)
         .slowlog_ms = ctx->cfg->slowlog_ms,
         .harakiri_ms = ctx->cfg->harakiri_ms,
     };
-    if (watchdog_start(&wd) < 0 || worker_orphan_watch(&w) < 0)
+    if (worker_orphan_setup(&w) < 0 || watchdog_start(&wd) < 0)
         _exit(1);
     atomic_store(&sbw->state, SB_WORKER_RUNNING);
     worker_balance(&w);

@@ -17,6 +17,7 @@
  */
 #include <corral.h>
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,10 +89,13 @@ static void demo_path(corral_request *req, char *out, size_t len)
     out[n] = '\0';
 }
 
+/* The whole time, even when a signal interrupts the sleep (as a request
+ * stuck in an app would be). */
 static void demo_sleep_ms(long ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
 }
 
 CORRAL_EXPORT int hello(corral_request *req)
