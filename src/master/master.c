@@ -70,7 +70,7 @@ static void master_spawn(struct master *m, unsigned i)
         scoreboard_close_in_child(&m->sb);
         if (m->reexec.cwd_fd >= 0)
             close(m->reexec.cwd_fd);
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        prctl(PR_SET_PDEATHSIG, WORKER_ORPHAN_SIGNAL); /* worker_stop.c */
         if (getppid() != master_pid)
             _exit(0); /* the master died before prctl */
         struct worker_ctx ctx = {
@@ -88,6 +88,7 @@ static void master_spawn(struct master *m, unsigned i)
      * --preload reload's new image finds every worker there. */
     atomic_store(&m->sb.workers[i].pid, (int32_t)pid);
     mw->started_ms = clock_now_ms();
+    mw->requests_at_start = atomic_load(&m->sb.workers[i].requests);
     mw->respawn_at_ms = 0;
     m->live++;
     if (i + 1 > m->slots_used)
@@ -120,13 +121,45 @@ static void master_clear_slot(struct master *m, unsigned i)
         atomic_store(&scoreboard_thread(&m->sb, i, t)->state, SB_THREAD_IDLE);
 }
 
+/* The requests the worker of slot I was serving, from the scoreboard (read
+ * before master_clear_slot): " while serving GET /x (thread 0), ..." in OUT
+ * ("" when none). Returns how many. */
+static unsigned master_describe_serving(const struct master *m, unsigned i, char *out,
+                                        size_t len)
+{
+    unsigned n = 0;
+    size_t used = 0;
+    out[0] = '\0';
+    for (unsigned t = 0; t < m->sb.hdr->threads; t++) {
+        char method[MASTER_METHOD_LEN], uri[MASTER_URI_LEN];
+        if (!master_thread_request(m, i, t, method, uri))
+            continue;
+        if (used < len) {
+            int k = snprintf(out + used, len - used, "%s%s %s (thread %u)",
+                             n ? ", " : " while serving ", method, uri, t);
+            used += k > 0 ? (size_t)k : 0;
+        }
+        n++;
+    }
+    return n;
+}
+
 /* A worker of slot I that died on its own while the pool runs: respawn it,
- * at once or after a back-off when it keeps dying right after start. */
-static void master_schedule_respawn(struct master *m, unsigned i, pid_t pid, const char *what)
+ * at once or after a back-off when it keeps dying right after start. A
+ * worker that served or was serving a request (SERVED; SERVING says which)
+ * did start: a request that crashed it (an app bug a peer can trigger at
+ * will) never puts its slot in the start-up back-off. */
+static void master_schedule_respawn(struct master *m, unsigned i, pid_t pid, const char *what,
+                                    bool served, const char *serving)
 {
     struct master_worker *mw = &m->workers[i];
     uint64_t now = clock_now_ms(), lived = now - mw->started_ms;
-    if (lived < MASTER_FAST_DEATH_MS) {
+    if (served) {
+        mw->fast_deaths = 0;
+        log_msg(LOG_ERROR, "worker %u (pid %d) %s%s; respawning at once", i, (int)pid, what,
+                *serving ? serving : " after serving requests");
+        mw->respawn_at_ms = now;
+    } else if (lived < MASTER_FAST_DEATH_MS) {
         mw->fast_deaths++;
         unsigned shift = mw->fast_deaths > 6 ? 6 : mw->fast_deaths - 1;
         unsigned delay = 1u << shift;
@@ -185,6 +218,9 @@ static void master_reap(struct master *m)
         struct master_worker *mw = &m->workers[i];
         bool never_ran = atomic_load(&m->sb.workers[i].state) == SB_WORKER_STARTING;
         bool retired = mw->retiring || i >= master_slot(m, m->target);
+        char serving[512];
+        bool served = master_describe_serving(m, i, serving, sizeof(serving)) > 0 ||
+                      atomic_load(&m->sb.workers[i].requests) != mw->requests_at_start;
         mw->pid = 0;
         mw->retiring = false;
         m->live--;
@@ -231,7 +267,7 @@ static void master_reap(struct master *m)
         }
         if (master_replace_at_once(m, i, pid, status))
             continue;
-        master_schedule_respawn(m, i, pid, what);
+        master_schedule_respawn(m, i, pid, what, served && !never_ran, serving);
     }
 }
 

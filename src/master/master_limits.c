@@ -30,13 +30,10 @@ void master_check_harakiri(struct master *m)
         for (unsigned t = 0; t < m->sb.hdr->threads; t++) {
             struct sb_thread *st = scoreboard_thread(&m->sb, i, t);
             uint64_t start = atomic_load_explicit(&st->request_start_us, memory_order_relaxed);
-            if (atomic_load_explicit(&st->state, memory_order_relaxed) != SB_THREAD_BUSY ||
-                !start || now_us < start || now_us - start < limit_us)
+            char method[MASTER_METHOD_LEN], uri[MASTER_URI_LEN];
+            if (!start || now_us < start || now_us - start < limit_us ||
+                !master_thread_request(m, i, t, method, uri))
                 continue;
-            char method[sizeof(st->method)], uri[sizeof(st->uri)];
-            memcpy(method, st->method, sizeof(method));
-            memcpy(uri, st->uri, sizeof(uri));
-            method[sizeof(method) - 1] = uri[sizeof(uri) - 1] = '\0';
             log_msg(LOG_ERROR,
                     "harakiri: worker %u (pid %d) thread %u: %s %s has run for %.1f s and the "
                     "worker did not end itself: killing it",

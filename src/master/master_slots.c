@@ -1,11 +1,13 @@
 /*
  * master_slots.c — the worker slots as the master sees them: which bank a
  * slot is in, how many workers a bank has, the slots the pool spans and
- * the scoreboard's count of them, and signalling every worker. The bottom
+ * the scoreboard's count of them, the request a worker's thread is serving,
+ * and signalling every worker. The bottom
  * of the master's files: it calls none of them (master_state.h).
  */
 #include <signal.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "master_state.h"
 
@@ -43,6 +45,18 @@ void master_update_slots(struct master *m)
         }
     }
     atomic_store(&m->sb.hdr->slots, slots);
+}
+
+bool master_thread_request(const struct master *m, unsigned i, unsigned t,
+                           char method[MASTER_METHOD_LEN], char uri[MASTER_URI_LEN])
+{
+    struct sb_thread *st = scoreboard_thread(&m->sb, i, t);
+    if (atomic_load_explicit(&st->state, memory_order_relaxed) != SB_THREAD_BUSY)
+        return false;
+    memcpy(method, st->method, MASTER_METHOD_LEN);
+    memcpy(uri, st->uri, MASTER_URI_LEN);
+    method[MASTER_METHOD_LEN - 1] = uri[MASTER_URI_LEN - 1] = '\0';
+    return true;
 }
 
 void master_signal_workers(struct master *m, int sig)

@@ -40,6 +40,7 @@ enum master_state { MASTER_RUNNING, MASTER_STOPPING, MASTER_STOPPING_NOW };
 struct master_worker {
     pid_t pid;                    /* 0 = not running */
     uint64_t started_ms;
+    uint64_t requests_at_start;   /* the slot's scoreboard request count at the fork */
     unsigned fast_deaths;         /* consecutive deaths soon after start */
     uint64_t respawn_at_ms;       /* 0 = no (re)spawn pending */
     bool retiring;                /* asked to stop by a scale-down */
@@ -326,6 +327,10 @@ void master_check_stopping(struct master *m, uint64_t now);
 
 /* ---- slots and banks (master_slots.c) ---- */
 
+/* The sizes of the scoreboard's method and URI strings (struct sb_thread). */
+#define MASTER_METHOD_LEN sizeof(((struct sb_thread *)0)->method)
+#define MASTER_URI_LEN sizeof(((struct sb_thread *)0)->uri)
+
 /* Slot of pool position P in the current generation's bank. */
 static inline unsigned master_slot(const struct master *m, unsigned p)
 {
@@ -349,6 +354,13 @@ unsigned master_slots_span(const struct master *m);
  * header's slots): the span, or further while workers above it are still
  * stopping. */
 void master_update_slots(struct master *m);
+
+/* Whether request thread T of the worker in slot I is serving a request
+ * (the scoreboard); if so, its method and URI are copied into METHOD and URI,
+ * NUL-terminated (as the peer sent them: log_msg escapes). Read it before
+ * the slot is cleared or reused. */
+bool master_thread_request(const struct master *m, unsigned i, unsigned t,
+                           char method[MASTER_METHOD_LEN], char uri[MASTER_URI_LEN]);
 
 /* Send SIG to every live worker of both banks. */
 void master_signal_workers(struct master *m, int sig);

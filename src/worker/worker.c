@@ -128,6 +128,7 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
     memset(w, 0, sizeof(*w));
     w->ctx = ctx;
     w->cfg = ctx->cfg;
+    w->master_pid = getppid(); /* the master forked us and was alive after (master.c) */
     w->sb = &ctx->sb->workers[ctx->index];
     w->status = (struct status_src){.cfg = ctx->cfg,
                                     .sb = ctx->sb,
@@ -233,7 +234,7 @@ void worker_run(const struct worker_ctx *ctx)
         .slowlog_ms = ctx->cfg->slowlog_ms,
         .harakiri_ms = ctx->cfg->harakiri_ms,
     };
-    if (watchdog_start(&wd) < 0)
+    if (worker_orphan_setup(&w) < 0 || watchdog_start(&wd) < 0)
         _exit(1);
     atomic_store(&sbw->state, SB_WORKER_RUNNING);
     worker_balance(&w);

@@ -6,6 +6,7 @@
 #ifndef CORRAL_WORKER_H
 #define CORRAL_WORKER_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "apps/app.h"
@@ -21,6 +22,10 @@
  * request overran --harakiri (the watchdog logged it and the stack). */
 #define WORKER_EXIT_RECYCLE 4
 #define WORKER_EXIT_HARAKIRI 5
+
+/* The signal the kernel sends a worker when its master dies (the master
+ * sets PR_SET_PDEATHSIG to it at the fork; the worker handles it). */
+#define WORKER_ORPHAN_SIGNAL (SIGRTMAX - 2)
 
 struct worker_ctx {
     const struct config *cfg;

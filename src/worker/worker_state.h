@@ -6,7 +6,7 @@
  *   worker.c         setup, threads, the epoll dispatch, the accept batch
  *   worker_serve.c   serving an owned connection: head, app, response, park
  *   worker_stop.c    housekeeping (idle timeout), recycling, graceful stop,
- *                    signals, exit
+ *                    signals, exit, the master's death
  *   worker_accept.c  taking one connection: accept4, --allow-from, conn_init
  *   worker_slots.c   the connection table (alloc, park, claim, close) and
  *                    accept balancing across workers (and the back-off when
@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "conn/conn.h"
 #include "conn/request.h"
@@ -94,6 +95,10 @@ struct worker {
     _Atomic unsigned drain_ignored; /* ... closed after a response: the front
                                        end ignores goodbyes */
     _Atomic unsigned drain_forced; /* kept ones closed at drain_until_ms */
+    pid_t master_pid;             /* the parent at the start (kept across a re-exec) */
+    _Atomic int orphaned;         /* the master died (worker_stop.c) */
+    _Atomic int orphan_logged;
+    _Atomic uint64_t orphan_at_ms;
     _Atomic uint64_t served;      /* requests this process served */
     uint64_t max_requests;        /* with its jitter; 0 = never */
     int statm_fd;                 /* /proc/self/statm when --max-rss, else -1 */
@@ -136,6 +141,10 @@ bool worker_stop_keep(struct worker *w, struct conn *c);
 void worker_check_recycle(struct worker_thread *t, uint64_t served);
 /* Ondemand pools: stop after --idle-worker-timeout without a request. */
 void worker_check_idle_exit(struct worker_thread *t);
+/* Before the request threads start: the handler of WORKER_ORPHAN_SIGNAL
+ * (the master died: worker_stop.c tells what follows). Returns 0, or -1
+ * (logged). */
+int worker_orphan_setup(struct worker *w);
 /* End the process with STATUS (the app's worker_fini first for 0 and
  * WORKER_EXIT_RECYCLE); other threads calling it wait for the first. */
 void worker_exit(struct worker *w, int status) __attribute__((noreturn));

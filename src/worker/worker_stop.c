@@ -1,7 +1,8 @@
 /*
  * worker_stop.c — the end of a worker: housekeeping of parked connections
  * (idle timeout), recycling (--max-requests, --max-rss), the ondemand idle
- * exit, signals, and the graceful stop.
+ * exit, signals, the graceful stop, and the master's death (let go of the
+ * listeners, stop within --graceful-timeout; at the end).
  *
  * A graceful stop (SIGTERM: reload, scale-down, whole pool; recycling; the
  * ondemand idle exit) takes no new connection, finishes the requests in
@@ -63,17 +64,22 @@
 #include "worker_state.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/clock.h"
 
-static void worker_begin_stop(struct worker_thread *t, bool drain_queue);
+static void worker_begin_stop(struct worker *w, bool drain_queue);
+static void worker_check_orphan(struct worker *w, uint64_t now);
 
 /* Upper bound of the drain of kept connections, below any graceful_timeout
  * the master kills at (min(this, graceful_timeout / 2)). */
@@ -162,7 +168,7 @@ void worker_check_recycle(struct worker_thread *t, uint64_t served)
         return;
     log_msg(LOG_INFO, "worker %u: %s: recycling (it finishes its requests, then a new worker "
             "starts)", w->ctx->index, why);
-    worker_begin_stop(t, false); /* the other workers take the queued connections */
+    worker_begin_stop(w, false); /* the other workers take the queued connections */
 }
 
 void worker_exit(struct worker *w, int status)
@@ -228,8 +234,9 @@ void worker_tick(struct worker *w)
     uint64_t expirations;
     if (read(w->timerfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
         log_msg(LOG_ERROR, "read(timerfd) failed: %s", strerror(errno));
-    bool stopping = atomic_load(&w->stopping);
     uint64_t now = clock_now_ms();
+    worker_check_orphan(w, now);
+    bool stopping = atomic_load(&w->stopping);
     if (stopping || now - w->last_idle_scan_ms >= 1000) {
         w->last_idle_scan_ms = now;
         worker_close_idle(w, stopping);
@@ -256,9 +263,8 @@ void worker_tick(struct worker *w)
 /* Graceful stop: take no new connections; with DRAIN_QUEUE (the whole
  * pool is stopping) also serve every connection already waiting in the
  * listen queues. */
-static void worker_begin_stop(struct worker_thread *t, bool drain_queue)
+static void worker_begin_stop(struct worker *w, bool drain_queue)
 {
-    struct worker *w = t->w;
     uint64_t now = clock_now_ms(), drain = w->cfg->graceful_timeout_ms / 2;
     atomic_store(&w->stop_begun_ms, now);
     atomic_store(&w->drain_until_ms, now + (drain < DRAIN_MAX_MS ? drain : DRAIN_MAX_MS));
@@ -292,7 +298,7 @@ void worker_check_idle_exit(struct worker_thread *t)
         return;
     log_msg(LOG_INFO, "worker %u: idle for %.1f s (idle-worker-timeout): exiting",
             w->ctx->index, (double)(now - last) / 1000.0);
-    worker_begin_stop(t, false);
+    worker_begin_stop(w, false);
 }
 
 void worker_signal(struct worker_thread *t)
@@ -301,8 +307,10 @@ void worker_signal(struct worker_thread *t)
     while (read(t->w->sigfd, &si, sizeof(si)) == sizeof(si)) {
         switch (si.ssi_signo) {
         case SIGTERM:
+            /* The whole pool stops: serve what waits in the listen queues
+             * too; not an orphan, whose listeners are closed. */
             if (!atomic_load(&t->w->stopping))
-                worker_begin_stop(t, true);
+                worker_begin_stop(t->w, !atomic_load(&t->w->orphaned));
             break;
         case SIGUSR1:
             /* The master reopened its logs (logrotate): reopen ours. */
@@ -312,4 +320,112 @@ void worker_signal(struct worker_thread *t)
             worker_exit(t->w, 0); /* SIGINT, SIGQUIT: stop now */
         }
     }
+}
+
+/* ---- the master's death ---- */
+
+/*
+ * Only the master enforces --graceful-timeout on a stopping worker
+ * (master_limits.c). Once it is gone (SIGKILL, a crash) a worker would
+ * serve on, hold the listening sockets (a new corral cannot bind them) and
+ * wait on a stuck request forever. So the master has the kernel send
+ * WORKER_ORPHAN_SIGNAL to a worker when it dies (PR_SET_PDEATHSIG, master.c;
+ * a --preload re-exec keeps the master's pid, so it holds across reloads),
+ * and the tick also compares getppid() with the master's pid. The handler
+ * runs in whichever thread the kernel picks, possibly one stuck in the app,
+ * so it does only async-signal-safe things: it lets go of the listeners (a
+ * blank socket dup3'ed over each: the listening socket is closed in this
+ * process, and a thread that still holds the number gets EINVAL from
+ * accept4 rather than some other file that reused it), arms a timer that
+ * SIGKILLs the process a second after the graceful timeout (when every
+ * thread is stuck in the app and the tick cannot run), and sends itself
+ * SIGTERM: the graceful stop, through the signalfd. The tick logs, and
+ * ends the process at the graceful timeout when a thread is free.
+ */
+static struct worker *worker_orphan_w;
+static int worker_orphan_blank = -1;
+static timer_t worker_orphan_timer;
+static bool worker_orphan_timer_ok;
+#define WORKER_ORPHAN_KILL_MARGIN_MS 1000
+
+/* Async-signal-safe: see above. */
+static void worker_orphaned(struct worker *w)
+{
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&w->orphaned, &expect, 1))
+        return;
+    atomic_store(&w->orphan_at_ms, clock_now_ms());
+    for (size_t i = 0; i < w->ctx->listener_count; i++) {
+        int fd = w->ctx->listeners[i].fd;
+        if (fd >= 0 && (worker_orphan_blank < 0 || dup3(worker_orphan_blank, fd, O_CLOEXEC) < 0))
+            close(fd); /* no blank socket: the number may be reused, but it is let go */
+    }
+    if (worker_orphan_timer_ok) {
+        uint64_t ms = w->cfg->graceful_timeout_ms + WORKER_ORPHAN_KILL_MARGIN_MS;
+        struct itimerspec its = {.it_value = {.tv_sec = (time_t)(ms / 1000),
+                                              .tv_nsec = (long)(ms % 1000) * 1000000L}};
+        timer_settime(worker_orphan_timer, 0, &its, NULL);
+    }
+    kill(getpid(), SIGTERM);
+}
+
+static void worker_on_orphan_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    if (worker_orphan_w)
+        worker_orphaned(worker_orphan_w);
+    errno = saved;
+}
+
+int worker_orphan_setup(struct worker *w)
+{
+    worker_orphan_w = w;
+    worker_orphan_blank = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGKILL};
+    worker_orphan_timer_ok = timer_create(CLOCK_MONOTONIC, &sev, &worker_orphan_timer) == 0;
+    if (!worker_orphan_timer_ok)
+        log_msg(LOG_WARN, "worker %u: timer_create failed: %s: a request stuck after the "
+                "master died can keep this worker", w->ctx->index, strerror(errno));
+    struct sigaction sa = {.sa_handler = worker_on_orphan_signal, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, WORKER_ORPHAN_SIGNAL);
+    if (sigaction(WORKER_ORPHAN_SIGNAL, &sa, NULL) < 0 ||
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL) != 0) {
+        log_msg(LOG_ERROR, "worker %u: sigaction failed: %s", w->ctx->index, strerror(errno));
+        return -1;
+    }
+    if (getppid() != w->master_pid)
+        worker_orphaned(w); /* the master died before the handler was there */
+    return 0;
+}
+
+/* From the tick: notice the master's death if the signal did not tell
+ * (getppid), log it once, and end the process at the graceful timeout. */
+static void worker_check_orphan(struct worker *w, uint64_t now)
+{
+    if (!atomic_load(&w->orphaned)) {
+        if (getppid() == w->master_pid)
+            return;
+        worker_orphaned(w);
+    }
+    uint64_t since = atomic_load(&w->orphan_at_ms), timeout = w->cfg->graceful_timeout_ms;
+    int expect = 0;
+    if (atomic_compare_exchange_strong(&w->orphan_logged, &expect, 1)) {
+        pthread_mutex_lock(&w->lock);
+        unsigned open = w->open;
+        pthread_mutex_unlock(&w->lock);
+        log_msg(LOG_WARN, "worker %u: the master (pid %d) is gone: the listeners are closed; "
+                "%u connection(s) open get the graceful timeout (%.1f s), then the worker "
+                "exits", w->ctx->index, (int)w->master_pid, open, (double)timeout / 1000.0);
+    }
+    if (now < since + timeout)
+        return;
+    log_msg(LOG_ERROR, "worker %u: the master is gone and %d thread(s) are still serving after "
+            "the graceful timeout (%.1f s): exiting", w->ctx->index,
+            (int)atomic_load_explicit(&w->sb->busy, memory_order_relaxed),
+            (double)timeout / 1000.0);
+    worker_exit(w, 1);
 }

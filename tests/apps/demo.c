@@ -13,9 +13,12 @@
  *   /status?code=   answers with that status
  *   /fail           fails before sending anything (corral answers 500)
  *   /fail-late      fails after part of the body was sent
+ *   /crash          kills its worker with SIGSEGV (tests of the master's respawn)
  */
 #include <corral.h>
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,10 +89,13 @@ static void demo_path(corral_request *req, char *out, size_t len)
     out[n] = '\0';
 }
 
+/* The whole time, even when a signal interrupts the sleep (as a request
+ * stuck in an app would be). */
 static void demo_sleep_ms(long ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
 }
 
 CORRAL_EXPORT int hello(corral_request *req)
@@ -254,6 +260,14 @@ static int demo_fail_late(corral_request *req)
     return -1;
 }
 
+/* The worker dies of SIGSEGV, as an app bug would make it. */
+static int demo_crash(corral_request *req)
+{
+    (void)req;
+    raise(SIGSEGV);
+    return -1;
+}
+
 static const struct {
     const char *path;
     corral_handler_fn fn;
@@ -261,7 +275,7 @@ static const struct {
     {"/", demo_index},           {"/hello", hello},        {"/params", demo_params},
     {"/echo", demo_echo},        {"/stream", demo_stream}, {"/large", demo_large},
     {"/sendfile", demo_sendfile}, {"/slow", demo_slow},    {"/status", demo_status},
-    {"/fail-late", demo_fail_late},
+    {"/fail-late", demo_fail_late}, {"/crash", demo_crash},
 };
 
 CORRAL_EXPORT int handler(corral_request *req)
