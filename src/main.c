@@ -18,37 +18,22 @@
 #include "os/listen.h"
 #include "core/log.h"
 #include "master/master.h"
+#include "os/pidfile.h"
 #include "os/privs.h"
 #include "master/reexec_state.h"
 
-static int main_write_pidfile(const char *path)
+/* --pidfile, locked for the master's life (os/pidfile.c); a re-executed
+ * master (RX) takes back the one the previous image held. Returns 0, or -1
+ * (logged: the one line names the pidfile and the pid holding it). */
+static int main_lock_pidfile(const char *path, const struct reexec_state *rx)
 {
-    char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, buf, (size_t)n) != n) {
-        log_msg(LOG_ERROR, "writing the pidfile \"%s\" failed: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return 0;
-}
-
-/* Remove the pidfile only if it still names us: a newer server may have
- * taken the path over while we were stopping. */
-static void main_remove_pidfile(const char *path)
-{
-    char buf[32] = "";
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n > 0 && atoi(buf) == (int)getpid() && unlink(path) < 0)
-        log_msg(LOG_WARN, "could not remove the pidfile %s: %s (uid %u)", path, strerror(errno),
-                (unsigned)geteuid());
+    char err[1024];
+    int rc = !rx ? pidfile_lock(path, err, sizeof(err))
+             : rx->pidfile_fd >= 0 ? pidfile_adopt(rx->pidfile_fd, path, err, sizeof(err))
+                                   : 0; /* an image that held none: nothing to take */
+    if (rc < 0)
+        log_msg(LOG_ERROR, "%s: stopping", err);
+    return rc;
 }
 
 static void main_close_listeners(struct listener *ls, size_t n)
@@ -295,6 +280,10 @@ int main(int argc, char **argv)
     }
     if (!rx && log_open(cfg.error_log, cfg.access_log) < 0)
         goto out;
+    /* Before the listeners: a second server on the same pidfile stops here,
+     * before it binds anything. */
+    if (cfg.pidfile && main_lock_pidfile(cfg.pidfile, rx) < 0)
+        goto out;
 
     /* As root: bind, create the socket files, the pidfile and the logs;
      * then drop to --uid/--gid before any app code (the handler's dlopen,
@@ -302,34 +291,32 @@ int main(int argc, char **argv)
     listeners = calloc(cfg.listen_count, sizeof(*listeners));
     if (!listeners || (rx ? main_adopt_listeners(rx, listeners, &allow)
                           : main_open_listeners(&cfg, listeners, &allow)) < 0)
-        goto out;
+        goto remove_pidfile;
     listening = cfg.listen_count;
     start.cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (start.cwd_fd < 0)
         log_msg(LOG_WARN, "open(\".\") failed: %s; a --preload reload re-executes corral "
                 "from the app's directory", strerror(errno));
-    if (cfg.pidfile && !rx && main_write_pidfile(cfg.pidfile) < 0)
-        goto close_listeners;
     if (privs_drop(cfg.uid, cfg.gid, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "dropping privileges: %s: stopping", err);
-        goto remove_pidfile;
+        goto close_listeners;
     }
     if (cfg.uid || cfg.gid)
         log_msg(LOG_INFO, "running as uid %u, gid %u", (unsigned)getuid(), (unsigned)getgid());
     if (main_load_app(&cfg, &app, rx != NULL, &start) < 0)
-        goto remove_pidfile;
+        goto close_listeners;
     start.rx = rx;
     start.preloads = cfg.preload && (!app.ops || app.ops->preload);
     status = master_run(&cfg, listeners, cfg.listen_count, &app, argc, argv, &start);
     listening = 0; /* the master closed them */
 
-remove_pidfile:
-    if (cfg.pidfile)
-        main_remove_pidfile(cfg.pidfile);
 close_listeners:
     if (start.cwd_fd >= 0)
         close(start.cwd_fd);
     main_close_listeners(listeners, listening);
+remove_pidfile:
+    if (cfg.pidfile)
+        pidfile_remove(cfg.pidfile); /* only if we hold its lock */
 out:
     free(listeners);
     allow_list_free(&allow);
