@@ -71,8 +71,36 @@ expect_eq "a symlink at the error log path: corral refuses to start (exit 1)" 1 
 expect_eq "the log link's target keeps its content" "precious" "$(cat "$T/victim-log")"
 expect_match "the refusal names the log file" "open\(\"$T/link\.log\"\) failed" "$OUT"
 
+# ---- a --preload reload re-executes the master: the lock stays held, by
+# the master alone (not its workers)
+if "$CORRAL" --help 2>&1 | grep -q -- --wsgi-file && [ -x "$top_builddir/corralctl" ]; then
+    cp "$top_srcdir/tests/apps/wsgi_preload.py" "$T/app.py"
+    echo 0 >"$T/version"
+    if start_corral --listen "uwsgi:unix:$T/w.sock" --wsgi-file "$T/app.py" --preload \
+        --processes 2 --env "VERSION_FILE=$T/version" --control "$T/ctl.sock" \
+        --pidfile "$T/rx.pid"; then
+        timeout 20 "$top_builddir/corralctl" -s "$T/ctl.sock" reload >"$T/ctl.out" 2>&1
+        expect_eq "corralctl reload (a re-exec with --preload) exits 0" 0 "$?"
+        check "the master re-executed itself" grep -q "re-executing the master" "$CORRAL_LOG"
+        run_corral rxsecond --listen "uwsgi:unix:$T/w2.sock" --handler "$DEMO_SO" \
+            --pidfile "$T/rx.pid" --error-log "$T/rxsecond.log"
+        expect_eq "after the re-exec a second corral on the pidfile still refuses (exit 1)" 1 "$RC"
+        expect_file_match "and names the re-executed master's pid" \
+            "is locked by a running server \(pid $CORRAL_PID\)" "$T/rxsecond.log"
+        held=""
+        for k in $(children_of "$CORRAL_PID"); do
+            for f in /proc/$k/fd/*; do
+                [ "$(readlink "$f")" = "$T/rx.pid" ] && held="$held $k"
+            done
+        done
+        expect_eq "no worker holds the pidfile open" "" "$held"
+        stop_corral
+        expect_eq "the re-executed master stopped cleanly" 0 "$CORRAL_STATUS"
+        check_not "and removed the pidfile it held" test -e "$T/rx.pid"
+    fi
+fi
+
 if [ "$(id -u)" = 0 ]; then
-    NOBODY=$(id -u nobody) NOGROUP=$(getent group nogroup | cut -d: -f3)
     # ---- --chown/--chmod give the socket file its owner and mode
     if start_corral --listen "uwsgi:unix:$T/own.sock" --handler "$DEMO_SO" --processes 1 \
         --chown nobody:nogroup --chmod 0640; then

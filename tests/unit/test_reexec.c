@@ -128,6 +128,10 @@ static void reexec_parse_refuses_malformed_text(void **state)
     (void)state;
     char err[256];
     assert_int_equal(reexec_parse("v1 " BASE TAIL, &state_b, err, sizeof(err)), REEXEC_PARSE_OK);
+    assert_int_equal(state_b.pidfile_fd, -1); /* pidlock is optional: no lock held */
+    refused("v1 " BASE TAIL " pidlock=2", "stderr");
+    refused("v1 " BASE TAIL " pidlock=6", "twice"); /* the listener's descriptor */
+    refused("v1 " BASE TAIL " pidlock=x", "pidlock");
     refused("", "version");
     refused("v2 " BASE TAIL, "version");
     refused("v1x " BASE TAIL, "version");
