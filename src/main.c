@@ -22,18 +22,23 @@
 #include "os/privs.h"
 #include "master/reexec_state.h"
 
-/* --pidfile, locked for the master's life (os/pidfile.c); a re-executed
- * master (RX) takes back the one the previous image held. Returns 0, or -1
- * (logged: the one line names the pidfile and the pid holding it). */
+/* --pidfile, locked for the master's life (os/pidfile.c). Returns 0, or -1
+ * (logged: the one line names the pidfile and the pid holding it). A
+ * re-executed master (RX) takes back the lock the previous image held and
+ * goes on whatever happens (its workers serve): a failure is a warning. */
 static int main_lock_pidfile(const char *path, const struct reexec_state *rx)
 {
     char err[1024];
-    int rc = !rx ? pidfile_lock(path, err, sizeof(err))
-             : rx->pidfile_fd >= 0 ? pidfile_adopt(rx->pidfile_fd, path, err, sizeof(err))
-                                   : 0; /* an image that held none: nothing to take */
-    if (rc < 0)
+    if (!rx) {
+        if (pidfile_lock(path, err, sizeof(err)) == 0)
+            return 0;
         log_msg(LOG_ERROR, "%s: stopping", err);
-    return rc;
+        return -1;
+    }
+    /* An image that held no lock (an older build) passes none. */
+    if (rx->pidfile_fd >= 0 && pidfile_adopt(rx->pidfile_fd, path, err, sizeof(err)) < 0)
+        log_msg(LOG_WARN, "%s; going on without the pidfile's lock", err);
+    return 0;
 }
 
 static void main_close_listeners(struct listener *ls, size_t n)
@@ -285,9 +290,10 @@ int main(int argc, char **argv)
     if (cfg.pidfile && main_lock_pidfile(cfg.pidfile, rx) < 0)
         goto out;
 
-    /* As root: bind, create the socket files, the pidfile and the logs;
-     * then drop to --uid/--gid before any app code (the handler's dlopen,
-     * a --preload import) runs and before any worker is forked. */
+    /* As root: bind and create the socket files (the logs and the pidfile
+     * are open already); then drop to --uid/--gid before any app code (the
+     * handler's dlopen, a --preload import) runs and before any worker is
+     * forked. */
     listeners = calloc(cfg.listen_count, sizeof(*listeners));
     if (!listeners || (rx ? main_adopt_listeners(rx, listeners, &allow)
                           : main_open_listeners(&cfg, listeners, &allow)) < 0)

@@ -58,7 +58,8 @@ fi
 echo 999999 >"$T/stale.pid"
 if start_corral --listen "uwsgi:unix:$T/s.sock" --handler "$DEMO_SO" --processes 1 \
     --pidfile "$T/stale.pid"; then
-    expect_eq "a stale pidfile gets the new pid" "$CORRAL_PID" "$(tr -d '[:space:]' <"$T/stale.pid")"
+    expect_eq "a stale pidfile gets the new pid" "$CORRAL_PID" \
+        "$(tr -d '[:space:]' <"$T/stale.pid")"
     stop_corral
 fi
 
