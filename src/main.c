@@ -18,38 +18,28 @@
 #include "os/listen.h"
 #include "core/log.h"
 #include "master/master.h"
+#include "os/pidfile.h"
 #include "os/privs.h"
 #include "os/rlimit.h"
 #include "master/reexec_state.h"
 
-static int main_write_pidfile(const char *path)
+/* --pidfile, locked for the master's life (os/pidfile.c). Returns 0, or -1
+ * (logged: the one line names the pidfile and the pid holding it). A
+ * re-executed master (RX) takes back the lock the previous image held and
+ * goes on whatever happens (its workers serve): a failure is a warning. */
+static int main_lock_pidfile(const char *path, const struct reexec_state *rx)
 {
-    char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, buf, (size_t)n) != n) {
-        log_msg(LOG_ERROR, "writing the pidfile \"%s\" failed: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    char err[1024];
+    if (!rx) {
+        if (pidfile_lock(path, err, sizeof(err)) == 0)
+            return 0;
+        log_msg(LOG_ERROR, "%s: stopping", err);
         return -1;
     }
-    close(fd);
+    /* An image that held no lock (an older build) passes none. */
+    if (rx->pidfile_fd >= 0 && pidfile_adopt(rx->pidfile_fd, path, err, sizeof(err)) < 0)
+        log_msg(LOG_WARN, "%s; going on without the pidfile's lock", err);
     return 0;
-}
-
-/* Remove the pidfile only if it still names us: a newer server may have
- * taken the path over while we were stopping. */
-static void main_remove_pidfile(const char *path)
-{
-    char buf[32] = "";
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n > 0 && atoi(buf) == (int)getpid() && unlink(path) < 0)
-        log_msg(LOG_WARN, "could not remove the pidfile %s: %s (uid %u)", path, strerror(errno),
-                (unsigned)geteuid());
 }
 
 static void main_close_listeners(struct listener *ls, size_t n)
@@ -297,41 +287,44 @@ int main(int argc, char **argv)
     if (!rx && log_open(cfg.error_log, cfg.access_log) < 0)
         goto out;
     rlimit_raise_nofile(cfg.max_conns, cfg.listen_count); /* the workers inherit it */
+    /* Before the listeners: a second server on the same pidfile stops here,
+     * before it binds anything. */
+    if (cfg.pidfile && main_lock_pidfile(cfg.pidfile, rx) < 0)
+        goto out;
 
-    /* As root: bind, create the socket files, the pidfile and the logs;
-     * then drop to --uid/--gid before any app code (the handler's dlopen,
-     * a --preload import) runs and before any worker is forked. */
+    /* As root: bind and create the socket files (the logs and the pidfile
+     * are open already); then drop to --uid/--gid before any app code (the
+     * handler's dlopen, a --preload import) runs and before any worker is
+     * forked. */
     listeners = calloc(cfg.listen_count, sizeof(*listeners));
     if (!listeners || (rx ? main_adopt_listeners(rx, listeners, &allow)
                           : main_open_listeners(&cfg, listeners, &allow)) < 0)
-        goto out;
+        goto remove_pidfile;
     listening = cfg.listen_count;
     start.cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (start.cwd_fd < 0)
         log_msg(LOG_WARN, "open(\".\") failed: %s; a --preload reload re-executes corral "
                 "from the app's directory", strerror(errno));
-    if (cfg.pidfile && !rx && main_write_pidfile(cfg.pidfile) < 0)
-        goto close_listeners;
     if (privs_drop(cfg.uid, cfg.gid, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "dropping privileges: %s: stopping", err);
-        goto remove_pidfile;
+        goto close_listeners;
     }
     if (cfg.uid || cfg.gid)
         log_msg(LOG_INFO, "running as uid %u, gid %u", (unsigned)getuid(), (unsigned)getgid());
     if (main_load_app(&cfg, &app, rx != NULL, &start) < 0)
-        goto remove_pidfile;
+        goto close_listeners;
     start.rx = rx;
     start.preloads = cfg.preload && (!app.ops || app.ops->preload);
     status = master_run(&cfg, listeners, cfg.listen_count, &app, argc, argv, &start);
     listening = 0; /* the master closed them */
 
-remove_pidfile:
-    if (cfg.pidfile)
-        main_remove_pidfile(cfg.pidfile);
 close_listeners:
     if (start.cwd_fd >= 0)
         close(start.cwd_fd);
     main_close_listeners(listeners, listening);
+remove_pidfile:
+    if (cfg.pidfile)
+        pidfile_remove(cfg.pidfile); /* only if we hold its lock */
 out:
     free(listeners);
     allow_list_free(&allow);

@@ -23,9 +23,14 @@ static char *log_access_path;
 
 static const char *const log_level_names[] = {"error", "warn", "info"};
 
+/* A log file is opened as root at the start, in a directory another user
+ * may write: a symbolic link planted at its name is never followed (ELOOP).
+ * Under /dev/, which only root writes, links are followed (/dev/stdout).
+ * The logrotate reopen opens the same way. */
 static int log_open_file(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    int nofollow = strncmp(path, "/dev/", 5) == 0 ? 0 : O_NOFOLLOW;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | nofollow, 0640);
     return fd < 0 ? -errno : fd;
 }
 

@@ -47,6 +47,7 @@
 #include "core/log.h"
 #include "master_state.h"
 #include "os/child.h"
+#include "os/pidfile.h"
 
 extern char **environ;
 
@@ -269,6 +270,8 @@ static void master_reexec_describe(struct master *m, struct reexec_state *rx, in
                                     : "");
     }
     snprintf(rx->pidfile, sizeof(rx->pidfile), "%s", m->cfg->pidfile ? m->cfg->pidfile : "");
+    if ((rx->pidfile_fd = pidfile_fd()) >= 0) /* the lock stays held across the exec */
+        fds[n++] = rx->pidfile_fd;
     snprintf(rx->why, sizeof(rx->why), "%s", m->reload.why);
     *nfds = n;
 }
@@ -297,7 +300,7 @@ int master_reexec_exec(struct master *m, char *reason, size_t len)
     char *text = malloc(MASTER_REEXEC_TEXT_MAX);
     char notify[sizeof(struct sockaddr_un) + 32];
     char **env = NULL;
-    int fds[3 + REEXEC_MAX_LISTENERS + REEXEC_MAX_CLIENTS + 2];
+    int fds[3 + REEXEC_MAX_LISTENERS + REEXEC_MAX_CLIENTS + 3];
     size_t nfds = 0;
     int here = -1;
     if (!rx || !text) {

@@ -90,6 +90,8 @@ int reexec_format(const struct reexec_state *s, char *out, size_t len)
     reexec_put_str(&o, s->access_log);
     reexec_put(&o, " pidfile=");
     reexec_put_str(&o, s->pidfile);
+    if (s->pidfile_fd >= 0)
+        reexec_put(&o, " pidlock=%d", s->pidfile_fd);
     reexec_put(&o, " why=");
     reexec_put_str(&o, s->why);
     return o.full ? -1 : 0;
@@ -206,6 +208,7 @@ enum reexec_key {
     REEXEC_K_ELOG,
     REEXEC_K_ALOG,
     REEXEC_K_PIDFILE,
+    REEXEC_K_PIDLOCK,
     REEXEC_K_WHY,
     REEXEC_K_COUNT
 };
@@ -221,6 +224,7 @@ static const struct {
     [REEXEC_K_CTL] = {"ctl", false, false},        [REEXEC_K_CLIENT] = {"client", false, true},
     [REEXEC_K_ELOG] = {"elog", true, false},       [REEXEC_K_ALOG] = {"alog", true, false},
     [REEXEC_K_PIDFILE] = {"pidfile", true, false}, [REEXEC_K_WHY] = {"why", true, false},
+    [REEXEC_K_PIDLOCK] = {"pidlock", false, false},
 };
 
 /* "FD,REST": the descriptor into *fd, REST's start and length. */
@@ -315,6 +319,10 @@ static enum reexec_parse_result reexec_value(struct reexec_in *in, enum reexec_k
         if (reexec_str(v, len, out->pidfile, sizeof(out->pidfile)) < 0)
             return reexec_bad(in, "pidfile: expected a percent-encoded path or -");
         return REEXEC_PARSE_OK;
+    case REEXEC_K_PIDLOCK:
+        if (reexec_fd(v, len, false, &out->pidfile_fd) < 0)
+            return reexec_bad(in, "pidlock: expected a descriptor");
+        return REEXEC_PARSE_OK;
     case REEXEC_K_WHY:
         if (reexec_str(v, len, out->why, sizeof(out->why)) < 0)
             return reexec_bad(in, "why: expected a percent-encoded string");
@@ -327,7 +335,7 @@ static enum reexec_parse_result reexec_value(struct reexec_in *in, enum reexec_k
 /* Every descriptor named once, and none of them 0, 1 or 2. */
 static enum reexec_parse_result reexec_check_fds(struct reexec_in *in, const struct reexec_state *s)
 {
-    int fds[3 + REEXEC_MAX_LISTENERS + REEXEC_MAX_CLIENTS + 2];
+    int fds[3 + REEXEC_MAX_LISTENERS + REEXEC_MAX_CLIENTS + 3];
     size_t n = 0;
     fds[n++] = s->sb_fd;
     for (size_t i = 0; i < s->listener_count; i++)
@@ -340,6 +348,8 @@ static enum reexec_parse_result reexec_check_fds(struct reexec_in *in, const str
         fds[n++] = s->error_log_fd;
     if (s->access_log_fd >= 0)
         fds[n++] = s->access_log_fd;
+    if (s->pidfile_fd >= 0)
+        fds[n++] = s->pidfile_fd;
     for (size_t i = 0; i < n; i++) {
         if (fds[i] < 3)
             return reexec_bad(in, "descriptor %d is one of stdin, stdout, stderr", fds[i]);
@@ -356,7 +366,7 @@ enum reexec_parse_result reexec_parse(const char *text, struct reexec_state *out
     struct reexec_in in = {.err = err, .errlen = errlen};
     bool seen[REEXEC_K_COUNT] = {false};
     memset(out, 0, sizeof(*out));
-    out->control_fd = out->error_log_fd = out->access_log_fd = -1;
+    out->control_fd = out->error_log_fd = out->access_log_fd = out->pidfile_fd = -1;
     if (strncmp(text, "v1", 2) != 0 || (text[2] != ' ' && text[2] != '\0'))
         return reexec_bad(&in, "expected the version \"v1\" first");
     const char *p = text + 2;

@@ -5,8 +5,10 @@
  *
  *   v1 sb=5 target=2 threads=2 maxproc=4 pool=static chain=0 hup=0
  *      listen=6,1024,1,uwsgi:unix:/run/a.sock ctl=7,/run/c.sock client=8
- *      elog=9,/var/log/e.log alog=-1,- pidfile=/run/p why=corralctl%20reload
+ *      elog=9,/var/log/e.log alog=-1,- pidfile=/run/p pidlock=10 why=corralctl%20reload
  *
+ * (pidlock, the locked pidfile's descriptor, is the one optional key besides
+ * ctl and client: it is absent when no pidfile lock is held.)
  * Tokens are separated by one space; the first is the version. Numbers are
  * decimal without sign or leading zeros; strings are percent-encoded (every
  * byte outside [A-Za-z0-9._~/:@+-] as %XX, upper case), "-" meaning none
@@ -59,6 +61,7 @@ struct reexec_state {
     int access_log_fd; /* -1: off */
     char access_log[REEXEC_PATH_MAX];
     char pidfile[REEXEC_PATH_MAX]; /* "" = none */
+    int pidfile_fd;                /* its locked descriptor (os/pidfile.h); -1: none */
     char why[64];                  /* what asked for the reload, for the log */
 };
 

@@ -150,17 +150,17 @@ int listen_unix_bind(const char *path, unsigned mode, char *err, size_t errlen)
     }
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     strcpy(sun.sun_path, path);
-    /* The socket file is created with the mode of the umask: set MODE only
-     * after bind, through chmod. */
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        snprintf(err, errlen, "bind(\"%s\") failed: %s", path, strerror(errno));
+    /* The socket file gets MODE as bind creates it, through the umask: no
+     * chmod(path) after it, which would follow a symbolic link swapped in
+     * for the new file by a user who can write the directory. (The master
+     * is single-threaded here; the umask is restored at once.) */
+    mode_t old_mask = umask(~(mode_t)mode & 0777);
+    int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+    int bind_errno = errno;
+    umask(old_mask);
+    if (rc < 0) {
+        snprintf(err, errlen, "bind(\"%s\") failed: %s", path, strerror(bind_errno));
         close(fd);
-        return -1;
-    }
-    if (chmod(path, mode) < 0) {
-        snprintf(err, errlen, "chmod(\"%s\", %04o) failed: %s", path, mode, strerror(errno));
-        close(fd);
-        unlink(path);
         return -1;
     }
     return fd;
@@ -297,16 +297,59 @@ int listen_adopt(struct listener *l, const char *spec, int fd, unsigned backlog,
     return 0;
 }
 
+/* The directory part of PATH into DIR (LEN bytes) and its last name into
+ * *BASE ("." for a bare name). Returns 0, or -1 when it does not fit. */
+static int listen_split(const char *path, char *dir, size_t len, const char **base)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        *base = path;
+        return snprintf(dir, len, ".") < (int)len ? 0 : -1;
+    }
+    *base = slash + 1;
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    if (n >= len)
+        return -1;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return 0;
+}
+
+/* The chown is done on the name inside the directory's descriptor with
+ * AT_SYMLINK_NOFOLLOW: if a user who can write the directory swapped the
+ * socket file for a symbolic link, only that link changes owner, never
+ * its target. A name that is no socket any more is refused. (A hard link
+ * to another user's file in its place is what fs.protected_hardlinks
+ * forbids.) */
 int listen_chown(const struct listener *l, long uid, long gid, char *err, size_t errlen)
 {
+    char dir[sizeof(l->addr.path)];
+    const char *base;
+    struct stat st;
     if (!l->owns_path)
         return 0;
-    if (chown(l->addr.path, (uid_t)uid, (gid_t)gid) < 0) {
-        snprintf(err, errlen, "chown(\"%s\", %ld, %ld) failed: %s", l->addr.path, uid, gid,
-                 strerror(errno));
+    if (listen_split(l->addr.path, dir, sizeof(dir), &base) < 0 || !*base) {
+        snprintf(err, errlen, "chown(\"%s\"): not a file name", l->addr.path);
         return -1;
     }
-    return 0;
+    int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        snprintf(err, errlen, "open(\"%s\") failed: %s", dir, strerror(errno));
+        return -1;
+    }
+    int rc = -1;
+    if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        snprintf(err, errlen, "stat(\"%s\") failed: %s", l->addr.path, strerror(errno));
+    else if (!S_ISSOCK(st.st_mode))
+        snprintf(err, errlen, "chown(\"%s\") refused: the file is no longer a socket",
+                 l->addr.path);
+    else if (fchownat(dfd, base, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0)
+        snprintf(err, errlen, "chown(\"%s\", %ld, %ld) failed: %s", l->addr.path, uid, gid,
+                 strerror(errno));
+    else
+        rc = 0;
+    close(dfd);
+    return rc;
 }
 
 void listen_close(struct listener *l, bool remove_path)

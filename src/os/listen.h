@@ -68,14 +68,16 @@ int listen_adopt(struct listener *l, const char *spec, int fd, unsigned backlog,
 /*
  * Give the unix socket file of L (when corral created it) to UID:GID
  * (-1 keeps one), as --chown asks; call it after listen_open (which set
- * the mode) and before dropping privileges. Returns 0, or -1 with the
- * failing call, the path and strerror in err.
+ * the mode) and before dropping privileges. A symbolic link (or anything
+ * but a socket) found at the path is never followed: refused. Returns 0,
+ * or -1 with the failing call, the path and strerror in err.
  */
 int listen_chown(const struct listener *l, long uid, long gid, char *err, size_t errlen);
 
 /*
  * Create and bind a unix stream socket at PATH (not yet listening), with the
- * file's mode set to MODE. A stale socket file left by a dead server is
+ * file's mode set to MODE as bind creates it (through the umask: no path
+ * operation follows). A stale socket file left by a dead server is
  * replaced; a path where a live server listens, or that is no socket, is
  * refused. Returns the descriptor (close-on-exec), or -1 with the failing
  * call, the path and strerror in err. Also used for the control socket.

@@ -44,6 +44,7 @@ static void fill(struct reexec_state *s)
     snprintf(s->error_log, sizeof(s->error_log), "logs/error=1.log");
     s->access_log_fd = -1;
     snprintf(s->pidfile, sizeof(s->pidfile), "-");
+    s->pidfile_fd = 12;
     snprintf(s->why, sizeof(s->why), "corralctl chain-reload");
 }
 
@@ -78,6 +79,7 @@ static void reexec_state_round_trips(void **state)
     assert_int_equal(state_b.access_log_fd, -1);
     assert_string_equal(state_b.access_log, "");
     assert_string_equal(state_b.pidfile, "-"); /* a file named "-" is not "none" */
+    assert_int_equal(state_b.pidfile_fd, 12);
     assert_string_equal(state_b.why, "corralctl chain-reload");
 }
 
@@ -126,6 +128,10 @@ static void reexec_parse_refuses_malformed_text(void **state)
     (void)state;
     char err[256];
     assert_int_equal(reexec_parse("v1 " BASE TAIL, &state_b, err, sizeof(err)), REEXEC_PARSE_OK);
+    assert_int_equal(state_b.pidfile_fd, -1); /* pidlock is optional: no lock held */
+    refused("v1 " BASE TAIL " pidlock=2", "stderr");
+    refused("v1 " BASE TAIL " pidlock=6", "twice"); /* the listener's descriptor */
+    refused("v1 " BASE TAIL " pidlock=x", "pidlock");
     refused("", "version");
     refused("v2 " BASE TAIL, "version");
     refused("v1x " BASE TAIL, "version");
