@@ -6,16 +6,6 @@ TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-60}
 
 need_build "$CORRAL" "$DEMO_SO"
 
-# run_corral NAME ARGS... : runs corral in the foreground (bounded), output in
-# $T/NAME.out, status in RC.
-run_corral() {
-    local name=$1
-    shift
-    timeout 10 "$CORRAL" "${ALLOW_ROOT[@]}" "$@" >"$T/$name.out" 2>&1 </dev/null
-    RC=$?
-    OUT=$(cat "$T/$name.out")
-}
-
 # ---- --version, --help
 run_corral version --version
 expect_eq "--version exits 0" 0 "$RC"

@@ -248,6 +248,16 @@ _forget_pid() {
 
 # ---------------------------------------------------------------- corral
 
+# run_corral NAME ARGS... : runs corral in the foreground (bounded to 10 s),
+# output in $T/NAME.out and $OUT, exit status in RC.
+run_corral() {
+    local name=$1
+    shift
+    timeout 10 "$CORRAL" "${ALLOW_ROOT[@]}" "$@" >"$T/$name.out" 2>&1 </dev/null
+    RC=$?
+    OUT=$(cat "$T/$name.out")
+}
+
 # start_corral ARGS... : runs corral in the background with --pidfile and
 # --error-log in $T unless given. Waits up to 10 s for every listener in ARGS
 # to answer a request. Sets CORRAL_PID (the master), CORRAL_LOG (error log),

@@ -9,16 +9,6 @@ TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-90}
 
 need_build "$CORRAL" "$DEMO_SO"
 
-# run_corral NAME ARGS... : runs corral in the foreground (bounded), output in
-# $T/NAME.out, status in RC.
-run_corral() {
-    local name=$1
-    shift
-    timeout 10 "$CORRAL" "${ALLOW_ROOT[@]}" "$@" >"$T/$name.out" 2>&1 </dev/null
-    RC=$?
-    OUT=$(cat "$T/$name.out")
-}
-
 # a file only root may read, with known content
 victim() { printf 'precious\n' >"$1"; chmod 0600 "$1"; }
 
