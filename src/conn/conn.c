@@ -46,7 +46,7 @@ int conn_init(struct conn *c, int fd, const struct listener *l,
     c->codec->init(c->codec_state, &c->limits);
     c->buf_start = c->buf_end = 0;
     c->io_timeout_ms = io_timeout_ms;
-    c->in_request = c->body_done = c->aborted = c->broken = false;
+    c->in_request = c->body_done = c->aborted = c->broken = c->replied = false;
     c->kept = c->bye_sent = c->bye_in_response = false;
     c->byes_ignored = 0;
     c->bye_on_end = NULL;
@@ -270,6 +270,7 @@ void conn_protocol_error(struct conn *c, const char *reason)
     if (n) {
         struct iovec iov = {.iov_base = out, .iov_len = n};
         (void)conn_writev(c, &iov, 1);
+        c->replied = true; /* FastCGI: END_REQUEST went out for this id */
     }
     c->broken = true;
 }
@@ -305,7 +306,7 @@ void conn_next_request(struct conn *c)
 {
     c->codec->next_request(c->codec_state);
     params_reset(&c->params);
-    c->in_request = c->body_done = c->aborted = false;
+    c->in_request = c->body_done = c->aborted = c->replied = false;
 }
 
 /* ---- the goodbye of a stopping worker ---- */

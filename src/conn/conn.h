@@ -42,6 +42,8 @@ struct conn {
     bool body_done;             /* PROTO_BODY_END seen */
     bool aborted;               /* PROTO_ABORT seen */
     bool broken;                /* must be closed after this request */
+    bool replied;               /* the codec's error reply ended this request on
+                                   the wire: nothing more goes out for it */
     bool kept;                  /* the front end keeps it between requests
                                    (FastCGI keep-conn): set after a response */
     bool bye_sent;              /* a stopping worker asked the front end to

@@ -333,7 +333,7 @@ static int request_send(struct corral_request *r, const struct iovec *parts, int
     int part = 0;
     size_t part_off = 0;
 
-    if (r->failed)
+    if (r->failed || c->replied)
         return -1;
     for (;;) {
         int n = 0, nframes = 0;
@@ -556,7 +556,9 @@ CORRAL_EXPORT int corral_sendfile(corral_request *r, int fd, off_t offset, size_
     return 0;
 }
 
-int request_finish(struct corral_request *r, int app_rc)
+/* End the response after the app returned APP_RC: the head if nothing
+ * went out (500 when it failed, logged), and the end of the response. */
+static void request_end_response(struct corral_request *r, int app_rc)
 {
     struct conn *c = r->conn;
     if (app_rc != 0 && !r->failed) { /* a failed write was logged when it failed */
@@ -580,6 +582,16 @@ int request_finish(struct corral_request *r, int app_rc)
     } else if (!r->finished && !r->failed) {
         request_write(r, "", 0, true);
     }
+}
+
+int request_finish(struct corral_request *r, int app_rc)
+{
+    struct conn *c = r->conn;
+    if (c->replied)
+        r->status = 400; /* a protocol error in the body ended the request on the
+                            wire (conn_protocol_error): no 500, no second end */
+    else
+        request_end_response(r, app_rc);
     if (log_access_enabled()) {
         const char *remote = params_get(&c->params, "REMOTE_ADDR");
         const char *uri = r->uri;

@@ -257,6 +257,33 @@ except Exception as e:
     report("fastcgi: a streamed body over --max-body 1M", False, repr(e))
 s.close()
 
+# ... and that request id ends once: the END_REQUEST of the protocol error,
+# then nothing for it (no "Status: 500", no second END_REQUEST).
+s = connect(F, timeout=5)
+try:
+    s.sendall(fcgi_begin(1) + fcgi_params_records(cgi_params("POST", "/echo", None)))
+    try:
+        for i in range(48):
+            s.sendall(fcgi_record(FCGI_STDIN, 1, b"y" * 32768))
+        s.sendall(fcgi_record(FCGI_STDIN, 1))
+    except OSError:
+        pass
+    ends, after_end = 0, 0
+    try:
+        while True:
+            ver, rtype, rid, content = fcgi_read_record(s)
+            if rtype == FCGI_END_REQUEST:
+                ends += 1
+            elif ends:
+                after_end += 1
+    except (EOFError, OSError):
+        pass
+    report("fastcgi: a streamed body over --max-body ends its request once (%d END_REQUEST, %d records after it)" % (ends, after_end),
+           ends == 1 and after_end == 0, (ends, after_end))
+except Exception as e:
+    report("fastcgi: a streamed body over --max-body ends its request once", False, repr(e))
+s.close()
+
 # Tolerance: padding 255 and params split into 1-byte records.
 data = b"".join(fcgi_record(FCGI_PARAMS, 1, bytes([b]), padding=255) for b in b"".join(fcgi_nv(k, v) for k, v in hello))
 s = fcgi_session(fcgi_begin(1) + data + fcgi_record(FCGI_PARAMS, 1) + fcgi_record(FCGI_STDIN, 1, padding=255))

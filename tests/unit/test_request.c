@@ -31,7 +31,9 @@ struct fixture {
     struct proto_limits limits;
 };
 
-static void fixture_open(struct fixture *f, const struct proto_codec *codec)
+/* F opened on CODEC with the limits LIM (NULL: the defaults). */
+static void fixture_open_limits(struct fixture *f, const struct proto_codec *codec,
+                                const struct proto_limits *lim)
 {
     memset(f, 0, sizeof(*f));
     int sv[2];
@@ -43,9 +45,14 @@ static void fixture_open(struct fixture *f, const struct proto_codec *codec)
     f->peer = sv[1];
     f->listener.addr.codec = codec;
     snprintf(f->listener.name, sizeof(f->listener.name), "%s:test", codec->name);
-    f->limits = (struct proto_limits)PROTO_LIMITS_DEFAULT;
+    f->limits = lim ? *lim : (struct proto_limits)PROTO_LIMITS_DEFAULT;
     assert_int_equal(conn_init(&f->conn, sv[0], &f->listener, &f->limits, 2000), 0);
     snprintf(f->conn.peer, sizeof(f->conn.peer), "test");
+}
+
+static void fixture_open(struct fixture *f, const struct proto_codec *codec)
+{
+    fixture_open_limits(f, codec, NULL);
 }
 
 static void fixture_close(struct fixture *f)
@@ -558,6 +565,48 @@ static void request_reason_phrases(void **state)
     assert_string_equal(request_reason_phrase(599), "Unknown");
 }
 
+/* A streamed FastCGI body over --max-body is a protocol error: the codec's
+ * error reply (END_REQUEST) ends the request on the wire, and nothing
+ * follows it for that request id: no 500, no second END_REQUEST. */
+static void request_fastcgi_body_error_ends_request_once(void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct proto_limits lim = PROTO_LIMITS_DEFAULT;
+    lim.max_body = 1000;
+    fixture_open_limits(&f, &proto_fastcgi, &lim);
+    static const char *const kv[] = {"REQUEST_METHOD", "POST", NULL};
+    char body[2001];
+    memset(body, 'b', 2000);
+    body[2000] = '\0';
+    uint8_t pkt[4096];
+    send_all(f.peer, pkt, codec_fcgi_request(pkt, kv, body, 1));
+    read_head(&f);
+    corral_request *r = &f.req;
+    char buf[512];
+    ssize_t n;
+    while ((n = corral_read(r, buf, sizeof(buf))) > 0) {
+    }
+    assert_int_equal(n, -1);
+    /* A handler that fails on the read, and one that answers anyway. */
+    assert_int_equal(corral_write_final(r, "late", 4), -1);
+    assert_int_equal(request_finish(r, -1), -1);
+    uint8_t raw[1024];
+    size_t len = recv_all(f.peer, (char *)raw, sizeof(raw));
+    int ends = 0;
+    size_t stdout_bytes = 0;
+    for (size_t off = 0; off + 8 <= len;) {
+        size_t cl = (size_t)raw[off + 4] << 8 | raw[off + 5];
+        ends += raw[off + 1] == 3;
+        if (raw[off + 1] == 6)
+            stdout_bytes += cl;
+        off += 8 + cl + raw[off + 6];
+    }
+    assert_int_equal(ends, 1);
+    assert_int_equal(stdout_bytes, 0);
+    fixture_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -572,6 +621,7 @@ int main(void)
         cmocka_unit_test(request_sendfile_on_each_protocol),
         cmocka_unit_test(request_head_drops_body_keeps_length),
         cmocka_unit_test(request_fastcgi_goodbye_follows_end_when_stopping),
+        cmocka_unit_test(request_fastcgi_body_error_ends_request_once),
         cmocka_unit_test(request_body_clipped_at_content_length),
         cmocka_unit_test(request_short_body_closes_without_end),
         cmocka_unit_test(request_reason_phrases),
