@@ -266,11 +266,15 @@ Listen 127.0.0.1:$PA
         "at the drain limit"
     expect_eq "apache: no kept connection was left to the drain limit" 0 "$forced"
     expect_no_match "apache: corral logged no error" ' error ' "$(cat "$CORRAL_LOG")"
-    # The residual race shows as AH01073 (the request written into a
-    # connection the worker had just closed); any other proxy error fails.
-    say "apache: $(grep -c AH01073 "$T/apache-error.log") request(s) written into a closing connection (AH01073)"
+    # The residual race (the request written into a connection the worker
+    # closes right after a response) shows in two forms: AH01073 when the
+    # close came first, or AH01067 + AH01075 "Connection reset by peer"
+    # when the request reached the socket first and the close reset it
+    # (seen once in CI). Any other proxy error fails.
+    race='AH01073|AH01067: Failed to read FastCGI header|\(104\)Connection reset by peer: .*AH01075'
+    say "apache: $(grep -cE "$race" "$T/apache-error.log") log line(s) of a request written into a closing connection (AH01073, or AH01067 with AH01075 reset)"
     expect_no_match "apache: Apache logged no other proxy error" 'proxy' \
-        "$(grep -v AH01073 "$T/apache-error.log")"
+        "$(grep -vE "$race" "$T/apache-error.log")"
     stop_pid "$APACHE_PID"
     stop_corral
     expect_eq "apache: corral stops with status 0" 0 "$CORRAL_STATUS"
