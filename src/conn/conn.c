@@ -1,19 +1,23 @@
 /*
  * conn.c — one connection (see conn.h): reading, decoding, the request body
- * stream, writing, the reset between kept requests and the goodbye
- * bookkeeping. It calls only the codec (protocols/), os/ and core/.
+ * stream, writing (with the queue of replies made before a request runs),
+ * the reset between kept requests and the goodbye bookkeeping. It calls only
+ * the codec (protocols/), os/ and core/.
  */
 #include "conn.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include "core/clock.h"
 #include "core/log.h"
+#include "os/allow.h"
 
 void conn_clear(struct conn *c)
 {
@@ -52,6 +56,7 @@ int conn_init(struct conn *c, int fd, const struct listener *l,
     c->bye_on_end = NULL;
     c->pending = NULL;
     c->pending_len = 0;
+    c->out_start = c->out_len = 0;
     return 0;
 }
 
@@ -69,10 +74,16 @@ void conn_close(struct conn *c)
 {
     close(c->fd);
     c->fd = -1;
+    if (c->out) { /* only a connection that had replies queued */
+        free(c->out);
+        c->out = NULL;
+        c->out_start = c->out_len = 0;
+    }
 }
 
 void conn_fini(struct conn *c)
 {
+    free(c->out);
     free(c->buf);
     free(c->codec_state);
     params_free(&c->params);
@@ -98,11 +109,141 @@ int conn_wait_writable(struct conn *c)
     return conn_wait(c, POLLOUT, c->io_timeout_ms);
 }
 
+/* ---- the reply queue ---- */
+
+/* One line a second at most for each reason a peer's replies end it. */
+static struct allow_ratelimit conn_unread_log, conn_send_log;
+
+/* Send queued replies without waiting. Returns 0 (bytes may be left) or a
+ * negative errno. */
+static int conn_out_push(struct conn *c)
+{
+    while (c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_start, c->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -errno;
+        }
+        c->out_start += (size_t)n;
+        c->out_len -= (size_t)n;
+    }
+    c->out_start = 0;
+    return 0;
+}
+
+/* Send the queued replies, waiting up to TIMEOUT_MS whenever the socket is
+ * full. Returns 0 (the queue is empty) or a negative errno. */
+static int conn_out_flush(struct conn *c, unsigned timeout_ms)
+{
+    for (;;) {
+        int rc = conn_out_push(c);
+        if (rc < 0 || !c->out_len)
+            return rc;
+        rc = conn_wait(c, POLLOUT, timeout_ms);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* Append LEN bytes to the queue. Returns 0, -ENOBUFS when they do not fit
+ * in CONN_OUT_CAP even after a send, or another negative errno. */
+static int conn_out_add(struct conn *c, const uint8_t *data, size_t len)
+{
+    if (!c->out) {
+        c->out = malloc(CONN_OUT_CAP);
+        if (!c->out)
+            return -ENOMEM;
+    }
+    if (c->out_start + c->out_len + len > CONN_OUT_CAP) {
+        int rc = conn_out_push(c);
+        if (rc < 0)
+            return rc;
+        if (c->out_len + len > CONN_OUT_CAP)
+            return -ENOBUFS;
+        memmove(c->out, c->out + c->out_start, c->out_len);
+        c->out_start = 0;
+    }
+    memcpy(c->out + c->out_start + c->out_len, data, len);
+    c->out_len += len;
+    return 0;
+}
+
+int conn_send_reply(struct conn *c, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    if (!c->out_len) { /* nothing queued: straight to the socket */
+        ssize_t n;
+        do
+            n = send(c->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+        }
+        if (!len)
+            return 0;
+    }
+    return conn_out_add(c, p, len);
+}
+
+/* The line that says C is closed as its peer does not read its replies,
+ * WHY; at most one a second (conn_unread_log). */
+static void conn_log_unread(const struct conn *c, const char *why)
+{
+    unsigned long suppressed = 0;
+    if (!allow_ratelimit_due(&conn_unread_log, clock_now_ms() / 1000, &suppressed))
+        return;
+    log_msg(LOG_ERROR, "%s: peer %s: does not read its replies (%s, %zu bytes unsent); "
+            "connection closed (%lu more since the last line)", c->listener->name, c->peer,
+            why, c->out_len, suppressed);
+}
+
+void conn_note_unread_close(const struct conn *c, uint64_t idle_ms)
+{
+    char why[48];
+    snprintf(why, sizeof(why), "idle for %llu ms", (unsigned long long)idle_ms);
+    conn_log_unread(c, why);
+}
+
+/* The replies of C failed with ERR (from conn_send_reply or conn_out_push):
+ * log why (rate-limited), drop the queue, end the connection. */
+static enum proto_result conn_out_fail(struct conn *c, int err, struct proto_event *ev)
+{
+    unsigned long suppressed = 0;
+    if (err == -ENOBUFS)
+        conn_log_unread(c, "the reply queue is full");
+    else if (allow_ratelimit_due(&conn_send_log, clock_now_ms() / 1000, &suppressed))
+        log_msg(LOG_ERROR, "%s: peer %s: sending a management reply failed: %s; connection "
+                "closed (%lu more since the last line)", c->listener->name, c->peer,
+                strerror(-err), suppressed);
+    c->out_start = c->out_len = 0;
+    c->replied = true; /* nothing more goes out: the socket may be full */
+    c->broken = true;
+    ev->reason = NULL;
+    return PROTO_ERROR;
+}
+
 ssize_t conn_fill(struct conn *c, unsigned timeout_ms)
 {
     /* Pending body bytes point into the buffer: they must be used first. */
     if (c->pending_len)
         return -EBUSY;
+    if (c->out_len) {
+        /* conn_decode takes nothing more while replies wait: send them
+         * (waiting only with a TIMEOUT_MS), then decode what is buffered. */
+        int rc = timeout_ms ? conn_out_flush(c, timeout_ms) : conn_out_push(c);
+        if (rc < 0)
+            return rc;
+        if (c->out_len)
+            return -EAGAIN;
+        if (c->buf_start != c->buf_end)
+            return (ssize_t)(c->buf_end - c->buf_start);
+    }
     if (c->buf_start == c->buf_end) {
         c->buf_start = c->buf_end = 0;
     } else if (c->buf_start > 0) {
@@ -130,6 +271,17 @@ ssize_t conn_fill(struct conn *c, unsigned timeout_ms)
 
 enum proto_result conn_decode(struct conn *c, struct proto_event *ev)
 {
+    if (c->out_len) { /* only a connection with replies queued */
+        int rc = conn_out_push(c);
+        if (rc < 0)
+            return conn_out_fail(c, rc, ev);
+        if (c->out_len) {
+            /* Back-pressure: no more replies for a peer that does not take
+             * them; its bytes stay in the buffer and the socket. */
+            memset(ev, 0, sizeof(*ev));
+            return PROTO_NEED_MORE;
+        }
+    }
     for (;;) {
         memset(ev, 0, sizeof(*ev));
         enum proto_result r = c->codec->decode(c->codec_state, c->buf + c->buf_start,
@@ -139,16 +291,18 @@ enum proto_result conn_decode(struct conn *c, struct proto_event *ev)
             c->in_request = true;
         if (r != PROTO_REPLY)
             return r;
-        struct iovec iov = {.iov_base = (void *)ev->data, .iov_len = ev->len};
-        int rc = conn_writev(c, &iov, 1);
-        if (rc < 0) {
-            ev->reason = "could not send a management reply";
-            return PROTO_ERROR;
-        }
+        int rc = conn_send_reply(c, ev->data, ev->len);
+        if (rc < 0)
+            return conn_out_fail(c, rc, ev);
         if (ev->close_after) {
+            /* What the socket took: a peer that does not read loses the rest. */
             c->broken = true;
             ev->reason = NULL;
             return PROTO_ERROR;
+        }
+        if (c->out_len) { /* the socket is full: the back-pressure above */
+            memset(ev, 0, sizeof(*ev));
+            return PROTO_NEED_MORE;
         }
     }
 }
@@ -234,6 +388,11 @@ int conn_body_drain(struct conn *c, uint64_t max_bytes)
 
 int conn_writev(struct conn *c, struct iovec *iov, int iovcnt)
 {
+    if (c->out_len) { /* replies made before the request go first */
+        int rc = conn_out_flush(c, c->io_timeout_ms);
+        if (rc < 0)
+            return rc;
+    }
     while (iovcnt > 0) {
         ssize_t n = writev(c->fd, iov, iovcnt);
         if (n < 0) {
@@ -266,10 +425,16 @@ void conn_protocol_error(struct conn *c, const char *reason)
         log_msg(LOG_ERROR, "%s: peer %s: bad request: %s; connection closed",
                 c->listener->name, c->peer, reason);
     uint8_t out[PROTO_END_MAX];
-    size_t n = c->codec->error_reply(c->codec_state, out);
+    size_t n = c->replied ? 0 : c->codec->error_reply(c->codec_state, out);
     if (n) {
         struct iovec iov = {.iov_base = out, .iov_len = n};
-        (void)conn_writev(c, &iov, 1);
+        /* Behind queued replies the peer is slow to read: no wait for it. */
+        if (c->out_len) {
+            if (conn_out_add(c, out, n) == 0)
+                (void)conn_out_push(c);
+        } else {
+            (void)conn_writev(c, &iov, 1);
+        }
         c->replied = true; /* FastCGI: END_REQUEST went out for this id */
     }
     c->broken = true;
@@ -313,6 +478,8 @@ void conn_next_request(struct conn *c)
 
 int conn_send_goodbye(struct conn *c)
 {
+    if (c->out_len)
+        return -EAGAIN; /* behind the queued replies, later */
     uint8_t bye[PROTO_FRAME_MAX];
     size_t n = c->codec->goodbye ? c->codec->goodbye(c->codec_state, bye) : 0;
     if (n) {

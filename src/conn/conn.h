@@ -11,7 +11,13 @@
  * one-shot), so nothing here is locked.
  *
  * I/O inside a request blocks the serving thread, bounded by the I/O timeout:
- * the socket is non-blocking and a would-block waits in poll(2).
+ * the socket is non-blocking and a would-block waits in poll(2). Replies the
+ * codec makes before a request runs (FastCGI management answers) never wait:
+ * what the socket does not take is queued in the connection (at most
+ * CONN_OUT_CAP bytes), nothing more is decoded until the socket took it
+ * (back-pressure), the worker parks the connection waiting to write
+ * (conn_wants_write), and the queue goes out before any other byte. A peer
+ * that never reads is closed by the idle timeout (worker_stop.c).
  */
 #ifndef CORRAL_CONN_H
 #define CORRAL_CONN_H
@@ -26,6 +32,9 @@
 #include "protocols/protocol.h"
 
 #define CONN_BUF_SIZE 16384
+/* Queued reply bytes one connection may hold (the back-pressure keeps it to
+ * one reply; a reply that would pass it closes the connection). */
+#define CONN_OUT_CAP 16384
 
 struct conn {
     int fd;
@@ -43,7 +52,8 @@ struct conn {
     bool aborted;               /* PROTO_ABORT seen */
     bool broken;                /* must be closed after this request */
     bool replied;               /* the codec's error reply ended this request on
-                                   the wire: nothing more goes out for it */
+                                   the wire, or the peer stopped reading its
+                                   replies: nothing more goes out for it */
     bool kept;                  /* the front end keeps it between requests
                                    (FastCGI keep-conn): set after a response */
     bool bye_sent;              /* a stopping worker asked the front end to
@@ -55,6 +65,11 @@ struct conn {
     const _Atomic int *bye_on_end;
     const uint8_t *pending;     /* body bytes decoded but not yet read */
     size_t pending_len;
+    /* Reply bytes the socket did not take yet, in out[out_start, out_start +
+     * out_len): allocated (CONN_OUT_CAP) when first needed, freed at
+     * conn_close. */
+    uint8_t *out;
+    size_t out_start, out_len;
 };
 
 /* ---- life ---- */
@@ -73,7 +88,8 @@ void conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len);
  * a kept response (conn_response_end). */
 void conn_set_bye_on_end(struct conn *c, const _Atomic int *flag);
 /* Close the socket (which also takes it out of any epoll set); c->fd is -1
- * after it. The buffers stay for the next conn_init. */
+ * after it. The read buffer stays for the next conn_init; queued replies
+ * are dropped and their queue freed. */
 void conn_close(struct conn *c);
 /* Release the buffers; the fd is closed by the caller (conn_close). */
 void conn_fini(struct conn *c);
@@ -82,16 +98,24 @@ void conn_fini(struct conn *c);
 
 /*
  * Read once into the buffer (compacting it first). TIMEOUT_MS 0 = do not
- * wait. Returns bytes read (> 0), 0 at end of stream, -EAGAIN when nothing is
- * there and TIMEOUT_MS is 0, -ETIMEDOUT, or another negative errno.
+ * wait. Queued replies go first (waiting for the socket only with a
+ * TIMEOUT_MS): while they wait it returns -EAGAIN; once they are out and
+ * bytes are buffered it returns their count without reading. Returns bytes
+ * to decode (> 0), 0 at end of stream, -EAGAIN when nothing is there (or
+ * replies wait) and TIMEOUT_MS is 0, -ETIMEDOUT, or another negative errno.
  */
 ssize_t conn_fill(struct conn *c, unsigned timeout_ms);
 
 /*
  * Run the codec over the buffered bytes and return its event (the consumed
  * bytes are dropped from the buffer). PROTO_NEED_MORE means the buffer is
- * empty. PROTO_REPLY bytes are sent here (then the next event is returned);
- * a send failure is returned as PROTO_ERROR with the reason in *reason.
+ * empty, or replies wait for the socket (conn_wants_write): nothing is
+ * decoded then, conn_fill sends them. PROTO_REPLY bytes are sent here
+ * without waiting, what the socket does not take queued (then the next
+ * event is returned); queued bytes are pushed again, without waiting, on
+ * each call. A failed send (or a reply that would pass CONN_OUT_CAP) ends
+ * the connection: one log line (at most one a second for each cause),
+ * c->replied and c->broken set, and PROTO_ERROR with a NULL reason.
  */
 enum proto_result conn_decode(struct conn *c, struct proto_event *ev);
 
@@ -128,6 +152,13 @@ static inline bool conn_has_input(const struct conn *c)
 /* Whether bytes wait on the socket (one recv MSG_PEEK, no wait). */
 bool conn_input_waiting(const struct conn *c);
 
+/* Whether queued replies wait for the socket to take them: a parked
+ * connection then waits to be writable, not readable (worker_slots.c). */
+static inline bool conn_wants_write(const struct conn *c)
+{
+    return c->out_len != 0;
+}
+
 /* ---- the request body ---- */
 
 /*
@@ -146,9 +177,17 @@ int conn_body_drain(struct conn *c, uint64_t max_bytes);
 
 /* ---- writing ---- */
 
-/* Write every byte of IOV (which is modified), waiting up to the I/O timeout
- * whenever the socket is full. Returns 0 or a negative errno. */
+/* Write every byte of IOV (which is modified), queued replies first, waiting
+ * up to the I/O timeout whenever the socket is full. Returns 0 or a negative
+ * errno. */
 int conn_writev(struct conn *c, struct iovec *iov, int iovcnt);
+
+/* Send LEN bytes of a reply made before a request runs (a request ended
+ * before the app ran) at once, behind any queued reply, and queue what the
+ * socket does not take: never waits. Returns 0, -ENOBUFS when the queue
+ * would pass CONN_OUT_CAP (the peer does not read), or another negative
+ * errno. */
+int conn_send_reply(struct conn *c, const void *data, size_t len);
 
 /* Wait up to the I/O timeout until the socket takes more bytes. Returns 0
  * or a negative errno (-ETIMEDOUT). */
@@ -162,12 +201,19 @@ int conn_wait_writable(struct conn *c);
  */
 size_t conn_response_end(struct conn *c, uint8_t *out);
 
-/* Log a protocol error naming the peer, the listener and the reason, send
- * the codec's error reply if any, and mark the connection broken. */
+/* Log a protocol error naming the peer, the listener and the reason (none
+ * when REASON is NULL), send the codec's error reply if any (unless
+ * c->replied; behind queued replies it does not wait), and mark the
+ * connection broken. */
 void conn_protocol_error(struct conn *c, const char *reason);
 
 /* The connection must be closed after this request. */
 void conn_mark_broken(struct conn *c);
+
+/* The idle timeout closes C while replies wait (conn_wants_write): log it,
+ * naming the peer, at most one line a second (with the replies that fail
+ * for being over CONN_OUT_CAP). */
+void conn_note_unread_close(const struct conn *c, uint64_t idle_ms);
 
 /* ---- between requests on a kept connection ---- */
 
@@ -181,8 +227,8 @@ void conn_next_request(struct conn *c);
 
 /*
  * Send the codec's goodbye at once, without waiting. Returns 1 (sent), 0
- * (the protocol has none), -EAGAIN when the socket is full (nothing sent:
- * try again later), or another negative errno: the connection is broken.
+ * (the protocol has none), -EAGAIN when the socket is full or replies are
+ * queued (nothing sent: try again later), or another negative errno: the connection is broken.
  * c->bye_sent is set on 1 and 0.
  */
 int conn_send_goodbye(struct conn *c);

@@ -102,11 +102,11 @@ void worker_serve(struct worker_thread *t, struct slot *s)
             break;
         }
         if (r == PROTO_ABORT) {
-            /* Aborted before the app ran: end the request, nothing else. */
+            /* Aborted before the app ran: end the request, nothing else,
+             * without waiting (queued behind any management reply). */
             uint8_t end_rec[PROTO_END_MAX];
             size_t el = c->codec->end(c->codec_state, end_rec, 0);
-            struct iovec iov = {.iov_base = end_rec, .iov_len = el};
-            if (conn_writev(c, &iov, 1) < 0 || !c->codec->keep_conn(c->codec_state)) {
+            if (conn_send_reply(c, end_rec, el) < 0 || !c->codec->keep_conn(c->codec_state)) {
                 worker_slot_close(w, s);
                 break;
             }

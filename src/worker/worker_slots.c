@@ -144,11 +144,17 @@ void worker_slot_park(struct worker *w, struct slot *s)
     atomic_store(&s->parked_at_ms, clock_now_ms());
     /* PARKED before arming: the event may fire at once, on another thread. */
     atomic_store(&s->word, slot_word(gen, SLOT_PARKED));
-    if (w->single_thread && s->registered)
+    /* Replies queued (conn_wants_write): wait to write, not to read (conn.c
+     * decodes nothing more until they are out); one thread's level-triggered
+     * registration changes only around them. */
+    bool out = conn_wants_write(&s->conn);
+    if (w->single_thread && s->registered && !out && !s->out_armed)
         return;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = (uint64_t)gen << 32 | idx};
+    struct epoll_event ev = {.events = out ? EPOLLOUT : EPOLLIN | EPOLLRDHUP,
+                             .data.u64 = (uint64_t)gen << 32 | idx};
     if (!w->single_thread)
         ev.events |= EPOLLONESHOT;
+    s->out_armed = out;
     int op = s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     s->registered = true;
     if (epoll_ctl(w->epfd, op, s->conn.fd, &ev) < 0) {

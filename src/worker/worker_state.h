@@ -51,6 +51,7 @@ struct slot {
     _Atomic uint64_t word;        /* generation << 32 | SLOT_* */
     _Atomic uint64_t parked_at_ms;
     bool registered;              /* fd is in the epoll set */
+    bool out_armed;               /* ... to write, not read (worker_slot_park) */
     /* The connection and the request it serves, side by side: the request
      * points at the connection (request.h), never the other way. The slot
      * owns both; slots live as long as the worker process. */

@@ -222,7 +222,9 @@ static void worker_close_idle(struct worker *w, bool stopping)
             atomic_fetch_add_explicit(draining ? &w->drain_idle : &w->drain_forced, 1,
                                       memory_order_relaxed);
         }
-        if (s->conn.in_request)
+        if (conn_wants_write(&s->conn))
+            conn_note_unread_close(&s->conn, age); /* one line a second at most */
+        else if (s->conn.in_request)
             log_msg(LOG_ERROR, "%s: peer %s: request incomplete after %llu ms; connection closed",
                     s->conn.listener->name, s->conn.peer, (unsigned long long)age);
         worker_slot_close(w, s);
