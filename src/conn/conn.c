@@ -218,9 +218,10 @@ static enum proto_result conn_out_fail(struct conn *c, int err, struct proto_eve
     if (err == -ENOBUFS)
         conn_log_unread(c, "the reply queue is full");
     else if (allow_ratelimit_due(&conn_send_log, clock_now_ms() / 1000, &suppressed))
-        log_msg(LOG_ERROR, "%s: peer %s: sending a management reply failed: %s; connection "
-                "closed (%lu more since the last line)", c->listener->name, c->peer,
-                strerror(-err), suppressed);
+        log_msg(err == -EPIPE || err == -ECONNRESET ? LOG_WARN : LOG_ERROR,
+                "%s: peer %s: sending a management reply failed: %s; connection closed (%lu "
+                "more since the last line)", c->listener->name, c->peer, strerror(-err),
+                suppressed);
     c->out_start = c->out_len = 0;
     c->replied = true; /* nothing more goes out: the socket may be full */
     c->broken = true;

@@ -3,8 +3,10 @@
  * body through the codec, the response as each protocol frames it (status
  * line or Status:, FastCGI STDOUT records of at most 65535 bytes and
  * END_REQUEST), header checks, 500 on failure, sendfile, HEAD and the
- * handler's Content-Length.
+ * handler's Content-Length, FastCGI management replies queued behind a full
+ * socket.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -607,6 +609,114 @@ static void request_fastcgi_body_error_ends_request_once(void **state)
     fixture_close(&f);
 }
 
+/* Management records (request id 0, unknown TYPE) in F's socket until the
+ * connection stops decoding them: the replies fill the socket and one waits
+ * in the queue. Returns how many were sent; their types are seq % 240 + 10. */
+static unsigned mgmt_fill_socket(struct fixture *f)
+{
+    unsigned sent = 0;
+    while (!conn_wants_write(&f->conn)) {
+        uint8_t rec[256 * 16];
+        for (unsigned i = 0; i < 256; i++, sent++) {
+            uint8_t *r = rec + i * 16;
+            memset(r, 0, 16);
+            r[0] = 1;
+            r[1] = (uint8_t)(sent % 240 + 10);
+            r[5] = 8; /* content length 8, request id 0 */
+        }
+        send_all(f->peer, rec, sizeof(rec));
+        struct proto_event ev;
+        int end = 1;
+        enum proto_result r = conn_next(&f->conn, &ev, 0, &end);
+        assert_int_equal(r, PROTO_NEED_MORE);
+        assert_int_equal(end, -EAGAIN);
+        assert_true(sent < 1u << 20); /* the socket fills long before */
+    }
+    return sent;
+}
+
+/* Replies that the socket does not take wait in the connection: nothing
+ * blocks, nothing more is decoded while they wait (the records stay
+ * unread), and as the peer reads, every reply comes out in order, then the
+ * request behind them and its response. */
+static void request_fastcgi_mgmt_replies_queue_in_order(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_fastcgi);
+    unsigned sent = mgmt_fill_socket(&f);
+    static const char *const kv[] = {"REQUEST_METHOD", "GET", NULL};
+    uint8_t pkt[1024];
+    send_all(f.peer, pkt, codec_fcgi_request(pkt, kv, NULL, 0));
+    /* Back-pressure: still waiting, the rest unread. */
+    struct proto_event ev;
+    int end = 1;
+    assert_int_equal(conn_next(&f.conn, &ev, 0, &end), PROTO_NEED_MORE);
+    assert_int_equal(end, -EAGAIN);
+    assert_true(conn_wants_write(&f.conn));
+    assert_true(conn_has_input(&f.conn) || conn_input_waiting(&f.conn));
+
+    size_t cap = (size_t)sent * 16 + 4096, len = 0;
+    uint8_t *raw = malloc(cap);
+    assert_non_null(raw);
+    fcntl(f.peer, F_SETFL, O_NONBLOCK);
+    enum proto_result r;
+    for (;;) {
+        ssize_t n = read(f.peer, raw + len, cap - len);
+        if (n > 0)
+            len += (size_t)n;
+        r = conn_next(&f.conn, &ev, 0, &end);
+        if (r != PROTO_NEED_MORE)
+            break;
+        assert_int_equal(end, -EAGAIN);
+        assert_true(n > 0 || conn_wants_write(&f.conn) || len >= (size_t)sent * 16);
+    }
+    assert_int_equal(r, PROTO_PARAMS_DONE);
+    assert_false(conn_wants_write(&f.conn));
+    request_begin(&f.req, &f.conn);
+    assert_int_equal(corral_write_final(&f.req, "ok", 2), 0);
+    assert_int_equal(request_finish(&f.req, 0), 0);
+    fcntl(f.peer, F_SETFL, 0);
+    len += recv_all(f.peer, (char *)raw + len, cap - len);
+
+    assert_true(len >= (size_t)sent * 16);
+    for (unsigned i = 0; i < sent; i++) {
+        const uint8_t *rec = raw + (size_t)i * 16;
+        assert_int_equal(rec[1], 11); /* UNKNOWN_TYPE */
+        assert_int_equal(rec[2] << 8 | rec[3], 0);
+        assert_int_equal(rec[8], i % 240 + 10);
+    }
+    char body[1024];
+    int ended = 0;
+    size_t bl = fcgi_stdout(raw + (size_t)sent * 16, len - (size_t)sent * 16, body, &ended);
+    assert_true(ended);
+    assert_true(bl >= 2 && memcmp(body + bl - 2, "ok", 2) == 0);
+    free(raw);
+    fixture_close(&f);
+}
+
+/* A peer that closes while its replies wait: the connection ends with a
+ * protocol error that logs its own line (no reason), sends nothing more and
+ * is broken. */
+static void request_fastcgi_mgmt_peer_gone(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_fastcgi);
+    mgmt_fill_socket(&f);
+    close(f.peer);
+    f.peer = -1;
+    struct proto_event ev;
+    int end = 1;
+    assert_int_equal(conn_next(&f.conn, &ev, 0, &end), PROTO_ERROR);
+    assert_null(ev.reason);
+    assert_true(f.conn.broken);
+    assert_true(f.conn.replied);
+    assert_false(conn_wants_write(&f.conn));
+    conn_protocol_error(&f.conn, ev.reason);
+    fixture_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -625,6 +735,8 @@ int main(void)
         cmocka_unit_test(request_body_clipped_at_content_length),
         cmocka_unit_test(request_short_body_closes_without_end),
         cmocka_unit_test(request_reason_phrases),
+        cmocka_unit_test(request_fastcgi_mgmt_replies_queue_in_order),
+        cmocka_unit_test(request_fastcgi_mgmt_peer_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
