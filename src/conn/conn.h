@@ -122,9 +122,10 @@ enum proto_result conn_decode(struct conn *c, struct proto_event *ev);
 /*
  * The next codec event (as conn_decode), reading more bytes (conn_fill with
  * TIMEOUT_MS, 0 = do not wait) whenever the buffer runs dry. PROTO_NEED_MORE
- * means no event came: *END says why, -EAGAIN (nothing there and TIMEOUT_MS
- * is 0), 0 (the front end closed the connection), -ETIMEDOUT or another
- * negative errno. *END is untouched for any other result.
+ * means no event came: *END says why, -EAGAIN (nothing there, or replies
+ * wait for the socket: conn_wants_write, and TIMEOUT_MS is 0), 0 (the front
+ * end closed the connection), -ETIMEDOUT or another negative errno. *END is
+ * untouched for any other result.
  */
 static inline enum proto_result conn_next(struct conn *c, struct proto_event *ev,
                                           unsigned timeout_ms, int *end)
