@@ -2,7 +2,9 @@
 # The README's test command: install what is missing, build, and run every
 # test — unit and integration tests (gcc, warnings are errors), the unit
 # tests again under AddressSanitizer + UndefinedBehaviorSanitizer (clang,
-# warnings are errors), and a bounded libFuzzer run of every decoder.
+# warnings are errors), the WSGI tests against every other Python of the
+# machine (tests/python-matrix.sh), and a bounded libFuzzer run of every
+# decoder.
 # Exits non-zero when anything fails. Safe to run again.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,6 +44,11 @@ else
     failed_steps+=("gcc build")
 fi
 
+step "the WSGI tests against the other Pythons of the machine (3.12, 3.13)"
+if ! tests/python-matrix.sh; then
+    failed_steps+=("python matrix")
+fi
+
 step "unit tests under ASan + UBSan (clang, -Werror)"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 unit_tests=$(sed -n '/^UNIT_TESTS = /,/^$/p' Makefile.am | grep -o 'tests/unit/test_[a-z_]*' | tr '\n' ' ')
@@ -66,7 +73,7 @@ step "summary"
 passed=0
 failed=0
 for log in build/tests/unit/*.log build-asan/tests/unit/*.log build/tests/integration/*.log \
-           build-fuzz/*.log; do
+           build-py*/tests/integration/*.log build-fuzz/*.log; do
     [ -f "$log" ] || continue
     p=$(grep -aoE '^\[  PASSED  \] [0-9]+' "$log" | grep -oE '[0-9]+$' | tail -n 1)
     f=$(grep -aoE '^\[  FAILED  \] [0-9]+ test' "$log" | grep -oE '[0-9]+' | tail -n 1)

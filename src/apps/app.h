@@ -48,9 +48,10 @@ struct app_ops {
     /* For the watchdog (slowlog, harakiri): the calling request thread's
      * handle (after thread_init), and the stack of the thread with HANDLE
      * written as text to FD, from another thread, without waiting for any
-     * lock the stuck thread may hold. */
+     * lock the stuck thread may hold. FINAL: the process ends right after
+     * (harakiri): the thread may be stopped where it is. */
     void *(*thread_handle)(struct app *app);
-    void (*dump_stack)(struct app *app, void *handle, int fd);
+    void (*dump_stack)(struct app *app, void *handle, int fd, bool final);
     /* In the master, when a reload has replaced (or rolled back) this app:
      * free what load made. Not called for an app that runs in the master
      * (preloaded): a reload of one re-executes the master. */

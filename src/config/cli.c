@@ -178,6 +178,11 @@ enum cli_action cli_parse(int argc, char **argv, struct config *c, char *err, si
     }
     if (version) {
         printf("corral %s\n", CLI_VERSION);
+#ifdef HAVE_PYTHON
+        printf("wsgi: Python %s (%s)\n", CORRAL_PYTHON_VERSION, CORRAL_PYTHON_EXECUTABLE);
+#else
+        printf("wsgi: not built (configure --without-python)\n");
+#endif
         action = CLI_DONE;
         goto out;
     }

@@ -34,8 +34,8 @@ void watchdog_set_handle(unsigned index, void *handle)
 }
 
 /* Log the stack of request thread INDEX, each line prefixed with PREFIX,
- * through a memory file the app writes it into. */
-static void watchdog_log_stack(unsigned index, const char *prefix)
+ * through a memory file the app writes it into; FINAL: harakiri follows. */
+static void watchdog_log_stack(unsigned index, const char *prefix, bool final)
 {
     const struct app *app = watchdog.app;
     void *handle = atomic_load(&watchdog_handles[index]);
@@ -46,7 +46,7 @@ static void watchdog_log_stack(unsigned index, const char *prefix)
         log_msg(LOG_ERROR, "%s: memfd_create failed: %s", prefix, strerror(errno));
         return;
     }
-    app->ops->dump_stack(watchdog.app, handle, fd);
+    app->ops->dump_stack(watchdog.app, handle, fd, final);
     off_t len = lseek(fd, 0, SEEK_END);
     char *text = len > 0 ? malloc((size_t)len + 1) : NULL;
     if (text && pread(fd, text, (size_t)len, 0) == len) {
@@ -87,7 +87,7 @@ static void watchdog_check(void)
                     "%s: %s %s has run for %.1f s (harakiri %.1f s): the worker exits, the "
                     "master replaces it; the stack of the thread:",
                     prefix, method, uri, (double)ms / 1000, (double)watchdog.harakiri_ms / 1000);
-            watchdog_log_stack(i, prefix);
+            watchdog_log_stack(i, prefix, true);
             _exit(WORKER_EXIT_HARAKIRI);
         }
         if (slow) {
@@ -97,7 +97,7 @@ static void watchdog_check(void)
             log_msg(LOG_WARN, "%s: %s %s has run for %.1f s (slowlog %.1f s); the stack of the "
                     "thread:", prefix, method, uri, (double)ms / 1000,
                     (double)watchdog.slowlog_ms / 1000);
-            watchdog_log_stack(i, prefix);
+            watchdog_log_stack(i, prefix, false);
         }
     }
 }

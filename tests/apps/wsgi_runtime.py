@@ -9,8 +9,9 @@ import, with a warning).
 
 Routes (SCRIPT_NAME + PATH_INFO):
   /pid?ms=N     "IMPORT_PID WORKER_PID", after sleeping N ms
-  /prefix       sys.prefix, then "venvmark" when the module of that name (put
-                in a test virtualenv) imports, then "flask" when flask does
+  /prefix?module=NAME  sys.prefix, then "venvmark" when the module of that
+                name (put in a test virtualenv) imports, then NAME (default
+                flask: a module of the system's site-packages) when it does
   /ticker       starts (once per process) a Python thread that counts every
                 10 ms; answers "PID COUNT"
   /upload       reads wsgi.input in 64 KiB pieces; "BYTES CRC32 HWM_KB
@@ -106,7 +107,8 @@ def application(environ, start_response):
         return text(start_response, b"%d %d" % (IMPORT_PID, os.getpid()))
     if path == "/prefix":
         out = [sys.prefix]
-        for name in ("venvmark", "flask"):
+        system_module = environ.get("QUERY_STRING", "").partition("module=")[2] or "flask"
+        for name in ("venvmark", system_module):
             try:
                 __import__(name)
                 out.append(name)

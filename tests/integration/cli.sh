@@ -10,6 +10,8 @@ need_build "$CORRAL" "$DEMO_SO"
 run_corral version --version
 expect_eq "--version exits 0" 0 "$RC"
 expect_match "--version prints 'corral VERSION'" '^corral [0-9]+\.[0-9]+' "$OUT"
+expect_match "--version names the embedded Python and its interpreter" \
+    '^wsgi: (Python 3\.[0-9]+ \(/[^)]*python[^)]*\)|not built)' "$OUT"
 
 run_corral help --help
 expect_eq "--help exits 0" 0 "$RC"

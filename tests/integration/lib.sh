@@ -24,6 +24,11 @@ BAD_ABI_SO=$top_builddir/tests/apps/bad_abi.so
 # The system python, not a pyenv shim that may lack the standard library parts
 # or differ between users.
 PY=/usr/bin/python3
+# The Python corral embeds (configure --with-python; `corral --version` names
+# it): what a virtualenv for the WSGI tests is made with. The test driver
+# stays $PY.
+APP_PY=$("$CORRAL" --version 2>/dev/null | sed -n 's/^wsgi: Python [0-9.]* (\(.*\))$/\1/p')
+: "${APP_PY:=$PY}"
 export PYTHONPATH="$top_srcdir/tests/integration${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
 

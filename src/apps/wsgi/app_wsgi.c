@@ -101,7 +101,7 @@ struct app_wsgi {
 };
 
 /* The thread state of the calling serving thread (thread_init). */
-static _Thread_local PyThreadState *app_wsgi_tstate;
+static _Thread_local struct app_wsgi_thread app_wsgi_thread;
 
 /* ---- errors ---- */
 
@@ -110,10 +110,19 @@ static _Thread_local PyThreadState *app_wsgi_tstate;
 static void app_wsgi_log_exception(struct app_wsgi *w, const char *context)
 {
     PyObject *t, *v, *tb;
+#if PY_VERSION_HEX >= 0x030C0000
+    /* PyErr_Fetch and PyErr_NormalizeException are deprecated since 3.12. */
+    v = PyErr_GetRaisedException();
+    if (!v)
+        return;
+    t = Py_NewRef((PyObject *)Py_TYPE(v));
+    tb = PyException_GetTraceback(v);
+#else
     PyErr_Fetch(&t, &v, &tb);
     if (!t)
         return;
     PyErr_NormalizeException(&t, &v, &tb);
+#endif
     PyObject *text = NULL;
     if (w->format_exc)
         text = PyObject_CallFunctionObjArgs(w->format_exc, t, v ? v : Py_None, tb ? tb : Py_None,
@@ -491,7 +500,11 @@ static int app_wsgi_worker_init(struct app *app)
     struct app_wsgi *w = app->data;
     if (!w->started && app_wsgi_start(w) < 0)
         return -1;
-    app_wsgi_tstate = PyEval_SaveThread(); /* the GIL is free between requests */
+    /* Per process, not in the master: a preloaded master's memory file
+     * would be shared by every worker. */
+    app_wsgi_stack_setup();
+    app_wsgi_thread.thread = pthread_self();
+    app_wsgi_thread.tstate = PyEval_SaveThread(); /* the GIL is free between requests */
     return 0;
 }
 
@@ -539,10 +552,11 @@ static void app_wsgi_fork_child(struct app *app)
 static int app_wsgi_thread_init(struct app *app)
 {
     struct app_wsgi *w = app->data;
-    if (app_wsgi_tstate)
+    if (app_wsgi_thread.tstate)
         return 0; /* the thread that ran worker_init has the main state */
-    app_wsgi_tstate = PyThreadState_New(w->interp);
-    if (!app_wsgi_tstate) {
+    app_wsgi_thread.thread = pthread_self();
+    app_wsgi_thread.tstate = PyThreadState_New(w->interp);
+    if (!app_wsgi_thread.tstate) {
         log_msg(LOG_ERROR, "wsgi: PyThreadState_New failed");
         return -1;
     }
@@ -551,7 +565,7 @@ static int app_wsgi_thread_init(struct app *app)
 
 static int app_wsgi_handle(struct app *app, corral_request *req)
 {
-    PyEval_RestoreThread(app_wsgi_tstate);
+    PyEval_RestoreThread(app_wsgi_thread.tstate);
     int rc = app_wsgi_run(app->data, req);
     PyEval_SaveThread();
     return rc;
@@ -560,19 +574,13 @@ static int app_wsgi_handle(struct app *app, corral_request *req)
 static void *app_wsgi_thread_handle(struct app *app)
 {
     (void)app;
-    return app_wsgi_tstate;
+    return &app_wsgi_thread;
 }
 
-/* CPython's own dumper, the one faulthandler uses: it walks the thread's
- * frames without the GIL (the thread may be stuck holding it) and writes
- * with write(2) only. Exported by libpython, declared in an internal
- * header. */
-extern void _Py_DumpTraceback(int fd, PyThreadState *tstate);
-
-static void app_wsgi_dump_stack(struct app *app, void *handle, int fd)
+static void app_wsgi_dump_stack(struct app *app, void *handle, int fd, bool final)
 {
     (void)app;
-    _Py_DumpTraceback(fd, handle);
+    app_wsgi_stack_dump(handle, fd, final);
 }
 
 /* The process ends with _exit right after this, possibly while other

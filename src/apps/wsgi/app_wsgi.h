@@ -4,7 +4,7 @@
  * app_wsgi_input.c has the wsgi.input and wsgi.errors types,
  * app_wsgi_file.c the wsgi.file_wrapper type, app_wsgi_interp.c starts the
  * interpreter (virtual environment, signals), app_wsgi_environ.c builds
- * environ.
+ * environ, app_wsgi_stack.c writes a thread's Python stack for the watchdog.
  *
  * Python.h comes first, before any system header, as CPython requires.
  * Every function here needs the GIL, and returns NULL or -1 with a Python
@@ -16,6 +16,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "corral.h"
@@ -88,5 +89,20 @@ bool app_wsgi_response_write_failed(PyObject *response);
 
 /* The request has ended: later calls raise RuntimeError. */
 void app_wsgi_response_detach(PyObject *response);
+
+/* A request thread, as the watchdog names it (app->ops->thread_handle):
+ * its thread state and its thread. */
+struct app_wsgi_thread {
+    PyThreadState *tstate;
+    pthread_t thread;
+};
+
+/* The stack dumps (app_wsgi_stack.c). app_wsgi_stack_setup: once per worker
+ * process, with the GIL, before the request threads start (a failure is
+ * logged: no stacks then). app_wsgi_stack_dump: the Python stack of TH as
+ * text into OUT, from another thread, without the GIL; at most about a
+ * second. FINAL: the process ends right after, and TH may be stopped. */
+void app_wsgi_stack_setup(void);
+void app_wsgi_stack_dump(const struct app_wsgi_thread *th, int out, bool final);
 
 #endif

@@ -75,8 +75,11 @@ static const char *app_wsgi_header_part(PyObject *str, PyObject *name, bool is_n
                      name, what, Py_TYPE(str)->tp_name);
         return NULL;
     }
+#if PY_VERSION_HEX < 0x030C0000
+    /* Every string is ready from 3.12 on (and the call is deprecated). */
     if (PyUnicode_READY(str) < 0)
         return NULL;
+#endif
     if (PyUnicode_KIND(str) != PyUnicode_1BYTE_KIND) {
         PyErr_Format(PyExc_ValueError,
                      "start_response: header %R: %s is not Latin-1 (encode it, RFC 8187)", name,
@@ -197,10 +200,22 @@ static PyObject *app_wsgi_start_response(PyObject *self, PyObject *const *args, 
             }
             PyObject *t = PyTuple_GET_ITEM(exc_info, 0), *v = PyTuple_GET_ITEM(exc_info, 1),
                      *tb = PyTuple_GET_ITEM(exc_info, 2);
+#if PY_VERSION_HEX >= 0x030C0000
+            /* PyErr_Restore is deprecated since 3.12: raise the value with
+             * its traceback (or the type with the value as argument). */
+            if (PyExceptionInstance_Check(v)) {
+                if (PyTraceBack_Check(tb))
+                    PyException_SetTraceback(v, tb);
+                PyErr_SetRaisedException(Py_NewRef(v));
+            } else {
+                PyErr_SetObject(PyExceptionClass_Check(t) ? t : PyExc_TypeError, v);
+            }
+#else
             Py_INCREF(t);
             Py_INCREF(v);
             Py_INCREF(tb);
             PyErr_Restore(t, v, tb);
+#endif
             return NULL;
         }
     } else if (r->started) {
