@@ -50,6 +50,12 @@ enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2 };
 struct slot {
     _Atomic uint64_t word;        /* generation << 32 | SLOT_* */
     _Atomic uint64_t parked_at_ms;
+    /* A deadline the tick's scan checks while the connection is parked
+     * (worker_stop.c): since when a request head has been arriving (its
+     * first byte: header-timeout), or since when the body the app did not
+     * read has been discarded after the response (conn.discarding: the
+     * body deadline). 0 = neither. Only the owner writes it. */
+    _Atomic uint64_t since_ms;
     bool registered;              /* fd is in the epoll set */
     /* The connection and the request it serves, side by side: the request
      * points at the connection (request.h), never the other way. The slot
