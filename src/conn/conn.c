@@ -324,8 +324,14 @@ void conn_body_consume(struct conn *c, size_t n)
 
 /* The ways a discard ends the connection, each logged at most once a
  * second (process-wide: the limiters are atomic). */
-enum { CONN_DISCARD_LATE, CONN_DISCARD_STOPPED, CONN_DISCARD_CLOSED, CONN_DISCARD_TOO_BIG, CONN_DISCARD_ERROR,
-       CONN_DISCARD_CAUSES };
+enum {
+    CONN_DISCARD_LATE,
+    CONN_DISCARD_STOPPED,
+    CONN_DISCARD_CLOSED,
+    CONN_DISCARD_TOO_BIG,
+    CONN_DISCARD_ERROR,
+    CONN_DISCARD_CAUSES
+};
 static struct allow_ratelimit conn_discard_log[CONN_DISCARD_CAUSES];
 
 /* One line for a discard that ends the connection because of CAUSE, at
