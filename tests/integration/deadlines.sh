@@ -9,6 +9,8 @@
 #  - a FastCGI request without STDIN gets its response and holds no thread
 #    afterwards; the connection is closed at the body deadline with a line
 #    that says so (not "reading the request body failed");
+#  - on a kept connection the idle time before a request is not the head's,
+#    and a body that comes after the response is discarded as it arrives;
 #  - a big upload at a decent rate passes: --min-rate extends the deadline.
 TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-60}
 . "$(dirname "$0")/lib.sh"
@@ -22,8 +24,8 @@ start_corral --listen "uwsgi:unix:$U" --listen "fastcgi:unix:$F" --handler "$DEM
 
 PY_TIMEOUT=50 py_checks "$U" "$F" "$CORRAL_LOG" <<'PY'
 import re, select, socket, sys, threading, time
-from lib_protocols import (connect, report, uwsgi_packet, cgi_params, fcgi_begin,
-                           fcgi_params_records, parse_response, request, FcgiConn)
+from lib_protocols import (connect, report, uwsgi_packet, cgi_params, fcgi_begin, fcgi_record,
+                           fcgi_params_records, parse_response, request, FcgiConn, FCGI_STDIN)
 U, F = "unix:" + sys.argv[1], "unix:" + sys.argv[2]
 LOG = sys.argv[3]
 
@@ -161,7 +163,35 @@ c.close()
 report("no \"reading the request body failed\" for it",
        "no-stdin: reading the request body failed" not in log_text())
 
-# ---- 5. a big upload at a decent rate passes: min-rate extends the deadline
+# ---- 5. a kept connection: idle between requests is --idle-timeout's; the
+# header deadline runs from the first byte of the next request. The body the
+# app did not read is discarded as it arrives, and the connection serves on.
+c = FcgiConn(F, keep_conn=True)
+c.sock.sendall(fcgi_begin(1, True) + fcgi_params_records(cgi_params("POST", "/hello?kept"), 1)
+               + fcgi_record(FCGI_STDIN, 1, b"x" * 1000))
+try:
+    raw, app, proto = c.read_response()
+    first = parse_response(raw)[0]
+except (OSError, EOFError) as e:
+    first = repr(e)
+time.sleep(0.5)
+c.sock.sendall(fcgi_record(FCGI_STDIN, 1, b"y" * 1000) + fcgi_record(FCGI_STDIN, 1))
+time.sleep(2.5)  # idle, past header-timeout, inside idle-timeout
+try:
+    st, _, body = c.request("GET", "/hello?kept-again")
+except (OSError, EOFError) as e:
+    st, body = None, repr(e)
+report("a kept connection whose unread body came after the response serves on",
+       (first, st, body) == (200, 200, b"Hello, World!"), (first, st, body))
+nxt = fcgi_begin(1, True) + fcgi_params_records(cgi_params("GET", "/hello?kept-trickle"), 1)
+took = trickle(c.sock, nxt[:12], 1.0, 12)
+c.close()
+report("the next request's head trickled in is closed at the header deadline",
+       took is not None, "still open after 12 s")
+report("... which runs from its first byte, not from the idle time before it",
+       took is not None and took >= 1.0, took)
+
+# ---- 6. a big upload at a decent rate passes: min-rate extends the deadline
 size = 3 << 20
 data = bytes(range(256)) * (size // 256)
 s = connect(U, timeout=20)
