@@ -78,6 +78,10 @@ struct config {
     /* Timeouts in milliseconds. */
     unsigned io_timeout_ms;       /* one read/write inside a request (60 s) */
     unsigned idle_timeout_ms;     /* idle kept connection (75 s) */
+    unsigned header_timeout_ms;   /* a request head, from its first byte (60 s) */
+    unsigned body_timeout_ms;     /* waiting for a request body in all (60 s) ... */
+    unsigned send_timeout_ms;     /* ... for the front end to take a response (60 s) */
+    unsigned min_rate;            /* ... plus 1 s per this many bytes (500) */
     unsigned graceful_timeout_ms; /* SIGTERM: in-flight requests (30 s) */
 
     /* Where this configuration came from, for messages. */

@@ -57,7 +57,45 @@ int conn_init(struct conn *c, int fd, const struct listener *l,
     c->pending = NULL;
     c->pending_len = 0;
     c->out_start = c->out_len = 0;
+    c->body_timeout_ms = c->send_timeout_ms = c->min_rate = 0;
+    c->body_in = c->body_waited_us = c->sent = c->send_waited_us = 0;
+    c->discarding = false;
+    c->discarded = 0;
     return 0;
+}
+
+void conn_set_deadlines(struct conn *c, unsigned body_ms, unsigned send_ms, unsigned min_rate)
+{
+    c->body_timeout_ms = body_ms;
+    c->send_timeout_ms = send_ms;
+    c->min_rate = min_rate;
+}
+
+/* BASE_MS plus a second per MIN_RATE of BYTES; UINT64_MAX when BASE_MS is 0. */
+static uint64_t conn_budget_ms(unsigned base_ms, unsigned min_rate, uint64_t bytes)
+{
+    if (!base_ms)
+        return UINT64_MAX;
+    return base_ms + (min_rate ? bytes / min_rate * 1000 + bytes % min_rate * 1000 / min_rate
+                               : 0);
+}
+
+uint64_t conn_body_budget_ms(const struct conn *c)
+{
+    return conn_budget_ms(c->body_timeout_ms, c->min_rate, c->body_in);
+}
+
+uint64_t conn_send_budget_ms(const struct conn *c)
+{
+    return conn_budget_ms(c->send_timeout_ms, c->min_rate, c->sent);
+}
+
+void conn_request_name(const struct conn *c, const char **method, const char **uri)
+{
+    const char *m = params_get(&c->params, "REQUEST_METHOD");
+    const char *u = params_get(&c->params, "REQUEST_URI");
+    *method = m ? m : "-";
+    *uri = u ? u : "-";
 }
 
 void conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len)
@@ -104,9 +142,36 @@ static int conn_wait(struct conn *c, short events, unsigned timeout_ms)
     }
 }
 
+/* conn_wait up to the I/O timeout within a deadline: BUDGET_MS of waiting
+ * in all (UINT64_MAX: none), *WAITED_US charged with what this wait took.
+ * Returns 0, -ETIMEDOUT (the I/O timeout), -ETIME (the deadline) or
+ * another negative errno. The clock is read only here, around a poll. */
+static int conn_wait_within(struct conn *c, short events, uint64_t budget_ms,
+                            uint64_t *waited_us)
+{
+    if (budget_ms == UINT64_MAX)
+        return conn_wait(c, events, c->io_timeout_ms);
+    uint64_t budget_us = budget_ms * 1000;
+    if (*waited_us >= budget_us)
+        return -ETIME;
+    uint64_t left_ms = (budget_us - *waited_us + 999) / 1000;
+    bool capped = left_ms < c->io_timeout_ms;
+    uint64_t t0 = clock_now_us();
+    int rc = conn_wait(c, events, capped ? (unsigned)left_ms : c->io_timeout_ms);
+    *waited_us += clock_now_us() - t0;
+    if (rc == -ETIMEDOUT && capped)
+        return -ETIME;
+    return rc;
+}
+
 int conn_wait_writable(struct conn *c)
 {
-    return conn_wait(c, POLLOUT, c->io_timeout_ms);
+    return conn_wait_within(c, POLLOUT, conn_send_budget_ms(c), &c->send_waited_us);
+}
+
+void conn_count_sent(struct conn *c, size_t n)
+{
+    c->sent += n;
 }
 
 /* ---- the reply queue ---- */
@@ -316,6 +381,41 @@ bool conn_input_waiting(const struct conn *c)
 
 /* ---- the request body ---- */
 
+/* conn_next for the body: waits (up to the I/O timeout) within the body
+ * deadline; *END as conn_next's, -ETIME when the deadline passed. */
+static enum proto_result conn_next_body(struct conn *c, struct proto_event *ev, int *end)
+{
+    for (;;) {
+        enum proto_result r = conn_decode(c, ev);
+        if (r != PROTO_NEED_MORE)
+            return r;
+        ssize_t n = conn_fill(c, 0);
+        if (n == -EAGAIN) {
+            int rc = conn_wait_within(c, POLLIN, conn_body_budget_ms(c), &c->body_waited_us);
+            if (rc == 0)
+                continue;
+            n = rc;
+        }
+        if (n <= 0) {
+            *end = (int)n;
+            return PROTO_NEED_MORE;
+        }
+    }
+}
+
+/* The body deadline passed while the app read it: one line names the
+ * request and the limit. */
+static void conn_body_late(struct conn *c)
+{
+    const char *m, *u;
+    conn_request_name(c, &m, &u);
+    log_msg(LOG_ERROR, "%s: peer %s: %s %s: the request body was late: %llu bytes arrived "
+            "in %.1f s of waiting, past the body deadline (body-timeout %.1f s + 1 s per "
+            "min-rate %u bytes): connection closed", c->listener->name, c->peer, m, u,
+            (unsigned long long)c->body_in, (double)c->body_waited_us / 1e6,
+            (double)c->body_timeout_ms / 1000.0, c->min_rate);
+}
+
 int conn_body_next(struct conn *c, const uint8_t **data, size_t *len)
 {
     if (c->pending_len) {
@@ -329,8 +429,9 @@ int conn_body_next(struct conn *c, const uint8_t **data, size_t *len)
         return -1;
     struct proto_event ev;
     int end;
-    switch (conn_next(c, &ev, c->io_timeout_ms, &end)) {
+    switch (conn_next_body(c, &ev, &end)) {
     case PROTO_BODY_DATA:
+        c->body_in += ev.len;
         c->pending = ev.data;
         c->pending_len = ev.len;
         *data = ev.data;
@@ -348,9 +449,15 @@ int conn_body_next(struct conn *c, const uint8_t **data, size_t *len)
         conn_protocol_error(c, ev.reason);
         return -1;
     case PROTO_NEED_MORE:
-        log_msg(LOG_ERROR, "%s: peer %s: reading the request body failed: %s",
-                c->listener->name, c->peer,
-                end == 0 ? "the front end closed the connection" : strerror(-end));
+        if (end == -ETIME) {
+            conn_body_late(c);
+        } else {
+            const char *m, *u;
+            conn_request_name(c, &m, &u);
+            log_msg(LOG_ERROR, "%s: peer %s: %s %s: reading the request body failed: %s",
+                    c->listener->name, c->peer, m, u,
+                    end == 0 ? "the front end closed the connection" : strerror(-end));
+        }
         c->broken = true;
         return -1;
     default: /* PARAMS_DONE cannot come again; REPLY is handled in conn_decode */
@@ -367,22 +474,118 @@ void conn_body_consume(struct conn *c, size_t n)
         c->pending = NULL;
 }
 
-int conn_body_drain(struct conn *c, uint64_t max_bytes)
+/* The ways a discard ends the connection, each logged at most once a
+ * second (process-wide: the limiters are atomic). */
+enum {
+    CONN_DISCARD_LATE,
+    CONN_DISCARD_STOPPED,
+    CONN_DISCARD_CLOSED,
+    CONN_DISCARD_TOO_BIG,
+    CONN_DISCARD_ERROR,
+    CONN_DISCARD_CAUSES
+};
+static struct allow_ratelimit conn_discard_log[CONN_DISCARD_CAUSES];
+
+/* One line for a discard that ends the connection because of CAUSE, at
+ * most once a second per cause; DETAIL says what happened. */
+static void conn_discard_log_line(const struct conn *c, int cause, const char *detail)
 {
-    uint64_t drained = 0;
-    for (;;) {
-        const uint8_t *data;
-        size_t len;
-        int rc = conn_body_next(c, &data, &len);
-        if (rc < 0)
+    unsigned long suppressed;
+    if (!allow_ratelimit_due(&conn_discard_log[cause], clock_now_ms() / 1000, &suppressed))
+        return;
+    const char *m, *u;
+    conn_request_name(c, &m, &u);
+    char more[64] = "";
+    if (suppressed)
+        snprintf(more, sizeof(more), " (%lu more like it not logged)", suppressed);
+    log_msg(LOG_WARN, "%s: peer %s: %s %s: closed after the response: %s%s", c->listener->name,
+            c->peer, m, u, detail, more);
+}
+
+int conn_body_discard(struct conn *c, uint64_t max_bytes)
+{
+    char detail[160];
+    for (size_t batch = 0;;) {
+        /* A piece the app left half-read first, then what is buffered,
+         * then reads that never wait. */
+        if (c->pending_len) {
+            batch += c->pending_len;
+            c->discarded += c->pending_len;
+            conn_body_consume(c, c->pending_len);
+        }
+        if (c->discarded > max_bytes) {
+            snprintf(detail, sizeof(detail), "the request body the app did not read is over "
+                     "%llu bytes", (unsigned long long)max_bytes);
+            conn_discard_log_line(c, CONN_DISCARD_TOO_BIG, detail);
+            c->broken = true;
             return -1;
-        if (rc == 0)
+        }
+        if (c->body_done) {
+            c->discarding = false;
             return 0;
-        conn_body_consume(c, len);
-        drained += len;
-        if (drained > max_bytes)
+        }
+        if (c->aborted || c->broken)
             return -1;
+        if (batch >= CONN_DISCARD_BATCH) {
+            c->discarding = true; /* more later: the epoll wakes the caller again */
+            return 1;
+        }
+        struct proto_event ev;
+        int end = 0;
+        switch (conn_next(c, &ev, 0, &end)) {
+        case PROTO_BODY_DATA:
+            c->body_in += ev.len;
+            c->pending = ev.data;
+            c->pending_len = ev.len;
+            continue;
+        case PROTO_BODY_END:
+            c->body_done = true;
+            continue;
+        case PROTO_ABORT:
+            c->aborted = true; /* the front end gave the request up: fine, and done */
+            c->discarding = false;
+            return -1;
+        case PROTO_NEED_MORE:
+            if (end == -EAGAIN) {
+                c->discarding = true;
+                return 1;
+            }
+            if (end == 0) {
+                /* Where the connection closes after the response anyway,
+                 * the front end may close first: nothing went wrong. */
+                if (c->codec->keep_conn(c->codec_state))
+                    conn_discard_log_line(c, CONN_DISCARD_CLOSED, "the front end closed the "
+                                          "connection before the end of the request body");
+            } else {
+                snprintf(detail, sizeof(detail), "reading the rest of the request body "
+                         "failed: %s", strerror(-end));
+                conn_discard_log_line(c, CONN_DISCARD_ERROR, detail);
+            }
+            c->broken = true;
+            return -1;
+        case PROTO_ERROR:
+            snprintf(detail, sizeof(detail), "bad request body: %s",
+                     ev.reason ? ev.reason : "protocol error");
+            conn_discard_log_line(c, CONN_DISCARD_ERROR, detail);
+            c->broken = true;
+            return -1;
+        default:
+            c->broken = true;
+            return -1;
+        }
     }
+}
+
+void conn_discard_late(const struct conn *c, uint64_t waited_ms, bool stopping)
+{
+    char detail[200];
+    snprintf(detail, sizeof(detail), "the request body %s (%llu bytes of it in %.1f s; "
+             "body-timeout %.1f s + 1 s per min-rate %u bytes)",
+             stopping ? "had not all arrived when the worker stopped"
+                      : "did not arrive after the response",
+             (unsigned long long)c->body_in, (double)waited_ms / 1000.0,
+             (double)c->body_timeout_ms / 1000.0, c->min_rate);
+    conn_discard_log_line(c, stopping ? CONN_DISCARD_STOPPED : CONN_DISCARD_LATE, detail);
 }
 
 /* ---- writing ---- */
@@ -401,11 +604,12 @@ int conn_writev(struct conn *c, struct iovec *iov, int iovcnt)
                 continue;
             if (errno != EAGAIN)
                 return -errno;
-            int rc = conn_wait(c, POLLOUT, c->io_timeout_ms);
+            int rc = conn_wait_within(c, POLLOUT, conn_send_budget_ms(c), &c->send_waited_us);
             if (rc < 0)
                 return rc;
             continue;
         }
+        c->sent += (uint64_t)n;
         size_t left = (size_t)n;
         while (iovcnt > 0 && left >= iov->iov_len) {
             left -= iov->iov_len;
@@ -473,6 +677,9 @@ void conn_next_request(struct conn *c)
     c->codec->next_request(c->codec_state);
     params_reset(&c->params);
     c->in_request = c->body_done = c->aborted = c->replied = false;
+    c->body_in = c->body_waited_us = c->sent = c->send_waited_us = 0;
+    c->discarding = false;
+    c->discarded = 0;
 }
 
 /* ---- the goodbye of a stopping worker ---- */

@@ -18,6 +18,16 @@
  * (back-pressure), the worker parks the connection waiting to write
  * (conn_wants_write), and the queue goes out before any other byte. A peer
  * that never reads is closed by the idle timeout (worker_stop.c).
+ *
+ * Two deadlines bound a request as a whole (conn_set_deadlines): the time a
+ * request waits in poll(2) for its body, and the time its response waits
+ * for the front end to take bytes, are each added up, and may not pass a
+ * base time plus one second per min_rate bytes received (sent) so far. The
+ * sum is kept only around the waits themselves (a poll that returns early
+ * is charged what it took), so a request that never waits pays nothing, an
+ * app that streams at its own pace is never cut, and a peer that trickles
+ * is. A wait that would pass the deadline returns -ETIME instead of the I/O
+ * timeout's -ETIMEDOUT.
  */
 #ifndef CORRAL_CONN_H
 #define CORRAL_CONN_H
@@ -70,6 +80,17 @@ struct conn {
      * conn_close. */
     uint8_t *out;
     size_t out_start, out_len;
+    /* The deadlines of a request (see the top of this file); 0 = none. */
+    unsigned body_timeout_ms, send_timeout_ms;
+    unsigned min_rate;          /* bytes per second that buy one more second */
+    uint64_t body_in;           /* body bytes of this request decoded so far */
+    uint64_t body_waited_us;    /* ... and the time spent waiting for them */
+    uint64_t sent;              /* bytes written for this request */
+    uint64_t send_waited_us;    /* ... and the time spent waiting to write */
+    bool discarding;            /* the response is out, the body the app did not
+                                   read is read and thrown away as it arrives
+                                   (conn_body_discard) */
+    uint64_t discarded;         /* body bytes thrown away so */
 };
 
 /* ---- life ---- */
@@ -84,6 +105,18 @@ int conn_init(struct conn *c, int fd, const struct listener *l,
               const struct proto_limits *lim, unsigned io_timeout_ms);
 /* The peer's name ("unix" or address:port) from the address accept gave. */
 void conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len);
+/* The request deadlines of this connection (see the top of this file):
+ * BODY_MS and SEND_MS base times (0 = none), MIN_RATE bytes per second that
+ * extend each by a second (0 = no extension). conn_init sets none. */
+void conn_set_deadlines(struct conn *c, unsigned body_ms, unsigned send_ms, unsigned min_rate);
+/* The body deadline of the request now: body_timeout_ms plus a second per
+ * min_rate bytes received; UINT64_MAX when there is none. */
+uint64_t conn_body_budget_ms(const struct conn *c);
+/* The send deadline of the response now, the same way over the bytes sent. */
+uint64_t conn_send_budget_ms(const struct conn *c);
+/* The method and the URI of the request as far as its params have come
+ * ("-" when not known yet), for log lines. */
+void conn_request_name(const struct conn *c, const char **method, const char **uri);
 /* Let *FLAG (nonzero while the worker stops) add the goodbye to the end of
  * a kept response (conn_response_end). */
 void conn_set_bye_on_end(struct conn *c, const _Atomic int *flag);
@@ -165,22 +198,37 @@ static inline bool conn_wants_write(const struct conn *c)
 /*
  * The next piece of the request body, in place (no copy), into *DATA and
  * *LEN; it stays the next piece until conn_body_consume takes it. Reads
- * with the I/O timeout. Returns 1 with a piece, 0 at the end of the body,
- * -1 on error (logged; the connection is marked broken, or aborted).
+ * with the I/O timeout, within the body deadline. Returns 1 with a piece, 0
+ * at the end of the body, -1 on error (logged once, naming the request and,
+ * for a deadline, the limit; the connection is marked broken, or aborted).
  */
 int conn_body_next(struct conn *c, const uint8_t **data, size_t *len);
 /* N bytes (<= the piece's length) of the piece conn_body_next gave are used. */
 void conn_body_consume(struct conn *c, size_t n);
-/* Read and drop the rest of the body so the connection can be reused (or
- * closed without a reset). Returns 0, or -1 when the connection must be
- * closed: an error, or more than MAX_BYTES left. */
-int conn_body_drain(struct conn *c, uint64_t max_bytes);
+/*
+ * After the response: read and drop the body the app did not read, so the
+ * connection can be reused (or closed without a reset), without ever
+ * waiting: only the bytes already there, at most CONN_DISCARD_BATCH per
+ * call. Returns 0 (the body is complete), 1 (more is due: c->discarding is
+ * set; call again when the socket is readable, while the caller keeps the
+ * body deadline from the first 1: conn_discard_late), or -1 when the
+ * connection must be closed: an error, the front end closed it, or more
+ * than MAX_BYTES thrown away in all (logged at most once a second per cause,
+ * never as a failed request: the response was complete).
+ */
+int conn_body_discard(struct conn *c, uint64_t max_bytes);
+#define CONN_DISCARD_BATCH (1u << 20)
+/* The body being discarded did not arrive within WAITED_MS (past the body
+ * deadline), or STOPPING: the worker stops and waits no longer for it. Log
+ * it (at most once a second per cause); the caller closes. */
+void conn_discard_late(const struct conn *c, uint64_t waited_ms, bool stopping);
 
 /* ---- writing ---- */
 
 /* Write every byte of IOV (which is modified), queued replies first, waiting
- * up to the I/O timeout whenever the socket is full. Returns 0 or a negative
- * errno. */
+ * up to the I/O timeout whenever the socket is full, within the send
+ * deadline. Returns 0 or a negative errno (-ETIME: the send deadline
+ * passed). */
 int conn_writev(struct conn *c, struct iovec *iov, int iovcnt);
 
 /* Send LEN bytes of a reply made before a request runs (a request ended
@@ -190,9 +238,12 @@ int conn_writev(struct conn *c, struct iovec *iov, int iovcnt);
  * errno. */
 int conn_send_reply(struct conn *c, const void *data, size_t len);
 
-/* Wait up to the I/O timeout until the socket takes more bytes. Returns 0
- * or a negative errno (-ETIMEDOUT). */
+/* Wait up to the I/O timeout until the socket takes more bytes, within the
+ * send deadline. Returns 0 or a negative errno (-ETIMEDOUT, -ETIME). */
 int conn_wait_writable(struct conn *c);
+/* N bytes went out by another way than conn_writev (sendfile): they extend
+ * the send deadline. */
+void conn_count_sent(struct conn *c, size_t n);
 
 /*
  * The end of the response into OUT (PROTO_END_MAX bytes); returns its

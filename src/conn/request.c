@@ -307,12 +307,21 @@ static void request_send_failed(struct corral_request *r, int err)
     const char *m = r->method;
     const char *u = r->uri;
     bool hung_up = err == EPIPE || err == ECONNRESET;
-    log_msg(hung_up ? LOG_WARN : LOG_ERROR,
-            "%s: peer %s: %s %s: %s (%s) after %llu body bytes: connection closed",
-            c->listener->name, c->peer, m ? m : "-", u ? u : "-",
-            hung_up ? "the front end closed the connection before the response was complete"
-                    : "sending the response failed",
-            strerror(err), (unsigned long long)r->bytes_out);
+    if (err == ETIME) /* conn.h: the send deadline */
+        log_msg(LOG_ERROR, "%s: peer %s: %s %s: the front end was too slow to take the "
+                "response: %llu bytes went out in %.1f s of waiting, past the send deadline "
+                "(send-timeout %.1f s + 1 s per min-rate %u bytes) after %llu body bytes: "
+                "connection closed", c->listener->name, c->peer, m ? m : "-", u ? u : "-",
+                (unsigned long long)c->sent, (double)c->send_waited_us / 1e6,
+                (double)c->send_timeout_ms / 1000.0, c->min_rate,
+                (unsigned long long)r->bytes_out);
+    else
+        log_msg(hung_up ? LOG_WARN : LOG_ERROR,
+                "%s: peer %s: %s %s: %s (%s) after %llu body bytes: connection closed",
+                c->listener->name, c->peer, m ? m : "-", u ? u : "-",
+                hung_up ? "the front end closed the connection before the response was complete"
+                        : "sending the response failed",
+                strerror(err), (unsigned long long)r->bytes_out);
     r->failed = true;
     conn_mark_broken(c);
 }
@@ -538,6 +547,7 @@ CORRAL_EXPORT int corral_sendfile(corral_request *r, int fd, off_t offset, size_
         if (n > 0) {
             len -= (size_t)n;
             r->bytes_out += (uint64_t)n;
+            conn_count_sent(c, (size_t)n);
             continue;
         }
         if (n == 0) {
@@ -548,9 +558,14 @@ CORRAL_EXPORT int corral_sendfile(corral_request *r, int fd, off_t offset, size_
         }
         if (errno == EINTR)
             continue;
-        if (errno == EAGAIN && conn_wait_writable(c) == 0)
-            continue;
-        request_send_failed(r, errno);
+        int err = errno;
+        if (err == EAGAIN) {
+            int rc = conn_wait_writable(c);
+            if (rc == 0)
+                continue;
+            err = -rc;
+        }
+        request_send_failed(r, err);
         return -1;
     }
     return 0;
@@ -561,7 +576,10 @@ CORRAL_EXPORT int corral_sendfile(corral_request *r, int fd, off_t offset, size_
 static void request_end_response(struct corral_request *r, int app_rc)
 {
     struct conn *c = r->conn;
-    if (app_rc != 0 && !r->failed) { /* a failed write was logged when it failed */
+    /* A failed write was logged when it failed, and so was a body that
+     * could not be read (conn.c marks the connection broken): the app's
+     * failure that follows adds nothing. */
+    if (app_rc != 0 && !r->failed && !c->broken) {
         const char *m = r->method;
         const char *u = r->uri;
         log_msg(LOG_ERROR, "%s: peer %s: the handler failed (returned %d) on %s %s; %s",

@@ -1,9 +1,10 @@
 /*
  * worker_serve.c — the life of a connection while a thread owns it: decode
  * the next request's head, run the app (or the status page) for it, finish
- * the response, drain an unread body, and then wait for the next request
- * (park) or close. Housekeeping and the graceful stop's say on a kept
- * connection are worker_stop.c's.
+ * the response, discard an unread body without waiting, and then wait for
+ * the next request (park) or close. Housekeeping (the deadlines of parked
+ * connections among it) and the graceful stop's say on a kept connection
+ * are worker_stop.c's.
  */
 #include "worker_state.h"
 
@@ -31,13 +32,21 @@ static void worker_thread_mark(struct worker_thread *t, const struct corral_requ
     atomic_store_explicit(&sb->state, SB_THREAD_BUSY, memory_order_relaxed);
 }
 
+/* What a connection does after a step. */
+enum worker_next { WORKER_NEXT, WORKER_PARK, WORKER_CLOSE };
+
 /* Run the app for the request whose params are complete on the slot's
- * connection. Returns 0 when the connection can serve another request. */
+ * connection. Returns 0 when the response is complete and the connection
+ * may go on (its body may still be due), -1 when it must be closed. */
 static int worker_run_request(struct worker_thread *t, struct slot *s)
 {
     struct worker *w = t->w;
     struct conn *c = &s->conn;
     struct corral_request *req = &s->req;
+    const struct config *cfg = w->cfg;
+    /* Stores only: the config of this worker, which a reload replaces
+     * together with the worker. */
+    conn_set_deadlines(c, cfg->body_timeout_ms, cfg->send_timeout_ms, cfg->min_rate);
     request_begin(req, c);
     worker_thread_mark(t, req);
     int rc = status_page_wanted(w->cfg, req) ? status_page_serve(&w->status, req)
@@ -61,81 +70,119 @@ static int worker_run_request(struct worker_thread *t, struct slot *s)
     atomic_store_explicit(&t->sb->state, SB_THREAD_IDLE, memory_order_relaxed);
     if (w->max_requests || w->statm_fd >= 0)
         worker_check_recycle(t, served);
-    if (ok < 0 || c->aborted)
-        return -1;
+    return ok < 0 || c->aborted ? -1 : 0;
+}
+
+/* A request is over on the wire: close, or keep the connection for the
+ * next request (served now if it is buffered, else parked). */
+static enum worker_next worker_keep(struct worker *w, struct conn *c)
+{
+    if (!c->codec->keep_conn(c->codec_state))
+        return WORKER_CLOSE;
+    /* A stopping worker does not close a kept connection here: the front
+     * end may already be sending the next request on it (worker_stop.c). */
+    conn_note_kept(c);
+    if (atomic_load(&w->stopping) && !worker_stop_keep(w, c))
+        return WORKER_CLOSE;
+    /* The next request may already be buffered; if not, wait in epoll
+     * rather than try a read that would only say EAGAIN (a front end sends
+     * the next request much later). */
+    conn_next_request(c);
+    return conn_has_input(c) ? WORKER_NEXT : WORKER_PARK;
+}
+
+/*
+ * The response is complete: throw away the body the app did not read, what
+ * is there now and never waiting for more (conn_body_discard). If more is
+ * due, the connection is parked and discards as the body arrives, within
+ * the body deadline from now (the tick's scan, worker_stop.c): a front end
+ * that sends the whole body, as nginx does before it reads the response,
+ * keeps its connection, and a front end that never sends the rest (a
+ * FastCGI request without its STDIN) holds no thread, only a slot until the
+ * deadline. A connection that is not kept is closed once the body is in,
+ * so the close is not a reset that could cut the response short.
+ */
+static enum worker_next worker_discard(struct worker *w, struct slot *s)
+{
+    struct conn *c = &s->conn;
     if (!c->body_done) {
         bool keep = c->codec->keep_conn(c->codec_state);
-        if (conn_body_drain(c, keep ? UINT64_MAX : DRAIN_LIMIT) < 0)
-            return -1;
+        int rc = conn_body_discard(c, keep ? UINT64_MAX : DRAIN_LIMIT);
+        if (rc < 0)
+            return WORKER_CLOSE;
+        if (rc > 0) {
+            if (!atomic_load_explicit(&s->since_ms, memory_order_relaxed))
+                atomic_store_explicit(&s->since_ms, clock_now_ms(), memory_order_relaxed);
+            return WORKER_PARK;
+        }
+        atomic_store_explicit(&s->since_ms, 0, memory_order_relaxed);
     }
-    return 0;
+    return worker_keep(w, c);
+}
+
+/* Decode the next event of the slot's connection and act on it. */
+static enum worker_next worker_step(struct worker_thread *t, struct slot *s)
+{
+    struct worker *w = t->w;
+    struct conn *c = &s->conn;
+    struct proto_event ev;
+    int end;
+    enum proto_result r = conn_next(c, &ev, 0, &end);
+    switch (r) {
+    case PROTO_NEED_MORE:
+        if (end == -EAGAIN) {
+            /* Part of a head is here: the header deadline runs from its
+             * first byte (worker_stop.c checks it while parked). */
+            if ((c->in_request || conn_has_input(c)) &&
+                !atomic_load_explicit(&s->since_ms, memory_order_relaxed))
+                atomic_store_explicit(&s->since_ms, clock_now_ms(), memory_order_relaxed);
+            return WORKER_PARK;
+        }
+        /* Told to close, nginx does so without reading the goodbye:
+         * unread bytes make a unix socket's close a reset. */
+        if (c->bye_sent && !c->in_request && (end == 0 || end == -ECONNRESET))
+            atomic_fetch_add_explicit(&w->drain_peer, 1, memory_order_relaxed);
+        else if (c->in_request || end < 0)
+            log_msg(LOG_ERROR, "%s: peer %s: %s in the middle of a request", c->listener->name,
+                    c->peer, end == 0 ? "connection closed" : strerror(-end));
+        return WORKER_CLOSE;
+    case PROTO_ERROR:
+        conn_protocol_error(c, ev.reason);
+        atomic_fetch_add_explicit(&w->sb->errors, 1, memory_order_relaxed);
+        return WORKER_CLOSE;
+    case PROTO_ABORT: {
+        /* Aborted before the app ran: end the request, nothing else,
+         * without waiting (queued behind any management reply). */
+        uint8_t end_rec[PROTO_END_MAX];
+        size_t el = c->codec->end(c->codec_state, end_rec, 0);
+        atomic_store_explicit(&s->since_ms, 0, memory_order_relaxed);
+        if (conn_send_reply(c, end_rec, el) < 0)
+            return WORKER_CLOSE;
+        return worker_keep(w, c);
+    }
+    case PROTO_PARAMS_DONE:
+        atomic_store_explicit(&s->since_ms, 0, memory_order_relaxed);
+        if (worker_run_request(t, s) < 0)
+            return WORKER_CLOSE;
+        return worker_discard(w, s);
+    default:
+        /* Body events cannot come before the params: a codec bug. */
+        conn_protocol_error(c, "request body before the params");
+        return WORKER_CLOSE;
+    }
 }
 
 void worker_serve(struct worker_thread *t, struct slot *s)
 {
     struct worker *w = t->w;
-    struct conn *c = &s->conn;
     atomic_fetch_add_explicit(&w->sb->busy, 1, memory_order_relaxed);
-    for (;;) {
-        struct proto_event ev;
-        int end;
-        enum proto_result r = conn_next(c, &ev, 0, &end);
-        if (r == PROTO_NEED_MORE) {
-            if (end == -EAGAIN) {
-                worker_slot_park(w, s);
-                break;
-            }
-            /* Told to close, nginx does so without reading the goodbye:
-             * unread bytes make a unix socket's close a reset. */
-            if (c->bye_sent && !c->in_request && (end == 0 || end == -ECONNRESET))
-                atomic_fetch_add_explicit(&w->drain_peer, 1, memory_order_relaxed);
-            else if (c->in_request || end < 0)
-                log_msg(LOG_ERROR, "%s: peer %s: %s in the middle of a request", c->listener->name,
-                        c->peer, end == 0 ? "connection closed" : strerror(-end));
-            worker_slot_close(w, s);
-            break;
-        }
-        if (r == PROTO_ERROR) {
-            conn_protocol_error(c, ev.reason);
-            atomic_fetch_add_explicit(&w->sb->errors, 1, memory_order_relaxed);
-            worker_slot_close(w, s);
-            break;
-        }
-        if (r == PROTO_ABORT) {
-            /* Aborted before the app ran: end the request, nothing else,
-             * without waiting (queued behind any management reply). */
-            uint8_t end_rec[PROTO_END_MAX];
-            size_t el = c->codec->end(c->codec_state, end_rec, 0);
-            if (conn_send_reply(c, end_rec, el) < 0 || !c->codec->keep_conn(c->codec_state)) {
-                worker_slot_close(w, s);
-                break;
-            }
-        } else if (r == PROTO_PARAMS_DONE) {
-            if (worker_run_request(t, s) < 0 || !c->codec->keep_conn(c->codec_state)) {
-                worker_slot_close(w, s);
-                break;
-            }
-        } else {
-            /* Body events cannot come before the params: a codec bug. */
-            conn_protocol_error(c, "request body before the params");
-            worker_slot_close(w, s);
-            break;
-        }
-        /* A stopping worker does not close a kept connection here: the front
-         * end may already be sending the next request on it (worker_stop.c). */
-        conn_note_kept(c);
-        if (atomic_load(&w->stopping) && !worker_stop_keep(w, c)) {
-            worker_slot_close(w, s);
-            break;
-        }
-        /* Kept connection: the next request may already be buffered; if
-         * not, wait in epoll rather than try a read that would only say
-         * EAGAIN (a front end sends the next request much later). */
-        conn_next_request(c);
-        if (!conn_has_input(c)) {
-            worker_slot_park(w, s);
-            break;
-        }
-    }
+    /* Woken while discarding a body after a response: more of it came. */
+    enum worker_next next = s->conn.discarding ? worker_discard(w, s) : WORKER_NEXT;
+    while (next == WORKER_NEXT)
+        next = worker_step(t, s);
+    if (next == WORKER_PARK)
+        worker_slot_park(w, s);
+    else
+        worker_slot_close(w, s);
     atomic_fetch_sub_explicit(&w->sb->busy, 1, memory_order_relaxed);
 }

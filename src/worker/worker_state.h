@@ -39,8 +39,9 @@ enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2 };
 /* A graceful stop closes idle kept connections parked at least this long,
  * which also keeps it clear of a thread that is parking one right now. */
 #define PARK_SETTLE_MS 100
-/* Body bytes read and thrown away to reuse or cleanly close a connection
- * whose request body the app did not read. */
+/* Body bytes read and thrown away, after the response, to cleanly close a
+ * connection that is not kept whose request body the app did not read (a
+ * kept one discards any amount to be reused, within the body deadline). */
 #define DRAIN_LIMIT (4u << 20)
 /* How long a worker out of file descriptors (EMFILE, ENFILE) leaves its
  * listeners out of epoll before it tries again: the tick re-arms them, so
@@ -50,6 +51,12 @@ enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2 };
 struct slot {
     _Atomic uint64_t word;        /* generation << 32 | SLOT_* */
     _Atomic uint64_t parked_at_ms;
+    /* A deadline the tick's scan checks while the connection is parked
+     * (worker_stop.c): since when a request head has been arriving (its
+     * first byte: header-timeout), or since when the body the app did not
+     * read has been discarded after the response (conn.discarding: the
+     * body deadline). 0 = neither. Only the owner writes it. */
+    _Atomic uint64_t since_ms;
     bool registered;              /* fd is in the epoll set */
     bool out_armed;               /* ... to write, not read (worker_slot_park) */
     /* The connection and the request it serves, side by side: the request

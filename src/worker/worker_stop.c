@@ -1,6 +1,7 @@
 /*
  * worker_stop.c — the end of a worker: housekeeping of parked connections
- * (idle timeout), recycling (--max-requests, --max-rss), the ondemand idle
+ * (idle timeout, the header deadline, the deadline of a body discarded after
+ * its response), recycling (--max-requests, --max-rss), the ondemand idle
  * exit, signals, the graceful stop, and the master's death (let go of the
  * listeners, stop within --graceful-timeout; at the end).
  *
@@ -183,7 +184,40 @@ void worker_exit(struct worker *w, int status)
         pause(); /* another thread is exiting the process */
 }
 
-/* Close parked connections that idled past the timeout. When stopping:
+/* Whether the parked slot S, whose deadline clock runs since SINCE (its
+ * since_ms), is past it at NOW: the header deadline while a head arrives,
+ * the body deadline while a body is discarded after its response. */
+static bool worker_past_deadline(const struct worker *w, const struct slot *s, uint64_t since,
+                                 uint64_t now)
+{
+    if (!since || now < since)
+        return false;
+    uint64_t limit = s->conn.discarding ? conn_body_budget_ms(&s->conn)
+                                        : w->cfg->header_timeout_ms;
+    return now - since > limit;
+}
+
+/* A deadline closes the owned slot S, or a stopping worker one that is
+ * discarding a body: one line says which (the discard's at most once a
+ * second, conn.c). */
+static void worker_close_late(struct worker *w, struct slot *s, uint64_t since, uint64_t now,
+                              bool stopping)
+{
+    struct conn *c = &s->conn;
+    if (c->discarding) {
+        conn_discard_late(c, since ? now - since : 0, stopping);
+    } else {
+        const char *m, *u;
+        conn_request_name(c, &m, &u);
+        log_msg(LOG_ERROR, "%s: peer %s: %s %s: the request head did not arrive within "
+                "header-timeout (%.1f s) of its first byte: connection closed",
+                c->listener->name, c->peer, m, u, (double)w->cfg->header_timeout_ms / 1000.0);
+    }
+    worker_slot_close(w, s);
+}
+
+/* Close parked connections that idled past the timeout, or whose head or
+ * discarded body is past its deadline. When stopping:
  * send the goodbye to kept ones that have not had it and leave them to the
  * front end to close, up to DRAIN_IDLE_MS idle after it or the drain limit;
  * close the other idle ones. One with bytes waiting is served first. */
@@ -197,19 +231,40 @@ static void worker_close_idle(struct worker *w, bool stopping)
         if ((word & 0xFFFFFFFFu) != SLOT_PARKED)
             continue;
         uint64_t age = now - atomic_load(&s->parked_at_ms);
-        bool idle_out = age > w->cfg->idle_timeout_ms;
-        bool stop_out = stopping && age >= PARK_SETTLE_MS && !s->conn.in_request;
+        /* A body discarded after its response has its own deadline. */
+        bool idle_out = age > w->cfg->idle_timeout_ms && !s->conn.discarding;
+        bool stop_out = stopping && age >= PARK_SETTLE_MS &&
+                        (!s->conn.in_request || s->conn.discarding);
         /* Told already, the front end closes it: nothing to do but wait,
          * up to DRAIN_IDLE_MS. (Read before the claim, as in_request above:
          * only the owner writes these, and a parked slot has none.) */
         if (stop_out && draining && s->conn.kept && s->conn.bye_sent && age < DRAIN_IDLE_MS)
             stop_out = false;
-        if (!idle_out && !stop_out)
+        uint64_t since = atomic_load_explicit(&s->since_ms, memory_order_relaxed);
+        bool late = worker_past_deadline(w, s, since, now);
+        if (!idle_out && !stop_out && !late)
             continue;
         if (!worker_slot_claim(s, (uint32_t)(word >> 32)))
             continue;
+        /* Owned now: the slot may have been served and parked again since
+         * the reads above, so its deadline is read again. */
+        since = atomic_load_explicit(&s->since_ms, memory_order_relaxed);
+        if (worker_past_deadline(w, s, since, now)) {
+            worker_close_late(w, s, since, now, false);
+            continue;
+        }
+        if (!idle_out && !stop_out) {
+            worker_slot_park(w, s);
+            continue;
+        }
         if (!idle_out && conn_input_waiting(&s->conn)) {
             worker_slot_park(w, s); /* a request is arriving: serve it */
+            continue;
+        }
+        /* The response is out and no more of its body is arriving: a stop
+         * does not wait for the rest of a body nobody reads. */
+        if (stop_out && s->conn.discarding) {
+            worker_close_late(w, s, since, now, true);
             continue;
         }
         if (!idle_out && draining && s->conn.kept && !s->conn.bye_sent) {

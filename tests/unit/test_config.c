@@ -879,6 +879,30 @@ static void cli_rejects_size_out_of_range(void **state)
     assert_int_equal(TEST_CLI(f, "--max-field", "K"), CLI_FAIL);
 }
 
+/* The deadlines of a request: defaults, the file, the command line, limits. */
+static void config_reads_request_deadlines(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(f->c.header_timeout_ms, 60000);
+    assert_int_equal(f->c.body_timeout_ms, 60000);
+    assert_int_equal(f->c.send_timeout_ms, 60000);
+    assert_int_equal(f->c.min_rate, 500);
+    assert_int_equal(test_load(f, "header_timeout = 2;\nbody_timeout = 2.5;\n"
+                                  "send_timeout = 30;\nmin_rate = \"64K\";\n", NULL), 0);
+    assert_int_equal(f->c.header_timeout_ms, 2000);
+    assert_int_equal(f->c.body_timeout_ms, 2500);
+    assert_int_equal(f->c.send_timeout_ms, 30000);
+    assert_int_equal(f->c.min_rate, 65536);
+    test_load_fails(f, "body_timeout = 0;\n",
+                    ":1: key 'body_timeout': expected a number of seconds from 0.001 to 86400, "
+                    "got 0");
+    assert_int_equal(TEST_CLI(f, "--header-timeout", "0.5", "--send-timeout", "1",
+                              "--min-rate", "0"), CLI_RUN);
+    assert_int_equal(f->c.header_timeout_ms, 500);
+    assert_int_equal(f->c.send_timeout_ms, 1000);
+    assert_int_equal(f->c.min_rate, 0);
+}
+
 static void cli_reads_fractional_seconds(void **state)
 {
     struct fixture *f = *state;
@@ -1225,6 +1249,7 @@ int main(void)
         TEST(cli_rejects_bad_listen),
         TEST(cli_reads_sizes_with_suffix),
         TEST(cli_rejects_size_out_of_range),
+        TEST(config_reads_request_deadlines),
         TEST(cli_reads_fractional_seconds),
         TEST(cli_rejects_malformed_seconds),
         TEST(cli_reads_octal_chmod),

@@ -4,7 +4,8 @@
  * line or Status:, FastCGI STDOUT records of at most 65535 bytes and
  * END_REQUEST), header checks, 500 on failure, sendfile, HEAD and the
  * handler's Content-Length, FastCGI management replies queued behind a full
- * socket.
+ * socket; the body and send deadlines, and the discard of an unread body
+ * after the response.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -717,6 +719,153 @@ static void request_fastcgi_mgmt_peer_gone(void **state)
     fixture_close(&f);
 }
 
+/* ---- the deadlines of a request (conn.h) ---- */
+
+struct trickler {
+    int fd;
+    size_t bytes;   /* one byte every 30 ms */
+};
+
+static void *trickle_thread(void *arg)
+{
+    struct trickler *t = arg;
+    for (size_t i = 0; i < t->bytes; i++) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 30 * 1000000L};
+        nanosleep(&ts, NULL);
+        if (write(t->fd, "t", 1) != 1)
+            break;
+    }
+    return NULL;
+}
+
+/* A uwsgi POST of a 20-byte body trickled one byte every 30 ms, read with
+ * body deadline BODY_MS and MIN_RATE; returns the body bytes the reader got
+ * before the end (0) or an error (-1, in *RC). */
+static size_t trickled_body(unsigned body_ms, unsigned min_rate, ssize_t *rc)
+{
+    struct fixture f;
+    fixture_open(&f, &proto_uwsgi);
+    conn_set_deadlines(&f.conn, body_ms, 0, min_rate);
+    static const char *const kv[] = {"REQUEST_METHOD", "POST", "CONTENT_LENGTH", "20", NULL};
+    uint8_t pkt[1024];
+    send_all(f.peer, pkt, uwsgi_packet(pkt, kv, NULL));
+    read_head(&f);
+    struct trickler t = {.fd = f.peer, .bytes = 20};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, trickle_thread, &t), 0);
+    size_t got = 0;
+    char buf[64];
+    ssize_t n;
+    while ((n = corral_read(&f.req, buf, sizeof(buf))) > 0)
+        got += (size_t)n;
+    *rc = n;
+    pthread_join(th, NULL);
+    fixture_close(&f);
+    return got;
+}
+
+static void request_body_deadline_cuts_a_trickle(void **state)
+{
+    (void)state;
+    ssize_t rc;
+    /* Each wait (30 ms) is far inside the I/O timeout (2 s): only the sum
+     * of the waits meets the 100 ms deadline. */
+    size_t got = trickled_body(100, 0, &rc);
+    assert_int_equal(rc, -1);
+    assert_true(got < 20);
+}
+
+static void request_body_deadline_min_rate_extends_it(void **state)
+{
+    (void)state;
+    ssize_t rc;
+    /* One second more per byte received: the same trickle passes. */
+    size_t got = trickled_body(100, 1, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(got, 20);
+}
+
+static void request_body_budget_counts_min_rate(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_uwsgi);
+    assert_true(conn_body_budget_ms(&f.conn) == UINT64_MAX); /* none set */
+    conn_set_deadlines(&f.conn, 2000, 3000, 500);
+    assert_true(conn_body_budget_ms(&f.conn) == 2000);
+    assert_true(conn_send_budget_ms(&f.conn) == 3000);
+    static const char *const kv[] = {"REQUEST_METHOD", "POST", "CONTENT_LENGTH", "1250", NULL};
+    char body[1251];
+    memset(body, 'b', 1250);
+    body[1250] = '\0';
+    uint8_t pkt[4096];
+    send_all(f.peer, pkt, uwsgi_packet(pkt, kv, body));
+    read_head(&f);
+    char buf[2048];
+    size_t got = 0;
+    ssize_t n;
+    while ((n = corral_read(&f.req, buf, sizeof(buf))) > 0)
+        got += (size_t)n;
+    assert_int_equal(n, 0);
+    assert_int_equal(got, 1250);
+    assert_true(conn_body_budget_ms(&f.conn) == 2000 + 2500); /* 1250 bytes at 500/s */
+    fixture_close(&f);
+}
+
+static void request_send_deadline_is_not_the_io_timeout(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_uwsgi);
+    conn_set_deadlines(&f.conn, 0, 100, 0);
+    /* The peer never reads: the write waits past the send deadline and
+     * says so (-ETIME), not the I/O timeout's -ETIMEDOUT. */
+    size_t len = 32u << 20;
+    char *big = calloc(1, len);
+    assert_non_null(big);
+    struct iovec iov = {.iov_base = big, .iov_len = len};
+    assert_int_equal(conn_writev(&f.conn, &iov, 1), -ETIME);
+    free(big);
+    fixture_close(&f);
+}
+
+static void request_discard_never_waits(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_uwsgi);
+    static const char *const kv[] = {"REQUEST_METHOD", "POST", "CONTENT_LENGTH", "100", NULL};
+    char part[11] = "0123456789";
+    uint8_t pkt[1024];
+    send_all(f.peer, pkt, uwsgi_packet(pkt, kv, part));
+    read_head(&f);
+    assert_int_equal(corral_write_final(&f.req, "ok", 2), 0);
+    assert_int_equal(request_finish(&f.req, 0), 0);
+    /* 10 of 100 bytes are there: they go, and the rest is due. */
+    assert_int_equal(conn_body_discard(&f.conn, UINT64_MAX), 1);
+    assert_true(f.conn.discarding);
+    assert_int_equal(f.conn.discarded, 10);
+    char rest[91];
+    memset(rest, 'r', 90);
+    send_all(f.peer, rest, 90);
+    int rc;
+    for (int i = 0; (rc = conn_body_discard(&f.conn, UINT64_MAX)) == 1 && i < 100; i++)
+        usleep(10000);
+    assert_int_equal(rc, 0);
+    assert_false(f.conn.discarding);
+    assert_true(f.conn.body_done);
+    fixture_close(&f);
+
+    /* Past MAX_BYTES: the connection is to be closed. */
+    fixture_open(&f, &proto_uwsgi);
+    send_all(f.peer, pkt, uwsgi_packet(pkt, kv, part));
+    read_head(&f);
+    assert_int_equal(request_finish(&f.req, 0), 0);
+    assert_int_equal(conn_body_discard(&f.conn, 5), -1);
+    assert_true(f.conn.broken);
+    fixture_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -737,6 +886,11 @@ int main(void)
         cmocka_unit_test(request_reason_phrases),
         cmocka_unit_test(request_fastcgi_mgmt_replies_queue_in_order),
         cmocka_unit_test(request_fastcgi_mgmt_peer_gone),
+        cmocka_unit_test(request_body_deadline_cuts_a_trickle),
+        cmocka_unit_test(request_body_deadline_min_rate_extends_it),
+        cmocka_unit_test(request_body_budget_counts_min_rate),
+        cmocka_unit_test(request_send_deadline_is_not_the_io_timeout),
+        cmocka_unit_test(request_discard_never_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
