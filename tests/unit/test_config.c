@@ -1032,9 +1032,17 @@ static void cli_version_prints_version(void **state)
     assert_int_equal(test_cli_capture(f, (char *[]){"corral", "--version", NULL}, out, sizeof(out)),
                      CLI_DONE);
 #ifdef PACKAGE_VERSION
-    assert_string_equal(out, "corral " PACKAGE_VERSION "\n");
+    const char *first = "corral " PACKAGE_VERSION "\n";
 #else
-    assert_string_equal(out, "corral 0.1.0\n");
+    const char *first = "corral 0.1.0\n";
+#endif
+    assert_memory_equal(out, first, strlen(first));
+    /* The second line names the embedded Python, or says there is none. */
+#ifdef HAVE_PYTHON
+    assert_string_equal(out + strlen(first),
+                        "wsgi: Python " CORRAL_PYTHON_VERSION " (" CORRAL_PYTHON_EXECUTABLE ")\n");
+#else
+    assert_string_equal(out + strlen(first), "wsgi: not built (configure --without-python)\n");
 #endif
 }
 
