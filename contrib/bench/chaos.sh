@@ -13,9 +13,10 @@
 #   get         GET /hello, nginx fastcgi_pass with fastcgi_keep_conn + upstream keepalive 32
 #   post        POST /echo with a BODY-byte body, the same FastCGI path
 #   post-uwsgi  the same POSTs over uwsgi_pass (a connection per request)
-# nginx logs only the requests that did not get a 2xx (with $msec); each is put on the kill
-# before it, and on that kill's replacement when the replacement's "worker N started" line in
-# corral's error log came before it. Prints per kill: the victim, its busy threads, the
+# A failure is what wrk counts: a non-2xx response or a socket error (a timeout: no response
+# within 2 s). nginx also logs the requests that did not get a 2xx (with $msec; 499: wrk
+# closed first); each of those is put on the kill before it, and on that kill's replacement
+# when the replacement's "worker N started" line in corral's error log came before it. Prints per kill: the victim, its busy threads, the
 # failures that followed; then a Markdown table per run with the goal next to each figure. The
 # master's RSS is read at the start and at the end.
 #
@@ -80,7 +81,8 @@ PY
 
 # kill_one CTL KILLS: SIGKILLs a random running worker of the scoreboard (corralctl --json
 # workers) and appends "epoch-ms pid busy-threads queued-connections" to KILLS. Forks little
-# (corralctl, ss): on a loaded 2-core machine every fork counts.
+# (corralctl, ss): on a loaded 2-core machine every fork counts. With no running worker (all
+# in a respawn delay, or the control socket did not answer) it counts one in skipped.
 kill_one() {
     local json pids=() busys=() re='"pid":([0-9]+),"state":"running"[^{]*"busy":([0-9]+)' j
     local victim queued t
@@ -89,8 +91,8 @@ kill_one() {
         pids+=("${BASH_REMATCH[1]}") busys+=("${BASH_REMATCH[2]}")
         json=${json#*"${BASH_REMATCH[0]}"}
     done
-    if [ "${#pids[@]}" = 0 ]; then
-        say "  no running worker in the scoreboard: no kill this time"
+    if [ "${#pids[@]}" = 0 ]; then # all in a respawn delay, say
+        skipped=$((skipped + 1))
         return 0
     fi
     j=$((RANDOM % ${#pids[@]}))
@@ -137,6 +139,7 @@ for run in "${runs[@]}"; do
     fg_pid=$!
     : >"$tmp/kills-$run"
     : >"$tmp/fail-$run.log"
+    skipped=0
     t0=${EPOCHREALTIME/./} # µs; the kills keep to t0 + i * KILL_EVERY however long one takes
     for i in $(seq $((CHAOS_SECONDS / KILL_EVERY - 1))); do # bounded by the run's length
         wait_us=$((t0 + i * KILL_EVERY * 1000000 - ${EPOCHREALTIME/./}))
@@ -153,6 +156,7 @@ for run in "${runs[@]}"; do
     total=$(awk '/ requests in /{ print $1 }' <<<"$out")
     errs=$(awk '/Non-2xx/{ e += $NF } /Socket errors/{ gsub(/,/, ""); \
         e += $4 + $6 + $8 + $10 } END { print e + 0 }' <<<"$out")
+    w_timeouts=$(awk '/Socket errors/{ print $NF + 0 }' <<<"$out")
     rps=$(awk '/^Requests\/sec:/{ printf "%.0f", $2 }' <<<"$out")
     read -r nk busy failed after maxk over early < <(analyse "$tmp/kills-$run" \
         "$tmp/fail-$run.log" "$tmp/x-$run.err")
@@ -160,17 +164,19 @@ for run in "${runs[@]}"; do
         awk '{ printf "%s%s×%s", (NR > 1 ? ", " : ""), $1, $2 }')
     goal_f="≤ in flight ($busy)"
     [ "$run" = get ] && goal_f="0"
+    nginx_f="nginx logged ${failed}${statuses:+: $statuses}; wrk timeouts ${w_timeouts:-0}"
     summary[$run]=$(
         row "$run: requests (req/s)" "${total:-?} (${rps:-?})" "-"
-        row "$run: kills / requests in flight on the victims" "$nk / $busy" "-"
-        row "$run: failed (nginx log${statuses:+: $statuses}; wrk: $errs)" "$failed" "$goal_f"
-        row "$run: kills followed by more failures than in flight" "$over of $nk" "0"
-        row "$run: most failures after one kill" "$maxk" "-"
-        row "$run: failed once the replacement ran" "$after" "0"
+        row "$run: kills done / skipped (no worker running)" "$nk / $skipped" "- / 0"
+        row "$run: requests in flight on the victims (sum)" "$busy" "-"
+        row "$run: failed, as wrk saw them ($nginx_f)" "$errs" "$goal_f"
+        row "$run: kills followed by more failures than in flight (nginx log)" "$over of $nk" "0"
+        row "$run: most failures after one kill (nginx log)" "$maxk" "-"
+        row "$run: failed once the replacement ran (nginx log)" "$after" "0"
         row "$run: master RSS KiB start / end" "$m_rss0 / $m_rss1" "flat"
     )
-    say "  $run: $total requests, $failed failed ($statuses), $nk kills, $busy in flight," \
-        "$after after the replacement ran, $early before the first kill"
+    say "  $run: $total requests, $errs failed ($nginx_f), $nk kills ($skipped skipped)," \
+        "$busy in flight, $after after the replacement ran, $early before the first kill"
     stop "$nginx_pid"
     stop "$master"
     if [ -n "${KEEP_DIR:-}" ]; then

@@ -108,24 +108,25 @@ def fcgi_ended(buf):
 
 def connect(family, addr, timeout):
     """A connected non-blocking socket, or None. A full unix listen queue (EAGAIN) is retried
-    every 1 ms until timeout, as a blocking TCP connect would wait."""
-    s = socket.socket(family, socket.SOCK_STREAM)
-    s.settimeout(timeout)
+    every 1 ms until timeout, as a blocking connect would wait; a TCP connect in progress is
+    waited for up to timeout."""
+    s = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     end = now() + timeout
     while True:
-        try:
-            s.connect(addr)
-            break
-        except BlockingIOError:
-            if stop or now() > end:
-                s.close()
-                return None
+        rc = s.connect_ex(addr)
+        if rc == 0:
+            return s
+        if rc == errno.EAGAIN and not stop and now() < end:
             time.sleep(0.001)
-        except OSError:
-            s.close()
-            return None
-    s.setblocking(False)
-    return s
+            continue
+        if rc == errno.EINPROGRESS:
+            p = select.poll()
+            p.register(s, select.POLLOUT)
+            if p.poll(max(0.0, end - now()) * 1000) and \
+                    not s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                return s
+        s.close()
+        return None
 
 
 def emit(obj):
@@ -140,29 +141,14 @@ def median(xs):
 def mode_hold(a, family, addr):
     req = b"" if a.no_request else fcgi_request(a.uri)
     ep = select.epoll()
-    conns, bufs, answered, failed = {}, {}, 0, 0
-    t0 = now()
-    for _ in range(a.count):
-        if stop or now() - t0 > a.timeout:
-            break
-        s = connect(family, addr, max(0.1, a.timeout - (now() - t0)))
-        if s is None:
-            failed += 1
-            continue
-        try:
-            s.send(req)
-        except OSError:
-            s.close()
-            failed += 1
-            continue
-        conns[s.fileno()] = s
-        bufs[s.fileno()] = b""
-        ep.register(s, select.EPOLLIN | select.EPOLLRDHUP)
-    t_conn = now() - t0
-    pending = set(conns) if req else set()
-    closed = set()
-    while pending and not stop and now() - t0 < a.timeout:
-        for fd, _ev in ep.poll(0.1):
+    conns, bufs, failed = {}, {}, 0
+    pending, closed = set(), set()
+    answered = 0
+
+    def drain(timeout):
+        """Reads what came on the held connections; counts the first responses."""
+        nonlocal answered
+        for fd, _ev in ep.poll(timeout):
             try:
                 data = conns[fd].recv(65536)
             except OSError:
@@ -177,6 +163,32 @@ def mode_hold(a, family, addr):
                 pending.discard(fd)
                 answered += 1
                 bufs[fd] = b""
+
+    t0 = now()
+    for i in range(a.count):
+        if stop or now() - t0 > a.timeout:
+            break
+        if i % 64 == 0:
+            drain(0)  # the responses so far, so that they count by the deadline
+        s = connect(family, addr, max(0.1, a.timeout - (now() - t0)))
+        if s is None:
+            failed += 1
+            continue
+        try:
+            s.send(req)
+        except OSError:
+            s.close()
+            failed += 1
+            continue
+        conns[s.fileno()] = s
+        bufs[s.fileno()] = b""
+        if req:
+            pending.add(s.fileno())
+        ep.register(s, select.EPOLLIN | select.EPOLLRDHUP)
+    t_conn = now() - t0
+    while pending and not stop and now() - t0 < a.timeout:
+        drain(0.1)
+    drain(0)
     t_ans = now() - t0
     emit({"phase": "ready", "opened": len(conns), "connect_failed": failed,
           "answered": answered, "unanswered": len(pending), "closed": len(closed),
