@@ -29,7 +29,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 CHAOS_SECONDS=${CHAOS_SECONDS:-300} KILL_EVERY=${KILL_EVERY:-1} BODY=${BODY:-2048}
 PROCESSES=${PROCESSES:-2} THREADS=${THREADS:-2}
-need_built "$corral" "$corralctl" "$bench" "$BUILD/tests/apps/demo.so"
+need_built "$corral" "$corralctl" "$bench" "$DEMO"
 if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
     die "needs nginx and wrk (contrib/install-deps.sh --bench)"
 fi

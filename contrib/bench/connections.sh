@@ -22,7 +22,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 . "$here/lib.sh"
 HOLD=${HOLD:-10000} PROCESSES=${PROCESSES:-2} THREADS=${THREADS:-2}
 MAX_CONNS=${MAX_CONNS:-$((HOLD + 1000))} HOLD_TIMEOUT=${HOLD_TIMEOUT:-60}
-need_built "$bench" "$corral" "$BUILD/tests/apps/demo.so"
+need_built "$bench" "$corral" "$DEMO"
 [ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -gt $((HOLD + 100)) ] ||
     die "the hard open-files limit ($(ulimit -Hn)) is below HOLD + 100"
 bench_init

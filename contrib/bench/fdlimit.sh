@@ -24,7 +24,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-3} CONNS=${CONNS:-8}
 . "$here/lib.sh"
 FD_LIMIT=${FD_LIMIT:-256} CONNECTS=${CONNECTS:-400} HOLD_SECONDS=${HOLD_SECONDS:-10}
 PROCESSES=${PROCESSES:-1} THREADS=${THREADS:-2}
-need_built "$bench" "$corral" "$corralctl" "$BUILD/tests/apps/demo.so"
+need_built "$bench" "$corral" "$corralctl" "$DEMO"
 bench_init
 # shellcheck disable=SC2034,SC2016 # read by corral_up; $0 and $@ are the inner shell's
 corral_wrap=(bash -c 'ulimit -n "$0" && exec "$@"' "$FD_LIMIT")

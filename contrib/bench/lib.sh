@@ -457,10 +457,11 @@ check_errors() {
 # shellcheck disable=SC2034 # used by the scripts
 peers=$_lib_here/peers.py
 EXTRA_ARGS=${EXTRA_ARGS:-} # more corral options (split on spaces), e.g. a newer build's deadlines
+DEMO=${DEMO:-$BUILD/tests/apps/demo.so} # the handler: a build older than /crash can take a newer one
 corral_wrap=() # a command corral_up runs corral through (fdlimit.sh: a lower open-files limit)
 
 # corral_up NAME PROTO PROCESSES THREADS [OPTION...]: starts corral with the demo handler
-# (tests/apps/demo.so, every route) on unix:$tmp/NAME.sock, the control socket $tmp/NAME.ctl,
+# ($DEMO, tests/apps/demo.so: every route) on unix:$tmp/NAME.sock, the control socket $tmp/NAME.ctl,
 # the error log $tmp/NAME.err and the pidfile $tmp/NAME.pid, plus EXTRA_ARGS and the OPTIONs.
 # Sets srv_pid (the master). Stopped with SIGINT (the fast stop) at exit or by `stop`. The
 # command is prefixed with the array corral_wrap when the caller set it (it must exec corral).
@@ -471,7 +472,7 @@ corral_up() {
     rm -f "$tmp/$name.sock" "$tmp/$name.pid"
     start "$name" "$tmp/$name.sock" "$tmp/$name.pid" INT "${corral_wrap[@]}" "$corral" \
         "${corral_root[@]}" \
-        --listen "$proto:unix:$tmp/$name.sock" --handler "$BUILD/tests/apps/demo.so" \
+        --listen "$proto:unix:$tmp/$name.sock" --handler "$DEMO" \
         --processes "$procs" --threads "$threads" --chmod 0666 --control "$tmp/$name.ctl" \
         --error-log "$tmp/$name.err" --pidfile "$tmp/$name.pid" "${extra[@]}" "$@"
 }

@@ -26,7 +26,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 TRICKLE=${TRICKLE:-2000} NOREAD=${NOREAD:-500} SLOWBODY=${SLOWBODY:-500}
 SLOW_SECONDS=${SLOW_SECONDS:-30} IO_TIMEOUT=${IO_TIMEOUT:-10}
 PROCESSES=${PROCESSES:-2} THREADS=${THREADS:-2} MAX_CONNS=${MAX_CONNS:-4096}
-need_built "$bench" "$corral" "$corralctl" "$BUILD/tests/apps/demo.so"
+need_built "$bench" "$corral" "$corralctl" "$DEMO"
 bench_init
 corral_up s fastcgi "$PROCESSES" "$THREADS" --max-conns "$MAX_CONNS" \
     --io-timeout "$IO_TIMEOUT" || exit 1

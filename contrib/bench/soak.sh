@@ -21,7 +21,7 @@ PROCESSES=${PROCESSES:-2} THREADS=${THREADS:-2}
 if ! [[ "$SOAK_SECONDS" =~ ^[0-9]+$ ]] || [ "$SOAK_SECONDS" -le "$SOAK_WARMUP" ]; then
     die "SECONDS: a whole number above SOAK_WARMUP ($SOAK_WARMUP)"
 fi
-need_built "$corral" "$corralctl" "$BUILD/tests/apps/demo.so"
+need_built "$corral" "$corralctl" "$DEMO"
 if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
     die "needs nginx and wrk (contrib/install-deps.sh --bench)"
 fi
