@@ -166,14 +166,14 @@ for run in "${runs[@]}"; do
     [ "$run" = get ] && goal_f="0"
     nginx_f="nginx logged ${failed}${statuses:+: $statuses}; wrk timeouts ${w_timeouts:-0}"
     summary[$run]=$(
-        row "$run: requests (req/s)" "${total:-?} (${rps:-?})" "-"
-        row "$run: kills done / skipped (no worker running)" "$nk / $skipped" "- / 0"
-        row "$run: requests in flight on the victims (sum)" "$busy" "-"
-        row "$run: failed, as wrk saw them ($nginx_f)" "$errs" "$goal_f"
-        row "$run: kills followed by more failures than in flight (nginx log)" "$over of $nk" "0"
-        row "$run: most failures after one kill (nginx log)" "$maxk" "-"
-        row "$run: failed once the replacement ran (nginx log)" "$after" "0"
-        row "$run: master RSS KiB start / end" "$m_rss0 / $m_rss1" "flat"
+        md_row "$run: requests (req/s)" "${total:-?} (${rps:-?})" "-"
+        md_row "$run: kills done / skipped (no worker running)" "$nk / $skipped" "- / 0"
+        md_row "$run: requests in flight on the victims (sum)" "$busy" "-"
+        md_row "$run: failed, as wrk saw them ($nginx_f)" "$errs" "$goal_f"
+        md_row "$run: kills followed by more failures than in flight (nginx log)" "$over of $nk" "0"
+        md_row "$run: most failures after one kill (nginx log)" "$maxk" "-"
+        md_row "$run: failed once the replacement ran (nginx log)" "$after" "0"
+        md_row "$run: master RSS KiB start / end" "$m_rss0 / $m_rss1" "flat"
     )
     say "  $run: $total requests, $errs failed ($nginx_f), $nk kills ($skipped skipped)," \
         "$busy in flight, $after after the replacement ran, $early before the first kill"
@@ -191,6 +191,6 @@ echo "Chaos: nginx (1 worker) -> corral $PROCESSES x $THREADS, wrk -t1 -c$CONNS,
     "${CHAOS_SECONDS}s per run, a random worker SIGKILLed every ${KILL_EVERY}s; POST body" \
     "$BODY bytes; $(date -u +%F), $(nproc) CPUs${EXTRA_ARGS:+, corral $EXTRA_ARGS}"
 echo
-row figure value goal
-row --- ---: ---
+md_row figure value goal
+md_row --- ---: ---
 for run in "${runs[@]}"; do echo "${summary[$run]}"; done

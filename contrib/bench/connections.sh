@@ -78,19 +78,19 @@ echo "Connections: $HOLD kept FastCGI connections on $PROCESSES x $THREADS (max-
     "$MAX_CONNS), corral-bench -c $CONNS keep-conn ${SECONDS_PER_RUN}s; $(date -u +%F)," \
     "$(nproc) CPUs${EXTRA_ARGS:+, corral $EXTRA_ARGS}"
 echo
-row figure value goal
-row --- ---: ---
-row "connections held (answered / asked)" "$(jv "$ready" answered) / $HOLD" "all"
-row "connect rate while held, per s (connect + first response)" \
+md_row figure value goal
+md_row --- ---: ---
+md_row "connections held (answered / asked)" "$(jv "$ready" answered) / $HOLD" "all"
+md_row "connect rate while held, per s (connect + first response)" \
     "$(jv "$ready" answer_rate) (client ceiling: $ceiling)" "≥ 5000"
-row "closed by the server while held" "$(jv "$end" closed_by_server)" "0"
-row "req/s of $CONNS others: quiet / beside the held" "$(printf %.0f "$q_rps") / $(printf %.0f \
+md_row "closed by the server while held" "$(jv "$end" closed_by_server)" "0"
+md_row "req/s of $CONNS others: quiet / beside the held" "$(printf %.0f "$q_rps") / $(printf %.0f \
     "$h_rps") ($(pct "$h_rps" "$q_rps"))" "within 10%"
-row "p99 ms of $CONNS others: quiet / beside the held" "$q_p99 / $h_p99 ($(pct "$h_p99" \
+md_row "p99 ms of $CONNS others: quiet / beside the held" "$q_p99 / $h_p99 ($(pct "$h_p99" \
     "$q_p99"))" "within 10%"
-row "errors of the others: quiet / held" "$(field errors "$(cat "$tmp/quiet.json")") / $(field \
+md_row "errors of the others: quiet / held" "$(field errors "$(cat "$tmp/quiet.json")") / $(field \
     errors "$(cat "$tmp/held.json")")" "0"
-row "held connections per worker" "${per_worker# }" "balanced"
-row "RSS per worker MiB: idle / holding" "${rss_idle# } / ${rss_per# }" "-"
-row "worker RSS growth per held connection, KiB" "$(awk -v g="$grown" -v h="$HOLD" \
+md_row "held connections per worker" "${per_worker# }" "balanced"
+md_row "RSS per worker MiB: idle / holding" "${rss_idle# } / ${rss_per# }" "-"
+md_row "worker RSS growth per held connection, KiB" "$(awk -v g="$grown" -v h="$HOLD" \
     'BEGIN { printf "%.2f", g / h }')" "-"

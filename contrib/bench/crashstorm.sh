@@ -63,20 +63,20 @@ echo "Crash storm: $PROCESSES x $THREADS, $PROTO, corral-bench -c $CONNS on /hel
     "/crash ${CRASH_RATE}/s, ${STORM_SECONDS}s; $(date -u +%F), $(nproc) CPUs${EXTRA_ARGS:+, \
 corral $EXTRA_ARGS}"
 echo
-row figure value goal
-row --- ---: ---
-row "normal requests that succeeded" "$share ($ok ok, $bad failed: $(jv "$storm" \
+md_row figure value goal
+md_row --- ---: ---
+md_row "normal requests that succeeded" "$share ($ok ok, $bad failed: $(jv "$storm" \
     error_kinds | tr -d "{}'" | sed 's/: /=/g'))" "≥ 90%"
-row "normal req/s: quiet / in the storm (share)" "$(printf %.0f "$(field rps "$quiet")") / \
+md_row "normal req/s: quiet / in the storm (share)" "$(printf %.0f "$(field rps "$quiet")") / \
 $(printf %.0f "$(field rps "$storm")") ($(awk -v a="$(field rps "$storm")" -v b="$(field rps \
     "$quiet")" 'BEGIN { if (b > 0) printf "%.1f%%", a * 100 / b; else print "n/a" }'))" "-"
-row "normal p99 ms: quiet / in the storm" "$(field p99_ms "$quiet") / $(field p99_ms \
+md_row "normal p99 ms: quiet / in the storm" "$(field p99_ms "$quiet") / $(field p99_ms \
     "$storm")" "-"
-row "/crash sent / answered / cut" "$(jv "$crash" sent) / $(jv "$crash" answered) / $(jv \
+md_row "/crash sent / answered / cut" "$(jv "$crash" sent) / $(jv "$crash" answered) / $(jv \
     "$crash" cut)" "-"
-row "worker deaths (signal 11) logged" "$deaths" "-"
-row "respawns delayed (log lines)" "$delayed" "0"
-row "workers running at the end" "$running of $PROCESSES" "all"
+md_row "worker deaths (signal 11) logged" "$deaths" "-"
+md_row "respawns delayed (log lines)" "$delayed" "0"
+md_row "workers running at the end" "$running of $PROCESSES" "all"
 if [ "$deaths" = 0 ]; then
     echo
     echo "No worker died: $DEMO has no /crash route (2e331b9's demo.so has none);" \

@@ -70,16 +70,16 @@ echo "fd exhaustion: corral $PROCESSES x $THREADS, FastCGI, ulimit -n $FD_LIMIT,
     "kept connections held ${HOLD_SECONDS}s; $(date -u +%F), $(nproc) CPUs${EXTRA_ARGS:+, \
 corral $EXTRA_ARGS}"
 echo
-row figure value goal
-row --- ---: ---
-row "connections answered / in the listen queue" "$(jv "$ready" answered) / $(jv "$ready" \
+md_row figure value goal
+md_row --- ---: ---
+md_row "connections answered / in the listen queue" "$(jv "$ready" answered) / $(jv "$ready" \
     unanswered)" "-"
-row "worker CPU while out of fds (share of one core)" "$cpu" "no spin (≈ 0)"
-row "error-log lines while out of fds / shortest gap between two" "$lines / $gap" \
+md_row "worker CPU while out of fds (share of one core)" "$cpu" "no spin (≈ 0)"
+md_row "error-log lines while out of fds / shortest gap between two" "$lines / $gap" \
     "≤ 1 a second"
-row "after: corral-bench errors (req/s)" "$(field errors "$after") ($(printf %.0f "$(field \
+md_row "after: corral-bench errors (req/s)" "$(field errors "$after") ($(printf %.0f "$(field \
     rps "$after")"))" "0"
-row "after: a new hold of $again answered" "$(jv "$second" answered) of $again" "all"
+md_row "after: a new hold of $again answered" "$(jv "$second" answered) of $again" "all"
 echo
 echo "The error log's lines while out of fds, by kind (digits as #):"
 sed -E 's/^[0-9T:.Z-]+ //; s/\[pid [0-9]+\] //; s/[0-9]+/#/g' "$tmp/hold.log" |

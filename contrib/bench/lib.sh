@@ -25,6 +25,11 @@
 # paths), with a server on a free port per backend; `nginx_up` starts nginx and checks each
 # server with `check_hello`.
 #
+# The load and fault figures (connections.sh, slowpeers.sh, chaos.sh, crashstorm.sh, soak.sh,
+# fdlimit.sh) share the last part: `corral_up` (corral with the demo handler, a control socket
+# and an error log in $tmp), `start_client`/`end_client` (peers.py and the like, stopped by
+# PID), `busy_now` (the scoreboard's busy threads), per-process readings and `md_row`.
+#
 # Needs bash 4.4+ (empty arrays under set -u), procps (ps), awk, sed, mktemp.
 
 bench_name=$(basename "$0")
@@ -520,8 +525,8 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo -
 nfds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }          # PID
 nsocks() { find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l; }              # PID
 
-# row CELL...: one Markdown table row.
-row() {
+# md_row CELL...: one Markdown table row.
+md_row() {
     local c line="|"
     for c in "$@"; do line="$line $c |"; done
     printf '%s\n' "$line"

@@ -78,21 +78,21 @@ echo "Slow peers: $PROCESSES x $THREADS, FastCGI, io-timeout ${IO_TIMEOUT}s, cor
     "$CONNS keep-conn, quiet ${SECONDS_PER_RUN}s then ${SLOW_SECONDS}s beside the peers;" \
     "$(date -u +%F), $(nproc) CPUs${EXTRA_ARGS:+, corral $EXTRA_ARGS}"
 echo
-row figure value goal
-row --- ---: ---
-row "normal req/s: quiet / beside the peers" "$(printf %.0f "$(field rps "$quiet")") / $(printf \
+md_row figure value goal
+md_row --- ---: ---
+md_row "normal req/s: quiet / beside the peers" "$(printf %.0f "$(field rps "$quiet")") / $(printf \
     %.0f "$(field rps "$loaded")")" "-"
-row "normal p99 ms: quiet / beside the peers" "$q_p99 / $l_p99 ($(ratio "$l_p99" \
+md_row "normal p99 ms: quiet / beside the peers" "$q_p99 / $l_p99 ($(ratio "$l_p99" \
     "$q_p99")×)" "≤ 2×"
-row "normal errors: quiet / beside the peers" "$(field errors "$quiet") / $(field errors \
+md_row "normal errors: quiet / beside the peers" "$(field errors "$quiet") / $(field errors \
     "$loaded")" "0"
-row "longest request on a thread (sampled each s, $samples samples)" \
+md_row "longest request on a thread (sampled each s, $samples samples)" \
     "$(awk -v m="$longest" 'BEGIN { printf "%.1f s", m / 1000 }')" "≤ ${IO_TIMEOUT} s deadline"
-row "busy threads at the end of the window" "$busy_end of $((PROCESSES * THREADS))" "-"
-row "trickling heads ($TRICKLE)" "$(kind trickle)" "closed at the deadline"
-row "not reading ($NOREAD)" "$(kind noread)" "closed at the deadline"
-row "1 byte/s bodies ($SLOWBODY)" "$(kind slowbody)" "closed at the deadline"
-row "error-log lines in the window (before the peers leave)" \
+md_row "busy threads at the end of the window" "$busy_end of $((PROCESSES * THREADS))" "-"
+md_row "trickling heads ($TRICKLE)" "$(kind trickle)" "closed at the deadline"
+md_row "not reading ($NOREAD)" "$(kind noread)" "closed at the deadline"
+md_row "1 byte/s bodies ($SLOWBODY)" "$(kind slowbody)" "closed at the deadline"
+md_row "error-log lines in the window (before the peers leave)" \
     "$(wc -l <"$tmp/slow-window.log")" "say what and why"
 echo
 echo "The error log's lines in the window, by kind (digits as #):"

@@ -74,14 +74,14 @@ echo "Soak: wrk -t1 -c$CONNS -> nginx (1 worker, FastCGI keepalive) -> corral $P
     "$THREADS, no recycling, ${SOAK_SECONDS}s; readings at ${t1}s and ${t2}s;" \
     "$(date -u +%F), $(nproc) CPUs${EXTRA_ARGS:+, corral $EXTRA_ARGS}"
 echo
-row figure value goal
-row --- ---: ---
-row "requests (req/s)" "${total:-?} (${rps:-?})" "-"
-row "errors (wrk: non-2xx + socket errors)" "$errs" "0"
-row "largest worker RSS growth, KiB" "$growth" "< 1024"
-row "workers alive all along" "$same of $PROCESSES" "all"
-row "worker fds, first -> last" "$fds_w" "flat"
-row "master RSS KiB / fds, first -> last" "$m_rss1 -> $m_rss2 / $m_fd1 -> $m_fd2" "flat"
+md_row figure value goal
+md_row --- ---: ---
+md_row "requests (req/s)" "${total:-?} (${rps:-?})" "-"
+md_row "errors (wrk: non-2xx + socket errors)" "$errs" "0"
+md_row "largest worker RSS growth, KiB" "$growth" "< 1024"
+md_row "workers alive all along" "$same of $PROCESSES" "all"
+md_row "worker fds, first -> last" "$fds_w" "flat"
+md_row "master RSS KiB / fds, first -> last" "$m_rss1 -> $m_rss2 / $m_fd1 -> $m_fd2" "flat"
 echo
 echo "Readings (second, master RSS KiB, master fds, worker PID:RSS KiB:fds...):"
 sed 's/^/    /' "$tmp/samples"
