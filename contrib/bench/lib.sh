@@ -25,6 +25,11 @@
 # paths), with a server on a free port per backend; `nginx_up` starts nginx and checks each
 # server with `check_hello`.
 #
+# The load and fault figures (connections.sh, slowpeers.sh, chaos.sh, crashstorm.sh, soak.sh,
+# fdlimit.sh) share the last part: `corral_up` (corral with the demo handler, a control socket
+# and an error log in $tmp), `start_client`/`end_client` (peers.py and the like, stopped by
+# PID), `busy_now` (the scoreboard's busy threads), per-process readings and `md_row`.
+#
 # Needs bash 4.4+ (empty arrays under set -u), procps (ps), awk, sed, mktemp.
 
 bench_name=$(basename "$0")
@@ -450,4 +455,102 @@ check_errors() {
     [ "$total" = 0 ] && return 0
     say "$bench_name: $total failed requests: the figures above are not trustworthy"
     return 1
+}
+
+# ---- the load and fault figures (connections.sh slowpeers.sh chaos.sh crashstorm.sh soak.sh
+# fdlimit.sh): corral with a control socket, background clients, per-process readings ----
+# shellcheck disable=SC2034 # used by the scripts
+peers=$_lib_here/peers.py
+EXTRA_ARGS=${EXTRA_ARGS:-} # more corral options (split on spaces), e.g. a newer build's deadlines
+DEMO=${DEMO:-$BUILD/tests/apps/demo.so} # the handler: a build older than /crash can take a newer one
+corral_wrap=() # a command corral_up runs corral through (fdlimit.sh: a lower open-files limit)
+
+# corral_up NAME PROTO PROCESSES THREADS [OPTION...]: starts corral with the demo handler
+# ($DEMO, tests/apps/demo.so: every route) on unix:$tmp/NAME.sock, the control socket $tmp/NAME.ctl,
+# the error log $tmp/NAME.err and the pidfile $tmp/NAME.pid, plus EXTRA_ARGS and the OPTIONs.
+# Sets srv_pid (the master). Stopped with SIGINT (the fast stop) at exit or by `stop`. The
+# command is prefixed with the array corral_wrap when the caller set it (it must exec corral).
+corral_up() {
+    local name=$1 proto=$2 procs=$3 threads=$4 extra=()
+    shift 4
+    read -r -a extra <<<"$EXTRA_ARGS"
+    rm -f "$tmp/$name.sock" "$tmp/$name.pid"
+    start "$name" "$tmp/$name.sock" "$tmp/$name.pid" INT "${corral_wrap[@]}" "$corral" \
+        "${corral_root[@]}" \
+        --listen "$proto:unix:$tmp/$name.sock" --handler "$DEMO" \
+        --processes "$procs" --threads "$threads" --chmod 0666 --control "$tmp/$name.ctl" \
+        --error-log "$tmp/$name.err" --pidfile "$tmp/$name.pid" "${extra[@]}" "$@"
+}
+
+# start_client NAME CMD...: runs a client (peers.py) in the background, its stdout in
+# $tmp/NAME.out, stopped with SIGTERM at exit or by `stop`; waits up to 120 s for its first line
+# (peers.py says "ready"). Sets cli_pid. Returns 1, with its stderr, when no line came.
+start_client() {
+    local name=$1
+    shift
+    "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    cli_pid=$!
+    disown "$cli_pid"
+    started+=("$cli_pid:TERM:$cli_pid")
+    for _ in $(seq 1200); do
+        [ -s "$tmp/$name.out" ] && return 0
+        alive "$cli_pid" || break
+        sleep 0.1
+    done
+    say "$bench_name: $name gave no line; its stderr:"
+    sed 's/^/    /' "$tmp/$name.err" >&2
+    return 1
+}
+
+# end_client NAME PID: SIGTERM to the client and up to 30 s for its last line (then it is
+# killed); prints that line.
+end_client() {
+    kill -TERM "$2" 2>/dev/null
+    for _ in $(seq 300); do alive "$2" || break; sleep 0.1; done
+    stop "$2"
+    tail -1 "$tmp/$1.out"
+}
+
+# jv JSON KEY[.KEY...]: a value of a JSON object (nested keys with dots); "-" when absent.
+jv() {
+    python3 -c 'import json, sys
+v = json.loads(sys.argv[1])
+for k in sys.argv[2].split("."):
+    v = v.get(k) if isinstance(v, dict) else None
+print("-" if v is None else v)' "$1" "$2"
+}
+
+workers_of() { pgrep -P "$1" | sort -n | tr '\n' ' '; } # MASTER: its worker PIDs
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo -; } # PID
+nfds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }          # PID
+nsocks() { find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l; }              # PID
+
+# md_row CELL...: one Markdown table row.
+md_row() {
+    local c line="|"
+    for c in "$@"; do line="$line $c |"; done
+    printf '%s\n' "$line"
+}
+
+# shellcheck disable=SC2034 # used by the scripts
+corralctl=$BUILD/corralctl
+# busy_now CTL: reads `corralctl --json workers` once; prints the busy threads, the longest
+# elapsed_ms among them (0 when none) and the running workers' PIDs with their busy threads
+# (PID:BUSY,...); "- - -" when the server did not answer.
+busy_now() {
+    "$corralctl" -s "$1" -t 2 --json workers 2>/dev/null | python3 -c 'import json, sys
+try:
+    ws = json.load(sys.stdin)["workers"]
+except Exception:
+    print("- - -"); sys.exit()
+busy = longest = 0
+live = []
+for w in ws:
+    for t in w.get("threads", []):
+        if t.get("state") == "busy":
+            busy += 1
+            longest = max(longest, t.get("elapsed_ms", 0))
+    if w.get("state") == "running" and w.get("pid"):
+        live.append("%d:%d" % (w["pid"], w.get("busy", 0)))
+print(busy, longest, ",".join(live) or "-")'
 }
