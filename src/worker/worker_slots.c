@@ -16,7 +16,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -30,20 +32,48 @@ static unsigned worker_pool_slots(const struct worker_ctx *ctx)
 }
 
 /*
+ * The count a worker may reach before it stops accepting for a peer that
+ * holds THEIRS connections: 2 more, plus an eighth of theirs. Connection
+ * counts need only be roughly even: a few more or less is what matters for
+ * a front end's few dozen kept connections (which EPOLLEXCLUSIVE alone puts
+ * mostly on one process, contrib/bench/accept.sh), and a slack that grows
+ * with the counts keeps thousands of idle parked connections from turning
+ * the listeners in and out of the epoll set every few connects.
+ */
+static int64_t worker_balance_limit(int64_t theirs)
+{
+    return theirs + 2 + (theirs > 0 ? theirs / 8 : 0);
+}
+
+/* Why a worker does not take new connections (worker_should_accept). */
+enum accept_block {
+    ACCEPT_OK = 0,
+    ACCEPT_STOPPING,  /* a graceful stop */
+    ACCEPT_FULL,      /* --max-conns connections open */
+    ACCEPT_NO_FDS,    /* backing off: out of file descriptors */
+    ACCEPT_AHEAD,     /* well ahead of a peer that accepts and has a free thread */
+};
+
+/*
  * Whether this worker should take new connections: not while stopping,
  * full or out of file descriptors (worker_back_off_accept), and not while
- * it holds 2 or more connections more than another worker that has a free
- * thread (EPOLLEXCLUSIVE alone lets one process take a whole burst of
- * connects: contrib/bench/accept.sh measures it). Call with the lock.
+ * it holds worker_balance_limit() connections of another running worker
+ * that accepts itself (its listeners armed) and has a free thread: so a
+ * worker never steps back unless another one takes its place. Call with
+ * the lock.
  */
-static bool worker_should_accept(const struct worker *w)
+static enum accept_block worker_should_accept(const struct worker *w)
 {
-    if (atomic_load(&w->stopping) || w->open >= w->slot_count || w->no_fds_until_ms)
-        return false;
+    if (atomic_load(&w->stopping))
+        return ACCEPT_STOPPING;
+    if (w->open >= w->slot_count)
+        return ACCEPT_FULL;
+    if (w->no_fds_until_ms)
+        return ACCEPT_NO_FDS;
     const struct worker_ctx *ctx = w->ctx;
     unsigned slots = worker_pool_slots(ctx);
     if (slots <= 1 || w->accept_mode != ACCEPT_BALANCED)
-        return true;
+        return ACCEPT_OK;
     unsigned threads = w->cfg->threads;
     for (unsigned i = 0; i < slots; i++) {
         if (i == ctx->index)
@@ -51,23 +81,22 @@ static bool worker_should_accept(const struct worker *w)
         const struct sb_worker *o = &ctx->sb->workers[i];
         if (atomic_load_explicit(&o->state, memory_order_relaxed) != SB_WORKER_RUNNING)
             continue;
+        /* Sequentially consistent: pairs with the store of a disarm in
+         * worker_arm (two workers stepping back at once). */
+        if (!atomic_load(&o->accepting))
+            continue;
         if (atomic_load_explicit(&o->busy, memory_order_relaxed) >= threads)
             continue;
         int32_t theirs = atomic_load_explicit(&o->conns, memory_order_relaxed);
-        if ((int64_t)w->open >= (int64_t)theirs + 2)
-            return false;
+        if ((int64_t)w->open >= worker_balance_limit(theirs))
+            return ACCEPT_AHEAD;
     }
-    return true;
+    return ACCEPT_OK;
 }
 
-/* Put the listeners in or out of the epoll set to match the rule above. */
-static void worker_balance_locked(struct worker *w)
+/* Put the listeners in or out of the epoll set and publish it. */
+static void worker_arm(struct worker *w, bool want)
 {
-    if (w->no_fds_until_ms && clock_now_ms() >= w->no_fds_until_ms)
-        w->no_fds_until_ms = 0; /* the back-off is over */
-    bool want = worker_should_accept(w);
-    if (want == w->armed)
-        return;
     const struct worker_ctx *ctx = w->ctx;
     for (size_t i = 0; i < ctx->listener_count; i++) {
         int fd = ctx->listeners[i].fd;
@@ -83,7 +112,102 @@ static void worker_balance_locked(struct worker *w)
         }
     }
     w->armed = want;
-    atomic_store_explicit(&w->sb->accepting, want, memory_order_relaxed);
+    atomic_store(&w->sb->accepting, want);
+}
+
+/*
+ * Wake the peers that do not accept and should look again (they call
+ * worker_balance on WORKER_POKE_SIGNAL, worker_stop.c's worker_signal):
+ * with ALL, every running one (this worker just stopped accepting for a
+ * reason of its own, and they may have stepped back for it); otherwise
+ * those this worker's count has passed (their rule above lets them accept
+ * again), at most one signal per peer every WORKER_POKE_MIN_MS. A lost or
+ * refused signal costs nothing but the wait for the peer's own tick. Call
+ * with the lock.
+ */
+static void worker_poke_peers(struct worker *w, bool all)
+{
+    const struct worker_ctx *ctx = w->ctx;
+    unsigned slots = worker_pool_slots(ctx);
+    if (slots <= 1 || w->accept_mode != ACCEPT_BALANCED)
+        return;
+    if (slots > ctx->sb->hdr->max_workers)
+        slots = ctx->sb->hdr->max_workers;
+    uint64_t now = 0;
+    for (unsigned i = 0; i < slots; i++) {
+        if (i == ctx->index)
+            continue;
+        const struct sb_worker *o = &ctx->sb->workers[i];
+        if (atomic_load_explicit(&o->state, memory_order_relaxed) != SB_WORKER_RUNNING ||
+            atomic_load(&o->accepting))
+            continue;
+        int32_t theirs = atomic_load_explicit(&o->conns, memory_order_relaxed);
+        if (!all && (theirs < 0 || (unsigned)theirs >= w->slot_count ||
+                     worker_balance_limit((int64_t)w->open) <= theirs))
+            continue; /* full, or not behind this worker */
+        if (!all) {
+            if (!now)
+                now = clock_now_ms();
+            if (w->poked_ms[i] && now - w->poked_ms[i] < WORKER_POKE_MIN_MS)
+                continue;
+            w->poked_ms[i] = now;
+        }
+        pid_t pid = atomic_load_explicit(&o->pid, memory_order_relaxed);
+        if (pid > 0 && pid != getpid())
+            kill(pid, WORKER_POKE_SIGNAL);
+    }
+}
+
+/* The max-conns limit took the listeners out, or the worker accepts
+ * again after it: one line a second at most about the first, with the
+ * episodes left unlogged since; the second only after a logged first. */
+static void worker_log_full(struct worker *w, bool full)
+{
+    if (!full) {
+        if (w->full_logged)
+            log_msg(LOG_INFO, "worker %u: a connection closed: accepting again (max-conns %u)",
+                    w->ctx->index, w->slot_count);
+        w->full_logged = false;
+        return;
+    }
+    unsigned long suppressed = 0;
+    if (!allow_ratelimit_due(&w->full_log, clock_now_ms() / 1000, &suppressed))
+        return;
+    if (suppressed)
+        log_msg(LOG_WARN, "worker %u: %u connections open, the max-conns limit (--max-conns "
+                "%u): not accepting new connections until one closes (%lu more times since "
+                "the last line)", w->ctx->index, w->open, w->slot_count, suppressed);
+    else
+        log_msg(LOG_WARN, "worker %u: %u connections open, the max-conns limit (--max-conns "
+                "%u): not accepting new connections until one closes", w->ctx->index, w->open,
+                w->slot_count);
+    w->full_logged = true;
+}
+
+/* Put the listeners in or out of the epoll set to match the rule above. */
+static void worker_balance_locked(struct worker *w)
+{
+    if (w->no_fds_until_ms && clock_now_ms() >= w->no_fds_until_ms)
+        w->no_fds_until_ms = 0; /* the back-off is over */
+    enum accept_block why = worker_should_accept(w);
+    bool want = why == ACCEPT_OK;
+    if (want != w->armed) {
+        worker_arm(w, want);
+        if (want || why == ACCEPT_FULL)
+            worker_log_full(w, why == ACCEPT_FULL);
+        if (why == ACCEPT_AHEAD && worker_should_accept(w) == ACCEPT_OK) {
+            /* Two workers stepped back at once, each because it saw the
+             * other accept: the stores of worker_arm and the loads of the
+             * re-check are sequentially consistent, so at least one of
+             * them sees the other out now and takes the listeners back. */
+            worker_arm(w, true);
+        } else if (!want && why != ACCEPT_AHEAD) {
+            worker_poke_peers(w, true);
+            return;
+        }
+    }
+    if (w->armed)
+        worker_poke_peers(w, false);
 }
 
 void worker_balance(struct worker *w)

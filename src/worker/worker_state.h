@@ -16,6 +16,7 @@
 #define CORRAL_WORKER_STATE_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -46,6 +47,13 @@ enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2 };
  * listeners out of epoll before it tries again: the tick re-arms them, so
  * the pause is this to this + TICK_MS. */
 #define NO_FDS_BACKOFF_MS 200
+/* Accept balancing (worker_slots.c): the signal a worker sends a peer that
+ * stepped back from the listeners to make it look again (its default
+ * action is to ignore it, so it is harmless to a process that has not yet
+ * set up its signalfd), and the least time between two such signals to
+ * the same peer that are not about an arm-state change of the sender. */
+#define WORKER_POKE_SIGNAL SIGURG
+#define WORKER_POKE_MIN_MS 5
 
 struct slot {
     _Atomic uint64_t word;        /* generation << 32 | SLOT_* */
@@ -65,7 +73,8 @@ struct worker {
     struct slot *slots;
     unsigned slot_count;
 
-    pthread_mutex_t lock;         /* guards the free list, open, armed, no_fds_until_ms */
+    /* guards the free list, open, armed, no_fds_until_ms, full_logged, poked_ms */
+    pthread_mutex_t lock;
     unsigned *free_list;
     unsigned free_count;
     unsigned open;                /* open connections */
@@ -74,6 +83,14 @@ struct worker {
      * worker_balance puts the listeners back); 0 = not backing off. */
     uint64_t no_fds_until_ms;
     struct allow_ratelimit no_fds_log; /* one line a second about it */
+    /* The max-conns limit took the listeners out: one line a second about
+     * it; full_logged says a line went out for the episode now running, so
+     * that the end of it is logged too. */
+    struct allow_ratelimit full_log;
+    bool full_logged;
+    /* When this worker last woke each peer (scoreboard index, max_workers
+     * entries) to make it accept again; 0 = never. */
+    uint64_t *poked_ms;
 
     /* How workers share the listeners. Only benchmarks change it, through
      * CORRAL_ACCEPT_MODE, to reproduce contrib/bench/accept.sh. */
@@ -131,7 +148,8 @@ void worker_serve(struct worker_thread *t, struct slot *s);
 /* The timer tick: idle timeout, balancing, the end of a graceful stop. */
 void worker_tick(struct worker *w);
 /* The signalfd is readable: SIGTERM stops gracefully, SIGUSR1 reopens the
- * logs, SIGINT and SIGQUIT exit at once. */
+ * logs, WORKER_POKE_SIGNAL re-checks the balancing, SIGINT and SIGQUIT
+ * exit at once. */
 void worker_signal(struct worker_thread *t);
 /* After a response on a kept connection of a stopping worker (the caller
  * owns it): true when the connection stays open to serve what the front end
@@ -174,7 +192,9 @@ void worker_slot_park(struct worker *w, struct slot *s);
 /* Take ownership of a parked slot; false if someone else has it. */
 bool worker_slot_claim(struct slot *s, uint32_t gen);
 /* Put the listeners in or out of the epoll set: out while stopping, full,
- * or well ahead of another worker (alloc and close re-check it too). */
+ * or well ahead of another worker that accepts (alloc and close re-check
+ * it too, the tick and WORKER_POKE_SIGNAL as well); wake the peers that
+ * should accept again. */
 void worker_balance(struct worker *w);
 /* accept4 failed for want of file descriptors or memory: take the listeners
  * out of the epoll set for NO_FDS_BACKOFF_MS, so that a level-triggered
