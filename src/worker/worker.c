@@ -146,8 +146,8 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
     w->slot_count = ctx->cfg->max_conns;
     w->slots = calloc(w->slot_count, sizeof(*w->slots));
     w->free_list = calloc(w->slot_count, sizeof(*w->free_list));
-    w->poked_ms = calloc(ctx->sb->hdr->max_workers, sizeof(*w->poked_ms));
-    if (!w->slots || !w->free_list || !w->poked_ms) {
+    w->poked_at = calloc(ctx->sb->hdr->max_workers, sizeof(*w->poked_at));
+    if (!w->slots || !w->free_list || !w->poked_at) {
         log_msg(LOG_ERROR, "worker: out of memory for %u connection slots", w->slot_count);
         return -1;
     }
@@ -157,6 +157,8 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
         conn_clear(&w->slots[i].conn);
     }
     w->free_count = w->slot_count;
+    for (unsigned i = 0; i < ctx->sb->hdr->max_workers; i++)
+        w->poked_at[i] = UINT64_MAX;
 
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);

@@ -78,6 +78,11 @@ struct slot *worker_take(struct worker *w, size_t li, bool *again)
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     *again = false;
+    /* Full: leave the connection queued for a worker with room rather than
+     * take it only to close it (a thread can still lose that race inside
+     * worker_slot_alloc below: then it is closed and logged). */
+    if (worker_take_full(w))
+        return NULL;
     int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)

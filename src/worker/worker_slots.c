@@ -1,8 +1,10 @@
 /*
  * worker_slots.c — the connection table and which worker accepts: a slot's
  * life (alloc, park, claim, close) and the balancing across the pool that
- * every open and close re-checks (the listeners in or out of the epoll set),
- * with the pause of a worker out of file descriptors.
+ * every open and close re-checks (the listeners in or out of the epoll set,
+ * a peer that stepped back woken when it should accept again), with the
+ * pause of a worker out of file descriptors and the log line of one that
+ * is full (--max-conns).
  *
  * Parked connections can also be closed by the housekeeping tick (idle
  * timeout, graceful stop). Ownership is decided by a compare-and-swap on the
@@ -15,10 +17,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <string.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/epoll.h>
-#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -94,8 +95,8 @@ static enum accept_block worker_should_accept(const struct worker *w)
     return ACCEPT_OK;
 }
 
-/* Put the listeners in or out of the epoll set and publish it. */
-static void worker_arm(struct worker *w, bool want)
+/* Put the listeners in or out of the epoll set. */
+static void worker_listeners_epoll(struct worker *w, bool want)
 {
     const struct worker_ctx *ctx = w->ctx;
     for (size_t i = 0; i < ctx->listener_count; i++) {
@@ -111,21 +112,36 @@ static void worker_arm(struct worker *w, bool want)
             epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
         }
     }
+}
+
+/* ... and publish it. */
+static void worker_arm(struct worker *w, bool want)
+{
+    worker_listeners_epoll(w, want);
     w->armed = want;
     atomic_store(&w->sb->accepting, want);
 }
 
+/* Which peers worker_poke_peers wakes. */
+enum poke_whom {
+    POKE_BEHIND, /* those out of the listeners that this worker's count has passed */
+    POKE_OUT,    /* all those out of the listeners: this worker left them too */
+    POKE_ROOM,   /* all, in or out: this worker left a connection in the queue */
+};
+
 /*
- * Wake the peers that do not accept and should look again (they call
- * worker_balance on WORKER_POKE_SIGNAL, worker_stop.c's worker_signal):
- * with ALL, every running one (this worker just stopped accepting for a
- * reason of its own, and they may have stepped back for it); otherwise
- * those this worker's count has passed (their rule above lets them accept
- * again), at most one signal per peer every WORKER_POKE_MIN_MS. A lost or
- * refused signal costs nothing but the wait for the peer's own tick. Call
- * with the lock.
+ * Wake running peers that are not full (they call worker_poked on
+ * WORKER_POKE_SIGNAL, from worker_stop.c's worker_signal): WHOM says which.
+ * With POKE_BEHIND (every balance while this worker accepts), the rule
+ * above lets them accept again; each is woken once until it has accepted a
+ * connection since (its scoreboard count of accepted connections moved), so
+ * a peer that stays out for another reason is not woken again and again.
+ * The others are rare: this worker stopped accepting for a reason of its
+ * own (the peers may have stepped back for it), or it was full when woken
+ * for a connection (worker_take_full). A lost signal costs nothing but the
+ * wait for the peer's own tick. Call with the lock.
  */
-static void worker_poke_peers(struct worker *w, bool all)
+static void worker_poke_peers(struct worker *w, enum poke_whom whom)
 {
     const struct worker_ctx *ctx = w->ctx;
     unsigned slots = worker_pool_slots(ctx);
@@ -133,27 +149,26 @@ static void worker_poke_peers(struct worker *w, bool all)
         return;
     if (slots > ctx->sb->hdr->max_workers)
         slots = ctx->sb->hdr->max_workers;
-    uint64_t now = 0;
     for (unsigned i = 0; i < slots; i++) {
         if (i == ctx->index)
             continue;
         const struct sb_worker *o = &ctx->sb->workers[i];
         if (atomic_load_explicit(&o->state, memory_order_relaxed) != SB_WORKER_RUNNING ||
-            atomic_load(&o->accepting))
+            (whom != POKE_ROOM && atomic_load(&o->accepting)))
             continue;
         int32_t theirs = atomic_load_explicit(&o->conns, memory_order_relaxed);
-        if (!all && (theirs < 0 || (unsigned)theirs >= w->slot_count ||
-                     worker_balance_limit((int64_t)w->open) <= theirs))
-            continue; /* full, or not behind this worker */
-        if (!all) {
-            if (!now)
-                now = clock_now_ms();
-            if (w->poked_ms[i] && now - w->poked_ms[i] < WORKER_POKE_MIN_MS)
-                continue;
-            w->poked_ms[i] = now;
+        if (theirs < 0 || (unsigned)theirs >= w->slot_count)
+            continue; /* full: its own close takes it back */
+        if (whom == POKE_BEHIND) {
+            if (worker_balance_limit((int64_t)w->open) <= theirs)
+                continue; /* not behind this worker */
+            uint64_t accepted = atomic_load_explicit(&o->accepted, memory_order_relaxed);
+            if (accepted == w->poked_at[i])
+                continue; /* woken already, and it has not accepted since */
+            w->poked_at[i] = accepted;
         }
         pid_t pid = atomic_load_explicit(&o->pid, memory_order_relaxed);
-        if (pid > 0 && pid != getpid())
+        if (pid > 0)
             kill(pid, WORKER_POKE_SIGNAL);
     }
 }
@@ -202,12 +217,12 @@ static void worker_balance_locked(struct worker *w)
              * them sees the other out now and takes the listeners back. */
             worker_arm(w, true);
         } else if (!want && why != ACCEPT_AHEAD) {
-            worker_poke_peers(w, true);
+            worker_poke_peers(w, POKE_OUT);
             return;
         }
     }
     if (w->armed)
-        worker_poke_peers(w, false);
+        worker_poke_peers(w, POKE_BEHIND);
 }
 
 void worker_balance(struct worker *w)
@@ -215,6 +230,32 @@ void worker_balance(struct worker *w)
     pthread_mutex_lock(&w->lock);
     worker_balance_locked(w);
     pthread_mutex_unlock(&w->lock);
+}
+
+void worker_poked(struct worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    bool was = w->armed;
+    worker_balance_locked(w);
+    if (was && w->armed) {
+        /* Armed all along: a connection may wait in a queue whose wake-up
+         * went to a peer that was full. Taking the listeners out and back
+         * in makes epoll look at them again (an EPOLLEXCLUSIVE entry cannot
+         * be modified in place). */
+        worker_listeners_epoll(w, false);
+        worker_listeners_epoll(w, true);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+bool worker_take_full(struct worker *w)
+{
+    if (atomic_load_explicit(&w->sb->conns, memory_order_relaxed) < (int32_t)w->slot_count)
+        return false;
+    pthread_mutex_lock(&w->lock);
+    worker_poke_peers(w, POKE_ROOM);
+    pthread_mutex_unlock(&w->lock);
+    return true;
 }
 
 void worker_back_off_accept(struct worker *w)

@@ -50,10 +50,8 @@ enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2 };
 /* Accept balancing (worker_slots.c): the signal a worker sends a peer that
  * stepped back from the listeners to make it look again (its default
  * action is to ignore it, so it is harmless to a process that has not yet
- * set up its signalfd), and the least time between two such signals to
- * the same peer that are not about an arm-state change of the sender. */
+ * set up its signalfd). */
 #define WORKER_POKE_SIGNAL SIGURG
-#define WORKER_POKE_MIN_MS 5
 
 struct slot {
     _Atomic uint64_t word;        /* generation << 32 | SLOT_* */
@@ -73,7 +71,7 @@ struct worker {
     struct slot *slots;
     unsigned slot_count;
 
-    /* guards the free list, open, armed, no_fds_until_ms, full_logged, poked_ms */
+    /* guards the free list, open, armed, no_fds_until_ms, full_logged, poked_at */
     pthread_mutex_t lock;
     unsigned *free_list;
     unsigned free_count;
@@ -88,9 +86,10 @@ struct worker {
      * that the end of it is logged too. */
     struct allow_ratelimit full_log;
     bool full_logged;
-    /* When this worker last woke each peer (scoreboard index, max_workers
-     * entries) to make it accept again; 0 = never. */
-    uint64_t *poked_ms;
+    /* Per peer (scoreboard index, max_workers entries): its count of
+     * accepted connections when this worker last woke it to accept again
+     * (UINT64_MAX = never), so that it is woken once until it accepts. */
+    uint64_t *poked_at;
 
     /* How workers share the listeners. Only benchmarks change it, through
      * CORRAL_ACCEPT_MODE, to reproduce contrib/bench/accept.sh. */
@@ -148,8 +147,8 @@ void worker_serve(struct worker_thread *t, struct slot *s);
 /* The timer tick: idle timeout, balancing, the end of a graceful stop. */
 void worker_tick(struct worker *w);
 /* The signalfd is readable: SIGTERM stops gracefully, SIGUSR1 reopens the
- * logs, WORKER_POKE_SIGNAL re-checks the balancing, SIGINT and SIGQUIT
- * exit at once. */
+ * logs, WORKER_POKE_SIGNAL re-checks the balancing (worker_poked), SIGINT
+ * and SIGQUIT exit at once. */
 void worker_signal(struct worker_thread *t);
 /* After a response on a kept connection of a stopping worker (the caller
  * owns it): true when the connection stays open to serve what the front end
@@ -196,6 +195,14 @@ bool worker_slot_claim(struct slot *s, uint32_t gen);
  * it too, the tick and WORKER_POKE_SIGNAL as well); wake the peers that
  * should accept again. */
 void worker_balance(struct worker *w);
+/* WORKER_POKE_SIGNAL: a peer asks this worker to look again whether to
+ * accept (worker_balance), and, if it accepts, to look at the listeners'
+ * queues again. */
+void worker_poked(struct worker *w);
+/* Before accept4: true when every slot is taken (another thread took the
+ * last one after this one was woken for a listener): the caller leaves the
+ * connection in the queue, and the peers with room are asked to look. */
+bool worker_take_full(struct worker *w);
 /* accept4 failed for want of file descriptors or memory: take the listeners
  * out of the epoll set for NO_FDS_BACKOFF_MS, so that a level-triggered
  * listener does not wake the threads again at once. */

@@ -319,7 +319,7 @@ void worker_signal(struct worker_thread *t)
         case WORKER_POKE_SIGNAL:
             /* A peer's count passed ours, or it stopped accepting: look
              * again whether to accept (worker_slots.c). */
-            worker_balance(t->w);
+            worker_poked(t->w);
             break;
         default:
             worker_exit(t->w, 0); /* SIGINT, SIGQUIT: stop now */
