@@ -9,8 +9,9 @@
  *                    signals, exit, the master's death
  *   worker_accept.c  taking one connection: accept4, --allow-from, conn_init
  *   worker_slots.c   the connection table (alloc, park, claim, close) and
- *                    accept balancing across workers (and the back-off when
- *                    out of file descriptors)
+ *                    accept balancing across workers (waking a peer with
+ *                    WORKER_POKE_SIGNAL, the back-off when out of file
+ *                    descriptors, the log line when full)
  */
 #ifndef CORRAL_WORKER_STATE_H
 #define CORRAL_WORKER_STATE_H
