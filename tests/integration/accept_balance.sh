@@ -5,7 +5,8 @@
 # again, so a burst of connects never leaves every worker out of the epoll
 # set waiting for a tick. On a 2 x 2 pool of demo.so:
 #   1. 1,000 idle connects, then a request behind them: answered at once,
-#      and both workers hold some of the idle connections;
+#      and both workers hold some of the idle connections; 4 requests
+#      beside 1,500 connections whose heads never end: answered;
 #   2. 2,000 kept FastCGI connections opened one after another (each with
 #      one keep-conn request, then held): all answered, at a rate far above
 #      a few connections per tick;
@@ -64,6 +65,39 @@ for k in kids:
 print("idle connections per worker: %s" % held_by)
 report("both workers hold idle connections (at least 200 each)",
        len(held_by) == 2 and min(held_by) >= 200, held_by)
+for s in held:
+    s.close()
+PY
+# ... and 4 requests beside 1,500 connections whose heads never end.
+PY_TIMEOUT=40 py_checks "unix:$SOCK" <<'PY'
+import socket, sys, threading, time
+from lib_protocols import request, report, uwsgi_packet, cgi_params
+
+addr = sys.argv[1]
+part = uwsgi_packet(cgi_params(uri="/hello"))[:3]
+held = []
+for i in range(1500):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(addr[5:])
+    s.sendall(part)
+    held.append(s)
+res = []
+def one():
+    a = time.monotonic()
+    try:
+        st = request("uwsgi", addr, uri="/hello", timeout=5)[0]
+    except OSError as e:
+        st = type(e).__name__
+    res.append((st, round(time.monotonic() - a, 3)))
+ts = [threading.Thread(target=one) for _ in range(4)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print("4 requests beside 1,500 unfinished heads (status, seconds): %s" % res)
+report("4 requests beside 1,500 unfinished heads are answered",
+       sorted(r[0] for r in res) == [200] * 4, res)
 for s in held:
     s.close()
 PY
