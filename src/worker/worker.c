@@ -157,6 +157,7 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
         conn_clear(&w->slots[i].conn);
     }
     w->free_count = w->slot_count;
+    atomic_store(&w->unreserved, (int)w->slot_count);
     for (unsigned i = 0; i < ctx->sb->hdr->max_workers; i++)
         w->poked_at[i] = UINT64_MAX;
 

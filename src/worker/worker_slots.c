@@ -138,7 +138,7 @@ enum poke_whom {
  * a peer that stays out for another reason is not woken again and again.
  * The others are rare: this worker stopped accepting for a reason of its
  * own (the peers may have stepped back for it), or it was full when woken
- * for a connection (worker_take_full). A lost signal costs nothing but the
+ * for a connection (worker_slot_reserve). A lost signal costs nothing but the
  * wait for the peer's own tick. Call with the lock.
  */
 static void worker_poke_peers(struct worker *w, enum poke_whom whom)
@@ -208,6 +208,8 @@ static void worker_balance_locked(struct worker *w)
     bool want = why == ACCEPT_OK;
     if (want != w->armed) {
         worker_arm(w, want);
+        if (want)
+            atomic_store(&w->full_poked, false);
         if (want || why == ACCEPT_FULL)
             worker_log_full(w, why == ACCEPT_FULL);
         if (why == ACCEPT_AHEAD && worker_should_accept(w) == ACCEPT_OK) {
@@ -248,14 +250,24 @@ void worker_poked(struct worker *w)
     pthread_mutex_unlock(&w->lock);
 }
 
-bool worker_take_full(struct worker *w)
+bool worker_slot_reserve(struct worker *w)
 {
-    if (atomic_load_explicit(&w->sb->conns, memory_order_relaxed) < (int32_t)w->slot_count)
-        return false;
-    pthread_mutex_lock(&w->lock);
-    worker_poke_peers(w, POKE_ROOM);
-    pthread_mutex_unlock(&w->lock);
-    return true;
+    if (atomic_fetch_sub(&w->unreserved, 1) > 0)
+        return true;
+    atomic_fetch_add(&w->unreserved, 1);
+    /* Full: the wake-up for a queued connection came here, and ends here;
+     * once per episode (worker_balance_locked clears it on re-arming). */
+    if (!atomic_exchange(&w->full_poked, true)) {
+        pthread_mutex_lock(&w->lock);
+        worker_poke_peers(w, POKE_ROOM);
+        pthread_mutex_unlock(&w->lock);
+    }
+    return false;
+}
+
+void worker_slot_unreserve(struct worker *w)
+{
+    atomic_fetch_add(&w->unreserved, 1);
 }
 
 void worker_back_off_accept(struct worker *w)
@@ -298,6 +310,8 @@ void worker_slot_close(struct worker *w, struct slot *s)
     w->free_list[w->free_count++] = (unsigned)(s - w->slots);
     w->open--;
     atomic_store_explicit(&w->sb->conns, (int32_t)w->open, memory_order_relaxed);
+    /* Claimable only once it is back in the free list. */
+    atomic_fetch_add(&w->unreserved, 1);
     worker_balance_locked(w);
     pthread_mutex_unlock(&w->lock);
 }

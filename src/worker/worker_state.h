@@ -91,6 +91,10 @@ struct worker {
      * accepted connections when this worker last woke it to accept again
      * (UINT64_MAX = never), so that it is woken once until it accepts. */
     uint64_t *poked_at;
+    /* Free slots no thread has claimed before its accept4 (worker_slot_reserve):
+     * free_count less the claims not yet turned into an alloc. */
+    _Atomic int unreserved;
+    _Atomic bool full_poked;      /* full: the peers with room were woken */
 
     /* How workers share the listeners. Only benchmarks change it, through
      * CORRAL_ACCEPT_MODE, to reproduce contrib/bench/accept.sh. */
@@ -183,7 +187,16 @@ struct slot *worker_take(struct worker *w, size_t li, bool *again);
 
 /* ---- the connection table and balancing (worker_slots.c) ---- */
 
-/* Take a free slot, BUSY and owned by the caller; NULL when all are open. */
+/* Before accept4: claim a free slot for the connection about to be taken,
+ * so that it never has to be closed for want of one (two threads woken for
+ * the last slot). False when every slot is open or claimed: the caller
+ * leaves the connection in the queue, and the peers with room are asked
+ * (once until this worker accepts again) to look at the listeners. */
+bool worker_slot_reserve(struct worker *w);
+/* Give back a claim that accept4 did not use. */
+void worker_slot_unreserve(struct worker *w);
+/* Take a free slot, BUSY and owned by the caller; NULL when all are open.
+ * The caller holds a claim (worker_slot_reserve), which this uses up. */
 struct slot *worker_slot_alloc(struct worker *w);
 /* Close the connection of a slot this thread owns and free the slot. */
 void worker_slot_close(struct worker *w, struct slot *s);
@@ -200,10 +213,6 @@ void worker_balance(struct worker *w);
  * accept (worker_balance), and, if it accepts, to look at the listeners'
  * queues again. */
 void worker_poked(struct worker *w);
-/* Before accept4: true when every slot is taken (another thread took the
- * last one after this one was woken for a listener): the caller leaves the
- * connection in the queue, and the peers with room are asked to look. */
-bool worker_take_full(struct worker *w);
 /* accept4 failed for want of file descriptors or memory: take the listeners
  * out of the epoll set for NO_FDS_BACKOFF_MS, so that a level-triggered
  * listener does not wake the threads again at once. */
