@@ -2,8 +2,10 @@
 # contrib/bench/accept.sh: how workers share the listeners, measured the way
 # users deploy: wrk -> nginx (fastcgi_keep_conn + upstream keepalive 32) ->
 # corral 2 processes x 2 threads, for each CORRAL_ACCEPT_MODE:
-#   balanced   EPOLLEXCLUSIVE, and a worker 2 connections ahead of another
-#              worker with a free thread stops accepting (the default)
+#   balanced   EPOLLEXCLUSIVE, and a worker ahead of another worker that
+#              accepts and has a free thread by 2 connections plus an eighth
+#              of that one's count stops accepting; it is woken as soon as
+#              the other passes it (src/worker/worker_slots.c; the default)
 #   exclusive  EPOLLEXCLUSIVE alone
 #   shared     every worker's epoll wakes for every connection
 # Prints requests/s and how many connections each worker held, per run, and

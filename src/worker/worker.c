@@ -146,7 +146,8 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
     w->slot_count = ctx->cfg->max_conns;
     w->slots = calloc(w->slot_count, sizeof(*w->slots));
     w->free_list = calloc(w->slot_count, sizeof(*w->free_list));
-    if (!w->slots || !w->free_list) {
+    w->poked_at = calloc(ctx->sb->hdr->max_workers, sizeof(*w->poked_at));
+    if (!w->slots || !w->free_list || !w->poked_at) {
         log_msg(LOG_ERROR, "worker: out of memory for %u connection slots", w->slot_count);
         return -1;
     }
@@ -156,6 +157,9 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
         conn_clear(&w->slots[i].conn);
     }
     w->free_count = w->slot_count;
+    atomic_store(&w->unreserved, (int)w->slot_count);
+    for (unsigned i = 0; i < ctx->sb->hdr->max_workers; i++)
+        w->poked_at[i] = UINT64_MAX;
 
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -165,6 +169,16 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGQUIT);
     sigaddset(&set, SIGUSR1);
+    /* A peer's WORKER_POKE_SIGNAL (worker_slots.c): the master does not
+     * block it before the fork, so block it here, before any other thread
+     * starts (they inherit the mask), and take back a disposition of
+     * "ignore" that would discard it even while blocked. */
+    sigaddset(&set, WORKER_POKE_SIGNAL);
+    signal(WORKER_POKE_SIGNAL, SIG_DFL);
+    sigset_t poke;
+    sigemptyset(&poke);
+    sigaddset(&poke, WORKER_POKE_SIGNAL);
+    pthread_sigmask(SIG_BLOCK, &poke, NULL);
     w->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (w->epfd < 0 || w->timerfd < 0 || w->sigfd < 0) {
         log_msg(LOG_ERROR, "worker: epoll/timerfd/signalfd setup failed: %s", strerror(errno));

@@ -1,9 +1,9 @@
 /*
- * worker_accept.c — taking one connection from a listener: accept4, the
- * --allow-from check and its rate-limited refusal log, the back-off when out
- * of file descriptors, a slot, the codec limits (FastCGI GET_VALUES) and
- * conn_init. Serving it is the caller's (worker.c); which worker accepts at
- * all is worker_slots.c's.
+ * worker_accept.c — taking one connection from a listener: a slot claimed
+ * first, accept4, the --allow-from check and its rate-limited refusal log,
+ * the back-off when out of file descriptors, the codec limits (FastCGI
+ * GET_VALUES) and conn_init. Serving it is the caller's (worker.c); which
+ * worker accepts at all is worker_slots.c's.
  */
 #include "worker_state.h"
 
@@ -78,8 +78,13 @@ struct slot *worker_take(struct worker *w, size_t li, bool *again)
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     *again = false;
+    /* A slot first: when full, the connection stays queued for a worker
+     * with room rather than be taken only to be closed. */
+    if (!worker_slot_reserve(w))
+        return NULL;
     int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
+        worker_slot_unreserve(w);
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
             worker_out_of_fds(w, l, errno);
         else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
@@ -88,12 +93,14 @@ struct slot *worker_take(struct worker *w, size_t li, bool *again)
     }
     if (l->allow && !allow_match(l->allow, (struct sockaddr *)&ss, len)) {
         worker_refuse_peer(&w->ctx->listeners[li], &ss, len);
+        worker_slot_unreserve(w);
         close(fd);
         *again = true; /* the next one may be allowed */
         return NULL;
     }
     struct slot *s = worker_slot_alloc(w);
-    if (!s) {
+    if (!s) { /* not with the claim above: a broken count */
+        worker_slot_unreserve(w);
         log_msg(LOG_ERROR, "%s: %u connections open, the max-conns limit: connection closed",
                 l->name, w->slot_count);
         close(fd);

@@ -1,8 +1,10 @@
 /*
  * worker_slots.c — the connection table and which worker accepts: a slot's
  * life (alloc, park, claim, close) and the balancing across the pool that
- * every open and close re-checks (the listeners in or out of the epoll set),
- * with the pause of a worker out of file descriptors.
+ * every open and close re-checks (the listeners in or out of the epoll set,
+ * a peer that stepped back woken when it should accept again), with the
+ * pause of a worker out of file descriptors and the log line of one that
+ * is full (--max-conns).
  *
  * Parked connections can also be closed by the housekeeping tick (idle
  * timeout, graceful stop). Ownership is decided by a compare-and-swap on the
@@ -15,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
 
@@ -30,20 +33,48 @@ static unsigned worker_pool_slots(const struct worker_ctx *ctx)
 }
 
 /*
+ * The count a worker may reach before it stops accepting for a peer that
+ * holds THEIRS connections: 2 more, plus an eighth of theirs. Connection
+ * counts need only be roughly even: a few more or less is what matters for
+ * a front end's few dozen kept connections (which EPOLLEXCLUSIVE alone puts
+ * mostly on one process, contrib/bench/accept.sh), and a slack that grows
+ * with the counts keeps thousands of idle parked connections from turning
+ * the listeners in and out of the epoll set every few connects.
+ */
+static int64_t worker_balance_limit(int64_t theirs)
+{
+    return theirs + 2 + (theirs > 0 ? theirs / 8 : 0);
+}
+
+/* Why a worker does not take new connections (worker_should_accept). */
+enum accept_block {
+    ACCEPT_OK = 0,
+    ACCEPT_STOPPING,  /* a graceful stop */
+    ACCEPT_FULL,      /* --max-conns connections open */
+    ACCEPT_NO_FDS,    /* backing off: out of file descriptors */
+    ACCEPT_AHEAD,     /* well ahead of a peer that accepts and has a free thread */
+};
+
+/*
  * Whether this worker should take new connections: not while stopping,
  * full or out of file descriptors (worker_back_off_accept), and not while
- * it holds 2 or more connections more than another worker that has a free
- * thread (EPOLLEXCLUSIVE alone lets one process take a whole burst of
- * connects: contrib/bench/accept.sh measures it). Call with the lock.
+ * it holds worker_balance_limit() connections of another running worker
+ * that accepts itself (its listeners armed) and has a free thread: so a
+ * worker never steps back unless another one takes its place. Call with
+ * the lock.
  */
-static bool worker_should_accept(const struct worker *w)
+static enum accept_block worker_should_accept(const struct worker *w)
 {
-    if (atomic_load(&w->stopping) || w->open >= w->slot_count || w->no_fds_until_ms)
-        return false;
+    if (atomic_load(&w->stopping))
+        return ACCEPT_STOPPING;
+    if (w->open >= w->slot_count)
+        return ACCEPT_FULL;
+    if (w->no_fds_until_ms)
+        return ACCEPT_NO_FDS;
     const struct worker_ctx *ctx = w->ctx;
     unsigned slots = worker_pool_slots(ctx);
     if (slots <= 1 || w->accept_mode != ACCEPT_BALANCED)
-        return true;
+        return ACCEPT_OK;
     unsigned threads = w->cfg->threads;
     for (unsigned i = 0; i < slots; i++) {
         if (i == ctx->index)
@@ -51,23 +82,22 @@ static bool worker_should_accept(const struct worker *w)
         const struct sb_worker *o = &ctx->sb->workers[i];
         if (atomic_load_explicit(&o->state, memory_order_relaxed) != SB_WORKER_RUNNING)
             continue;
+        /* Sequentially consistent: pairs with the store of a disarm in
+         * worker_arm (two workers stepping back at once). */
+        if (!atomic_load(&o->accepting))
+            continue;
         if (atomic_load_explicit(&o->busy, memory_order_relaxed) >= threads)
             continue;
         int32_t theirs = atomic_load_explicit(&o->conns, memory_order_relaxed);
-        if ((int64_t)w->open >= (int64_t)theirs + 2)
-            return false;
+        if ((int64_t)w->open >= worker_balance_limit(theirs))
+            return ACCEPT_AHEAD;
     }
-    return true;
+    return ACCEPT_OK;
 }
 
-/* Put the listeners in or out of the epoll set to match the rule above. */
-static void worker_balance_locked(struct worker *w)
+/* Put the listeners in or out of the epoll set. */
+static void worker_listeners_epoll(struct worker *w, bool want)
 {
-    if (w->no_fds_until_ms && clock_now_ms() >= w->no_fds_until_ms)
-        w->no_fds_until_ms = 0; /* the back-off is over */
-    bool want = worker_should_accept(w);
-    if (want == w->armed)
-        return;
     const struct worker_ctx *ctx = w->ctx;
     for (size_t i = 0; i < ctx->listener_count; i++) {
         int fd = ctx->listeners[i].fd;
@@ -82,8 +112,119 @@ static void worker_balance_locked(struct worker *w)
             epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
         }
     }
+}
+
+/* ... and publish it. */
+static void worker_arm(struct worker *w, bool want)
+{
+    worker_listeners_epoll(w, want);
     w->armed = want;
-    atomic_store_explicit(&w->sb->accepting, want, memory_order_relaxed);
+    atomic_store(&w->sb->accepting, want);
+}
+
+/* Which peers worker_poke_peers wakes. */
+enum poke_whom {
+    POKE_BEHIND, /* those out of the listeners that this worker's count has passed */
+    POKE_OUT,    /* all those out of the listeners: this worker left them too */
+    POKE_ROOM,   /* all, in or out: this worker left a connection in the queue */
+};
+
+/*
+ * Wake running peers that are not full (they call worker_poked on
+ * WORKER_POKE_SIGNAL, from worker_stop.c's worker_signal): WHOM says which.
+ * With POKE_BEHIND (every balance while this worker accepts), the rule
+ * above lets them accept again; each is woken once until it has accepted a
+ * connection since (its scoreboard count of accepted connections moved), so
+ * a peer that stays out for another reason is not woken again and again.
+ * The others are rare: this worker stopped accepting for a reason of its
+ * own (the peers may have stepped back for it), or it was full when woken
+ * for a connection (worker_slot_reserve). A lost signal costs nothing but the
+ * wait for the peer's own tick. Call with the lock.
+ */
+static void worker_poke_peers(struct worker *w, enum poke_whom whom)
+{
+    const struct worker_ctx *ctx = w->ctx;
+    unsigned slots = worker_pool_slots(ctx);
+    if (slots <= 1 || w->accept_mode != ACCEPT_BALANCED)
+        return;
+    if (slots > ctx->sb->hdr->max_workers)
+        slots = ctx->sb->hdr->max_workers;
+    for (unsigned i = 0; i < slots; i++) {
+        if (i == ctx->index)
+            continue;
+        const struct sb_worker *o = &ctx->sb->workers[i];
+        if (atomic_load_explicit(&o->state, memory_order_relaxed) != SB_WORKER_RUNNING ||
+            (whom != POKE_ROOM && atomic_load(&o->accepting)))
+            continue;
+        int32_t theirs = atomic_load_explicit(&o->conns, memory_order_relaxed);
+        if (theirs < 0 || (unsigned)theirs >= w->slot_count)
+            continue; /* full: its own close takes it back */
+        if (whom == POKE_BEHIND) {
+            if (worker_balance_limit((int64_t)w->open) <= theirs)
+                continue; /* not behind this worker */
+            uint64_t accepted = atomic_load_explicit(&o->accepted, memory_order_relaxed);
+            if (accepted == w->poked_at[i])
+                continue; /* woken already, and it has not accepted since */
+            w->poked_at[i] = accepted;
+        }
+        pid_t pid = atomic_load_explicit(&o->pid, memory_order_relaxed);
+        if (pid > 0)
+            kill(pid, WORKER_POKE_SIGNAL);
+    }
+}
+
+/* The max-conns limit took the listeners out, or the worker accepts
+ * again after it: one line a second at most about the first, with the
+ * episodes left unlogged since; the second only after a logged first. */
+static void worker_log_full(struct worker *w, bool full)
+{
+    if (!full) {
+        if (w->full_logged)
+            log_msg(LOG_INFO, "worker %u: a connection closed: accepting again (max-conns %u)",
+                    w->ctx->index, w->slot_count);
+        w->full_logged = false;
+        return;
+    }
+    unsigned long suppressed = 0;
+    if (!allow_ratelimit_due(&w->full_log, clock_now_ms() / 1000, &suppressed))
+        return;
+    if (suppressed)
+        log_msg(LOG_WARN, "worker %u: %u connections open, the max-conns limit (--max-conns "
+                "%u): not accepting new connections until one closes (%lu more times since "
+                "the last line)", w->ctx->index, w->open, w->slot_count, suppressed);
+    else
+        log_msg(LOG_WARN, "worker %u: %u connections open, the max-conns limit (--max-conns "
+                "%u): not accepting new connections until one closes", w->ctx->index, w->open,
+                w->slot_count);
+    w->full_logged = true;
+}
+
+/* Put the listeners in or out of the epoll set to match the rule above. */
+static void worker_balance_locked(struct worker *w)
+{
+    if (w->no_fds_until_ms && clock_now_ms() >= w->no_fds_until_ms)
+        w->no_fds_until_ms = 0; /* the back-off is over */
+    enum accept_block why = worker_should_accept(w);
+    bool want = why == ACCEPT_OK;
+    if (want != w->armed) {
+        worker_arm(w, want);
+        if (want)
+            atomic_store(&w->full_poked, false);
+        if (want || why == ACCEPT_FULL)
+            worker_log_full(w, why == ACCEPT_FULL);
+        if (why == ACCEPT_AHEAD && worker_should_accept(w) == ACCEPT_OK) {
+            /* Two workers stepped back at once, each because it saw the
+             * other accept: the stores of worker_arm and the loads of the
+             * re-check are sequentially consistent, so at least one of
+             * them sees the other out now and takes the listeners back. */
+            worker_arm(w, true);
+        } else if (!want && why != ACCEPT_AHEAD) {
+            worker_poke_peers(w, POKE_OUT);
+            return;
+        }
+    }
+    if (w->armed)
+        worker_poke_peers(w, POKE_BEHIND);
 }
 
 void worker_balance(struct worker *w)
@@ -91,6 +232,42 @@ void worker_balance(struct worker *w)
     pthread_mutex_lock(&w->lock);
     worker_balance_locked(w);
     pthread_mutex_unlock(&w->lock);
+}
+
+void worker_poked(struct worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    bool was = w->armed;
+    worker_balance_locked(w);
+    if (was && w->armed) {
+        /* Armed all along: a connection may wait in a queue whose wake-up
+         * went to a peer that was full. Taking the listeners out and back
+         * in makes epoll look at them again (an EPOLLEXCLUSIVE entry cannot
+         * be modified in place). */
+        worker_listeners_epoll(w, false);
+        worker_listeners_epoll(w, true);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+bool worker_slot_reserve(struct worker *w)
+{
+    if (atomic_fetch_sub(&w->unreserved, 1) > 0)
+        return true;
+    atomic_fetch_add(&w->unreserved, 1);
+    /* Full: the wake-up for a queued connection came here, and ends here;
+     * once per episode (worker_balance_locked clears it on re-arming). */
+    if (!atomic_exchange(&w->full_poked, true)) {
+        pthread_mutex_lock(&w->lock);
+        worker_poke_peers(w, POKE_ROOM);
+        pthread_mutex_unlock(&w->lock);
+    }
+    return false;
+}
+
+void worker_slot_unreserve(struct worker *w)
+{
+    atomic_fetch_add(&w->unreserved, 1);
 }
 
 void worker_back_off_accept(struct worker *w)
@@ -133,6 +310,8 @@ void worker_slot_close(struct worker *w, struct slot *s)
     w->free_list[w->free_count++] = (unsigned)(s - w->slots);
     w->open--;
     atomic_store_explicit(&w->sb->conns, (int32_t)w->open, memory_order_relaxed);
+    /* Claimable only once it is back in the free list. */
+    atomic_fetch_add(&w->unreserved, 1);
     worker_balance_locked(w);
     pthread_mutex_unlock(&w->lock);
 }

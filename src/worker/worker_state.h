@@ -9,13 +9,15 @@
  *                    signals, exit, the master's death
  *   worker_accept.c  taking one connection: accept4, --allow-from, conn_init
  *   worker_slots.c   the connection table (alloc, park, claim, close) and
- *                    accept balancing across workers (and the back-off when
- *                    out of file descriptors)
+ *                    accept balancing across workers (waking a peer with
+ *                    WORKER_POKE_SIGNAL, the back-off when out of file
+ *                    descriptors, the log line when full)
  */
 #ifndef CORRAL_WORKER_STATE_H
 #define CORRAL_WORKER_STATE_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -47,6 +49,11 @@ enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2 };
  * listeners out of epoll before it tries again: the tick re-arms them, so
  * the pause is this to this + TICK_MS. */
 #define NO_FDS_BACKOFF_MS 200
+/* Accept balancing (worker_slots.c): the signal a worker sends a peer that
+ * stepped back from the listeners to make it look again (its default
+ * action is to ignore it, so it is harmless to a process that has not yet
+ * set up its signalfd). */
+#define WORKER_POKE_SIGNAL SIGURG
 
 struct slot {
     _Atomic uint64_t word;        /* generation << 32 | SLOT_* */
@@ -73,7 +80,8 @@ struct worker {
     struct slot *slots;
     unsigned slot_count;
 
-    pthread_mutex_t lock;         /* guards the free list, open, armed, no_fds_until_ms */
+    /* guards the free list, open, armed, no_fds_until_ms, full_logged, poked_at */
+    pthread_mutex_t lock;
     unsigned *free_list;
     unsigned free_count;
     unsigned open;                /* open connections */
@@ -82,6 +90,19 @@ struct worker {
      * worker_balance puts the listeners back); 0 = not backing off. */
     uint64_t no_fds_until_ms;
     struct allow_ratelimit no_fds_log; /* one line a second about it */
+    /* The max-conns limit took the listeners out: one line a second about
+     * it; full_logged says a line went out for the episode now running, so
+     * that the end of it is logged too. */
+    struct allow_ratelimit full_log;
+    bool full_logged;
+    /* Per peer (scoreboard index, max_workers entries): its count of
+     * accepted connections when this worker last woke it to accept again
+     * (UINT64_MAX = never), so that it is woken once until it accepts. */
+    uint64_t *poked_at;
+    /* Free slots no thread has claimed before its accept4 (worker_slot_reserve):
+     * free_count less the claims not yet turned into an alloc. */
+    _Atomic int unreserved;
+    _Atomic bool full_poked;      /* full: the peers with room were woken */
 
     /* How workers share the listeners. Only benchmarks change it, through
      * CORRAL_ACCEPT_MODE, to reproduce contrib/bench/accept.sh. */
@@ -139,7 +160,8 @@ void worker_serve(struct worker_thread *t, struct slot *s);
 /* The timer tick: idle timeout, balancing, the end of a graceful stop. */
 void worker_tick(struct worker *w);
 /* The signalfd is readable: SIGTERM stops gracefully, SIGUSR1 reopens the
- * logs, SIGINT and SIGQUIT exit at once. */
+ * logs, WORKER_POKE_SIGNAL re-checks the balancing (worker_poked), SIGINT
+ * and SIGQUIT exit at once. */
 void worker_signal(struct worker_thread *t);
 /* After a response on a kept connection of a stopping worker (the caller
  * owns it): true when the connection stays open to serve what the front end
@@ -173,7 +195,16 @@ struct slot *worker_take(struct worker *w, size_t li, bool *again);
 
 /* ---- the connection table and balancing (worker_slots.c) ---- */
 
-/* Take a free slot, BUSY and owned by the caller; NULL when all are open. */
+/* Before accept4: claim a free slot for the connection about to be taken,
+ * so that it never has to be closed for want of one (two threads woken for
+ * the last slot). False when every slot is open or claimed: the caller
+ * leaves the connection in the queue, and the peers with room are asked
+ * (once until this worker accepts again) to look at the listeners. */
+bool worker_slot_reserve(struct worker *w);
+/* Give back a claim that accept4 did not use. */
+void worker_slot_unreserve(struct worker *w);
+/* Take a free slot, BUSY and owned by the caller; NULL when all are open.
+ * The caller holds a claim (worker_slot_reserve), which this uses up. */
 struct slot *worker_slot_alloc(struct worker *w);
 /* Close the connection of a slot this thread owns and free the slot. */
 void worker_slot_close(struct worker *w, struct slot *s);
@@ -182,8 +213,14 @@ void worker_slot_park(struct worker *w, struct slot *s);
 /* Take ownership of a parked slot; false if someone else has it. */
 bool worker_slot_claim(struct slot *s, uint32_t gen);
 /* Put the listeners in or out of the epoll set: out while stopping, full,
- * or well ahead of another worker (alloc and close re-check it too). */
+ * or well ahead of another worker that accepts (alloc and close re-check
+ * it too, the tick and WORKER_POKE_SIGNAL as well); wake the peers that
+ * should accept again. */
 void worker_balance(struct worker *w);
+/* WORKER_POKE_SIGNAL: a peer asks this worker to look again whether to
+ * accept (worker_balance), and, if it accepts, to look at the listeners'
+ * queues again. */
+void worker_poked(struct worker *w);
 /* accept4 failed for want of file descriptors or memory: take the listeners
  * out of the epoll set for NO_FDS_BACKOFF_MS, so that a level-triggered
  * listener does not wake the threads again at once. */

@@ -373,6 +373,11 @@ void worker_signal(struct worker_thread *t)
             /* The master reopened its logs (logrotate): reopen ours. */
             log_reopen();
             break;
+        case WORKER_POKE_SIGNAL:
+            /* A peer's count passed ours, or it stopped accepting: look
+             * again whether to accept (worker_slots.c). */
+            worker_poked(t->w);
+            break;
         default:
             worker_exit(t->w, 0); /* SIGINT, SIGQUIT: stop now */
         }
