@@ -5,7 +5,8 @@
 # SIGTERM first publishes the "stop-delay" state (health 503 "stopping",
 # corralctl status, the status page) while new connections are still
 # accepted and served, then the graceful stop follows and corral exits 0; a
-# reload during the delay is refused; a second SIGTERM stops at once.
+# reload during the delay is refused; a second SIGTERM stops at once. A
+# worker that stops on its own (recycling) answers 503 too.
 TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-60}
 . "$(dirname "$0")/lib.sh"
 
@@ -131,6 +132,22 @@ expect_file_match "log: stopping gracefully after the delay" 'stopping gracefull
 check "log: the delay is over before the graceful stop begins" \
     awk '/stop delay over/ { d = NR } /stopping gracefully/ { g = NR } END { exit !(d && g > d) }' \
     "$CORRAL_LOG"
+
+# ---- a worker that stops on its own (recycling) answers 503 on a kept
+# FastCGI connection that sends one more request after its goodbye
+start_corral --listen "fastcgi:unix:$F" --handler "$DEMO_SO" --processes 1 --max-requests 3 \
+    --health-path /healthz || finish
+py_checks "$F" <<'PY'
+import sys
+from lib_protocols import FcgiConn, report
+c = FcgiConn("unix:" + sys.argv[1], keep_conn=True)
+got = [c.request(uri=u)[::2] for u in ("/healthz", "/hello", "/hello", "/healthz")]
+c.close()
+report("recycling: 200 ok before, 503 stopping once the worker stops (kept connection)",
+       got == [(200, b"ok\n"), (200, b"Hello, World!"), (200, b"Hello, World!"),
+               (503, b"stopping\n")], repr(got))
+PY
+stop_corral
 
 # ---- a second SIGTERM ends a long delay at once; corralctl stop starts it
 start_corral --listen "uwsgi:unix:$U" --handler "$DEMO_SO" --processes 1 --control "$SOCK" \
