@@ -1,9 +1,8 @@
 /*
  * worker_serve.c — the life of a connection while a thread owns it: decode
  * the next request's head, run the app (or status_page.c's status page or
- * health answer) for it, finish
- * the response, discard an unread body without waiting, and then wait for
- * the next request (park) or close. Housekeeping (the deadlines of parked
+ * health answer) for it, finish the response, discard an unread body
+ * without waiting, and then wait for the next request (park) or close. Housekeeping (the deadlines of parked
  * connections among it) and the graceful stop's say on a kept connection
  * are worker_stop.c's.
  */
