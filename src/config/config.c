@@ -461,6 +461,15 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         snprintf(err, errlen, "status_path must start with '/', got '%s'", c->status_path);
         return -1;
     }
+    if (c->health_path && c->health_path[0] != '/') {
+        snprintf(err, errlen, "health_path must start with '/', got '%s'", c->health_path);
+        return -1;
+    }
+    if (c->health_path && c->status_path && strcmp(c->health_path, c->status_path) == 0) {
+        snprintf(err, errlen, "health_path and status_path are the same path ('%s')",
+                 c->health_path);
+        return -1;
+    }
     if (c->handler && c->virtualenv) {
         snprintf(err, errlen, "virtualenv applies to WSGI apps (--wsgi, --wsgi-file), not to "
                  "--handler");

@@ -44,6 +44,7 @@ struct config {
     unsigned idle_worker_timeout_ms; /* ondemand: an idle worker exits (10 s) */
 
     char *status_path;      /* the pool answers this path with its status; NULL = off */
+    char *health_path;      /* the worker answers this path 200 ok / 503 stopping; NULL = off */
 
     /* Recycling and request time limits (0 = off). */
     unsigned max_requests;        /* a worker is replaced after this many requests */
@@ -83,6 +84,7 @@ struct config {
     unsigned send_timeout_ms;     /* ... for the front end to take a response (60 s) */
     unsigned min_rate;            /* ... plus 1 s per this many bytes (500) */
     unsigned graceful_timeout_ms; /* SIGTERM: in-flight requests (30 s) */
+    unsigned stop_delay_ms;       /* SIGTERM: keep serving this long first; 0 = off */
 
     /* Where this configuration came from, for messages. */
     char *source_file;      /* NULL when built from the command line only */

@@ -379,6 +379,17 @@ const struct option_spec options_table[] = {
         .unset = "off",
     },
     {
+        .name = "health-path",
+        .key = "health_path",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(health_path),
+        .metavar = "PATH",
+        .group = "Control socket",
+        .help = "answer requests for this path (e.g. /healthz) in the worker, never the app: "
+                "200 ok while serving, 503 stopping while corral or the worker stops",
+        .unset = "off",
+    },
+    {
         .name = "error-log",
         .key = "error_log",
         .type = OPTION_STRING,
@@ -564,6 +575,18 @@ const struct option_spec options_table[] = {
         .metavar = "SECONDS",
         .group = "Timeouts",
         .help = "on stop or reload, time the requests in flight get to finish",
+    },
+    {
+        .name = "stop-delay",
+        .key = "stop_delay",
+        .type = OPTION_DURATION,
+        OPTIONS_FIELD(stop_delay_ms),
+        .min = 0,
+        .max = OPTIONS_SECONDS(3600),
+        .metavar = "SECONDS",
+        .group = "Timeouts",
+        .help = "on SIGTERM or corralctl stop, keep accepting and serving this long (the health "
+                "path answers 503) before the graceful stop; 0 = stop at once",
     },
     {
         .name = "max-requests",

@@ -86,7 +86,10 @@ struct sb_header {
     char reload_last[512];
 };
 
-enum sb_master_state { SB_MASTER_RUNNING = 0, SB_MASTER_STOPPING, SB_MASTER_STOPPING_NOW };
+/* STOP_DELAY: a SIGTERM came with --stop-delay; the pool still accepts and
+ * serves (the health path answers 503) until the graceful stop (STOPPING). */
+enum sb_master_state { SB_MASTER_RUNNING = 0, SB_MASTER_STOPPING, SB_MASTER_STOPPING_NOW,
+                       SB_MASTER_STOP_DELAY };
 
 struct scoreboard {
     struct sb_header *hdr;

@@ -4,7 +4,9 @@
  * Signals arrive on a signalfd and are handled in the loop, never in a
  * handler. Stopping is an explicit state: RUNNING → STOPPING (SIGTERM:
  * workers drain and finish, then exit) or STOPPING_NOW (SIGINT/SIGQUIT),
- * with SIGKILL for whatever is left when the deadline passes.
+ * with SIGKILL for whatever is left when the deadline passes. With
+ * --stop-delay, SIGTERM first leaves the pool RUNNING and serving for that
+ * long (master_actions.c; the tick ends the delay).
  *
  * The pool has a target size (--processes, changed by scaling): slots below
  * it get a worker, forked at the top of the loop once their (re)spawn time
@@ -374,6 +376,7 @@ static void master_tick(struct master *m)
         return;
     uint64_t now = clock_now_ms();
     control_tick(m->ctl);
+    master_stop_delay_tick(m, now);
     if (m->state == MASTER_RUNNING) {
         for (unsigned i = 0; i < m->slots_used && !m->pool_was_up; i++)
             m->pool_was_up = atomic_load(&m->sb.workers[i].state) == SB_WORKER_RUNNING;

@@ -1,8 +1,9 @@
 /*
  * master_actions.c — what a signal or a control command asks of the pool:
- * stop (gracefully or now), scale to a size, reopen the logs. master.c
- * (signals) and master_cmd.c (commands) call these; the stop sequence
- * itself (deadlines, reaping) runs in master.c's loop.
+ * stop (gracefully or now, after --stop-delay), scale to a size, reopen the
+ * logs. master.c (signals) and master_cmd.c (commands) call these; the stop
+ * sequence itself (deadlines, reaping) runs in master.c's loop, which ends
+ * the stop delay through master_stop_delay_tick.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -13,10 +14,24 @@
 
 #define MASTER_STOP_NOW_MS 3000 /* SIGQUIT → SIGKILL */
 
-void master_stop(struct master *m, bool now)
+/* SIGTERM with --stop-delay: keep serving first (see master_stop). A
+ * reload in progress goes on, but a --preload one fails before its re-exec
+ * (master_reload_reexec); a new reload is refused (master_reload). */
+static void master_stop_delay_begin(struct master *m)
 {
-    if (m->state == MASTER_STOPPING_NOW || (m->state == MASTER_STOPPING && !now))
-        return;
+    unsigned ms = m->cfg->stop_delay_ms;
+    m->stop_delay_until_ms = clock_now_ms() + ms;
+    systemd_notify_send(&m->notify, "STOPPING=1\nSTATUS=stop delay: still serving");
+    log_msg(LOG_INFO,
+            "stop delay: still accepting and serving for %u.%03u s (the health path answers "
+            "503), then stopping gracefully; SIGTERM again to stop now",
+            ms / 1000, ms % 1000);
+}
+
+/* The stop itself, graceful (NOW false) or immediate. */
+static void master_stop_begin(struct master *m, bool now)
+{
+    m->stop_delay_until_ms = 0;
     if (m->state == MASTER_RUNNING) {
         /* No new connections by path; the workers still hold the sockets and
          * drain what is already queued. */
@@ -36,9 +51,33 @@ void master_stop(struct master *m, bool now)
     master_signal_workers(m, now ? SIGQUIT : SIGTERM);
 }
 
+void master_stop(struct master *m, bool now)
+{
+    if (m->state == MASTER_STOPPING_NOW || (m->state == MASTER_STOPPING && !now))
+        return;
+    if (m->state == MASTER_RUNNING && !now && !m->stop_delay_until_ms &&
+        m->cfg->stop_delay_ms && m->live) {
+        master_stop_delay_begin(m);
+        return;
+    }
+    if (m->stop_delay_until_ms && !now)
+        log_msg(LOG_INFO, "stop delay ended early: a second stop was asked");
+    master_stop_begin(m, now);
+}
+
+void master_stop_delay_tick(struct master *m, uint64_t now)
+{
+    if (m->state != MASTER_RUNNING || !m->stop_delay_until_ms)
+        return;
+    if (now < m->stop_delay_until_ms && m->live)
+        return;
+    log_msg(LOG_INFO, "stop delay over%s", m->live ? "" : ": no worker runs");
+    master_stop_begin(m, false);
+}
+
 int master_scale(struct master *m, unsigned target, const char *why, char *err, size_t errlen)
 {
-    if (m->state != MASTER_RUNNING) {
+    if (m->state != MASTER_RUNNING || m->stop_delay_until_ms) {
         snprintf(err, errlen, "corral is stopping: the pool cannot be scaled");
         return -1;
     }

@@ -24,11 +24,11 @@
 #include "status/status.h"
 #include "core/clock.h"
 
-static const char *master_state_name(enum master_state s)
+static const char *master_state_name(const struct master *m)
 {
-    switch (s) {
+    switch (m->state) {
     case MASTER_RUNNING:
-        return "running";
+        return m->stop_delay_until_ms ? "stop-delay" : "running";
     case MASTER_STOPPING:
         return "stopping";
     default:
@@ -239,7 +239,7 @@ static void master_cmd_stopping(struct master *m, bool now, struct json *j)
             now ? "stopping now" : "graceful stop");
     master_stop(m, now);
     master_reply_ok(j);
-    json_kv_string(j, "state", master_state_name(m->state));
+    json_kv_string(j, "state", master_state_name(m));
     json_kv_uint(j, "workers", m->live);
     json_object_end(j);
 }

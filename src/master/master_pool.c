@@ -342,11 +342,11 @@ static void master_pool_publish_reload(struct master *m)
 void master_pool_publish(struct master *m)
 {
     struct sb_header *h = m->sb.hdr;
-    atomic_store_explicit(&h->master_state,
-                          m->state == MASTER_RUNNING    ? SB_MASTER_RUNNING
-                          : m->state == MASTER_STOPPING ? SB_MASTER_STOPPING
-                                                        : SB_MASTER_STOPPING_NOW,
-                          memory_order_relaxed);
+    uint32_t state = m->state == MASTER_STOPPING ? SB_MASTER_STOPPING
+                     : m->state != MASTER_RUNNING ? SB_MASTER_STOPPING_NOW
+                     : m->stop_delay_until_ms     ? SB_MASTER_STOP_DELAY
+                                                  : SB_MASTER_RUNNING;
+    atomic_store_explicit(&h->master_state, state, memory_order_relaxed);
     atomic_store_explicit(&h->pool_target, master_pool_processes(m), memory_order_relaxed);
     atomic_store_explicit(&h->spawn_rate, m->pool.spawn_rate, memory_order_relaxed);
     atomic_store_explicit(&h->max_reached, m->pool.max_reached, memory_order_relaxed);

@@ -259,6 +259,11 @@ int master_reload(struct master *m, bool chain, const char *why, char *err, size
         snprintf(err, errlen, "corral is stopping: nothing to reload");
         goto busy;
     }
+    if (m->stop_delay_until_ms) {
+        snprintf(err, errlen, "corral is in its stop delay (--stop-delay) before stopping: "
+                 "nothing to reload");
+        goto busy;
+    }
     unsigned next_base = m->base ? 0 : m->max_workers;
     unsigned left = master_bank_live(m, next_base);
     if ((r->phase != RELOAD_IDLE || left) && strcmp(why, "SIGHUP") == 0) {
@@ -555,6 +560,11 @@ void master_reload_reexec(struct master *m)
     m->reexec.exec_due = false;
     if (m->state != MASTER_RUNNING || m->reload.phase != RELOAD_CHECKING)
         return;
+    if (m->stop_delay_until_ms) {
+        /* The new image would not know of the stop delay. */
+        master_reload_check_failed(m, "a stop began (--stop-delay): not re-executing");
+        return;
+    }
     char reason[512];
     if (master_reexec_exec(m, reason, sizeof(reason)) < 0)
         master_reload_check_failed(m, reason);

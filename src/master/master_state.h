@@ -143,6 +143,9 @@ struct master {
     int epfd, sigfd, timerfd;
     struct control *ctl;          /* NULL without --control */
     enum master_state state;
+    /* A SIGTERM (or corralctl stop) with --stop-delay: while RUNNING, the
+     * graceful stop begins at this time (the tick); 0 = no delay running. */
+    uint64_t stop_delay_until_ms;
     uint64_t deadline_ms;
     uint64_t started_ms;          /* CLOCK_MONOTONIC */
     bool pool_was_up;             /* some worker reached RUNNING once */
@@ -166,8 +169,20 @@ struct master {
  */
 int master_scale(struct master *m, unsigned target, const char *why, char *err, size_t errlen);
 
-/* Begin the graceful (NOW false, like SIGTERM) or immediate stop. */
+/*
+ * Begin the graceful (NOW false, like SIGTERM) or immediate stop. A
+ * graceful stop of a running pool with --stop-delay and live workers
+ * begins the stop delay instead: the state stays RUNNING (the workers
+ * accept and serve, nothing is signalled), stop_delay_until_ms is set and
+ * published as SB_MASTER_STOP_DELAY; the tick ends it with
+ * master_stop_delay_tick. A graceful stop asked during the delay, or NOW,
+ * stops at once.
+ */
 void master_stop(struct master *m, bool now);
+
+/* From the tick: begin the graceful stop once the stop delay has passed or
+ * no worker runs. */
+void master_stop_delay_tick(struct master *m, uint64_t now);
 
 /*
  * Reopen the master's log files and send SIGUSR1 to every worker, which

@@ -71,6 +71,8 @@ static const char *status_master_state(uint32_t s)
         return "running";
     case SB_MASTER_STOPPING:
         return "stopping";
+    case SB_MASTER_STOP_DELAY:
+        return "stop-delay";
     default:
         return "stopping-now";
     }

@@ -1,8 +1,8 @@
 /*
  * worker_serve.c — the life of a connection while a thread owns it: decode
- * the next request's head, run the app (or the status page) for it, finish
- * the response, discard an unread body without waiting, and then wait for
- * the next request (park) or close. Housekeeping (the deadlines of parked
+ * the next request's head, run the app (or status_page.c's status page or
+ * health answer) for it, finish the response, discard an unread body
+ * without waiting, and then wait for the next request (park) or close. Housekeeping (the deadlines of parked
  * connections among it) and the graceful stop's say on a kept connection
  * are worker_stop.c's.
  */
@@ -49,8 +49,10 @@ static int worker_run_request(struct worker_thread *t, struct slot *s)
     conn_set_deadlines(c, cfg->body_timeout_ms, cfg->send_timeout_ms, cfg->min_rate);
     request_begin(req, c);
     worker_thread_mark(t, req);
-    int rc = status_page_wanted(w->cfg, req) ? status_page_serve(&w->status, req)
-                                             : w->ctx->app->ops->handle(w->ctx->app, req);
+    enum status_page_kind page = status_page_wanted(w->cfg, req);
+    int rc = page == STATUS_PAGE_HEALTH   ? status_page_health(&w->status, w->sb, req)
+             : page == STATUS_PAGE_STATUS ? status_page_serve(&w->status, req)
+                                          : w->ctx->app->ops->handle(w->ctx->app, req);
     int ok = request_finish(req, rc);
     /* Only this thread writes its sub-slot: a load and a store, no locked
      * read-modify-write. */

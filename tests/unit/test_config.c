@@ -661,6 +661,46 @@ static void config_validate_wants_status_path_absolute(void **state)
     assert_string_equal(f->err, "status_path must start with '/', got 'corral-status'");
 }
 
+/* --health-path and --stop-delay: off by default, read from the file and
+ * the command line, checked (an absolute path, not the status path; at
+ * most an hour). */
+static void config_reads_health_path_and_stop_delay(void **state)
+{
+    struct fixture *f = *state;
+    assert_null(f->c.health_path);
+    assert_int_equal(f->c.stop_delay_ms, 0);
+    assert_int_equal(test_load(f, "health_path = \"/healthz\";\nstop_delay = 2.5;\n", NULL), 0);
+    assert_string_equal(f->c.health_path, "/healthz");
+    assert_int_equal(f->c.stop_delay_ms, 2500);
+    assert_int_equal(TEST_CLI(f, "--health-path", "/ready", "--stop-delay", "3600"), CLI_RUN);
+    assert_string_equal(f->c.health_path, "/ready");
+    assert_int_equal(f->c.stop_delay_ms, 3600000);
+    test_load_fails(f, "stop_delay = 3601;\n",
+                    ":1: key 'stop_delay': expected a number of seconds from 0 to 3600, "
+                    "got 3601");
+}
+
+static void config_validate_checks_health_path(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_load(f,
+                               "listen = \"uwsgi:unix:/a\";\nhandler = \"a.so\";\n"
+                               "health_path = \"healthz\";\n",
+                               NULL),
+                     0);
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_string_equal(f->err, "health_path must start with '/', got 'healthz'");
+    free(f->c.health_path);
+    f->c.health_path = strdup("/corral-status");
+    f->c.status_path = strdup("/corral-status");
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_string_equal(f->err, "health_path and status_path are the same path "
+                                "('/corral-status')");
+    free(f->c.status_path);
+    f->c.status_path = strdup("/status");
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
+}
+
 static void config_validate_takes_wsgi_app_and_its_python_options(void **state)
 {
     struct fixture *f = *state;
@@ -1275,6 +1315,8 @@ int main(void)
         TEST(config_rejects_unknown_pool_mode),
         TEST(config_validate_checks_dynamic_pool_numbers),
         TEST(config_validate_wants_status_path_absolute),
+        TEST(config_reads_health_path_and_stop_delay),
+        TEST(config_validate_checks_health_path),
         TEST(cli_rejects_missing_argument),
         TEST(cli_rejects_argument_to_plain_flag),
         TEST(cli_rejects_stray_argument),
