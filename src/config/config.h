@@ -83,6 +83,7 @@ struct config {
     unsigned body_timeout_ms;     /* waiting for a request body in all (60 s) ... */
     unsigned send_timeout_ms;     /* ... for the front end to take a response (60 s) */
     unsigned min_rate;            /* ... plus 1 s per this many bytes (500) */
+    unsigned post_buffering;      /* body bytes read before the app runs (0: off) */
     unsigned graceful_timeout_ms; /* SIGTERM: in-flight requests (30 s) */
     unsigned stop_delay_ms;       /* SIGTERM: keep serving this long first; 0 = off */
 

@@ -566,6 +566,18 @@ const struct option_spec options_table[] = {
                 "0 = no extension",
     },
     {
+        .name = "post-buffering",
+        .key = "post_buffering",
+        .type = OPTION_SIZE,
+        OPTIONS_FIELD(post_buffering),
+        .min = 0,
+        .max = 64ull << 20,
+        .metavar = "SIZE",
+        .group = "Timeouts",
+        .help = "read a request body of up to SIZE into memory before the app runs, so that "
+                "a slow body holds no thread (a bigger one streams); 0 = off",
+    },
+    {
         .name = "graceful-timeout",
         .key = "graceful_timeout",
         .type = OPTION_DURATION,

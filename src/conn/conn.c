@@ -61,6 +61,8 @@ int conn_init(struct conn *c, int fd, const struct listener *l,
     c->body_in = c->body_waited_us = c->sent = c->send_waited_us = 0;
     c->discarding = false;
     c->discarded = 0;
+    c->pre_len = 0;
+    c->prebuffering = c->pre_served = false;
     return 0;
 }
 
@@ -117,10 +119,16 @@ void conn_close(struct conn *c)
         c->out = NULL;
         c->out_start = c->out_len = 0;
     }
+    if (c->pre) { /* only a connection that post-buffered a body */
+        free(c->pre);
+        c->pre = NULL;
+        c->pre_len = c->pre_cap = 0;
+    }
 }
 
 void conn_fini(struct conn *c)
 {
+    free(c->pre);
     free(c->out);
     free(c->buf);
     free(c->codec_state);
@@ -423,6 +431,15 @@ int conn_body_next(struct conn *c, const uint8_t **data, size_t *len)
         *len = c->pending_len;
         return 1;
     }
+    if (c->pre_len && !c->pre_served) {
+        /* Post-buffered: the body in memory goes first, as one piece. */
+        c->pre_served = true;
+        c->pending = c->pre;
+        c->pending_len = c->pre_len;
+        *data = c->pre;
+        *len = c->pre_len;
+        return 1;
+    }
     if (c->body_done)
         return 0;
     if (c->aborted || c->broken)
@@ -464,6 +481,102 @@ int conn_body_next(struct conn *c, const uint8_t **data, size_t *len)
         c->broken = true;
         return -1;
     }
+}
+
+/* Append LEN body bytes (one decoded piece, at most CONN_BUF_SIZE) to the
+ * post-buffer, growing it. Returns false when memory is short. */
+static bool conn_pre_add(struct conn *c, const uint8_t *data, size_t len)
+{
+    if (c->pre_len + len > c->pre_cap) {
+        size_t want = c->pre_cap ? c->pre_cap : 4096;
+        while (want < c->pre_len + len)
+            want *= 2;
+        uint8_t *p = realloc(c->pre, want);
+        if (!p)
+            return false;
+        c->pre = p;
+        c->pre_cap = want;
+    }
+    memcpy(c->pre + c->pre_len, data, len);
+    c->pre_len += len;
+    return true;
+}
+
+int conn_body_prebuffer(struct conn *c, size_t cap)
+{
+    for (;;) {
+        if (c->body_done || c->aborted || c->broken) {
+            c->prebuffering = false;
+            return c->broken ? -1 : 0;
+        }
+        struct proto_event ev;
+        int end = 0;
+        switch (conn_next(c, &ev, 0, &end)) {
+        case PROTO_BODY_DATA:
+            c->body_in += ev.len;
+            if (!conn_pre_add(c, ev.data, ev.len)) {
+                /* Out of memory: the app streams it as without the buffer. */
+                c->pending = ev.data;
+                c->pending_len = ev.len;
+                c->prebuffering = false;
+                return c->pre_len ? -1 : 0; /* bytes already held cannot go first */
+            }
+            if (c->pre_len >= cap) {
+                /* The buffer is full (it may pass CAP by the last piece):
+                 * the app reads it first, then the rest as it arrives. */
+                c->prebuffering = false;
+                return 0;
+            }
+            continue;
+        case PROTO_BODY_END:
+            c->body_done = true;
+            continue;
+        case PROTO_ABORT:
+            /* The app runs and sees the abort, as it would have streaming. */
+            c->aborted = true;
+            log_msg(LOG_WARN, "%s: peer %s: the front end aborted the request",
+                    c->listener->name, c->peer);
+            continue;
+        case PROTO_NEED_MORE:
+            if (end == -EAGAIN) {
+                c->prebuffering = true;
+                return 1;
+            }
+            {
+                const char *m, *u;
+                conn_request_name(c, &m, &u);
+                log_msg(LOG_ERROR, "%s: peer %s: %s %s: reading the request body failed: %s",
+                        c->listener->name, c->peer, m, u,
+                        end == 0 ? "the front end closed the connection" : strerror(-end));
+            }
+            c->broken = true;
+            continue;
+        case PROTO_ERROR:
+            conn_protocol_error(c, ev.reason);
+            continue;
+        default:
+            c->broken = true;
+            continue;
+        }
+    }
+}
+
+void conn_prebuffer_late(const struct conn *c, uint64_t waited_ms)
+{
+    static struct allow_ratelimit limit;
+    unsigned long suppressed;
+    if (!allow_ratelimit_due(&limit, clock_now_ms() / 1000, &suppressed))
+        return;
+    const char *m, *u;
+    conn_request_name(c, &m, &u);
+    char more[64] = "";
+    if (suppressed)
+        snprintf(more, sizeof(more), " (%lu more like it not logged)", suppressed);
+    log_msg(LOG_ERROR, "%s: peer %s: %s %s: the request body was late: %llu bytes arrived in "
+            "%.1f s, past the body deadline (body-timeout %.1f s + 1 s per min-rate %u bytes); "
+            "the app did not run: connection closed%s", c->listener->name, c->peer, m, u,
+            (unsigned long long)c->body_in, (double)waited_ms / 1000.0,
+            (double)c->body_timeout_ms / 1000.0, c->min_rate, more);
 }
 
 void conn_body_consume(struct conn *c, size_t n)
@@ -680,6 +793,8 @@ void conn_next_request(struct conn *c)
     c->body_in = c->body_waited_us = c->sent = c->send_waited_us = 0;
     c->discarding = false;
     c->discarded = 0;
+    c->pre_len = 0;
+    c->prebuffering = c->pre_served = false;
 }
 
 /* ---- the goodbye of a stopping worker ---- */

@@ -91,6 +91,14 @@ struct conn {
                                    read is read and thrown away as it arrives
                                    (conn_body_discard) */
     uint64_t discarded;         /* body bytes thrown away so */
+    /* --post-buffering: the body read into memory before the app runs, while
+     * the connection waits in epoll without a thread; served to the app
+     * first (conn_body_next). Allocated when first needed, kept for the
+     * next request, freed at conn_fini. */
+    uint8_t *pre;
+    size_t pre_len, pre_cap;
+    bool prebuffering;          /* parked until the body is in memory */
+    bool pre_served;            /* the app was given pre[0, pre_len) */
 };
 
 /* ---- life ---- */
@@ -203,6 +211,23 @@ static inline bool conn_wants_write(const struct conn *c)
  * for a deadline, the limit; the connection is marked broken, or aborted).
  */
 int conn_body_next(struct conn *c, const uint8_t **data, size_t *len);
+/*
+ * --post-buffering: read the request body into memory, never waiting, so
+ * that the app runs once it is all there (a slow body costs a parked
+ * connection, not a thread). Call after the params, and again each time
+ * the connection is readable. Returns 0 when the app can run: the whole
+ * body is in memory, or it is bigger than CAP (what was read is served
+ * first (up to CAP plus one decoded piece), the rest streams as without
+ * post-buffering); 1 when more is due
+ * (c->prebuffering is set: park the connection, the body deadline runs);
+ * -1 when the connection must be closed (logged, as conn_body_next does).
+ */
+int conn_body_prebuffer(struct conn *c, size_t cap);
+
+/* A post-buffered body (conn_body_prebuffer) is past its deadline after
+ * WAITED_MS: the line that says so, one a second at most. */
+void conn_prebuffer_late(const struct conn *c, uint64_t waited_ms);
+
 /* N bytes (<= the piece's length) of the piece conn_body_next gave are used. */
 void conn_body_consume(struct conn *c, size_t n);
 /*

@@ -43,10 +43,6 @@ static int worker_run_request(struct worker_thread *t, struct slot *s)
     struct worker *w = t->w;
     struct conn *c = &s->conn;
     struct corral_request *req = &s->req;
-    const struct config *cfg = w->cfg;
-    /* Stores only: the config of this worker, which a reload replaces
-     * together with the worker. */
-    conn_set_deadlines(c, cfg->body_timeout_ms, cfg->send_timeout_ms, cfg->min_rate);
     request_begin(req, c);
     worker_thread_mark(t, req);
     enum status_page_kind page = status_page_wanted(w->cfg, req);
@@ -122,6 +118,37 @@ static enum worker_next worker_discard(struct worker *w, struct slot *s)
     return worker_keep(w, c);
 }
 
+/*
+ * The params are complete: run the request. With --post-buffering the body
+ * is read into memory first, never waiting: while more of it is due the
+ * connection is parked (no thread) and this runs again when it is
+ * readable, within the body deadline (the tick's scan, worker_stop.c).
+ */
+static enum worker_next worker_start_request(struct worker_thread *t, struct slot *s)
+{
+    struct worker *w = t->w;
+    struct conn *c = &s->conn;
+    const struct config *cfg = w->cfg;
+    if (!c->prebuffering)
+        /* Stores only: the config of this worker, which a reload replaces
+         * together with the worker. */
+        conn_set_deadlines(c, cfg->body_timeout_ms, cfg->send_timeout_ms, cfg->min_rate);
+    if (cfg->post_buffering && !c->body_done) {
+        int rc = conn_body_prebuffer(c, cfg->post_buffering);
+        if (rc < 0)
+            return WORKER_CLOSE;
+        if (rc > 0) {
+            if (!atomic_load_explicit(&s->since_ms, memory_order_relaxed))
+                atomic_store_explicit(&s->since_ms, clock_now_ms(), memory_order_relaxed);
+            return WORKER_PARK;
+        }
+        atomic_store_explicit(&s->since_ms, 0, memory_order_relaxed);
+    }
+    if (worker_run_request(t, s) < 0)
+        return WORKER_CLOSE;
+    return worker_discard(w, s);
+}
+
 /* Decode the next event of the slot's connection and act on it. */
 static enum worker_next worker_step(struct worker_thread *t, struct slot *s)
 {
@@ -164,9 +191,7 @@ static enum worker_next worker_step(struct worker_thread *t, struct slot *s)
     }
     case PROTO_PARAMS_DONE:
         atomic_store_explicit(&s->since_ms, 0, memory_order_relaxed);
-        if (worker_run_request(t, s) < 0)
-            return WORKER_CLOSE;
-        return worker_discard(w, s);
+        return worker_start_request(t, s);
     default:
         /* Body events cannot come before the params: a codec bug. */
         conn_protocol_error(c, "request body before the params");
@@ -178,8 +203,11 @@ void worker_serve(struct worker_thread *t, struct slot *s)
 {
     struct worker *w = t->w;
     atomic_fetch_add_explicit(&w->sb->busy, 1, memory_order_relaxed);
-    /* Woken while discarding a body after a response: more of it came. */
-    enum worker_next next = s->conn.discarding ? worker_discard(w, s) : WORKER_NEXT;
+    /* Woken while discarding a body after a response, or post-buffering
+     * one before the app runs: more of it came. */
+    enum worker_next next = s->conn.discarding     ? worker_discard(w, s)
+                            : s->conn.prebuffering ? worker_start_request(t, s)
+                                                   : WORKER_NEXT;
     while (next == WORKER_NEXT)
         next = worker_step(t, s);
     if (next == WORKER_PARK)

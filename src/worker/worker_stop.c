@@ -192,8 +192,8 @@ static bool worker_past_deadline(const struct worker *w, const struct slot *s, u
 {
     if (!since || now < since)
         return false;
-    uint64_t limit = s->conn.discarding ? conn_body_budget_ms(&s->conn)
-                                        : w->cfg->header_timeout_ms;
+    uint64_t limit = s->conn.discarding || s->conn.prebuffering ? conn_body_budget_ms(&s->conn)
+                                                                : w->cfg->header_timeout_ms;
     return now - since > limit;
 }
 
@@ -206,6 +206,8 @@ static void worker_close_late(struct worker *w, struct slot *s, uint64_t since, 
     struct conn *c = &s->conn;
     if (c->discarding) {
         conn_discard_late(c, since ? now - since : 0, stopping);
+    } else if (c->prebuffering) {
+        conn_prebuffer_late(c, since ? now - since : 0);
     } else {
         const char *m, *u;
         conn_request_name(c, &m, &u);
@@ -216,8 +218,8 @@ static void worker_close_late(struct worker *w, struct slot *s, uint64_t since, 
     worker_slot_close(w, s);
 }
 
-/* Close parked connections that idled past the timeout, or whose head or
- * discarded body is past its deadline. When stopping:
+/* Close parked connections that idled past the timeout, or whose head, or
+ * discarded or post-buffered body, is past its deadline. When stopping:
  * send the goodbye to kept ones that have not had it and leave them to the
  * front end to close, up to DRAIN_IDLE_MS idle after it or the drain limit;
  * close the other idle ones. One with bytes waiting is served first. */
@@ -231,8 +233,10 @@ static void worker_close_idle(struct worker *w, bool stopping)
         if ((word & 0xFFFFFFFFu) != SLOT_PARKED)
             continue;
         uint64_t age = now - atomic_load(&s->parked_at_ms);
-        /* A body discarded after its response has its own deadline. */
-        bool idle_out = age > w->cfg->idle_timeout_ms && !s->conn.discarding;
+        /* A body discarded after its response, or post-buffered before
+         * the app runs, has its own deadline. */
+        bool idle_out =
+            age > w->cfg->idle_timeout_ms && !s->conn.discarding && !s->conn.prebuffering;
         bool stop_out = stopping && age >= PARK_SETTLE_MS &&
                         (!s->conn.in_request || s->conn.discarding);
         /* Told already, the front end closes it: nothing to do but wait,

@@ -11,8 +11,11 @@
 #    that says so (not "reading the request body failed");
 #  - on a kept connection the idle time before a request is not the head's,
 #    and a body that comes after the response is discarded as it arrives;
-#  - a big upload at a decent rate passes: --min-rate extends the deadline.
-TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-60}
+#  - a big upload at a decent rate passes: --min-rate extends the deadline;
+#  - with --post-buffering a slow body holds no thread: the app runs when it
+#    is all in memory, a stalled one is closed at the body deadline, a bigger
+#    one streams past the buffer.
+TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-90}
 . "$(dirname "$0")/lib.sh"
 
 need_build "$CORRAL" "$DEMO_SO"
@@ -219,5 +222,101 @@ report("a %d-byte upload sent over %.1f s (past body-timeout 2 s) is echoed whol
        (size, sent_for), st == 200 and body == data, "%r %d" % (st, len(body)))
 PY
 
+check "corral still runs" alive "$CORRAL_PID"
+stop_corral
+
+# ---- 7. --post-buffering: a slow body is read into memory while the
+# connection waits without a thread; the app runs once it is all there.
+start_corral --listen "uwsgi:unix:$U" --listen "fastcgi:unix:$F" --handler "$DEMO_SO" \
+    --processes 1 --threads 1 --io-timeout 30 --idle-timeout 30 \
+    --body-timeout 3 --min-rate 0 --post-buffering 64K || finish
+PY_TIMEOUT=50 py_checks "$U" "$F" "$CORRAL_LOG" <<'PY'
+import re, sys, threading, time
+from lib_protocols import (connect, report, uwsgi_packet, cgi_params, parse_response, request,
+                           FcgiConn)
+U, F = "unix:" + sys.argv[1], "unix:" + sys.argv[2]
+LOG = sys.argv[3]
+
+def log_text():
+    with open(LOG, errors="replace") as fp:
+        return fp.read()
+
+def read_all(s):
+    raw = b""
+    try:
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                break
+            raw += b
+    except OSError as e:
+        raw += repr(e).encode()
+    return raw
+
+def trickled_post(uri, body, gap, out):
+    s = connect(U, timeout=20)
+    s.sendall(uwsgi_packet(cgi_params("POST", uri, body_len=len(body))))
+    for b in body:
+        time.sleep(gap)
+        try:
+            s.send(bytes([b]))
+        except OSError:
+            break
+    out["raw"] = read_all(s)
+    s.close()
+
+# A 20-byte body at 10 bytes a second (2 s, inside body-timeout 3 s): the one
+# thread answers other requests meanwhile, then the app gets the whole body.
+out = {}
+t = threading.Thread(target=trickled_post, args=("/echo?slow-but-in-time", b"0123456789" * 2,
+                                                 0.1, out))
+t.start()
+time.sleep(0.3)
+times = []
+for _ in range(5):
+    t0 = time.monotonic()
+    st, _, body = request("uwsgi", U, "GET", "/hello", timeout=10)
+    times.append(time.monotonic() - t0)
+    time.sleep(0.2)
+t.join()
+report("post-buffering: the only thread answers 5 requests while a body trickles in "
+       "(slowest %.3f s)" % max(times), max(times) < 1.0, times)
+try:
+    st, _, body = parse_response(out.get("raw", b""))
+except ValueError:
+    st, body = None, out.get("raw", b"")[:200]
+report("post-buffering: the app then gets the whole trickled body",
+       (st, body) == (200, b"0123456789" * 2), (st, body))
+
+# A body that stops: closed at the body deadline, the app never ran.
+s = connect(U, timeout=10)
+s.sendall(uwsgi_packet(cgi_params("POST", "/echo?stalled-body", body_len=100)) + b"x" * 10)
+t0 = time.monotonic()
+raw = read_all(s)
+took = time.monotonic() - t0
+s.close()
+report("post-buffering: a stalled body is closed at the body deadline (%.1f s, body-timeout 3 s)"
+       % took, raw == b"" and 2.5 < took < 8, (raw[:100], took))
+pat = (r"POST /echo\?stalled-body: the request body was late: 10 bytes arrived in [0-9.]+ s, "
+       r"past the body deadline \(body-timeout 3\.0 s \+ 1 s per min-rate 0 bytes\); the app "
+       r"did not run: connection closed")
+report("post-buffering: the late body is logged, naming the request", re.search(pat, log_text()),
+       log_text()[-1500:])
+
+# A body bigger than the buffer streams past it, whole.
+big = bytes(range(256)) * 1024  # 256 KiB > 64K
+st, _, body = request("uwsgi", U, "POST", "/echo?big", body=big, timeout=20)
+report("post-buffering: a 256 KiB body (buffer 64K) reaches the app whole", (st, body) == (200, big),
+       (st, len(body)))
+
+# FastCGI keep-conn: a post-buffered request, then another on the same connection.
+c = FcgiConn(F, keep_conn=True, timeout=10)
+first = c.request("POST", "/echo?kept", body=b"abc" * 1000)
+second = c.request("GET", "/hello?after")
+c.close()
+report("post-buffering over FastCGI keep-conn: the body, then the next request",
+       (first[0], first[2], second[0], second[2]) == (200, b"abc" * 1000, 200, b"Hello, World!"),
+       (first[0], first[2][:40], second))
+PY
 check "corral still runs" alive "$CORRAL_PID"
 finish
