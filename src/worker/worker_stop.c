@@ -209,11 +209,17 @@ static void worker_close_late(struct worker *w, struct slot *s, uint64_t since, 
     } else if (c->prebuffering) {
         conn_prebuffer_late(c, since ? now - since : 0);
     } else {
-        const char *m, *u;
-        conn_request_name(c, &m, &u);
-        log_msg(LOG_ERROR, "%s: peer %s: %s %s: the request head did not arrive within "
-                "header-timeout (%.1f s) of its first byte: connection closed",
-                c->listener->name, c->peer, m, u, (double)w->cfg->header_timeout_ms / 1000.0);
+        /* One line a second at most: a slowloris opens thousands. */
+        static struct allow_ratelimit head_log;
+        unsigned long suppressed = 0;
+        if (allow_ratelimit_due(&head_log, now / 1000, &suppressed)) {
+            const char *m, *u;
+            conn_request_name(c, &m, &u);
+            log_msg(LOG_ERROR, "%s: peer %s: %s %s: the request head did not arrive within "
+                    "header-timeout (%.1f s) of its first byte: connection closed (%lu more "
+                    "since the last line)", c->listener->name, c->peer, m, u,
+                    (double)w->cfg->header_timeout_ms / 1000.0, suppressed);
+        }
     }
     worker_slot_close(w, s);
 }
