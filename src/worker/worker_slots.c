@@ -302,6 +302,10 @@ void worker_slot_close(struct worker *w, struct slot *s)
 {
     conn_close(&s->conn); /* also takes it out of the epoll set */
     s->registered = false;
+    /* The next connection in this slot starts with no deadline running:
+     * a stale one would close it at the tick's next scan. */
+    atomic_store_explicit(&s->since_ms, 0, memory_order_relaxed);
+    s->out_armed = false;
     uint32_t gen = (uint32_t)(atomic_load(&s->word) >> 32) + 1;
     if (gen == 0xFFFFFFFFu)
         gen = 0;

@@ -238,7 +238,12 @@ static void worker_close_idle(struct worker *w, bool stopping)
         uint64_t word = atomic_load(&s->word);
         if ((word & 0xFFFFFFFFu) != SLOT_PARKED)
             continue;
-        uint64_t age = now - atomic_load(&s->parked_at_ms);
+        /* NOW was read when the scan began: another thread may have parked
+         * this connection since, after NOW (closing many connections makes
+         * the scan long); that is age 0, not an underflow that reads as
+         * idle for ever. */
+        uint64_t parked_at = atomic_load(&s->parked_at_ms);
+        uint64_t age = parked_at < now ? now - parked_at : 0;
         /* A body discarded after its response, or post-buffered before
          * the app runs, has its own deadline. */
         bool idle_out =

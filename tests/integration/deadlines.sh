@@ -14,8 +14,10 @@
 #  - a big upload at a decent rate passes: --min-rate extends the deadline;
 #  - with --post-buffering a slow body holds no thread: the app runs when it
 #    is all in memory, a stalled one is closed at the body deadline, a bigger
-#    one streams past the buffer.
-TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-90}
+#    one streams past the buffer;
+#  - kept connections in use while the scan closes 2,000 idle ones at once
+#    are not closed with them.
+TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-120}
 . "$(dirname "$0")/lib.sh"
 
 need_build "$CORRAL" "$DEMO_SO"
@@ -95,6 +97,19 @@ report("a trickled head is closed (header-timeout 2 s)", took is not None, "stil
 report("the header deadline is logged with the peer and the listener",
        wait_log(r"uwsgi:unix:.*peer unix: - -: the request head did not arrive within "
                 r"header-timeout \(2\.0 s\)", 5), log_text()[-2000:])
+
+# The next connection takes the closed one's slot: its deadline does not
+# come with it (a new connection that idles before its first request is not
+# taken for a late head).
+c = FcgiConn(F, keep_conn=True, timeout=10)
+time.sleep(3.5)  # past the header deadline since the closed head's first byte, and a scan
+try:
+    second = c.request("GET", "/hello?slot-reused")
+except OSError as e:
+    second = (None, None, repr(e).encode())
+c.close()
+report("a new connection in the slot of a closed slow head is served after idling 3.5 s",
+       (second[0], second[2]) == (200, b"Hello, World!"), second)
 
 # ---- 2. a body trickled in: cut at the body deadline, the thread is free
 body_head = uwsgi_packet(cgi_params("POST", "/echo?trickled-body", body_len=30))
@@ -318,5 +333,35 @@ report("post-buffering over FastCGI keep-conn: the body, then the next request",
        (first[0], first[2], second[0], second[2]) == (200, b"abc" * 1000, 200, b"Hello, World!"),
        (first[0], first[2][:40], second))
 PY
+check "corral still runs" alive "$CORRAL_PID"
+stop_corral
+
+# ---- 8. a scan that closes many idle connections at once takes a while;
+# connections the other thread parks meanwhile are not taken for idle ones
+# (their park time is after the scan's start: it once read as idle for ever).
+start_corral --listen "fastcgi:unix:$F" --handler "$DEMO_SO" \
+    --processes 1 --threads 2 --idle-timeout 3 --max-conns 4096 || finish
+"$PY" - "$F" >"$T/idle-holder.out" 2>&1 <<'PY' &
+import resource, socket, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+held = []
+for _ in range(2000):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    held.append(s)
+print("held", len(held), flush=True)
+time.sleep(12)
+PY
+holder=$!
+wait_until 10 grep -q '^held' "$T/idle-holder.out"
+bench=$("$top_builddir/corral-bench" --proto fastcgi --keep-conn --connect "unix:$F" -c 8 -d 6 \
+    --warmup 0 --uri /hello --expect-body-prefix "Hello, World!" --json 2>&1)
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+say "8 kept connections beside 2,000 idle ones closed at --idle-timeout 3: $bench"
+expect_match "kept connections busy while 2,000 idle ones are closed by the scan: no error" \
+    '"errors":0,' "$bench"
+expect_match "... and they were served" '"requests":[1-9][0-9]{3,}' "$bench"
 check "corral still runs" alive "$CORRAL_PID"
 finish
