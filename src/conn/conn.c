@@ -424,6 +424,18 @@ static void conn_body_late(struct conn *c)
             (double)c->body_timeout_ms / 1000.0, c->min_rate);
 }
 
+/* Reading the body ended with END (0: the front end closed, else -errno):
+ * one line naming the request; the connection is broken. */
+static void conn_body_failed(struct conn *c, int end)
+{
+    const char *m, *u;
+    conn_request_name(c, &m, &u);
+    log_msg(LOG_ERROR, "%s: peer %s: %s %s: reading the request body failed: %s",
+            c->listener->name, c->peer, m, u,
+            end == 0 ? "the front end closed the connection" : strerror(-end));
+    c->broken = true;
+}
+
 int conn_body_next(struct conn *c, const uint8_t **data, size_t *len)
 {
     if (c->pending_len) {
@@ -468,14 +480,10 @@ int conn_body_next(struct conn *c, const uint8_t **data, size_t *len)
     case PROTO_NEED_MORE:
         if (end == -ETIME) {
             conn_body_late(c);
+            c->broken = true;
         } else {
-            const char *m, *u;
-            conn_request_name(c, &m, &u);
-            log_msg(LOG_ERROR, "%s: peer %s: %s %s: reading the request body failed: %s",
-                    c->listener->name, c->peer, m, u,
-                    end == 0 ? "the front end closed the connection" : strerror(-end));
+            conn_body_failed(c, end);
         }
-        c->broken = true;
         return -1;
     default: /* PARAMS_DONE cannot come again; REPLY is handled in conn_decode */
         c->broken = true;
@@ -542,14 +550,7 @@ int conn_body_prebuffer(struct conn *c, size_t cap)
                 c->prebuffering = true;
                 return 1;
             }
-            {
-                const char *m, *u;
-                conn_request_name(c, &m, &u);
-                log_msg(LOG_ERROR, "%s: peer %s: %s %s: reading the request body failed: %s",
-                        c->listener->name, c->peer, m, u,
-                        end == 0 ? "the front end closed the connection" : strerror(-end));
-            }
-            c->broken = true;
+            conn_body_failed(c, end);
             continue;
         case PROTO_ERROR:
             conn_protocol_error(c, ev.reason);

@@ -89,6 +89,22 @@ static enum worker_next worker_keep(struct worker *w, struct conn *c)
     return conn_has_input(c) ? WORKER_NEXT : WORKER_PARK;
 }
 
+/* After a body step that never waits (RC: -1 close, 1 more is due, 0 the
+ * body is in): close, park with the body deadline running from the first
+ * park (the tick's scan, worker_stop.c), or go on (WORKER_NEXT). */
+static enum worker_next worker_body_wait(struct slot *s, int rc)
+{
+    if (rc < 0)
+        return WORKER_CLOSE;
+    if (rc > 0) {
+        if (!atomic_load_explicit(&s->since_ms, memory_order_relaxed))
+            atomic_store_explicit(&s->since_ms, clock_now_ms(), memory_order_relaxed);
+        return WORKER_PARK;
+    }
+    atomic_store_explicit(&s->since_ms, 0, memory_order_relaxed);
+    return WORKER_NEXT;
+}
+
 /*
  * The response is complete: throw away the body the app did not read, what
  * is there now and never waiting for more (conn_body_discard). If more is
@@ -105,15 +121,10 @@ static enum worker_next worker_discard(struct worker *w, struct slot *s)
     struct conn *c = &s->conn;
     if (!c->body_done) {
         bool keep = c->codec->keep_conn(c->codec_state);
-        int rc = conn_body_discard(c, keep ? UINT64_MAX : DRAIN_LIMIT);
-        if (rc < 0)
-            return WORKER_CLOSE;
-        if (rc > 0) {
-            if (!atomic_load_explicit(&s->since_ms, memory_order_relaxed))
-                atomic_store_explicit(&s->since_ms, clock_now_ms(), memory_order_relaxed);
-            return WORKER_PARK;
-        }
-        atomic_store_explicit(&s->since_ms, 0, memory_order_relaxed);
+        enum worker_next next =
+            worker_body_wait(s, conn_body_discard(c, keep ? UINT64_MAX : DRAIN_LIMIT));
+        if (next != WORKER_NEXT)
+            return next;
     }
     return worker_keep(w, c);
 }
@@ -134,15 +145,9 @@ static enum worker_next worker_start_request(struct worker_thread *t, struct slo
          * together with the worker. */
         conn_set_deadlines(c, cfg->body_timeout_ms, cfg->send_timeout_ms, cfg->min_rate);
     if (cfg->post_buffering && !c->body_done) {
-        int rc = conn_body_prebuffer(c, cfg->post_buffering);
-        if (rc < 0)
-            return WORKER_CLOSE;
-        if (rc > 0) {
-            if (!atomic_load_explicit(&s->since_ms, memory_order_relaxed))
-                atomic_store_explicit(&s->since_ms, clock_now_ms(), memory_order_relaxed);
-            return WORKER_PARK;
-        }
-        atomic_store_explicit(&s->since_ms, 0, memory_order_relaxed);
+        enum worker_next next = worker_body_wait(s, conn_body_prebuffer(c, cfg->post_buffering));
+        if (next != WORKER_NEXT)
+            return next;
     }
     if (worker_run_request(t, s) < 0)
         return WORKER_CLOSE;
