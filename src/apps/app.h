@@ -36,15 +36,15 @@ struct app_ops {
      * a message in err. A reload runs it in a child of the master
      * (master_reexec.c), never in the master's loop. */
     int (*check)(struct app *app, char *err, size_t errlen);
-    int (*worker_init)(struct app *app);   /* 0 or -1 (the worker exits) */
-    int (*thread_init)(struct app *app);   /* 0 or -1 */
+    int (*worker_init)(struct app *app); /* 0 or -1 (the worker exits) */
+    int (*thread_init)(struct app *app); /* 0 or -1 */
     /* Serve one request; return when the response is complete. 0 = success. */
     int (*handle)(struct app *app, corral_request *req);
     void (*worker_fini)(struct app *app);
-    int (*preload)(struct app *app);          /* 0, or -1 after logging why */
-    void (*fork_prepare)(struct app *app);    /* in the master, just before fork() */
-    void (*fork_parent)(struct app *app);     /* in the master, just after */
-    void (*fork_child)(struct app *app);      /* first thing in the new worker */
+    int (*preload)(struct app *app);       /* 0, or -1 after logging why */
+    void (*fork_prepare)(struct app *app); /* in the master, just before fork() */
+    void (*fork_parent)(struct app *app);  /* in the master, just after */
+    void (*fork_child)(struct app *app);   /* first thing in the new worker */
     /* For the watchdog (slowlog, harakiri): the calling request thread's
      * handle (after thread_init), and the stack of the thread with HANDLE
      * written as text to FD, from another thread, without waiting for any
@@ -60,7 +60,7 @@ struct app_ops {
 
 struct app {
     const struct app_ops *ops;
-    void *data;                 /* the adapter's own state */
+    void *data; /* the adapter's own state */
 };
 
 extern const struct app_ops app_native_ops;

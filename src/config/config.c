@@ -365,8 +365,7 @@ static const char *const config_pool_names[] = {
 
 enum pool_mode config_pool_mode(const struct config *c)
 {
-    for (size_t i = 0; c->pool && i < sizeof(config_pool_names) / sizeof(config_pool_names[0]);
-         i++)
+    for (size_t i = 0; c->pool && i < sizeof(config_pool_names) / sizeof(config_pool_names[0]); i++)
         if (strcmp(c->pool, config_pool_names[i]) == 0)
             return (enum pool_mode)i;
     return POOL_STATIC;
@@ -471,7 +470,8 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         return -1;
     }
     if (c->handler && c->virtualenv) {
-        snprintf(err, errlen, "virtualenv applies to WSGI apps (--wsgi, --wsgi-file), not to "
+        snprintf(err, errlen,
+                 "virtualenv applies to WSGI apps (--wsgi, --wsgi-file), not to "
                  "--handler");
         return -1;
     }

@@ -20,15 +20,15 @@ struct config {
     char **listen;
     size_t listen_count;
 
-    char *handler;          /* "path.so[:symbol]", NULL when none */
-    char *wsgi;             /* "module[:callable]", NULL when none */
-    char *wsgi_file;        /* a .py file defining the WSGI callable */
-    char *chdir;            /* workers chdir here before the import */
-    char **pythonpath;      /* prepended to sys.path, in order */
+    char *handler;     /* "path.so[:symbol]", NULL when none */
+    char *wsgi;        /* "module[:callable]", NULL when none */
+    char *wsgi_file;   /* a .py file defining the WSGI callable */
+    char *chdir;       /* workers chdir here before the import */
+    char **pythonpath; /* prepended to sys.path, in order */
     size_t pythonpath_count;
-    char *virtualenv;       /* a venv whose site-packages the app uses */
-    bool preload;           /* import the app in the master, before the fork */
-    char **env;             /* "NAME=VALUE", set in the master at start */
+    char *virtualenv; /* a venv whose site-packages the app uses */
+    bool preload;     /* import the app in the master, before the fork */
+    char **env;       /* "NAME=VALUE", set in the master at start */
     size_t env_count;
 
     unsigned processes;     /* default 1 */
@@ -38,13 +38,13 @@ struct config {
      * "dynamic" keeps the idle workers within [min_spare, max_spare];
      * "ondemand" starts workers only while connections wait. */
     char *pool;
-    unsigned start_processes;      /* dynamic: workers at start; 0 = between the spares */
-    unsigned min_spare;            /* dynamic: fewest idle workers (default 1) */
-    unsigned max_spare;            /* dynamic: most idle workers (default 3) */
+    unsigned start_processes;        /* dynamic: workers at start; 0 = between the spares */
+    unsigned min_spare;              /* dynamic: fewest idle workers (default 1) */
+    unsigned max_spare;              /* dynamic: most idle workers (default 3) */
     unsigned idle_worker_timeout_ms; /* ondemand: an idle worker exits (10 s) */
 
-    char *status_path;      /* the pool answers this path with its status; NULL = off */
-    char *health_path;      /* the worker answers this path 200 ok / 503 stopping; NULL = off */
+    char *status_path; /* the pool answers this path with its status; NULL = off */
+    char *health_path; /* the worker answers this path 200 ok / 503 stopping; NULL = off */
 
     /* Recycling and request time limits (0 = off). */
     unsigned max_requests;        /* a worker is replaced after this many requests */
@@ -52,26 +52,26 @@ struct config {
     unsigned max_rss_mib;         /* ... or once its RSS is over this after a request */
     unsigned slowlog_ms;          /* a slower request is logged with its stack */
     unsigned harakiri_ms;         /* a slower request ends its worker */
-    unsigned threads;       /* default 1 */
+    unsigned threads;             /* default 1 */
 
-    char *error_log;        /* NULL = stderr */
-    char *access_log;       /* NULL = off */
-    char *pidfile;          /* NULL = none */
+    char *error_log;  /* NULL = stderr */
+    char *access_log; /* NULL = off */
+    char *pidfile;    /* NULL = none */
 
-    unsigned chmod_mode;    /* unix listener mode, default 0660 */
-    char *chown;            /* "USER[:GROUP]" for unix listener files, NULL = keep */
-    char **allow_from;      /* peers TCP listeners accept (allow.c); none = loopback */
+    unsigned chmod_mode; /* unix listener mode, default 0660 */
+    char *chown;         /* "USER[:GROUP]" for unix listener files, NULL = keep */
+    char **allow_from;   /* peers TCP listeners accept (allow.c); none = loopback */
     size_t allow_from_count;
 
     /* Running as a service (privs.c). */
-    char *uid;              /* user name or uid to switch to, NULL = stay */
-    char *gid;              /* group name or gid, NULL = the user's group */
-    bool allow_root;        /* run the app as root all the same */
-    unsigned backlog;       /* listen backlog, default 1024 */
-    unsigned max_conns;     /* open connections per worker, default 1024 */
+    char *uid;          /* user name or uid to switch to, NULL = stay */
+    char *gid;          /* group name or gid, NULL = the user's group */
+    bool allow_root;    /* run the app as root all the same */
+    unsigned backlog;   /* listen backlog, default 1024 */
+    unsigned max_conns; /* open connections per worker, default 1024 */
 
-    char *control;          /* control socket path, NULL = none */
-    unsigned control_chmod; /* its mode, default 0600 */
+    char *control;               /* control socket path, NULL = none */
+    unsigned control_chmod;      /* its mode, default 0600 */
     unsigned control_timeout_ms; /* a silent control client is dropped (10 s) */
 
     struct proto_limits limits;
@@ -88,7 +88,7 @@ struct config {
     unsigned stop_delay_ms;       /* SIGTERM: keep serving this long first; 0 = off */
 
     /* Where this configuration came from, for messages. */
-    char *source_file;      /* NULL when built from the command line only */
+    char *source_file; /* NULL when built from the command line only */
 };
 
 /* Fill *c with the defaults above (no allocation). Named config_defaults,
@@ -108,8 +108,7 @@ void config_free(struct config *c);
  * reload can keep the old configuration. Relative @include paths are taken
  * from FILE's directory. Sets source_file to FILE.
  */
-int config_load_file(struct config *c, const char *file, char *err,
-                     size_t errlen);
+int config_load_file(struct config *c, const char *file, char *err, size_t errlen);
 
 /*
  * Derive the fields that follow from others: limits.fcgi_max_conns =

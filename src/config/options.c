@@ -214,7 +214,8 @@ const struct option_spec options_table[] = {
         .type = OPTION_BOOL,
         OPTIONS_FIELD(preload),
         .group = "Application",
-        .help = "load the app (WSGI import, or the handler's dlopen) in the master before forking: workers share its memory",
+        .help = "load the app (WSGI import, or the handler's dlopen) in the master before forking: "
+                "workers share its memory",
         .fixed = true,
     },
     {
@@ -620,7 +621,8 @@ const struct option_spec options_table[] = {
         .max = UINT32_MAX,
         .metavar = "N",
         .group = "Recycling and time limits",
-        .help = "add a random 0..N to each worker's max-requests, so they do not all restart at once",
+        .help =
+            "add a random 0..N to each worker's max-requests, so they do not all restart at once",
     },
     {
         .name = "max-rss",
@@ -653,7 +655,8 @@ const struct option_spec options_table[] = {
         .max = OPTIONS_SECONDS(86400),
         .metavar = "SECONDS",
         .group = "Recycling and time limits",
-        .help = "a request running longer is logged with its stack and its worker replaced; 0 = off",
+        .help =
+            "a request running longer is logged with its stack and its worker replaced; 0 = off",
     },
 };
 
@@ -1071,8 +1074,7 @@ void options_clear_list(const struct option_spec *o, struct config *c)
     *count = 0;
 }
 
-bool options_same_value(const struct option_spec *o, const struct config *a,
-                        const struct config *b)
+bool options_same_value(const struct option_spec *o, const struct config *a, const struct config *b)
 {
     const void *fa = options_at_const(a, o->offset), *fb = options_at_const(b, o->offset);
     switch (o->type) {

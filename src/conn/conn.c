@@ -25,8 +25,8 @@ void conn_clear(struct conn *c)
     c->fd = -1;
 }
 
-int conn_init(struct conn *c, int fd, const struct listener *l,
-              const struct proto_limits *lim, unsigned io_timeout_ms)
+int conn_init(struct conn *c, int fd, const struct listener *l, const struct proto_limits *lim,
+              unsigned io_timeout_ms)
 {
     c->fd = fd; /* first: conn_close closes it whatever fails below */
     /* Buffers survive from the previous connection of this slot. */
@@ -78,8 +78,7 @@ static uint64_t conn_budget_ms(unsigned base_ms, unsigned min_rate, uint64_t byt
 {
     if (!base_ms)
         return UINT64_MAX;
-    return base_ms + (min_rate ? bytes / min_rate * 1000 + bytes % min_rate * 1000 / min_rate
-                               : 0);
+    return base_ms + (min_rate ? bytes / min_rate * 1000 + bytes % min_rate * 1000 / min_rate : 0);
 }
 
 uint64_t conn_body_budget_ms(const struct conn *c)
@@ -154,8 +153,7 @@ static int conn_wait(struct conn *c, short events, unsigned timeout_ms)
  * in all (UINT64_MAX: none), *WAITED_US charged with what this wait took.
  * Returns 0, -ETIMEDOUT (the I/O timeout), -ETIME (the deadline) or
  * another negative errno. The clock is read only here, around a poll. */
-static int conn_wait_within(struct conn *c, short events, uint64_t budget_ms,
-                            uint64_t *waited_us)
+static int conn_wait_within(struct conn *c, short events, uint64_t budget_ms, uint64_t *waited_us)
 {
     if (budget_ms == UINT64_MAX)
         return conn_wait(c, events, c->io_timeout_ms);
@@ -271,9 +269,10 @@ static void conn_log_unread(const struct conn *c, const char *why)
     unsigned long suppressed = 0;
     if (!allow_ratelimit_due(&conn_unread_log, clock_now_ms() / 1000, &suppressed))
         return;
-    log_msg(LOG_ERROR, "%s: peer %s: does not read its replies (%s, %zu bytes unsent); "
-            "connection closed (%lu more since the last line)", c->listener->name, c->peer,
-            why, c->out_len, suppressed);
+    log_msg(LOG_ERROR,
+            "%s: peer %s: does not read its replies (%s, %zu bytes unsent); "
+            "connection closed (%lu more since the last line)",
+            c->listener->name, c->peer, why, c->out_len, suppressed);
 }
 
 void conn_note_unread_close(const struct conn *c, uint64_t idle_ms)
@@ -293,8 +292,8 @@ static enum proto_result conn_out_fail(struct conn *c, int err, struct proto_eve
     else if (allow_ratelimit_due(&conn_send_log, clock_now_ms() / 1000, &suppressed))
         log_msg(err == -EPIPE || err == -ECONNRESET ? LOG_WARN : LOG_ERROR,
                 "%s: peer %s: sending a management reply failed: %s; connection closed (%lu "
-                "more since the last line)", c->listener->name, c->peer, strerror(-err),
-                suppressed);
+                "more since the last line)",
+                c->listener->name, c->peer, strerror(-err), suppressed);
     c->out_start = c->out_len = 0;
     c->replied = true; /* nothing more goes out: the socket may be full */
     c->broken = true;
@@ -417,11 +416,12 @@ static void conn_body_late(struct conn *c)
 {
     const char *m, *u;
     conn_request_name(c, &m, &u);
-    log_msg(LOG_ERROR, "%s: peer %s: %s %s: the request body was late: %llu bytes arrived "
+    log_msg(LOG_ERROR,
+            "%s: peer %s: %s %s: the request body was late: %llu bytes arrived "
             "in %.1f s of waiting, past the body deadline (body-timeout %.1f s + 1 s per "
-            "min-rate %u bytes): connection closed", c->listener->name, c->peer, m, u,
-            (unsigned long long)c->body_in, (double)c->body_waited_us / 1e6,
-            (double)c->body_timeout_ms / 1000.0, c->min_rate);
+            "min-rate %u bytes): connection closed",
+            c->listener->name, c->peer, m, u, (unsigned long long)c->body_in,
+            (double)c->body_waited_us / 1e6, (double)c->body_timeout_ms / 1000.0, c->min_rate);
 }
 
 /* Reading the body ended with END (0: the front end closed, else -errno):
@@ -430,9 +430,8 @@ static void conn_body_failed(struct conn *c, int end)
 {
     const char *m, *u;
     conn_request_name(c, &m, &u);
-    log_msg(LOG_ERROR, "%s: peer %s: %s %s: reading the request body failed: %s",
-            c->listener->name, c->peer, m, u,
-            end == 0 ? "the front end closed the connection" : strerror(-end));
+    log_msg(LOG_ERROR, "%s: peer %s: %s %s: reading the request body failed: %s", c->listener->name,
+            c->peer, m, u, end == 0 ? "the front end closed the connection" : strerror(-end));
     c->broken = true;
 }
 
@@ -471,8 +470,8 @@ int conn_body_next(struct conn *c, const uint8_t **data, size_t *len)
         return 0;
     case PROTO_ABORT:
         c->aborted = true;
-        log_msg(LOG_WARN, "%s: peer %s: the front end aborted the request",
-                c->listener->name, c->peer);
+        log_msg(LOG_WARN, "%s: peer %s: the front end aborted the request", c->listener->name,
+                c->peer);
         return -1;
     case PROTO_ERROR:
         conn_protocol_error(c, ev.reason);
@@ -542,8 +541,8 @@ int conn_body_prebuffer(struct conn *c, size_t cap)
         case PROTO_ABORT:
             /* The app runs and sees the abort, as it would have streaming. */
             c->aborted = true;
-            log_msg(LOG_WARN, "%s: peer %s: the front end aborted the request",
-                    c->listener->name, c->peer);
+            log_msg(LOG_WARN, "%s: peer %s: the front end aborted the request", c->listener->name,
+                    c->peer);
             continue;
         case PROTO_NEED_MORE:
             if (end == -EAGAIN) {
@@ -573,11 +572,12 @@ void conn_prebuffer_late(const struct conn *c, uint64_t waited_ms)
     char more[64] = "";
     if (suppressed)
         snprintf(more, sizeof(more), " (%lu more like it not logged)", suppressed);
-    log_msg(LOG_ERROR, "%s: peer %s: %s %s: the request body was late: %llu bytes arrived in "
+    log_msg(LOG_ERROR,
+            "%s: peer %s: %s %s: the request body was late: %llu bytes arrived in "
             "%.1f s, past the body deadline (body-timeout %.1f s + 1 s per min-rate %u bytes); "
-            "the app did not run: connection closed%s", c->listener->name, c->peer, m, u,
-            (unsigned long long)c->body_in, (double)waited_ms / 1000.0,
-            (double)c->body_timeout_ms / 1000.0, c->min_rate, more);
+            "the app did not run: connection closed%s",
+            c->listener->name, c->peer, m, u, (unsigned long long)c->body_in,
+            (double)waited_ms / 1000.0, (double)c->body_timeout_ms / 1000.0, c->min_rate, more);
 }
 
 void conn_body_consume(struct conn *c, size_t n)
@@ -628,8 +628,10 @@ int conn_body_discard(struct conn *c, uint64_t max_bytes)
             conn_body_consume(c, c->pending_len);
         }
         if (c->discarded > max_bytes) {
-            snprintf(detail, sizeof(detail), "the request body the app did not read is over "
-                     "%llu bytes", (unsigned long long)max_bytes);
+            snprintf(detail, sizeof(detail),
+                     "the request body the app did not read is over "
+                     "%llu bytes",
+                     (unsigned long long)max_bytes);
             conn_discard_log_line(c, CONN_DISCARD_TOO_BIG, detail);
             c->broken = true;
             return -1;
@@ -668,11 +670,14 @@ int conn_body_discard(struct conn *c, uint64_t max_bytes)
                 /* Where the connection closes after the response anyway,
                  * the front end may close first: nothing went wrong. */
                 if (c->codec->keep_conn(c->codec_state))
-                    conn_discard_log_line(c, CONN_DISCARD_CLOSED, "the front end closed the "
+                    conn_discard_log_line(c, CONN_DISCARD_CLOSED,
+                                          "the front end closed the "
                                           "connection before the end of the request body");
             } else {
-                snprintf(detail, sizeof(detail), "reading the rest of the request body "
-                         "failed: %s", strerror(-end));
+                snprintf(detail, sizeof(detail),
+                         "reading the rest of the request body "
+                         "failed: %s",
+                         strerror(-end));
                 conn_discard_log_line(c, CONN_DISCARD_ERROR, detail);
             }
             c->broken = true;
@@ -693,7 +698,8 @@ int conn_body_discard(struct conn *c, uint64_t max_bytes)
 void conn_discard_late(const struct conn *c, uint64_t waited_ms, bool stopping)
 {
     char detail[200];
-    snprintf(detail, sizeof(detail), "the request body %s (%llu bytes of it in %.1f s; "
+    snprintf(detail, sizeof(detail),
+             "the request body %s (%llu bytes of it in %.1f s; "
              "body-timeout %.1f s + 1 s per min-rate %u bytes)",
              stopping ? "had not all arrived when the worker stopped"
                       : "did not arrive after the response",
@@ -741,8 +747,8 @@ int conn_writev(struct conn *c, struct iovec *iov, int iovcnt)
 void conn_protocol_error(struct conn *c, const char *reason)
 {
     if (reason)
-        log_msg(LOG_ERROR, "%s: peer %s: bad request: %s; connection closed",
-                c->listener->name, c->peer, reason);
+        log_msg(LOG_ERROR, "%s: peer %s: bad request: %s; connection closed", c->listener->name,
+                c->peer, reason);
     uint8_t out[PROTO_END_MAX];
     size_t n = c->replied ? 0 : c->codec->error_reply(c->codec_state, out);
     if (n) {

@@ -50,30 +50,30 @@ struct conn {
     int fd;
     const struct listener *listener;
     const struct proto_codec *codec;
-    void *codec_state;          /* codec->state_size bytes */
+    void *codec_state; /* codec->state_size bytes */
     struct params params;
     struct proto_limits limits; /* the codec's, copied at conn_init */
     uint8_t *buf;               /* read buffer; unconsumed bytes in [start, end) */
     size_t buf_start, buf_end;
     unsigned io_timeout_ms;
-    char peer[64];              /* "unix" or "127.0.0.1:5555" */
-    bool in_request;            /* bytes of a request were consumed */
-    bool body_done;             /* PROTO_BODY_END seen */
-    bool aborted;               /* PROTO_ABORT seen */
-    bool broken;                /* must be closed after this request */
-    bool replied;               /* the codec's error reply ended this request on
-                                   the wire, or the peer stopped reading its
-                                   replies: nothing more goes out for it */
-    bool kept;                  /* the front end keeps it between requests
-                                   (FastCGI keep-conn): set after a response */
-    bool bye_sent;              /* a stopping worker asked the front end to
-                                   close it (see worker_stop.c) */
-    bool bye_in_response;       /* ... in the write that ended the response */
-    uint8_t byes_ignored;       /* requests the front end sent after a goodbye */
+    char peer[64];        /* "unix" or "127.0.0.1:5555" */
+    bool in_request;      /* bytes of a request were consumed */
+    bool body_done;       /* PROTO_BODY_END seen */
+    bool aborted;         /* PROTO_ABORT seen */
+    bool broken;          /* must be closed after this request */
+    bool replied;         /* the codec's error reply ended this request on
+                             the wire, or the peer stopped reading its
+                             replies: nothing more goes out for it */
+    bool kept;            /* the front end keeps it between requests
+                             (FastCGI keep-conn): set after a response */
+    bool bye_sent;        /* a stopping worker asked the front end to
+                             close it (see worker_stop.c) */
+    bool bye_in_response; /* ... in the write that ended the response */
+    uint8_t byes_ignored; /* requests the front end sent after a goodbye */
     /* While *bye_on_end is nonzero (the worker is stopping), a response on a
      * kept connection ends with the codec's goodbye. NULL: never. */
     const _Atomic int *bye_on_end;
-    const uint8_t *pending;     /* body bytes decoded but not yet read */
+    const uint8_t *pending; /* body bytes decoded but not yet read */
     size_t pending_len;
     /* Reply bytes the socket did not take yet, in out[out_start, out_start +
      * out_len): allocated (CONN_OUT_CAP) when first needed, freed at
@@ -82,23 +82,23 @@ struct conn {
     size_t out_start, out_len;
     /* The deadlines of a request (see the top of this file); 0 = none. */
     unsigned body_timeout_ms, send_timeout_ms;
-    unsigned min_rate;          /* bytes per second that buy one more second */
-    uint64_t body_in;           /* body bytes of this request decoded so far */
-    uint64_t body_waited_us;    /* ... and the time spent waiting for them */
-    uint64_t sent;              /* bytes written for this request */
-    uint64_t send_waited_us;    /* ... and the time spent waiting to write */
-    bool discarding;            /* the response is out, the body the app did not
-                                   read is read and thrown away as it arrives
-                                   (conn_body_discard) */
-    uint64_t discarded;         /* body bytes thrown away so */
+    unsigned min_rate;       /* bytes per second that buy one more second */
+    uint64_t body_in;        /* body bytes of this request decoded so far */
+    uint64_t body_waited_us; /* ... and the time spent waiting for them */
+    uint64_t sent;           /* bytes written for this request */
+    uint64_t send_waited_us; /* ... and the time spent waiting to write */
+    bool discarding;         /* the response is out, the body the app did not
+                                read is read and thrown away as it arrives
+                                (conn_body_discard) */
+    uint64_t discarded;      /* body bytes thrown away so */
     /* --post-buffering: the body read into memory before the app runs, while
      * the connection waits in epoll without a thread; served to the app
      * first (conn_body_next). Allocated when first needed, kept for the
      * next request, freed at conn_fini. */
     uint8_t *pre;
     size_t pre_len, pre_cap;
-    bool prebuffering;          /* parked until the body is in memory */
-    bool pre_served;            /* the app was given pre[0, pre_len) */
+    bool prebuffering; /* parked until the body is in memory */
+    bool pre_served;   /* the app was given pre[0, pre_len) */
 };
 
 /* ---- life ---- */
@@ -109,8 +109,8 @@ void conn_clear(struct conn *c);
 /* Set up for a fresh accepted socket FD; LIM is copied (the codec keeps a
  * pointer to the copy). Returns 0 or -ENOMEM; either way c->fd is FD, so
  * conn_close closes it. */
-int conn_init(struct conn *c, int fd, const struct listener *l,
-              const struct proto_limits *lim, unsigned io_timeout_ms);
+int conn_init(struct conn *c, int fd, const struct listener *l, const struct proto_limits *lim,
+              unsigned io_timeout_ms);
 /* The peer's name ("unix" or address:port) from the address accept gave. */
 void conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len);
 /* The request deadlines of this connection (see the top of this file):

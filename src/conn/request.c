@@ -64,17 +64,39 @@ const char *request_reason_phrase(int status)
         int code;
         const char *text;
     } phrases[] = {
-        {100, "Continue"}, {101, "Switching Protocols"}, {200, "OK"}, {201, "Created"},
-        {202, "Accepted"}, {204, "No Content"}, {206, "Partial Content"},
-        {301, "Moved Permanently"}, {302, "Found"}, {303, "See Other"},
-        {304, "Not Modified"}, {307, "Temporary Redirect"}, {308, "Permanent Redirect"},
-        {400, "Bad Request"}, {401, "Unauthorized"}, {403, "Forbidden"},
-        {404, "Not Found"}, {405, "Method Not Allowed"}, {408, "Request Timeout"},
-        {409, "Conflict"}, {410, "Gone"}, {411, "Length Required"},
-        {413, "Content Too Large"}, {414, "URI Too Long"}, {415, "Unsupported Media Type"},
-        {418, "I'm a teapot"}, {422, "Unprocessable Content"}, {429, "Too Many Requests"},
-        {431, "Request Header Fields Too Large"}, {500, "Internal Server Error"},
-        {501, "Not Implemented"}, {502, "Bad Gateway"}, {503, "Service Unavailable"},
+        {100, "Continue"},
+        {101, "Switching Protocols"},
+        {200, "OK"},
+        {201, "Created"},
+        {202, "Accepted"},
+        {204, "No Content"},
+        {206, "Partial Content"},
+        {301, "Moved Permanently"},
+        {302, "Found"},
+        {303, "See Other"},
+        {304, "Not Modified"},
+        {307, "Temporary Redirect"},
+        {308, "Permanent Redirect"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {408, "Request Timeout"},
+        {409, "Conflict"},
+        {410, "Gone"},
+        {411, "Length Required"},
+        {413, "Content Too Large"},
+        {414, "URI Too Long"},
+        {415, "Unsupported Media Type"},
+        {418, "I'm a teapot"},
+        {422, "Unprocessable Content"},
+        {429, "Too Many Requests"},
+        {431, "Request Header Fields Too Large"},
+        {500, "Internal Server Error"},
+        {501, "Not Implemented"},
+        {502, "Bad Gateway"},
+        {503, "Service Unavailable"},
         {504, "Gateway Timeout"},
     };
     for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++)
@@ -308,12 +330,13 @@ static void request_send_failed(struct corral_request *r, int err)
     const char *u = r->uri;
     bool hung_up = err == EPIPE || err == ECONNRESET;
     if (err == ETIME) /* conn.h: the send deadline */
-        log_msg(LOG_ERROR, "%s: peer %s: %s %s: the front end was too slow to take the "
+        log_msg(LOG_ERROR,
+                "%s: peer %s: %s %s: the front end was too slow to take the "
                 "response: %llu bytes went out in %.1f s of waiting, past the send deadline "
                 "(send-timeout %.1f s + 1 s per min-rate %u bytes) after %llu body bytes: "
-                "connection closed", c->listener->name, c->peer, m ? m : "-", u ? u : "-",
-                (unsigned long long)c->sent, (double)c->send_waited_us / 1e6,
-                (double)c->send_timeout_ms / 1000.0, c->min_rate,
+                "connection closed",
+                c->listener->name, c->peer, m ? m : "-", u ? u : "-", (unsigned long long)c->sent,
+                (double)c->send_waited_us / 1e6, (double)c->send_timeout_ms / 1000.0, c->min_rate,
                 (unsigned long long)r->bytes_out);
     else
         log_msg(hung_up ? LOG_WARN : LOG_ERROR,
@@ -331,8 +354,7 @@ static void request_send_failed(struct corral_request *r, int err)
  * cut into frames the codec accepts, then the end of the response if FINAL.
  * Batches of at most REQUEST_BATCH iovecs go out per writev.
  */
-static int request_send(struct corral_request *r, const struct iovec *parts, int nparts,
-                        bool final)
+static int request_send(struct corral_request *r, const struct iovec *parts, int nparts, bool final)
 {
     struct conn *c = r->conn;
     const struct proto_codec *codec = c->codec;
@@ -404,9 +426,10 @@ static size_t request_body_room(struct corral_request *r, size_t len)
         struct conn *c = r->conn;
         const char *m = r->method;
         const char *u = r->uri;
-        log_msg(LOG_WARN, "%s: peer %s: %s %s: the handler sent more than its Content-Length "
-                "(%lld): the excess is dropped", c->listener->name, c->peer, m ? m : "-",
-                u ? u : "-", (long long)r->body_limit);
+        log_msg(LOG_WARN,
+                "%s: peer %s: %s %s: the handler sent more than its Content-Length "
+                "(%lld): the excess is dropped",
+                c->listener->name, c->peer, m ? m : "-", u ? u : "-", (long long)r->body_limit);
         r->clipped = true;
     }
     return room;
@@ -419,9 +442,10 @@ static int request_short_body(struct corral_request *r)
     struct conn *c = r->conn;
     const char *m = r->method;
     const char *u = r->uri;
-    log_msg(LOG_ERROR, "%s: peer %s: %s %s: the response ended after %llu of the %lld bytes "
-            "its Content-Length announced: connection closed", c->listener->name, c->peer,
-            m ? m : "-", u ? u : "-", (unsigned long long)r->bytes_out,
+    log_msg(LOG_ERROR,
+            "%s: peer %s: %s %s: the response ended after %llu of the %lld bytes "
+            "its Content-Length announced: connection closed",
+            c->listener->name, c->peer, m ? m : "-", u ? u : "-", (unsigned long long)r->bytes_out,
             (long long)r->body_limit);
     r->failed = true;
     conn_mark_broken(c);
@@ -436,9 +460,10 @@ static const char *request_refuse_head(struct corral_request *r, size_t *len)
     struct conn *c = r->conn;
     const char *m = r->method;
     const char *u = r->uri;
-    log_msg(LOG_ERROR, "%s: peer %s: %s %s: the handler sent Content-Length headers with "
-            "different values: answered 500", c->listener->name, c->peer, m ? m : "-",
-            u ? u : "-");
+    log_msg(LOG_ERROR,
+            "%s: peer %s: %s %s: the handler sent Content-Length headers with "
+            "different values: answered 500",
+            c->listener->name, c->peer, m ? m : "-", u ? u : "-");
     request_reset_head(r);
     r->status = 500;
     corral_add_header(r, "Content-Type", "text/plain");
@@ -470,8 +495,8 @@ static int request_write(struct corral_request *r, const void *buf, size_t len, 
      * complete: its end goes out with it. A front end that has all the
      * bytes may hang up at once; a separate end-of-response write would
      * then fail, and the request look broken when it was not. */
-    if (!final && (r->head_only || (r->body_limit >= 0 &&
-                                    r->bytes_out + len == (uint64_t)r->body_limit))) {
+    if (!final &&
+        (r->head_only || (r->body_limit >= 0 && r->bytes_out + len == (uint64_t)r->body_limit))) {
         final = true;
         r->complete_early = true;
     }
@@ -584,8 +609,7 @@ static void request_end_response(struct corral_request *r, int app_rc)
         const char *u = r->uri;
         log_msg(LOG_ERROR, "%s: peer %s: the handler failed (returned %d) on %s %s; %s",
                 c->listener->name, c->peer, app_rc, m ? m : "-", u ? u : "-",
-                r->head_sent ? "part of the response was sent: connection closed"
-                             : "answered 500");
+                r->head_sent ? "part of the response was sent: connection closed" : "answered 500");
     }
     if (app_rc != 0 && !r->head_sent && !r->failed) {
         request_reset_head(r);
@@ -615,8 +639,8 @@ int request_finish(struct corral_request *r, int app_rc)
         const char *uri = r->uri;
         if (!uri)
             uri = params_get(&c->params, "PATH_INFO");
-        log_access(remote ? remote : c->peer, r->method, uri,
-                   r->failed ? 499 : r->status, r->bytes_out, clock_now_us() - r->start_us);
+        log_access(remote ? remote : c->peer, r->method, uri, r->failed ? 499 : r->status,
+                   r->bytes_out, clock_now_us() - r->start_us);
     }
     return c->broken || r->failed ? -1 : 0;
 }

@@ -29,8 +29,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum sb_worker_state { SB_WORKER_EMPTY = 0, SB_WORKER_STARTING, SB_WORKER_RUNNING,
-                       SB_WORKER_STOPPING };
+enum sb_worker_state {
+    SB_WORKER_EMPTY = 0,
+    SB_WORKER_STARTING,
+    SB_WORKER_RUNNING,
+    SB_WORKER_STOPPING
+};
 enum sb_thread_state { SB_THREAD_IDLE = 0, SB_THREAD_BUSY };
 
 struct sb_thread {
@@ -45,15 +49,15 @@ struct sb_thread {
 struct sb_worker {
     _Atomic int32_t pid;
     _Atomic uint32_t state;
-    _Atomic int32_t conns;             /* open connections */
-    _Atomic uint32_t accepting;        /* listeners armed in its epoll */
-    _Atomic uint32_t busy;             /* threads serving a request */
-    _Atomic uint32_t threads_live;     /* request threads started */
-    _Atomic uint64_t accepted;         /* connections accepted */
-    _Atomic uint64_t requests;         /* requests served */
-    _Atomic uint64_t errors;           /* malformed input, failed responses */
-    _Atomic int64_t started_at;        /* CLOCK_REALTIME seconds */
-    _Atomic uint32_t respawns;         /* times this slot was refilled */
+    _Atomic int32_t conns;         /* open connections */
+    _Atomic uint32_t accepting;    /* listeners armed in its epoll */
+    _Atomic uint32_t busy;         /* threads serving a request */
+    _Atomic uint32_t threads_live; /* request threads started */
+    _Atomic uint64_t accepted;     /* connections accepted */
+    _Atomic uint64_t requests;     /* requests served */
+    _Atomic uint64_t errors;       /* malformed input, failed responses */
+    _Atomic int64_t started_at;    /* CLOCK_REALTIME seconds */
+    _Atomic uint32_t respawns;     /* times this slot was refilled */
 };
 
 struct sb_header {
@@ -61,25 +65,25 @@ struct sb_header {
     /* Slots the pool spans now: the target number of workers, or more while
      * workers above it are still stopping. Written by the master. */
     _Atomic uint32_t slots;
-    _Atomic uint64_t started_at;       /* CLOCK_REALTIME seconds */
+    _Atomic uint64_t started_at; /* CLOCK_REALTIME seconds */
     /* The master's view of the pool, published by the master for the
      * status builders (status.c) of the control socket and the status page,
      * which may run in a worker. */
-    _Atomic uint64_t started_mono_ms;  /* CLOCK_MONOTONIC of the start */
+    _Atomic uint64_t started_mono_ms; /* CLOCK_MONOTONIC of the start */
     _Atomic int32_t master_pid;
-    _Atomic uint32_t master_state;     /* enum sb_master_state */
-    _Atomic uint32_t pool_target;      /* static: workers the pool should have */
-    _Atomic uint32_t spawn_rate;       /* dynamic/ondemand: forks allowed per second */
-    _Atomic uint64_t max_reached;      /* episodes of "max processes reached" */
+    _Atomic uint32_t master_state; /* enum sb_master_state */
+    _Atomic uint32_t pool_target;  /* static: workers the pool should have */
+    _Atomic uint32_t spawn_rate;   /* dynamic/ondemand: forks allowed per second */
+    _Atomic uint64_t max_reached;  /* episodes of "max processes reached" */
     /* Two banks of bank_size slots (reloads): the generation serving uses
      * the slots from bank_base on; the other bank holds an old generation
      * still draining, or a new one starting. */
     _Atomic uint32_t bank_base;
-    uint32_t bank_size;                /* --max-processes */
-    _Atomic uint32_t generation;       /* of the workers serving; 1 at start */
-    _Atomic uint32_t reload_phase;     /* 0 idle, 1 starting, 2 draining */
+    uint32_t bank_size;            /* --max-processes */
+    _Atomic uint32_t generation;   /* of the workers serving; 1 at start */
+    _Atomic uint32_t reload_phase; /* 0 idle, 1 starting, 2 draining */
     _Atomic uint32_t reloads, reload_failed;
-    _Atomic uint32_t reload_last_ok;   /* 2 = no reload yet */
+    _Atomic uint32_t reload_last_ok; /* 2 = no reload yet */
     /* How the last reload went: written between two increments of
      * reload_seq (odd while being written). */
     _Atomic uint32_t reload_seq;
@@ -88,17 +92,21 @@ struct sb_header {
 
 /* STOP_DELAY: a SIGTERM came with --stop-delay; the pool still accepts and
  * serves (the health path answers 503) until the graceful stop (STOPPING). */
-enum sb_master_state { SB_MASTER_RUNNING = 0, SB_MASTER_STOPPING, SB_MASTER_STOPPING_NOW,
-                       SB_MASTER_STOP_DELAY };
+enum sb_master_state {
+    SB_MASTER_RUNNING = 0,
+    SB_MASTER_STOPPING,
+    SB_MASTER_STOPPING_NOW,
+    SB_MASTER_STOP_DELAY
+};
 
 struct scoreboard {
     struct sb_header *hdr;
     struct sb_worker *workers;
     struct sb_thread *threads;
-    _Atomic uint64_t *accepted;        /* per worker, per listener */
+    _Atomic uint64_t *accepted; /* per worker, per listener */
     void *map;
     size_t map_len;
-    int fd;                            /* the memfd (close-on-exec); -1 = none */
+    int fd; /* the memfd (close-on-exec); -1 = none */
 };
 
 /* Map a scoreboard for MAX_WORKERS workers of THREADS threads each, serving
@@ -118,15 +126,15 @@ int scoreboard_attach(struct scoreboard *sb, int fd, char *err, size_t errlen);
 /* In a forked worker: close the memfd (the mapping stays). */
 void scoreboard_close_in_child(struct scoreboard *sb);
 
-static inline struct sb_thread *scoreboard_thread(const struct scoreboard *sb,
-                                                  unsigned worker, unsigned thread)
+static inline struct sb_thread *scoreboard_thread(const struct scoreboard *sb, unsigned worker,
+                                                  unsigned thread)
 {
     return &sb->threads[(size_t)worker * sb->hdr->threads + thread];
 }
 
 /* Connections worker WORKER accepted on listener LISTENER. */
-static inline _Atomic uint64_t *scoreboard_accepted(const struct scoreboard *sb,
-                                                    unsigned worker, size_t listener)
+static inline _Atomic uint64_t *scoreboard_accepted(const struct scoreboard *sb, unsigned worker,
+                                                    size_t listener)
 {
     return &sb->accepted[(size_t)worker * sb->hdr->listeners + listener];
 }

@@ -126,8 +126,7 @@ static void master_clear_slot(struct master *m, unsigned i)
 /* The requests the worker of slot I was serving, from the scoreboard (read
  * before master_clear_slot): " while serving GET /x (thread 0), ..." in OUT
  * ("" when none). Returns how many. */
-static unsigned master_describe_serving(const struct master *m, unsigned i, char *out,
-                                        size_t len)
+static unsigned master_describe_serving(const struct master *m, unsigned i, char *out, size_t len)
 {
     unsigned n = 0;
     size_t used = 0;
@@ -192,8 +191,10 @@ static bool master_replace_at_once(struct master *m, unsigned i, pid_t pid, int 
     if (code == WORKER_EXIT_RECYCLE)
         log_msg(LOG_INFO, "worker %u (pid %d) recycled; starting its replacement", i, (int)pid);
     else if (code == WORKER_EXIT_HARAKIRI || killed)
-        log_msg(LOG_WARN, "worker %u (pid %d) ended by harakiri (the request and its stack are "
-                "logged above); starting its replacement", i, (int)pid);
+        log_msg(LOG_WARN,
+                "worker %u (pid %d) ended by harakiri (the request and its stack are "
+                "logged above); starting its replacement",
+                i, (int)pid);
     else
         return false;
     mw->fast_deaths = 0;
@@ -237,9 +238,11 @@ static void master_reap(struct master *m)
         if (master_reload_reaped(m, i, pid, never_ran, what))
             continue;
         if (m->reload.stranded) {
-            log_msg(LOG_ERROR, "worker %u (pid %d) %s and cannot be replaced: the app failed to "
+            log_msg(LOG_ERROR,
+                    "worker %u (pid %d) %s and cannot be replaced: the app failed to "
                     "import after the last re-exec (--preload); fix the app and reload (%u "
-                    "workers left)", i, (int)pid, what, master_bank_live(m, m->base));
+                    "workers left)",
+                    i, (int)pid, what, master_bank_live(m, m->base));
             master_update_slots(m);
             continue;
         }
@@ -419,11 +422,11 @@ static int master_setup_scoreboard(struct master *m, const struct reexec_state *
             log_msg(LOG_ERROR, "%s", err);
             return -1;
         }
-        if (m->sb.hdr->threads != m->cfg->threads ||
-            m->sb.hdr->listeners != m->listener_count) {
-            log_msg(LOG_ERROR, "the scoreboard of the previous image has %u threads and %u "
-                    "listeners, the config %u and %zu", m->sb.hdr->threads,
-                    m->sb.hdr->listeners, m->cfg->threads, m->listener_count);
+        if (m->sb.hdr->threads != m->cfg->threads || m->sb.hdr->listeners != m->listener_count) {
+            log_msg(LOG_ERROR,
+                    "the scoreboard of the previous image has %u threads and %u "
+                    "listeners, the config %u and %zu",
+                    m->sb.hdr->threads, m->sb.hdr->listeners, m->cfg->threads, m->listener_count);
             return -1;
         }
         m->max_workers = m->sb.hdr->bank_size;
@@ -431,8 +434,8 @@ static int master_setup_scoreboard(struct master *m, const struct reexec_state *
     }
     /* Two banks: a reload starts the new generation in the bank the old
      * one does not use. */
-    int rc = scoreboard_create(&m->sb, 2 * m->max_workers, m->cfg->threads,
-                               (unsigned)m->listener_count);
+    int rc =
+        scoreboard_create(&m->sb, 2 * m->max_workers, m->cfg->threads, (unsigned)m->listener_count);
     if (rc < 0) {
         log_msg(LOG_ERROR, "memfd_create/mmap(scoreboard) failed: %s", strerror(-rc));
         return -1;
@@ -495,8 +498,8 @@ static int master_setup(struct master *m, const struct reexec_state *rx)
     } else if (m->cfg->control && !rx) {
         char err[512];
         m->ctl = control_open(m->cfg->control, m->cfg->control_chmod, m->cfg->control_timeout_ms,
-                              m->epfd, MASTER_TAG_CONTROL, master_commands,
-                              master_command_count, m, err, sizeof(err));
+                              m->epfd, MASTER_TAG_CONTROL, master_commands, master_command_count, m,
+                              err, sizeof(err));
         if (!m->ctl) {
             log_msg(LOG_ERROR, "control socket: %s", err);
             return -1;

@@ -55,8 +55,8 @@ void master_stop(struct master *m, bool now)
 {
     if (m->state == MASTER_STOPPING_NOW || (m->state == MASTER_STOPPING && !now))
         return;
-    if (m->state == MASTER_RUNNING && !now && !m->stop_delay_until_ms &&
-        m->cfg->stop_delay_ms && m->live) {
+    if (m->state == MASTER_RUNNING && !now && !m->stop_delay_until_ms && m->cfg->stop_delay_ms &&
+        m->live) {
         master_stop_delay_begin(m);
         return;
     }

@@ -173,10 +173,9 @@ static void master_cmd_workers(void *owner, const struct control_request *req, s
         json_kv_uint(j, "requests", atomic_load_explicit(&w->requests, memory_order_relaxed));
         json_kv_uint(j, "errors", atomic_load_explicit(&w->errors, memory_order_relaxed));
         json_kv_uint(j, "accepted", atomic_load_explicit(&w->accepted, memory_order_relaxed));
-        json_kv_int(j, "conns", mw->pid ? atomic_load_explicit(&w->conns, memory_order_relaxed)
-                                        : 0);
-        json_kv_uint(j, "busy", mw->pid ? atomic_load_explicit(&w->busy, memory_order_relaxed)
-                                        : 0);
+        json_kv_int(j, "conns",
+                    mw->pid ? atomic_load_explicit(&w->conns, memory_order_relaxed) : 0);
+        json_kv_uint(j, "busy", mw->pid ? atomic_load_explicit(&w->busy, memory_order_relaxed) : 0);
         json_kv_uint(j, "respawns", atomic_load_explicit(&w->respawns, memory_order_relaxed));
         json_key(j, "started_at");
         if (mw->pid)
@@ -256,8 +255,7 @@ static void master_cmd_quit(void *owner, const struct control_request *req, stru
     master_cmd_stopping(owner, true, j);
 }
 
-static void master_cmd_reopen_logs(void *owner, const struct control_request *req,
-                                   struct json *j)
+static void master_cmd_reopen_logs(void *owner, const struct control_request *req, struct json *j)
 {
     (void)req;
     char err[512];
@@ -312,14 +310,17 @@ static void master_cmd_help(void *owner, const struct control_request *req, stru
 const struct control_command master_commands[] = {
     {.name = "status", .arg = CONTROL_ARG_NONE, .usage = "status", .run = master_cmd_status},
     {.name = "workers", .arg = CONTROL_ARG_NONE, .usage = "workers", .run = master_cmd_workers},
-    {.name = "scale", .arg = CONTROL_ARG_SCALE, .usage = "scale N|+N|-N",
-     .run = master_cmd_scale},
+    {.name = "scale", .arg = CONTROL_ARG_SCALE, .usage = "scale N|+N|-N", .run = master_cmd_scale},
     {.name = "stop", .arg = CONTROL_ARG_NONE, .usage = "stop", .run = master_cmd_stop},
     {.name = "quit", .arg = CONTROL_ARG_NONE, .usage = "quit", .run = master_cmd_quit},
-    {.name = "reopen-logs", .arg = CONTROL_ARG_NONE, .usage = "reopen-logs",
+    {.name = "reopen-logs",
+     .arg = CONTROL_ARG_NONE,
+     .usage = "reopen-logs",
      .run = master_cmd_reopen_logs},
     {.name = "reload", .arg = CONTROL_ARG_NONE, .usage = "reload", .run = master_cmd_reload},
-    {.name = "chain-reload", .arg = CONTROL_ARG_NONE, .usage = "chain-reload",
+    {.name = "chain-reload",
+     .arg = CONTROL_ARG_NONE,
+     .usage = "chain-reload",
      .run = master_cmd_reload},
     {.name = "help", .arg = CONTROL_ARG_NONE, .usage = "help", .run = master_cmd_help},
 };

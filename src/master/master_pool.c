@@ -46,11 +46,11 @@
 /* What the pool looks like now, from the master's slots and the
  * scoreboard. */
 struct master_pool_count {
-    unsigned live;     /* processes */
-    unsigned pending;  /* empty slots with a (re)spawn due */
-    unsigned coming;   /* forked but not running yet, or pending */
-    unsigned idle;     /* running, no thread busy, not stopping */
-    unsigned free;     /* running with a free thread, not stopping */
+    unsigned live;    /* processes */
+    unsigned pending; /* empty slots with a (re)spawn due */
+    unsigned coming;  /* forked but not running yet, or pending */
+    unsigned idle;    /* running, no thread busy, not stopping */
+    unsigned free;    /* running with a free thread, not stopping */
 };
 
 static void master_pool_count(const struct master *m, struct master_pool_count *c)
@@ -87,8 +87,8 @@ static unsigned master_pool_budget(struct master_pool *p, uint64_t now)
 {
     if (now - p->window_ms >= 1000) {
         if (p->window_short)
-            p->spawn_rate = p->spawn_rate * 2 > MASTER_POOL_MAX_RATE ? MASTER_POOL_MAX_RATE
-                                                                     : p->spawn_rate * 2;
+            p->spawn_rate =
+                p->spawn_rate * 2 > MASTER_POOL_MAX_RATE ? MASTER_POOL_MAX_RATE : p->spawn_rate * 2;
         else if (!p->window_spawned)
             p->spawn_rate = 1;
         p->window_ms = now;
@@ -167,8 +167,10 @@ static void master_pool_dynamic(struct master *m)
         if (!mw->pid || mw->retiring || POOL_LOAD(&w->state) != SB_WORKER_RUNNING ||
             POOL_LOAD(&w->busy) != 0)
             continue;
-        log_msg(LOG_INFO, "pool dynamic: %u idle workers, more than max_spare %u: stopping "
-                "worker %u (pid %d)", c.idle, cfg->max_spare, i, (int)mw->pid);
+        log_msg(LOG_INFO,
+                "pool dynamic: %u idle workers, more than max_spare %u: stopping "
+                "worker %u (pid %d)",
+                c.idle, cfg->max_spare, i, (int)mw->pid);
         kill(mw->pid, SIGTERM);
         mw->retiring = true;
         return; /* one per second */
@@ -328,7 +330,9 @@ static void master_pool_publish_reload(struct master *m)
     atomic_store_explicit(&h->reloads, r->reloads, memory_order_relaxed);
     atomic_store_explicit(&h->reload_failed, r->failures, memory_order_relaxed);
     atomic_store_explicit(&h->reload_last_ok,
-                          !(r->reloads || r->failures) ? 2u : r->last_ok ? 1u : 0u,
+                          !(r->reloads || r->failures) ? 2u
+                          : r->last_ok                 ? 1u
+                                                       : 0u,
                           memory_order_relaxed);
     if (strncmp(h->reload_last, r->last, sizeof(h->reload_last) - 1) == 0)
         return;
@@ -342,7 +346,7 @@ static void master_pool_publish_reload(struct master *m)
 void master_pool_publish(struct master *m)
 {
     struct sb_header *h = m->sb.hdr;
-    uint32_t state = m->state == MASTER_STOPPING ? SB_MASTER_STOPPING
+    uint32_t state = m->state == MASTER_STOPPING  ? SB_MASTER_STOPPING
                      : m->state != MASTER_RUNNING ? SB_MASTER_STOPPING_NOW
                      : m->stop_delay_until_ms     ? SB_MASTER_STOP_DELAY
                                                   : SB_MASTER_RUNNING;

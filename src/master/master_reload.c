@@ -89,8 +89,8 @@ static struct config *master_reload_read(struct master *m, char *err, size_t err
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    enum config_load_result a = config_load(c, m->argc, m->argv, m->cfg->listen,
-                                            m->cfg->listen_count, err, errlen);
+    enum config_load_result a =
+        config_load(c, m->argc, m->argv, m->cfg->listen, m->cfg->listen_count, err, errlen);
     if (a != CONFIG_LOAD_RUN) {
         if (a != CONFIG_LOAD_FAIL)
             snprintf(err, errlen, "the command line no longer asks to serve");
@@ -174,11 +174,14 @@ static void master_reload_begin(struct master *m, bool chain, const char *why, c
     r->deadline_ms = now + MASTER_RELOAD_START_MS;
     master_update_slots(m);
     if (note[0])
-        log_msg(LOG_WARN, "%s: these settings only change on a restart and keep their old "
-                "values: %s", why, note);
-    log_msg(LOG_INFO, "%s: generation %u starting with %u processes%s; generation %u serves "
-            "until they run", why, r->generation + 1, start,
-            chain ? ", one at a time" : "", r->generation);
+        log_msg(LOG_WARN,
+                "%s: these settings only change on a restart and keep their old "
+                "values: %s",
+                why, note);
+    log_msg(LOG_INFO,
+            "%s: generation %u starting with %u processes%s; generation %u serves "
+            "until they run",
+            why, r->generation + 1, start, chain ? ", one at a time" : "", r->generation);
     snprintf(r->last, sizeof(r->last), "generation %u starting (%s)", r->generation + 1, why);
 }
 
@@ -234,8 +237,8 @@ void master_reload_check_failed(struct master *m, const char *reason)
     char gen[16];
     snprintf(gen, sizeof(gen), "%u", r->generation + 1);
     master_reload_record(m, false, "generation %s was not started: %s", gen, reason);
-    log_msg(LOG_ERROR, "%s: reload failed, generation %u keeps serving: %s", r->why,
-            r->generation, reason);
+    log_msg(LOG_ERROR, "%s: reload failed, generation %u keeps serving: %s", r->why, r->generation,
+            reason);
     master_notify_ready(m);
     master_reload_run_pending(m);
 }
@@ -246,8 +249,8 @@ static void master_reload_refused(struct master *m, const char *why, const char 
     struct master_reload *r = &m->reload;
     r->failures++;
     master_reload_record(m, false, "%s: %s", why, err);
-    log_msg(LOG_ERROR, "%s: reload refused, generation %u keeps serving: %s", why,
-            r->generation, err);
+    log_msg(LOG_ERROR, "%s: reload refused, generation %u keeps serving: %s", why, r->generation,
+            err);
 }
 
 int master_reload(struct master *m, bool chain, const char *why, char *err, size_t errlen,
@@ -260,7 +263,8 @@ int master_reload(struct master *m, bool chain, const char *why, char *err, size
         goto busy;
     }
     if (m->stop_delay_until_ms) {
-        snprintf(err, errlen, "corral is in its stop delay (--stop-delay) before stopping: "
+        snprintf(err, errlen,
+                 "corral is in its stop delay (--stop-delay) before stopping: "
                  "nothing to reload");
         goto busy;
     }
@@ -273,14 +277,17 @@ int master_reload(struct master *m, bool chain, const char *why, char *err, size
         return 0;
     }
     if (r->phase != RELOAD_IDLE) {
-        snprintf(err, errlen, "a reload is in progress (generation %u %s): try again when it is "
-                 "done (corralctl status)", r->generation + (r->phase == RELOAD_STARTING),
-                 master_reload_phase_name(r->phase));
+        snprintf(err, errlen,
+                 "a reload is in progress (generation %u %s): try again when it is "
+                 "done (corralctl status)",
+                 r->generation + (r->phase == RELOAD_STARTING), master_reload_phase_name(r->phase));
         goto busy;
     }
     if (left) {
-        snprintf(err, errlen, "%u workers of a previous generation are still stopping: try "
-                 "again when they are gone", left);
+        snprintf(err, errlen,
+                 "%u workers of a previous generation are still stopping: try "
+                 "again when they are gone",
+                 left);
         goto busy;
     }
     char cerr[1024];
@@ -306,10 +313,14 @@ int master_reload(struct master *m, bool chain, const char *why, char *err, size
         snprintf(r->why, sizeof(r->why), "%s", why);
         master_notify_reloading(m);
         if (note[0])
-            log_msg(LOG_WARN, "%s: these settings only change on a restart and keep their old "
-                    "values: %s", why, note);
-        log_msg(LOG_INFO, "%s: checking that the app imports (--preload), then re-executing the "
-                "master; generation %u serves meanwhile", why, r->generation);
+            log_msg(LOG_WARN,
+                    "%s: these settings only change on a restart and keep their old "
+                    "values: %s",
+                    why, note);
+        log_msg(LOG_INFO,
+                "%s: checking that the app imports (--preload), then re-executing the "
+                "master; generation %u serves meanwhile",
+                why, r->generation);
         snprintf(r->last, sizeof(r->last), "generation %u: checking the import (%s)",
                  r->generation + 1, why);
         return 0;
@@ -390,15 +401,17 @@ static void master_reload_commit(struct master *m)
     snprintf(old, sizeof(old), "%u", r->generation - 1);
     master_reload_record(m, true, "generation %s serving; generation %s stopped", gen, old);
     master_notify_ready(m);
-    log_msg(LOG_INFO, "reload: generation %u is serving; %u workers of generation %u finish "
-            "their requests and exit", r->generation, master_bank_live(m, r->old_base),
-            r->generation - 1);
+    log_msg(LOG_INFO,
+            "reload: generation %u is serving; %u workers of generation %u finish "
+            "their requests and exit",
+            r->generation, master_bank_live(m, r->old_base), r->generation - 1);
     master_update_slots(m);
 }
 
 void master_reload_log_stranded(const struct master *m)
 {
-    log_msg(LOG_ERROR, "reload: the new code is not running after the re-exec of the master "
+    log_msg(LOG_ERROR,
+            "reload: the new code is not running after the re-exec of the master "
             "(--preload): the previous workers (generation %u, %u processes) keep serving but "
             "cannot be replaced, not even when one exits; fix the app and reload",
             m->reload.generation, master_bank_live(m, m->base));
@@ -459,8 +472,7 @@ static void master_reload_fail(struct master *m, const char *reason)
 static bool master_reload_running(const struct master *m, unsigned i)
 {
     return m->workers[i].pid &&
-           atomic_load_explicit(&m->sb.workers[i].state, memory_order_relaxed) ==
-               SB_WORKER_RUNNING;
+           atomic_load_explicit(&m->sb.workers[i].state, memory_order_relaxed) == SB_WORKER_RUNNING;
 }
 
 static void master_reload_tick_starting(struct master *m)
@@ -593,8 +605,10 @@ void master_reload_tick(struct master *m)
     }
     uint64_t now = clock_now_ms();
     if (now >= r->deadline_ms) {
-        log_msg(LOG_WARN, "reload: graceful timeout passed: killing %u workers of the previous "
-                "generation", left);
+        log_msg(LOG_WARN,
+                "reload: graceful timeout passed: killing %u workers of the previous "
+                "generation",
+                left);
         for (unsigned p = 0; p < m->max_workers; p++) {
             pid_t pid = m->workers[r->old_base + p].pid;
             if (pid)
@@ -604,8 +618,7 @@ void master_reload_tick(struct master *m)
     }
 }
 
-bool master_reload_reaped(struct master *m, unsigned i, pid_t pid, bool never_ran,
-                          const char *what)
+bool master_reload_reaped(struct master *m, unsigned i, pid_t pid, bool never_ran, const char *what)
 {
     struct master_reload *r = &m->reload;
     if (!master_is_current(m, i)) {
@@ -622,8 +635,8 @@ bool master_reload_reaped(struct master *m, unsigned i, pid_t pid, bool never_ra
     char reason[256], app_init[32];
     snprintf(app_init, sizeof(app_init), "exited with status %d", WORKER_EXIT_APP_INIT);
     snprintf(reason, sizeof(reason), "worker %u (pid %d) %s before it was ready%s", i, (int)pid,
-             what, strcmp(what, app_init) == 0 ? " (the application failed to start: see above)"
-                                               : "");
+             what,
+             strcmp(what, app_init) == 0 ? " (the application failed to start: see above)" : "");
     master_reload_fail(m, reason);
     return true;
 }

@@ -38,14 +38,14 @@
 enum master_state { MASTER_RUNNING, MASTER_STOPPING, MASTER_STOPPING_NOW };
 
 struct master_worker {
-    pid_t pid;                    /* 0 = not running */
+    pid_t pid; /* 0 = not running */
     uint64_t started_ms;
-    uint64_t requests_at_start;   /* the slot's scoreboard request count at the fork */
-    unsigned fast_deaths;         /* consecutive deaths soon after start */
-    uint64_t respawn_at_ms;       /* 0 = no (re)spawn pending */
-    bool retiring;                /* asked to stop by a scale-down */
-    bool harakiri_killed;         /* the master killed it for an overrun request */
-    pid_t stop_seen_pid;          /* the worker seen stopping since stop_seen_ms */
+    uint64_t requests_at_start; /* the slot's scoreboard request count at the fork */
+    unsigned fast_deaths;       /* consecutive deaths soon after start */
+    uint64_t respawn_at_ms;     /* 0 = no (re)spawn pending */
+    bool retiring;              /* asked to stop by a scale-down */
+    bool harakiri_killed;       /* the master killed it for an overrun request */
+    pid_t stop_seen_pid;        /* the worker seen stopping since stop_seen_ms */
     uint64_t stop_seen_ms;
 };
 
@@ -82,47 +82,47 @@ struct master_reload {
     uint64_t deadline_ms;         /* STARTING: give up; DRAINING: SIGKILL */
     const struct config *old_cfg; /* kept for a rollback until the commit */
     struct app *old_app;
-    bool app_owned;               /* the current app was made by a reload (heap) */
-    bool old_app_owned;           /* the same for old_app */
-    struct config *owned_cfg;     /* the current config when a reload made it */
-    struct config *old_owned;     /* old_cfg when a reload made it */
-    unsigned generation;          /* of the current bank */
+    bool app_owned;           /* the current app was made by a reload (heap) */
+    bool old_app_owned;       /* the same for old_app */
+    struct config *owned_cfg; /* the current config when a reload made it */
+    struct config *old_owned; /* old_cfg when a reload made it */
+    unsigned generation;      /* of the current bank */
     unsigned long reloads, failures;
     bool last_ok;
-    char last[512];               /* outcome of the last reload, for status */
-    char why[64];                 /* what asked for the reload in progress */
-    char note[256];               /* CHECKING (no --preload): settings kept, logged at start */
-    struct config *next_cfg;      /* CHECKING (no --preload): the config and app to start */
-    struct app *next_app;         /* once the app's check passed (heap, owned) */
-    bool adopted;                 /* started by this image after a re-exec: no rollback */
-    bool stranded;                /* the serving workers cannot be replaced (see above) */
+    char last[512];          /* outcome of the last reload, for status */
+    char why[64];            /* what asked for the reload in progress */
+    char note[256];          /* CHECKING (no --preload): settings kept, logged at start */
+    struct config *next_cfg; /* CHECKING (no --preload): the config and app to start */
+    struct app *next_app;    /* once the app's check passed (heap, owned) */
+    bool adopted;            /* started by this image after a re-exec: no rollback */
+    bool stranded;           /* the serving workers cannot be replaced (see above) */
 };
 
 /* A reload's check child and --preload reloads (master_reexec.c). */
 struct master_reexec {
-    bool enabled;                 /* --preload with an adapter that preloads */
-    pid_t check_pid;              /* the check running; 0 = none */
-    int check_fd;                 /* the app check's message pipe; -1 = none (--preload) */
-    bool exec_due;                /* it passed: re-execute at the top of the loop */
-    int cwd_fd;                   /* where corral started (the preload may chdir) */
+    bool enabled;    /* --preload with an adapter that preloads */
+    pid_t check_pid; /* the check running; 0 = none */
+    int check_fd;    /* the app check's message pipe; -1 = none (--preload) */
+    bool exec_due;   /* it passed: re-execute at the top of the loop */
+    int cwd_fd;      /* where corral started (the preload may chdir) */
 };
 
 struct master_queue {
-    bool full;                    /* inside an episode of a full queue */
+    bool full; /* inside an episode of a full queue */
     unsigned long episodes;
 };
 
 /* The pool modes' state (master_pool.c). */
 struct master_pool {
     enum pool_mode mode;
-    uint64_t next_adjust_ms;      /* dynamic: the next once-a-second check */
-    unsigned spawn_rate;          /* forks allowed per second: 1, doubling to 32 */
-    uint64_t window_ms;           /* start of the current one-second window */
-    unsigned window_spawned;      /* forks in it */
-    bool window_short;            /* more were wanted than the rate allowed */
-    bool at_max;                  /* inside a "max processes reached" episode */
-    uint64_t max_reached;         /* episodes */
-    bool watching;                /* ondemand: listeners in the master's epoll */
+    uint64_t next_adjust_ms; /* dynamic: the next once-a-second check */
+    unsigned spawn_rate;     /* forks allowed per second: 1, doubling to 32 */
+    uint64_t window_ms;      /* start of the current one-second window */
+    unsigned window_spawned; /* forks in it */
+    bool window_short;       /* more were wanted than the rate allowed */
+    bool at_max;             /* inside a "max processes reached" episode */
+    uint64_t max_reached;    /* episodes */
+    bool watching;           /* ondemand: listeners in the master's epoll */
 };
 
 struct master {
@@ -133,15 +133,15 @@ struct master {
     struct scoreboard sb;
     struct master_worker *workers; /* 2 banks of max_workers slots */
     struct master_queue *queues;
-    unsigned queued;              /* connections in all listen queues at the last tick */
+    unsigned queued; /* connections in all listen queues at the last tick */
     struct master_pool pool;
-    unsigned target;              /* worker processes the pool should have */
-    unsigned max_workers;         /* slots in a bank (the pool's upper bound) */
-    unsigned base;                /* first slot of the current generation's bank */
-    unsigned slots_used;          /* highest slot ever spawned + 1 (both banks) */
-    unsigned live;                /* workers running (pid != 0) */
+    unsigned target;      /* worker processes the pool should have */
+    unsigned max_workers; /* slots in a bank (the pool's upper bound) */
+    unsigned base;        /* first slot of the current generation's bank */
+    unsigned slots_used;  /* highest slot ever spawned + 1 (both banks) */
+    unsigned live;        /* workers running (pid != 0) */
     int epfd, sigfd, timerfd;
-    struct control *ctl;          /* NULL without --control */
+    struct control *ctl; /* NULL without --control */
     enum master_state state;
     /* A SIGTERM (or corralctl stop) with --stop-delay: while RUNNING, the
      * graceful stop begins at this time (the tick); 0 = no delay running. */
@@ -268,15 +268,15 @@ int master_reexec_check(struct master *m, char *err, size_t errlen);
 int master_reexec_check_app(struct master *m, struct app *app, char *err, size_t errlen);
 
 enum master_check_end {
-    MASTER_CHECK_OTHER,           /* not the check child */
+    MASTER_CHECK_OTHER, /* not the check child */
     MASTER_CHECK_PASSED,
-    MASTER_CHECK_FAILED,          /* the reason in the caller's buffer */
+    MASTER_CHECK_FAILED, /* the reason in the caller's buffer */
 };
 
 /* A reaped PID: the check child's end, with the reason of a failure in
  * REASON (the adapter's message, or how the child ended). */
-enum master_check_end master_reexec_reaped(struct master *m, pid_t pid, int status,
-                                           char *reason, size_t len);
+enum master_check_end master_reexec_reaped(struct master *m, pid_t pid, int status, char *reason,
+                                           size_t len);
 
 /* Whether a check child runs (or was killed and is not reaped yet). */
 bool master_reexec_checking(const struct master *m);

@@ -143,8 +143,7 @@ static const char *status_reload_phase(uint32_t p)
 {
     /* enum master_reload_phase, and 4: idle, but the workers serving
      * cannot be replaced (master_state.h) */
-    static const char *const names[] = {"idle", "starting", "draining", "checking",
-                                        "stranded"};
+    static const char *const names[] = {"idle", "starting", "draining", "checking", "stranded"};
     return p < sizeof(names) / sizeof(names[0]) ? names[p] : "idle";
 }
 
@@ -273,8 +272,7 @@ static void status_family(struct status_text *t, const char *name, const char *t
 }
 
 /* A family with one sample and no label. */
-static void status_counter(struct status_text *t, const char *name, const char *help,
-                           uint64_t v)
+static void status_counter(struct status_text *t, const char *name, const char *help, uint64_t v)
 {
     status_family(t, name, "counter", help);
     status_printf(t, "%s_total %llu\n", name, (unsigned long long)v);
@@ -346,8 +344,7 @@ int status_openmetrics(const struct status_src *src, struct status_text *t)
     status_gauge(t, "corral_previous_generation_workers",
                  "Workers of a previous generation still finishing.", tot.other_live);
     status_gauge(t, "corral_threads", "Request threads started.", tot.threads_live);
-    status_gauge(t, "corral_busy_threads", "Request threads serving a request.",
-                 tot.threads_busy);
+    status_gauge(t, "corral_busy_threads", "Request threads serving a request.", tot.threads_busy);
     status_om_listeners(src, t);
     status_printf(t, "# EOF\n");
     return t->failed ? -1 : 0;

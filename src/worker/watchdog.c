@@ -72,8 +72,8 @@ static void watchdog_check(void)
             continue;
         uint64_t ms = (now - start) / 1000;
         bool harakiri = watchdog.harakiri_ms && ms >= watchdog.harakiri_ms;
-        bool slow = watchdog.slowlog_ms && ms >= watchdog.slowlog_ms &&
-                    watchdog_slow_reported[i] != start;
+        bool slow =
+            watchdog.slowlog_ms && ms >= watchdog.slowlog_ms && watchdog_slow_reported[i] != start;
         if (!harakiri && !slow)
             continue;
         char method[sizeof(t->method)], uri[sizeof(t->uri)], prefix[64];
@@ -81,8 +81,8 @@ static void watchdog_check(void)
         memcpy(uri, t->uri, sizeof(uri));
         method[sizeof(method) - 1] = uri[sizeof(uri) - 1] = '\0';
         if (harakiri && ms >= watchdog.harakiri_ms) {
-            snprintf(prefix, sizeof(prefix), "harakiri: worker %u thread %u",
-                     watchdog.worker_index, i);
+            snprintf(prefix, sizeof(prefix), "harakiri: worker %u thread %u", watchdog.worker_index,
+                     i);
             log_msg(LOG_ERROR,
                     "%s: %s %s has run for %.1f s (harakiri %.1f s): the worker exits, the "
                     "master replaces it; the stack of the thread:",
@@ -92,11 +92,12 @@ static void watchdog_check(void)
         }
         if (slow) {
             watchdog_slow_reported[i] = start;
-            snprintf(prefix, sizeof(prefix), "slowlog: worker %u thread %u",
-                     watchdog.worker_index, i);
-            log_msg(LOG_WARN, "%s: %s %s has run for %.1f s (slowlog %.1f s); the stack of the "
-                    "thread:", prefix, method, uri, (double)ms / 1000,
-                    (double)watchdog.slowlog_ms / 1000);
+            snprintf(prefix, sizeof(prefix), "slowlog: worker %u thread %u", watchdog.worker_index,
+                     i);
+            log_msg(LOG_WARN,
+                    "%s: %s %s has run for %.1f s (slowlog %.1f s); the stack of the "
+                    "thread:",
+                    prefix, method, uri, (double)ms / 1000, (double)watchdog.slowlog_ms / 1000);
             watchdog_log_stack(i, prefix, false);
         }
     }

@@ -137,7 +137,7 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
     atomic_store(&w->last_request_ms, clock_now_us() / 1000);
     pthread_mutex_init(&w->lock, NULL);
     const char *mode = getenv("CORRAL_ACCEPT_MODE");
-    w->accept_mode = !mode                         ? ACCEPT_BALANCED
+    w->accept_mode = !mode                            ? ACCEPT_BALANCED
                      : strcmp(mode, "exclusive") == 0 ? ACCEPT_EXCLUSIVE
                      : strcmp(mode, "shared") == 0    ? ACCEPT_SHARED
                                                       : ACCEPT_BALANCED;

@@ -31,8 +31,7 @@ void worker_conn_limits(const struct worker *w, struct proto_limits *lim)
     if (w->pool_mode == POOL_STATIC) {
         /* Published by the master at every turn of its loop; 0 only
          * before its first. */
-        unsigned target =
-            atomic_load_explicit(&w->ctx->sb->hdr->pool_target, memory_order_relaxed);
+        unsigned target = atomic_load_explicit(&w->ctx->sb->hdr->pool_target, memory_order_relaxed);
         procs = target ? target : cfg->processes;
     }
     lim->fcgi_max_conns = worker_saturating_mul(procs, cfg->max_conns);
@@ -41,8 +40,7 @@ void worker_conn_limits(const struct worker *w, struct proto_limits *lim)
 
 /* A peer --allow-from does not list: one log line per second per listener
  * (in this process), with the number of refusals left unlogged since. */
-static void worker_refuse_peer(struct listener *l, const struct sockaddr_storage *ss,
-                               socklen_t len)
+static void worker_refuse_peer(struct listener *l, const struct sockaddr_storage *ss, socklen_t len)
 {
     unsigned long suppressed = 0;
     if (!allow_ratelimit_due(&l->refused, clock_now_ms() / 1000, &suppressed))
@@ -50,11 +48,15 @@ static void worker_refuse_peer(struct listener *l, const struct sockaddr_storage
     char peer[INET6_ADDRSTRLEN + 16];
     listen_peer_name((const struct sockaddr *)ss, len, peer, sizeof(peer));
     if (suppressed)
-        log_msg(LOG_WARN, "%s: peer %s refused: not in allow_from (--allow-from); connection "
-                "closed (%lu more refused since the last line)", l->name, peer, suppressed);
+        log_msg(LOG_WARN,
+                "%s: peer %s refused: not in allow_from (--allow-from); connection "
+                "closed (%lu more refused since the last line)",
+                l->name, peer, suppressed);
     else
-        log_msg(LOG_WARN, "%s: peer %s refused: not in allow_from (--allow-from); connection "
-                "closed", l->name, peer);
+        log_msg(LOG_WARN,
+                "%s: peer %s refused: not in allow_from (--allow-from); connection "
+                "closed",
+                l->name, peer);
 }
 
 /* Out of file descriptors (or kernel memory): the connection stays in the
@@ -68,8 +70,10 @@ static void worker_out_of_fds(struct worker *w, const struct listener *l, int er
     unsigned long suppressed = 0;
     if (!allow_ratelimit_due(&w->no_fds_log, clock_now_ms() / 1000, &suppressed))
         return;
-    log_msg(LOG_ERROR, "accept(%s) failed: %s; not accepting for %d ms (%lu more failures "
-            "since the last line)", l->name, strerror(err), NO_FDS_BACKOFF_MS, suppressed);
+    log_msg(LOG_ERROR,
+            "accept(%s) failed: %s; not accepting for %d ms (%lu more failures "
+            "since the last line)",
+            l->name, strerror(err), NO_FDS_BACKOFF_MS, suppressed);
 }
 
 struct slot *worker_take(struct worker *w, size_t li, bool *again)

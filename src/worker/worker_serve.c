@@ -1,10 +1,11 @@
 /*
  * worker_serve.c — the life of a connection while a thread owns it: decode
  * the next request's head, run the app (or status_page.c's status page or
- * health answer) for it, finish the response, discard an unread body
- * without waiting, and then wait for the next request (park) or close. Housekeeping (the deadlines of parked
- * connections among it) and the graceful stop's say on a kept connection
- * are worker_stop.c's.
+ * health answer) for it, with --post-buffering after its body is in
+ * memory, finish the response, discard an unread body without waiting, and
+ * then wait for the next request (park) or close. Housekeeping (the
+ * deadlines of parked connections among it) and the graceful stop's say on
+ * a kept connection are worker_stop.c's.
  */
 #include "worker_state.h"
 

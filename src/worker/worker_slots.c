@@ -49,10 +49,10 @@ static int64_t worker_balance_limit(int64_t theirs)
 /* Why a worker does not take new connections (worker_should_accept). */
 enum accept_block {
     ACCEPT_OK = 0,
-    ACCEPT_STOPPING,  /* a graceful stop */
-    ACCEPT_FULL,      /* --max-conns connections open */
-    ACCEPT_NO_FDS,    /* backing off: out of file descriptors */
-    ACCEPT_AHEAD,     /* well ahead of a peer that accepts and has a free thread */
+    ACCEPT_STOPPING, /* a graceful stop */
+    ACCEPT_FULL,     /* --max-conns connections open */
+    ACCEPT_NO_FDS,   /* backing off: out of file descriptors */
+    ACCEPT_AHEAD,    /* well ahead of a peer that accepts and has a free thread */
 };
 
 /*
@@ -189,13 +189,16 @@ static void worker_log_full(struct worker *w, bool full)
     if (!allow_ratelimit_due(&w->full_log, clock_now_ms() / 1000, &suppressed))
         return;
     if (suppressed)
-        log_msg(LOG_WARN, "worker %u: %u connections open, the max-conns limit (--max-conns "
+        log_msg(LOG_WARN,
+                "worker %u: %u connections open, the max-conns limit (--max-conns "
                 "%u): not accepting new connections until one closes (%lu more times since "
-                "the last line)", w->ctx->index, w->open, w->slot_count, suppressed);
+                "the last line)",
+                w->ctx->index, w->open, w->slot_count, suppressed);
     else
-        log_msg(LOG_WARN, "worker %u: %u connections open, the max-conns limit (--max-conns "
-                "%u): not accepting new connections until one closes", w->ctx->index, w->open,
-                w->slot_count);
+        log_msg(LOG_WARN,
+                "worker %u: %u connections open, the max-conns limit (--max-conns "
+                "%u): not accepting new connections until one closes",
+                w->ctx->index, w->open, w->slot_count);
     w->full_logged = true;
 }
 

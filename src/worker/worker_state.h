@@ -56,7 +56,7 @@ enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2 };
 #define WORKER_POKE_SIGNAL SIGURG
 
 struct slot {
-    _Atomic uint64_t word;        /* generation << 32 | SLOT_* */
+    _Atomic uint64_t word; /* generation << 32 | SLOT_* */
     _Atomic uint64_t parked_at_ms;
     /* A deadline the tick's scan checks while the connection is parked
      * (worker_stop.c): since when a request head has been arriving (its
@@ -64,8 +64,8 @@ struct slot {
      * read has been discarded after the response (conn.discarding: the
      * body deadline). 0 = neither. Only the owner writes it. */
     _Atomic uint64_t since_ms;
-    bool registered;              /* fd is in the epoll set */
-    bool out_armed;               /* ... to write, not read (worker_slot_park) */
+    bool registered; /* fd is in the epoll set */
+    bool out_armed;  /* ... to write, not read (worker_slot_park) */
     /* The connection and the request it serves, side by side: the request
      * points at the connection (request.h), never the other way. The slot
      * owns both; slots live as long as the worker process. */
@@ -84,8 +84,8 @@ struct worker {
     pthread_mutex_t lock;
     unsigned *free_list;
     unsigned free_count;
-    unsigned open;                /* open connections */
-    bool armed;                   /* listeners are in the epoll set */
+    unsigned open; /* open connections */
+    bool armed;    /* listeners are in the epoll set */
     /* Out of file descriptors: accept nothing until then (the tick's
      * worker_balance puts the listeners back); 0 = not backing off. */
     uint64_t no_fds_until_ms;
@@ -102,7 +102,7 @@ struct worker {
     /* Free slots no thread has claimed before its accept4 (worker_slot_reserve):
      * free_count less the claims not yet turned into an alloc. */
     _Atomic int unreserved;
-    _Atomic bool full_poked;      /* full: the peers with room were woken */
+    _Atomic bool full_poked; /* full: the peers with room were woken */
 
     /* How workers share the listeners. Only benchmarks change it, through
      * CORRAL_ACCEPT_MODE, to reproduce contrib/bench/accept.sh. */
@@ -110,28 +110,28 @@ struct worker {
     /* One thread: nobody else can take a connection's event while it is
      * served, so connections stay registered level-triggered and parking
      * costs no epoll_ctl (what one-shot re-arming costs per request). */
-    enum pool_mode pool_mode;     /* the config's, resolved once */
+    enum pool_mode pool_mode; /* the config's, resolved once */
     bool single_thread;
-    _Atomic int stopping;         /* 0 running, 1 graceful */
+    _Atomic int stopping; /* 0 running, 1 graceful */
     _Atomic int exiting;
-    _Atomic int recycling;        /* the graceful stop is a recycling */
+    _Atomic int recycling; /* the graceful stop is a recycling */
     /* The graceful stop (worker_stop.c): when it began, and until when kept
      * connections are left to the front end to close. */
     _Atomic uint64_t stop_begun_ms, drain_until_ms;
-    _Atomic unsigned drain_asked;  /* goodbyes sent on kept connections */
-    _Atomic unsigned drain_peer;   /* kept ones the front end then closed */
-    _Atomic unsigned drain_idle;   /* ... closed here, idle after it */
+    _Atomic unsigned drain_asked;   /* goodbyes sent on kept connections */
+    _Atomic unsigned drain_peer;    /* kept ones the front end then closed */
+    _Atomic unsigned drain_idle;    /* ... closed here, idle after it */
     _Atomic unsigned drain_ignored; /* ... closed after a response: the front
                                        end ignores goodbyes */
-    _Atomic unsigned drain_forced; /* kept ones closed at drain_until_ms */
-    pid_t master_pid;             /* the parent at the start (kept across a re-exec) */
-    _Atomic int orphaned;         /* the master died (worker_stop.c) */
+    _Atomic unsigned drain_forced;  /* kept ones closed at drain_until_ms */
+    pid_t master_pid;               /* the parent at the start (kept across a re-exec) */
+    _Atomic int orphaned;           /* the master died (worker_stop.c) */
     _Atomic int orphan_logged;
     _Atomic uint64_t orphan_at_ms;
-    _Atomic uint64_t served;      /* requests this process served */
-    uint64_t max_requests;        /* with its jitter; 0 = never */
-    int statm_fd;                 /* /proc/self/statm when --max-rss, else -1 */
-    uint64_t page_kib;            /* the page size, for statm's page counts */
+    _Atomic uint64_t served; /* requests this process served */
+    uint64_t max_requests;   /* with its jitter; 0 = never */
+    int statm_fd;            /* /proc/self/statm when --max-rss, else -1 */
+    uint64_t page_kib;       /* the page size, for statm's page counts */
     struct sb_worker *sb;
     uint64_t last_idle_scan_ms;
     _Atomic uint64_t last_request_ms; /* end of the last request (ondemand idle exit) */

@@ -167,8 +167,10 @@ void worker_check_recycle(struct worker_thread *t, uint64_t served)
     int expect = 0;
     if (atomic_load(&w->stopping) || !atomic_compare_exchange_strong(&w->recycling, &expect, 1))
         return;
-    log_msg(LOG_INFO, "worker %u: %s: recycling (it finishes its requests, then a new worker "
-            "starts)", w->ctx->index, why);
+    log_msg(LOG_INFO,
+            "worker %u: %s: recycling (it finishes its requests, then a new worker "
+            "starts)",
+            w->ctx->index, why);
     worker_begin_stop(w, false); /* the other workers take the queued connections */
 }
 
@@ -215,10 +217,12 @@ static void worker_close_late(struct worker *w, struct slot *s, uint64_t since, 
         if (allow_ratelimit_due(&head_log, now / 1000, &suppressed)) {
             const char *m, *u;
             conn_request_name(c, &m, &u);
-            log_msg(LOG_ERROR, "%s: peer %s: %s %s: the request head did not arrive within "
+            log_msg(LOG_ERROR,
+                    "%s: peer %s: %s %s: the request head did not arrive within "
                     "header-timeout (%.1f s) of its first byte: connection closed (%lu more "
-                    "since the last line)", c->listener->name, c->peer, m, u,
-                    (double)w->cfg->header_timeout_ms / 1000.0, suppressed);
+                    "since the last line)",
+                    c->listener->name, c->peer, m, u, (double)w->cfg->header_timeout_ms / 1000.0,
+                    suppressed);
         }
     }
     worker_slot_close(w, s);
@@ -248,8 +252,8 @@ static void worker_close_idle(struct worker *w, bool stopping)
          * the app runs, has its own deadline. */
         bool idle_out =
             age > w->cfg->idle_timeout_ms && !s->conn.discarding && !s->conn.prebuffering;
-        bool stop_out = stopping && age >= PARK_SETTLE_MS &&
-                        (!s->conn.in_request || s->conn.discarding);
+        bool stop_out =
+            stopping && age >= PARK_SETTLE_MS && (!s->conn.in_request || s->conn.discarding);
         /* Told already, the front end closes it: nothing to do but wait,
          * up to DRAIN_IDLE_MS. (Read before the claim, as in_request above:
          * only the owner writes these, and a parked slot has none.) */
@@ -368,8 +372,8 @@ void worker_check_idle_exit(struct worker_thread *t)
     uint64_t last = atomic_load_explicit(&w->last_request_ms, memory_order_relaxed);
     if (now < last || now - last < w->cfg->idle_worker_timeout_ms)
         return;
-    log_msg(LOG_INFO, "worker %u: idle for %.1f s (idle-worker-timeout): exiting",
-            w->ctx->index, (double)(now - last) / 1000.0);
+    log_msg(LOG_INFO, "worker %u: idle for %.1f s (idle-worker-timeout): exiting", w->ctx->index,
+            (double)(now - last) / 1000.0);
     worker_begin_stop(w, false);
 }
 
@@ -439,8 +443,8 @@ static void worker_orphaned(struct worker *w)
     }
     if (worker_orphan_timer_ok) {
         uint64_t ms = w->cfg->graceful_timeout_ms + WORKER_ORPHAN_KILL_MARGIN_MS;
-        struct itimerspec its = {.it_value = {.tv_sec = (time_t)(ms / 1000),
-                                              .tv_nsec = (long)(ms % 1000) * 1000000L}};
+        struct itimerspec its = {
+            .it_value = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L}};
         timer_settime(worker_orphan_timer, 0, &its, NULL);
     }
     kill(getpid(), SIGTERM);
@@ -462,8 +466,10 @@ int worker_orphan_setup(struct worker *w)
     struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGKILL};
     worker_orphan_timer_ok = timer_create(CLOCK_MONOTONIC, &sev, &worker_orphan_timer) == 0;
     if (!worker_orphan_timer_ok)
-        log_msg(LOG_WARN, "worker %u: timer_create failed: %s: a request stuck after the "
-                "master died can keep this worker", w->ctx->index, strerror(errno));
+        log_msg(LOG_WARN,
+                "worker %u: timer_create failed: %s: a request stuck after the "
+                "master died can keep this worker",
+                w->ctx->index, strerror(errno));
     struct sigaction sa = {.sa_handler = worker_on_orphan_signal, .sa_flags = SA_RESTART};
     sigemptyset(&sa.sa_mask);
     sigset_t set;
@@ -494,15 +500,18 @@ static void worker_check_orphan(struct worker *w, uint64_t now)
         pthread_mutex_lock(&w->lock);
         unsigned open = w->open;
         pthread_mutex_unlock(&w->lock);
-        log_msg(LOG_WARN, "worker %u: the master (pid %d) is gone: the listeners are closed; "
+        log_msg(LOG_WARN,
+                "worker %u: the master (pid %d) is gone: the listeners are closed; "
                 "%u connection(s) open get the graceful timeout (%.1f s), then the worker "
-                "exits", w->ctx->index, (int)w->master_pid, open, (double)timeout / 1000.0);
+                "exits",
+                w->ctx->index, (int)w->master_pid, open, (double)timeout / 1000.0);
     }
     if (now < since + timeout)
         return;
-    log_msg(LOG_ERROR, "worker %u: the master is gone and %d thread(s) are still serving after "
-            "the graceful timeout (%.1f s): exiting", w->ctx->index,
-            (int)atomic_load_explicit(&w->sb->busy, memory_order_relaxed),
+    log_msg(LOG_ERROR,
+            "worker %u: the master is gone and %d thread(s) are still serving after "
+            "the graceful timeout (%.1f s): exiting",
+            w->ctx->index, (int)atomic_load_explicit(&w->sb->busy, memory_order_relaxed),
             (double)timeout / 1000.0);
     worker_exit(w, 1);
 }

@@ -96,7 +96,7 @@ struct app_wsgi {
     PyObject *app;
     PyObject *keys[APP_WSGI_KEY_COUNT];
     struct app_wsgi_environ_consts env; /* base environ, keys, url schemes */
-    PyObject *format_exc;   /* helpers.format_exc(t, v, tb) -> str */
+    PyObject *format_exc;               /* helpers.format_exc(t, v, tb) -> str */
     PyObject *close_name;
 };
 
@@ -316,8 +316,8 @@ static int app_wsgi_load(struct app *app, const struct config *c, char *err, siz
             goto nomem;
     }
     snprintf(w->python, sizeof(w->python), "%s", CORRAL_PYTHON_EXECUTABLE);
-    if (c->virtualenv && app_wsgi_venv_check(c->virtualenv, w->python, sizeof(w->python), err,
-                                             errlen) < 0)
+    if (c->virtualenv &&
+        app_wsgi_venv_check(c->virtualenv, w->python, sizeof(w->python), err, errlen) < 0)
         goto fail;
     if (c->pythonpath_count) {
         if (!(w->pythonpath = calloc(c->pythonpath_count, sizeof(*w->pythonpath))))
@@ -352,8 +352,7 @@ static int app_wsgi_setup(struct app_wsgi *w)
 {
     int rc = -1;
     PyObject *helpers = NULL, *mod = NULL;
-    if (app_wsgi_types_ready() < 0 || app_wsgi_file_ready() < 0 ||
-        app_wsgi_response_ready() < 0)
+    if (app_wsgi_types_ready() < 0 || app_wsgi_file_ready() < 0 || app_wsgi_response_ready() < 0)
         return -1;
     /* The helper functions live in their own module namespace. */
     helpers = PyDict_New();

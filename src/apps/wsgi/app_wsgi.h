@@ -60,8 +60,7 @@ PyObject *app_wsgi_environ_new(const struct app_wsgi_environ_consts *k, corral_r
  * app_wsgi_interp_start: initialize CPython believing it is EXECUTABLE
  * (a venv's python: that venv is used), without Python's signal handlers;
  * 0, or -1 after logging. */
-int app_wsgi_venv_check(const char *dir, char *python, size_t python_len, char *err,
-                        size_t errlen);
+int app_wsgi_venv_check(const char *dir, char *python, size_t python_len, char *err, size_t errlen);
 int app_wsgi_interp_start(const char *executable);
 
 /* Make signal.signal refuse the signals corral owns (a warning is logged);

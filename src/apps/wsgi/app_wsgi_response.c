@@ -175,8 +175,9 @@ static PyObject *app_wsgi_start_response(PyObject *self, PyObject *const *args, 
             if (strcmp(kw, names[j]) == 0)
                 at = j;
         if (at < 0 || at < nargs) {
-            PyErr_Format(PyExc_TypeError, "start_response() got an unexpected or repeated "
-                                          "keyword argument %R",
+            PyErr_Format(PyExc_TypeError,
+                         "start_response() got an unexpected or repeated "
+                         "keyword argument %R",
                          PyTuple_GET_ITEM(kwnames, k));
             return NULL;
         }
@@ -284,8 +285,8 @@ static PyObject *app_wsgi_write(PyObject *self, PyObject *data)
     Py_RETURN_NONE;
 }
 
-static PyMethodDef app_wsgi_write_def = {
-    "write", app_wsgi_write, METH_O, "write(data): send body bytes now (PEP 3333)"};
+static PyMethodDef app_wsgi_write_def = {"write", app_wsgi_write, METH_O,
+                                         "write(data): send body bytes now (PEP 3333)"};
 
 static PyTypeObject app_wsgi_response_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "corral.StartResponse",
