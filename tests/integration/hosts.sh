@@ -263,6 +263,9 @@ figures() {
     say "$1 via $2: $FIG"
 }
 
+# fig_of FRONTEND : the figures of FRONTEND's last load.
+fig_of() { local n=FIG_$1; printf '%s' "${!n}"; }
+
 # fig EXPR [JSON] : EXPR (python, the figures in v) of $FIG or JSON.
 fig() { "$PY" -c 'import json, sys; v = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "${2:-$FIG}" "$1"; }
 
@@ -291,9 +294,9 @@ dead_host() {
         fi
         expect_eq "$1 via $fe: the last 100 requests are served by $3 only" "$3" \
             "$(fig '" ".join(sorted(v["served_tail"]))')"
-        say "$1 via $fe: $2 served its last request $(fig 'v["last_ms"]') ms after the event"
+        say "$1 via $fe: $2 served its last request $(fig '"%s ms" % v["last_ms"] if v["last_ms"] is not None else "(none)"') after the event"
     done
-    FIG=$FIG_nginx
+    FIG=$(fig_of nginx)
     expect_eq "$1: nginx tried none of its last 100 requests on $2" 0 "$(fig 'v["tries_tail"]')"
     say "$1 via nginx: $(fig 'v["tries_after"]') requests tried on $2 after the event, the last one" \
         "begun $(fig 'v["last_try_ms"]') ms after it; the first failed try ended (nginx counts $2" \
@@ -317,7 +320,7 @@ load_stop
 EV=$(now_ms)
 no_failures base A
 for fe in nginx haproxy; do
-    expect_eq "base via $fe: A and B both serve" "A B" "$(fig '" ".join(sorted(v["served_by"]))' "$(eval echo "\$FIG_$fe")")"
+    expect_eq "base via $fe: A and B both serve" "A B" "$(fig '" ".join(sorted(v["served_by"]))' "$(fig_of $fe)")"
 done
 
 # --- 1: a graceful stop of A (SIGTERM: the stop delay with the health path at
@@ -337,7 +340,7 @@ sleep 1
 load_stop
 no_failures stop A
 for fe in nginx haproxy; do
-    say "stop via $fe: A served its last request $(fig 'v["last_ms"]' "$(eval echo "\$FIG_$fe")") ms after SIGTERM"
+    say "stop via $fe: A served its last request $(fig 'v["last_ms"]' "$(fig_of $fe)") ms after SIGTERM"
 done
 start_host A
 check "haproxy: A is UP again" hap_wait --server corral_hosts/A --state UP --timeout 10
@@ -354,7 +357,7 @@ load_stop
 no_failures reload B
 for fe in nginx haproxy; do
     expect_match "reload via $fe: B serves after the reload" '^[1-9]' \
-        "$(fig 'v["served_tail"].get("B", 0)' "$(eval echo "\$FIG_$fe")")"
+        "$(fig 'v["served_tail"].get("B", 0)' "$(fig_of $fe)")"
 done
 
 # --- 3: host C added (nginx: a reload with C in the upstream; HAProxy: the
@@ -371,7 +374,7 @@ sleep 2
 load_stop
 no_failures add C
 for fe in nginx haproxy; do
-    FIG=$(eval echo "\$FIG_$fe")
+    FIG=$(fig_of $fe)
     expect_eq "add via $fe: A, B and C serve the last requests" "A B C" "$(fig '" ".join(sorted(v["served_tail"]))')"
     say "add via $fe: $(fig 'v["resent"]') requests found their kept connection to the front" \
         "closed (nginx's reload) and were sent again on a new one"
@@ -383,10 +386,10 @@ done
 load_start kill
 sleep 1.5
 A_WORKERS=$(children_of "${PID[A]}")
+disown "${PID[A]}" # no "Killed" notice from bash in the middle of the output
 EV=$(now_ms)
 kill -KILL "${PID[A]}"
 hap_down kill A
-wait "${PID[A]}" 2>/dev/null
 _forget_pid "${PID[A]}"
 expect_match "kill: A had workers" '^[0-9]' "$A_WORKERS"
 gone_all() { local w; for w in $A_WORKERS; do gone "$w" || return 1; done; }
@@ -401,8 +404,10 @@ dead_host kill A "B C"
 # read 3 s; HAProxy: the checks' 1 s timeout, twice).
 load_start cut
 sleep 1.5
-EV=$(now_ms)
+T0=$(now_ms)
 ip -n "${NS[B]}" link set eth0 down
+EV=$(now_ms) # the link is down from here on (ip may take a while on a busy machine)
+say "cut: ip link set down took $((EV - T0)) ms"
 hap_down cut B
 sleep 4
 load_stop
