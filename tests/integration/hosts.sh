@@ -58,19 +58,32 @@ _cleanup() {
 in_front() { ip netns exec "$NS_FRONT" "$@"; }
 
 # ---------------------------------------------------------------- the network
-check "netns: the front namespace" ip netns add "$NS_FRONT"
-in_front ip link set lo up
-in_front ip link add br0 type bridge
-in_front ip addr add "$FRONT_IP/24" dev br0
-in_front ip link set br0 up
-for h in A B C; do
-    ip netns add "${NS[$h]}" || { fail "netns: host $h"; finish; }
-    ip -n "${NS[$h]}" link set lo up
-    ip -n "$NS_FRONT" link add "v$h" type veth peer name eth0 netns "${NS[$h]}"
-    ip -n "$NS_FRONT" link set "v$h" master br0 up
-    ip -n "${NS[$h]}" addr add "${IP[$h]}/24" dev eth0
-    ip -n "${NS[$h]}" link set eth0 up
-done
+# net_setup : the namespaces, the bridge, a veth pair per host; fails at the
+# first step that fails.
+net_setup() {
+    set -e
+    ip netns add "$NS_FRONT"
+    in_front ip link set lo up
+    in_front ip link add br0 type bridge
+    in_front ip addr add "$FRONT_IP/24" dev br0
+    in_front ip link set br0 up
+    local h
+    for h in A B C; do
+        ip netns add "${NS[$h]}"
+        ip -n "${NS[$h]}" link set lo up
+        ip -n "$NS_FRONT" link add "v$h" type veth peer name eth0 netns "${NS[$h]}"
+        ip -n "$NS_FRONT" link set "v$h" master br0 up
+        ip -n "${NS[$h]}" addr add "${IP[$h]}/24" dev eth0
+        ip -n "${NS[$h]}" link set eth0 up
+    done
+}
+( net_setup ) >"$T/net.out" 2>&1 # not in an if: set -e would be ignored there
+if [ $? = 0 ]; then
+    ok "netns: front and hosts A, B, C on a bridge ($NET.0/24)"
+else
+    fail "netns: front and hosts A, B, C on a bridge" "$(cat "$T/net.out")"
+    finish
+fi
 
 # ---------------------------------------------------------------- the hosts
 # fcgi_ping NS ADDR : a FastCGI request to tcp:ADDR:9000 from namespace NS
