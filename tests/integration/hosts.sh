@@ -368,6 +368,10 @@ check "reload: B's new generation is done" \
 sleep 1
 load_stop
 no_failures reload B
+expect_eq "reload: nginx saw no failed try on B (the listener stays, kept connections end cleanly)" \
+    None "$(fig 'v["first_fail_ms"]' "$(fig_of nginx)")"
+expect_eq "reload: haproxy kept B in service (no health check failed)" 0 \
+    "$(grep -c 'corral_hosts/B is DOWN' "$T/haproxy.out")"
 for fe in nginx haproxy; do
     expect_match "reload via $fe: B serves after the reload" '^[1-9]' \
         "$(fig 'v["served_tail"].get("B", 0)' "$(fig_of $fe)")"
@@ -407,6 +411,8 @@ _forget_pid "${PID[A]}"
 expect_match "kill: A had workers" '^[0-9]' "$A_WORKERS"
 gone_all() { local w; for w in $A_WORKERS; do gone "$w" || return 1; done; }
 check "kill: A's orphaned workers exit by themselves (graceful timeout 5 s)" wait_until 10 gone_all
+expect_file_match "kill: A's workers log that the master is gone" \
+    "the master \\(pid ${PID[A]}\\) is gone: the listeners are closed" "${LOG[A]}"
 for w in $A_WORKERS; do kill -KILL "$w" 2>/dev/null; done
 sleep 2
 load_stop
