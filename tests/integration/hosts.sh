@@ -358,7 +358,9 @@ done
 start_host A
 check "haproxy: A is UP again" hap_wait --server corral_hosts/A --state UP --timeout 10
 
-# --- 2: a reload of B (SIGHUP: a new generation of workers, the old one drains)
+# --- 2: a reload of B (SIGHUP: a new generation of workers, the old one drains).
+# nginx still leaves A out (fail_timeout after the refusals of its drain): B
+# is its only host, nothing can be retried elsewhere.
 load_start reload
 sleep 1.5
 EV=$(now_ms)
