@@ -239,8 +239,10 @@ for h in A B; do
 done
 
 front_get() { in_front curl -sS -m 5 "http://127.0.0.1:$1/"; }
-expect_match "nginx: a request through the front is served by a host" '^host [AB] ' "$(front_get $NGX 2>&1)"
-expect_match "haproxy: a request through the front is served by a host" '^host [AB] ' "$(front_get $HAP 2>&1)"
+expect_match "nginx: a request through the front is served by a host" '^host [AB] ' \
+    "$(front_get $NGX 2>&1)"
+expect_match "haproxy: a request through the front is served by a host" '^host [AB] ' \
+    "$(front_get $HAP 2>&1)"
 
 # ---------------------------------------------------------------- the events
 # load_start NAME : both loads (nginx, HAProxy) in the front namespace.
@@ -250,8 +252,8 @@ load_start() {
     for fe in nginx haproxy; do
         port=$NGX
         [ $fe = haproxy ] && port=$HAP
-        ip netns exec "$NS_FRONT" "$PY" "$LOAD" run --port "$port" --conns "$CONNS" --rate "$RATE" --seconds 40 \
-            --out "$T/load-$1-$fe.log" &
+        ip netns exec "$NS_FRONT" "$PY" "$LOAD" run --port "$port" --conns "$CONNS" \
+            --rate "$RATE" --seconds 40 --out "$T/load-$1-$fe.log" &
         LOAD_PIDS+=($!)
         _track $!
     done
@@ -280,7 +282,10 @@ figures() {
 fig_of() { local n=FIG_$1; printf '%s' "${!n}"; }
 
 # fig EXPR [JSON] : EXPR (python, the figures in v) of $FIG or JSON.
-fig() { "$PY" -c 'import json, sys; v = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "${2:-$FIG}" "$1"; }
+fig() {
+    "$PY" -c 'import json, sys; v = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' \
+        "${2:-$FIG}" "$1"
+}
 
 # no_failures EVENT : every request of the event's loads answered 200.
 no_failures() {
@@ -307,7 +312,8 @@ dead_host() {
         fi
         expect_eq "$1 via $fe: the last 100 requests are served by $3 only" "$3" \
             "$(fig '" ".join(sorted(v["served_tail"]))')"
-        say "$1 via $fe: $2 served its last request $(fig '"%s ms" % v["last_ms"] if v["last_ms"] is not None else "(none)"') after the event"
+        say "$1 via $fe: $2 served its last request" \
+            "$(fig '"%s ms" % v["last_ms"] if v["last_ms"] is not None else "(none)"') after the event"
     done
     FIG=$(fig_of nginx)
     expect_eq "$1: nginx tried none of its last 100 requests on $2" 0 "$(fig 'v["tries_tail"]')"
@@ -333,7 +339,8 @@ load_stop
 EV=$(now_ms)
 no_failures base A
 for fe in nginx haproxy; do
-    expect_eq "base via $fe: A and B both serve" "A B" "$(fig '" ".join(sorted(v["served_by"]))' "$(fig_of $fe)")"
+    expect_eq "base via $fe: A and B both serve" "A B" \
+        "$(fig '" ".join(sorted(v["served_by"]))' "$(fig_of $fe)")"
 done
 
 # --- 1: a graceful stop of A (SIGTERM: the stop delay with the health path at
@@ -394,7 +401,8 @@ load_stop
 no_failures add C
 for fe in nginx haproxy; do
     FIG=$(fig_of $fe)
-    expect_eq "add via $fe: A, B and C serve the last requests" "A B C" "$(fig '" ".join(sorted(v["served_tail"]))')"
+    expect_eq "add via $fe: A, B and C serve the last requests" "A B C" \
+        "$(fig '" ".join(sorted(v["served_tail"]))')"
     say "add via $fe: $(fig 'v["resent"]') requests found their kept connection to the front" \
         "closed (nginx's reload) and were sent again on a new one"
 done

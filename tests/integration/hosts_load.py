@@ -6,9 +6,10 @@
       paced to R requests a second in all, until SIGTERM or S seconds. Each request is one line
       of FILE (written at the end): "START_MS END_MS RESULT HOST", times in wall-clock ms,
       RESULT the HTTP status or an error word (connect, reset, closed, timeout), HOST the name
-      the app answered (hosts_app.py) or "-". At most N requests are in flight at a time. Like any HTTP client, a request that finds its
-      kept connection closed before a byte of the answer is sent again once on a new
-      connection (RFC 9112 section 9.3.1); those are counted as "resent" in FILE's last line.
+      the app answered (hosts_app.py) or "-". At most N requests are in flight at a time.
+      Like any HTTP client, a request that finds its kept connection closed before a byte of
+      the answer is sent again once on a new connection (RFC 9112 section 9.3.1); those are
+      counted as "resent" in FILE's last line.
   hosts_load.py figures --log FILE --event MS --host NAME [--access LOG --addr IP]
       one JSON object: requests, failed (any result but 200), failed_after (ended after the
       event), served_by (requests per host), last_ms (the end of the last request NAME served,
@@ -35,6 +36,7 @@ import threading
 import time
 
 stop = threading.Event()
+counts_lock = threading.Lock()
 
 
 def now_ms():
@@ -43,16 +45,23 @@ def now_ms():
 
 def read_response(s, buf):
     """One HTTP/1.1 response from socket s (buf: bytes already read). Returns
-    (status, body, rest, keep). Raises ConnectionError("closed") when the peer closed before
-    a byte of the answer, ConnectionError("reset") when it closed in the middle of it."""
-    while b"\r\n\r\n" not in buf:
+    (status, body, rest, keep). Raises ConnectionError("closed") when the peer closed (or
+    reset) the connection before a byte of the answer, ConnectionError("reset") when in the
+    middle of it."""
+    got = [len(buf)]
+
+    def more():
         try:
             d = s.recv(65536)
         except ConnectionError:
             d = b""
         if not d:
-            raise ConnectionError("closed" if not buf else "reset")
-        buf += d
+            raise ConnectionError("reset" if got[0] else "closed")
+        got[0] += len(d)
+        return d
+
+    while b"\r\n\r\n" not in buf:
+        buf += more()
     head, _, buf = buf.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split()[1])
@@ -65,27 +74,18 @@ def read_response(s, buf):
         body = b""
         while True:
             while b"\r\n" not in buf:
-                d = s.recv(65536)
-                if not d:
-                    raise ConnectionError("reset")
-                buf += d
+                buf += more()
             size_line, _, buf = buf.partition(b"\r\n")
             n = int(size_line.split(b";")[0], 16)
             while len(buf) < n + 2:
-                d = s.recv(65536)
-                if not d:
-                    raise ConnectionError("reset")
-                buf += d
+                buf += more()
             body += buf[:n]
             buf = buf[n + 2:]
             if n == 0:
                 return status, body, buf, keep
     n = int(hdr.get(b"content-length", b"0"))
     while len(buf) < n:
-        d = s.recv(65536)
-        if not d:
-            raise ConnectionError("reset")
-        buf += d
+        buf += more()
     return status, buf[:n], buf[n:], keep
 
 
@@ -110,7 +110,10 @@ def client(port, interval, first_at, timeout, records, counts):
                         break
                     buf, used = b"", False
                 s.settimeout(timeout)
-                s.sendall(b"GET / HTTP/1.1\r\nHost: hosts\r\n\r\n")
+                try:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: hosts\r\n\r\n")
+                except ConnectionError:
+                    raise ConnectionError("closed")  # found the kept connection closed
                 status, body, buf, keep = read_response(s, buf)
                 used = True
                 result = str(status)
@@ -123,10 +126,8 @@ def client(port, interval, first_at, timeout, records, counts):
                 break
             except socket.timeout:
                 result = "timeout"
-            except (ConnectionError, OSError) as e:
+            except OSError as e:
                 word = e.args[0] if e.args and isinstance(e.args[0], str) else "reset"
-                if isinstance(e, (BrokenPipeError, ConnectionResetError)) and not buf:
-                    word = "closed"  # sendall found the kept connection closed
                 result = word
                 # A kept connection the front end closed while idle: send once more.
                 resend = used and attempt == 0 and word == "closed"
@@ -135,7 +136,8 @@ def client(port, interval, first_at, timeout, records, counts):
                 s = None
             if not resend:
                 break
-            counts["resent"] += 1
+            with counts_lock:
+                counts["resent"] += 1
         records.append("%.1f %.1f %s %s" % (start, now_ms(), result, host))
     if s is not None:
         s.close()
