@@ -20,7 +20,7 @@
 # hosts the time until each front end stops sending to them, printed.
 # Needs root (ip netns), iproute2, nginx, haproxy (contrib/install-deps.sh).
 TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-240}
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.sh" || { echo "0 passed, 1 failed"; exit 1; }
 
 need_build "$CORRAL"
 need ip iproute2
