@@ -482,6 +482,10 @@ static int app_wsgi_setup(const struct app_wsgi *w, struct app_wsgi_interp *in)
         !(in->env.https = PyUnicode_InternFromString("https")) ||
         !(in->close_name = PyUnicode_InternFromString("close")) || !(in->env.base = PyDict_New()))
         goto out;
+    if (!(in->env.cache = app_wsgi_environ_cache_new())) {
+        PyErr_NoMemory();
+        goto out;
+    }
     PyObject *version = Py_BuildValue("(ii)", 1, 0);
     PyObject *errors = app_wsgi_errors_new(&in->types);
     PyObject *empty_str = PyUnicode_FromStringAndSize("", 0);

@@ -67,8 +67,14 @@ PyObject *app_wsgi_errors_new(const struct app_wsgi_types *types);
 PyObject *app_wsgi_file_wrapper_filelike(const struct app_wsgi_types *types, PyObject *result);
 
 /* environ (app_wsgi_environ.c): a copy of BASE (the constant part) with
- * every param of REQ, wsgi.url_scheme and wsgi.input. New reference. */
+ * every param of REQ, wsgi.url_scheme and wsgi.input. New reference. Every
+ * object here, and the cache of param strings, belongs to one interpreter.
+ * app_wsgi_environ_cache_new: an empty cache (calloc: NULL when out of
+ * memory). */
+struct app_wsgi_env_cache;
+struct app_wsgi_env_cache *app_wsgi_environ_cache_new(void);
 struct app_wsgi_environ_consts {
+    struct app_wsgi_env_cache *cache;
     PyObject *base;
     PyObject *url_scheme_key, *input_key; /* interned "wsgi.url_scheme", "wsgi.input" */
     PyObject *http, *https;               /* the two values of wsgi.url_scheme */
