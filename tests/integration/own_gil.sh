@@ -7,8 +7,8 @@
 # and the rest is skipped with a message (tests/python-matrix.sh runs this
 # script against 3.12 and 3.13). Otherwise, with tests/apps/own_gil_app.py:
 # two interpreters in one process (1 x 2) with their own tokens, PEP 3333's
-# multithread/multiprocess flags, threading.local, wsgi.errors, close() when
-# the client goes away, the app's signal.signal(SIGTERM) refused and a
+# multithread/multiprocess flags, threading.local, corralctl's per-thread
+# view, wsgi.errors, close() when the client goes away, the app's signal.signal(SIGTERM) refused and a
 # graceful stop, a single-phase-init module (tests/apps/own_gil_single.c,
 # built here) that the app falls back from; two CPU-bound requests in one
 # process finish in about the time of one (and take about twice as long
@@ -19,7 +19,7 @@
 TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-150}
 . "$(dirname "$0")/lib.sh"
 
-need_build "$CORRAL"
+need_build "$CORRAL" "$top_builddir/corralctl"
 need cc gcc
 APP=$top_srcdir/tests/apps/own_gil_app.py
 ver=$("$APP_PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -53,7 +53,8 @@ export CLOSE_LOG
 
 # ---- the pure-Python app in two own-GIL interpreters of one process
 start_corral --listen "uwsgi:unix:$T/a.sock" --wsgi-file "$APP" --processes 1 --threads 2 \
-    --own-gil --pythonpath "$MODDIR" --env "OWN_GIL_TEST_CLOSE_LOG=$CLOSE_LOG" || finish
+    --own-gil --pythonpath "$MODDIR" --env "OWN_GIL_TEST_CLOSE_LOG=$CLOSE_LOG" \
+    --control "$T/ctl.sock" || finish
 MASTER=$CORRAL_PID
 loaded() { grep -c "wsgi: loaded $1 (Python .*, an interpreter with its own GIL)" "$CORRAL_LOG"; }
 loaded_twice() { [ "$(loaded "$1")" = 2 ]; }
@@ -62,10 +63,10 @@ expect_eq "each of the 2 threads loaded the app into its own interpreter" 2 \
     "$(loaded '.*own_gil_app\.py')"
 expect_file_match "the app's signal.signal(SIGTERM) is refused with a warning" \
     'the app tried to set a handler for SIGTERM: ignored' "$CORRAL_LOG"
-py_checks "$T" <<'PY'
-import os, sys, threading, time
+py_checks "$T" "$top_builddir/corralctl" <<'PY'
+import json, os, subprocess, sys, threading, time
 from lib_protocols import cgi_params, connect, recv_all, report, request, uwsgi_packet
-T = sys.argv[1]
+T, ctl = sys.argv[1], sys.argv[2]
 addr = "unix:%s/a.sock" % T
 
 # Two requests at once occupy both threads: two interpreters, one process.
@@ -87,6 +88,21 @@ report("the single-phase module is refused and the app's pure-Python fallback ru
 report("threading.local holds what this thread set in this interpreter",
        all(o[5] == "True" for o in out), out)
 open(os.path.join(T, "tokens"), "w").write(" ".join(tokens))
+
+# The control socket's per-thread view while both interpreters serve.
+ts = [threading.Thread(target=info) for _ in range(2)]
+[t.start() for t in ts]
+time.sleep(0.15)
+r = subprocess.run([ctl, "-s", T + "/ctl.sock", "--json", "workers"], capture_output=True,
+                   text=True, timeout=20)
+[t.join() for t in ts]
+try:
+    threads = json.loads(r.stdout)["workers"][0]["threads"]
+except (ValueError, KeyError, IndexError):
+    threads = []
+report("corralctl workers: both threads busy with GET /info?ms=300",
+       [(t.get("state"), t.get("uri")) for t in threads] == [("busy", "/info?ms=300")] * 2,
+       r.stdout[:600])
 
 st, _, tok = request("uwsgi", addr, "GET", "/errors")
 report("wsgi.errors answers", st == 200, st)
