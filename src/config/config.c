@@ -441,8 +441,9 @@ static int config_validate_own_gil(const struct config *c, char *err, size_t err
     return -1;
 #else
     if (c->handler) {
-        snprintf(err, errlen, "own_gil applies to WSGI apps (--wsgi, --wsgi-file), not to "
-                              "--handler");
+        snprintf(err, errlen,
+                 "own_gil applies to WSGI apps (--wsgi, --wsgi-file), not to "
+                 "--handler");
         return -1;
     }
     if (c->preload) {

@@ -9,8 +9,8 @@
 #include <Python.h>
 
 static struct PyModuleDef own_gil_single_def = {
-    PyModuleDef_HEAD_INIT, "corral_single", "a single-phase-init module", -1, NULL,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, .m_name = "corral_single", .m_doc = "a single-phase-init module",
+    .m_size = -1, /* per-process state: single-phase init */
 };
 
 PyMODINIT_FUNC PyInit_corral_single(void);

@@ -539,9 +539,8 @@ static int app_wsgi_load_into(struct app_wsgi *w, struct app_wsgi_interp *in)
         return -1;
     }
     app_wsgi_restore_signals(true);
-    log_msg(LOG_INFO, "wsgi: loaded %s (Python %.*s%s)", what,
-            (int)strcspn(Py_GetVersion(), " "), Py_GetVersion(),
-            w->own_gil ? ", an interpreter with its own GIL" : "");
+    log_msg(LOG_INFO, "wsgi: loaded %s (Python %.*s%s)", what, (int)strcspn(Py_GetVersion(), " "),
+            Py_GetVersion(), w->own_gil ? ", an interpreter with its own GIL" : "");
     return 0;
 }
 

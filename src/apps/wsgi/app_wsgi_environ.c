@@ -75,8 +75,7 @@ static enum env_role env_role_of(const char *name, size_t len)
 
 /* The cache slot of NAME, filled on first sight; NULL when it cannot be
  * cached (too long, or its probe window is full). */
-static struct env_slot *env_slot_of(struct app_wsgi_env_cache *cache, const char *name,
-                                    size_t len)
+static struct env_slot *env_slot_of(struct app_wsgi_env_cache *cache, const char *name, size_t len)
 {
     if (len > ENV_NAME_MAX)
         return NULL;

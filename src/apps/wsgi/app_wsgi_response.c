@@ -19,11 +19,11 @@
 
 struct app_wsgi_response {
     PyObject_HEAD
-    vectorcallfunc vectorcall; /* start_response is called through this */
-    corral_request *req;       /* NULL once the request ended */
-    bool started;              /* start_response staged a status and headers */
-    bool head_sent;            /* the head went out with the first body byte */
-    bool write_failed;         /* the front end went away: corral logged it */
+    vectorcallfunc vectorcall;          /* start_response is called through this */
+    corral_request *req;                /* NULL once the request ended */
+    bool started;                       /* start_response staged a status and headers */
+    bool head_sent;                     /* the head went out with the first body byte */
+    bool write_failed;                  /* the front end went away: corral logged it */
     const struct app_wsgi_types *types; /* of this interpreter (wsgi.file_wrapper) */
 };
 
