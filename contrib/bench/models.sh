@@ -8,17 +8,22 @@
 #
 # Apps: /cpu, about 2 ms of pure-Python work per request (the GIL is held all along), and /io,
 # time.sleep(0.01) standing in for a database call (the GIL is free while it waits).
-# Models (processes x threads): linear 1x1, threaded 1x8, prefork 2x1, prefork 8x1, hybrid 2x4.
+# Models (processes x threads): linear 1x1, threaded 1x8, prefork 2x1, prefork 8x1, hybrid 2x4,
+# and, when corral embeds Python 3.12+ (BUILD configured --with-python=python3.12 or 3.13), own-GIL
+# 1x2 and 2x2: --own-gil, each thread runs the app in its own interpreter with its own GIL.
 # Load: corral-bench straight to corral over a unix socket (PROTO, uwsgi by default), CONNS
 # connections (32: more than any model has threads, so requests queue as they do behind a busy
 # front end), every response checked (200, body "cpu ..." or "io ..."). Every (model, app) runs
-# once per round, even rounds in reverse order; the table and the chart show medians. All five
+# once per round, even rounds in reverse order; the table and the chart show medians. All the
 # servers run for the whole script (idle ones cost no CPU). The "io ideal" column is what the
-# model could do if sleeping were all: processes x threads x 100 req/s.
+# model could do if sleeping were all: processes x threads x 100 req/s. RSS and PSS: the sum over
+# the master and its workers (/proc/PID/smaps_rollup) after the last round, every thread's
+# interpreter loaded; PSS splits the pages processes share, so it is what a model really costs.
 #
 # Environment: BUILD (default: the repo root; holds corral and corral-bench), ROUNDS (5),
 # SECONDS_PER_RUN (5), CONNS (32), WARMUP (1), PROTO (uwsgi; or scgi, fastcgi),
-# MODELS ("linear:1x1 threaded:1x8 prefork:2x1 prefork:8x1 hybrid:2x4", NAME:PxT),
+# MODELS ("linear:1x1 threaded:1x8 prefork:2x1 prefork:8x1 hybrid:2x4", then "own-gil:1x2:own-gil
+# own-gil:2x2:own-gil" when corral takes --own-gil; NAME:PxT[:own-gil]),
 # MODELS_CPU_LOOPS (64000: the work of /cpu, see apps/models.py), OUT (the PNG; default
 # contrib/bench/models.png), DATA (the data file; default OUT with .dat for .png),
 # RESULTS=FILE keeps the raw runs. Time: about ROUNDS x (WARMUP + SECONDS_PER_RUN) x 10.
@@ -30,7 +35,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh" # BUILD ROUNDS SECONDS_PER_RUN CONNS WARMUP; bench corral
 PROTO=${PROTO:-uwsgi}
-MODELS=${MODELS:-linear:1x1 threaded:1x8 prefork:2x1 prefork:8x1 hybrid:2x4}
+default_models="linear:1x1 threaded:1x8 prefork:2x1 prefork:8x1 hybrid:2x4"
 MODELS_CPU_LOOPS=${MODELS_CPU_LOOPS:-64000}
 OUT=${OUT:-$here/models.png}
 DATA=${DATA:-${OUT%.png}.dat}
@@ -42,10 +47,33 @@ case $PROTO in
 uwsgi | scgi | fastcgi) ;;
 *) die "PROTO: uwsgi, scgi or fastcgi, not '$PROTO'" ;;
 esac
+# The own-GIL rows need a corral built with Python 3.12+ (it refuses own_gil otherwise).
+if "$corral" "${corral_root[@]}" --own-gil --wsgi-file "$app" --listen "uwsgi:unix:/tmp/x.sock" \
+    --test-config >/dev/null 2>&1; then
+    default_models="$default_models own-gil:1x2:own-gil own-gil:2x2:own-gil"
+elif [ -z "${MODELS:-}" ]; then
+    say "models: no own-GIL rows: this corral embeds a Python older than 3.12 (configure" \
+        "--with-python=python3.12 or 3.13 for them)"
+fi
+MODELS=${MODELS:-$default_models}
 read -r -a models <<<"$MODELS"
 for m in "${models[@]}"; do
-    [[ "$m" =~ ^[a-z0-9_-]+:[1-9][0-9]*x[1-9][0-9]*$ ]] || die "MODELS: '$m' is not NAME:PxT"
+    [[ "$m" =~ ^[a-z0-9_-]+:[1-9][0-9]*x[1-9][0-9]*(:own-gil)?$ ]] ||
+        die "MODELS: '$m' is not NAME:PxT[:own-gil]"
 done
+# pxt MODEL: its PxT; own_gil_args MODEL: --own-gil for an own-GIL model.
+pxt() { local r=${1#*:}; echo "${r%%:*}"; }
+own_gil_args() { [[ "$1" == *:own-gil ]] && echo --own-gil; }
+# mem_kib MASTER: "RSS PSS" in KiB, summed over the master and its workers.
+mem_kib() {
+    local p rss=0 pss=0 r s
+    for p in "$1" $(pgrep -P "$1"); do
+        read -r r s < <(awk '/^Rss:/ { r = $2 } /^Pss:/ { s = $2 } END { print r + 0, s + 0 }' \
+            "/proc/$p/smaps_rollup" 2>/dev/null)
+        rss=$((rss + ${r:-0})) pss=$((pss + ${s:-0}))
+    done
+    echo "$rss $pss"
+}
 [ "${#models[@]}" = "$(printf '%s\n' "${models[@]}" | sort -u | wc -l)" ] ||
     die "MODELS: a model is listed twice"
 
@@ -55,11 +83,12 @@ results=$tmp/results # lines: label<TAB>rps<TAB>p50<TAB>p99<TAB>cpu<TAB>errors
 
 declare -A sock pid
 for m in "${models[@]}"; do
-    c=${m#*:} i=${m/:/-}
+    c=$(pxt "$m") i=${m//:/-}
     # SIGINT: corral's fast stop (SIGTERM drains, up to --graceful-timeout)
+    # shellcheck disable=SC2046 # own_gil_args: one word or none
     start "$i" "$tmp/$i.sock" "$tmp/$i.pid" INT "$corral" "${corral_root[@]}" --wsgi-file "$app" \
         --env "MODELS_CPU_LOOPS=$MODELS_CPU_LOOPS" --listen "$PROTO:unix:$tmp/$i.sock" \
-        --processes "${c%x*}" --threads "${c#*x}" --pidfile "$tmp/$i.pid" ||
+        --processes "${c%x*}" --threads "${c#*x}" --pidfile "$tmp/$i.pid" $(own_gil_args "$m") ||
         die "corral did not start"
     sock[$m]=$tmp/$i.sock pid[$m]=$srv_pid
 done
@@ -86,6 +115,8 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 [ -n "${RESULTS:-}" ] && cp "$results" "$RESULTS"
+declare -A mem # model -> "RSS PSS" (KiB) after the last round
+for m in "${models[@]}"; do mem[$m]=$(mem_kib "${pid[$m]}"); done
 
 # ---- table and data file ----
 stamp="$(date -u +%Y-%m-%d), $(nproc) CPUs, $(uname -r); $ROUNDS rounds x ${SECONDS_PER_RUN}s,"
@@ -93,27 +124,31 @@ stamp="$stamp $CONNS connections, $PROTO; medians"
 echo
 echo "models.sh: corral, CPU-bound (/cpu, ~2 ms of Python) and I/O-bound (/io, sleep 10 ms) apps"
 echo "$stamp (errors: sum over the rounds)"
-printf '%-18s %10s %9s %12s %10s %9s %9s %7s\n' "model (PxT)" "cpu req/s" "cpu p99" \
-    "cpu us/resp" "io req/s" "io p99" "io ideal" errors
+printf '%-18s %10s %9s %12s %10s %9s %9s %8s %8s %7s\n' "model (PxT)" "cpu req/s" "cpu p99" \
+    "cpu us/resp" "io req/s" "io p99" "io ideal" "RSS MiB" "PSS MiB" errors
 {
     echo "# models.sh: $stamp"
     echo "# model, processes, threads, then for /cpu and /io: req/s, p50 ms, p99 ms," \
-        "server CPU us per response (- when there is no figure)"
+        "server CPU us per response (- when there is no figure); then RSS and PSS KiB"
     for m in "${models[@]}"; do
-        c=${m#*:}
+        c=$(pxt "$m")
         printf '%s\t%s\t%s' "${m%%:*}" "${c%x*}" "${c#*x}"
         for a in "${apps[@]}"; do
             for col in 2 3 4 5; do printf '\t%s' "$(med "$m /$a" "$col")"; done
         done
-        printf '\n'
+        read -r rss pss <<<"${mem[$m]}"
+        printf '\t%s\t%s\n' "$rss" "$pss"
     done
 } >"$tmp/models.dat"
 for m in "${models[@]}"; do
-    c=${m#*:}
-    printf '%-18s %10s %9s %12s %10s %9s %9s %7s\n' "${m%%:*} $c" \
+    c=$(pxt "$m")
+    read -r rss pss <<<"${mem[$m]}"
+    printf '%-18s %10s %9s %12s %10s %9s %9s %8s %8s %7s\n' "${m%%:*} $c" \
         "$(fmt %.0f "$(med "$m /cpu" 2)")" "$(fmt %.1f "$(med "$m /cpu" 4)")" \
         "$(fmt %.0f "$(med "$m /cpu" 5)")" "$(fmt %.0f "$(med "$m /io" 2)")" \
         "$(fmt %.1f "$(med "$m /io" 4)")" "$((${c%x*} * ${c#*x} * 100))" \
+        "$(fmt %.1f "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')")" \
+        "$(fmt %.1f "$(awk -v k="$pss" 'BEGIN { print k / 1024 }')")" \
         "$(($(errsum "$m /cpu") + $(errsum "$m /io")))"
 done
 echo "(p99 in ms; io ideal = processes x threads x 100 req/s)"

@@ -422,6 +422,41 @@ static int config_validate_dynamic(const struct config *c, char *err, size_t err
     return 0;
 }
 
+/* own_gil: WSGI only, a Python with per-interpreter GILs (PEP 684: 3.12+,
+ * HAVE_PYTHON_OWN_GIL from configure), and not with preload (the preloaded
+ * app lives in the main interpreter, which no own-GIL thread runs). */
+static int config_validate_own_gil(const struct config *c, char *err, size_t errlen)
+{
+#ifndef HAVE_PYTHON_OWN_GIL
+    (void)c;
+#ifdef HAVE_PYTHON
+    snprintf(err, errlen,
+             "own_gil: this corral embeds Python %s; interpreters with their own GIL need Python "
+             "3.12 or later (PEP 684): rebuild with ./configure --with-python=python3.12 (or "
+             "later), or drop own_gil",
+             CORRAL_PYTHON_VERSION);
+#else
+    snprintf(err, errlen, "own_gil: this corral was built without Python (WSGI)");
+#endif
+    return -1;
+#else
+    if (c->handler) {
+        snprintf(err, errlen,
+                 "own_gil applies to WSGI apps (--wsgi, --wsgi-file), not to "
+                 "--handler");
+        return -1;
+    }
+    if (c->preload) {
+        snprintf(err, errlen,
+                 "own_gil and preload: each thread imports the app in its own interpreter, so "
+                 "a preloaded app (in the master's main interpreter) would be shared by no "
+                 "thread: drop one of the two");
+        return -1;
+    }
+    return 0;
+#endif
+}
+
 int config_validate(const struct config *c, char *err, size_t errlen)
 {
     if (c->listen_count == 0) {
@@ -469,6 +504,8 @@ int config_validate(const struct config *c, char *err, size_t errlen)
                  c->health_path);
         return -1;
     }
+    if (c->own_gil && config_validate_own_gil(c, err, errlen) < 0)
+        return -1;
     if (c->handler && c->virtualenv) {
         snprintf(err, errlen,
                  "virtualenv applies to WSGI apps (--wsgi, --wsgi-file), not to "

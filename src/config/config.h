@@ -28,6 +28,7 @@ struct config {
     size_t pythonpath_count;
     char *virtualenv; /* a venv whose site-packages the app uses */
     bool preload;     /* import the app in the master, before the fork */
+    bool own_gil;     /* WSGI: an interpreter with its own GIL per thread */
     char **env;       /* "NAME=VALUE", set in the master at start */
     size_t env_count;
 

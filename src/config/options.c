@@ -219,6 +219,15 @@ const struct option_spec options_table[] = {
         .fixed = true,
     },
     {
+        .name = "own-gil",
+        .key = "own_gil",
+        .type = OPTION_BOOL,
+        OPTIONS_FIELD(own_gil),
+        .group = "Application",
+        .help = "WSGI: each worker thread runs the app in its own Python interpreter with its own "
+                "GIL, in parallel (Python 3.12+; extension modules must support it)",
+    },
+    {
         .name = "env",
         .key = "env",
         .type = OPTION_STRING_LIST,

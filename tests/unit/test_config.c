@@ -1254,6 +1254,41 @@ static void config_load_keeps_the_inherited_listeners(void **state)
     assert_non_null(strstr(f->err, "no listener"));
 }
 
+/* own_gil: refused unless the embedded Python has per-interpreter GILs
+ * (configure's HAVE_PYTHON_OWN_GIL: 3.12+), naming the key and the reason;
+ * with one, refused next to preload and next to a native handler. */
+static void config_own_gil_needs_pep684(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_load(f,
+                               "wsgi = \"app:application\";\n"
+                               "listen = \"uwsgi:unix:/tmp/corral-own-gil.sock\";\n"
+                               "own_gil = true;\n",
+                               NULL),
+                     0);
+    assert_true(f->c.own_gil);
+#ifndef HAVE_PYTHON_OWN_GIL
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_true(strncmp(f->err, "own_gil: ", 9) == 0);
+#ifdef HAVE_PYTHON
+    assert_non_null(strstr(f->err, "need Python 3.12 or later (PEP 684)"));
+#endif
+#else
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
+    f->c.preload = true;
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_true(strncmp(f->err, "own_gil and preload: ", 21) == 0);
+    f->c.preload = false;
+    free(f->c.wsgi);
+    f->c.wsgi = NULL;
+    f->c.handler = strdup("/tmp/app.so");
+    assert_non_null(f->c.handler);
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_string_equal(f->err, "own_gil applies to WSGI apps (--wsgi, --wsgi-file), not to "
+                                "--handler");
+#endif
+}
+
 #define TEST(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -1291,6 +1326,7 @@ int main(void)
         TEST(config_validate_rejects_one_address_twice),
         TEST(example_conf_loads_and_validates),
         TEST(example_conf_commented_settings_are_valid),
+        TEST(config_own_gil_needs_pep684),
         TEST(cli_loads_config_file_before_other_flags),
         TEST(cli_listen_replaces_file_list),
         TEST(cli_listen_is_repeatable),

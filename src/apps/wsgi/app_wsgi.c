@@ -12,6 +12,14 @@
  * own thread state. handle holds the GIL only while Python runs: it is
  * released around every read of the body and every write of the response.
  *
+ * --own-gil (Python 3.12+, PEP 684): the main interpreter runs no app code;
+ * each serving thread creates its own interpreter with its own GIL and
+ * imports the app into it (the first thread in worker_init, so an app that
+ * cannot load there stops corral at start; the others in thread_init), so
+ * the threads of one process run Python in parallel. Everything a request
+ * uses (types, environ's constants, the app) belongs to one interpreter:
+ * struct app_wsgi_interp, one per thread with own_gil, else one shared.
+ *
  * Errors: an exception before the first body byte is logged with its
  * traceback and the request line, and handle returns -1 (corral answers
  * 500); after it, the same, and corral closes the connection so the front
@@ -89,25 +97,36 @@ struct app_wsgi {
     size_t pythonpath_count;
     char python[PATH_MAX]; /* sys.executable: a venv's python, or the system's */
     bool multithread, multiprocess;
+    bool own_gil; /* --own-gil: one interpreter with its own GIL per thread */
     bool started; /* the interpreter runs in this process (preloaded in the master) */
-    /* Set when the interpreter starts (in the worker, or in the master with
-     * --preload). */
+    /* The main interpreter, which runs the app unless own_gil (it then runs
+     * no app code). */
+    struct app_wsgi_interp *main;
+};
+
+/* One interpreter that runs the app: the main one, or with --own-gil one
+ * per serving thread. Everything here belongs to that interpreter and is
+ * used only by the threads that run in it; it lives as long as the process. */
+struct app_wsgi_interp {
     PyInterpreterState *interp;
     PyObject *app;
     PyObject *keys[APP_WSGI_KEY_COUNT];
     struct app_wsgi_environ_consts env; /* base environ, keys, url schemes */
     PyObject *format_exc;               /* helpers.format_exc(t, v, tb) -> str */
     PyObject *close_name;
+    struct app_wsgi_types types;
 };
 
-/* The thread state of the calling serving thread (thread_init). */
+/* The thread state of the calling serving thread (thread_init), and the
+ * interpreter it runs the app in. */
 static _Thread_local struct app_wsgi_thread app_wsgi_thread;
+static _Thread_local struct app_wsgi_interp *app_wsgi_thread_interp;
 
 /* ---- errors ---- */
 
 /* Log the pending Python exception, its traceback line by line, each line
  * prefixed with CONTEXT ("GET /raise" or "loading the app"); clears it. */
-static void app_wsgi_log_exception(struct app_wsgi *w, const char *context)
+static void app_wsgi_log_exception(struct app_wsgi_interp *w, const char *context)
 {
     PyObject *t, *v, *tb;
 #if PY_VERSION_HEX >= 0x030C0000
@@ -151,7 +170,7 @@ static void app_wsgi_log_exception(struct app_wsgi *w, const char *context)
 }
 
 /* app_wsgi_log_exception with the request line as the context. */
-static void app_wsgi_log_request_exception(struct app_wsgi *w, corral_request *req)
+static void app_wsgi_log_request_exception(struct app_wsgi_interp *w, corral_request *req)
 {
     const char *method = corral_param(req, "REQUEST_METHOD");
     const char *uri = corral_param(req, "REQUEST_URI");
@@ -179,7 +198,7 @@ static int app_wsgi_getattr_optional(PyObject *obj, PyObject *name, PyObject **o
 }
 
 /* Call RESULT.close() if it has one; -1 with an exception set if it raised. */
-static int app_wsgi_close(struct app_wsgi *w, PyObject *result)
+static int app_wsgi_close(struct app_wsgi_interp *w, PyObject *result)
 {
     if (PyList_CheckExact(result) || PyTuple_CheckExact(result))
         return 0; /* the common case has no close(): no failed lookup to clear */
@@ -197,18 +216,18 @@ static int app_wsgi_close(struct app_wsgi *w, PyObject *result)
 }
 
 /* Run the app for REQ with the GIL held. Returns 0, or -1 after logging. */
-static int app_wsgi_run(struct app_wsgi *w, corral_request *req)
+static int app_wsgi_run(struct app_wsgi_interp *w, corral_request *req)
 {
     int rc = -1;
     PyObject *input = NULL, *environ = NULL, *result = NULL, *resp = NULL;
 
-    input = app_wsgi_input_new(req);
+    input = app_wsgi_input_new(&w->types, req);
     if (!input)
         goto error;
     environ = app_wsgi_environ_new(&w->env, req, input);
     if (!environ)
         goto error;
-    resp = app_wsgi_response_new(req);
+    resp = app_wsgi_response_new(&w->types, req);
     if (!resp)
         goto error;
     result = PyObject_CallFunctionObjArgs(w->app, environ, resp, NULL);
@@ -235,6 +254,32 @@ error:
     Py_XDECREF(environ);
     Py_XDECREF(input);
     return rc;
+}
+
+/* --own-gil: when the pending exception is the ImportError of an extension
+ * module that supports only one interpreter per process (single-phase
+ * init, refused by check_multi_interp_extensions), say which and the way
+ * out. The exception stays set. */
+static void app_wsgi_explain_refusal(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    static const char refused[] = " does not support loading in subinterpreters";
+    if (!PyErr_ExceptionMatches(PyExc_ImportError))
+        return;
+    PyObject *v = PyErr_GetRaisedException();
+    PyObject *msg = v ? PyObject_Str(v) : NULL;
+    const char *s = msg ? PyUnicode_AsUTF8(msg) : NULL;
+    const char *at = s ? strstr(s, refused) : NULL;
+    if (at && strncmp(s, "module ", 7) == 0)
+        log_msg(LOG_ERROR,
+                "wsgi: the extension module '%.*s' cannot load in an interpreter with its own "
+                "GIL (it keeps per-process state: single-phase init); run without --own-gil "
+                "(own_gil), or use a version of the module that supports sub-interpreters",
+                (int)(at - s - 7), s + 7);
+    Py_XDECREF(msg);
+    PyErr_Clear();
+    PyErr_SetRaisedException(v);
+#endif
 }
 
 /* ---- the adapter ---- */
@@ -275,8 +320,11 @@ static int app_wsgi_load(struct app *app, const struct config *c, char *err, siz
     struct app_wsgi *w = calloc(1, sizeof(*w));
     if (!w)
         goto nomem;
-    w->multithread = c->threads > 1;
-    w->multiprocess = c->processes > 1;
+    /* With own_gil each app object runs in one thread only; the other
+     * threads' interpreters are like other processes (PEP 3333). */
+    w->own_gil = c->own_gil;
+    w->multithread = c->threads > 1 && !c->own_gil;
+    w->multiprocess = c->processes > 1 || (c->own_gil && c->threads > 1);
     if (c->chdir) {
         struct stat st;
         if (stat(c->chdir, &st) < 0 || !S_ISDIR(st.st_mode)) {
@@ -347,12 +395,16 @@ static int app_wsgi_path_insert(PyObject *sys_path, Py_ssize_t *at, const char *
     return rc;
 }
 
-/* Everything worker_init does with the GIL: 0, or -1 with an exception. */
-static int app_wsgi_setup(struct app_wsgi *w)
+/* Load the app into the current interpreter, IN (its types, helpers, the
+ * import, the constant part of environ), with its GIL: 0, or -1 with an
+ * exception. */
+static int app_wsgi_setup(const struct app_wsgi *w, struct app_wsgi_interp *in)
 {
     int rc = -1;
     PyObject *helpers = NULL, *mod = NULL;
-    if (app_wsgi_types_ready() < 0 || app_wsgi_file_ready() < 0 || app_wsgi_response_ready() < 0)
+    in->interp = PyInterpreterState_Get();
+    if (app_wsgi_input_types_new(&in->types) < 0 || app_wsgi_file_type_new(&in->types) < 0 ||
+        app_wsgi_response_type_new(&in->types) < 0)
         return -1;
     /* The helper functions live in their own module namespace. */
     helpers = PyDict_New();
@@ -362,10 +414,10 @@ static int app_wsgi_setup(struct app_wsgi *w)
     if (!ran)
         goto out;
     Py_DECREF(ran);
-    w->format_exc = PyDict_GetItemString(helpers, "format_exc");
-    Py_XINCREF(w->format_exc);
+    in->format_exc = PyDict_GetItemString(helpers, "format_exc");
+    Py_XINCREF(in->format_exc);
     PyObject *load_file = PyDict_GetItemString(helpers, "load_file");
-    if (!w->format_exc || !load_file) {
+    if (!in->format_exc || !load_file) {
         PyErr_SetString(PyExc_RuntimeError, "corral's WSGI helpers did not load");
         goto out;
     }
@@ -408,14 +460,14 @@ static int app_wsgi_setup(struct app_wsgi *w)
     if (!mod)
         goto out;
     const char *names[] = {w->callable, "application", "app"};
-    for (size_t i = w->callable ? 0 : 1; !w->app && i < (w->callable ? 1u : 3u); i++) {
+    for (size_t i = w->callable ? 0 : 1; !in->app && i < (w->callable ? 1u : 3u); i++) {
         PyObject *name = PyUnicode_FromString(names[i]);
-        int got = name ? app_wsgi_getattr_optional(mod, name, &w->app) : -1;
+        int got = name ? app_wsgi_getattr_optional(mod, name, &in->app) : -1;
         Py_XDECREF(name);
         if (got < 0)
             goto out;
     }
-    if (!w->app || !PyCallable_Check(w->app)) {
+    if (!in->app || !PyCallable_Check(in->app)) {
         PyErr_Format(PyExc_AttributeError, "%s '%s' has no callable %s",
                      w->file ? "file" : "module", w->file ? w->file : w->module,
                      w->callable ? w->callable : "'application' or 'app'");
@@ -424,14 +476,18 @@ static int app_wsgi_setup(struct app_wsgi *w)
 
     /* The constant part of environ, copied per request. */
     for (int k = 0; k < APP_WSGI_KEY_COUNT; k++)
-        if (!(w->keys[k] = PyUnicode_InternFromString(app_wsgi_key_names[k])))
+        if (!(in->keys[k] = PyUnicode_InternFromString(app_wsgi_key_names[k])))
             goto out;
-    if (!(w->env.http = PyUnicode_InternFromString("http")) ||
-        !(w->env.https = PyUnicode_InternFromString("https")) ||
-        !(w->close_name = PyUnicode_InternFromString("close")) || !(w->env.base = PyDict_New()))
+    if (!(in->env.http = PyUnicode_InternFromString("http")) ||
+        !(in->env.https = PyUnicode_InternFromString("https")) ||
+        !(in->close_name = PyUnicode_InternFromString("close")) || !(in->env.base = PyDict_New()))
         goto out;
+    if (!(in->env.cache = app_wsgi_environ_cache_new())) {
+        PyErr_NoMemory();
+        goto out;
+    }
     PyObject *version = Py_BuildValue("(ii)", 1, 0);
-    PyObject *errors = app_wsgi_errors_new();
+    PyObject *errors = app_wsgi_errors_new(&in->types);
     PyObject *empty_str = PyUnicode_FromStringAndSize("", 0);
     struct {
         enum app_wsgi_key key;
@@ -443,24 +499,24 @@ static int app_wsgi_setup(struct app_wsgi *w)
         {APP_WSGI_RUN_ONCE, Py_False},
         {APP_WSGI_ERRORS, errors},
         {APP_WSGI_INPUT_TERMINATED, Py_True},
-        {APP_WSGI_URL_SCHEME, w->env.http},
-        {APP_WSGI_FILE_WRAPPER, app_wsgi_file_wrapper_type()},
+        {APP_WSGI_URL_SCHEME, in->env.http},
+        {APP_WSGI_FILE_WRAPPER, (PyObject *)in->types.file},
     };
     int bad = !version || !errors || !empty_str;
     for (size_t i = 0; !bad && i < sizeof(base) / sizeof(base[0]); i++)
-        bad = PyDict_SetItem(w->env.base, w->keys[base[i].key], base[i].value) < 0;
+        bad = PyDict_SetItem(in->env.base, in->keys[base[i].key], base[i].value) < 0;
     /* PEP 3333 apps may rely on these: present (empty) unless the front
      * end sends them. */
     const char *empty[] = {"SCRIPT_NAME", "PATH_INFO", "QUERY_STRING"};
     for (size_t i = 0; !bad && i < sizeof(empty) / sizeof(empty[0]); i++)
-        bad = PyDict_SetItemString(w->env.base, empty[i], empty_str) < 0;
+        bad = PyDict_SetItemString(in->env.base, empty[i], empty_str) < 0;
     Py_XDECREF(version);
     Py_XDECREF(errors);
     Py_XDECREF(empty_str);
     if (bad)
         goto out;
-    w->env.url_scheme_key = w->keys[APP_WSGI_URL_SCHEME];
-    w->env.input_key = w->keys[APP_WSGI_INPUT];
+    in->env.url_scheme_key = in->keys[APP_WSGI_URL_SCHEME];
+    in->env.input_key = in->keys[APP_WSGI_INPUT];
     rc = 0;
 out:
     Py_XDECREF(mod);
@@ -468,9 +524,29 @@ out:
     return rc;
 }
 
-/* Start the interpreter and load the app in this process (a worker, or the
- * master with --preload). The GIL stays with the calling thread. Returns 0,
- * or -1 after logging the traceback. */
+/* Load the app into the current interpreter (the GIL held) as IN; log the
+ * traceback on failure, with the way out when an extension module refused
+ * an own-GIL interpreter. Returns 0 or -1. */
+static int app_wsgi_load_into(struct app_wsgi *w, struct app_wsgi_interp *in)
+{
+    const char *what = w->file ? w->file : w->module;
+    if (app_wsgi_setup(w, in) < 0) {
+        if (w->own_gil)
+            app_wsgi_explain_refusal();
+        char context[PATH_MAX + 64];
+        snprintf(context, sizeof(context), "loading %s", what);
+        app_wsgi_log_exception(in, context);
+        return -1;
+    }
+    app_wsgi_restore_signals(true);
+    log_msg(LOG_INFO, "wsgi: loaded %s (Python %.*s%s)", what, (int)strcspn(Py_GetVersion(), " "),
+            Py_GetVersion(), w->own_gil ? ", an interpreter with its own GIL" : "");
+    return 0;
+}
+
+/* Start the interpreter in this process (a worker, or the master with
+ * --preload) and, unless own_gil, load the app into it. The GIL stays with
+ * the calling thread. Returns 0, or -1 after logging. */
 static int app_wsgi_start(struct app_wsgi *w)
 {
     if (w->chdir && chdir(w->chdir) < 0) {
@@ -480,17 +556,34 @@ static int app_wsgi_start(struct app_wsgi *w)
     app_wsgi_save_signals();
     if (app_wsgi_interp_start(w->python) < 0)
         return -1;
-    w->interp = PyInterpreterState_Get();
     w->started = true;
-    if (app_wsgi_setup(w) < 0) {
-        char context[PATH_MAX + 64];
-        snprintf(context, sizeof(context), "loading %s", w->file ? w->file : w->module);
-        app_wsgi_log_exception(w, context);
+    if (w->own_gil)
+        return 0; /* the main interpreter runs no app code */
+    if (!(w->main = calloc(1, sizeof(*w->main)))) {
+        log_msg(LOG_ERROR, "wsgi: out of memory");
         return -1;
     }
-    app_wsgi_restore_signals(true);
-    log_msg(LOG_INFO, "wsgi: loaded %s (Python %.*s)", w->file ? w->file : w->module,
-            (int)strcspn(Py_GetVersion(), " "), Py_GetVersion());
+    return app_wsgi_load_into(w, w->main);
+}
+
+/* --own-gil: a new interpreter with its own GIL for the calling thread, the
+ * app loaded into it; the thread's state and interpreter are set, and the
+ * GIL released. 0, or -1 after logging. */
+static int app_wsgi_start_own(struct app_wsgi *w)
+{
+    struct app_wsgi_interp *in = calloc(1, sizeof(*in));
+    if (!in) {
+        log_msg(LOG_ERROR, "wsgi: out of memory");
+        return -1;
+    }
+    PyThreadState *tstate = app_wsgi_interp_new_own_gil();
+    if (!tstate)
+        return -1; /* IN is dropped: the process exits */
+    if (app_wsgi_load_into(w, in) < 0)
+        return -1;
+    app_wsgi_thread.thread = pthread_self();
+    app_wsgi_thread_interp = in;
+    app_wsgi_thread.tstate = PyEval_SaveThread();
     return 0;
 }
 
@@ -502,7 +595,15 @@ static int app_wsgi_worker_init(struct app *app)
     /* Per process, not in the master: a preloaded master's memory file
      * would be shared by every worker. */
     app_wsgi_stack_setup();
+    if (w->own_gil) {
+        /* The main interpreter stays idle; this thread (the first serving
+         * one) gets its own now, so that an app that cannot load is a
+         * start-up error (worker.c exits before the worker runs). */
+        PyEval_SaveThread();
+        return app_wsgi_start_own(w);
+    }
     app_wsgi_thread.thread = pthread_self();
+    app_wsgi_thread_interp = w->main;
     app_wsgi_thread.tstate = PyEval_SaveThread(); /* the GIL is free between requests */
     return 0;
 }
@@ -511,7 +612,8 @@ static int app_wsgi_worker_init(struct app *app)
  * copy-on-write. gc.freeze() moves everything the import made into the
  * permanent generation, so the workers' collections do not write to (and
  * so copy) those pages. The master keeps the GIL: it runs no other Python,
- * and fork() must happen with the GIL held by the forking thread. */
+ * and fork() must happen with the GIL held by the forking thread. (Not
+ * with own_gil: config.c refuses the pair.) */
 static int app_wsgi_preload(struct app *app)
 {
     struct app_wsgi *w = app->data;
@@ -520,7 +622,7 @@ static int app_wsgi_preload(struct app *app)
     PyObject *gc = PyImport_ImportModule("gc");
     PyObject *r = gc ? PyObject_CallMethod(gc, "freeze", NULL) : NULL;
     if (!r)
-        app_wsgi_log_exception(w, "gc.freeze() after the preload");
+        app_wsgi_log_exception(w->main, "gc.freeze() after the preload");
     Py_XDECREF(r);
     Py_XDECREF(gc);
     log_msg(LOG_INFO, "wsgi: preloaded in the master; workers share it copy-on-write");
@@ -552,9 +654,12 @@ static int app_wsgi_thread_init(struct app *app)
 {
     struct app_wsgi *w = app->data;
     if (app_wsgi_thread.tstate)
-        return 0; /* the thread that ran worker_init has the main state */
+        return 0; /* the thread that ran worker_init has its state */
+    if (w->own_gil)
+        return app_wsgi_start_own(w);
     app_wsgi_thread.thread = pthread_self();
-    app_wsgi_thread.tstate = PyThreadState_New(w->interp);
+    app_wsgi_thread_interp = w->main;
+    app_wsgi_thread.tstate = PyThreadState_New(w->main->interp);
     if (!app_wsgi_thread.tstate) {
         log_msg(LOG_ERROR, "wsgi: PyThreadState_New failed");
         return -1;
@@ -564,8 +669,9 @@ static int app_wsgi_thread_init(struct app *app)
 
 static int app_wsgi_handle(struct app *app, corral_request *req)
 {
+    (void)app;
     PyEval_RestoreThread(app_wsgi_thread.tstate);
-    int rc = app_wsgi_run(app->data, req);
+    int rc = app_wsgi_run(app_wsgi_thread_interp, req);
     PyEval_SaveThread();
     return rc;
 }

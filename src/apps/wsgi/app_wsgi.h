@@ -3,7 +3,8 @@
  * runs the app, app_wsgi_response.c has start_response and sends the result,
  * app_wsgi_input.c has the wsgi.input and wsgi.errors types,
  * app_wsgi_file.c the wsgi.file_wrapper type, app_wsgi_interp.c starts the
- * interpreter (virtual environment, signals), app_wsgi_environ.c builds
+ * interpreter (virtual environment, signals) and, with --own-gil, one
+ * interpreter with its own GIL per thread, app_wsgi_environ.c builds
  * environ, app_wsgi_stack.c writes a thread's Python stack for the watchdog.
  *
  * Python.h comes first, before any system header, as CPython requires.
@@ -21,12 +22,37 @@
 
 #include "corral.h"
 
-/* Make the types ready; once per process, after Py_Initialize. */
-int app_wsgi_types_ready(void);
+/* The adapter's Python types. They are heap types made in each interpreter
+ * (PyType_FromSpec), never static ones: an interpreter with its own GIL
+ * (--own-gil) may share no Python object with another, and a type is one.
+ * With one interpreter (the default) there is one set, made the same way.
+ * A set lives as long as its interpreter (the process). */
+struct app_wsgi_types {
+    PyTypeObject *input, *errors; /* app_wsgi_input.c */
+    PyTypeObject *file;           /* app_wsgi_file.c: wsgi.file_wrapper */
+    PyTypeObject *response;       /* app_wsgi_response.c: start_response */
+};
+
+/* Every type is immutable, like a static type, and none is subclassable. */
+#define APP_WSGI_TYPE_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE)
+#if PY_VERSION_HEX >= 0x030C0000
+#define APP_WSGI_T_PYSSIZET Py_T_PYSSIZET
+#define APP_WSGI_READONLY Py_READONLY
+#else
+#include <structmember.h>
+#define APP_WSGI_T_PYSSIZET T_PYSSIZET
+#define APP_WSGI_READONLY READONLY
+#endif
+
+/* Each file makes its types into TYPES, in the calling interpreter: 0, or
+ * -1 with an exception. */
+int app_wsgi_input_types_new(struct app_wsgi_types *types);
+int app_wsgi_file_type_new(struct app_wsgi_types *types);
+int app_wsgi_response_type_new(struct app_wsgi_types *types);
 
 /* A new wsgi.input reading the body of REQ (new reference). It reads only
  * through corral_read, with the GIL released, and never past the body. */
-PyObject *app_wsgi_input_new(corral_request *req);
+PyObject *app_wsgi_input_new(const struct app_wsgi_types *types, corral_request *req);
 
 /* The request has ended: the input object (which the app may still hold)
  * stops touching it; later reads raise ValueError. */
@@ -34,19 +60,21 @@ void app_wsgi_input_detach(PyObject *input);
 
 /* A new wsgi.errors object: write(str), writelines(seq), flush(); each line
  * written becomes one error-log line "wsgi.errors: ...". */
-PyObject *app_wsgi_errors_new(void);
+PyObject *app_wsgi_errors_new(const struct app_wsgi_types *types);
 
-/* wsgi.file_wrapper (app_wsgi_file.c). Make the type ready once; the type
- * object (borrowed) goes into environ. app_wsgi_file_wrapper_filelike: the
- * wrapped file-like (borrowed) when RESULT is exactly a FileWrapper, else
- * NULL (no exception). */
-int app_wsgi_file_ready(void);
-PyObject *app_wsgi_file_wrapper_type(void);
-PyObject *app_wsgi_file_wrapper_filelike(PyObject *result);
+/* wsgi.file_wrapper (app_wsgi_file.c): the wrapped file-like (borrowed) when
+ * RESULT is exactly a FileWrapper of TYPES, else NULL (no exception). */
+PyObject *app_wsgi_file_wrapper_filelike(const struct app_wsgi_types *types, PyObject *result);
 
 /* environ (app_wsgi_environ.c): a copy of BASE (the constant part) with
- * every param of REQ, wsgi.url_scheme and wsgi.input. New reference. */
+ * every param of REQ, wsgi.url_scheme and wsgi.input. New reference. Every
+ * object here, and the cache of param strings, belongs to one interpreter.
+ * app_wsgi_environ_cache_new: an empty cache (calloc: NULL when out of
+ * memory). */
+struct app_wsgi_env_cache;
+struct app_wsgi_env_cache *app_wsgi_environ_cache_new(void);
 struct app_wsgi_environ_consts {
+    struct app_wsgi_env_cache *cache;
     PyObject *base;
     PyObject *url_scheme_key, *input_key; /* interned "wsgi.url_scheme", "wsgi.input" */
     PyObject *http, *https;               /* the two values of wsgi.url_scheme */
@@ -63,6 +91,12 @@ PyObject *app_wsgi_environ_new(const struct app_wsgi_environ_consts *k, corral_r
 int app_wsgi_venv_check(const char *dir, char *python, size_t python_len, char *err, size_t errlen);
 int app_wsgi_interp_start(const char *executable);
 
+/* --own-gil (Python 3.12+): a new sub-interpreter with its own GIL for the
+ * calling thread (PEP 684), which must have no thread state attached. It
+ * refuses single-phase-init extension modules (ImportError). Returns its
+ * thread state, attached with its GIL held, or NULL after logging. */
+PyThreadState *app_wsgi_interp_new_own_gil(void);
+
 /* Make signal.signal refuse the signals corral owns (a warning is logged);
  * before the app is imported, after app_wsgi_save_signals. With the GIL. */
 int app_wsgi_guard_signals(void);
@@ -73,11 +107,10 @@ int app_wsgi_guard_signals(void);
 void app_wsgi_save_signals(void);
 void app_wsgi_restore_signals(bool blame_app);
 
-/* start_response (app_wsgi_response.c). Make the type ready once. A new
- * start_response object for REQ (new reference): calling it records the
- * status and headers; its write attribute is PEP 3333's write(). */
-int app_wsgi_response_ready(void);
-PyObject *app_wsgi_response_new(corral_request *req);
+/* start_response (app_wsgi_response.c). A new start_response object for
+ * REQ (new reference), of TYPES (which must outlive it): calling it records
+ * the status and headers; its write attribute is PEP 3333's write(). */
+PyObject *app_wsgi_response_new(const struct app_wsgi_types *types, corral_request *req);
 
 /* Send the app's RESULT (the iterable it returned) and end the response.
  * Returns 0, or -1 with an exception set. */

@@ -5,15 +5,18 @@
  *
  * A front end sends the same twenty-odd names on every request, and many of
  * the same values (REQUEST_METHOD, SERVER_PROTOCOL, HTTP_HOST, ...). Each
- * worker keeps a small cache of interned name strings (their hash computed
+ * interpreter keeps a small cache of interned name strings (their hash computed
  * once) and, per name, the str of the last value seen: a repeat costs a
  * compare and a reference instead of an allocation and a hash. The cache is
  * bounded (a front end sending endless new names only gets them decoded
- * each time) and is touched only with the GIL held.
+ * each time) and is touched only with its interpreter's GIL held (the
+ * strings are that interpreter's: with --own-gil each has its own cache).
  */
 #include "app_wsgi.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -38,7 +41,14 @@ struct env_slot {
     char value_bytes[ENV_VALUE_MAX + 1];
 };
 
-static struct env_slot env_cache[ENV_SLOTS];
+struct app_wsgi_env_cache {
+    struct env_slot slots[ENV_SLOTS];
+};
+
+struct app_wsgi_env_cache *app_wsgi_environ_cache_new(void)
+{
+    return calloc(1, sizeof(struct app_wsgi_env_cache));
+}
 
 static uint32_t env_hash(const char *s, size_t n)
 {
@@ -65,13 +75,13 @@ static enum env_role env_role_of(const char *name, size_t len)
 
 /* The cache slot of NAME, filled on first sight; NULL when it cannot be
  * cached (too long, or its probe window is full). */
-static struct env_slot *env_slot_of(const char *name, size_t len)
+static struct env_slot *env_slot_of(struct app_wsgi_env_cache *cache, const char *name, size_t len)
 {
     if (len > ENV_NAME_MAX)
         return NULL;
     uint32_t h = env_hash(name, len);
     for (unsigned i = 0; i < ENV_PROBES; i++) {
-        struct env_slot *s = &env_cache[(h + i) & (ENV_SLOTS - 1)];
+        struct env_slot *s = &cache->slots[(h + i) & (ENV_SLOTS - 1)];
         if (!s->key) {
             PyObject *key = PyUnicode_DecodeLatin1(name, (Py_ssize_t)len, NULL);
             if (!key) {
@@ -114,10 +124,9 @@ static PyObject *env_value(struct env_slot *s, const char *value, size_t len)
  * nothing. Said once per worker, with the fix. */
 static void env_warn_script_name(corral_request *req)
 {
-    static bool warned; /* the GIL serializes */
-    if (warned)
+    static atomic_bool warned; /* once per process, whatever the interpreter */
+    if (atomic_exchange(&warned, true))
         return;
-    warned = true;
     const char *sn = corral_param(req, "SCRIPT_NAME");
     corral_log(CORRAL_LOG_WARN,
                "wsgi: the front end sends SCRIPT_NAME=\"%.200s\" and no PATH_INFO: the app sees "
@@ -139,7 +148,7 @@ PyObject *app_wsgi_environ_new(const struct app_wsgi_environ_consts *k, corral_r
         const char *name, *value;
         size_t nlen, vlen;
         request_param_at(req, i, &name, &nlen, &value, &vlen);
-        struct env_slot *s = env_slot_of(name, nlen);
+        struct env_slot *s = env_slot_of(k->cache, name, nlen);
         PyObject *key, *v;
         enum env_role role;
         if (s) {

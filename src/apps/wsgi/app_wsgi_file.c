@@ -6,7 +6,8 @@
  * current position with corral_sendfile (sendfile(2) on uwsgi and SCGI, read
  * and framed on FastCGI) when the file-like has a fileno() of a regular
  * file. Otherwise — or when middleware iterates it — it is an iterable of
- * read(blksize) blocks. close() closes the file-like.
+ * read(blksize) blocks. close() closes the file-like. A heap type, made in
+ * each interpreter (app_wsgi.h).
  */
 #include "app_wsgi.h"
 
@@ -15,8 +16,6 @@ struct app_wsgi_file {
     PyObject *filelike;
     Py_ssize_t blksize;
 };
-
-static PyTypeObject app_wsgi_file_type;
 
 static PyObject *app_wsgi_file_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -40,8 +39,10 @@ static PyObject *app_wsgi_file_new(PyTypeObject *type, PyObject *args, PyObject 
 
 static void app_wsgi_file_dealloc(PyObject *self)
 {
+    PyTypeObject *type = Py_TYPE(self); /* a heap type: each instance holds a reference */
     Py_XDECREF(((struct app_wsgi_file *)self)->filelike);
-    Py_TYPE(self)->tp_free(self);
+    type->tp_free(self);
+    Py_DECREF(type);
 }
 
 static PyObject *app_wsgi_file_iter(PyObject *self)
@@ -83,31 +84,32 @@ static PyMethodDef app_wsgi_file_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject app_wsgi_file_type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "corral.FileWrapper",
-    .tp_basicsize = sizeof(struct app_wsgi_file),
-    .tp_dealloc = app_wsgi_file_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "wsgi.file_wrapper(filelike, blksize=8192): a file sent with sendfile(2)",
-    .tp_iter = app_wsgi_file_iter,
-    .tp_iternext = app_wsgi_file_next,
-    .tp_methods = app_wsgi_file_methods,
-    .tp_new = app_wsgi_file_new,
+static PyType_Slot app_wsgi_file_slots[] = {
+    {Py_tp_dealloc, app_wsgi_file_dealloc},
+    {Py_tp_doc, "wsgi.file_wrapper(filelike, blksize=8192): a file sent with sendfile(2)"},
+    {Py_tp_iter, app_wsgi_file_iter},
+    {Py_tp_iternext, app_wsgi_file_next},
+    {Py_tp_methods, app_wsgi_file_methods},
+    {Py_tp_new, app_wsgi_file_new},
+    {0, NULL},
 };
 
-PyObject *app_wsgi_file_wrapper_type(void)
-{
-    return (PyObject *)&app_wsgi_file_type;
-}
+static PyType_Spec app_wsgi_file_spec = {
+    .name = "corral.FileWrapper",
+    .basicsize = sizeof(struct app_wsgi_file),
+    .flags = APP_WSGI_TYPE_FLAGS,
+    .slots = app_wsgi_file_slots,
+};
 
-PyObject *app_wsgi_file_wrapper_filelike(PyObject *result)
+PyObject *app_wsgi_file_wrapper_filelike(const struct app_wsgi_types *types, PyObject *result)
 {
-    if (Py_TYPE(result) != &app_wsgi_file_type)
+    if (Py_TYPE(result) != types->file)
         return NULL;
     return ((struct app_wsgi_file *)result)->filelike;
 }
 
-int app_wsgi_file_ready(void)
+int app_wsgi_file_type_new(struct app_wsgi_types *types)
 {
-    return PyType_Ready(&app_wsgi_file_type);
+    types->file = (PyTypeObject *)PyType_FromSpec(&app_wsgi_file_spec);
+    return types->file ? 0 : -1;
 }

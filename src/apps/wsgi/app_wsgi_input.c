@@ -1,5 +1,6 @@
 /*
- * app_wsgi_input.c — wsgi.input and wsgi.errors (PEP 3333) as C types.
+ * app_wsgi_input.c — wsgi.input and wsgi.errors (PEP 3333) as C types (heap
+ * types, made in each interpreter: app_wsgi.h).
  *
  * wsgi.input streams the request body from corral_read: read(n), read(),
  * readline(limit), readlines(hint) and iteration by lines. It holds at most
@@ -28,11 +29,9 @@ struct app_wsgi_input {
     size_t start, end, cap;
 };
 
-static PyTypeObject app_wsgi_input_type;
-
-PyObject *app_wsgi_input_new(corral_request *req)
+PyObject *app_wsgi_input_new(const struct app_wsgi_types *types, corral_request *req)
 {
-    struct app_wsgi_input *in = PyObject_New(struct app_wsgi_input, &app_wsgi_input_type);
+    struct app_wsgi_input *in = PyObject_New(struct app_wsgi_input, types->input);
     if (!in)
         return NULL;
     in->req = req;
@@ -50,8 +49,10 @@ void app_wsgi_input_detach(PyObject *input)
 
 static void app_wsgi_input_dealloc(PyObject *self)
 {
+    PyTypeObject *type = Py_TYPE(self); /* a heap type: each instance holds a reference */
     free(((struct app_wsgi_input *)self)->buf);
     PyObject_Free(self);
+    Py_DECREF(type);
 }
 
 /* Pull up to LEN body bytes into DST with the GIL released. Returns the
@@ -269,15 +270,20 @@ static PyMethodDef app_wsgi_input_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject app_wsgi_input_type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "corral.WsgiInput",
-    .tp_basicsize = sizeof(struct app_wsgi_input),
-    .tp_dealloc = app_wsgi_input_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "wsgi.input: the request body, streamed from the front end",
-    .tp_iter = app_wsgi_input_iter,
-    .tp_iternext = app_wsgi_input_next,
-    .tp_methods = app_wsgi_input_methods,
+static PyType_Slot app_wsgi_input_slots[] = {
+    {Py_tp_dealloc, app_wsgi_input_dealloc},
+    {Py_tp_doc, "wsgi.input: the request body, streamed from the front end"},
+    {Py_tp_iter, app_wsgi_input_iter},
+    {Py_tp_iternext, app_wsgi_input_next},
+    {Py_tp_methods, app_wsgi_input_methods},
+    {0, NULL},
+};
+
+static PyType_Spec app_wsgi_input_spec = {
+    .name = "corral.WsgiInput",
+    .basicsize = sizeof(struct app_wsgi_input),
+    .flags = APP_WSGI_TYPE_FLAGS | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = app_wsgi_input_slots,
 };
 
 /* ---- wsgi.errors ---- */
@@ -340,22 +346,35 @@ static PyMethodDef app_wsgi_errors_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject app_wsgi_errors_type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "corral.WsgiErrors",
-    .tp_basicsize = sizeof(PyObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "wsgi.errors: writes to corral's error log",
-    .tp_methods = app_wsgi_errors_methods,
-};
-
-PyObject *app_wsgi_errors_new(void)
+static void app_wsgi_errors_dealloc(PyObject *self)
 {
-    return (PyObject *)PyObject_New(PyObject, &app_wsgi_errors_type);
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_Free(self);
+    Py_DECREF(type);
 }
 
-int app_wsgi_types_ready(void)
+static PyType_Slot app_wsgi_errors_slots[] = {
+    {Py_tp_dealloc, app_wsgi_errors_dealloc},
+    {Py_tp_doc, "wsgi.errors: writes to corral's error log"},
+    {Py_tp_methods, app_wsgi_errors_methods},
+    {0, NULL},
+};
+
+static PyType_Spec app_wsgi_errors_spec = {
+    .name = "corral.WsgiErrors",
+    .basicsize = sizeof(PyObject),
+    .flags = APP_WSGI_TYPE_FLAGS | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = app_wsgi_errors_slots,
+};
+
+PyObject *app_wsgi_errors_new(const struct app_wsgi_types *types)
 {
-    if (PyType_Ready(&app_wsgi_input_type) < 0 || PyType_Ready(&app_wsgi_errors_type) < 0)
-        return -1;
-    return 0;
+    return (PyObject *)PyObject_New(PyObject, types->errors);
+}
+
+int app_wsgi_input_types_new(struct app_wsgi_types *types)
+{
+    types->input = (PyTypeObject *)PyType_FromSpec(&app_wsgi_input_spec);
+    types->errors = (PyTypeObject *)PyType_FromSpec(&app_wsgi_errors_spec);
+    return types->input && types->errors ? 0 : -1;
 }

@@ -2,7 +2,7 @@
  * app_wsgi_interp.c — starting the embedded interpreter: which Python it
  * believes it is (sys.executable, a virtual environment), without Python's
  * own signal handlers, and keeping the signals corral owns out of the
- * app's reach.
+ * app's reach; with --own-gil, the sub-interpreters with their own GIL.
  *
  * A virtual environment is taken the way `DIR/bin/python3` itself takes it:
  * the interpreter is told that this is its executable, and its path
@@ -131,6 +131,36 @@ int app_wsgi_interp_start(const char *executable)
         return -1;
     }
     return 0;
+}
+
+PyThreadState *app_wsgi_interp_new_own_gil(void)
+{
+#ifdef HAVE_PYTHON_OWN_GIL
+    /* An own GIL needs its own allocator and the extension check. Threads
+     * (and daemon threads: the process ends without finalizing) and
+     * subprocess (exec) are allowed; os.fork is not: a worker forks nothing
+     * that runs Python. */
+    PyInterpreterConfig config = {
+        .use_main_obmalloc = 0,
+        .allow_fork = 0,
+        .allow_exec = 1,
+        .allow_threads = 1,
+        .allow_daemon_threads = 1,
+        .check_multi_interp_extensions = 1,
+        .gil = PyInterpreterConfig_OWN_GIL,
+    };
+    PyThreadState *tstate = NULL;
+    PyStatus st = Py_NewInterpreterFromConfig(&tstate, &config);
+    if (PyStatus_Exception(st) || !tstate) {
+        log_msg(LOG_ERROR, "wsgi: creating an interpreter with its own GIL failed: %s%s%s",
+                st.func ? st.func : "", st.func ? ": " : "", st.err_msg ? st.err_msg : "?");
+        return NULL;
+    }
+    return tstate;
+#else
+    log_msg(LOG_ERROR, "wsgi: this Python has no interpreters with their own GIL (3.12+)");
+    return NULL;
+#endif
 }
 
 static PyObject *app_wsgi_warn(PyObject *self, PyObject *msg)

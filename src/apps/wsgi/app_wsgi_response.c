@@ -19,18 +19,19 @@
 
 struct app_wsgi_response {
     PyObject_HEAD
-    vectorcallfunc vectorcall; /* start_response is called through this */
-    corral_request *req;       /* NULL once the request ended */
-    bool started;              /* start_response staged a status and headers */
-    bool head_sent;            /* the head went out with the first body byte */
-    bool write_failed;         /* the front end went away: corral logged it */
+    vectorcallfunc vectorcall;          /* start_response is called through this */
+    corral_request *req;                /* NULL once the request ended */
+    bool started;                       /* start_response staged a status and headers */
+    bool head_sent;                     /* the head went out with the first body byte */
+    bool write_failed;                  /* the front end went away: corral logged it */
+    const struct app_wsgi_types *types; /* of this interpreter (wsgi.file_wrapper) */
 };
-
-static PyTypeObject app_wsgi_response_type;
 
 static void app_wsgi_response_dealloc(PyObject *self)
 {
+    PyTypeObject *type = Py_TYPE(self); /* a heap type: each instance holds a reference */
     PyObject_Free(self);
+    Py_DECREF(type);
 }
 
 /* "NNN Reason": a 3-digit code from 100, a space, printable Latin-1 that
@@ -288,14 +289,27 @@ static PyObject *app_wsgi_write(PyObject *self, PyObject *data)
 static PyMethodDef app_wsgi_write_def = {"write", app_wsgi_write, METH_O,
                                          "write(data): send body bytes now (PEP 3333)"};
 
-static PyTypeObject app_wsgi_response_type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "corral.StartResponse",
-    .tp_basicsize = sizeof(struct app_wsgi_response),
-    .tp_dealloc = app_wsgi_response_dealloc,
-    .tp_vectorcall_offset = offsetof(struct app_wsgi_response, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "start_response(status, headers, exc_info=None) -> write",
+/* start_response is called through the vectorcall pointer in each object:
+ * a heap type names its offset with this member. */
+static PyMemberDef app_wsgi_response_members[] = {
+    {"__vectorcalloffset__", APP_WSGI_T_PYSSIZET, offsetof(struct app_wsgi_response, vectorcall),
+     APP_WSGI_READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot app_wsgi_response_slots[] = {
+    {Py_tp_dealloc, app_wsgi_response_dealloc},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_members, app_wsgi_response_members},
+    {Py_tp_doc, "start_response(status, headers, exc_info=None) -> write"},
+    {0, NULL},
+};
+
+static PyType_Spec app_wsgi_response_spec = {
+    .name = "corral.StartResponse",
+    .basicsize = sizeof(struct app_wsgi_response),
+    .flags = APP_WSGI_TYPE_FLAGS | Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_HAVE_VECTORCALL,
+    .slots = app_wsgi_response_slots,
 };
 
 /* Send the rest of FILELIKE (a wsgi.file_wrapper's) from its position with
@@ -349,7 +363,7 @@ static int app_wsgi_sendfile(struct app_wsgi_response *r, PyObject *filelike)
 int app_wsgi_response_body(PyObject *response, PyObject *result)
 {
     struct app_wsgi_response *r = (struct app_wsgi_response *)response;
-    PyObject *filelike = app_wsgi_file_wrapper_filelike(result);
+    PyObject *filelike = app_wsgi_file_wrapper_filelike(r->types, result);
     if (filelike) {
         int sent = app_wsgi_sendfile(r, filelike);
         if (sent != 0)
@@ -386,16 +400,18 @@ int app_wsgi_response_body(PyObject *response, PyObject *result)
     return app_wsgi_send(r, NULL, true);
 }
 
-int app_wsgi_response_ready(void)
+int app_wsgi_response_type_new(struct app_wsgi_types *types)
 {
-    return PyType_Ready(&app_wsgi_response_type);
+    types->response = (PyTypeObject *)PyType_FromSpec(&app_wsgi_response_spec);
+    return types->response ? 0 : -1;
 }
 
-PyObject *app_wsgi_response_new(corral_request *req)
+PyObject *app_wsgi_response_new(const struct app_wsgi_types *types, corral_request *req)
 {
-    struct app_wsgi_response *r = PyObject_New(struct app_wsgi_response, &app_wsgi_response_type);
+    struct app_wsgi_response *r = PyObject_New(struct app_wsgi_response, types->response);
     if (!r)
         return NULL;
+    r->types = types;
     r->vectorcall = app_wsgi_start_response;
     r->req = req;
     r->started = r->head_sent = r->write_failed = false;
