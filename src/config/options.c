@@ -94,7 +94,7 @@ const struct option_spec options_table[] = {
         .check = options_check_listen,
         .metavar = "PROTO:ADDR",
         .group = "Listeners",
-        .help = "serve PROTO (uwsgi, fastcgi, scgi) on ADDR (unix:PATH, tcp:HOST:PORT, fd:N);"
+        .help = "serve PROTO (uwsgi, fastcgi, scgi, http) on ADDR (unix:PATH, tcp:HOST:PORT, fd:N);"
                 " repeatable",
         .unset = "none",
         .fixed = true,

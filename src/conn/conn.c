@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "os/allow.h"
+#include "peer.h"
 
 void conn_clear(struct conn *c)
 {
@@ -362,6 +363,14 @@ enum proto_result conn_decode(struct conn *c, struct proto_event *ev)
         c->buf_start += ev->consumed;
         if (ev->consumed)
             c->in_request = true;
+        if (r == PROTO_PARAMS_DONE && c->codec->conn_params) {
+            /* HTTP: the peer's and the listener's params (peer.c). */
+            enum params_status ps = peer_params(c);
+            if (ps != PARAMS_OK) {
+                ev->reason = params_strerror(ps);
+                return PROTO_ERROR;
+            }
+        }
         if (r != PROTO_REPLY)
             return r;
         int rc = conn_send_reply(c, ev->data, ev->len);

@@ -25,7 +25,7 @@ struct listen_addr {
 };
 
 /*
- * Parse SPEC: PROTO is uwsgi, fastcgi or scgi; ADDR is unix:/path,
+ * Parse SPEC: PROTO is uwsgi, fastcgi, scgi or http; ADDR is unix:/path,
  * tcp:HOST:PORT (HOST an IPv4 address, a name, or [IPv6]) or fd:N.
  * Returns 0, or -1 with a message saying what was expected in err.
  */
