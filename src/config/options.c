@@ -136,6 +136,21 @@ const struct option_spec options_table[] = {
         .unset = "loopback: 127.0.0.0/8 and ::1",
     },
     {
+        .name = "trusted-proxies",
+        .key = "trusted_proxies",
+        .type = OPTION_STRING_LIST,
+        OPTIONS_FIELD(trusted_proxies),
+        .count_offset = offsetof(struct config, trusted_proxies_count),
+        .check = allow_check,
+        .metavar = "ADDR[/PREFIX]",
+        .group = "Listeners",
+        .help = "http listeners believe X-Forwarded-For, X-Forwarded-Proto and Forwarded"
+                " (REMOTE_ADDR, HTTPS) from these peers only (IPv4/IPv6 addresses or CIDRs;"
+                " unix socket peers are trusted once any is given); repeatable",
+        .unset = "none: the headers are passed to the app, never believed",
+        .fixed = true,
+    },
+    {
         .name = "backlog",
         .key = "backlog",
         .type = OPTION_UINT,

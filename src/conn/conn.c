@@ -103,6 +103,7 @@ void conn_request_name(const struct conn *c, const char **method, const char **u
 void conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len)
 {
     listen_peer_name(sa, len, c->peer, sizeof(c->peer));
+    c->trusted = c->listener->trusted && allow_match(c->listener->trusted, sa, len);
 }
 
 void conn_set_bye_on_end(struct conn *c, const _Atomic int *flag)

@@ -44,6 +44,10 @@ struct listener {
     /* The peers a TCP listener accepts (--allow-from), set by the caller
      * after listen_open; NULL = everyone (unix listeners). */
     const struct allow_list *allow;
+    /* The peers whose X-Forwarded-* and Forwarded an http listener believes
+     * (--trusted-proxies), set by the caller after listen_open; NULL =
+     * nobody. */
+    const struct allow_list *trusted;
     struct allow_ratelimit refused; /* the "peer refused" log line, per process */
 };
 

@@ -249,13 +249,57 @@ for x in conns:
     x.close()
 PY
 
+# ---------------------------------------------------------------- trusted proxies
+
+# X-Forwarded-For / -Proto and Forwarded are believed from --trusted-proxies
+# only (the main corral above has none).
+PT=$(free_port)
+start_corral --listen "http:tcp:127.0.0.1:$PT" --handler "$DEMO_SO" --processes 1 --threads 2 \
+    --trusted-proxies 127.0.0.1 --trusted-proxies 10.0.0.0/8 || finish
+py_checks "$P" "$PT" <<'PY'
+import sys
+from http_raw import Conn, req
+from lib_protocols import report
+
+def params(port, headers):
+    c = Conn("tcp:127.0.0.1:%s" % port)
+    c.send(req("GET", "/params", headers=headers))
+    r = c.response()
+    c.close()
+    return dict(l.split("=", 1) for l in r.body.decode("latin-1").splitlines() if "=" in l)
+
+untrusted, trusted = sys.argv[1], sys.argv[2]
+p = params(untrusted, ["X-Forwarded-For: 6.6.6.6", "X-Forwarded-Proto: https",
+                       "Forwarded: for=7.7.7.7;proto=https"])
+report("untrusted peer: X-Forwarded-For and Forwarded are not believed",
+       p.get("REMOTE_ADDR") == "127.0.0.1" and "HTTPS" not in p, p)
+report("untrusted peer: the headers still reach the app",
+       p.get("HTTP_X_FORWARDED_FOR") == "6.6.6.6", p)
+cases = [
+    (["X-Forwarded-For: 6.6.6.6"], "6.6.6.6", None),
+    (["X-Forwarded-For: 6.6.6.6, 203.0.113.9, 10.1.2.3"], "203.0.113.9", None),
+    (["X-Forwarded-For: 6.6.6.6, 10.1.2.3"], "6.6.6.6", None),
+    (["X-Forwarded-For: 2001:db8::5", "X-Forwarded-Proto: https"], "2001:db8::5", "on"),
+    (["X-Forwarded-For: not-an-address"], "127.0.0.1", None),
+    (["Forwarded: for=\"[2001:db8:cafe::17]:4711\";proto=https;by=10.0.0.1"],
+     "2001:db8:cafe::17", "on"),
+    (["Forwarded: for=192.0.2.60;proto=http, for=10.9.9.9",
+      "X-Forwarded-For: 6.6.6.6"], "192.0.2.60", None),
+    (["X-Forwarded-Proto: http, https"], "127.0.0.1", "on"),
+]
+for headers, addr, https in cases:
+    p = params(trusted, headers)
+    report("trusted proxy: %s: REMOTE_ADDR=%s HTTPS=%s" % ("; ".join(headers), addr, https),
+           p.get("REMOTE_ADDR") == addr and p.get("HTTPS") == https, p)
+PY
+
 # ---------------------------------------------------------------- WSGI
 
 APP=$top_srcdir/tests/apps/wsgi_app.py
 if "$CORRAL" --version 2>/dev/null | grep -q '^wsgi: Python'; then
     PW=$(free_port)
-    start_corral --listen "http:tcp:127.0.0.1:$PW" --wsgi-file "$APP" --processes 1 --threads 2 ||
-        finish
+    start_corral --listen "http:tcp:127.0.0.1:$PW" --wsgi-file "$APP" --processes 1 --threads 2 \
+        --trusted-proxies 127.0.0.1 || finish
     py_checks "$PW" <<'PY'
 import os, sys
 from http_raw import Conn, req, chunked
@@ -270,6 +314,10 @@ for want in ("REQUEST_METHOD='GET'", "PATH_INFO='/environ'", "QUERY_STRING='a=1'
              "wsgi.input_terminated=True", "HTTP_X_LATIN='caf\u00e9'",
              "HTTP_CONTENT_TYPE=None", "HTTP_CONTENT_LENGTH=None"):
     report("wsgi: environ has %s" % want, want in b, b)
+c.send(req("GET", "/environ", headers=["X-Forwarded-Proto: https"]))
+r = c.response()
+report("wsgi: X-Forwarded-Proto https from a trusted proxy: wsgi.url_scheme https",
+       b"wsgi.url_scheme='https'" in r.body, r.body)
 big = os.urandom(1 << 20)
 c.send(req("POST", "/echo", body=big))
 r = c.response()
