@@ -12,6 +12,8 @@ python3-django python3-prometheus-client python3-venv clang libclang-rt-14-dev t
 systemd man-db groff-base mandoc"
 # The http listener's front ends (tests/integration/http_proxies.sh).
 PKGS="$PKGS haproxy caddy"
+# The HTTP codec's differential unit test (tests/unit/test_http_diff.c).
+PKGS="$PKGS libhttp-parser-dev"
 
 case "${1:-}" in
 "") ;;

@@ -37,6 +37,7 @@
 #include "protocol.h"
 #include "reason.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,16 +72,18 @@ enum http_step {
 
 /* Where the chunked body reader is. */
 enum http_chunk_step {
-    C_SIZE,       /* hex digits */
-    C_EXT,        /* BWS, chunk extensions, up to CR */
-    C_SIZE_LF,    /* LF after the size line */
-    C_DATA,       /* chunk bytes */
-    C_DATA_CR,    /* CR after the chunk bytes */
-    C_DATA_LF,    /* LF after them */
-    C_TRAILER,    /* start of a trailer line, or the CR of the last line */
-    C_TRAILER_IN, /* inside a trailer line, up to CR */
-    C_TRAILER_LF, /* LF ending a trailer line */
-    C_END_LF,     /* LF of the last line */
+    C_SIZE,         /* hex digits */
+    C_SIZE_WS,      /* BWS after them: then ';' */
+    C_EXT,          /* chunk extensions after a ';', up to CR */
+    C_SIZE_LF,      /* LF after the size line */
+    C_DATA,         /* chunk bytes */
+    C_DATA_CR,      /* CR after the chunk bytes */
+    C_DATA_LF,      /* LF after them */
+    C_TRAILER,      /* start of a trailer line, or the CR of the last line */
+    C_TRAILER_NAME, /* a trailer field's name, up to ':' */
+    C_TRAILER_IN,   /* a trailer field's value, up to CR */
+    C_TRAILER_LF,   /* LF ending a trailer line */
+    C_END_LF,       /* LF of the last line */
 };
 
 /* The fields the codec reads (others only go to the params). */
@@ -98,17 +101,17 @@ enum http_field {
 struct http_state {
     const struct proto_limits *lim;
     uint8_t phase, step, field, chunk_step;
-    uint8_t minor;          /* HTTP/1.MINOR: 0 or 1 */
+    uint8_t minor; /* HTTP/1.MINOR: 0 or 1 */
     bool have_cl, have_te, te_chunked_last, te_other, have_host;
     bool conn_close, conn_keep_alive, is_head;
     bool expect, continue_sent;
     bool resp_started, resp_chunked, resp_chunk_open, resp_close;
-    uint16_t err_status;    /* the error reply's status */
+    uint16_t err_status; /* the error reply's status */
     uint16_t name_len;
     uint8_t chunk_digits;
-    size_t head_bytes;      /* head bytes consumed (against max_head) */
-    size_t value_ws;        /* trailing whitespace pushed into the value */
-    size_t trailer_bytes;   /* chunk extensions and trailers (max_head) */
+    size_t head_bytes;    /* head bytes consumed (against max_head) */
+    size_t value_ws;      /* trailing whitespace pushed into the value */
+    size_t trailer_bytes; /* chunk extensions and trailers (max_head) */
     uint64_t content_length, body_left, body_total, chunk_size;
     char name[HTTP_NAME_MAX];
     char reason[128];
@@ -120,10 +123,9 @@ struct http_state {
 static bool http_tchar(uint8_t c)
 {
     static const uint32_t tchar_bits[4] = {
-        0x00000000,
-        0x03ff6cfa, /* 0x20-0x3f: ! # $ % & ' * + - . 0-9 */
-        0xc7fffffe, /* 0x40-0x5f: A-Z ^ _ */
-        0x57ffffff, /* 0x60-0x7f: ` a-z | ~ */
+        0x00000000, 0x03ff6cfa, /* 0x20-0x3f: ! # $ % & ' * + - . 0-9 */
+        0xc7fffffe,             /* 0x40-0x5f: A-Z ^ _ */
+        0x57ffffff,             /* 0x60-0x7f: ` a-z | ~ */
     };
     return c < 128 && (tchar_bits[c >> 5] >> (c & 31) & 1);
 }
@@ -223,17 +225,27 @@ static enum proto_result http_split_target(struct http_state *st, struct params 
     if (asterisk) { /* asterisk-form (OPTIONS *): no path */
         path = len;
     } else if (absolute) {
-        /* absolute-form: scheme "://" authority, then the path */
-        size_t i = 0;
-        while (i < len && (http_tchar((uint8_t)t[i]) && t[i] != ':'))
-            i++;
-        if (i == 0 || i + 3 > len || memcmp(t + i, "://", 3) != 0)
+        /* absolute-form: "http://" or "https://", authority, then the path */
+        size_t i = len >= 7 && strncasecmp(t, "http://", 7) == 0    ? 4
+                   : len >= 8 && strncasecmp(t, "https://", 8) == 0 ? 5
+                                                                    : 0;
+        if (i == 0)
             return http_fail(st, ev, consumed, 400,
                              "HTTP request target \"%s\" is not a path or an absolute URI",
                              reason_quote(q, t, len));
         const char *slash = memchr(t + i + 3, '/', len - i - 3);
         const char *qm = memchr(t + i + 3, '?', len - i - 3);
         path = slash && (!qm || slash < qm) ? (size_t)(slash - t) : qm ? (size_t)(qm - t) : len;
+        /* RFC 3986 authority: unreserved, %, sub-delims, ':', '@', '[', ']' */
+        for (size_t k = i + 3; k < path; k++)
+            if (!isalnum((unsigned char)t[k]) && !strchr("-._~%!$&'()*+,;=:@[]", t[k]))
+                return http_fail(st, ev, consumed, 400,
+                                 "HTTP request target \"%s\" has a bad authority",
+                                 reason_quote(q, t, len));
+        if (path == i + 3)
+            return http_fail(st, ev, consumed, 400,
+                             "HTTP request target \"%s\" has a bad authority",
+                             reason_quote(q, t, len));
     }
     const char *qm = memchr(t + path, '?', len - path);
     end = qm ? (size_t)(qm - t) : len;
@@ -316,9 +328,12 @@ static enum proto_result http_name_done(struct http_state *st, struct params *p,
         const char *name;
         uint8_t field;
     } known[] = {
-        {"content-length", F_CONTENT_LENGTH}, {"content-type", F_CONTENT_TYPE},
-        {"transfer-encoding", F_TRANSFER_ENCODING}, {"connection", F_CONNECTION},
-        {"expect", F_EXPECT}, {"host", F_HOST},
+        {"content-length", F_CONTENT_LENGTH},
+        {"content-type", F_CONTENT_TYPE},
+        {"transfer-encoding", F_TRANSFER_ENCODING},
+        {"connection", F_CONNECTION},
+        {"expect", F_EXPECT},
+        {"host", F_HOST},
     };
     size_t n = st->name_len;
     enum params_status s;
@@ -404,8 +419,13 @@ static enum proto_result http_value_done(struct http_state *st, struct params *p
     case F_TRANSFER_ENCODING:
         st->have_te = true;
         while (http_list_next(v, len, &i, &el, &n)) {
+            /* An empty element is allowed in lists (RFC 9110 5.6.1), but
+             * a proxy that reads ",chunked" otherwise than this codec could
+             * frame the body otherwise: refused. */
             if (n == 0)
-                continue;
+                return http_fail(st, ev, consumed, 400,
+                                 "HTTP Transfer-Encoding \"%s\" has an empty element",
+                                 reason_quote(q, v, len));
             for (size_t k = 0; k < n; k++)
                 if (!http_tchar((uint8_t)el[k]))
                     return http_fail(st, ev, consumed, 400,
@@ -527,8 +547,7 @@ static enum proto_result http_head(struct http_state *st, const uint8_t *in, siz
                     return http_params_fail(st, ev, i, s, false);
                 st->step = S_METHOD;
             } else {
-                return http_fail(st, ev, i, 400, "HTTP request starts with a bad byte 0x%02x",
-                                 c);
+                return http_fail(st, ev, i, 400, "HTTP request starts with a bad byte 0x%02x", c);
             }
             break;
         case S_START_LF:
@@ -610,8 +629,7 @@ static enum proto_result http_head(struct http_state *st, const uint8_t *in, siz
             while (i < len && http_tchar(in[i]))
                 i++;
             if (st->name_len + (i - a) > HTTP_NAME_MAX)
-                return http_fail(st, ev, i, 431, "HTTP field name is over %d bytes",
-                                 HTTP_NAME_MAX);
+                return http_fail(st, ev, i, 431, "HTTP field name is over %d bytes", HTTP_NAME_MAX);
             memcpy(st->name + st->name_len, in + a, i - a);
             st->name_len = (uint16_t)(st->name_len + (i - a));
             if (i == len)
@@ -695,6 +713,7 @@ static enum proto_result http_chunked(struct http_state *st, const uint8_t *in, 
                                       struct proto_event *ev)
 {
     size_t i = 0;
+    int h;
     for (;;) {
         if (st->chunk_step == C_DATA) {
             if (st->chunk_size == 0) {
@@ -711,8 +730,8 @@ static enum proto_result http_chunked(struct http_state *st, const uint8_t *in, 
             break;
         uint8_t c = in[i++];
         switch (st->chunk_step) {
-        case C_SIZE: {
-            int h = http_hex(c);
+        case C_SIZE:
+            h = http_hex(c);
             if (h >= 0) {
                 if (++st->chunk_digits > 15)
                     return http_fail(st, ev, i, 400, "HTTP chunk size is over 2^60");
@@ -723,13 +742,21 @@ static enum proto_result http_chunked(struct http_state *st, const uint8_t *in, 
                 return http_fail(st, ev, i, 400, "HTTP chunk size has a bad byte 0x%02x", c);
             if (c == '\r') {
                 st->chunk_step = C_SIZE_LF;
-            } else if (c == ';' || c == ' ' || c == '\t') {
+                break;
+            }
+            /* BWS or ';' */
+            /* fall through */
+        case C_SIZE_WS:
+            /* RFC 9112 7.1.1: chunk-size *( BWS ";" ...) CRLF: whitespace
+             * only before a ';'. */
+            if (c == ';') {
                 st->chunk_step = C_EXT;
+            } else if (c == ' ' || c == '\t') {
+                st->chunk_step = C_SIZE_WS;
             } else {
                 return http_fail(st, ev, i, 400, "HTTP chunk size has a bad byte 0x%02x", c);
             }
             break;
-        }
         case C_EXT:
         case C_TRAILER_IN:
             if (++st->trailer_bytes > st->lim->max_head)
@@ -750,7 +777,8 @@ static enum proto_result http_chunked(struct http_state *st, const uint8_t *in, 
                 break;
             }
             if (st->lim->max_body && st->body_total + st->chunk_size > st->lim->max_body)
-                return http_fail(st, ev, i, 413, "HTTP chunked body is over the body limit %" PRIu64,
+                return http_fail(st, ev, i, 413,
+                                 "HTTP chunked body is over the body limit %" PRIu64,
                                  st->lim->max_body);
             st->chunk_step = C_DATA;
             break;
@@ -771,9 +799,19 @@ static enum proto_result http_chunked(struct http_state *st, const uint8_t *in, 
                 st->chunk_step = C_END_LF;
                 break;
             }
-            if (c == ' ' || c == '\t' || !http_tchar(c))
+            /* a field line, its name as in the head */
+            /* fall through */
+        case C_TRAILER_NAME:
+            if (++st->trailer_bytes > st->lim->max_head)
+                return http_fail(st, ev, i, 431,
+                                 "HTTP chunk extensions and trailers are over %zu bytes",
+                                 st->lim->max_head);
+            if (c == ':' && st->chunk_step == C_TRAILER_NAME)
+                st->chunk_step = C_TRAILER_IN;
+            else if (http_tchar(c))
+                st->chunk_step = C_TRAILER_NAME;
+            else
                 return http_fail(st, ev, i, 400, "HTTP chunk trailer has a bad byte 0x%02x", c);
-            st->chunk_step = C_TRAILER_IN;
             break;
         case C_TRAILER_LF:
             if (c != '\n')
@@ -798,8 +836,7 @@ static enum proto_result http_decode(void *vst, const uint8_t *in, size_t len, s
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     struct http_state *st = vst;
     *ev = (struct proto_event){0};
-    if ((st->phase == HTTP_BODY || st->phase == HTTP_CHUNK) && st->expect &&
-        !st->continue_sent) {
+    if ((st->phase == HTTP_BODY || st->phase == HTTP_CHUNK) && st->expect && !st->continue_sent) {
         st->continue_sent = true;
         if (len == 0 && !st->resp_started) { /* no byte of the body is here */
             ev->data = (const uint8_t *)cont;
@@ -926,9 +963,9 @@ static size_t http_error_reply(const void *vst, uint8_t out[PROTO_END_MAX])
                        : status == 501 ? "Not Implemented"
                        : status == 505 ? "HTTP Version Not Supported"
                                        : "Bad Request";
-    int n = snprintf((char *)out, PROTO_END_MAX,
-                     "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status,
-                     text);
+    int n =
+        snprintf((char *)out, PROTO_END_MAX,
+                 "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status, text);
     return n > 0 && n < PROTO_END_MAX ? (size_t)n : 0;
 }
 

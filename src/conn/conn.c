@@ -366,7 +366,7 @@ enum proto_result conn_decode(struct conn *c, struct proto_event *ev)
             c->in_request = true;
         if (r == PROTO_PARAMS_DONE && c->codec->conn_params) {
             /* HTTP: the peer's and the listener's params (peer.c). */
-            enum params_status ps = peer_params(c);
+            enum params_status ps = peer_params(c, &c->params);
             if (ps != PARAMS_OK) {
                 ev->reason = params_strerror(ps);
                 return PROTO_ERROR;

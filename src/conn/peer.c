@@ -176,9 +176,8 @@ static void peer_forwarded(const struct conn *c, const char **addr, size_t *alen
     }
 }
 
-enum params_status peer_params(struct conn *c)
+enum params_status peer_params(const struct conn *c, struct params *p)
 {
-    struct params *p = &c->params;
     const struct listen_addr *la = &c->listener->addr;
     const char *addr, *port;
     size_t alen;

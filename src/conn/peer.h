@@ -13,7 +13,7 @@
 struct conn;
 
 /*
- * Add to C's params REMOTE_ADDR and REMOTE_PORT (the peer's; "" and none
+ * Add to P (C's params: conn.c passes them) REMOTE_ADDR and REMOTE_PORT (the peer's; "" and none
  * for a unix socket), and SERVER_NAME and SERVER_PORT when the request did
  * not give them (Host): the listener's address, or port 80 (443 with HTTPS)
  * when Host named no port.
@@ -29,6 +29,6 @@ struct conn;
  * No allocation beyond the params table, no system call. Returns PARAMS_OK
  * or the params error (a limit).
  */
-enum params_status peer_params(struct conn *c);
+enum params_status peer_params(const struct conn *c, struct params *p);
 
 #endif

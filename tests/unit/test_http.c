@@ -114,8 +114,7 @@ static void http_target_forms(void **state)
 {
     (void)state;
     struct codec_run run;
-    feed("GET http://example.org/a%2fb?x HTTP/1.1\r\nHost: example.org\r\n\r\n", 0, 0, &run,
-         NULL);
+    feed("GET http://example.org/a%2fb?x HTTP/1.1\r\nHost: example.org\r\n\r\n", 0, 0, &run, NULL);
     assert_true(run.body_end);
     expect_param(&run, "PATH_INFO", "/a/b");
     expect_param(&run, "QUERY_STRING", "x");
@@ -161,9 +160,9 @@ static const char *const valid_requests[] = {
 
 static void run_summary(const struct codec_run *run, char *out, size_t cap)
 {
-    size_t n = (size_t)snprintf(out, cap, "done=%d end=%d err=%d cl=%lld keep=%d body=%zu:",
-                                run->params_done, run->body_end, run->error,
-                                (long long)run->content_length, run->keep_conn, run->body_len);
+    size_t n = (size_t)snprintf(
+        out, cap, "done=%d end=%d err=%d cl=%lld keep=%d body=%zu:", run->params_done,
+        run->body_end, run->error, (long long)run->content_length, run->keep_conn, run->body_len);
     for (size_t i = 0; i < run->body_len && n + 1 < cap; i++)
         out[n++] = (char)run->body[i];
     for (size_t i = 0; i < run->params.count && n + 2 < cap; i++) {
@@ -218,8 +217,8 @@ static void http_pipelined_requests_stay_in_the_buffer(void **state)
     assert_int_equal(first, strlen("POST /1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"));
     /* After BODY_END nothing more is consumed until next_request. */
     struct proto_event ev;
-    assert_int_equal(proto_http.decode(run.state, (const uint8_t *)two + first,
-                                       strlen(two) - first, &run.params, &ev),
+    assert_int_equal(proto_http.decode(run.state, (const uint8_t *)two + first, strlen(two) - first,
+                                       &run.params, &ev),
                      PROTO_BODY_END);
     assert_int_equal(ev.consumed, 0);
     proto_http.next_request(run.state);
@@ -286,6 +285,9 @@ static const struct {
     {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501,
      "other than chunked"},
     {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \"chunked\"\r\n\r\n", 400, "malformed"},
+    {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ,chunked\r\n\r\n", 400, "empty element"},
+    {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked,\r\n\r\n", 400, "empty element"},
+    {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n\r\n", 400, "empty element"},
     {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "HTTP/1.0"},
     {"GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n  folded\r\n\r\n", 400, "obs-fold"},
     {"GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\tfolded\r\n\r\n", 400, "obs-fold"},
@@ -326,6 +328,12 @@ static const struct {
      "chunk size has a bad byte"},
     {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\r\n", 400,
      "chunk size has a bad byte"},
+    {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3 \r\nabc\r\n", 400,
+     "chunk size has a bad byte"},
+    {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3 x\r\nabc\r\n", 400,
+     "chunk size has a bad byte"},
+    {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\t4\r\nabcd\r\n", 400,
+     "chunk size has a bad byte"},
     {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n", 400,
      "chunk size has a bad byte"},
     {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n", 400,
@@ -335,6 +343,10 @@ static const struct {
     {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;a\x01\r\nabc\r\n", 400,
      "extension has a bad byte"},
     {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n T: 1\r\n\r\n", 400,
+     "trailer has a bad byte"},
+    {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT 1\r\n\r\n", 400,
+     "trailer has a bad byte"},
+    {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n:1\r\n\r\n", 400,
      "trailer has a bad byte"},
     {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: 1\n\r\n", 400,
      "trailer has a bad byte"},
@@ -367,9 +379,9 @@ static void http_refuses_smuggling_shapes(void **state)
             assert_string_equal((char *)out + n - 4, "\r\n\r\n");
             /* The error repeats, and nothing more is consumed. */
             struct proto_event ev;
-            assert_int_equal(proto_http.decode(run.state, (const uint8_t *)"x", 1, &run.params,
-                                               &ev),
-                             PROTO_ERROR);
+            assert_int_equal(
+                proto_http.decode(run.state, (const uint8_t *)"x", 1, &run.params, &ev),
+                PROTO_ERROR);
             assert_int_equal(ev.consumed, 0);
             codec_run_free(&run);
         }
@@ -386,7 +398,8 @@ static void http_limits(void **state)
     char big[2048];
 
     lim.max_head = 100;
-    feed("GET / HTTP/1.1\r\nHost: h\r\nX-A: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    feed("GET / HTTP/1.1\r\nHost: h\r\nX-A: "
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
          "aaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
          0, 0, &run, &lim);
     assert_true(run.error);
@@ -462,7 +475,8 @@ static void http_limits(void **state)
 static void http_continue_on_first_body_read(void **state)
 {
     (void)state;
-    const char *head = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n";
+    const char *head =
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n";
     struct codec_run run;
     feed(head, 0, 0, &run, NULL);
     assert_true(run.params_done);
@@ -484,8 +498,7 @@ static void http_continue_on_first_body_read(void **state)
     codec_run_free(&run);
 
     /* HTTP/1.0: ignored. */
-    feed("POST / HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n", 0, 0, &run,
-         NULL);
+    feed("POST / HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n", 0, 0, &run, NULL);
     assert_int_equal(run.replies_len, 0);
     codec_run_free(&run);
 }
@@ -496,7 +509,8 @@ static void http_answer_before_continue_closes(void **state)
     _Alignas(max_align_t) uint8_t st[1024];
     struct params p;
     struct proto_event ev;
-    const char *head = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n";
+    const char *head =
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n";
     params_init(&p, 65536, 100, 65536);
     proto_http.init(st, &lim_default);
     assert_int_equal(proto_http.decode(st, (const uint8_t *)head, strlen(head), &p, &ev),
