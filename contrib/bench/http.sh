@@ -36,7 +36,7 @@ hello="Hello, World!"
 
 need_built "$bench" "$corral"
 [[ "$CONFIG" =~ ^[1-9][0-9]*x[1-9][0-9]*$ ]] || die "CONFIG: '$CONFIG' is not PROCESSESxTHREADS"
-for t in "$GUNICORN" wrk nginx; do
+for t in "$GUNICORN" wrk nginx curl; do
     command -v "$t" >/dev/null || die "$t not found: contrib/install-deps.sh --bench"
 done
 np=${CONFIG%x*} nt=${CONFIG#*x}
@@ -95,8 +95,9 @@ nginx_up "$hello" || die "nginx did not start"
 
 # ---- targets: LABEL -> URL and the PID whose process tree is the server ----
 declare -A url root
-add() { # LABEL URL ROOT
-    if check_hello "$(sed 's|.*:\([0-9]*\)/.*|\1|' <<<"$2")" "$hello"; then
+add() { # LABEL URL ROOT: probed with curl (gunicorn answers HTTP/1.0 with HTTP/1.0)
+    if [ "$(curl -s -m 5 -o "$tmp/probe.body" -w '%{http_code}' "$2")" = 200 ] &&
+        [ "$(cat "$tmp/probe.body")" = "$hello" ]; then
         url[$1]=$2 root[$1]=$3
         targets+=("$1")
     else
