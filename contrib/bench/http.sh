@@ -19,9 +19,12 @@
 # with the server CPU µs per response (all its processes; nginx's own CPU is not counted).
 # Goals (issue 14, 2 x 1): direct corral >= 4 x gunicorn; nginx -> corral http >= 3 x nginx ->
 # gunicorn and >= 0.95 x nginx -> corral FastCGI keep-conn.
+# Then IDLE (10000) idle keep-alive connections to a corral 2 x 2 (--max-conns 8192): each
+# served one request and left open; a new connection must still be answered at once, and the
+# workers' RSS is shown (IDLE=0 skips it).
 #
 # Environment: BUILD, ROUNDS (5), SECONDS_PER_RUN (5), CONNS (32), WARMUP (1), CONFIG (2x1),
-# GUNICORN (gunicorn), RESULTS=FILE keeps the raw runs. Time: about ROUNDS x (WARMUP +
+# GUNICORN (gunicorn), IDLE (10000), RESULTS=FILE keeps the raw runs. Time: about ROUNDS x (WARMUP +
 # SECONDS_PER_RUN) x 5. Everything lives in a temp dir; every process started here is stopped
 # by PID on exit, error or Ctrl-C. Unix sockets and 127.0.0.1 only.
 set -u -o pipefail
@@ -150,3 +153,54 @@ md_row "nginx: corral http / corral fastcgi keep-conn" \
         "$(rps "nginx -> corral fastcgi keep-conn $CONFIG")")" ">= 0.95"
 [ -n "${RESULTS:-}" ] && cp "$results" "$RESULTS"
 check_errors
+status=$?
+
+# ---- idle keep-alive connections: no thread each ----
+IDLE=${IDLE:-10000}
+[ "$IDLE" -gt 0 ] || exit $status
+free_port || die "no free port"
+pi=$free
+start corral-idle "tcp:$pi" "$tmp/ci.pid" INT "$corral" "${corral_root[@]}" \
+    --wsgi-file "$here/apps/hello.py" --processes 2 --threads 2 --max-conns 8192 \
+    --listen "http:tcp:127.0.0.1:$pi" --pidfile "$tmp/ci.pid" || die "corral (idle) did not start"
+idle_pid=$srv_pid
+python3 - "$pi" "$IDLE" <<'PY' || status=1
+import resource, socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 1000), hard))
+req = b"GET / HTTP/1.1\r\nHost: b\r\n\r\n"
+conns, t0 = [], time.monotonic()
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(req)
+    data = b""
+    while not data.endswith(b"Hello, World!"):
+        b = s.recv(4096)
+        if not b:
+            sys.exit("idle: connection %d closed: %r" % (i, data))
+        data += b
+    conns.append(s)
+opened = time.monotonic() - t0
+t1 = time.monotonic()
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(req)
+reply = s.recv(4096)
+ms = (time.monotonic() - t1) * 1000
+ok = reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"Hello, World!")
+closed = 0
+for c in conns:
+    c.setblocking(False)
+    try:
+        if c.recv(1) == b"":
+            closed += 1
+    except BlockingIOError:
+        pass
+print("idle: %d kept connections opened in %.1f s; %d closed by corral since; a new request "
+      "answered %s in %.1f ms" % (n, opened, closed, "200" if ok else "WRONG", ms))
+sys.exit(0 if ok and closed == 0 else 1)
+PY
+rss=0
+for w in $(workers_of "$idle_pid"); do rss=$((rss + $(rss_kib "$w"))); done
+say "idle: the 2 workers' RSS with $IDLE idle connections: $((rss / 1024)) MiB"
+exit $status
