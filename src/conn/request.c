@@ -523,8 +523,8 @@ static int request_write(struct corral_request *r, const void *buf, size_t len, 
             bool closing = c->bye_on_end && atomic_load(c->bye_on_end);
             int64_t length = !r->length_seen ? -1 : r->body_limit >= 0 ? r->body_limit : -2;
             parts[n].iov_base = framing;
-            parts[n++].iov_len = c->codec->head(c->codec_state, r->status, length, closing,
-                                                framing, &r->framed);
+            parts[n++].iov_len =
+                c->codec->head(c->codec_state, r->status, length, closing, framing, &r->framed);
         }
         parts[n].iov_base = "\r\n";
         parts[n++].iov_len = 2;
@@ -664,8 +664,9 @@ int request_finish(struct corral_request *r, int app_rc)
         const char *uri = r->uri;
         if (!uri)
             uri = params_get(&c->params, "PATH_INFO");
-        log_access(remote ? remote : c->peer, r->method, uri, r->failed ? 499 : r->status,
-                   r->bytes_out, clock_now_us() - r->start_us);
+        /* An empty REMOTE_ADDR (the http codec's unix peers): the peer. */
+        log_access(remote && *remote ? remote : c->peer, r->method, uri,
+                   r->failed ? 499 : r->status, r->bytes_out, clock_now_us() - r->start_us);
     }
     return c->broken || r->failed ? -1 : 0;
 }

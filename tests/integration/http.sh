@@ -208,6 +208,10 @@ PY
 
 # The 400s named their peer in the error log (conn.c's protocol-error line).
 sleep 0.3
+expect_file_match "access log: a unix socket peer is logged as unix" \
+    ' unix "GET /hello" 200 13 ' "$T/corral-access.log"
+expect_file_match "access log: a TCP peer by its address" \
+    ' 127\.0\.0\.1 "GET /hello" 200 13 ' "$T/corral-access.log"
 n=$(grep -c "http:tcp:127.0.0.1:$P: peer 127.0.0.1:[0-9]*: bad request: HTTP" "$MAIN_LOG")
 expect_eq "every refused request has a log line naming the peer" 23 "$n"
 expect_file_match "the log line says why (CL with TE)" \
