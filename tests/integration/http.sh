@@ -253,6 +253,35 @@ for x in conns:
     x.close()
 PY
 
+# ---------------------------------------------------------------- stopping
+
+# A stopping worker: the response in flight says Connection: close and its
+# connection closes; an idle kept connection is closed (README: Behind an
+# HTTP reverse proxy).
+PS=$(free_port)
+start_corral --listen "http:tcp:127.0.0.1:$PS" --handler "$DEMO_SO" --processes 1 --threads 2 ||
+    finish
+py_checks "$PS" "$CORRAL_PIDFILE" <<'PY'
+import os, signal, sys, time
+from http_raw import Conn, req
+from lib_protocols import report
+TCP = "tcp:127.0.0.1:%s" % sys.argv[1]
+idle = Conn(TCP)
+idle.send(req("GET", "/hello"))
+r = idle.response()
+report("stopping: before the stop a response keeps the connection", r.header("Connection") is None, r)
+busy = Conn(TCP)
+busy.send(req("GET", "/slow?ms=1000"))
+time.sleep(0.3)
+os.kill(int(open(sys.argv[2]).read()), signal.SIGTERM)
+r = busy.response()
+report("stopping: the response in flight says Connection: close",
+       r.status == 200 and r.header("Connection") == "close", r)
+report("stopping: ... and its connection closes", busy.closed(3))
+report("stopping: the idle kept connection is closed", idle.closed(5))
+PY
+stop_corral
+
 # ---------------------------------------------------------------- trusted proxies
 
 # X-Forwarded-For / -Proto and Forwarded are believed from --trusted-proxies
