@@ -1,6 +1,6 @@
 /*
  * test_http_diff.c — protocols/http.c checked differentially against
- * Debian's libhttp-parser (2.9.4, the parser Node.js used before llhttp):
+ * Debian's libhttp-parser (2.9.4, libhttp-parser-dev):
  * valid requests and tens of thousands of one-byte mutations of them
  * (replaced, deleted, inserted bytes) go through both. Whatever the codec
  * accepts, http_parser must accept too, with the same method, target,
