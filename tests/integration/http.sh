@@ -287,15 +287,16 @@ stop_corral
 # X-Forwarded-For / -Proto and Forwarded are believed from --trusted-proxies
 # only (the main corral above has none).
 PT=$(free_port)
-start_corral --listen "http:tcp:127.0.0.1:$PT" --handler "$DEMO_SO" --processes 1 --threads 2 \
+start_corral --listen "http:tcp:127.0.0.1:$PT" --listen "http:unix:$T/t.sock" \
+    --handler "$DEMO_SO" --processes 1 --threads 2 \
     --trusted-proxies 127.0.0.1 --trusted-proxies 10.0.0.0/8 || finish
-py_checks "$P" "$PT" <<'PY'
+py_checks "$P" "$PT" "$T/t.sock" "$H" <<'PY'
 import sys
 from http_raw import Conn, req
 from lib_protocols import report
 
 def params(port, headers):
-    c = Conn("tcp:127.0.0.1:%s" % port)
+    c = Conn(port if port.startswith("unix:") else "tcp:127.0.0.1:%s" % port)
     c.send(req("GET", "/params", headers=headers))
     r = c.response()
     c.close()
@@ -320,6 +321,11 @@ cases = [
       "X-Forwarded-For: 6.6.6.6"], "192.0.2.60", None),
     (["X-Forwarded-Proto: http, https"], "127.0.0.1", "on"),
 ]
+p = params("unix:" + sys.argv[3], ["X-Forwarded-For: 6.6.6.6"])
+report("trusted proxies given: a unix socket peer is believed", p.get("REMOTE_ADDR") == "6.6.6.6", p)
+p = params("unix:" + sys.argv[4], ["X-Forwarded-For: 6.6.6.6"])
+report("no trusted proxies: a unix socket peer is not believed (REMOTE_ADDR empty)",
+       p.get("REMOTE_ADDR") == "", p)
 for headers, addr, https in cases:
     p = params(trusted, headers)
     report("trusted proxy: %s: REMOTE_ADDR=%s HTTPS=%s" % ("; ".join(headers), addr, https),
