@@ -46,6 +46,7 @@ void request_begin(struct corral_request *r, struct conn *c)
     request_reset_head(r);
     r->head_sent = r->finished = r->failed = r->clipped = r->complete_early = false;
     r->framed = c->codec->max_frame != SIZE_MAX;
+    r->app_close = false;
     r->method = params_get(&c->params, "REQUEST_METHOD");
     r->uri = params_get(&c->params, "REQUEST_URI");
     r->head_only = r->method && strcmp(r->method, "HEAD") == 0;
@@ -243,6 +244,26 @@ bool request_header_value_ok(const char *value, size_t len)
     return true;
 }
 
+/* HTTP (the codec has a head hook): the framing is the codec's. An app's
+ * Transfer-Encoding is dropped (the codec chunks the body itself when it
+ * has no Content-Length), and so is its Connection, whose "close" makes the
+ * codec close the connection after the response (and say so). Returns
+ * whether NAME was such a header. */
+static bool request_hop_by_hop(corral_request *r, const char *name, const char *value)
+{
+    if (strcasecmp(name, "Transfer-Encoding") == 0)
+        return true;
+    if (strcasecmp(name, "Connection") != 0)
+        return false;
+    for (const char *p = value; (p = strcasestr(p, "close")) != NULL; p += 5) {
+        bool start = p == value || p[-1] == ',' || p[-1] == ' ' || p[-1] == '\t';
+        char end = p[5];
+        if (start && (end == '\0' || end == ',' || end == ' ' || end == '\t'))
+            r->app_close = true;
+    }
+    return true;
+}
+
 CORRAL_EXPORT int corral_add_header(corral_request *r, const char *name, const char *value)
 {
     if (r->head_sent || !name || !value || !*name)
@@ -253,6 +274,8 @@ CORRAL_EXPORT int corral_add_header(corral_request *r, const char *name, const c
     size_t nl = strlen(name), vl = strlen(value), need = nl + vl + 4;
     if (!request_header_value_ok(value, vl))
         return -1;
+    if ((nl == 17 || nl == 10) && r->conn->codec->head && request_hop_by_hop(r, name, value))
+        return 0;
     if (r->headers_len + need > r->headers_cap) {
         size_t cap = r->headers_cap ? r->headers_cap : 512;
         while (cap < r->headers_len + need)
@@ -520,7 +543,7 @@ static int request_write(struct corral_request *r, const void *buf, size_t len, 
         parts[n++].iov_len = r->headers_len;
         if (c->codec->head) {
             /* HTTP: the framing headers the codec adds (protocol.h). */
-            bool closing = c->bye_on_end && atomic_load(c->bye_on_end);
+            bool closing = r->app_close || (c->bye_on_end && atomic_load(c->bye_on_end));
             int64_t length = !r->length_seen ? -1 : r->body_limit >= 0 ? r->body_limit : -2;
             parts[n].iov_base = framing;
             parts[n++].iov_len =

@@ -373,6 +373,27 @@ c.send(req("GET", "/hello"))
 report("wsgi: and the connection goes on", c.response().body == b"Hello, World!")
 c.close()
 PY
+    # Hop-by-hop headers from the app: the listener frames the body itself.
+    PH=$(free_port)
+    start_corral --listen "http:tcp:127.0.0.1:$PH" --wsgi-file "$top_srcdir/tests/apps/wsgi_http.py" \
+        --processes 1 --threads 2 || finish
+    py_checks "$PH" <<'PY'
+import sys
+from http_raw import Conn, req
+from lib_protocols import report
+c = Conn("tcp:127.0.0.1:%s" % sys.argv[1])
+c.send(req("GET", "/te"))
+r = c.response()
+report("wsgi: the app's Transfer-Encoding is dropped, the listener chunks the body once",
+       r.body == b"abcdef" and r.headers_named("Transfer-Encoding") == ["chunked"], r)
+c.send(req("GET", "/keep"))
+r = c.response()
+report("wsgi: the app's Connection header is not passed on", r.header("Connection") is None, r)
+c.send(req("GET", "/close"))
+r = c.response()
+report("wsgi: the app's Connection: close closes the connection, said once",
+       r.body == b"ok" and r.headers_named("Connection") == ["close"] and c.closed(), r)
+PY
 else
     fail "wsgi: corral was built without Python" "configure --with-python (contrib/install-deps.sh)"
 fi
