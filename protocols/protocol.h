@@ -16,8 +16,9 @@
  * Events, in the order a request produces them:
  *   PROTO_NEED_MORE    every byte given was consumed; read more and call again
  *   PROTO_REPLY        send ev.data/ev.len to the peer now (a FastCGI
- *                      management answer or a refusal); if ev.close_after,
- *                      close the connection once it is sent
+ *                      management answer, HTTP's 100 Continue when the
+ *                      body is first decoded, or a refusal); if
+ *                      ev.close_after, close the connection once it is sent
  *   PROTO_PARAMS_DONE  the params table is complete; the app may run
  *   PROTO_BODY_DATA    ev.data/ev.len are body bytes (they point into the
  *                      caller's input buffer: use them before reusing it)
@@ -29,8 +30,9 @@
  *                      codec->error_reply, if any)
  *
  * After PROTO_BODY_END the codec consumes nothing more until next_request()
- * (FastCGI keep-conn) — bytes of a following request stay in the caller's
- * buffer: further calls return PROTO_BODY_END again with nothing consumed.
+ * (FastCGI keep-conn, HTTP keep-alive) — bytes of a following request stay
+ * in the caller's buffer: further calls return PROTO_BODY_END again with
+ * nothing consumed.
  * PROTO_ABORT and PROTO_ERROR repeat the same way. next_request() in the
  * middle of a request makes the codec skip the rest of that request.
  *
@@ -144,7 +146,9 @@ struct proto_codec {
      * ("Transfer-Encoding: chunked\r\n", "Connection: close\r\n"...) and
      * return their size. STATUS is the response's; LENGTH the app's
      * Content-Length (-1 none, -2 one that is not a number); CLOSING: the
-     * worker stops, the connection must not be kept. Sets *FRAMED when the
+     * worker stops, or the app said Connection: close; the connection must
+     * not be kept. The head (status line, headers, these, the empty line)
+     * goes out unframed: frame() covers the body only. Sets *FRAMED when the
      * body pieces are framed (frame() returns headers): the response body
      * cannot then go out by sendfile. From here on keep_conn() says whether
      * this response leaves the connection kept, and error_reply() says
