@@ -9,14 +9,21 @@ set -eu
 PKGS="build-essential autoconf automake pkg-config libconfig-dev libcmocka-dev \
 libfcgi-dev libfcgi-bin nginx-light apache2 curl python3 libpython3-dev python3-flask \
 python3-django python3-prometheus-client python3-venv clang libclang-rt-14-dev tmux util-linux \
-systemd man-db groff-base mandoc \
-iproute2 haproxy"
+systemd man-db groff-base mandoc"
+# The many-hosts test (tests/integration/hosts.sh): network namespaces, HAProxy.
+PKGS="$PKGS iproute2"
+# The http listener's front ends (tests/integration/http_proxies.sh); hosts.sh uses HAProxy too.
+PKGS="$PKGS haproxy caddy"
+# The HTTP codec's differential unit test (tests/unit/test_http_diff.c).
+PKGS="$PKGS libhttp-parser-dev"
 
 case "${1:-}" in
 "") ;;
 --bench) PKGS="uwsgi-core uwsgi-plugin-python3 gnuplot-nox wrk nginx-light" ;;
 *) echo "usage: install-deps.sh [--bench]" >&2; exit 2 ;;
 esac
+# contrib/bench/http.sh compares the http listener with gunicorn.
+if [ "${1:-}" = --bench ]; then PKGS="$PKGS gunicorn"; fi
 
 missing=""
 for p in $PKGS; do
@@ -33,7 +40,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing$missing"
 # nginx and apache2 start system services on port 80 when installed; corral's
-# demo and tests run their own instances, so keep the services from starting.
+# demo and tests run their own instances, so keep the services from starting
+# (haproxy's and caddy's too).
 policy=/usr/sbin/policy-rc.d
 own_policy=no
 if [ ! -e "$policy" ]; then

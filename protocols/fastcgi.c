@@ -769,7 +769,7 @@ static bool fcgi_keep_conn(const void *vst)
 
 /* ---- encoding ---- */
 
-static size_t fcgi_frame(const void *vst, uint8_t out[PROTO_FRAME_MAX], size_t len)
+static size_t fcgi_frame(void *vst, uint8_t out[PROTO_FRAME_MAX], size_t len)
 {
     const struct fcgi_state *st = vst;
     put_header(out, FCGI_STDOUT, st->req_id, (uint16_t)len, 0);

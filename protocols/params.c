@@ -107,6 +107,11 @@ enum params_status params_end_field(struct params *p)
     return PARAMS_OK;
 }
 
+void params_unpush(struct params *p, size_t n)
+{
+    p->store_len -= n;
+}
+
 const struct params_entry *params_last(const struct params *p)
 {
     return p->count ? &p->entries[p->count - 1] : NULL;

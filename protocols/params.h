@@ -57,6 +57,10 @@ enum params_status params_push(struct params *p, const void *data, size_t n);
 /* Close the open field (possibly empty). Closing a value adds the pair. */
 enum params_status params_end_field(struct params *p);
 
+/* Drop the last N bytes pushed into the open field (N <= its length): the
+ * HTTP codec trims a header value's trailing whitespace once the line ends. */
+void params_unpush(struct params *p, size_t n);
+
 /* The last complete pair, or NULL: decoders use it to catch CONTENT_LENGTH
  * as it is read. */
 const struct params_entry *params_last(const struct params *p);

@@ -9,6 +9,7 @@ static const struct proto_codec *const proto_table[PROTO_KIND_COUNT] = {
     [PROTO_UWSGI] = &proto_uwsgi,
     [PROTO_FASTCGI] = &proto_fastcgi,
     [PROTO_SCGI] = &proto_scgi,
+    [PROTO_HTTP] = &proto_http,
 };
 
 const struct proto_codec *proto_by_name(const char *name, size_t len)

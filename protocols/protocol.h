@@ -16,8 +16,9 @@
  * Events, in the order a request produces them:
  *   PROTO_NEED_MORE    every byte given was consumed; read more and call again
  *   PROTO_REPLY        send ev.data/ev.len to the peer now (a FastCGI
- *                      management answer or a refusal); if ev.close_after,
- *                      close the connection once it is sent
+ *                      management answer, HTTP's 100 Continue when the
+ *                      body is first decoded, or a refusal); if
+ *                      ev.close_after, close the connection once it is sent
  *   PROTO_PARAMS_DONE  the params table is complete; the app may run
  *   PROTO_BODY_DATA    ev.data/ev.len are body bytes (they point into the
  *                      caller's input buffer: use them before reusing it)
@@ -29,8 +30,9 @@
  *                      codec->error_reply, if any)
  *
  * After PROTO_BODY_END the codec consumes nothing more until next_request()
- * (FastCGI keep-conn) — bytes of a following request stay in the caller's
- * buffer: further calls return PROTO_BODY_END again with nothing consumed.
+ * (FastCGI keep-conn, HTTP keep-alive) — bytes of a following request stay
+ * in the caller's buffer: further calls return PROTO_BODY_END again with
+ * nothing consumed.
  * PROTO_ABORT and PROTO_ERROR repeat the same way. next_request() in the
  * middle of a request makes the codec skip the rest of that request.
  *
@@ -81,14 +83,16 @@ struct proto_event {
                                call on the same state */
 };
 
-/* Largest frame header and response end any codec writes. */
-#define PROTO_FRAME_MAX 8
-#define PROTO_END_MAX 32
+/* Largest frame header, response end (or error reply) and framing headers
+ * (the head hook) any codec writes. */
+#define PROTO_FRAME_MAX 24
+#define PROTO_END_MAX 128
+#define PROTO_HEAD_MAX 64
 
-enum proto_kind { PROTO_UWSGI, PROTO_FASTCGI, PROTO_SCGI, PROTO_KIND_COUNT };
+enum proto_kind { PROTO_UWSGI, PROTO_FASTCGI, PROTO_SCGI, PROTO_HTTP, PROTO_KIND_COUNT };
 
 struct proto_codec {
-    const char *name;            /* "uwsgi", "fastcgi", "scgi" */
+    const char *name;            /* "uwsgi", "fastcgi", "scgi", "http" */
     size_t state_size;           /* bytes the caller allocates for a state */
 
     /* Prepare a fresh state for a new connection. The limits must outlive
@@ -109,8 +113,17 @@ struct proto_codec {
     int64_t (*content_length)(const void *st);
 
     /* Whether the front end keeps the connection open after the response
-     * (FastCGI FCGI_KEEP_CONN). Valid after PROTO_PARAMS_DONE. */
+     * (FastCGI FCGI_KEEP_CONN; HTTP keep-alive, which the response's
+     * framing may rule out: valid for it after the head hook). Valid after
+     * PROTO_PARAMS_DONE. */
     bool (*keep_conn)(const void *st);
+
+    /* The codec cannot know the peer's and the listener's addresses (it
+     * sees bytes only): after PROTO_PARAMS_DONE the connection adds
+     * REMOTE_ADDR and REMOTE_PORT, and SERVER_NAME/SERVER_PORT when the
+     * request did not give them (src/conn/peer.c). False when the front end
+     * sends them as params. */
+    bool conn_params;
 
     /* ---- encoding ---- */
 
@@ -124,8 +137,24 @@ struct proto_codec {
 
     /* Write the header that precedes a piece of len bytes (len <=
      * max_frame, len > 0) of response stream into out; return its size
-     * (0 for unframed protocols). */
-    size_t (*frame)(const void *st, uint8_t out[PROTO_FRAME_MAX], size_t len);
+     * (0 for unframed protocols). Called in the order the pieces go out (an
+     * HTTP chunk header carries the CRLF that ends the chunk before it). */
+    size_t (*frame)(void *st, uint8_t out[PROTO_FRAME_MAX], size_t len);
+
+    /* NULL, or (HTTP) called once per response as its head is built, after
+     * the app's headers: write the framing headers the codec adds into out
+     * ("Transfer-Encoding: chunked\r\n", "Connection: close\r\n"...) and
+     * return their size. STATUS is the response's; LENGTH the app's
+     * Content-Length (-1 none, -2 one that is not a number); CLOSING: the
+     * worker stops, or the app said Connection: close; the connection must
+     * not be kept. The head (status line, headers, these, the empty line)
+     * goes out unframed: frame() covers the body only. Sets *FRAMED when the
+     * body pieces are framed (frame() returns headers): the response body
+     * cannot then go out by sendfile. From here on keep_conn() says whether
+     * this response leaves the connection kept, and error_reply() says
+     * nothing (the head is out). */
+    size_t (*head)(void *st, int status, int64_t length, bool closing,
+                   char out[PROTO_HEAD_MAX], bool *framed);
 
     /* Write the bytes that end a complete response into out (FastCGI: an
      * empty STDOUT and END_REQUEST with app_status); return their size
@@ -150,8 +179,10 @@ struct proto_codec {
 extern const struct proto_codec proto_uwsgi;
 extern const struct proto_codec proto_fastcgi;
 extern const struct proto_codec proto_scgi;
+extern const struct proto_codec proto_http;
 
-/* The codec for a protocol name ("uwsgi", "fastcgi", "scgi"), or NULL. */
+/* The codec for a protocol name ("uwsgi", "fastcgi", "scgi", "http"), or
+ * NULL. */
 const struct proto_codec *proto_by_name(const char *name, size_t len);
 
 #endif

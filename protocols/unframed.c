@@ -137,7 +137,7 @@ bool unframed_keep_conn(const void *st)
     return false;
 }
 
-size_t unframed_frame(const void *st, uint8_t out[PROTO_FRAME_MAX], size_t len)
+size_t unframed_frame(void *st, uint8_t out[PROTO_FRAME_MAX], size_t len)
 {
     (void)st, (void)out, (void)len;
     return 0;

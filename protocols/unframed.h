@@ -75,7 +75,7 @@ enum proto_result unframed_decode(void *st, const uint8_t *in, size_t len, struc
                                   struct proto_event *ev);
 int64_t unframed_content_length(const void *st);
 bool unframed_keep_conn(const void *st);
-size_t unframed_frame(const void *st, uint8_t out[PROTO_FRAME_MAX], size_t len);
+size_t unframed_frame(void *st, uint8_t out[PROTO_FRAME_MAX], size_t len);
 size_t unframed_end(const void *st, uint8_t out[PROTO_END_MAX], uint32_t app_status);
 size_t unframed_error_reply(const void *st, uint8_t out[PROTO_END_MAX]);
 

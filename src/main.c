@@ -249,7 +249,7 @@ int main(int argc, char **argv)
     char *rx_specs[REEXEC_MAX_LISTENERS];
     bool is_rx = false;
     struct config cfg;
-    struct allow_list allow = {0};
+    struct allow_list allow = {0}, trusted = {0};
     struct listener *listeners = NULL;
     size_t listening = 0; /* listeners main still has to close */
     struct app app = {0};
@@ -301,6 +301,16 @@ int main(int argc, char **argv)
                           : main_open_listeners(&cfg, listeners, &allow)) < 0)
         goto remove_pidfile;
     listening = cfg.listen_count;
+    /* --trusted-proxies: for every listener (only http ones read it). */
+    if (cfg.trusted_proxies_count) {
+        if (allow_list_init(&trusted, cfg.trusted_proxies, cfg.trusted_proxies_count, err,
+                            sizeof(err)) < 0) {
+            log_msg(LOG_ERROR, "trusted_proxies: %s", err);
+            goto close_listeners;
+        }
+        for (size_t i = 0; i < cfg.listen_count; i++)
+            listeners[i].trusted = &trusted;
+    }
     start.cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (start.cwd_fd < 0)
         log_msg(LOG_WARN, "open(\".\") failed: %s; a --preload reload re-executes corral "
@@ -328,6 +338,7 @@ remove_pidfile:
 out:
     free(listeners);
     allow_list_free(&allow);
+    allow_list_free(&trusted);
     log_close();
     config_free(&cfg);
     return status;

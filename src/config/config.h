@@ -63,6 +63,9 @@ struct config {
     char *chown;         /* "USER[:GROUP]" for unix listener files, NULL = keep */
     char **allow_from;   /* peers TCP listeners accept (allow.c); none = loopback */
     size_t allow_from_count;
+    char **trusted_proxies; /* peers whose X-Forwarded-* and Forwarded are believed
+                               (http listeners, src/conn/peer.c); none = nobody */
+    size_t trusted_proxies_count;
 
     /* Running as a service (privs.c). */
     char *uid;          /* user name or uid to switch to, NULL = stay */

@@ -94,7 +94,7 @@ const struct option_spec options_table[] = {
         .check = options_check_listen,
         .metavar = "PROTO:ADDR",
         .group = "Listeners",
-        .help = "serve PROTO (uwsgi, fastcgi, scgi) on ADDR (unix:PATH, tcp:HOST:PORT, fd:N);"
+        .help = "serve PROTO (uwsgi, fastcgi, scgi, http) on ADDR (unix:PATH, tcp:HOST:PORT, fd:N);"
                 " repeatable",
         .unset = "none",
         .fixed = true,
@@ -134,6 +134,21 @@ const struct option_spec options_table[] = {
         .help = "TCP listeners accept only these peers (IPv4/IPv6 addresses or CIDRs);"
                 " repeatable",
         .unset = "loopback: 127.0.0.0/8 and ::1",
+    },
+    {
+        .name = "trusted-proxies",
+        .key = "trusted_proxies",
+        .type = OPTION_STRING_LIST,
+        OPTIONS_FIELD(trusted_proxies),
+        .count_offset = offsetof(struct config, trusted_proxies_count),
+        .check = allow_check,
+        .metavar = "ADDR[/PREFIX]",
+        .group = "Listeners",
+        .help = "http listeners believe X-Forwarded-For, X-Forwarded-Proto and Forwarded"
+                " (REMOTE_ADDR, HTTPS) from these peers only (IPv4/IPv6 addresses or CIDRs;"
+                " unix socket peers are trusted once any is given); repeatable",
+        .unset = "none: the headers are passed to the app, never believed",
+        .fixed = true,
     },
     {
         .name = "backlog",

@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "os/allow.h"
+#include "peer.h"
 
 void conn_clear(struct conn *c)
 {
@@ -102,6 +103,7 @@ void conn_request_name(const struct conn *c, const char **method, const char **u
 void conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len)
 {
     listen_peer_name(sa, len, c->peer, sizeof(c->peer));
+    c->trusted = c->listener->trusted && allow_match(c->listener->trusted, sa, len);
 }
 
 void conn_set_bye_on_end(struct conn *c, const _Atomic int *flag)
@@ -362,6 +364,14 @@ enum proto_result conn_decode(struct conn *c, struct proto_event *ev)
         c->buf_start += ev->consumed;
         if (ev->consumed)
             c->in_request = true;
+        if (r == PROTO_PARAMS_DONE && c->codec->conn_params) {
+            /* HTTP: the peer's and the listener's params (peer.c). */
+            enum params_status ps = peer_params(c, &c->params);
+            if (ps != PARAMS_OK) {
+                ev->reason = params_strerror(ps);
+                return PROTO_ERROR;
+            }
+        }
         if (r != PROTO_REPLY)
             return r;
         int rc = conn_send_reply(c, ev->data, ev->len);

@@ -57,6 +57,7 @@ struct conn {
     size_t buf_start, buf_end;
     unsigned io_timeout_ms;
     char peer[64];        /* "unix" or "127.0.0.1:5555" */
+    bool trusted;         /* the peer is in the listener's --trusted-proxies */
     bool in_request;      /* bytes of a request were consumed */
     bool body_done;       /* PROTO_BODY_END seen */
     bool aborted;         /* PROTO_ABORT seen */

@@ -6,6 +6,7 @@
 #include "request.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@ void request_begin(struct corral_request *r, struct conn *c)
     request_drop_http_content(&c->params);
     request_reset_head(r);
     r->head_sent = r->finished = r->failed = r->clipped = r->complete_early = false;
+    r->framed = c->codec->max_frame != SIZE_MAX;
+    r->app_close = false;
     r->method = params_get(&c->params, "REQUEST_METHOD");
     r->uri = params_get(&c->params, "REQUEST_URI");
     r->head_only = r->method && strcmp(r->method, "HEAD") == 0;
@@ -241,6 +244,26 @@ bool request_header_value_ok(const char *value, size_t len)
     return true;
 }
 
+/* HTTP (the codec has a head hook): the framing is the codec's. An app's
+ * Transfer-Encoding is dropped (the codec chunks the body itself when it
+ * has no Content-Length), and so is its Connection, whose "close" makes the
+ * codec close the connection after the response (and say so). Returns
+ * whether NAME was such a header. */
+static bool request_hop_by_hop(corral_request *r, const char *name, const char *value)
+{
+    if (strcasecmp(name, "Transfer-Encoding") == 0)
+        return true;
+    if (strcasecmp(name, "Connection") != 0)
+        return false;
+    for (const char *p = value; (p = strcasestr(p, "close")) != NULL; p += 5) {
+        bool start = p == value || p[-1] == ',' || p[-1] == ' ' || p[-1] == '\t';
+        char end = p[5];
+        if (start && (end == '\0' || end == ',' || end == ' ' || end == '\t'))
+            r->app_close = true;
+    }
+    return true;
+}
+
 CORRAL_EXPORT int corral_add_header(corral_request *r, const char *name, const char *value)
 {
     if (r->head_sent || !name || !value || !*name)
@@ -251,6 +274,8 @@ CORRAL_EXPORT int corral_add_header(corral_request *r, const char *name, const c
     size_t nl = strlen(name), vl = strlen(value), need = nl + vl + 4;
     if (!request_header_value_ok(value, vl))
         return -1;
+    if ((nl == 17 || nl == 10) && r->conn->codec->head && request_hop_by_hop(r, name, value))
+        return 0;
     if (r->headers_len + need > r->headers_cap) {
         size_t cap = r->headers_cap ? r->headers_cap : 512;
         while (cap < r->headers_len + need)
@@ -352,9 +377,12 @@ static void request_send_failed(struct corral_request *r, int err)
 /*
  * Send the logical byte stream PARTS (head and/or body) to the front end,
  * cut into frames the codec accepts, then the end of the response if FINAL.
- * Batches of at most REQUEST_BATCH iovecs go out per writev.
+ * The first RAW parts (at most 4: an HTTP head, which is not framed) go
+ * out as they are, ahead of the first frame. Batches of at most
+ * REQUEST_BATCH iovecs go out per writev.
  */
-static int request_send(struct corral_request *r, const struct iovec *parts, int nparts, bool final)
+static int request_send(struct corral_request *r, const struct iovec *parts, int nparts, int raw,
+                        bool final)
 {
     struct conn *c = r->conn;
     const struct proto_codec *codec = c->codec;
@@ -366,8 +394,12 @@ static int request_send(struct corral_request *r, const struct iovec *parts, int
 
     if (r->failed || c->replied)
         return -1;
+    int n0 = 0;
+    for (; part < raw; part++)
+        iov[n0++] = parts[part];
     for (;;) {
-        int n = 0, nframes = 0;
+        int n = n0, nframes = 0;
+        n0 = 0;
         /* Fill one batch: a frame header, then the slices of parts it covers. */
         while (part < nparts && n < REQUEST_BATCH - 2 && nframes < REQUEST_BATCH / 2) {
             size_t frame_len = 0, room = codec->max_frame;
@@ -500,23 +532,34 @@ static int request_write(struct corral_request *r, const void *buf, size_t len, 
         final = true;
         r->complete_early = true;
     }
-    char status[128];
-    struct iovec parts[4];
-    int n = 0;
+    char status[128], framing[PROTO_HEAD_MAX];
+    struct iovec parts[5];
+    int n = 0, raw = 0;
     if (!r->head_sent) {
+        struct conn *c = r->conn;
         parts[n].iov_base = status;
         parts[n++].iov_len = request_status_line(r, status, sizeof(status));
         parts[n].iov_base = r->headers;
         parts[n++].iov_len = r->headers_len;
+        if (c->codec->head) {
+            /* HTTP: the framing headers the codec adds (protocol.h). */
+            bool closing = r->app_close || (c->bye_on_end && atomic_load(c->bye_on_end));
+            int64_t length = !r->length_seen ? -1 : r->body_limit >= 0 ? r->body_limit : -2;
+            parts[n].iov_base = framing;
+            parts[n++].iov_len =
+                c->codec->head(c->codec_state, r->status, length, closing, framing, &r->framed);
+        }
         parts[n].iov_base = "\r\n";
         parts[n++].iov_len = 2;
         r->head_sent = true;
+        if (r->conn->codec->head)
+            raw = n; /* HTTP: the body alone is framed */
     }
     parts[n].iov_base = (void *)buf;
     parts[n++].iov_len = len;
     bool short_body = final && !r->head_only && r->body_limit >= 0 &&
                       r->bytes_out + len < (uint64_t)r->body_limit;
-    int rc = request_send(r, parts, n, final && !short_body);
+    int rc = request_send(r, parts, n, raw, final && !short_body);
     if (rc == 0)
         r->bytes_out += len;
     if (refused)
@@ -546,7 +589,12 @@ CORRAL_EXPORT int corral_sendfile(corral_request *r, int fd, off_t offset, size_
     len = request_body_room(r, len);
     if (r->finished)
         return 0;
-    if (c->codec->max_frame != SIZE_MAX) {
+    /* HTTP decides the framing with the head: send the head first. */
+    if (c->codec->head && !r->head_sent && request_write(r, "", 0, false) < 0)
+        return -1;
+    if (r->finished)
+        return 0;
+    if (r->framed) {
         /* Framed protocol: read and frame. */
         char buf[65536];
         while (len > 0) {
@@ -639,8 +687,9 @@ int request_finish(struct corral_request *r, int app_rc)
         const char *uri = r->uri;
         if (!uri)
             uri = params_get(&c->params, "PATH_INFO");
-        log_access(remote ? remote : c->peer, r->method, uri, r->failed ? 499 : r->status,
-                   r->bytes_out, clock_now_us() - r->start_us);
+        /* An empty REMOTE_ADDR (the http codec's unix peers): the peer. */
+        log_access(remote && *remote ? remote : c->peer, r->method, uri,
+                   r->failed ? 499 : r->status, r->bytes_out, clock_now_us() - r->start_us);
     }
     return c->broken || r->failed ? -1 : 0;
 }

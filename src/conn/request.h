@@ -29,6 +29,9 @@ struct corral_request {
     bool head_only;             /* HEAD: the head goes out, body bytes are dropped */
     bool clipped;               /* body bytes past Content-Length were dropped (logged) */
     bool complete_early;        /* ended when the body reached its length (or HEAD) */
+    bool framed;                /* the codec frames this response's body (HTTP
+                                   chunked: the head hook said so) */
+    bool app_close;             /* HTTP: the app said Connection: close */
     int64_t body_limit;         /* the handler's Content-Length, or -1 */
     bool length_seen;           /* a Content-Length header is staged... */
     int64_t length_first;       /* ...with this value (-1: not a number) */

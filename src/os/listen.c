@@ -38,12 +38,12 @@ int listen_parse(const char *spec, struct listen_addr *out, char *err,
     const char *colon = strchr(spec, ':');
     if (!colon)
         return listen_fail(err, errlen,
-                           "expected PROTO:ADDR (PROTO is uwsgi, fastcgi or scgi), got '%s'",
+                           "expected PROTO:ADDR (PROTO is uwsgi, fastcgi, scgi or http), got '%s'",
                            spec);
     out->codec = proto_by_name(spec, (size_t)(colon - spec));
     if (!out->codec)
         return listen_fail(err, errlen,
-                           "expected the protocol uwsgi, fastcgi or scgi before ':', got '%s'",
+                           "expected the protocol uwsgi, fastcgi, scgi or http before ':', got '%s'",
                            spec);
     const char *addr = colon + 1;
     if (strncmp(addr, "unix:", 5) == 0) {

@@ -25,7 +25,7 @@ struct listen_addr {
 };
 
 /*
- * Parse SPEC: PROTO is uwsgi, fastcgi or scgi; ADDR is unix:/path,
+ * Parse SPEC: PROTO is uwsgi, fastcgi, scgi or http; ADDR is unix:/path,
  * tcp:HOST:PORT (HOST an IPv4 address, a name, or [IPv6]) or fd:N.
  * Returns 0, or -1 with a message saying what was expected in err.
  */
@@ -44,6 +44,10 @@ struct listener {
     /* The peers a TCP listener accepts (--allow-from), set by the caller
      * after listen_open; NULL = everyone (unix listeners). */
     const struct allow_list *allow;
+    /* The peers whose X-Forwarded-* and Forwarded an http listener believes
+     * (--trusted-proxies), set by the caller after listen_open; NULL =
+     * nobody. */
+    const struct allow_list *trusted;
     struct allow_ratelimit refused; /* the "peer refused" log line, per process */
 };
 

@@ -64,7 +64,7 @@ run_corral check-cli -t --listen "scgi:unix:$T/t.sock" --handler "$DEMO_SO"
 expect_eq "-t with a valid command line exits 0" 0 "$RC"
 
 # ---- bad --listen specs
-for spec in "http:unix:$T/x.sock" "uwsgi:$T/x.sock" "uwsgi:tcp:127.0.0.1:0" "uwsgi:tcp:127.0.0.1:99999" "fastcgi:unix:" "nocolon"; do
+for spec in "https:unix:$T/x.sock" "uwsgi:$T/x.sock" "uwsgi:tcp:127.0.0.1:0" "uwsgi:tcp:127.0.0.1:99999" "fastcgi:unix:" "nocolon"; do
     run_corral badlisten --listen "$spec" --handler "$DEMO_SO"
     expect_eq "--listen '$spec' is refused (exit 1)" 1 "$RC"
     expect_match "--listen '$spec' refusal has a message" 'listen.*(expected|protocol|port|path)' "$OUT"

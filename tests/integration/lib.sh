@@ -426,7 +426,7 @@ start_apache() {
         echo "LogLevel warn"
         echo "Mutex file:$T/apache default"
         echo "ServerName localhost"
-        for m in mpm_event authz_core unixd proxy proxy_fcgi proxy_scgi proxy_uwsgi log_config; do
+        for m in mpm_event authz_core unixd proxy proxy_fcgi proxy_scgi proxy_uwsgi proxy_http log_config; do
             [ -f "$mods/mod_$m.so" ] && echo "LoadModule ${m}_module $mods/mod_$m.so"
         done
         if [ "$(id -u)" = 0 ]; then

@@ -1,4 +1,4 @@
-"""lib_protocols.py -- small clients for uwsgi, SCGI and FastCGI, for corral's
+"""lib_protocols.py -- small clients for uwsgi, SCGI, FastCGI and HTTP/1.0, for corral's
 integration tests (tests/integration/*.sh import it; PYTHONPATH is set by
 lib.sh).
 
@@ -312,6 +312,11 @@ def request_raw(proto, addr, method="GET", uri="/", body=b"", extra=None,
             pkt = uwsgi_packet(params)
         elif proto == "scgi":
             pkt = scgi_packet(params, len(body))
+        elif proto == "http":
+            # HTTP/1.0: the response is not chunked and the server closes.
+            pkt = ("%s %s HTTP/1.0\r\nHost: localhost\r\nContent-Length: %d\r\n%s\r\n" % (
+                method, uri, len(body),
+                "Content-Type: %s\r\n" % content_type if content_type else "")).encode("latin-1")
         else:
             raise ValueError("unknown protocol " + proto)
         s.sendall(pkt + body)

@@ -354,14 +354,14 @@ static void config_rejects_bad_listen_with_key_prefix(void **state)
     assert_int_equal(test_load(f,
                                "listen = [\n"
                                "    \"uwsgi:unix:/run/a.sock\",\n"
-                               "    \"http:tcp:127.0.0.1:80\"\n"
+                               "    \"https:tcp:127.0.0.1:80\"\n"
                                "];\n",
                                &path),
                      -1);
     /* The reason is listen_parse's, after the key's file and line. */
     snprintf(f->want, sizeof(f->want), "%s:1: key 'listen': ", path);
     assert_memory_equal(f->err, f->want, strlen(f->want));
-    assert_non_null(strstr(f->err, "http:tcp:127.0.0.1:80"));
+    assert_non_null(strstr(f->err, "https:tcp:127.0.0.1:80"));
     assert_int_equal(f->c.listen_count, 0);
 }
 
@@ -888,9 +888,9 @@ static void cli_listen_is_repeatable(void **state)
 static void cli_rejects_bad_listen(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(TEST_CLI(f, "--listen", "http:unix:/a"), CLI_FAIL);
+    assert_int_equal(TEST_CLI(f, "--listen", "https:unix:/a"), CLI_FAIL);
     assert_memory_equal(f->err, "--listen: ", strlen("--listen: "));
-    assert_non_null(strstr(f->err, "http:unix:/a"));
+    assert_non_null(strstr(f->err, "https:unix:/a"));
 }
 
 static void cli_reads_sizes_with_suffix(void **state)

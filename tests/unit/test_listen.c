@@ -53,7 +53,7 @@ static void listen_rejects_bad_specs_with_reasons(void **state)
         const char *spec, *expect;
     } bad[] = {
         {"uwsgi", "expected PROTO:ADDR"},
-        {"http:unix:/x", "expected the protocol uwsgi, fastcgi or scgi"},
+        {"https:unix:/x", "expected the protocol uwsgi, fastcgi, scgi or http"},
         {"uwsgi:unix:", "expected a socket path"},
         {"uwsgi:/run/x.sock", "expected the address unix:/PATH"},
         {"uwsgi:tcp:127.0.0.1", "expected tcp:HOST:PORT"},
