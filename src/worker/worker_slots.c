@@ -328,18 +328,30 @@ void worker_slot_park(struct worker *w, struct slot *s)
     unsigned idx = (unsigned)(s - w->slots);
     uint32_t gen = (uint32_t)(atomic_load(&s->word) >> 32);
     atomic_store(&s->parked_at_ms, clock_now_ms());
+    /* Replies queued (conn_wants_write): wait to write, not to read (conn.c
+     * decodes nothing more until they are out); the registration changes
+     * only around them. */
+    bool out = conn_wants_write(&s->conn);
+    if (s->registered && !out && !s->out_armed) {
+        /* Registered to read already: one thread's level-triggered entry
+         * reports the bytes whenever they come. With threads the entry is
+         * edge-triggered and stays armed while a thread owns the
+         * connection: bytes that came meanwhile left their event to
+         * worker_slot_event, which marked the slot SLOT_PENDING. Without
+         * that mark, parking is this store alone (no epoll_ctl); with it,
+         * the re-registration below makes epoll report the bytes again
+         * (it looks at the socket's state, not at an edge). */
+        uint64_t expect = slot_word(gen, SLOT_BUSY);
+        if (atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_PARKED)) ||
+            w->single_thread)
+            return;
+    }
     /* PARKED before arming: the event may fire at once, on another thread. */
     atomic_store(&s->word, slot_word(gen, SLOT_PARKED));
-    /* Replies queued (conn_wants_write): wait to write, not to read (conn.c
-     * decodes nothing more until they are out); one thread's level-triggered
-     * registration changes only around them. */
-    bool out = conn_wants_write(&s->conn);
-    if (w->single_thread && s->registered && !out && !s->out_armed)
-        return;
     struct epoll_event ev = {.events = out ? EPOLLOUT : EPOLLIN | EPOLLRDHUP,
                              .data.u64 = (uint64_t)gen << 32 | idx};
     if (!w->single_thread)
-        ev.events |= EPOLLONESHOT;
+        ev.events |= EPOLLET;
     s->out_armed = out;
     int op = s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     s->registered = true;
@@ -356,4 +368,26 @@ bool worker_slot_claim(struct slot *s, uint32_t gen)
 {
     uint64_t expect = slot_word(gen, SLOT_PARKED);
     return atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_BUSY));
+}
+
+bool worker_slot_event(struct slot *s, uint32_t gen)
+{
+    uint64_t expect = slot_word(gen, SLOT_PARKED);
+    if (atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_BUSY)))
+        return true;
+    /* Owned by a thread (serving it, or the tick's scan): it parks the
+     * connection later and must not miss these bytes. A failed exchange
+     * means the slot is parked again, pending already, closed or reused:
+     * parked again is claimed by a retry; the others need nothing. */
+    for (;;) {
+        if (expect == slot_word(gen, SLOT_PARKED)) {
+            if (atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_BUSY)))
+                return true;
+            continue;
+        }
+        if (expect != slot_word(gen, SLOT_BUSY))
+            return false;
+        if (atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_PENDING)))
+            return false;
+    }
 }

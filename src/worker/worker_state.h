@@ -29,7 +29,9 @@
 #include "status_page.h"
 #include "worker.h"
 
-enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2 };
+/* SLOT_PENDING: owned (busy), and an event came for it meanwhile
+ * (worker_slot_event): its owner must not park it without looking again. */
+enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2, SLOT_PENDING = 5 };
 
 /* epoll data: connections are (generation << 32 | slot); the rest are tags. */
 #define TAG_BASE 0xFFFFFFFF00000000ull
@@ -212,6 +214,11 @@ void worker_slot_close(struct worker *w, struct slot *s);
 void worker_slot_park(struct worker *w, struct slot *s);
 /* Take ownership of a parked slot; false if someone else has it. */
 bool worker_slot_claim(struct slot *s, uint32_t gen);
+/* An epoll event for the connection of slot generation GEN: take it, like
+ * worker_slot_claim, or, when a thread owns it now, tell the owner
+ * (SLOT_PENDING) so that its park makes epoll report the bytes again.
+ * True when the caller owns the slot and serves it. */
+bool worker_slot_event(struct slot *s, uint32_t gen);
 /* Put the listeners in or out of the epoll set: out while stopping, full,
  * or well ahead of another worker that accepts (alloc and close re-check
  * it too, the tick and WORKER_POKE_SIGNAL as well); wake the peers that
