@@ -9,6 +9,7 @@
 #
 # Environment: BUILD, CONFIGS (PROCESSESxTHREADS, "2x1 2x2 2x4"), PROTOS (uwsgi scgi fastcgi
 # fastcgi-keep; "uwsgi fastcgi-keep"), CONNS (32), SECONDS_PER_RUN (5), APP (wsgi|native),
+# BODY=N posts N bytes to the native handler's /echo (APP=native),
 # PERF=1 adds system calls and futex calls per response (perf stat on the worker processes;
 # the counts include the window's idle start and end, a few hundred calls).
 set -u -o pipefail
@@ -19,6 +20,7 @@ CONNS=${CONNS:-32}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 APP=${APP:-wsgi}
 PERF=${PERF:-}
+BODY=${BODY:-0}
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d) || exit 1
 srv=
@@ -57,19 +59,24 @@ for c in $CONFIGS; do
         perf_pid=
         if [ -n "$PERF" ]; then
             perf stat -x, -o "$tmp/perf" -e raw_syscalls:sys_enter,syscalls:sys_enter_futex \
-                -p "$(echo $workers | tr ' ' ,)" 2>/dev/null &
+                -p "$(echo "$workers" | tr ' ' ,)" 2>/dev/null &
             perf_pid=$!
             sleep 0.3
         fi
+        req=()
+        [ "$BODY" -gt 0 ] && req=(--method POST --body-size "$BODY" --uri /echo)
         out=$("$BUILD/corral-bench" --proto "$p" "${keep[@]}" --connect "unix:$sock" -c "$CONNS" \
-            -d "$SECONDS_PER_RUN" --warmup 0 --json 2>/dev/null)
+            -d "$SECONDS_PER_RUN" --warmup 0 "${req[@]}" --json 2>/dev/null)
         if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid"; fi
         # shellcheck disable=SC2086
         b=$(ctx_sum voluntary $workers) bn=$(ctx_sum nonvoluntary $workers)
         kill -INT "$srv"; wait "$srv" 2>/dev/null; srv=
         n=$(printf '%s' "$out" | grep -o '"requests": *[0-9]*' | grep -o '[0-9]*$')
         rps=$(printf '%s' "$out" | grep -o '"rps": *[0-9.]*' | grep -o '[0-9.]*$')
-        [ -n "$n" ] && [ "$n" -gt 0 ] || { echo "$c $pk: no responses: $out"; continue; }
+        if [ -z "$n" ] || [ "$n" = 0 ]; then
+            echo "$c $pk: no responses: $out"
+            continue
+        fi
         printf '%-6s %-13s %10s %12.3f %12.3f' "$c" "$pk" "$rps" "$(echo "($b - $a) / $n" | bc -l)" \
             "$(echo "($bn - $an) / $n" | bc -l)"
         if [ -n "$PERF" ]; then

@@ -7,8 +7,9 @@
  * model (request.h) sits above it and reaches it through corral_request's
  * conn pointer; nothing here knows the request. Only conn.c writes the fields
  * of struct conn: other files read them and change them through the
- * functions below. Exactly one thread owns a connection at a time (epoll
- * one-shot), so nothing here is locked.
+ * functions below. Exactly one thread owns a connection at a time (the
+ * worker's slot ownership: src/worker/worker_slots.c), so nothing here is
+ * locked.
  *
  * I/O inside a request blocks the serving thread, bounded by the I/O timeout:
  * the socket is non-blocking and a would-block waits in poll(2). Replies the

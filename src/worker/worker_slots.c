@@ -11,11 +11,17 @@
  * slot's state word, which also carries a generation number: the epoll data
  * of a connection names its slot and generation, so an event that arrives
  * for a connection that was closed meanwhile (its slot reused) is ignored.
+ * With threads, connections are registered edge-triggered and stay armed
+ * while owned: an event for an owned slot marks it SLOT_PENDING, and its
+ * owner's park then has epoll report the bytes again (worker_slot_event,
+ * worker_slot_park); an entry armed one-shot cost an epoll_ctl per request
+ * to re-arm.
  */
 #include "worker_state.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <signal.h>
 #include <string.h>
@@ -332,22 +338,27 @@ void worker_slot_park(struct worker *w, struct slot *s)
      * decodes nothing more until they are out); the registration changes
      * only around them. */
     bool out = conn_wants_write(&s->conn);
-    if (s->registered && !out && !s->out_armed) {
-        /* Registered to read already: one thread's level-triggered entry
-         * reports the bytes whenever they come. With threads the entry is
-         * edge-triggered and stays armed while a thread owns the
-         * connection: bytes that came meanwhile left their event to
-         * worker_slot_event, which marked the slot SLOT_PENDING. Without
-         * that mark, parking is this store alone (no epoll_ctl); with it,
-         * the re-registration below makes epoll report the bytes again
-         * (it looks at the socket's state, not at an edge). */
-        uint64_t expect = slot_word(gen, SLOT_BUSY);
-        if (atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_PARKED)) ||
-            w->single_thread)
+    bool same = s->registered && !out && !s->out_armed;
+    if (w->single_thread) {
+        /* Level-triggered: the entry reports the bytes whenever they come. */
+        atomic_store(&s->word, slot_word(gen, SLOT_PARKED));
+        if (same)
             return;
+    } else {
+        /* Edge-triggered, armed while owned: bytes that came meanwhile left
+         * their event to worker_slot_event, which marked the slot
+         * SLOT_PENDING. Without that mark, parking is this exchange alone
+         * (no epoll_ctl); with it, the re-registration below makes epoll
+         * report them again (it looks at the socket, not at an edge). */
+        uint64_t expect = slot_word(gen, SLOT_BUSY);
+        if (same &&
+            atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_PARKED)))
+            return;
+        /* SLOT_PARKING while registering: an event it makes waits for
+         * SLOT_PARKED (worker_slot_event), so no thread takes the slot
+         * before this one is done with it. */
+        atomic_store(&s->word, slot_word(gen, SLOT_PARKING));
     }
-    /* PARKED before arming: the event may fire at once, on another thread. */
-    atomic_store(&s->word, slot_word(gen, SLOT_PARKED));
     struct epoll_event ev = {.events = out ? EPOLLOUT : EPOLLIN | EPOLLRDHUP,
                              .data.u64 = (uint64_t)gen << 32 | idx};
     if (!w->single_thread)
@@ -358,10 +369,13 @@ void worker_slot_park(struct worker *w, struct slot *s)
     if (epoll_ctl(w->epfd, op, s->conn.fd, &ev) < 0) {
         log_msg(LOG_ERROR, "epoll_ctl(%s, fd %d) failed: %s; connection closed",
                 op == EPOLL_CTL_ADD ? "ADD" : "MOD", s->conn.fd, strerror(errno));
-        uint64_t expect = slot_word(gen, SLOT_PARKED);
+        uint64_t expect = slot_word(gen, w->single_thread ? SLOT_PARKED : SLOT_PARKING);
         if (atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_BUSY)))
             worker_slot_close(w, s);
+        return;
     }
+    if (!w->single_thread)
+        atomic_store(&s->word, slot_word(gen, SLOT_PARKED));
 }
 
 bool worker_slot_claim(struct slot *s, uint32_t gen)
@@ -372,22 +386,22 @@ bool worker_slot_claim(struct slot *s, uint32_t gen)
 
 bool worker_slot_event(struct slot *s, uint32_t gen)
 {
-    uint64_t expect = slot_word(gen, SLOT_PARKED);
-    if (atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_BUSY)))
-        return true;
-    /* Owned by a thread (serving it, or the tick's scan): it parks the
-     * connection later and must not miss these bytes. A failed exchange
-     * means the slot is parked again, pending already, closed or reused:
-     * parked again is claimed by a retry; the others need nothing. */
+    uint64_t word = atomic_load(&s->word);
     for (;;) {
-        if (expect == slot_word(gen, SLOT_PARKED)) {
-            if (atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_BUSY)))
+        if (word == slot_word(gen, SLOT_PARKED)) {
+            if (atomic_compare_exchange_weak(&s->word, &word, slot_word(gen, SLOT_BUSY)))
                 return true;
-            continue;
+        } else if (word == slot_word(gen, SLOT_BUSY)) {
+            /* Owned (served, or looked at by the tick's scan): its owner
+             * parks it later and must not miss these bytes. */
+            if (atomic_compare_exchange_weak(&s->word, &word, slot_word(gen, SLOT_PENDING)))
+                return false;
+        } else if (word == slot_word(gen, SLOT_PARKING)) {
+            /* Its owner is registering it (one epoll_ctl): wait for that. */
+            sched_yield();
+            word = atomic_load(&s->word);
+        } else {
+            return false; /* pending already, closed or reused */
         }
-        if (expect != slot_word(gen, SLOT_BUSY))
-            return false;
-        if (atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_PENDING)))
-            return false;
     }
 }

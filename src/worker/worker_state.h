@@ -30,8 +30,10 @@
 #include "worker.h"
 
 /* SLOT_PENDING: owned (busy), and an event came for it meanwhile
- * (worker_slot_event): its owner must not park it without looking again. */
-enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2, SLOT_PENDING = 5 };
+ * (worker_slot_event): its owner must not park it without looking again.
+ * SLOT_PARKING: its owner is changing its epoll registration, and then
+ * parks it (worker_slot_park). Both only with threads. */
+enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2, SLOT_PARKING = 3, SLOT_PENDING = 5 };
 
 /* epoll data: connections are (generation << 32 | slot); the rest are tags. */
 #define TAG_BASE 0xFFFFFFFF00000000ull
@@ -111,7 +113,9 @@ struct worker {
     enum { ACCEPT_BALANCED, ACCEPT_EXCLUSIVE, ACCEPT_SHARED } accept_mode;
     /* One thread: nobody else can take a connection's event while it is
      * served, so connections stay registered level-triggered and parking
-     * costs no epoll_ctl (what one-shot re-arming costs per request). */
+     * costs no epoll_ctl. With threads they are edge-triggered, and parking
+     * costs none either unless an event came while the connection was
+     * owned (worker_slot_park, worker_slot_event). */
     enum pool_mode pool_mode; /* the config's, resolved once */
     bool single_thread;
     _Atomic int stopping; /* 0 running, 1 graceful */
