@@ -126,7 +126,7 @@ declare -A aport
     echo "Mutex file:$a default"
     echo "ServerName localhost"
     for m in mpm_event authz_core unixd proxy proxy_fcgi proxy_uwsgi wsgi; do
-        echo "LoadModule ${m}_module $mods/mod_$m.so"
+        [ -f "$mods/mod_$m.so" ] && echo "LoadModule ${m}_module $mods/mod_$m.so" # else built in
     done
     if [ "$(id -u)" = 0 ]; then
         echo "User www-data"

@@ -59,6 +59,9 @@ struct conn {
     unsigned io_timeout_ms;
     char peer[64];        /* "unix" or "127.0.0.1:5555" */
     bool in_request;      /* bytes of a request were consumed */
+    bool drained;         /* the last read took all the socket held (it was
+                             short, or would have blocked): bytes that come
+                             later wake epoll anew (src/worker/worker_slots.c) */
     bool body_done;       /* PROTO_BODY_END seen */
     bool aborted;         /* PROTO_ABORT seen */
     bool broken;          /* must be closed after this request */

@@ -66,9 +66,10 @@ static void worker_rearm(struct worker *w, int fd, uint64_t tag)
 
 #define WORKER_BATCH 64
 
-static void worker_dispatch(struct worker_thread *t, uint64_t tag)
+static void worker_dispatch(struct worker_thread *t, const struct epoll_event *ev)
 {
     struct worker *w = t->w;
+    uint64_t tag = ev->data.u64;
     if (tag == TAG_TIMER) {
         worker_tick(w);
         worker_check_idle_exit(t);
@@ -80,8 +81,11 @@ static void worker_dispatch(struct worker_thread *t, uint64_t tag)
         worker_accept_batch(t, (size_t)(tag - TAG_LISTENER));
     } else {
         unsigned idx = (unsigned)(tag & 0xFFFFFFFFu);
-        if (idx < w->slot_count && worker_slot_event(&w->slots[idx], (uint32_t)(tag >> 32)))
+        if (idx < w->slot_count && worker_slot_event(&w->slots[idx], (uint32_t)(tag >> 32))) {
+            if (ev->events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                w->slots[idx].hup = true;
             worker_serve(t, &w->slots[idx]);
+        }
     }
 }
 
@@ -111,7 +115,7 @@ static void *worker_thread_main(void *arg)
             worker_exit(w, 1);
         }
         for (int i = 0; i < n; i++)
-            worker_dispatch(t, evs[i].data.u64);
+            worker_dispatch(t, &evs[i]);
     }
     return NULL;
 }

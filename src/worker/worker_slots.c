@@ -311,6 +311,7 @@ void worker_slot_close(struct worker *w, struct slot *s)
 {
     conn_close(&s->conn); /* also takes it out of the epoll set */
     s->registered = false;
+    s->hup = false;
     /* The next connection in this slot starts with no deadline running:
      * a stale one would close it at the tick's next scan. */
     atomic_store_explicit(&s->since_ms, 0, memory_order_relaxed);
@@ -347,11 +348,14 @@ void worker_slot_park(struct worker *w, struct slot *s)
     } else {
         /* Edge-triggered, armed while owned: bytes that came meanwhile left
          * their event to worker_slot_event, which marked the slot
-         * SLOT_PENDING. Without that mark, parking is this exchange alone
-         * (no epoll_ctl); with it, the re-registration below makes epoll
-         * report them again (it looks at the socket, not at an edge). */
+         * SLOT_PENDING. Without that mark, and when the last read took all
+         * there was and no hang-up came with the event (an end of file
+         * that a read returning bytes did not reach), parking is this
+         * exchange alone (no epoll_ctl); else the re-registration below
+         * makes epoll report what is there again (it looks at the socket,
+         * not at an edge). */
         uint64_t expect = slot_word(gen, SLOT_BUSY);
-        if (same &&
+        if (same && s->conn.drained && !s->hup &&
             atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_PARKED)))
             return;
         /* SLOT_PARKING while registering: an event it makes waits for

@@ -69,6 +69,9 @@ struct slot {
      * body deadline). 0 = neither. Only the owner writes it. */
     _Atomic uint64_t since_ms;
     bool registered; /* fd is in the epoll set */
+    /* With threads: the event that gave the slot to its owner said the peer
+     * hung up (worker_slot_park must have epoll look again). */
+    bool hup;
     bool out_armed;  /* ... to write, not read (worker_slot_park) */
     /* The connection and the request it serves, side by side: the request
      * points at the connection (request.h), never the other way. The slot
