@@ -13,7 +13,9 @@
 #     the kept connections, nor the kept ones the new.
 #  3. A request written on a kept connection while its thread still serves
 #     the one before (so its bytes come while the connection is owned, not
-#     parked) is answered, with 1, 2 and 4 threads.
+#     parked) is answered; a request and the client's half-close that come
+#     at once on a parked kept connection: the request is answered and the
+#     connection closed; with 1, 2 and 4 threads.
 TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-120}
 . "$(dirname "$0")/lib.sh"
 
@@ -77,7 +79,7 @@ for threads in 1 2 4; do
     start_corral --listen "fastcgi:unix:$F" --handler "$DEMO_SO" --processes 1 \
         --threads "$threads" || finish
     py_checks "unix:$F" "$threads" <<'PY'
-import sys, time
+import socket, sys, time
 from lib_protocols import FcgiConn, parse_response, report
 
 addr, threads = sys.argv[1], sys.argv[2]
@@ -99,6 +101,30 @@ for i in range(5):
         print("round %d: %r %r" % (i, first, second))
     c.close()
 report("%s thread(s): a request written while the one before is served is answered" % threads, ok)
+
+# A kept connection, idle (parked) after a first request, gets a whole request and the
+# client's half-close at once: the request is answered and the connection closed.
+ok, detail = True, ""
+for i in range(10):
+    c = FcgiConn(addr, keep_conn=True, timeout=5)
+    try:
+        first = c.request(uri="/hello")
+        time.sleep(0.05)  # parked now
+        c.send_request(uri="/hello")
+        c.sock.shutdown(socket.SHUT_WR)
+        second = parse_response(c.read_response()[0])
+        c.sock.settimeout(3)
+        closed = c.sock.recv(65536) == b""
+    except Exception as e:
+        ok, detail = False, "round %d: %r" % (i, e)
+        break
+    finally:
+        c.close()
+    if first[0] != 200 or second[0] != 200 or not closed:
+        ok, detail = False, "round %d: %r %r closed %r" % (i, first[0], second[0], closed)
+        break
+report("%s thread(s): a request and the half-close that follows it at once: answered, closed"
+       % threads, ok, detail)
 PY
     stop_corral
 done
