@@ -3,7 +3,8 @@
 # Idempotent: installs only what is missing. Needs root (or sudo).
 #   contrib/install-deps.sh          build, test and demo packages
 #   contrib/install-deps.sh --bench  only what contrib/bench/*.sh add to a build:
-#                                    uWSGI (the comparison), gnuplot, wrk, nginx
+#                                    uWSGI (the comparison), gnuplot, wrk, nginx,
+#                                    Apache with mod_wsgi (contrib/bench/fronts.sh)
 set -eu
 
 PKGS="build-essential autoconf automake pkg-config libconfig-dev libcmocka-dev \
@@ -19,7 +20,8 @@ PKGS="$PKGS libhttp-parser-dev"
 
 case "${1:-}" in
 "") ;;
---bench) PKGS="uwsgi-core uwsgi-plugin-python3 gnuplot-nox wrk nginx-light" ;;
+--bench) PKGS="uwsgi-core uwsgi-plugin-python3 gnuplot-nox wrk nginx-light \
+apache2 libapache2-mod-wsgi-py3" ;;
 *) echo "usage: install-deps.sh [--bench]" >&2; exit 2 ;;
 esac
 # contrib/bench/http.sh compares the http listener with gunicorn.

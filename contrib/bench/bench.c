@@ -801,7 +801,7 @@ static double pct(const struct run *r, double p)
 }
 
 static void print_result(const struct run *r, double secs, double cpu, long long errors,
-                         int starved)
+                         int starved, long long done_min, long long done_max)
 {
     const struct opts *o = r->o;
     double rps = secs > 0 ? (double)r->requests / secs : 0;
@@ -815,7 +815,11 @@ static void print_result(const struct run *r, double secs, double cpu, long long
             printf("%.2f", cpu);
         else
             printf("null");
-        printf(",\"starved_conns\":%d,\"error_kinds\":{", starved);
+        /* Fairness: the fewest and the most requests one connection completed in the
+         * window, and the 99.9th percentile of the latencies. */
+        printf(",\"starved_conns\":%d,\"conn_done_min\":%lld,\"conn_done_max\":%lld,"
+               "\"p999_ms\":%.3f,\"error_kinds\":{",
+               starved, done_min, done_max, pct(r, 0.999));
         for (int e = 1; e < E_COUNT; e++)
             printf("%s\"%s\":%lld", e > 1 ? "," : "", err_names[e], r->err[e]);
         printf("}}\n");
@@ -832,6 +836,8 @@ static void print_result(const struct run *r, double secs, double cpu, long long
     printf(")\n");
     if (starved)
         printf("  starved      %d of %d connections completed no request\n", starved, o->conns);
+    printf("  per conn     %lld to %lld requests; p99.9 %.3f ms\n", done_min, done_max,
+           pct(r, 0.999));
     if (cpu >= 0)
         printf("  server cpu   %.2f us/response\n", cpu);
     else if (o->npids)
@@ -870,14 +876,19 @@ int main(int argc, char **argv)
         qsort(r.lat, r.nlat, sizeof *r.lat, cmp_double);
     long long errors = 0;
     int starved = 0;
+    long long done_min = o.conns ? r.conns[0].done : 0, done_max = done_min;
     for (int e = 1; e < E_COUNT; e++)
         errors += r.err[e];
     for (int i = 0; i < o.conns; i++) {
         starved += r.conns[i].done == 0;
+        if (r.conns[i].done < done_min)
+            done_min = r.conns[i].done;
+        if (r.conns[i].done > done_max)
+            done_max = r.conns[i].done;
         conn_close(&r.conns[i]);
         free(r.conns[i].head);
     }
-    print_result(&r, secs, cpu, errors, starved);
+    print_result(&r, secs, cpu, errors, starved, done_min, done_max);
     free(r.conns), free(r.ready), free(r.lat), free(r.req.p), free(o.pids);
     close(r.ep);
     if (r.requests == 0)

@@ -327,13 +327,16 @@ ssize_t conn_fill(struct conn *c, unsigned timeout_ms)
         c->buf_start = 0;
     }
     for (;;) {
-        ssize_t n = read(c->fd, c->buf + c->buf_end, CONN_BUF_SIZE - c->buf_end);
+        size_t space = CONN_BUF_SIZE - c->buf_end;
+        ssize_t n = read(c->fd, c->buf + c->buf_end, space);
         if (n >= 0) {
             c->buf_end += (size_t)n;
+            c->drained = n > 0 && (size_t)n < space;
             return n;
         }
         if (errno == EINTR)
             continue;
+        c->drained = errno == EAGAIN;
         if (errno != EAGAIN)
             return -errno;
         if (timeout_ms == 0)

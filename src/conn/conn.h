@@ -7,8 +7,9 @@
  * model (request.h) sits above it and reaches it through corral_request's
  * conn pointer; nothing here knows the request. Only conn.c writes the fields
  * of struct conn: other files read them and change them through the
- * functions below. Exactly one thread owns a connection at a time (epoll
- * one-shot), so nothing here is locked.
+ * functions below. Exactly one thread owns a connection at a time (the
+ * worker's slot ownership: src/worker/worker_slots.c), so nothing here is
+ * locked.
  *
  * I/O inside a request blocks the serving thread, bounded by the I/O timeout:
  * the socket is non-blocking and a would-block waits in poll(2). Replies the
@@ -59,6 +60,9 @@ struct conn {
     char peer[64];        /* "unix" or "127.0.0.1:5555" */
     bool trusted;         /* the peer is in the listener's --trusted-proxies */
     bool in_request;      /* bytes of a request were consumed */
+    bool drained;         /* the last read took all the socket held (it was
+                             short, or would have blocked): bytes that come
+                             later wake epoll anew (src/worker/worker_slots.c) */
     bool body_done;       /* PROTO_BODY_END seen */
     bool aborted;         /* PROTO_ABORT seen */
     bool broken;          /* must be closed after this request */

@@ -7,10 +7,11 @@
  *
  * Every thread waits in epoll_wait on the same instance and takes one event
  * at a time. A listener event means accept one connection and serve it on
- * the spot; a connection event means the connection is readable again. A
- * connection is armed one-shot only while parked (waiting for bytes, no
- * thread), so exactly one thread owns it while it is served (ownership:
- * worker_slots.c).
+ * the spot; a connection event means the connection is readable again.
+ * With threads a connection stays registered edge-triggered, and a
+ * compare-and-swap on its slot decides who serves it, so exactly one thread
+ * owns it while it is served and an event that comes meanwhile is left to
+ * the owner (ownership: worker_slots.c).
  */
 #include "worker_state.h"
 
@@ -65,9 +66,10 @@ static void worker_rearm(struct worker *w, int fd, uint64_t tag)
 
 #define WORKER_BATCH 64
 
-static void worker_dispatch(struct worker_thread *t, uint64_t tag)
+static void worker_dispatch(struct worker_thread *t, const struct epoll_event *ev)
 {
     struct worker *w = t->w;
+    uint64_t tag = ev->data.u64;
     if (tag == TAG_TIMER) {
         worker_tick(w);
         worker_check_idle_exit(t);
@@ -79,8 +81,11 @@ static void worker_dispatch(struct worker_thread *t, uint64_t tag)
         worker_accept_batch(t, (size_t)(tag - TAG_LISTENER));
     } else {
         unsigned idx = (unsigned)(tag & 0xFFFFFFFFu);
-        if (idx < w->slot_count && worker_slot_claim(&w->slots[idx], (uint32_t)(tag >> 32)))
+        if (idx < w->slot_count && worker_slot_event(&w->slots[idx], (uint32_t)(tag >> 32))) {
+            if (ev->events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                w->slots[idx].hup = true;
             worker_serve(t, &w->slots[idx]);
+        }
     }
 }
 
@@ -110,7 +115,7 @@ static void *worker_thread_main(void *arg)
             worker_exit(w, 1);
         }
         for (int i = 0; i < n; i++)
-            worker_dispatch(t, evs[i].data.u64);
+            worker_dispatch(t, &evs[i]);
     }
     return NULL;
 }

@@ -1,6 +1,7 @@
 /*
  * worker.h — a worker process: M threads sharing one epoll instance that
- * holds the listeners and every open connection (one-shot), so an idle kept
+ * holds the listeners and every open connection (a compare-and-swap on its
+ * slot decides which thread serves it), so an idle kept
  * connection costs no thread (worker.c and worker_state.h tell how).
  */
 #ifndef CORRAL_WORKER_H

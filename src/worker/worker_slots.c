@@ -11,11 +11,17 @@
  * slot's state word, which also carries a generation number: the epoll data
  * of a connection names its slot and generation, so an event that arrives
  * for a connection that was closed meanwhile (its slot reused) is ignored.
+ * With threads, connections are registered edge-triggered and stay armed
+ * while owned: an event for an owned slot marks it SLOT_PENDING, and its
+ * owner's park then has epoll report the bytes again (worker_slot_event,
+ * worker_slot_park); an entry armed one-shot cost an epoll_ctl per request
+ * to re-arm.
  */
 #include "worker_state.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <signal.h>
 #include <string.h>
@@ -305,6 +311,7 @@ void worker_slot_close(struct worker *w, struct slot *s)
 {
     conn_close(&s->conn); /* also takes it out of the epoll set */
     s->registered = false;
+    s->hup = false;
     /* The next connection in this slot starts with no deadline running:
      * a stale one would close it at the tick's next scan. */
     atomic_store_explicit(&s->since_ms, 0, memory_order_relaxed);
@@ -328,32 +335,77 @@ void worker_slot_park(struct worker *w, struct slot *s)
     unsigned idx = (unsigned)(s - w->slots);
     uint32_t gen = (uint32_t)(atomic_load(&s->word) >> 32);
     atomic_store(&s->parked_at_ms, clock_now_ms());
-    /* PARKED before arming: the event may fire at once, on another thread. */
-    atomic_store(&s->word, slot_word(gen, SLOT_PARKED));
     /* Replies queued (conn_wants_write): wait to write, not to read (conn.c
-     * decodes nothing more until they are out); one thread's level-triggered
-     * registration changes only around them. */
+     * decodes nothing more until they are out); the registration changes
+     * only around them. */
     bool out = conn_wants_write(&s->conn);
-    if (w->single_thread && s->registered && !out && !s->out_armed)
-        return;
+    bool same = s->registered && !out && !s->out_armed;
+    if (w->single_thread) {
+        /* Level-triggered: the entry reports the bytes whenever they come. */
+        atomic_store(&s->word, slot_word(gen, SLOT_PARKED));
+        if (same)
+            return;
+    } else {
+        /* Edge-triggered, armed while owned: bytes that came meanwhile left
+         * their event to worker_slot_event, which marked the slot
+         * SLOT_PENDING. Without that mark, and when the last read took all
+         * there was and no hang-up came with the event (an end of file
+         * that a read returning bytes did not reach), parking is this
+         * exchange alone (no epoll_ctl); else the re-registration below
+         * makes epoll report what is there again (it looks at the socket,
+         * not at an edge). */
+        uint64_t expect = slot_word(gen, SLOT_BUSY);
+        if (same && s->conn.drained && !s->hup &&
+            atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_PARKED)))
+            return;
+        /* SLOT_PARKING while registering: an event it makes waits for
+         * SLOT_PARKED (worker_slot_event), so no thread takes the slot
+         * before this one is done with it. */
+        atomic_store(&s->word, slot_word(gen, SLOT_PARKING));
+    }
     struct epoll_event ev = {.events = out ? EPOLLOUT : EPOLLIN | EPOLLRDHUP,
                              .data.u64 = (uint64_t)gen << 32 | idx};
     if (!w->single_thread)
-        ev.events |= EPOLLONESHOT;
+        ev.events |= EPOLLET;
     s->out_armed = out;
     int op = s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     s->registered = true;
     if (epoll_ctl(w->epfd, op, s->conn.fd, &ev) < 0) {
         log_msg(LOG_ERROR, "epoll_ctl(%s, fd %d) failed: %s; connection closed",
                 op == EPOLL_CTL_ADD ? "ADD" : "MOD", s->conn.fd, strerror(errno));
-        uint64_t expect = slot_word(gen, SLOT_PARKED);
+        uint64_t expect = slot_word(gen, w->single_thread ? SLOT_PARKED : SLOT_PARKING);
         if (atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_BUSY)))
             worker_slot_close(w, s);
+        return;
     }
+    if (!w->single_thread)
+        atomic_store(&s->word, slot_word(gen, SLOT_PARKED));
 }
 
 bool worker_slot_claim(struct slot *s, uint32_t gen)
 {
     uint64_t expect = slot_word(gen, SLOT_PARKED);
     return atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_BUSY));
+}
+
+bool worker_slot_event(struct slot *s, uint32_t gen)
+{
+    uint64_t word = atomic_load(&s->word);
+    for (;;) {
+        if (word == slot_word(gen, SLOT_PARKED)) {
+            if (atomic_compare_exchange_weak(&s->word, &word, slot_word(gen, SLOT_BUSY)))
+                return true;
+        } else if (word == slot_word(gen, SLOT_BUSY)) {
+            /* Owned (served, or looked at by the tick's scan): its owner
+             * parks it later and must not miss these bytes. */
+            if (atomic_compare_exchange_weak(&s->word, &word, slot_word(gen, SLOT_PENDING)))
+                return false;
+        } else if (word == slot_word(gen, SLOT_PARKING)) {
+            /* Its owner is registering it (one epoll_ctl): wait for that. */
+            sched_yield();
+            word = atomic_load(&s->word);
+        } else {
+            return false; /* pending already, closed or reused */
+        }
+    }
 }

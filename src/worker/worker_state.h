@@ -29,7 +29,11 @@
 #include "status_page.h"
 #include "worker.h"
 
-enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2 };
+/* SLOT_PENDING: owned (busy), and an event came for it meanwhile
+ * (worker_slot_event): its owner must not park it without looking again.
+ * SLOT_PARKING: its owner is changing its epoll registration, and then
+ * parks it (worker_slot_park). Both only with threads. */
+enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2, SLOT_PARKING = 3, SLOT_PENDING = 5 };
 
 /* epoll data: connections are (generation << 32 | slot); the rest are tags. */
 #define TAG_BASE 0xFFFFFFFF00000000ull
@@ -65,6 +69,9 @@ struct slot {
      * body deadline). 0 = neither. Only the owner writes it. */
     _Atomic uint64_t since_ms;
     bool registered; /* fd is in the epoll set */
+    /* With threads: the event that gave the slot to its owner said the peer
+     * hung up (worker_slot_park must have epoll look again). */
+    bool hup;
     bool out_armed;  /* ... to write, not read (worker_slot_park) */
     /* The connection and the request it serves, side by side: the request
      * points at the connection (request.h), never the other way. The slot
@@ -109,7 +116,9 @@ struct worker {
     enum { ACCEPT_BALANCED, ACCEPT_EXCLUSIVE, ACCEPT_SHARED } accept_mode;
     /* One thread: nobody else can take a connection's event while it is
      * served, so connections stay registered level-triggered and parking
-     * costs no epoll_ctl (what one-shot re-arming costs per request). */
+     * costs no epoll_ctl. With threads they are edge-triggered, and parking
+     * costs none either unless an event came while the connection was
+     * owned (worker_slot_park, worker_slot_event). */
     enum pool_mode pool_mode; /* the config's, resolved once */
     bool single_thread;
     _Atomic int stopping; /* 0 running, 1 graceful */
@@ -212,6 +221,11 @@ void worker_slot_close(struct worker *w, struct slot *s);
 void worker_slot_park(struct worker *w, struct slot *s);
 /* Take ownership of a parked slot; false if someone else has it. */
 bool worker_slot_claim(struct slot *s, uint32_t gen);
+/* An epoll event for the connection of slot generation GEN: take it, like
+ * worker_slot_claim, or, when a thread owns it now, tell the owner
+ * (SLOT_PENDING) so that its park makes epoll report the bytes again.
+ * True when the caller owns the slot and serves it. */
+bool worker_slot_event(struct slot *s, uint32_t gen);
 /* Put the listeners in or out of the epoll set: out while stopping, full,
  * or well ahead of another worker that accepts (alloc and close re-check
  * it too, the tick and WORKER_POKE_SIGNAL as well); wake the peers that
