@@ -152,8 +152,8 @@ static void http_target_forms(void **state)
 static const char *const valid_requests[] = {
     "GET /a/b?c=d HTTP/1.1\r\nHost: h:1\r\nAccept: */*\r\nX-Empty:\r\nX-Pad: \t v  \t\r\n\r\n",
     "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\nContent-Type: a/b\r\n\r\nhello world",
-    "PUT /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-    "5;ext=1;q=\"x\"\r\nhello\r\n1 ; e\r\n \r\n0005\r\nworld\r\n0\r\nTrailer-A: 1\r\nT: 2\r\n\r\n",
+    ("PUT /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "5;ext=1;q=\"x\"\r\nhello\r\n1 ; e\r\n \r\n0005\r\nworld\r\n0\r\nTrailer-A: 1\r\nT: 2\r\n\r\n"),
     "POST /e HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
 };
