@@ -10,11 +10,11 @@ PKGS="build-essential autoconf automake pkg-config libconfig-dev libcmocka-dev \
 libfcgi-dev libfcgi-bin nginx-light apache2 curl python3 libpython3-dev python3-flask \
 python3-django python3-prometheus-client python3-venv clang libclang-rt-14-dev tmux util-linux \
 systemd man-db groff-base mandoc \
-iproute2 haproxy"
+iproute2 haproxy php8.2-cgi php8.2-opcache"
 
 case "${1:-}" in
 "") ;;
---bench) PKGS="uwsgi-core uwsgi-plugin-python3 gnuplot-nox wrk nginx-light" ;;
+--bench) PKGS="uwsgi-core uwsgi-plugin-python3 gnuplot-nox wrk nginx-light php8.2-fpm" ;;
 *) echo "usage: install-deps.sh [--bench]" >&2; exit 2 ;;
 esac
 

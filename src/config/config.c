@@ -438,15 +438,17 @@ int config_validate(const struct config *c, char *err, size_t errlen)
             }
         }
     }
-    int apps = (c->handler != NULL) + (c->wsgi != NULL) + (c->wsgi_file != NULL);
+    int apps = (c->handler != NULL) + (c->wsgi != NULL) + (c->wsgi_file != NULL) +
+               (c->fastcgi_program != NULL);
     if (apps == 0) {
         snprintf(err, errlen,
-                 "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file PATH or "
-                 "--handler FILE.so");
+                 "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file PATH, "
+                 "--handler FILE.so or --fastcgi-program \"CMD ARGS\"");
         return -1;
     }
     if (apps > 1) {
-        snprintf(err, errlen, "give only one application: --handler, --wsgi or --wsgi-file");
+        snprintf(err, errlen, "give only one application: --handler, --wsgi, --wsgi-file or "
+                              "--fastcgi-program");
         return -1;
     }
     if (c->max_processes && c->max_processes < c->processes) {
