@@ -161,6 +161,8 @@ void master_programs_spawn_due(struct master *m)
         }
         cur->supervised = true;
         m->programs.pools[k] = cur;
+        log_msg(LOG_INFO, "FastCGI programs: %u copies of %s, sockets in %s", cur->table->count,
+                cur->argv[0], cur->table->dir);
         for (unsigned i = 0; i < cur->table->count; i++)
             cur->table->slots[i].respawn_at_ms = 1; /* due now */
     }

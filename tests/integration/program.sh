@@ -1,0 +1,191 @@
+#!/bin/bash
+# program.sh -- --fastcgi-program: corral runs existing FastCGI programs
+# (Debian's php-cgi, a libfcgi program built from tests/apps/fcgi_program.c)
+# and forwards nginx's requests to them. Behind real nginx with
+# fastcgi_keep_conn: a PHP app (a page, a form, a session counter, an
+# upload, a slow page), 32 kept connections on 2 programs with no request
+# refused, a slow page that stops nothing else, a program killed and
+# respawned, harakiri, recycling by count (corral's and php-cgi's
+# PHP_FCGI_MAX_REQUESTS), a reload with zero failed requests, the programs'
+# stderr in the error log, and a program that cannot start.
+TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-180}
+. "$(dirname "$0")/lib.sh"
+
+need_build "$CORRAL"
+need nginx nginx-light
+need curl curl
+need php-cgi php8.2-cgi
+need cc build-essential
+[ -e /usr/include/fcgiapp.h ] || { fail "requirement: libfcgi-dev" "apt-get install libfcgi-dev"; finish; }
+
+PHP_DIR=$top_srcdir/tests/apps/php
+PROG=$T/fcgi_program
+cc -O2 -o "$PROG" "$top_srcdir/tests/apps/fcgi_program.c" -lfcgi 2>"$T/cc.err"
+check "the libfcgi program builds" test -x "$PROG" || finish
+mkdir -p "$T/sessions" "$T/uploads"
+
+F=$T/f.sock
+PK=$(free_port) PN=$(free_port)
+LOAD=$top_srcdir/tests/integration/program_load.py
+
+# php-cgi as Debian ships it, OPcache on; sessions and uploads in $T.
+PHP_CMD="php-cgi -d opcache.enable=1 -d session.save_path=$T/sessions -d upload_tmp_dir=$T/uploads"
+start_corral --listen "fastcgi:unix:$F" --chmod 0666 --fastcgi-program "$PHP_CMD" \
+    --program-processes 2 --processes 2 --threads 8 --control "$T/ctl.sock" || finish
+PHP_MASTER=$CORRAL_PID PHP_LOG=$CORRAL_LOG
+
+# The parameters nginx sends for a PHP script.
+FCGI_PHP="include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;"
+start_nginx "
+    upstream corral_keep {
+        server unix:$F;
+        keepalive 32;
+    }
+    server {
+        listen 127.0.0.1:$PK;
+        root $PHP_DIR;
+        location ~ \.php\$ {
+            $FCGI_PHP
+            fastcgi_pass corral_keep;
+            fastcgi_keep_conn on;
+        }
+    }
+    server {
+        listen 127.0.0.1:$PN;
+        root $PHP_DIR;
+        location ~ \.php\$ {
+            $FCGI_PHP
+            fastcgi_pass unix:$F;
+        }
+    }
+" || finish
+
+programs() { pgrep -P "$PHP_MASTER" -x php-cgi | sort -n | tr '\n' ' ' | sed 's/ $//'; }
+wait_until 10 test "$(programs | wc -w)" = 2
+PROGS=$(programs)
+expect_eq "two php-cgi programs are children of the master" 2 "$(echo "$PROGS" | wc -w)"
+p1=${PROGS%% *}
+check "php-cgi got its socket as fd 0" test -S "/proc/$p1/fd/0" -o "$(readlink "/proc/$p1/fd/0" | cut -d: -f1)" = socket
+check "php-cgi has PHP_FCGI_CHILDREN=0" grep -qz '^PHP_FCGI_CHILDREN=0$' "/proc/$p1/environ"
+sockdir=$(dirname "$(grep -o '/[^ ]*corral-programs-[^/ ]*' "$PHP_LOG" | head -1)/x")
+for port in $PK $PN; do
+    curl_req "http://127.0.0.1:$port/index.php?a=1"
+    expect_eq "GET /index.php on port $port: 200" 200 "$HTTP_CODE"
+    expect_match "the page ran in php-cgi" '^hello php pid=[0-9]+' "$(head -1 "$T/body")"
+done
+curl_req "http://127.0.0.1:$PK/status.php"
+expect_eq "PHP's Status: 404 reaches the client" 404 "$HTTP_CODE"
+expect_eq "PHP's header reaches the client" yes "$(head_value X-From-Php)"
+curl_req "http://127.0.0.1:$PK/form.php" -d 'name=Ana%20Li&color=blue'
+expect_eq "a form POST: 200" 200 "$HTTP_CODE"
+expect_eq "the form's fields arrive" $'name=Ana Li\ncolor=blue' "$(cat "$T/body")"
+for n in 1 2 3; do
+    curl_req "http://127.0.0.1:$PK/session.php" -b "$T/jar" -c "$T/jar"
+done
+expect_eq "a session counter counts 3 across programs" "count=3" "$(cat "$T/body")"
+head -c 300000 /dev/urandom >"$T/upfile"
+curl_req "http://127.0.0.1:$PK/upload.php" -F "file=@$T/upfile"
+expect_eq "an upload: 200" 200 "$HTTP_CODE"
+expect_eq "the uploaded file arrives whole" "size=300000 sha256=$(sha_file "$T/upfile")" "$(tr '\n' ' ' <"$T/body" | sed 's/ $//')"
+
+# 32 kept connections from nginx, 2 programs: every request is served.
+"$PY" "$LOAD" "$PK" /index.php 32 20 >"$T/load32" 2>&1
+expect_eq "32 keep-alive clients x 20 requests through nginx keep-conn: all 200" "ok 640" "$(grep '^ok' "$T/load32")"
+expect_eq "... none failed" "failed 0" "$(grep '^failed' "$T/load32")"
+expect_eq "... both programs served" "pids 2" "$(grep '^pids' "$T/load32")"
+
+# A slow page stops nothing else: while it runs, the other program serves.
+curl -sS -m 30 -o "$T/slow" "http://127.0.0.1:$PK/slow.php?s=4" 2>/dev/null &
+slow=$!
+sleep 0.5
+"$PY" "$LOAD" "$PK" /index.php 4 5 >"$T/during" 2>&1
+expect_eq "20 requests while a slow page runs: all 200" "ok 20" "$(grep '^ok' "$T/during")"
+check "... and the slow page was still running after them" alive "$slow"
+wait "$slow"
+expect_match "the slow page completes" '^slow done after 4 s' "$(cat "$T/slow")"
+
+# A program killed with SIGKILL is respawned; the next requests succeed.
+victim=$(programs | cut -d' ' -f1)
+kill -KILL "$victim"
+wait_until 10 grep -q "FastCGI program [01] (pid $victim) was killed by signal 9" "$PHP_LOG"
+check "the master logged the program's death" grep -q "(pid $victim) was killed by signal 9" "$PHP_LOG"
+wait_until 10 test "$(programs | wc -w)" = 2
+check_not "the killed program is not among the programs" grep -qw "$victim" <<<"$(programs)"
+"$PY" "$LOAD" "$PK" /index.php 4 10 >"$T/after" 2>&1
+expect_eq "40 requests after the respawn: all 200" "ok 40" "$(grep '^ok' "$T/after")"
+
+# A reload under load: new programs, zero failed requests.
+before=$(programs)
+"$PY" "$LOAD" "$PK" /index.php 8 0 4 >"$T/reload" 2>&1 &
+load=$!
+sleep 1
+kill -HUP "$PHP_MASTER"
+wait "$load"
+expect_eq "a reload under load (4 s of 8 clients): no request failed" "failed 0" "$(grep '^failed' "$T/reload")"
+check "... and requests were served" grep -qE '^ok [1-9]' "$T/reload"
+wait_until 15 bash -c "[ \"\$(pgrep -P $PHP_MASTER -x php-cgi | wc -l)\" = 2 ] && ! pgrep -P $PHP_MASTER -x php-cgi | grep -qwE '$(echo "$before" | tr ' ' '|')'"
+after=$(programs)
+expect_eq "after the reload two programs run" 2 "$(echo "$after" | wc -w)"
+check_not "... none of them an old one" grep -qwE "$(echo "$before" | tr ' ' '|')" <<<"$after"
+
+# php-cgi's own PHP_FCGI_MAX_REQUESTS: it exits, corral respawns it, no
+# request fails.
+stop_corral "$PHP_MASTER"
+check "the master stopped its programs" test -z "$(pgrep -x php-cgi -P "$PHP_MASTER")"
+check_not "the sockets' directory is removed at the stop" test -d "$sockdir"
+start_corral --listen "fastcgi:unix:$F" --chmod 0666 --fastcgi-program "$PHP_CMD" \
+    --program-processes 2 --processes 1 --threads 4 --env PHP_FCGI_MAX_REQUESTS=3 || finish
+"$PY" "$LOAD" "$PK" /index.php 2 15 >"$T/phpmax" 2>&1
+expect_eq "PHP_FCGI_MAX_REQUESTS=3: 30 requests, all 200" "ok 30" "$(grep '^ok' "$T/phpmax")"
+expect_match "... served by more than 2 php-cgi processes" '^pids ([3-9]|[1-9][0-9])' "$(grep '^pids' "$T/phpmax")"
+stop_corral
+
+# The libfcgi program: corral's recycling by count, stderr, harakiri.
+start_corral --listen "fastcgi:unix:$F" --chmod 0666 --fastcgi-program "$PROG" \
+    --program-processes 2 --processes 1 --threads 4 --max-requests 5 --harakiri 3 || finish
+for i in $(seq 1 12); do
+    curl -sS -m 10 "http://127.0.0.1:$PN/hello.php" >>"$T/hellos" 2>&1
+done
+expect_eq "--max-requests 5: 12 requests answered" 12 "$(grep -c '^hello from' "$T/hellos")"
+expect_match "... by more than 2 program processes" '^([3-9]|[1-9][0-9])$' "$(sort -u "$T/hellos" | wc -l)"
+check "... the master logged the recycling" grep -q "served 5 requests: recycling it" "$CORRAL_LOG"
+
+curl_req "http://127.0.0.1:$PN/stderr.php"
+expect_eq "the program's own status (201) passes" 201 "$HTTP_CODE"
+wait_until 5 grep -q "a line on stderr" "$CORRAL_LOG"
+check "the program's stderr is in the error log with its index and pid" \
+    grep -qE "FastCGI program [01] \(pid [0-9]+\): a line on stderr" "$CORRAL_LOG"
+check "... escaped" grep -qF 'with\x1b an escape' "$CORRAL_LOG"
+check "its FCGI_STDERR record too" grep -q "FastCGI program [01]: a FastCGI stderr record" "$CORRAL_LOG"
+
+curl -sS -m 30 -o "$T/stuck" -w '%{http_code}' "http://127.0.0.1:$PN/slow.php?20" >"$T/stuck.code" 2>/dev/null &
+stuck=$!
+sleep 0.5
+for i in 1 2 3 4; do
+    curl -sS -m 10 "http://127.0.0.1:$PN/hello.php" >>"$T/beside" 2>&1
+done
+expect_eq "while a program is stuck, 4 requests are served" 4 "$(grep -c '^hello from' "$T/beside")"
+wait "$stuck"
+expect_eq "--harakiri 3: the stuck request gets 504" 504 "$(cat "$T/stuck.code")"
+check "harakiri is logged" grep -q "harakiri: FastCGI program" "$CORRAL_LOG"
+for i in 1 2 3 4; do
+    curl -sS -m 10 "http://127.0.0.1:$PN/hello.php" >>"$T/after-h" 2>&1
+done
+expect_eq "after harakiri, 4 requests are served" 4 "$(grep -c '^hello from' "$T/after-h")"
+check "the worker was not ended by harakiri" test -z "$(grep 'worker .* ended by harakiri' "$CORRAL_LOG")"
+stop_corral
+
+# A program that cannot start is a start-up error: exit 1, no respawn loop.
+run_corral nostart --listen "fastcgi:unix:$T/n.sock" --fastcgi-program "$T/no-such-program" \
+    --program-processes 2
+expect_eq "a program that cannot be executed: corral exits 1" 1 "$RC"
+expect_match "... and says why" "cannot execute $T/no-such-program" "$OUT"
+run_corral dies --listen "fastcgi:unix:$T/d.sock" --fastcgi-program "/bin/false" \
+    --program-processes 2
+expect_eq "a program that exits at once: corral exits 1" 1 "$RC"
+expect_match "... and says it cannot start" "it cannot start; not respawning" "$OUT"
+run_corral two --listen "fastcgi:unix:$T/d.sock" --fastcgi-program "$PROG" --handler x.so
+expect_eq "--fastcgi-program and --handler together are refused" 1 "$RC"
+
+finish
