@@ -1,7 +1,7 @@
 #!/bin/bash
 # Build every decoder's libFuzzer target (clang, ASan + UBSan) and run each
 # for a bounded time from the seed corpus. Usage: run.sh SECONDS [OUTDIR [SHORT]]
-# The protocol decoders (uwsgi, scgi, fastcgi) run SECONDS each; the other
+# The protocol decoders (uwsgi, scgi, fastcgi, fastcgi_client) run SECONDS each; the other
 # decoders (the JSON reader, $CORRAL_REEXEC, control socket lines,
 # --allow-from) SHORT seconds each, a third of SECONDS by default (at least
 # 1): small grammars that a few seconds already cover, and CI's default of
@@ -25,14 +25,15 @@ declare -A sources=(
     [uwsgi]="protocols/params.c protocols/unframed.c protocols/uwsgi.c"
     [scgi]="protocols/params.c protocols/unframed.c protocols/scgi.c"
     [fastcgi]="protocols/params.c protocols/fastcgi.c"
+    [fastcgi_client]="protocols/fastcgi_client.c"
     [json_read]="src/ctl/json_read.c src/core/json.c -lm"
     [reexec]="src/master/reexec_state.c src/config/config.c src/config/options.c src/os/allow.c \
 src/os/listen.c src/os/privs.c src/core/log.c $protocols -lconfig"
     [control_line]="src/master/control.c src/core/json.c src/os/listen.c src/core/log.c $protocols"
     [allow]="src/os/allow.c"
 )
-targets=(uwsgi scgi fastcgi json_read reexec control_line allow)
-declare -A seconds=([uwsgi]=$secs [scgi]=$secs [fastcgi]=$secs)
+targets=(uwsgi scgi fastcgi fastcgi_client json_read reexec control_line allow)
+declare -A seconds=([uwsgi]=$secs [scgi]=$secs [fastcgi]=$secs [fastcgi_client]=$secs)
 
 status=0
 for target in "${targets[@]}"; do
