@@ -112,6 +112,14 @@ static unsigned config_saturating_mul(unsigned a, unsigned b)
     return b != 0 && a > UINT_MAX / b ? UINT_MAX : a * b;
 }
 
+unsigned config_program_processes(const struct config *c)
+{
+    if (c->program_processes)
+        return c->program_processes;
+    unsigned n = config_saturating_mul(c->processes, c->threads);
+    return n > 1024 ? 1024 : n;
+}
+
 void config_finish(struct config *c)
 {
     c->limits.fcgi_max_conns = config_saturating_mul(c->processes, c->max_conns);

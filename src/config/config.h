@@ -122,6 +122,10 @@ int config_load_file(struct config *c, const char *file, char *err, size_t errle
  */
 void config_finish(struct config *c);
 
+/* The copies of --fastcgi-program to run: program_processes, or when it is
+ * 0, processes x threads (at most 1024). */
+unsigned config_program_processes(const struct config *c);
+
 /* The most worker processes the pool can be scaled to: max_processes, or
  * when it is 0, 4 × processes and at least 16 (never above 4096). */
 unsigned config_max_processes(const struct config *c);

@@ -144,12 +144,16 @@ stop_corral
 # The libfcgi program: corral's recycling by count, stderr, harakiri.
 start_corral --listen "fastcgi:unix:$F" --chmod 0666 --fastcgi-program "$PROG" \
     --program-processes 2 --processes 1 --threads 4 --max-requests 5 --harakiri 3 || finish
+expect_eq "FCGI_GET_VALUES: connections of the pool, requests of the 2 programs" \
+    "$((1 * 1024)) 2" "$(fcgi_get_values "unix:$F")"
 for i in $(seq 1 12); do
     curl -sS -m 10 "http://127.0.0.1:$PN/hello.php" >>"$T/hellos" 2>&1
 done
 expect_eq "--max-requests 5: 12 requests answered" 12 "$(grep -c '^hello from' "$T/hellos")"
 expect_match "... by more than 2 program processes" '^([3-9]|[1-9][0-9])$' "$(sort -u "$T/hellos" | wc -l)"
-check "... the master logged the recycling" grep -q "served 5 requests: recycling it" "$CORRAL_LOG"
+wait_until 5 grep -q "served 5 requests: recycling it" "$CORRAL_LOG"
+check "... the master logged the recycling after 5 requests" grep -q "served 5 requests: recycling it" "$CORRAL_LOG"
+check_not "... never after more" grep -qE "served ([6-9]|[1-9][0-9]+) requests" "$CORRAL_LOG"
 
 curl_req "http://127.0.0.1:$PN/stderr.php"
 expect_eq "the program's own status (201) passes" 201 "$HTTP_CODE"

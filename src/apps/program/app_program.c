@@ -92,11 +92,7 @@ static int program_load(struct app *app, const struct config *c, char *err, size
             return -1;
         }
     }
-    unsigned n = c->program_processes;
-    if (!n) {
-        uint64_t dflt = (uint64_t)c->processes * c->threads;
-        n = dflt > PROGRAM_MAX ? PROGRAM_MAX : (unsigned)dflt;
-    }
+    unsigned n = config_program_processes(c);
     pa->pool.table = program_table_create(n, uid, gid, c->backlog, err, errlen);
     if (!pa->pool.table) {
         program_app_free(pa);
@@ -138,7 +134,7 @@ static int program_handle(struct app *app, corral_request *req)
     struct program_app *pa = app->data;
     struct program_table *t = pa->pool.table;
     uint64_t now = clock_now_ms();
-    int i = program_claim(t, now + pa->io_ms);
+    int i = program_claim(t, now + pa->io_ms, pa->pool.max_requests);
     if (i < 0) {
         log_msg(LOG_ERROR, "no FastCGI program became idle within %u ms: 503", pa->io_ms);
         return program_answer(req, 503, "Service Unavailable: every program is busy\n");

@@ -106,7 +106,7 @@ static bool program_try(struct program_table *t, unsigned i)
     return atomic_compare_exchange_strong(&t->slots[i].busy, &idle, PROGRAM_CLAIM_REQUEST);
 }
 
-int program_claim(struct program_table *t, uint64_t deadline_ms)
+int program_claim(struct program_table *t, uint64_t deadline_ms, uint64_t max_requests)
 {
     /* Start the scan at a different slot per process so that the first
      * programs do not take all the work. */
@@ -115,6 +115,8 @@ int program_claim(struct program_table *t, uint64_t deadline_ms)
         uint32_t seen = atomic_load(&t->released);
         for (unsigned k = 0; k < t->count; k++) {
             unsigned i = (start + k) % t->count;
+            if (max_requests && atomic_load(&t->slots[i].requests) >= max_requests)
+                continue; /* due for recycling: the master takes it */
             if (program_try(t, i)) {
                 atomic_store(&t->slots[i].owner, (int32_t)getpid());
                 atomic_store(&t->slots[i].claimed_ms, clock_now_ms());

@@ -70,8 +70,10 @@ struct program_table *program_table_create(unsigned count, uid_t uid, gid_t gid,
 void program_table_destroy(struct program_table *t);
 
 /* Claim an idle program for a request; wait until DEADLINE_MS (clock.h's
- * clock_now_ms) when none is. Returns its index, or -1 at the deadline. */
-int program_claim(struct program_table *t, uint64_t deadline_ms);
+ * clock_now_ms) when none is. A program that served MAX_REQUESTS (0 = no
+ * limit) is passed over: the master recycles it. Returns its index, or -1
+ * at the deadline. */
+int program_claim(struct program_table *t, uint64_t deadline_ms, uint64_t max_requests);
 
 /* Take an idle slot I for the master (recycling): true when it got it. */
 bool program_claim_master(struct program_table *t, unsigned i);
