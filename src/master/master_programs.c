@@ -77,6 +77,12 @@ static void programs_exec(struct program_pool *pool, struct program_slot *s, int
     unsetenv("NOTIFY_SOCKET");
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_PID");
+    if (pool->chdir && chdir(pool->chdir) < 0) {
+        int e = errno;
+        if (write(3, &e, sizeof(e)) < 0)
+            _exit(127);
+        _exit(127);
+    }
     execvp(pool->argv[0], pool->argv);
     int e = errno;
     if (write(3, &e, sizeof(e)) < 0)

@@ -180,6 +180,21 @@ expect_eq "after harakiri, 4 requests are served" 4 "$(grep -c '^hello from' "$T
 check "the worker was not ended by harakiri" test -z "$(grep 'worker .* ended by harakiri' "$CORRAL_LOG")"
 stop_corral
 
+# As root with --uid: the programs run as the pool's user, their sockets'
+# directory is theirs alone.
+if [ "$(id -u)" = 0 ]; then
+    start_corral --listen "fastcgi:unix:$F" --chmod 0666 --fastcgi-program "$PROG" \
+        --program-processes 1 --uid nobody --gid nogroup --chdir "$T" || finish
+    wait_until 10 test -n "$(pgrep -P "$CORRAL_PID" -x fcgi_program)"
+    prog=$(pgrep -P "$CORRAL_PID" -x fcgi_program | head -1)
+    expect_eq "with --uid nobody the program runs as nobody" nobody "$(ps -o user= -p "$prog")"
+    expect_eq "... in --chdir" "$T" "$(readlink "/proc/$prog/cwd")"
+    dir=$(grep -o '/[^ ]*corral-programs-[^/ ]*' "$CORRAL_LOG" | head -1)
+    expect_eq "its sockets' directory: mode 700, owned by nobody" "700 nobody" "$(stat -c '%a %U' "$dir")"
+    expect_match "it serves" '^hello from' "$(curl -sS -m 10 "http://127.0.0.1:$PN/hello.php")"
+    stop_corral
+fi
+
 # A program that cannot start is a start-up error: exit 1, no respawn loop.
 run_corral nostart --listen "fastcgi:unix:$T/n.sock" --fastcgi-program "$T/no-such-program" \
     --program-processes 2

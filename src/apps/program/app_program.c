@@ -44,6 +44,7 @@ static void program_app_free(struct program_app *pa)
         return;
     program_table_destroy(pa->pool.table);
     free(pa->pool.argv);
+    free(pa->pool.chdir);
     free(pa->cmd);
     free(pa);
 }
@@ -98,9 +99,11 @@ static int program_load(struct app *app, const struct config *c, char *err, size
         program_app_free(pa);
         return -1;
     }
-    pa->pool.user = c->uid;
-    pa->pool.group = c->gid;
-    pa->pool.allow_root = c->allow_root;
+    if (c->chdir && !(pa->pool.chdir = strdup(c->chdir))) {
+        snprintf(err, errlen, "out of memory");
+        program_app_free(pa);
+        return -1;
+    }
     pa->pool.max_requests = c->max_requests;
     pa->pool.max_rss_mib = c->max_rss_mib;
     pa->pool.harakiri_ms = c->harakiri_ms;

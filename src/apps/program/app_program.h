@@ -4,7 +4,8 @@
  * accept the front end's connections and forward each request to an idle
  * program (program_table.h, program_forward.h); the master starts and
  * supervises the programs (src/master/master_programs.c) from what
- * app_program_pool returns.
+ * app_program_pool returns. The programs run as the master does: it dropped
+ * to --uid/--gid (src/main.c) before the app was loaded.
  */
 #ifndef CORRAL_APP_PROGRAM_H
 #define CORRAL_APP_PROGRAM_H
@@ -18,9 +19,7 @@
 struct program_pool {
     struct program_table *table;
     char **argv;          /* the command split at blanks, NULL-terminated */
-    const char *user;     /* --uid, --gid: the programs drop to them */
-    const char *group;
-    bool allow_root;
+    char *chdir;          /* --chdir: the programs start there (NULL = stay) */
     unsigned max_requests; /* recycle a program after this many (0 = never) */
     unsigned max_rss_mib;  /* ... or above this RSS (0 = never) */
     unsigned harakiri_ms;  /* a request claim older than this + grace: killed */
