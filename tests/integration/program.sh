@@ -16,6 +16,7 @@ need nginx nginx-light
 need curl curl
 need php-cgi php8.2-cgi
 need cc build-essential
+need cgi-fcgi libfcgi-bin
 [ -e /usr/include/fcgiapp.h ] || { fail "requirement: libfcgi-dev" "apt-get install libfcgi-dev"; finish; }
 
 PHP_DIR=$top_srcdir/tests/apps/php
@@ -155,6 +156,19 @@ wait_until 5 grep -q "served 5 requests: recycling it" "$CORRAL_LOG"
 check "... the master logged the recycling after 5 requests" grep -q "served 5 requests: recycling it" "$CORRAL_LOG"
 check_not "... never after more" grep -qE "served ([6-9]|[1-9][0-9]+) requests" "$CORRAL_LOG"
 
+# A program that writes its answer while it reads the body: corral reads
+# while it sends, or both would wait for ever. (From libfcgi's cgi-fcgi,
+# which sends the whole body: nginx stops sending a body once the answer
+# begins.)
+head -c 3000000 /dev/urandom >"$T/big"
+env -i PATH="$PATH" REQUEST_METHOD=POST REQUEST_URI=/echo CONTENT_LENGTH=3000000 \
+    timeout 20 cgi-fcgi -bind -connect "$F" <"$T/big" >"$T/echo-big" 2>"$T/echo-big.err"
+expect_eq "a 3 MB body echoed while it is read: cgi-fcgi exits 0" 0 "$?"
+"$PY" -c 'import sys
+d = open(sys.argv[1], "rb").read()
+i = d.find(b"\r\n\r\n")
+open(sys.argv[2], "wb").write(d[i + 4:] if i >= 0 else b"")' "$T/echo-big" "$T/echo-big.body"
+expect_eq "... byte-exact" "$(sha_file "$T/big")" "$(sha_file "$T/echo-big.body")"
 curl_req "http://127.0.0.1:$PN/stderr.php"
 expect_eq "the program's own status (201) passes" 201 "$HTTP_CODE"
 wait_until 5 grep -q "a line on stderr" "$CORRAL_LOG"
