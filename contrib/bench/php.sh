@@ -10,7 +10,9 @@
 # Both sides run PHP_PROCS PHP processes (default 2) with OPcache on:
 #   corral: --fastcgi-program "php-cgi -d opcache.enable=1" --program-processes PHP_PROCS,
 #           --processes 2 --threads PHP_PROCS (a worker thread waits while a program works);
-#   PHP-FPM 8.2: pm = static, pm.max_children = PHP_PROCS, opcache.enable = 1.
+#   PHP-FPM 8.2: pm = static, pm.max_children = PHP_PROCS, opcache.enable = 1, one pool for the
+#           keep-conn runs and one for the others (nginx's idle kept connections pin the
+#           children of the first).
 # wrk -t1 -c CONNS -d SECONDS_PER_RUN --timeout 2s -> nginx (1 worker) -> the server, four targets
 # per round (corral and FPM, keep-conn and not; even rounds in reverse order). The table shows
 # medians of requests/s and p99, and the sums of errors: wrk's socket errors (timeouts: a request
@@ -67,15 +69,22 @@ cat >"$T/fpm.conf" <<CONF
 pid = $T/fpm.pid
 error_log = $T/fpm.log
 daemonize = no
-[www]
-listen = $T/fpm.sock
+CONF
+# Two pools: nginx's idle kept connections pin the keep pool's children
+# (PHP-FPM's weakness), which must not starve the runs without keep-conn.
+for pool in keep close; do
+    cat >>"$T/fpm.conf" <<CONF
+[$pool]
+listen = $T/fpm-$pool.sock
 listen.mode = 0666
 pm = static
 pm.max_children = $PHP_PROCS
 php_admin_value[opcache.enable] = 1
 CONF
+    [ "$(id -u)" = 0 ] && printf 'user = nobody\ngroup = nogroup\n' >>"$T/fpm.conf"
+done
 fpm_user=()
-[ "$(id -u)" = 0 ] && fpm_user=(-R) && printf 'user = nobody\ngroup = nogroup\n' >>"$T/fpm.conf"
+[ "$(id -u)" = 0 ] && fpm_user=(-R)
 "$PHP_FPM" "${fpm_user[@]}" -y "$T/fpm.conf" -F >/dev/null 2>&1 &
 pids+=($!)
 
@@ -108,14 +117,14 @@ http {
     client_body_temp_path $T/nginx/body;
     fastcgi_temp_path $T/nginx/fastcgi;
     upstream corral_keep { server unix:$T/corral.sock; keepalive 32; }
-    upstream fpm_keep { server unix:$T/fpm.sock; keepalive 32; }
+    upstream fpm-keep_keep { server unix:$T/fpm-keep.sock; keepalive 32; }
 $(site "$P_CK" "$T/corral.sock" keep)
 $(site "$P_CN" "$T/corral.sock" close)
-$(site "$P_FK" "$T/fpm.sock" keep)
-$(site "$P_FN" "$T/fpm.sock" close)
+$(site "$P_FK" "$T/fpm-keep.sock" keep)
+$(site "$P_FN" "$T/fpm-close.sock" close)
 }
 CONF
-for s in corral fpm; do
+for s in corral fpm-keep fpm-close; do
     for _ in $(seq 1 100); do [ -S "$T/$s.sock" ] && break; sleep 0.1; done
     [ -S "$T/$s.sock" ] || die "$s did not come up: $(tail -5 "$T/$s.log" 2>/dev/null)"
 done

@@ -2,7 +2,8 @@
  * master_programs.c — the FastCGI programs of a --fastcgi-program app
  * (src/apps/program/app_program.h): the master starts them as its own
  * children, each with its slot's listening socket as fd 0
- * (FCGI_LISTENSOCK_FILENO), PHP_FCGI_CHILDREN=0 and its stderr on a pipe
+ * (FCGI_LISTENSOCK_FILENO), PHP_FCGI_CHILDREN=0, PHP_FCGI_MAX_REQUESTS=0
+ * unless the environment sets it, and its stderr on a pipe
  * the loop reads into the error log; it respawns them (1 s doubling to
  * 30 s when one keeps dying at start; a program that cannot start at all
  * before any ran stops corral), recycles them (--max-requests by the
@@ -74,6 +75,9 @@ static void programs_exec(struct program_pool *pool, struct program_slot *s, int
     sigprocmask(SIG_UNBLOCK, &all, NULL);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     setenv("PHP_FCGI_CHILDREN", "0", 1);
+    /* php-cgi ends itself after 500 requests unless told otherwise: without
+     * the user's own value, recycling is corral's (--max-requests). */
+    setenv("PHP_FCGI_MAX_REQUESTS", "0", 0);
     unsetenv("NOTIFY_SOCKET");
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_PID");

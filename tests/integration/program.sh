@@ -69,6 +69,8 @@ expect_eq "two php-cgi programs are children of the master" 2 "$(echo "$PROGS" |
 p1=${PROGS%% *}
 check "php-cgi got its socket as fd 0" test -S "/proc/$p1/fd/0" -o "$(readlink "/proc/$p1/fd/0" | cut -d: -f1)" = socket
 check "php-cgi has PHP_FCGI_CHILDREN=0" grep -qz '^PHP_FCGI_CHILDREN=0$' "/proc/$p1/environ"
+check "... and PHP_FCGI_MAX_REQUESTS=0 (no exit after php-cgi's default 500)" \
+    grep -qz '^PHP_FCGI_MAX_REQUESTS=0$' "/proc/$p1/environ"
 sockdir=$(dirname "$(grep -o '/[^ ]*corral-programs-[^/ ]*' "$PHP_LOG" | head -1)/x")
 for port in $PK $PN; do
     curl_req "http://127.0.0.1:$port/index.php?a=1"
