@@ -171,6 +171,17 @@ void master_programs_spawn_due(struct master *m)
         }
         cur->supervised = true;
         m->programs.pools[k] = cur;
+        char err[256];
+        if (program_table_open(cur->table, cur->sock_uid, cur->sock_gid, cur->backlog, err,
+                               sizeof(err)) < 0) {
+            /* At start corral stops; after a reload the new workers answer
+             * 503 (the app's check cannot see this: it makes no file). */
+            log_msg(LOG_ERROR, "FastCGI programs: %s%s", err,
+                    m->pool_was_up ? ": their requests get 503; fix it and reload" : "");
+            if (!m->pool_was_up)
+                m->programs.fatal = true;
+            return; /* supervised with no program: its slots stay the master's */
+        }
         log_msg(LOG_INFO, "FastCGI programs: %u copies of %s, sockets in %s", cur->table->count,
                 cur->argv[0], cur->table->dir);
         for (unsigned i = 0; i < cur->table->count; i++)

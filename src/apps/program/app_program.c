@@ -1,8 +1,10 @@
 /*
  * app_program.c — the adapter of existing FastCGI programs (see
  * app_program.h). load runs in the master before the fork: it maps the
- * program table and binds the programs' sockets, so every worker inherits
- * both. handle claims an idle program (waiting up to --io-timeout, then
+ * program table, which every worker inherits; the master binds the
+ * programs' sockets (program_table_open) when it takes the pool, before it
+ * forks the workers that use it, so a load that only checks (corral -t, a
+ * reload's check) makes no file. handle claims an idle program (waiting up to --io-timeout, then
  * 503), forwards the request (program_forward.c) and releases the claim.
  */
 #include "app_program.h"
@@ -94,7 +96,10 @@ static int program_load(struct app *app, const struct config *c, char *err, size
         }
     }
     unsigned n = config_program_processes(c);
-    pa->pool.table = program_table_create(n, uid, gid, c->backlog, err, errlen);
+    pa->pool.sock_uid = uid;
+    pa->pool.sock_gid = gid;
+    pa->pool.backlog = c->backlog;
+    pa->pool.table = program_table_create(n, err, errlen);
     if (!pa->pool.table) {
         program_app_free(pa);
         return -1;
@@ -137,12 +142,6 @@ static int program_handle(struct app *app, corral_request *req)
     struct program_app *pa = app->data;
     struct program_table *t = pa->pool.table;
     uint64_t now = clock_now_ms();
-    int i = program_claim(t, now + pa->io_ms, pa->pool.max_requests);
-    if (i < 0) {
-        log_msg(LOG_ERROR, "no FastCGI program became idle within %u ms: 503", pa->io_ms);
-        return program_answer(req, 503, "Service Unavailable: every program is busy\n");
-    }
-    struct program_slot *s = &t->slots[i];
     uint64_t deadline = UINT64_MAX;
     if (pa->pool.harakiri_ms) {
         uint64_t start_ms = req->start_us / 1000;
@@ -151,20 +150,30 @@ static int program_handle(struct app *app, corral_request *req)
                              : pa->pool.harakiri_ms / 2;
         deadline = start_ms + limit;
     }
+    uint64_t wait_until = now + pa->io_ms < deadline ? now + pa->io_ms : deadline;
+    int i = program_claim(t, wait_until, pa->pool.max_requests);
+    if (i < 0) {
+        bool late = clock_now_ms() >= deadline;
+        log_msg(LOG_ERROR, "no FastCGI program became idle within %llu ms%s: %d",
+                (unsigned long long)(wait_until - now), late ? " (--harakiri)" : "",
+                late ? 504 : 503);
+        return late ? program_answer(req, 504, "Gateway Timeout: every program is busy\n")
+                    : program_answer(req, 503, "Service Unavailable: every program is busy\n");
+    }
+    struct program_slot *s = &t->slots[i];
     enum program_outcome out = program_forward(s->path, (unsigned)i, req, deadline, pa->io_ms);
     int32_t pid = atomic_load(&s->pid);
-    if (out == PROGRAM_TIMED_OUT || (out == PROGRAM_BROKEN && clock_now_ms() >= deadline)) {
-        /* Harakiri: the program is stuck in this request; the master
-         * respawns it, the other programs serve on. */
+    bool overran = clock_now_ms() >= deadline;
+    if (out == PROGRAM_TIMED_OUT || (out == PROGRAM_BROKEN && overran)) {
+        /* Stuck in this request (harakiri, or silent for --io-timeout):
+         * the master respawns it, the other programs serve on. */
         if (pid > 0) {
             atomic_store(&s->harakiri, 1);
             kill(pid, SIGKILL);
         }
-        log_msg(LOG_ERROR,
-                "harakiri: FastCGI program %d (pid %d) did not answer %s %s within %u ms: "
-                "killed",
-                i, (int)pid, req->method ? req->method : "-", req->uri ? req->uri : "-",
-                pa->pool.harakiri_ms);
+        log_msg(LOG_ERROR, "%sFastCGI program %d (pid %d) did not answer %s %s in time: killed",
+                overran ? "harakiri: " : "", i, (int)pid, req->method ? req->method : "-",
+                req->uri ? req->uri : "-");
     }
     atomic_fetch_add(&s->requests, 1);
     atomic_fetch_add(&s->served, 1);

@@ -11,6 +11,7 @@
 #define CORRAL_APP_PROGRAM_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "apps/app.h"
 #include "program_table.h"
@@ -20,6 +21,9 @@ struct program_pool {
     struct program_table *table;
     char **argv;          /* the command split at blanks, NULL-terminated */
     char *chdir;          /* --chdir: the programs start there (NULL = stay) */
+    uid_t sock_uid;       /* the sockets' owner (-1 = as created) */
+    gid_t sock_gid;
+    unsigned backlog;     /* of each program's socket */
     unsigned max_requests; /* recycle a program after this many (0 = never) */
     unsigned max_rss_mib;  /* ... or above this RSS (0 = never) */
     unsigned harakiri_ms;  /* a request claim older than this + grace: killed */

@@ -37,8 +37,7 @@ static int program_table_bind(struct program_slot *s, unsigned backlog, uid_t ui
     return 0;
 }
 
-struct program_table *program_table_create(unsigned count, uid_t uid, gid_t gid, unsigned backlog,
-                                           char *err, size_t errlen)
+struct program_table *program_table_create(unsigned count, char *err, size_t errlen)
 {
     size_t len = sizeof(struct program_table) + count * sizeof(struct program_slot);
     struct program_table *t =
@@ -49,37 +48,39 @@ struct program_table *program_table_create(unsigned count, uid_t uid, gid_t gid,
     }
     t->map_len = len;
     t->count = count;
-    const char *tmp = getenv("TMPDIR");
-    if (!tmp || tmp[0] != '/' || strlen(tmp) > 40)
-        tmp = "/tmp";
-    snprintf(t->dir, sizeof(t->dir), "%s/corral-programs-XXXXXX", tmp);
     for (unsigned i = 0; i < count; i++) {
         t->slots[i].listen_fd = -1;
         t->slots[i].stderr_fd = -1;
         atomic_store(&t->slots[i].busy, PROGRAM_CLAIM_MASTER); /* until it runs */
     }
+    return t;
+}
+
+int program_table_open(struct program_table *t, uid_t uid, gid_t gid, unsigned backlog, char *err,
+                       size_t errlen)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || tmp[0] != '/' || strlen(tmp) > 40)
+        tmp = "/tmp";
+    snprintf(t->dir, sizeof(t->dir), "%s/corral-programs-XXXXXX", tmp);
     /* mkdtemp makes it 0700, and a sticky /tmp keeps others from renaming
      * it; the pool's user owns it so that its workers can connect. */
     if (!mkdtemp(t->dir)) {
         snprintf(err, errlen, "mkdtemp(%s): %s", t->dir, strerror(errno));
         t->dir[0] = '\0';
-        program_table_destroy(t);
-        return NULL;
+        return -1;
     }
     if (uid != (uid_t)-1 && chown(t->dir, uid, gid) < 0) {
         snprintf(err, errlen, "chown(%s): %s", t->dir, strerror(errno));
-        program_table_destroy(t);
-        return NULL;
+        return -1;
     }
-    for (unsigned i = 0; i < count; i++) {
+    for (unsigned i = 0; i < t->count; i++) {
         int k = snprintf(t->slots[i].path, sizeof(t->slots[i].path), "%.80s/%u.sock", t->dir, i);
         (void)k; /* the directory is at most 40 + 23 bytes: it fits */
-        if (program_table_bind(&t->slots[i], backlog, uid, gid, err, errlen) < 0) {
-            program_table_destroy(t);
-            return NULL;
-        }
+        if (program_table_bind(&t->slots[i], backlog, uid, gid, err, errlen) < 0)
+            return -1;
     }
-    return t;
+    return 0;
 }
 
 void program_table_destroy(struct program_table *t)

@@ -59,12 +59,17 @@ struct program_table {
     struct program_slot slots[];
 };
 
-/* Map a table of COUNT programs (shared, anonymous), make the private
- * directory for their sockets (mode 0700, owned by UID:GID when they are
- * not -1) and bind each slot's listening socket there. Returns the table,
- * or NULL with a message in err. */
-struct program_table *program_table_create(unsigned count, uid_t uid, gid_t gid, unsigned backlog,
-                                           char *err, size_t errlen);
+/* Map a table of COUNT programs (shared, anonymous; every slot claimed by
+ * the master until its program runs). Returns it, or NULL with a message
+ * in err. Makes no file: program_table_open does. */
+struct program_table *program_table_create(unsigned count, char *err, size_t errlen);
+
+/* Make the private directory of the sockets (mode 0700, owned by UID:GID
+ * when they are not -1) and bind each slot's listening socket there (the
+ * master, before it forks workers for this table). 0, or -1 with a
+ * message; program_table_destroy cleans up either way. */
+int program_table_open(struct program_table *t, uid_t uid, gid_t gid, unsigned backlog, char *err,
+                       size_t errlen);
 
 /* Close the sockets, remove them and the directory, unmap. In the master. */
 void program_table_destroy(struct program_table *t);
