@@ -114,7 +114,8 @@ kill -KILL "$victim"
 wait_until 10 grep -q "FastCGI program [01] (pid $victim) was killed by signal 9" "$PHP_LOG"
 check "the master logged the program's death" grep -q "(pid $victim) was killed by signal 9" "$PHP_LOG"
 wait_until 10 test "$(programs | wc -w)" = 2
-check_not "the killed program is not among the programs" grep -qw "$victim" <<<"$(programs)"
+expect_eq "two programs run again" 2 "$(programs | wc -w)"
+check_not "the killed program is not among them" grep -qw "$victim" <<<"$(programs)"
 "$PY" "$LOAD" "$PK" /index.php 4 10 >"$T/after" 2>&1
 expect_eq "40 requests after the respawn: all 200" "ok 40" "$(grep '^ok' "$T/after")"
 
@@ -194,6 +195,27 @@ for i in 1 2 3 4; do
 done
 expect_eq "after harakiri, 4 requests are served" 4 "$(grep -c '^hello from' "$T/after-h")"
 check "the worker was not ended by harakiri" test -z "$(grep 'worker .* ended by harakiri' "$CORRAL_LOG")"
+stop_corral
+
+# Every program busy past --io-timeout: 503, and the busy one goes on.
+start_corral --listen "fastcgi:unix:$F" --chmod 0666 --fastcgi-program "$PROG" \
+    --program-processes 1 --processes 1 --threads 4 --io-timeout 1 || finish
+curl -sS -m 30 -o "$T/busy" "http://127.0.0.1:$PN/slow.php?3" 2>/dev/null &
+busy=$!
+sleep 0.3
+curl_req "http://127.0.0.1:$PN/hello.php"
+expect_eq "the only program busy for longer than --io-timeout: 503" 503 "$HTTP_CODE"
+wait "$busy"
+expect_match "... and the busy request completes" '^slow done' "$(cat "$T/busy")"
+stop_corral
+
+# --max-rss: php-cgi is bigger than 4 MiB, so it is recycled; requests go on.
+start_corral --listen "fastcgi:unix:$F" --chmod 0666 --fastcgi-program "$PHP_CMD" \
+    --program-processes 2 --processes 1 --threads 4 --max-rss 4 || finish
+wait_until 10 grep -q "over --max-rss" "$CORRAL_LOG"
+check "--max-rss 4: a php-cgi over it is recycled" grep -qE "FastCGI program [01] \(pid [0-9]+\): RSS [0-9]+ MiB over --max-rss" "$CORRAL_LOG"
+"$PY" "$LOAD" "$PK" /index.php 2 10 >"$T/rss" 2>&1
+expect_eq "... and 20 requests meanwhile: all 200" "ok 20" "$(grep '^ok' "$T/rss")"
 stop_corral
 
 # As root with --uid: the programs run as the pool's user, their sockets'

@@ -165,15 +165,14 @@ static int program_handle(struct app *app, corral_request *req)
     int32_t pid = atomic_load(&s->pid);
     bool overran = clock_now_ms() >= deadline;
     if (out == PROGRAM_TIMED_OUT || (out == PROGRAM_BROKEN && overran)) {
-        /* Stuck in this request (harakiri, or silent for --io-timeout):
-         * the master respawns it, the other programs serve on. */
+        /* Harakiri: stuck in this request; the master respawns it, the
+         * other programs serve on. */
         if (pid > 0) {
             atomic_store(&s->harakiri, 1);
             kill(pid, SIGKILL);
         }
-        log_msg(LOG_ERROR, "%sFastCGI program %d (pid %d) did not answer %s %s in time: killed",
-                overran ? "harakiri: " : "", i, (int)pid, req->method ? req->method : "-",
-                req->uri ? req->uri : "-");
+        log_msg(LOG_ERROR, "harakiri: FastCGI program %d (pid %d) did not answer %s %s in time: "
+                "killed", i, (int)pid, req->method ? req->method : "-", req->uri ? req->uri : "-");
     }
     atomic_fetch_add(&s->requests, 1);
     atomic_fetch_add(&s->served, 1);

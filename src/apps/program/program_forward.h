@@ -21,9 +21,10 @@ enum program_outcome {
 
 /*
  * Forward REQ to the program listening on PATH (index INDEX, for the log).
- * Waits for the program until DEADLINE_MS (clock.h), and each read or write
- * at most IO_MS. Never sends a status of its own: the caller answers
- * PROGRAM_FAILED and PROGRAM_TIMED_OUT.
+ * Waits for the program's answer until DEADLINE_MS (clock.h; UINT64_MAX =
+ * for ever), for it to take the request's bytes at most IO_MS each time.
+ * Never sends a status of its own: the caller answers PROGRAM_FAILED and
+ * PROGRAM_TIMED_OUT.
  */
 enum program_outcome program_forward(const char *path, unsigned index, corral_request *req,
                                      uint64_t deadline_ms, unsigned io_ms);
