@@ -64,8 +64,8 @@ size_t fcgi_client_lengths(uint8_t out[8], size_t nlen, size_t vlen)
     return (size_t)(fcgi_client_put_len(p, vlen) - out);
 }
 
-size_t fcgi_client_pair(uint8_t *out, size_t cap, const char *name, size_t nlen,
-                        const char *value, size_t vlen)
+size_t fcgi_client_pair(uint8_t *out, size_t cap, const char *name, size_t nlen, const char *value,
+                        size_t vlen)
 {
     if (nlen > 0x7fffffffu || vlen > 0x7fffffffu)
         return 0;

@@ -48,20 +48,20 @@ size_t fcgi_client_lengths(uint8_t out[8], size_t nlen, size_t vlen);
 
 /* Append the name-value pair to OUT (CAP bytes). Returns the bytes written,
  * or 0 when it does not fit or a length is over 2^31 - 1. */
-size_t fcgi_client_pair(uint8_t *out, size_t cap, const char *name, size_t nlen,
-                        const char *value, size_t vlen);
+size_t fcgi_client_pair(uint8_t *out, size_t cap, const char *name, size_t nlen, const char *value,
+                        size_t vlen);
 
 /* The decoder of the application's records for one request. */
 struct fcgi_client_dec {
-    uint16_t id;         /* the request id expected */
+    uint16_t id; /* the request id expected */
     uint8_t hdr[FCGI_CLIENT_HEADER_LEN];
-    unsigned hdr_have;   /* header bytes gathered */
-    uint8_t type;        /* of the record being read */
-    uint32_t content;    /* content bytes left in it */
-    uint32_t padding;    /* padding bytes left after them */
-    uint8_t end[8];      /* END_REQUEST's body */
+    unsigned hdr_have; /* header bytes gathered */
+    uint8_t type;      /* of the record being read */
+    uint32_t content;  /* content bytes left in it */
+    uint32_t padding;  /* padding bytes left after them */
+    uint8_t end[8];    /* END_REQUEST's body */
     unsigned end_have;
-    bool done;           /* END_REQUEST was read */
+    bool done; /* END_REQUEST was read */
 };
 
 enum fcgi_client_event {

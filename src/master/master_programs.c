@@ -57,8 +57,7 @@ static void programs_epoll_del(struct master *m, struct program_slot *s)
 }
 
 /* In the child: never returns. ERR_FD gets errno if the exec fails. */
-static void programs_exec(struct program_pool *pool, struct program_slot *s, int out_fd,
-                          int err_fd)
+static void programs_exec(struct program_pool *pool, struct program_slot *s, int out_fd, int err_fd)
 {
     if (dup2(s->listen_fd, 0) < 0 || dup2(out_fd, 2) < 0 || dup2(err_fd, 3) < 0)
         _exit(127);
@@ -239,8 +238,8 @@ static void programs_log_line(struct program_slot *s, unsigned i, const char *li
         s->log_dropped++;
         return;
     }
-    log_msg(LOG_WARN, "FastCGI program %u (pid %d): %.*s", i, (int)atomic_load(&s->pid),
-            (int)len, line);
+    log_msg(LOG_WARN, "FastCGI program %u (pid %d): %.*s", i, (int)atomic_load(&s->pid), (int)len,
+            line);
 }
 
 static void programs_read_stderr(struct master *m, struct program_slot *s, unsigned i)
@@ -325,9 +324,10 @@ enum master_program_end master_programs_reaped(struct master *m, pid_t pid, int 
         return MASTER_PROGRAM_FATAL;
     }
     if (was_stopping || harakiri) {
-        log_msg(was_stopping ? LOG_INFO : LOG_WARN, "FastCGI program %u (pid %d) %s (%s); "
-                "starting its successor", i, (int)pid, what,
-                was_stopping ? "recycled" : "harakiri");
+        log_msg(was_stopping ? LOG_INFO : LOG_WARN,
+                "FastCGI program %u (pid %d) %s (%s); "
+                "starting its successor",
+                i, (int)pid, what, was_stopping ? "recycled" : "harakiri");
         s->fast_deaths = 0;
         s->respawn_at_ms = now;
     } else if (lived < PROGRAMS_FAST_DEATH_MS && !atomic_load(&s->requests)) {
@@ -392,8 +392,10 @@ static void programs_tick_pool(struct master *m, struct program_pool *pool, bool
             if (owner > 0 && kill(owner, 0) < 0 && errno == ESRCH) {
                 /* The worker died holding it: the program may be mid-way
                  * through that request; recycle it. */
-                log_msg(LOG_WARN, "FastCGI program %u: its worker (pid %d) died in a request; "
-                        "recycling it", i, (int)owner);
+                log_msg(LOG_WARN,
+                        "FastCGI program %u: its worker (pid %d) died in a request; "
+                        "recycling it",
+                        i, (int)owner);
                 uint32_t want = PROGRAM_CLAIM_REQUEST;
                 if (atomic_compare_exchange_strong(&s->busy, &want, PROGRAM_CLAIM_MASTER))
                     programs_stop_one(s, now);
@@ -403,8 +405,10 @@ static void programs_tick_pool(struct master *m, struct program_pool *pool, bool
             if (pool->harakiri_ms && now > since &&
                 now - since > pool->harakiri_ms + PROGRAMS_HARAKIRI_GRACE_MS &&
                 !atomic_load(&s->harakiri)) {
-                log_msg(LOG_ERROR, "harakiri: FastCGI program %u (pid %d) busy for %llu ms: "
-                        "killed", i, (int)pid, (unsigned long long)(now - since));
+                log_msg(LOG_ERROR,
+                        "harakiri: FastCGI program %u (pid %d) busy for %llu ms: "
+                        "killed",
+                        i, (int)pid, (unsigned long long)(now - since));
                 atomic_store(&s->harakiri, 1);
                 kill(pid, SIGKILL);
             }
@@ -412,8 +416,10 @@ static void programs_tick_pool(struct master *m, struct program_pool *pool, bool
         }
         if (s->stopping) {
             if (now - s->stop_sent_ms > pool->graceful_ms) {
-                log_msg(LOG_WARN, "FastCGI program %u (pid %d) still running %u ms after "
-                        "SIGTERM: killing it", i, (int)pid, pool->graceful_ms);
+                log_msg(LOG_WARN,
+                        "FastCGI program %u (pid %d) still running %u ms after "
+                        "SIGTERM: killing it",
+                        i, (int)pid, pool->graceful_ms);
                 kill(pid, SIGKILL);
                 s->stop_sent_ms = now;
             }
@@ -425,14 +431,15 @@ static void programs_tick_pool(struct master *m, struct program_pool *pool, bool
             unsigned long rss = programs_rss_mib(pid);
             fat = rss > pool->max_rss_mib;
             if (fat)
-                log_msg(LOG_INFO, "FastCGI program %u (pid %d): RSS %lu MiB over --max-rss",
-                        i, (int)pid, rss);
+                log_msg(LOG_INFO, "FastCGI program %u (pid %d): RSS %lu MiB over --max-rss", i,
+                        (int)pid, rss);
         }
         if ((stop_all || recycle || fat) && program_claim_master(t, i)) {
             if (recycle)
-                log_msg(LOG_INFO, "FastCGI program %u (pid %d) served %llu requests: "
-                        "recycling it", i, (int)pid,
-                        (unsigned long long)atomic_load(&s->requests));
+                log_msg(LOG_INFO,
+                        "FastCGI program %u (pid %d) served %llu requests: "
+                        "recycling it",
+                        i, (int)pid, (unsigned long long)atomic_load(&s->requests));
             programs_stop_one(s, now);
         } else if (stop_all && busy == PROGRAM_CLAIM_MASTER) {
             programs_stop_one(s, now); /* claimed by the master, not yet stopped */

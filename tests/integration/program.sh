@@ -126,9 +126,12 @@ load=$!
 sleep 1
 kill -HUP "$PHP_MASTER"
 wait "$load"
-expect_eq "a reload under load (4 s of 8 clients): no request failed" "failed 0" "$(grep '^failed' "$T/reload")"
+expect_eq "a reload under load (4 s of 8 clients): no request failed" "failed 0" \
+    "$(grep '^failed' "$T/reload")"
 check "... and requests were served" grep -qE '^ok [1-9]' "$T/reload"
-wait_until 15 bash -c "[ \"\$(pgrep -P $PHP_MASTER -x php-cgi | wc -l)\" = 2 ] && ! pgrep -P $PHP_MASTER -x php-cgi | grep -qwE '$(echo "$before" | tr ' ' '|')'"
+old_re=$(echo "$before" | tr ' ' '|')
+renewed() { [ "$(programs | wc -w)" = 2 ] && ! grep -qwE "$old_re" <<<"$(programs)"; }
+wait_until 15 renewed
 after=$(programs)
 expect_eq "after the reload two programs run" 2 "$(echo "$after" | wc -w)"
 check_not "... none of them an old one" grep -qwE "$(echo "$before" | tr ' ' '|')" <<<"$after"
@@ -213,7 +216,8 @@ stop_corral
 start_corral --listen "fastcgi:unix:$F" --chmod 0666 --fastcgi-program "$PHP_CMD" \
     --program-processes 2 --processes 1 --threads 4 --max-rss 4 || finish
 wait_until 10 grep -q "over --max-rss" "$CORRAL_LOG"
-check "--max-rss 4: a php-cgi over it is recycled" grep -qE "FastCGI program [01] \(pid [0-9]+\): RSS [0-9]+ MiB over --max-rss" "$CORRAL_LOG"
+check "--max-rss 4: a php-cgi over it is recycled" \
+    grep -qE "FastCGI program [01] \(pid [0-9]+\): RSS [0-9]+ MiB over --max-rss" "$CORRAL_LOG"
 "$PY" "$LOAD" "$PK" /index.php 2 10 >"$T/rss" 2>&1
 expect_eq "... and 20 requests meanwhile: all 200" "ok 20" "$(grep '^ok' "$T/rss")"
 stop_corral

@@ -82,8 +82,8 @@ static size_t make_answer(uint8_t *b, uint16_t id)
 
 /* Decode IN in pieces of STEP bytes; collect STDOUT and STDERR. Returns
  * the last event. */
-static enum fcgi_client_event run(const uint8_t *in, size_t len, size_t step, char *out,
-                                  char *err, uint32_t *app_status)
+static enum fcgi_client_event run(const uint8_t *in, size_t len, size_t step, char *out, char *err,
+                                  uint32_t *app_status)
 {
     struct fcgi_client_dec d;
     fcgi_client_dec_init(&d, 1);

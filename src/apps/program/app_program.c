@@ -29,7 +29,7 @@
 
 struct program_app {
     struct program_pool pool; /* first: app_program_pool_free casts back */
-    char *cmd; /* the copy argv points into */
+    char *cmd;                /* the copy argv points into */
     unsigned io_ms;
 };
 
@@ -76,7 +76,8 @@ static char **program_split(char *cmd)
 static int program_load(struct app *app, const struct config *c, char *err, size_t errlen)
 {
     struct program_app *pa = calloc(1, sizeof(*pa));
-    if (!pa || !(pa->cmd = strdup(c->fastcgi_program)) || !(pa->pool.argv = program_split(pa->cmd))) {
+    if (!pa || !(pa->cmd = strdup(c->fastcgi_program)) ||
+        !(pa->pool.argv = program_split(pa->cmd))) {
         snprintf(err, errlen, "out of memory");
         program_app_free(pa);
         return -1;
@@ -171,8 +172,10 @@ static int program_handle(struct app *app, corral_request *req)
             atomic_store(&s->harakiri, 1);
             kill(pid, SIGKILL);
         }
-        log_msg(LOG_ERROR, "harakiri: FastCGI program %d (pid %d) did not answer %s %s in time: "
-                "killed", i, (int)pid, req->method ? req->method : "-", req->uri ? req->uri : "-");
+        log_msg(LOG_ERROR,
+                "harakiri: FastCGI program %d (pid %d) did not answer %s %s in time: "
+                "killed",
+                i, (int)pid, req->method ? req->method : "-", req->uri ? req->uri : "-");
     }
     atomic_fetch_add(&s->requests, 1);
     atomic_fetch_add(&s->served, 1);

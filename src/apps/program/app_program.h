@@ -19,11 +19,11 @@
 /* What the master needs to run the programs of an app. */
 struct program_pool {
     struct program_table *table;
-    char **argv;          /* the command split at blanks, NULL-terminated */
-    char *chdir;          /* --chdir: the programs start there (NULL = stay) */
-    uid_t sock_uid;       /* the sockets' owner (-1 = as created) */
+    char **argv;    /* the command split at blanks, NULL-terminated */
+    char *chdir;    /* --chdir: the programs start there (NULL = stay) */
+    uid_t sock_uid; /* the sockets' owner (-1 = as created) */
     gid_t sock_gid;
-    unsigned backlog;     /* of each program's socket */
+    unsigned backlog;      /* of each program's socket */
     unsigned max_requests; /* recycle a program after this many (0 = never) */
     unsigned max_rss_mib;  /* ... or above this RSS (0 = never) */
     unsigned harakiri_ms;  /* a request claim older than this + grace: killed */

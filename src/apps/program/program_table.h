@@ -26,26 +26,26 @@
 enum program_claim { PROGRAM_IDLE = 0, PROGRAM_CLAIM_REQUEST = 1, PROGRAM_CLAIM_MASTER = 2 };
 
 struct program_slot {
-    _Atomic uint32_t busy;          /* enum program_claim */
-    _Atomic int32_t owner;          /* the worker pid holding a request claim */
-    _Atomic int32_t pid;            /* the program's pid, 0 = none (master) */
-    _Atomic uint64_t claimed_ms;    /* when the request claim was taken */
-    _Atomic uint64_t requests;      /* requests forwarded since its start */
-    _Atomic uint64_t served;        /* ... in all, over its respawns */
-    _Atomic uint32_t harakiri;      /* a worker killed it for an overrun request */
-    char path[PROGRAM_PATH_MAX];    /* its listening socket */
+    _Atomic uint32_t busy;       /* enum program_claim */
+    _Atomic int32_t owner;       /* the worker pid holding a request claim */
+    _Atomic int32_t pid;         /* the program's pid, 0 = none (master) */
+    _Atomic uint64_t claimed_ms; /* when the request claim was taken */
+    _Atomic uint64_t requests;   /* requests forwarded since its start */
+    _Atomic uint64_t served;     /* ... in all, over its respawns */
+    _Atomic uint32_t harakiri;   /* a worker killed it for an overrun request */
+    char path[PROGRAM_PATH_MAX]; /* its listening socket */
     /* master only */
-    int listen_fd;                  /* kept across respawns: connections queue there */
-    int stderr_fd;                  /* the read end of its stderr, -1 = none */
+    int listen_fd; /* kept across respawns: connections queue there */
+    int stderr_fd; /* the read end of its stderr, -1 = none */
     uint64_t started_ms;
-    uint64_t respawn_at_ms;         /* 0 = none due */
+    uint64_t respawn_at_ms; /* 0 = none due */
     unsigned fast_deaths;
-    bool stopping;                  /* sent SIGTERM on purpose (recycle, reload, stop) */
+    bool stopping; /* sent SIGTERM on purpose (recycle, reload, stop) */
     uint64_t stop_sent_ms;
-    uint64_t log_window_ms;         /* stderr rate limit: lines in this second */
+    uint64_t log_window_ms; /* stderr rate limit: lines in this second */
     unsigned log_lines;
     unsigned log_dropped;
-    char line[512];                 /* a partial stderr line */
+    char line[512]; /* a partial stderr line */
     size_t line_len;
 };
 
@@ -53,7 +53,7 @@ struct program_table {
     _Atomic uint32_t released; /* futex word: bumped at each release */
     _Atomic uint32_t waiters;
     unsigned count;
-    bool up;                   /* master: a program lived past its first second */
+    bool up;                    /* master: a program lived past its first second */
     char dir[PROGRAM_PATH_MAX]; /* the sockets' private directory */
     size_t map_len;
     struct program_slot slots[];
