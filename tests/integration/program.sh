@@ -212,6 +212,29 @@ wait "$busy"
 expect_match "... and the busy request completes" '^slow done' "$(cat "$T/busy")"
 stop_corral
 
+# A program that keeps dying at its start once the pool ran: respawned with
+# a back-off (1 s, then 2 s...), corral goes on, and it recovers.
+cat >"$T/flaky" <<FLAKY
+#!/bin/sh
+[ -e "$T/broken" ] && exit 3
+exec "$PROG"
+FLAKY
+chmod 755 "$T/flaky"
+start_corral --listen "fastcgi:unix:$F" --chmod 0666 --fastcgi-program "$T/flaky" \
+    --program-processes 1 --processes 1 --threads 2 || finish
+expect_match "the program serves" '^hello from' "$(curl -sS -m 10 "http://127.0.0.1:$PN/hello.php")"
+touch "$T/broken"
+pkill -KILL -P "$CORRAL_PID" -x fcgi_program
+wait_until 10 grep -q "respawning in 2 s" "$CORRAL_LOG"
+check "a program dying at its start is respawned after 1 s" \
+    grep -qE "FastCGI program 0 \(pid [0-9]+\) exited with status 3 [0-9]+ ms after it started \(1 times in a row\); respawning in 1 s" "$CORRAL_LOG"
+check "... then after 2 s" grep -q "(2 times in a row); respawning in 2 s" "$CORRAL_LOG"
+check "corral goes on" alive "$CORRAL_PID"
+rm -f "$T/broken"
+expect_match "once it can start again it serves" '^hello from' \
+    "$(curl -sS -m 20 "http://127.0.0.1:$PN/hello.php")"
+stop_corral
+
 # --max-rss: php-cgi is bigger than 4 MiB, so it is recycled; requests go on.
 start_corral --listen "fastcgi:unix:$F" --chmod 0666 --fastcgi-program "$PHP_CMD" \
     --program-processes 2 --processes 1 --threads 4 --max-rss 4 || finish
