@@ -18,6 +18,9 @@
  * them): the loop acts on what the others return or flag — a reload's
  * check child is reaped through master_reload_check_reaped, a passed
  * --preload check sets reexec.exec_due, a slot due sets respawn_at_ms.
+ * The FastCGI programs of --fastcgi-program (master_programs.c) are
+ * started at the top of the loop before the workers, reaped before them,
+ * watched in the tick, and outlive the workers at a stop.
  */
 #include "master.h"
 #include "master_state.h"
