@@ -17,11 +17,13 @@ PKGS="$PKGS iproute2"
 PKGS="$PKGS haproxy caddy"
 # The HTTP codec's differential unit test (tests/unit/test_http_diff.c).
 PKGS="$PKGS libhttp-parser-dev"
+# FastCGI programs (tests/integration/program.sh): PHP as php-cgi, with OPcache.
+PKGS="$PKGS php8.2-cgi php8.2-opcache"
 
 case "${1:-}" in
 "") ;;
 --bench) PKGS="uwsgi-core uwsgi-plugin-python3 gnuplot-nox wrk nginx-light \
-apache2 libapache2-mod-wsgi-py3" ;;
+apache2 libapache2-mod-wsgi-py3 php8.2-fpm" ;;
 *) echo "usage: install-deps.sh [--bench]" >&2; exit 2 ;;
 esac
 # contrib/bench/http.sh compares the http listener with gunicorn.

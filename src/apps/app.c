@@ -1,9 +1,12 @@
 /*
  * app.c — choosing the application adapter (see app.h): WSGI for --wsgi or
  * --wsgi-file (src/apps/wsgi/app_wsgi.c), native for --handler
- * (app_native.c).
+ * (app_native.c), FastCGI programs for --fastcgi-program
+ * (src/apps/program/app_program.c).
  */
 #include "app.h"
+
+#include "program/app_program.h"
 
 #include <stdio.h>
 
@@ -17,6 +20,10 @@ int app_prepare(struct app *app, const struct config *c, char *err, size_t errle
         snprintf(err, errlen, "corral was built without Python (./configure --with-python)");
         return -1;
 #endif
+    }
+    if (c->fastcgi_program) {
+        app->ops = &app_program_ops;
+        return app->ops->load(app, c, err, errlen);
     }
     if (!c->handler) {
         snprintf(err, errlen,

@@ -112,6 +112,14 @@ static unsigned config_saturating_mul(unsigned a, unsigned b)
     return b != 0 && a > UINT_MAX / b ? UINT_MAX : a * b;
 }
 
+unsigned config_program_processes(const struct config *c)
+{
+    if (c->program_processes)
+        return c->program_processes;
+    unsigned n = config_saturating_mul(c->processes, c->threads);
+    return n > 1024 ? 1024 : n;
+}
+
 void config_finish(struct config *c)
 {
     c->limits.fcgi_max_conns = config_saturating_mul(c->processes, c->max_conns);
@@ -473,15 +481,17 @@ int config_validate(const struct config *c, char *err, size_t errlen)
             }
         }
     }
-    int apps = (c->handler != NULL) + (c->wsgi != NULL) + (c->wsgi_file != NULL);
+    int apps = (c->handler != NULL) + (c->wsgi != NULL) + (c->wsgi_file != NULL) +
+               (c->fastcgi_program != NULL);
     if (apps == 0) {
         snprintf(err, errlen,
-                 "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file PATH or "
-                 "--handler FILE.so");
+                 "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file PATH, "
+                 "--handler FILE.so or --fastcgi-program \"CMD ARGS\"");
         return -1;
     }
     if (apps > 1) {
-        snprintf(err, errlen, "give only one application: --handler, --wsgi or --wsgi-file");
+        snprintf(err, errlen, "give only one application: --handler, --wsgi, --wsgi-file or "
+                              "--fastcgi-program");
         return -1;
     }
     if (c->max_processes && c->max_processes < c->processes) {

@@ -23,6 +23,8 @@ struct config {
     char *handler;     /* "path.so[:symbol]", NULL when none */
     char *wsgi;        /* "module[:callable]", NULL when none */
     char *wsgi_file;   /* a .py file defining the WSGI callable */
+    char *fastcgi_program;      /* "CMD ARGS": FastCGI programs corral runs, NULL = none */
+    unsigned program_processes; /* how many; 0 = processes x threads */
     char *chdir;       /* workers chdir here before the import */
     char **pythonpath; /* prepended to sys.path, in order */
     size_t pythonpath_count;
@@ -123,6 +125,10 @@ int config_load_file(struct config *c, const char *file, char *err, size_t errle
  * worker_conn_limits.)
  */
 void config_finish(struct config *c);
+
+/* The copies of --fastcgi-program to run: program_processes, or when it is
+ * 0, processes x threads (at most 1024). */
+unsigned config_program_processes(const struct config *c);
 
 /* The most worker processes the pool can be scaled to: max_processes, or
  * when it is 0, 4 × processes and at least 16 (never above 4096). */

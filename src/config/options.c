@@ -193,6 +193,28 @@ const struct option_spec options_table[] = {
         .unset = "none",
     },
     {
+        .name = "fastcgi-program",
+        .key = "fastcgi_program",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(fastcgi_program),
+        .metavar = "\"CMD ARGS\"",
+        .group = "Application",
+        .help = "run this FastCGI program (php-cgi, a libfcgi program), each copy with its own "
+                "socket as fd 0, and forward the requests to them",
+        .unset = "none",
+    },
+    {
+        .name = "program-processes",
+        .key = "program_processes",
+        .type = OPTION_UINT,
+        OPTIONS_FIELD(program_processes),
+        .min = 0,
+        .max = 1024,
+        .metavar = "N",
+        .group = "Application",
+        .help = "copies of the --fastcgi-program to run; 0 = processes x threads",
+    },
+    {
         .name = "chdir",
         .key = "chdir",
         .type = OPTION_STRING,

@@ -18,6 +18,9 @@
  * them): the loop acts on what the others return or flag — a reload's
  * check child is reaped through master_reload_check_reaped, a passed
  * --preload check sets reexec.exec_due, a slot due sets respawn_at_ms.
+ * The FastCGI programs of --fastcgi-program (master_programs.c) are
+ * started at the top of the loop before the workers, reaped before them,
+ * watched in the tick, and outlive the workers at a stop.
  */
 #include "master.h"
 #include "master_state.h"
@@ -212,6 +215,13 @@ static void master_reap(struct master *m)
             return;
         if (master_reload_check_reaped(m, pid, status))
             continue;
+        enum master_program_end pe = master_programs_reaped(m, pid, status);
+        if (pe == MASTER_PROGRAM_FATAL && m->state == MASTER_RUNNING) {
+            m->exit_status = 1;
+            master_stop(m, true);
+        }
+        if (pe != MASTER_PROGRAM_OTHER)
+            continue;
         unsigned i;
         for (i = 0; i < m->slots_used; i++)
             if (m->workers[i].pid == pid)
@@ -395,6 +405,7 @@ static void master_tick(struct master *m)
         master_signal_workers(m, SIGKILL);
         m->deadline_ms = now + 1000;
     }
+    master_programs_tick(m);
 }
 
 /* Fork the workers whose (re)spawn time has come. Called only from the top
@@ -548,9 +559,14 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
                 config_pool_mode_name(m.pool.mode), master_pool_starting(&m), m.max_workers,
                 cfg->threads, listener_count);
     }
-    while (m.state == MASTER_RUNNING || m.live > 0) {
+    while (m.state == MASTER_RUNNING || m.live > 0 || master_programs_live(&m) > 0) {
         if (m.reexec.exec_due)
             master_reload_reexec(&m); /* returns only when the re-exec failed */
+        master_programs_spawn_due(&m);
+        if (m.programs.fatal && m.state == MASTER_RUNNING) {
+            m.exit_status = 1;
+            master_stop(&m, true);
+        }
         master_spawn_due(&m);
         master_pool_publish(&m);
         struct epoll_event evs[8];
@@ -565,6 +581,8 @@ int master_run(const struct config *cfg, struct listener *listeners, size_t list
                 master_handle_signals(&m);
             else if (tag == MASTER_TAG_TIMER)
                 master_tick(&m);
+            else if (master_programs_owns(tag))
+                master_programs_event(&m, tag);
             else if (master_pool_owns(tag))
                 master_pool_listener_event(&m);
             else if (control_owns(m.ctl, tag))
@@ -584,6 +602,7 @@ out:
         close(m.sigfd);
     if (m.timerfd >= 0)
         close(m.timerfd);
+    master_programs_fini(&m);
     free(m.workers);
     free(m.queues);
     master_reload_fini(&m);

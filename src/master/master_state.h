@@ -14,6 +14,8 @@
  *   master_pool.c     the pool modes, the scoreboard header
  *   master_limits.c   harakiri and the graceful timeout of stopping workers
  *   master_slots.c    the slots and banks of workers
+ *   master_programs.c the FastCGI programs of --fastcgi-program (from the
+ *                     loop only; it calls no other master file)
  *
  * A lower file never calls a higher one: it returns an outcome (a reaped
  * check, a failed re-exec) or sets a flag (reexec.exec_due, a slot's
@@ -125,6 +127,17 @@ struct master_pool {
     bool watching;           /* ondemand: listeners in the master's epoll */
 };
 
+/* The FastCGI programs (master_programs.c): the pools of the current app
+ * and of replaced apps whose programs are still stopping. */
+#define MASTER_PROGRAM_POOLS 8
+struct program_pool;
+struct master_programs {
+    struct program_pool *pools[MASTER_PROGRAM_POOLS];
+    unsigned live;           /* programs running */
+    bool fatal;              /* one could not start before any ran: stop corral */
+    uint64_t rss_checked_ms; /* --max-rss is read once a second */
+};
+
 struct master {
     const struct config *cfg;
     struct listener *listeners;
@@ -156,6 +169,7 @@ struct master {
     char **argv;
     struct master_reload reload;
     struct master_reexec reexec;
+    struct master_programs programs;
 };
 
 /* ---- master_actions.c ---- */
@@ -379,5 +393,32 @@ bool master_thread_request(const struct master *m, unsigned i, unsigned t,
 
 /* Send SIG to every live worker of both banks. */
 void master_signal_workers(struct master *m, int sig);
+
+/* ---- FastCGI programs (master_programs.c), from master.c ---- */
+
+/* At the top of the loop: take the current app's programs under
+ * supervision and start those due. Sets programs.fatal when one cannot be
+ * executed before any ran. */
+void master_programs_spawn_due(struct master *m);
+/* Each tick: recycling, --max-rss, harakiri, claims of dead workers,
+ * stopping the programs of a retired app, or all of them at a stop once no
+ * worker runs. */
+void master_programs_tick(struct master *m);
+
+enum master_program_end {
+    MASTER_PROGRAM_OTHER,   /* not a program */
+    MASTER_PROGRAM_HANDLED, /* a program ended: respawn scheduled or stopped */
+    MASTER_PROGRAM_FATAL,   /* it cannot start at all: stop corral (exit 1) */
+};
+/* From master_reap, for a reaped PID. */
+enum master_program_end master_programs_reaped(struct master *m, pid_t pid, int status);
+
+/* The stderr pipes of the programs in the master's epoll. */
+bool master_programs_owns(uint64_t tag);
+void master_programs_event(struct master *m, uint64_t tag);
+
+unsigned master_programs_live(const struct master *m);
+/* At the end of master_run: free retired pools, remove the socket files. */
+void master_programs_fini(struct master *m);
 
 #endif

@@ -36,6 +36,8 @@ void worker_conn_limits(const struct worker *w, struct proto_limits *lim)
     }
     lim->fcgi_max_conns = worker_saturating_mul(procs, cfg->max_conns);
     lim->fcgi_max_reqs = worker_saturating_mul(procs, cfg->threads);
+    if (cfg->fastcgi_program && config_program_processes(cfg) < lim->fcgi_max_reqs)
+        lim->fcgi_max_reqs = config_program_processes(cfg); /* one request per program */
 }
 
 /* A peer --allow-from does not list: one log line per second per listener

@@ -192,7 +192,8 @@ void worker_exit(struct worker *w, int status) __attribute__((noreturn));
 
 /* The codec limits for a connection accepted now: the config's, with the
  * FastCGI GET_VALUES answers (FCGI_MAX_CONNS = processes x max_conns,
- * FCGI_MAX_REQS = processes x threads) for the pool as it is: a static
+ * FCGI_MAX_REQS = processes x threads, at most the --fastcgi-program
+ * programs) for the pool as it is: a static
  * pool's current size (corralctl scale changes it), the most processes a
  * dynamic or ondemand pool may grow to. */
 void worker_conn_limits(const struct worker *w, struct proto_limits *lim);

@@ -2,7 +2,7 @@
 # Build every decoder's libFuzzer target (clang, ASan + UBSan) and run each
 # for a bounded time from the seed corpus. Usage: run.sh SECONDS [OUTDIR [SHORT]]
 # The protocol decoders (uwsgi, scgi, fastcgi, http) run SECONDS each; the other
-# decoders (the JSON reader, $CORRAL_REEXEC, control socket lines,
+# decoders (FastCGI's client side, the JSON reader, $CORRAL_REEXEC, control socket lines,
 # --allow-from) SHORT seconds each, a third of SECONDS by default (at least
 # 1): small grammars that a few seconds already cover, and CI's default of
 # 30 then stays near two minutes of fuzzing in all.
@@ -26,13 +26,14 @@ declare -A sources=(
     [scgi]="protocols/params.c protocols/unframed.c protocols/scgi.c"
     [fastcgi]="protocols/params.c protocols/fastcgi.c"
     [http]="protocols/params.c protocols/http.c"
+    [fastcgi_client]="protocols/fastcgi_client.c"
     [json_read]="src/ctl/json_read.c src/core/json.c -lm"
     [reexec]="src/master/reexec_state.c src/config/config.c src/config/options.c src/os/allow.c \
 src/os/listen.c src/os/privs.c src/core/log.c $protocols -lconfig"
     [control_line]="src/master/control.c src/core/json.c src/os/listen.c src/core/log.c $protocols"
     [allow]="src/os/allow.c"
 )
-targets=(uwsgi scgi fastcgi http json_read reexec control_line allow)
+targets=(uwsgi scgi fastcgi http fastcgi_client json_read reexec control_line allow)
 declare -A seconds=([uwsgi]=$secs [scgi]=$secs [fastcgi]=$secs [http]=$secs)
 
 status=0

@@ -491,7 +491,7 @@ static void config_validate_requires_handler(void **state)
     assert_int_equal(test_load(f, "listen = \"uwsgi:unix:/a\";\n", NULL), 0);
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
     assert_string_equal(f->err, "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file "
-                                "PATH or --handler FILE.so");
+                                "PATH, --handler FILE.so or --fastcgi-program \"CMD ARGS\"");
 }
 
 static void config_loads_control_socket_keys(void **state)
@@ -736,7 +736,8 @@ static void config_validate_refuses_two_apps(void **state)
                                NULL),
                      0);
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
-    assert_string_equal(f->err, "give only one application: --handler, --wsgi or --wsgi-file");
+    assert_string_equal(f->err, "give only one application: --handler, --wsgi, --wsgi-file or "
+                                "--fastcgi-program");
 }
 
 static void config_validate_rejects_one_address_twice(void **state)
@@ -818,10 +819,12 @@ static void example_conf_commented_settings_are_valid(void **state)
     assert_non_null(f->c.virtualenv);
     assert_true(f->c.preload);
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
-    assert_string_equal(f->err, "give only one application: --handler, --wsgi or --wsgi-file");
+    assert_string_equal(f->err, "give only one application: --handler, --wsgi, --wsgi-file or "
+                                "--fastcgi-program");
     free(f->c.wsgi);
     free(f->c.wsgi_file);
-    f->c.wsgi = f->c.wsgi_file = NULL;
+    free(f->c.fastcgi_program);
+    f->c.wsgi = f->c.wsgi_file = f->c.fastcgi_program = NULL;
     /* The Python-only settings are refused next to a native handler. */
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
     assert_string_equal(f->err, "virtualenv applies to WSGI apps (--wsgi, --wsgi-file), not to "

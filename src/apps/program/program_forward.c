@@ -1,0 +1,453 @@
+/*
+ * program_forward.c — forwarding one request to a FastCGI program (see
+ * program_forward.h). One connection per request: a program such as
+ * php-cgi serves one connection at a time, so a kept connection would pin
+ * it to the thread that holds it.
+ */
+#include "program_forward.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conn/request.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "protocols/fastcgi_client.h"
+
+#define PROGRAM_BUF 8192
+#define PROGRAM_HEAD_MAX 8192
+#define PROGRAM_REQUEST_ID 1
+
+/* The records going to the program: a stream's content is staged (PARAMS
+ * or STDIN), framed into WBUF, and WBUF goes out when full or committed, so
+ * a request without a body leaves in one send. */
+struct program_fwd;
+
+struct program_out {
+    struct program_fwd *fwd; /* to read the program's answer while sending */
+    int fd;
+    unsigned io_ms;
+    enum fcgi_client_type type;
+    size_t len; /* staged content */
+    uint8_t stage[PROGRAM_BUF];
+    size_t wlen;
+    uint8_t wbuf[2 * (FCGI_CLIENT_HEADER_LEN + PROGRAM_BUF)];
+};
+
+/* Wait until FD is ready for EVENTS, at most MS. 0 ready, -1 not. */
+static int program_wait(int fd, short events, uint64_t ms)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    int rc;
+    do
+        rc = poll(&p, 1, ms > 600000 ? 600000 : (int)ms);
+    while (rc < 0 && errno == EINTR);
+    return rc > 0 ? 0 : -1;
+}
+
+static int program_receive(struct program_fwd *f);
+
+/* Send LEN bytes; while the program does not take them, read what it
+ * answers (a program that writes while it reads would wait for us
+ * forever). Returns 0, or -1 when the program is gone, timed out, or has
+ * already ended the request (its outcome is then known). */
+static int program_send(struct program_out *o, const uint8_t *p, size_t len)
+{
+    while (len) {
+        ssize_t n = send(o->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && errno == EAGAIN) {
+            struct pollfd pfd = {.fd = o->fd, .events = POLLOUT | POLLIN};
+            int rc = poll(&pfd, 1, (int)(o->io_ms > 600000 ? 600000 : o->io_ms));
+            if (rc < 0 && errno == EINTR)
+                continue;
+            if (rc <= 0)
+                return -1;
+            if ((pfd.revents & POLLIN) && program_receive(o->fwd) < 0)
+                return -1;
+        } else {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Send what WBUF holds. */
+static int program_commit(struct program_out *o)
+{
+    int rc = program_send(o, o->wbuf, o->wlen);
+    o->wlen = 0;
+    return rc;
+}
+
+/* Frame the staged content as one record (an empty one ends the stream). */
+static int program_flush(struct program_out *o)
+{
+    if (o->wlen + FCGI_CLIENT_HEADER_LEN + o->len > sizeof(o->wbuf) && program_commit(o) < 0)
+        return -1;
+    fcgi_client_header(o->wbuf + o->wlen, o->type, PROGRAM_REQUEST_ID, (uint16_t)o->len);
+    memcpy(o->wbuf + o->wlen + FCGI_CLIENT_HEADER_LEN, o->stage, o->len);
+    o->wlen += FCGI_CLIENT_HEADER_LEN + o->len;
+    o->len = 0;
+    return 0;
+}
+
+static int program_put(struct program_out *o, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len) {
+        size_t take = PROGRAM_BUF - o->len < len ? PROGRAM_BUF - o->len : len;
+        memcpy(o->stage + o->len, p, take);
+        o->len += take;
+        p += take;
+        len -= take;
+        if (o->len == PROGRAM_BUF && program_flush(o) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int program_send_params(struct program_out *o, corral_request *req)
+{
+    o->type = FCGI_CLIENT_PARAMS;
+    size_t n = corral_param_count(req);
+    for (size_t i = 0; i < n; i++) {
+        const char *name, *value;
+        size_t nlen, vlen;
+        request_param_at(req, i, &name, &nlen, &value, &vlen);
+        uint8_t lens[8];
+        size_t used = fcgi_client_lengths(lens, nlen, vlen);
+        if (program_put(o, lens, used) < 0 || program_put(o, name, nlen) < 0 ||
+            program_put(o, value, vlen) < 0)
+            return -1;
+    }
+    if (o->len && program_flush(o) < 0)
+        return -1;
+    return program_flush(o);
+}
+
+/* Stream the request body as STDIN, then send everything. Returns 0, -1
+ * when the program is gone, -2 when the front end's body failed. */
+static int program_send_body(struct program_out *o, corral_request *req)
+{
+    o->type = FCGI_CLIENT_STDIN;
+    for (;;) {
+        ssize_t n = corral_read(req, o->stage, PROGRAM_BUF);
+        if (n < 0)
+            return -2;
+        if (n == 0)
+            break;
+        o->len = (size_t)n;
+        if (program_flush(o) < 0)
+            return -1;
+    }
+    if (program_flush(o) < 0)
+        return -1;
+    return program_commit(o);
+}
+
+/* The CGI header block gathered from STDOUT before the body. */
+struct program_head {
+    char buf[PROGRAM_HEAD_MAX + 1];
+    size_t len;
+    bool done;
+    uint8_t obuf[PROGRAM_BUF]; /* body bytes not yet written (one write per read) */
+    size_t olen;
+};
+
+/* Queue LEN body bytes; full, the queue goes to the front end. Returns 0,
+ * or -1 when the front end is gone. */
+static int program_body(corral_request *req, struct program_head *h, const void *p, size_t len)
+{
+    if (h->olen + len > sizeof(h->obuf)) {
+        if (h->olen && corral_write(req, h->obuf, h->olen) < 0)
+            return -1;
+        h->olen = 0;
+        if (len > sizeof(h->obuf))
+            return corral_write(req, p, len) < 0 ? -1 : 0;
+    }
+    memcpy(h->obuf + h->olen, p, len);
+    h->olen += len;
+    return 0;
+}
+
+/* Write what is queued (before waiting for the program: nothing is held
+ * back while it works). */
+static int program_body_flush(corral_request *req, struct program_head *h)
+{
+    if (!h->olen)
+        return 0;
+    size_t n = h->olen;
+    h->olen = 0;
+    return corral_write(req, h->obuf, n) < 0 ? -1 : 0;
+}
+
+/* Apply the header block (LEN bytes, NUL-terminated) to REQ. */
+static void program_apply_head(corral_request *req, char *head, unsigned index)
+{
+    bool have_status = false, have_location = false;
+    char *save = NULL;
+    for (char *line = strtok_r(head, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        size_t n = strlen(line);
+        if (n && line[n - 1] == '\r')
+            line[--n] = '\0';
+        char *colon = strchr(line, ':');
+        if (!colon) {
+            log_msg(LOG_WARN, "FastCGI program %u: a header line without ':' dropped", index);
+            continue;
+        }
+        *colon = '\0';
+        char *value = colon + 1;
+        while (*value == ' ' || *value == '\t')
+            value++;
+        if (strcasecmp(line, "Status") == 0) {
+            char *end;
+            long code = strtol(value, &end, 10);
+            while (*end == ' ')
+                end++;
+            if (code >= 100 && code <= 999 &&
+                corral_set_status(req, (int)code, *end ? end : NULL) == 0)
+                have_status = true;
+            continue;
+        }
+        if (strcasecmp(line, "Location") == 0)
+            have_location = true;
+        if (corral_add_header(req, line, value) < 0)
+            log_msg(LOG_WARN, "FastCGI program %u: header %s refused", index, line);
+    }
+    if (have_location && !have_status)
+        corral_set_status(req, 302, NULL);
+}
+
+/* Take a STDOUT piece: into the head until its blank line, then the body.
+ * Returns 0, -1 when the front end is gone, -2 when the head is too big. */
+static int program_take_out(corral_request *req, struct program_head *h, const uint8_t *p,
+                            size_t len, unsigned index)
+{
+    if (h->done)
+        return program_body(req, h, p, len);
+    size_t room = PROGRAM_HEAD_MAX - h->len;
+    size_t take = len < room ? len : room;
+    memcpy(h->buf + h->len, p, take);
+    size_t old = h->len;
+    h->len += take;
+    h->buf[h->len] = '\0';
+    /* The blank line may start in the bytes seen before. */
+    size_t from = old > 3 ? old - 3 : 0;
+    size_t end = 0, body = 0;
+    for (size_t i = from; i < h->len; i++) {
+        if (h->buf[i] != '\n')
+            continue;
+        if (i + 1 < h->len && h->buf[i + 1] == '\n') {
+            end = i + 1;
+            body = i + 2;
+            break;
+        }
+        if (i + 2 < h->len && h->buf[i + 1] == '\r' && h->buf[i + 2] == '\n') {
+            end = i + 1;
+            body = i + 3;
+            break;
+        }
+    }
+    if (!body) {
+        if (h->len == PROGRAM_HEAD_MAX)
+            return -2;
+        return 0;
+    }
+    h->done = true;
+    h->buf[end] = '\0';
+    program_apply_head(req, h->buf, index);
+    /* Body bytes: those of the head buffer past the blank line, then the
+     * rest of the piece that did not fit in it. */
+    if (body < h->len && program_body(req, h, h->buf + body, h->len - body) < 0)
+        return -1;
+    if (take < len && program_body(req, h, p + take, len - take) < 0)
+        return -1;
+    return 0;
+}
+
+/* One line of the program's STDERR to the error log (log_msg escapes). */
+static void program_log_err(unsigned index, const uint8_t *p, size_t len)
+{
+    while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
+        len--;
+    if (len)
+        log_msg(LOG_WARN, "FastCGI program %u: %.*s", index, (int)(len > 2048 ? 2048 : len),
+                (const char *)p);
+}
+
+static int program_connect(const char *path, unsigned io_ms)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t n = strlen(path);
+    if (n >= sizeof(sa.sun_path))
+        return -1;
+    memcpy(sa.sun_path, path, n + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+        (errno != EAGAIN || program_wait(fd, POLLOUT, io_ms) < 0)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* One forward: what goes out, what comes back, and how it ended. */
+struct program_fwd {
+    struct program_out o;
+    struct program_head h;
+    struct fcgi_client_dec dec;
+    corral_request *req;
+    unsigned index;
+    bool finished;
+    enum program_outcome out;
+    uint8_t in[PROGRAM_BUF];
+};
+
+static int program_finish(struct program_fwd *f, enum program_outcome out)
+{
+    f->finished = true;
+    f->out = out;
+    return -1;
+}
+
+/* Read once from the program and act on its records. Returns 1 after
+ * progress, 0 when nothing is there (the queued body went out first), -1
+ * once the request is over (f->out says how). */
+static int program_receive(struct program_fwd *f)
+{
+    if (f->finished)
+        return -1;
+    corral_request *req = f->req;
+    struct program_head *h = &f->h;
+    ssize_t n = recv(f->o.fd, f->in, sizeof(f->in), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR)
+        return 1;
+    if (n < 0 && errno == EAGAIN)
+        return program_body_flush(req, h) < 0 ? program_finish(f, PROGRAM_BROKEN) : 0;
+    if (n <= 0) {
+        log_msg(LOG_ERROR, "FastCGI program %u: the connection ended before END_REQUEST%s%s",
+                f->index, n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+        return program_finish(f, req->head_sent ? PROGRAM_BROKEN : PROGRAM_FAILED);
+    }
+    size_t pos = 0;
+    while (pos < (size_t)n) {
+        size_t used;
+        struct fcgi_client_piece piece;
+        enum fcgi_client_event ev =
+            fcgi_client_decode(&f->dec, f->in + pos, (size_t)n - pos, &used, &piece);
+        pos += used;
+        if (ev == FCGI_CLIENT_OUT) {
+            int rc = program_take_out(req, h, piece.data, piece.len, f->index);
+            if (rc == -2) {
+                log_msg(LOG_ERROR, "FastCGI program %u: a header block over %d bytes", f->index,
+                        PROGRAM_HEAD_MAX);
+                return program_finish(f, PROGRAM_FAILED);
+            }
+            if (rc < 0)
+                return program_finish(f, PROGRAM_BROKEN); /* the front end is gone */
+        } else if (ev == FCGI_CLIENT_ERR) {
+            program_log_err(f->index, piece.data, piece.len);
+        } else if (ev == FCGI_CLIENT_END) {
+            if (!h->done) {
+                /* No blank line: what came is the head alone. */
+                h->done = true;
+                program_apply_head(req, h->buf, f->index);
+            }
+            /* The last body bytes go with the end of the response. */
+            int rc = corral_write_final(req, h->obuf, h->olen);
+            h->olen = 0;
+            return program_finish(f, rc < 0 ? PROGRAM_BROKEN : PROGRAM_OK);
+        } else if (ev == FCGI_CLIENT_ERROR) {
+            log_msg(LOG_ERROR, "FastCGI program %u: a malformed record", f->index);
+            return program_finish(f, req->head_sent ? PROGRAM_BROKEN : PROGRAM_FAILED);
+        } else {
+            break;
+        }
+    }
+    return 1;
+}
+
+enum program_outcome program_forward(const char *path, unsigned index, corral_request *req,
+                                     uint64_t deadline_ms, unsigned io_ms)
+{
+    int fd = program_connect(path, io_ms);
+    if (fd < 0) {
+        log_msg(LOG_ERROR, "FastCGI program %u: connect(%s): %s", index, path, strerror(errno));
+        return PROGRAM_FAILED;
+    }
+    struct program_fwd *f = malloc(sizeof(*f));
+    if (!f) {
+        close(fd);
+        return PROGRAM_FAILED;
+    }
+    f->o.fwd = f;
+    f->o.fd = fd;
+    f->o.io_ms = io_ms;
+    f->o.len = 0;
+    f->h.len = f->h.olen = 0;
+    f->h.done = false;
+    f->req = req;
+    f->index = index;
+    f->finished = false;
+    f->out = PROGRAM_FAILED;
+    fcgi_client_dec_init(&f->dec, PROGRAM_REQUEST_ID);
+    fcgi_client_begin(f->o.wbuf, PROGRAM_REQUEST_ID, false);
+    f->o.wlen = 16;
+    if (program_send_params(&f->o, req) < 0) {
+        if (!f->finished)
+            log_msg(LOG_ERROR, "FastCGI program %u: sending the request failed: %s", index,
+                    strerror(errno));
+        goto done;
+    }
+    int b = program_send_body(&f->o, req);
+    if (b == -2) {
+        f->out = PROGRAM_BROKEN; /* the front end's body failed (logged): abort */
+        goto done;
+    }
+    if (b < 0) {
+        if (!f->finished)
+            log_msg(LOG_ERROR, "FastCGI program %u: sending the body failed: %s", index,
+                    strerror(errno));
+        goto done;
+    }
+    /* The program has just been given the request: wait before the first
+     * read rather than try it first (one system call less per request). */
+    uint64_t first = clock_now_ms();
+    if (first < deadline_ms)
+        program_wait(fd, POLLIN, deadline_ms - first);
+    for (;;) {
+        uint64_t now = clock_now_ms();
+        if (now >= deadline_ms) {
+            f->out = req->head_sent ? PROGRAM_BROKEN : PROGRAM_TIMED_OUT;
+            break;
+        }
+        int r = program_receive(f);
+        if (r < 0)
+            break;
+        if (r > 0)
+            continue;
+        /* The program may think as long as it likes: only --harakiri
+         * (DEADLINE_MS) bounds it, as for any app. */
+        program_wait(fd, POLLIN, deadline_ms - now);
+    }
+done:;
+    enum program_outcome out = f->out;
+    free(f);
+    close(fd);
+    return out;
+}
