@@ -142,7 +142,7 @@ struct worker {
     int statm_fd;            /* /proc/self/statm when --max-rss, else -1 */
     uint64_t page_kib;       /* the page size, for statm's page counts */
     struct sb_worker *sb;
-    uint64_t last_idle_scan_ms;
+    _Atomic uint64_t last_idle_scan_ms; /* the tick's idle scan (worker_stop.c) */
     _Atomic uint64_t last_request_ms; /* end of the last request (ondemand idle exit) */
     struct status_src status;         /* the status page's view */
 };

@@ -313,8 +313,12 @@ void worker_tick(struct worker *w)
     uint64_t now = clock_now_ms();
     worker_check_orphan(w, now);
     bool stopping = atomic_load(&w->stopping);
-    if (stopping || now - w->last_idle_scan_ms >= 1000) {
-        w->last_idle_scan_ms = now;
+    /* Ticks run one at a time but on whichever thread the timer's one-shot
+     * event woke: relaxed atomics say so to ThreadSanitizer, which cannot
+     * see the order epoll gives them. */
+    if (stopping ||
+        now - atomic_load_explicit(&w->last_idle_scan_ms, memory_order_relaxed) >= 1000) {
+        atomic_store_explicit(&w->last_idle_scan_ms, now, memory_order_relaxed);
         worker_close_idle(w, stopping);
     }
     worker_balance(w);
