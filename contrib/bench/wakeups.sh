@@ -10,8 +10,10 @@
 # Environment: BUILD, CONFIGS (PROCESSESxTHREADS, "2x1 2x2 2x4"), PROTOS (uwsgi scgi fastcgi
 # fastcgi-keep; "uwsgi fastcgi-keep"), CONNS (32), SECONDS_PER_RUN (5), APP (wsgi|native),
 # BODY=N posts N bytes to the native handler's /echo (APP=native),
-# PERF=1 adds system calls and futex calls per response (perf stat on the worker processes;
-# the counts include the window's idle start and end, a few hundred calls).
+# PERF=1 adds system calls, futex, accept4 and epoll_wait calls per response (perf stat on the
+# worker processes; the counts include the window's idle start and end, a few hundred calls).
+# Every response of a protocol that is not kept costs one accept4 that succeeds: the rest of
+# accept4/resp are calls that found the queue empty (EAGAIN), a peer or thread faster.
 set -u -o pipefail
 BUILD=${BUILD:-$(cd "$(dirname "$0")/../.." && pwd)}
 CONFIGS=${CONFIGS:-2x1 2x2 2x4}
@@ -39,7 +41,7 @@ ctx_sum() { # KIND PIDs: KIND (voluntary, nonvoluntary) switches of every thread
     echo "$n"
 }
 printf '%-6s %-13s %10s %12s %12s' config proto req/s vol/resp nonvol/resp
-[ -n "$PERF" ] && printf ' %12s %12s' syscalls/resp futex/resp
+[ -n "$PERF" ] && printf ' %12s %12s %12s %12s' syscalls/resp futex/resp accept4/resp epwait/resp
 echo
 for c in $CONFIGS; do
     np=${c%x*} nt=${c#*x}
@@ -58,7 +60,8 @@ for c in $CONFIGS; do
         a=$(ctx_sum voluntary $workers) an=$(ctx_sum nonvoluntary $workers)
         perf_pid=
         if [ -n "$PERF" ]; then
-            perf stat -x, -o "$tmp/perf" -e raw_syscalls:sys_enter,syscalls:sys_enter_futex \
+            perf stat -x, -o "$tmp/perf" -e raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_accept4 \
+                -e syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait \
                 -p "$(echo "$workers" | tr ' ' ,)" 2>/dev/null &
             perf_pid=$!
             sleep 0.3
@@ -82,7 +85,11 @@ for c in $CONFIGS; do
         if [ -n "$PERF" ]; then
             sc=$(awk -F, '/raw_syscalls:sys_enter/ {print $1}' "$tmp/perf")
             fx=$(awk -F, '/sys_enter_futex/ {print $1}' "$tmp/perf")
-            printf ' %12.3f %12.3f' "$(echo "${sc:-0} / $n" | bc -l)" "$(echo "${fx:-0} / $n" | bc -l)"
+            ac=$(awk -F, '/sys_enter_accept4/ {print $1}' "$tmp/perf")
+            ew=$(awk -F, '/sys_enter_epoll_(p)?wait/ {s += $1} END {print s + 0}' "$tmp/perf")
+            printf ' %12.3f %12.3f %12.3f %12.3f' "$(echo "${sc:-0} / $n" | bc -l)" \
+                "$(echo "${fx:-0} / $n" | bc -l)" "$(echo "${ac:-0} / $n" | bc -l)" \
+                "$(echo "${ew:-0} / $n" | bc -l)"
         fi
         echo
     done
