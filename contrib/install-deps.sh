@@ -9,7 +9,8 @@ set -eu
 PKGS="build-essential autoconf automake pkg-config libconfig-dev libcmocka-dev \
 libfcgi-dev libfcgi-bin nginx-light apache2 curl python3 libpython3-dev python3-flask \
 python3-django python3-prometheus-client python3-venv clang libclang-rt-14-dev tmux util-linux \
-systemd man-db groff-base mandoc"
+systemd man-db groff-base mandoc \
+debhelper dpkg-dev fakeroot lintian mmdebstrap"
 
 case "${1:-}" in
 "") ;;
