@@ -34,9 +34,11 @@ if [ -n "${PACKAGE_DEBS:-}" ]; then
 else
     DEBS=$T/debs
     say "building the packages (make dist, contrib/deb/build.sh)"
-    # make dist into $T: the build directory keeps no distdir or tarball.
-    check "make dist writes corral-$version.tar.gz" \
-        timeout 300 make -C "$top_builddir" dist-gzip distdir="$T/dist/corral-$version"
+    # make dist in a configure of its own in $T: the build directory keeps no
+    # distdir or tarball, and the source tree is not written to.
+    mkdir -p "$T/dist"
+    check "make dist writes corral-$version.tar.gz" timeout 300 sh -c \
+        'cd "$1/dist" && "$2/configure" -q >configure.out && make dist-gzip >make.out' _ "$T" "$top_srcdir"
     check "contrib/deb/build.sh builds the packages from the tarball" \
         timeout 900 "$top_srcdir/contrib/deb/build.sh" "$DEBS" "$T/dist/corral-$version.tar.gz"
 fi
@@ -66,15 +68,14 @@ pkg_files() {
 }
 pkg_files "$DEB" "$DEB_DEV" >"$T/pkg.files"
 # Files of the packages that make install does not write: debhelper's
-# changelog, copyright and lintian overrides, and the README's compression.
-grep -Ev '^/usr/share/doc/corral(-dev)?/(changelog\.gz|copyright|README\.md\.gz)$|^/usr/share/lintian/overrides/corral$' \
+# changelog and copyright, and the lintian overrides.
+grep -Ev '^/usr/share/doc/corral(-dev)?/(changelog\.gz|copyright)$|^/usr/share/lintian/overrides/corral$' \
     "$T/pkg.files" >"$T/pkg.cmp"
-# dh_auto_install's `make install DESTDIR=debian/tmp`, README uncompressed.
-grep -Ev '^/usr/share/doc/corral/README\.md$' "$DEBS/make-install.files" >"$T/install.cmp"
+# make-install.files: dh_auto_install's `make install DESTDIR=debian/tmp`.
 expect_eq "make install DESTDIR= writes the files of corral + corral-dev, but for the documented exceptions" \
-    "" "$(diff "$T/install.cmp" "$T/pkg.cmp")"
-expect_match "make install writes README.md to the doc directory" '^/usr/share/doc/corral/README\.md$' \
-    "$(cat "$DEBS/make-install.files")"
+    "" "$(diff "$DEBS/make-install.files" "$T/pkg.cmp")"
+doc=$(sed -n 's|^Documentation=file:||p' <<<"$(dpkg-deb --fsys-tarfile "$DEB" | tar -xOf - ./lib/systemd/system/corral.service)")
+expect_match "corral.service's Documentation= ($doc) is in the package" "^$doc\$" "$(pkg_files "$DEB")"
 for f in /usr/bin/corral /usr/bin/corralctl /etc/corral/corral.conf /etc/logrotate.d/corral \
     /lib/systemd/system/corral.service /lib/systemd/system/corral.socket \
     /lib/systemd/system/corral-activated.service /usr/share/man/man8/corral.8 \
