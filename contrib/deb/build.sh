@@ -15,6 +15,10 @@
 # which tests/integration/package.sh compares with the packages.
 # Build-Depends: contrib/debian/control (contrib/install-deps.sh installs them).
 set -eu
+# A make above (make check running tests/integration/package.sh) passes its
+# command-line variables down in MAKEFLAGS (TEST_LOGS: its whole test list);
+# the package's own make must not inherit them.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
 
 [ $# -ge 1 ] && [ $# -le 2 ] || { echo "usage: build.sh OUTDIR [TARBALL]" >&2; exit 2; }
 src=$(cd "$(dirname "$0")/../.." && pwd)

@@ -37,6 +37,8 @@ else
     # make dist in a configure of its own in $T: the build directory keeps no
     # distdir or tarball, and the source tree is not written to.
     mkdir -p "$T/dist"
+    # Not the variables of the make running this test (TEST_LOGS...).
+    unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
     check "make dist writes corral-$version.tar.gz" timeout 300 sh -c \
         'cd "$1/dist" && "$2/configure" -q >configure.out && make dist-gzip >make.out' _ "$T" "$top_srcdir"
     check "contrib/deb/build.sh builds the packages from the tarball" \
