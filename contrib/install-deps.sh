@@ -19,6 +19,8 @@ PKGS="$PKGS haproxy caddy"
 PKGS="$PKGS libhttp-parser-dev"
 # FastCGI programs (tests/integration/program.sh): PHP as php-cgi, with OPcache.
 PKGS="$PKGS php8.2-cgi php8.2-opcache"
+# The Debian packages and their test (contrib/deb/build.sh, tests/integration/package.sh).
+PKGS="$PKGS debhelper dpkg-dev fakeroot lintian mmdebstrap"
 
 case "${1:-}" in
 "") ;;
