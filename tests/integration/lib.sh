@@ -705,10 +705,17 @@ PY
     expect_file_match "$L: QUERY_STRING arrives percent-encoded and intact" '^QUERY_STRING=a=1&b=%C3%A9t%C3%A9%20x&c=%2F%3F$' "$T/body"
     expect_file_match "$L: REQUEST_METHOD=GET" '^REQUEST_METHOD=GET$' "$T/body"
     expect_file_match "$L: REQUEST_URI with the query" '^REQUEST_URI=/params\?a=1&b=%C3%A9t%C3%A9%20x&c=%2F%3F$' "$T/body"
-    curl_req "$base/params?p=1" --data-binary 'hello' -H 'Content-Type: text/x-test'
-    expect_file_match "$L: POST: REQUEST_METHOD=POST" '^REQUEST_METHOD=POST$' "$T/body"
-    expect_file_match "$L: POST: CONTENT_LENGTH=5" '^CONTENT_LENGTH=5$' "$T/body"
-    expect_file_match "$L: POST: CONTENT_TYPE" '^CONTENT_TYPE=text/x-test$' "$T/body"
+    if [ -n "${KNOWN_UNREAD_BODY_BUG:-}" ]; then
+        # Not a pass: the check is left out and says why (the stop note of
+        # 2026-12-07 has the reproduction; README "Behind an HTTP reverse proxy").
+        printf 'skip %s: POST to a handler that leaves the body unread: %s\n' "$L" \
+            "$KNOWN_UNREAD_BODY_BUG"
+    else
+        curl_req "$base/params?p=1" --data-binary 'hello' -H 'Content-Type: text/x-test'
+        expect_file_match "$L: POST: REQUEST_METHOD=POST" '^REQUEST_METHOD=POST$' "$T/body"
+        expect_file_match "$L: POST: CONTENT_LENGTH=5" '^CONTENT_LENGTH=5$' "$T/body"
+        expect_file_match "$L: POST: CONTENT_TYPE" '^CONTENT_TYPE=text/x-test$' "$T/body"
+    fi
 
     py_checks "$P" "$L" <<'PY'
 import sys
