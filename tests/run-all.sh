@@ -15,6 +15,20 @@ failed_steps=()
 
 step() { printf '\n==== %s ====\n' "$*"; }
 
+# The failed checks of every failed test of build dir $1, each with the lines
+# after it, then the end of each such log: a CI page shows what failed even
+# when the whole test-suite.log is too long to read.
+show_failures() {
+    local trs log
+    for trs in $(grep -l '^:test-result: \(FAIL\|ERROR\)' "$1"/tests/*/*.trs 2>/dev/null); do
+        log=${trs%.trs}.log
+        printf '\n---- %s: failed checks ----\n' "${log#"$1"/}"
+        grep -E -A4 '^(FAIL|not ok)' "$log" | head -n 60
+        printf -- '---- %s: its end ----\n' "${log#"$1"/}"
+        tail -n 15 "$log"
+    done
+}
+
 step "dependencies"
 contrib/install-deps.sh || { echo "run-all: installing dependencies failed" >&2; exit 1; }
 
@@ -37,7 +51,7 @@ if configure_in build --enable-werror CFLAGS="-O2 -g" &&
    make -C build -j2 >build/make.log 2>&1; then
     if ! make -C build -j2 check; then
         failed_steps+=("make check")
-        cat build/test-suite.log 2>/dev/null | tail -n 200
+        show_failures build
     fi
 else
     tail -n 50 build/make.log 2>/dev/null
@@ -56,7 +70,7 @@ if configure_in build-asan --enable-werror CC=clang CFLAGS="-g -O1 $SAN" LDFLAGS
    make -C build-asan -j2 >build-asan/make.log 2>&1; then
     if ! make -C build-asan -j2 check TESTS="$unit_tests"; then
         failed_steps+=("sanitizer unit tests")
-        cat build-asan/test-suite.log 2>/dev/null | tail -n 200
+        show_failures build-asan
     fi
 else
     tail -n 50 build-asan/make.log 2>/dev/null

@@ -62,6 +62,14 @@ start_nginx "
     }
 " || finish
 
+# A program in a sleep (the slow pages) is in a request: its kernel wait
+# channel names the sleep.
+program_sleeps() { [ -n "$1" ] && grep -q nanosleep "/proc/$1/wchan" 2>/dev/null; }
+any_program_sleeps() {
+    local p
+    for p in $(pgrep -P "$CORRAL_PID" -x "$1"); do program_sleeps "$p" && return 0; done
+    return 1
+}
 programs() { pgrep -P "$PHP_MASTER" -x php-cgi | sort -n | tr '\n' ' ' | sed 's/ $//'; }
 wait_until 10 test "$(programs | wc -w)" = 2
 PROGS=$(programs)
@@ -101,7 +109,7 @@ expect_eq "... both programs served" "pids 2" "$(grep '^pids' "$T/load32")"
 # A slow page stops nothing else: while it runs, the other program serves.
 curl -sS -m 30 -o "$T/slow" "http://127.0.0.1:$PK/slow.php?s=4" 2>/dev/null &
 slow=$!
-sleep 0.5
+wait_until 10 any_program_sleeps php-cgi
 "$PY" "$LOAD" "$PK" /index.php 4 5 >"$T/during" 2>&1
 expect_eq "20 requests while a slow page runs: all 200" "ok 20" "$(grep '^ok' "$T/during")"
 check "... and the slow page was still running after them" alive "$slow"
@@ -185,7 +193,7 @@ check "its FCGI_STDERR record too" grep -q "FastCGI program [01]: a FastCGI stde
 
 curl -sS -m 30 -o "$T/stuck" -w '%{http_code}' "http://127.0.0.1:$PN/slow.php?20" >"$T/stuck.code" 2>/dev/null &
 stuck=$!
-sleep 0.5
+wait_until 10 any_program_sleeps fcgi_program
 for i in 1 2 3 4; do
     curl -sS -m 10 "http://127.0.0.1:$PN/hello.php" >>"$T/beside" 2>&1
 done
@@ -205,7 +213,9 @@ start_corral --listen "fastcgi:unix:$F" --chmod 0666 --fastcgi-program "$PROG" \
     --program-processes 1 --processes 1 --threads 4 --io-timeout 1 || finish
 curl -sS -m 30 -o "$T/busy" "http://127.0.0.1:$PN/slow.php?3" 2>/dev/null &
 busy=$!
-sleep 0.3
+# Not a fixed pause: on a loaded machine the slow request may not have
+# reached the program yet. The program is busy once it sleeps in it.
+wait_until 10 program_sleeps "$(pgrep -P "$CORRAL_PID" -x fcgi_program | head -1)"
 curl_req "http://127.0.0.1:$PN/hello.php"
 expect_eq "the only program busy for longer than --io-timeout: 503" 503 "$HTTP_CODE"
 wait "$busy"
