@@ -23,7 +23,7 @@ show_failures() {
     for trs in $(grep -l '^:test-result: \(FAIL\|ERROR\)' "$1"/tests/*/*.trs 2>/dev/null); do
         log=${trs%.trs}.log
         printf '\n---- %s: failed checks ----\n' "${log#"$1"/}"
-        grep -E -A4 '^(FAIL|not ok)' "$log" | head -n 60
+        grep -E -A8 '^(FAIL|not ok)' "$log" | head -n 80
         printf -- '---- %s: its end ----\n' "${log#"$1"/}"
         tail -n 15 "$log"
     done

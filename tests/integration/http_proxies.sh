@@ -74,6 +74,10 @@ cat >"$T/Caddyfile" <<CFG
     bind 127.0.0.1
     reverse_proxy 127.0.0.1:$P {
         flush_interval -1
+        # Caddy 2.6 cuts an answer given before the request body was passed
+        # on, now and then, for any backend (README, "Caddy"): as the README
+        # says, buffer the body.
+        buffer_requests
     }
 }
 CFG
@@ -82,13 +86,7 @@ XDG_DATA_HOME=$T/caddy XDG_CONFIG_HOME=$T/caddy HOME=$T/caddy \
 CADDY_PID=$!
 _track "$CADDY_PID"
 if wait_until 15 port_open "$PC"; then
-    # Known bug, open: behind Caddy a POST whose body the handler leaves
-    # unread has its streamed response cut after the first piece now and
-    # then (Caddy closes the upstream connection; about 1 in 3 in a loop of
-    # GET, HEAD, POST); POST bodies and Content-Type through Caddy are still
-    # checked with /echo, which reads the body.
-    KNOWN_UNREAD_BODY_BUG="Caddy cuts the response now and then (open bug)" \
-        frontend_checks "caddy" "$PC"
+    frontend_checks "caddy" "$PC"
     stream_check "caddy" "$PC"
     chunked_echo_check "caddy" "http://127.0.0.1:$PC/echo"
     expect_lt "caddy: 40 requests over a few reused connections" "$(upstream_conns "$PC")" 9
