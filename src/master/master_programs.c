@@ -43,8 +43,10 @@
 #define PROGRAMS_MAX_BACKOFF_S 30
 #define PROGRAMS_HARAKIRI_GRACE_MS 2000
 #define PROGRAMS_LOG_LINES_PER_S 20
-/* epoll data of a program's stderr: the tag bit, the pool, the slot. */
+/* epoll data of a program's stderr: the tag bit, the pool, the slot; with
+ * PROGRAMS_EXEC_BIT, of its exec check (programs_exec_result). */
 #define PROGRAMS_TAG (1ull << 62)
+#define PROGRAMS_EXEC_BIT (1ull << 61)
 
 static void programs_epoll_del(struct master *m, struct program_slot *s)
 {
@@ -93,8 +95,8 @@ static void programs_exec(struct program_pool *pool, struct program_slot *s, int
     _exit(127);
 }
 
-/* Start the program of slot I. Returns 0, -1 when the fork failed (retry
- * later), -2 when the command cannot be executed (reason logged). */
+/* Start the program of slot I. Returns 0, or -1 when the fork failed
+ * (retry later). Whether it could be executed is programs_exec_result's. */
 static int programs_spawn(struct master *m, unsigned pool_i, unsigned i)
 {
     struct program_pool *pool = m->programs.pools[pool_i];
@@ -118,12 +120,6 @@ static int programs_spawn(struct master *m, unsigned pool_i, unsigned i)
         close(perr[0]);
         return -1;
     }
-    int e = 0;
-    ssize_t n;
-    do
-        n = read(perr[0], &e, sizeof(e)); /* EOF at the exec: CLOEXEC */
-    while (n < 0 && errno == EINTR);
-    close(perr[0]);
     atomic_store(&s->pid, (int32_t)pid);
     s->started_ms = clock_now_ms();
     s->respawn_at_ms = 0;
@@ -136,22 +132,53 @@ static int programs_spawn(struct master *m, unsigned pool_i, unsigned i)
     struct epoll_event ev = {.events = EPOLLIN,
                              .data.u64 = PROGRAMS_TAG | (uint64_t)pool_i << 32 | i};
     epoll_ctl(m->epfd, EPOLL_CTL_ADD, s->stderr_fd, &ev);
+    /* Whether the exec worked is known when the pipe reports: the loop
+     * never waits for a child (a chdir or exec on a slow file system). */
+    fcntl(perr[0], F_SETFL, O_NONBLOCK);
+    s->exec_fd = perr[0];
+    ev.data.u64 |= PROGRAMS_EXEC_BIT;
+    epoll_ctl(m->epfd, EPOLL_CTL_ADD, s->exec_fd, &ev);
     m->programs.live++;
-    if (n == sizeof(e)) {
-        log_msg(LOG_ERROR, "FastCGI program %u: cannot execute %s: %s", i, pool->argv[0],
-                strerror(e));
-        return -2;
-    }
-    log_msg(LOG_INFO, "FastCGI program %u started (pid %d): %s", i, (int)pid, pool->argv[0]);
-    /* Open to requests: a connection waits in the socket's backlog until
-     * the program accepts it. */
-    program_release_master(pool->table, i);
     return 0;
 }
 
 static bool programs_stopping(const struct master *m)
 {
     return m->state != MASTER_RUNNING;
+}
+
+/* Slot I's exec check: its child wrote errno (the exec failed: a start-up
+ * error before any program ran) or closed the pipe by its exec (it runs:
+ * open it to requests). Nothing there yet: ask again at the next event. */
+static void programs_exec_result(struct master *m, struct program_pool *pool, unsigned i)
+{
+    struct program_slot *s = &pool->table->slots[i];
+    int e = 0;
+    ssize_t n;
+    do
+        n = read(s->exec_fd, &e, sizeof(e));
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN)
+        return;
+    epoll_ctl(m->epfd, EPOLL_CTL_DEL, s->exec_fd, NULL);
+    close(s->exec_fd);
+    s->exec_fd = -1;
+    if (n == sizeof(e)) {
+        s->exec_failed = true;
+        log_msg(LOG_ERROR, "FastCGI program %u: cannot execute %s: %s%s", i, pool->argv[0],
+                strerror(e),
+                pool->table->up || programs_stopping(m)
+                    ? ""
+                    : "; before any program ran: not respawning, stopping corral");
+        if (!pool->table->up)
+            m->programs.fatal = true;
+        return;
+    }
+    log_msg(LOG_INFO, "FastCGI program %u started (pid %d): %s", i, (int)atomic_load(&s->pid),
+            pool->argv[0]);
+    /* Open to requests: a connection waits in the socket's backlog until
+     * the program accepts it. */
+    program_release_master(pool->table, i);
 }
 
 void master_programs_spawn_due(struct master *m)
@@ -195,11 +222,8 @@ void master_programs_spawn_due(struct master *m)
             struct program_slot *s = &pool->table->slots[i];
             if (atomic_load(&s->pid) || !s->respawn_at_ms || now < s->respawn_at_ms)
                 continue;
-            int rc = programs_spawn(m, k, i);
-            if (rc == -1)
+            if (programs_spawn(m, k, i) < 0)
                 s->respawn_at_ms = now + 1000;
-            else if (rc == -2 && !pool->table->up)
-                m->programs.fatal = true;
         }
     }
 }
@@ -278,8 +302,14 @@ void master_programs_event(struct master *m, uint64_t tag)
 {
     unsigned k = (unsigned)(tag >> 32) & 0xffff, i = (unsigned)tag & 0xffffffffu;
     struct program_pool *pool = k < MASTER_PROGRAM_POOLS ? m->programs.pools[k] : NULL;
-    if (pool && i < pool->table->count && pool->table->slots[i].stderr_fd >= 0)
+    if (!pool || i >= pool->table->count)
+        return;
+    if (tag & PROGRAMS_EXEC_BIT) {
+        if (pool->table->slots[i].exec_fd >= 0)
+            programs_exec_result(m, pool, i);
+    } else if (pool->table->slots[i].stderr_fd >= 0) {
         programs_read_stderr(m, &pool->table->slots[i], i);
+    }
 }
 
 enum master_program_end master_programs_reaped(struct master *m, pid_t pid, int status)
@@ -289,6 +319,8 @@ enum master_program_end master_programs_reaped(struct master *m, pid_t pid, int 
     if (!s)
         return MASTER_PROGRAM_OTHER;
     struct program_pool *pool = m->programs.pools[k];
+    if (s->exec_fd >= 0)
+        programs_exec_result(m, pool, i); /* its child is gone: the pipe has told */
     if (s->stderr_fd >= 0)
         programs_read_stderr(m, s, i);
     programs_epoll_del(m, s);
@@ -314,12 +346,16 @@ enum master_program_end master_programs_reaped(struct master *m, pid_t pid, int 
         log_msg(LOG_INFO, "FastCGI program %u (pid %d) %s", i, (int)pid, what);
         return MASTER_PROGRAM_HANDLED;
     }
+    bool exec_failed = s->exec_failed;
+    s->exec_failed = false;
     if (!pool->table->up && lived < PROGRAMS_FAST_DEATH_MS && !atomic_load(&s->served) &&
         !was_stopping) {
-        log_msg(LOG_ERROR,
-                "FastCGI program %u (pid %d) %s %llu ms after it started, before any program "
-                "ran: it cannot start; not respawning, stopping corral",
-                i, (int)pid, what, (unsigned long long)lived);
+        /* An exec that failed said why already (programs_exec_result). */
+        if (!exec_failed)
+            log_msg(LOG_ERROR,
+                    "FastCGI program %u (pid %d) %s %llu ms after it started, before any "
+                    "program ran: it cannot start; not respawning, stopping corral",
+                    i, (int)pid, what, (unsigned long long)lived);
         m->programs.fatal = true;
         return MASTER_PROGRAM_FATAL;
     }

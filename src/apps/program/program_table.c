@@ -51,6 +51,7 @@ struct program_table *program_table_create(unsigned count, char *err, size_t err
     for (unsigned i = 0; i < count; i++) {
         t->slots[i].listen_fd = -1;
         t->slots[i].stderr_fd = -1;
+        t->slots[i].exec_fd = -1;
         atomic_store(&t->slots[i].busy, PROGRAM_CLAIM_MASTER); /* until it runs */
     }
     return t;

@@ -37,10 +37,12 @@ struct program_slot {
     /* master only */
     int listen_fd; /* kept across respawns: connections queue there */
     int stderr_fd; /* the read end of its stderr, -1 = none */
+    int exec_fd;   /* until its exec: errno if the exec failed, EOF once done; -1 = none */
     uint64_t started_ms;
     uint64_t respawn_at_ms; /* 0 = none due */
     unsigned fast_deaths;
     bool stopping; /* sent SIGTERM on purpose (recycle, reload, stop) */
+    bool exec_failed; /* its exec failed (logged with the reason) */
     uint64_t stop_sent_ms;
     uint64_t log_window_ms; /* stderr rate limit: lines in this second */
     unsigned log_lines;
