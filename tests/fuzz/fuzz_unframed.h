@@ -28,24 +28,10 @@
 
 #define MAX_REQUESTS 3
 
-#include "fuzz_check.h"
-
-/* What a run produced; FNV-1a over the events, so it does not depend on how
- * the body was cut into BODY_DATA pieces. */
-struct outcome {
-    uint64_t hash;
-    int requests; /* BODY_END seen */
-    int error;
-    size_t consumed;
-};
-
-static uint64_t fnv(uint64_t h, const void *data, size_t n)
-{
-    const uint8_t *d = data;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ d[i]) * 1099511628211ull;
-    return h;
-}
+#define FUZZ_SMALL_HEAD 64
+#define FUZZ_SMALL_PARAMS 4
+#define FUZZ_SMALL_FIELD 16
+#include "fuzz_splits.h"
 
 static int64_t expected_length(const struct params *p);
 
@@ -146,49 +132,6 @@ static void run(const struct proto_limits *lim, const uint8_t *in, size_t len, s
 out:
     o->consumed = pos;
     params_free(&p);
-}
-
-static void check_limits(const struct proto_limits *lim, const uint8_t *in, size_t len)
-{
-    struct outcome whole, cut;
-    run(lim, in, len, 0, 0, &whole);
-    uint64_t h = fnv(14695981039346656037ull, in, len);
-    const size_t cuts[][2] = {
-        {0, 1},                        /* one byte per read */
-        {0, 2 + h % 61},               /* a fixed piece size */
-        {1 + (h >> 8) % (len + 1), 0}, /* one split point */
-    };
-    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
-        run(lim, in, len, cuts[i][0], cuts[i][1], &cut);
-        CHECK(cut.hash == whole.hash);
-        CHECK(cut.requests == whole.requests && cut.error == whole.error);
-        /* An error may be found before or after a piece is consumed. */
-        CHECK(whole.error || cut.consumed == whole.consumed);
-    }
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    const struct proto_limits def = PROTO_LIMITS_DEFAULT;
-    check_limits(&def, data, size);
-
-    struct proto_limits small = PROTO_LIMITS_DEFAULT;
-    small.max_head = 64;
-    small.max_params = 4;
-    small.max_field = 16;
-    small.max_body = 8;
-    check_limits(&small, data, size);
-
-    if (size >= 4) {
-        const uint8_t *t = data + size - 4;
-        struct proto_limits tail = PROTO_LIMITS_DEFAULT;
-        tail.max_head = 1 + (size_t)t[3] * 4;
-        tail.max_params = 1 + t[2] % 32;
-        tail.max_field = 1 + t[1];
-        tail.max_body = t[0] & 1 ? 0 : t[0] / 2;
-        check_limits(&tail, data, size);
-    }
-    return 0;
 }
 
 #endif
