@@ -45,8 +45,6 @@
 #include "core/clock.h"
 
 #define MASTER_TICK_MS 200
-#define MASTER_FAST_DEATH_MS 1000 /* a worker that dies sooner backs off */
-#define MASTER_MAX_BACKOFF_S 30
 
 /* epoll data of the master's descriptors. */
 enum { MASTER_TAG_SIGNAL = 1, MASTER_TAG_TIMER = 2, MASTER_TAG_CONTROL = 16 };
@@ -164,11 +162,7 @@ static void master_schedule_respawn(struct master *m, unsigned i, pid_t pid, con
                 *serving ? serving : " after serving requests");
         mw->respawn_at_ms = now;
     } else if (lived < MASTER_FAST_DEATH_MS) {
-        mw->fast_deaths++;
-        unsigned shift = mw->fast_deaths > 6 ? 6 : mw->fast_deaths - 1;
-        unsigned delay = 1u << shift;
-        if (delay > MASTER_MAX_BACKOFF_S)
-            delay = MASTER_MAX_BACKOFF_S;
+        unsigned delay = master_backoff_s(++mw->fast_deaths);
         log_msg(LOG_ERROR,
                 "worker %u (pid %d) %s %llu ms after it started (%u times in a row); "
                 "respawning in %u s",

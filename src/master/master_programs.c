@@ -39,8 +39,6 @@
 #include "core/clock.h"
 #include "core/log.h"
 
-#define PROGRAMS_FAST_DEATH_MS 1000
-#define PROGRAMS_MAX_BACKOFF_S 30
 #define PROGRAMS_HARAKIRI_GRACE_MS 2000
 #define PROGRAMS_LOG_LINES_PER_S 20
 /* epoll data of a program's stderr: the tag bit, the pool, the slot; with
@@ -348,7 +346,7 @@ enum master_program_end master_programs_reaped(struct master *m, pid_t pid, int 
     }
     bool exec_failed = s->exec_failed;
     s->exec_failed = false;
-    if (!pool->table->up && lived < PROGRAMS_FAST_DEATH_MS && !atomic_load(&s->served) &&
+    if (!pool->table->up && lived < MASTER_FAST_DEATH_MS && !atomic_load(&s->served) &&
         !was_stopping) {
         /* An exec that failed said why already (programs_exec_result). */
         if (!exec_failed)
@@ -366,12 +364,8 @@ enum master_program_end master_programs_reaped(struct master *m, pid_t pid, int 
                 i, (int)pid, what, was_stopping ? "recycled" : "harakiri");
         s->fast_deaths = 0;
         s->respawn_at_ms = now;
-    } else if (lived < PROGRAMS_FAST_DEATH_MS && !atomic_load(&s->requests)) {
-        s->fast_deaths++;
-        unsigned shift = s->fast_deaths > 6 ? 6 : s->fast_deaths - 1;
-        unsigned delay = 1u << shift;
-        if (delay > PROGRAMS_MAX_BACKOFF_S)
-            delay = PROGRAMS_MAX_BACKOFF_S;
+    } else if (lived < MASTER_FAST_DEATH_MS && !atomic_load(&s->requests)) {
+        unsigned delay = master_backoff_s(++s->fast_deaths);
         log_msg(LOG_ERROR,
                 "FastCGI program %u (pid %d) %s %llu ms after it started (%u times in a row); "
                 "respawning in %u s",
@@ -420,7 +414,7 @@ static void programs_tick_pool(struct master *m, struct program_pool *pool, bool
         int32_t pid = atomic_load(&s->pid);
         if (!pid)
             continue;
-        if (!t->up && (now - s->started_ms >= PROGRAMS_FAST_DEATH_MS || atomic_load(&s->served)))
+        if (!t->up && (now - s->started_ms >= MASTER_FAST_DEATH_MS || atomic_load(&s->served)))
             t->up = true;
         uint32_t busy = atomic_load(&s->busy);
         if (busy == PROGRAM_CLAIM_REQUEST) {

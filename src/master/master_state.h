@@ -130,6 +130,19 @@ struct master_pool {
 /* The FastCGI programs (master_programs.c): the pools of the current app
  * and of replaced apps whose programs are still stopping. */
 #define MASTER_PROGRAM_POOLS 8
+
+/* A child (worker or FastCGI program) that dies sooner than this after its
+ * start, before it served, is respawned with a back-off: 1 s after the
+ * first such death in a row, doubling up to MASTER_MAX_BACKOFF_S. */
+#define MASTER_FAST_DEATH_MS 1000
+#define MASTER_MAX_BACKOFF_S 30
+
+/* The back-off in seconds after the DEATHS'th (>= 1) fast death in a row. */
+static inline unsigned master_backoff_s(unsigned deaths)
+{
+    unsigned delay = 1u << (deaths > 6 ? 6 : deaths - 1);
+    return delay > MASTER_MAX_BACKOFF_S ? MASTER_MAX_BACKOFF_S : delay;
+}
 struct program_pool;
 struct master_programs {
     struct program_pool *pools[MASTER_PROGRAM_POOLS];
