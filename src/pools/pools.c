@@ -6,6 +6,7 @@
  * blocks and runs no app code.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,7 +30,27 @@ enum { POOLS_TAG_SIGNAL = 1, POOLS_TAG_NOTIFY = 2, POOLS_TAG_CONTROL = 16 };
 #define POOLS_TICK_MS 100
 #define POOLS_BACKOFF_MAX_MS 30000
 
-/* -t: every pool's configuration. */
+/* -t of one pool in a child, as `corral -t -c FILE --pool-name NAME`:
+ * its app loads there (a dlopen, a Python import), never in the top
+ * master. Its messages go to stderr. Returns 0 when it passed. */
+static int pools_check_app(const struct pools *ps, const char *name)
+{
+    char *argv[] = {ps->argv[0], "-t", "-c", ps->file, "--pool-name", (char *)name, NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, STDOUT_FILENO); /* "the configuration is valid", once per pool */
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    int st = 0;
+    while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* -t: every pool's configuration, then its app. */
 static int pools_check(struct pools *ps)
 {
     int status = 0;
@@ -39,6 +60,9 @@ static int pools_check(struct pools *ps)
         const char *name = ps->top->pools[i];
         if (pools_load_pool(ps, name, &c, err, sizeof(err)) < 0) {
             fprintf(stderr, "corral: pool %s: %s\n", name, err);
+            status = 1;
+        } else if (pools_check_app(ps, name) < 0) {
+            fprintf(stderr, "corral: pool %s: its app does not load (see above)\n", name);
             status = 1;
         }
         config_free(&c);
@@ -225,6 +249,9 @@ static void pools_turn(struct pools *ps, int *sent_stop, bool *any_ready)
         log_msg(LOG_INFO, "stopping every pool (%s)",
                 ps->stop_sig == SIGTERM ? "gracefully" : "now");
         for (size_t i = 0; i < ps->n; i++) {
+            /* The masters drain their own copies of the listeners; ours
+             * close now (unix socket files removed), as one master's do. */
+            pools_unbind(&ps->p[i]);
             pools_signal(&ps->p[i], ps->stop_sig);
             if (ps->p[i].pid)
                 ps->p[i].state = POOLS_STOPPING;

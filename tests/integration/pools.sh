@@ -96,6 +96,11 @@ run_top flags -c "$CONF" --processes 3
 expect_eq "a pools file with another flag: exit 1" 1 "$RC"
 expect_match "a pools file with another flag: says why" "--processes: .* has a pools list" "$OUT"
 
+run_top check -t -c "$CONF"
+expect_eq "-t checks every pool's app: the broken one fails it" 1 "$RC"
+expect_match "-t names the pool whose app does not load" "pool broken: its app does not load" "$OUT"
+check_not "-t does not blame the pools that load" grep -q "pool native\|pool py" "$T/check.out"
+
 # ---------------------------------------------------------------- start
 
 start_top "$CONF"
