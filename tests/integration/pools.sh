@@ -96,10 +96,14 @@ run_top flags -c "$CONF" --processes 3
 expect_eq "a pools file with another flag: exit 1" 1 "$RC"
 expect_match "a pools file with another flag: says why" "--processes: .* has a pools list" "$OUT"
 
-run_top check -t -c "$CONF"
-expect_eq "-t checks every pool's app: the broken one fails it" 1 "$RC"
+sed "s|wsgi_file = \"$APP\"; listen = \"http:tcp:127.0.0.1:$P4\"|wsgi_file = \"$T/missing.py\"; listen = \"http:tcp:127.0.0.1:$P4\"|" \
+    "$CONF" >"$T/check.conf"
+run_top check -t -c "$T/check.conf"
+expect_eq "-t checks every pool's app: a missing app file fails it" 1 "$RC"
 expect_match "-t names the pool whose app does not load" "pool broken: its app does not load" "$OUT"
 check_not "-t does not blame the pools that load" grep -q "pool native\|pool py" "$T/check.out"
+run_top check_ok -t -c "$CONF"
+expect_eq "-t of the file whose apps are all there: exit 0" 0 "$RC"
 
 # ---------------------------------------------------------------- start
 
