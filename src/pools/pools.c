@@ -166,7 +166,7 @@ static void pools_reaped(struct pools *ps, size_t i, int st)
     }
     if (p->restart) {
         p->restart = false;
-        log_msg(LOG_INFO, "pool %s: master (pid %d) %s: starting it on its new listeners",
+        log_msg(LOG_INFO, "pool %s: master (pid %d) %s: starting its new master",
                 p->name, (int)pid, how);
         pools_start(ps, p);
         return;

@@ -104,6 +104,18 @@ static bool pools_same(const struct config *a, const struct config *b, const cha
  * top master binds them. */
 static const char *const pools_listen_keys[] = {"listen", "chmod", "chown", "backlog", NULL};
 
+/* Whether A and B agree on what a pool master's own reload cannot change:
+ * the rows read at start only, and its user and group (it dropped to them). */
+static bool pools_same_start(const struct config *a, const struct config *b)
+{
+    static const char *const ids[] = {"uid", "gid", NULL};
+    for (size_t i = 0; i < options_count; i++)
+        if (options_table[i].key && options_table[i].fixed &&
+            !options_same_value(&options_table[i], a, b))
+            return false;
+    return pools_same(a, b, ids);
+}
+
 /* Pool P is in the file still, with NC (loaded; taken over or freed). */
 static void pools_update(struct pools *ps, struct pool *p, struct config *nc)
 {
@@ -117,20 +129,23 @@ static void pools_update(struct pools *ps, struct pool *p, struct config *nc)
         return; /* untouched */
     }
     bool moved = !p->cfg_ok || !pools_same(&p->cfg, nc, pools_listen_keys);
+    bool restart = moved || !pools_same_start(&p->cfg, nc);
     config_free(&p->cfg);
     p->cfg = *nc;
     p->cfg_ok = true;
     p->failures = 0;
+    if (moved)
+        pools_unbind(p); /* bound again, to the new addresses, by pools_start */
     if (p->pid == 0) {
         log_msg(LOG_INFO, "pool %s: changed: starting", p->name);
-        if (moved)
-            pools_unbind(p);
         p->restart = false;
         pools_start(ps, p);
-    } else if (moved) {
-        log_msg(LOG_INFO, "pool %s: its listeners changed: stopping its master (pid %d) "
-                "gracefully, then starting it on the new ones", p->name, (int)p->pid);
-        pools_unbind(p);
+    } else if (restart) {
+        /* Unmoved listeners stay open here: connections wait in their
+         * queues for the new master instead of being refused. */
+        log_msg(LOG_INFO, "pool %s: %s changed: stopping its master (pid %d) gracefully, then "
+                "starting a new one", p->name,
+                moved ? "its listeners" : "a key read at start only (or uid, gid)", (int)p->pid);
         p->restart = true;
         p->state = POOLS_STOPPING;
         pools_signal(p, SIGTERM);

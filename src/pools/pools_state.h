@@ -38,7 +38,8 @@ struct pool {
     enum pool_state state;
     bool ever_ready;        /* some master of this pool said READY=1 */
     bool removed;           /* gone from the file: forgotten once its master is reaped */
-    bool restart;           /* listeners changed: bound again and started once reaped */
+    bool restart;           /* a change its master cannot reload: started again once reaped
+                               (on listeners bound again when they changed) */
     unsigned failures;      /* masters in a row that exited before READY=1 */
     unsigned starts;        /* masters started */
     uint64_t respawn_at_ms; /* POOLS_WAITING: when to start again */
@@ -79,7 +80,9 @@ struct pool *pools_add(struct pools *ps, const char *name);
 
 /* SIGHUP or `reload`: read the file again and diff the pools by name:
  * added ones start, removed ones stop gracefully, changed ones reload
- * (SIGHUP to their master) or, when their listeners changed, restart;
+ * (SIGHUP to their master) or, when a key read at start only (listeners,
+ * threads, logs, ...) or the uid or gid changed, restart (a graceful stop,
+ * then a new master; unchanged listeners stay open meanwhile);
  * untouched ones are left alone. A file that no longer loads changes
  * nothing (logged). */
 void pools_reload(struct pools *ps);

@@ -23,7 +23,8 @@ P1=$(free_port) P2=$(free_port) P3=$(free_port) P4=$(free_port) P5=$(free_port)
 ROOT_KEY=""
 [ "$(id -u)" = 0 ] && ROOT_KEY="allow_root = true;"
 
-# write_conf VERSION WITH_GONE WITH_ADDED : the file the top master reads.
+# write_conf VERSION WITH_GONE WITH_ADDED [PY_THREADS] : the file the top
+# master reads.
 write_conf() {
     {
         cat <<EOF
@@ -37,7 +38,7 @@ pools = (
   { name = "native"; handler = "$DEMO_SO"; listen = [ "http:tcp:127.0.0.1:$P1" ];
     processes = 2; },
   { name = "py"; wsgi_file = "$APP"; listen = "http:tcp:127.0.0.1:$P2";
-    processes = 2; threads = 2; env = [ "APP_VERSION=$1" ]; },
+    processes = 2; threads = ${4:-2}; env = [ "APP_VERSION=$1" ]; },
 EOF
         [ "$2" = 1 ] && cat <<EOF
   { name = "gone"; handler = "$DEMO_SO"; listen = "http:tcp:127.0.0.1:$P3"; },
@@ -244,6 +245,62 @@ expect_eq "the untouched pool keeps its master" "$NATIVE_MASTER" \
 expect_eq "the untouched pool keeps its worker pids" "$NATIVE_WORKERS" "$(children_of "$NATIVE_MASTER")"
 expect_eq "after the reload the top lists the new pools" "['native', 'py', 'broken', 'added']" \
     "$(jq_py "[p['name'] for p in d['pools']]")"
+
+# A key the pool's master reads at start only (threads): the top master
+# restarts that pool (a graceful stop, then a new master on the same open
+# listeners), and no request fails meanwhile.
+PY_MASTER=$(jq_py "[p['pid'] for p in d['pools'] if p['name'] == 'py'][0]")
+write_conf 2 0 1 3
+mv "$CONF" "$CONF.new"
+write_conf 2 0 1 2
+PY_TIMEOUT=60 py_checks "$P2" "$TOP_PID" "$CONF" "$LOG" "$PY_MASTER" <<'PY'
+import os, re, signal, sys, threading, time
+from lib_protocols import http_request, report
+
+port, top = int(sys.argv[1]), int(sys.argv[2])
+conf, log, old = sys.argv[3], sys.argv[4], sys.argv[5]
+stats = {"ok": 0, "failed": 0}
+errors = []
+stop = threading.Event()
+lock = threading.Lock()
+
+def load():
+    while not stop.is_set():
+        try:
+            st, _, body, _ = http_request(port, "GET", "/x", timeout=20)
+            good, detail = st == 200 and body.startswith(b"version=2 "), body[:80]
+        except Exception as e:  # noqa: BLE001
+            good, detail = False, "%s: %s" % (type(e).__name__, e)
+        with lock:
+            stats["ok" if good else "failed"] += 1
+            if not good and len(errors) < 5:
+                errors.append(detail)
+
+threads = [threading.Thread(target=load) for _ in range(3)]
+for t in threads:
+    t.start()
+time.sleep(0.5)
+os.rename(conf + ".new", conf)
+os.kill(top, signal.SIGHUP)
+new = None
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline and new is None:
+    for m in re.finditer(r"pool py: serving \(master pid (\d+)\)", open(log).read()):
+        if m.group(1) != old:
+            new = m.group(1)
+    time.sleep(0.1)
+time.sleep(1.0)
+stop.set()
+for t in threads:
+    t.join()
+report("a start-only key changed: the pool runs a new master", new is not None, old)
+report("its restart: no failed request (%d ok)" % stats["ok"],
+       stats["failed"] == 0 and stats["ok"] > 0, errors)
+PY
+check "the restart is logged with its reason" \
+    grep -q "pool py: a key read at start only (or uid, gid) changed" "$LOG"
+ctl -p py status --json
+expect_eq "the new master of pool py runs 3 threads per worker" 3 "$(jq_py "d['pool']['threads']")"
 
 # ---------------------------------------------------------------- stop
 
