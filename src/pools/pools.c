@@ -241,6 +241,28 @@ static bool pools_none_started(const struct pools *ps)
     return true;
 }
 
+/* systemd (Type=notify): READY=1 once no pool is starting and one serves. */
+static void pools_tell_ready(struct pools *ps)
+{
+    size_t serving = 0;
+    for (size_t i = 0; i < ps->n; i++) {
+        if (ps->p[i].state == POOLS_STARTING)
+            return;
+        serving += ps->p[i].state == POOLS_SERVING;
+    }
+    if (!serving)
+        return;
+    char msg[256];
+    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving: %zu of %zu pools\nMAINPID=%d", serving,
+             ps->n, (int)getpid());
+    int rc = systemd_notify_send(&ps->sysd, msg);
+    if (rc < 0)
+        log_msg(LOG_WARN, "sendto(NOTIFY_SOCKET) failed: %s", strerror(-rc));
+    else if (ps->sysd.fd >= 0)
+        log_msg(LOG_INFO, "%zu of %zu pools serving: told systemd READY=1", serving, ps->n);
+    ps->ready_sent = true;
+}
+
 /* Once per turn: what the signals and commands asked, then the timers. */
 static void pools_turn(struct pools *ps, int *sent_stop, bool *any_ready)
 {
@@ -248,6 +270,7 @@ static void pools_turn(struct pools *ps, int *sent_stop, bool *any_ready)
         *sent_stop = ps->stop_sig;
         log_msg(LOG_INFO, "stopping every pool (%s)",
                 ps->stop_sig == SIGTERM ? "gracefully" : "now");
+        systemd_notify_send(&ps->sysd, "STOPPING=1");
         for (size_t i = 0; i < ps->n; i++) {
             /* The masters drain their own copies of the listeners; ours
              * close now (unix socket files removed), as one master's do. */
@@ -276,6 +299,8 @@ static void pools_turn(struct pools *ps, int *sent_stop, bool *any_ready)
             pools_start(ps, p);
         *any_ready = *any_ready || p->ever_ready;
     }
+    if (!ps->ready_sent && !ps->stop_sig)
+        pools_tell_ready(ps);
 }
 
 /* The loop; returns the exit status. */
@@ -325,6 +350,11 @@ static int pools_setup(struct pools *ps)
         log_msg(LOG_ERROR, "signalfd or epoll_create1 failed: %s", strerror(errno));
         return -1;
     }
+    /* systemd's socket first: it leaves the environment, and each pool
+     * master gets ours instead (pools_spawn.c). */
+    char nerr[256];
+    if (systemd_notify_open(&ps->sysd, nerr, sizeof(nerr)) < 0)
+        log_msg(LOG_WARN, "%s; going on without telling systemd", nerr);
     if (pools_notify_open(ps) < 0)
         return -1;
     struct epoll_event sev = {.events = EPOLLIN, .data.u64 = POOLS_TAG_SIGNAL};
@@ -361,12 +391,13 @@ static void pools_teardown(struct pools *ps)
         close(ps->sigfd);
     if (ps->epfd >= 0)
         close(ps->epfd);
+    systemd_notify_close(&ps->sysd);
 }
 
 int pools_main(const struct config *top, int argc, char **argv, bool check)
 {
     struct pools ps = {.top = top, .argc = argc, .argv = argv, .epfd = -1, .sigfd = -1,
-                       .notifyfd = -1};
+                       .notifyfd = -1, .sysd = {.fd = -1}};
     char abs[PATH_MAX];
     if (!realpath(top->source_file, abs) || !(ps.file = strdup(abs))) {
         fprintf(stderr, "corral: %s: %s\n", top->source_file, strerror(errno));

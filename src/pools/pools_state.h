@@ -18,6 +18,7 @@
 
 #include "config/config.h"
 #include "os/listen.h"
+#include "os/systemd.h"
 
 enum pool_state {
     POOLS_STARTING, /* its master runs and has not said READY=1 yet */
@@ -56,6 +57,8 @@ struct pools {
     int epfd, sigfd, notifyfd;
     char notify_name[108];  /* the abstract socket the masters send READY=1 to ("@...") */
     struct control *ctl;
+    struct systemd_notify sysd; /* systemd's own NOTIFY_SOCKET, if the top master has one */
+    bool ready_sent;            /* READY=1 told to it */
     /* Set by signals and commands, acted on by the loop. */
     bool reload_due, reopen_due;
     int stop_sig;           /* 0, or SIGTERM (graceful), SIGINT or SIGQUIT: stopping */

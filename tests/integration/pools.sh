@@ -108,7 +108,26 @@ expect_eq "-t of the file whose apps are all there: exit 0" 0 "$RC"
 
 # ---------------------------------------------------------------- start
 
-start_top "$CONF"
+# A fake systemd NOTIFY_SOCKET for the top master (Type=notify).
+NOTIFY=$T/notify.sock
+"$PY" - "$NOTIFY" "$T/notify.log" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(90)
+with open(sys.argv[2], "a", buffering=1) as out:
+    while True:
+        try:
+            msg = s.recv(4096).decode()
+        except socket.timeout:
+            break
+        out.write(msg.replace("\n", "|") + "\n")
+        if "STOPPING=1" in msg:
+            break
+PY
+_track $!
+wait_until 5 test -S "$NOTIFY"
+NOTIFY_SOCKET=$NOTIFY start_top "$CONF"
 if ! wait_until 15 http_ok "$P1" || ! wait_until 15 http_ok "$P2" || ! wait_until 15 http_ok "$P3"; then
     fail "the pools answer" "$(tail -n 30 "$LOG")"
     finish
@@ -120,6 +139,11 @@ check "the pool whose app does not load is named in the top master's log" \
 check "its traceback is in the log under its name" \
     grep -q "\[pool broken\] .*a broken deploy on purpose" "$LOG"
 check "the others serve meanwhile" http_ok "$P1"
+wait_until 10 grep -q READY=1 "$T/notify.log"
+expect_file_match "systemd gets READY=1 from the top master once the pools that can serve do" \
+    "^READY=1\|STATUS=serving: 3 of 4 pools\|MAINPID=$TOP_PID$" "$T/notify.log"
+expect_eq "... once: the pool masters tell the top master, not systemd" 1 \
+    "$(grep -c READY=1 "$T/notify.log")"
 check "every line of a pool's master and workers names the pool" \
     grep -q "\[pool native\] worker 1 started" "$LOG"
 check "a pool's worker names it too (the WSGI import line)" \
@@ -308,6 +332,7 @@ stop_pid "$TOP_PID" TERM
 expect_eq "SIGTERM: the top master stops every pool and exits 0" 0 "$?"
 _forget_pid "$TOP_PID"
 check "every pool's master has stopped" grep -q "every pool has stopped" "$LOG"
+check "systemd was told STOPPING=1" grep -q "^STOPPING=1" "$T/notify.log"
 
 # ---------------------------------------------------------------- none starts
 
