@@ -131,13 +131,13 @@ void config_free(struct config *c);
  * name is selected: the top-level keys but the global-only ones, then the
  * group's keys over them; the top-level control PATH becomes PATH.NAME. A
  * missing pool is an error. Without c->pool_name, the top-level keys are
- * read as they are and c->pools gets the names. On error returns -1 and writes one message naming the
- * file, the line, the key and what was expected into err (size errlen),
- * e.g. "corral.conf:12: key 'processes': expected an integer from 1 to
- * 4096, got 0". Unknown keys are errors. Each key present replaces the
- * value in *c (listen: the whole list); on error *c is left unchanged, so a
- * reload can keep the old configuration. Relative @include paths are taken
- * from FILE's directory. Sets source_file to FILE.
+ * read as they are and c->pools gets the names. On error returns -1 and
+ * writes one message naming the file, the line, the key and what was
+ * expected into err (size errlen), e.g. "corral.conf:12: key 'processes':
+ * expected an integer from 1 to 4096, got 0". Unknown keys are errors.
+ * Each key present replaces the value in *c (listen: the whole list); on
+ * error *c is left unchanged, so a reload can keep the old configuration.
+ * Relative @include paths are taken from FILE's directory. Sets source_file to FILE.
  */
 int config_load_file(struct config *c, const char *file, char *err, size_t errlen);
 

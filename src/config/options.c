@@ -53,8 +53,10 @@ int options_check_pool_name(const char *value, char *err, size_t errlen)
     for (size_t i = 0; ok && i < len; i++)
         ok = isalnum((unsigned char)value[i]) || strchr("-_.", value[i]) != NULL;
     if (!ok) {
-        snprintf(err, errlen, "expected a name of 1 to 64 letters, digits, '-', '_' or '.' "
-                 "(not starting with '.'), got '%s'", value);
+        snprintf(err, errlen,
+                 "expected a name of 1 to 64 letters, digits, '-', '_' or '.' "
+                 "(not starting with '.'), got '%s'",
+                 value);
         return -1;
     }
     return 0;

@@ -538,8 +538,8 @@ int main(int argc, char **argv)
                 bool top = json_get(r, "pools") != NULL; /* a pools list's top master */
                 if (top && !raw)
                     ctl_print_pools(r);
-                for (size_t i = 0; !raw && !top && i < sizeof(ctl_printers) / sizeof(ctl_printers[0]);
-                     i++)
+                size_t np = top || raw ? 0 : sizeof(ctl_printers) / sizeof(ctl_printers[0]);
+                for (size_t i = 0; i < np; i++)
                     if (strcmp(ctl_printers[i].name, argv[optind]) == 0)
                         ctl_printers[i].print(r);
                 fflush(stdout);

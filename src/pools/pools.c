@@ -113,8 +113,8 @@ static void pools_notify_read(struct pools *ps)
             char space[CMSG_SPACE(sizeof(struct ucred))];
         } ctl;
         struct iovec iov = {buf, sizeof(buf) - 1};
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
-                             .msg_controllen = sizeof(ctl)};
+        struct msghdr msg = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl)};
         ssize_t n = recvmsg(ps->notifyfd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0)
             return;
@@ -159,21 +159,22 @@ static void pools_reaped(struct pools *ps, size_t i, int st)
         return;
     }
     if (p->removed) {
-        log_msg(LOG_INFO, "pool %s: master (pid %d) %s: the pool is gone", p->name, (int)pid,
-                how);
+        log_msg(LOG_INFO, "pool %s: master (pid %d) %s: the pool is gone", p->name, (int)pid, how);
         pools_forget(ps, i);
         return;
     }
     if (p->restart) {
         p->restart = false;
-        log_msg(LOG_INFO, "pool %s: master (pid %d) %s: starting its new master",
-                p->name, (int)pid, how);
+        log_msg(LOG_INFO, "pool %s: master (pid %d) %s: starting its new master", p->name, (int)pid,
+                how);
         pools_start(ps, p);
         return;
     }
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-        log_msg(LOG_WARN, "pool %s: master (pid %d) stopped (a stop command?): not started "
-                "again until a reload", p->name, (int)pid);
+        log_msg(LOG_WARN,
+                "pool %s: master (pid %d) stopped (a stop command?): not started "
+                "again until a reload",
+                p->name, (int)pid);
         p->state = POOLS_FAILED;
         return;
     }
@@ -396,8 +397,13 @@ static void pools_teardown(struct pools *ps)
 
 int pools_main(const struct config *top, int argc, char **argv, bool check)
 {
-    struct pools ps = {.top = top, .argc = argc, .argv = argv, .epfd = -1, .sigfd = -1,
-                       .notifyfd = -1, .sysd = {.fd = -1}};
+    struct pools ps = {.top = top,
+                       .argc = argc,
+                       .argv = argv,
+                       .epfd = -1,
+                       .sigfd = -1,
+                       .notifyfd = -1,
+                       .sysd = {.fd = -1}};
     char abs[PATH_MAX];
     if (!realpath(top->source_file, abs) || !(ps.file = strdup(abs))) {
         fprintf(stderr, "corral: %s: %s\n", top->source_file, strerror(errno));

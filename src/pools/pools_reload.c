@@ -143,15 +143,16 @@ static void pools_update(struct pools *ps, struct pool *p, struct config *nc)
     } else if (restart) {
         /* Unmoved listeners stay open here: connections wait in their
          * queues for the new master instead of being refused. */
-        log_msg(LOG_INFO, "pool %s: %s changed: stopping its master (pid %d) gracefully, then "
-                "starting a new one", p->name,
-                moved ? "its listeners" : "a key read at start only (or uid, gid)", (int)p->pid);
+        log_msg(LOG_INFO,
+                "pool %s: %s changed: stopping its master (pid %d) gracefully, then "
+                "starting a new one",
+                p->name, moved ? "its listeners" : "a key read at start only (or uid, gid)",
+                (int)p->pid);
         p->restart = true;
         p->state = POOLS_STOPPING;
         pools_signal(p, SIGTERM);
     } else {
-        log_msg(LOG_INFO, "pool %s: changed: reloading its master (pid %d)", p->name,
-                (int)p->pid);
+        log_msg(LOG_INFO, "pool %s: changed: reloading its master (pid %d)", p->name, (int)p->pid);
         pools_signal(p, SIGHUP);
     }
 }
@@ -194,8 +195,10 @@ void pools_reload(struct pools *ps)
             pools_forget(ps, i--);
             continue;
         }
-        log_msg(LOG_INFO, "pool %s: removed from the file: stopping its master (pid %d) "
-                "gracefully", p->name, (int)p->pid);
+        log_msg(LOG_INFO,
+                "pool %s: removed from the file: stopping its master (pid %d) "
+                "gracefully",
+                p->name, (int)p->pid);
         p->state = POOLS_STOPPING;
         pools_signal(p, SIGTERM);
     }

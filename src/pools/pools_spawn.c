@@ -118,8 +118,7 @@ int pools_spawn(struct pools *ps, struct pool *p, char *err, size_t errlen)
     argv[k++] = p->name;
     for (size_t i = 0; i < p->nls; i++) {
         char *spec = specs + i * POOLS_SPEC;
-        snprintf(spec, POOLS_SPEC, "%s:fd:%d", p->ls[i].addr.codec->name,
-                 POOLS_FIRST_FD + (int)i);
+        snprintf(spec, POOLS_SPEC, "%s:fd:%d", p->ls[i].addr.codec->name, POOLS_FIRST_FD + (int)i);
         argv[k++] = "--listen";
         argv[k++] = spec;
     }

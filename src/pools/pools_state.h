@@ -31,11 +31,11 @@ enum pool_state {
 /* One pool of the pools list. */
 struct pool {
     char *name;
-    struct config cfg;      /* loaded with --pool-name NAME (the file's listen specs) */
-    bool cfg_ok;            /* cfg loaded (else FAILED, with why in the log) */
-    struct listener *ls;    /* bound by the top master, handed to each master */
-    size_t nls;             /* bound listeners (0: none held) */
-    pid_t pid;              /* its master, 0 = none */
+    struct config cfg;   /* loaded with --pool-name NAME (the file's listen specs) */
+    bool cfg_ok;         /* cfg loaded (else FAILED, with why in the log) */
+    struct listener *ls; /* bound by the top master, handed to each master */
+    size_t nls;          /* bound listeners (0: none held) */
+    pid_t pid;           /* its master, 0 = none */
     enum pool_state state;
     bool ever_ready;        /* some master of this pool said READY=1 */
     bool removed;           /* gone from the file: forgotten once its master is reaped */
@@ -51,17 +51,17 @@ struct pools {
     const struct config *top; /* the top-level keys at start (its pools list in top->pools) */
     int argc;
     char **argv;
-    char *file;             /* the config file, absolute (the pool masters' -c) */
+    char *file; /* the config file, absolute (the pool masters' -c) */
     struct pool *p;
     size_t n, cap;
     int epfd, sigfd, notifyfd;
-    char notify_name[108];  /* the abstract socket the masters send READY=1 to ("@...") */
+    char notify_name[108]; /* the abstract socket the masters send READY=1 to ("@...") */
     struct control *ctl;
     struct systemd_notify sysd; /* systemd's own NOTIFY_SOCKET, if the top master has one */
     bool ready_sent;            /* READY=1 told to it */
     /* Set by signals and commands, acted on by the loop. */
     bool reload_due, reopen_due;
-    int stop_sig;           /* 0, or SIGTERM (graceful), SIGINT or SIGQUIT: stopping */
+    int stop_sig; /* 0, or SIGTERM (graceful), SIGINT or SIGQUIT: stopping */
 };
 
 /* pools_reload.c */

@@ -212,8 +212,7 @@ static void config_load_tells_the_top_master(void **state)
     config_free(&f->c);
     char *pick[] = {"corral", "-c", f->path, "--pool-name", "www", "--allow-root", NULL};
     /* --allow-root: the unit tests may run as root; a picked pool takes flags. */
-    assert_int_equal(config_load(&f->c, 6, pick, NULL, 0, f->err, sizeof(f->err)),
-                     CONFIG_LOAD_RUN);
+    assert_int_equal(config_load(&f->c, 6, pick, NULL, 0, f->err, sizeof(f->err)), CONFIG_LOAD_RUN);
     assert_string_equal(f->c.pool_name, "www");
     assert_string_equal(f->c.control, "/run/c.sock.www");
 }
@@ -254,14 +253,10 @@ static void the_default_pool_name_is_main(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TEST(top_master_reads_the_names),
-        TEST(a_picked_pool_inherits_and_overrides),
-        TEST(a_missing_pool_is_an_error),
-        TEST(bad_pools_lists_name_file_line_and_key),
-        TEST(global_keys_are_rows_of_the_table),
-        TEST(config_load_tells_the_top_master),
-        TEST(example_pools_conf_loads),
-        TEST(the_default_pool_name_is_main),
+        TEST(top_master_reads_the_names),        TEST(a_picked_pool_inherits_and_overrides),
+        TEST(a_missing_pool_is_an_error),        TEST(bad_pools_lists_name_file_line_and_key),
+        TEST(global_keys_are_rows_of_the_table), TEST(config_load_tells_the_top_master),
+        TEST(example_pools_conf_loads),          TEST(the_default_pool_name_is_main),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
