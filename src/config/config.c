@@ -383,6 +383,16 @@ static int config_pools_check(const config_setting_t *pools, const struct config
         if (want && strcmp(want, name) == 0)
             *pick = g;
     }
+    /* A top-level listen would be inherited by every pool: each would bind
+     * the same addresses. */
+    const config_setting_t *ls = config_setting_get_member(config_setting_parent(pools), "listen");
+    if (ls) {
+        snprintf(err, errlen,
+                 "%s:%u: key 'listen': with a pools list, give each pool its own listen",
+                 config_source(r, config_setting_source_file(ls), path, sizeof(path)),
+                 config_setting_source_line(ls));
+        return -1;
+    }
     if (want && !*pick) {
         snprintf(err, errlen, "%s: the pools list has no pool named '%s'", r->file, want);
         return -1;

@@ -150,6 +150,8 @@ static void bad_pools_lists_name_file_line_and_key(void **state)
          "p.conf:3: key 'control' is global: give it outside the pools list"},
         {"pools = (\n  { name = \"a b\"; }\n);\n", "p.conf:2: key 'name': expected a name"},
         {"pools = ();\n", "p.conf:1: key 'pools': expected a list of groups"},
+        {"listen = \"http:tcp:127.0.0.1:80\";\npools = ( { name = \"a\"; } );\n",
+         "p.conf:1: key 'listen': with a pools list, give each pool its own listen"},
         {"pools = [ \"a\" ];\n", "p.conf:1: key 'pools': expected a list of groups"},
         {"pools = (\n  { name = \"a\";\n    procesess = 2; }\n);\n",
          "p.conf:3: unknown key 'procesess' (did you mean 'processes'?)"},
