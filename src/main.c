@@ -22,6 +22,7 @@
 #include "os/privs.h"
 #include "os/rlimit.h"
 #include "master/reexec_state.h"
+#include "pools/pools.h"
 
 /* --pidfile, locked for the master's life (os/pidfile.c). Returns 0, or -1
  * (logged: the one line names the pidfile and the pid holding it). A
@@ -269,6 +270,13 @@ int main(int argc, char **argv)
     enum config_load_result loaded = main_load(&cfg, argc, argv, rx, rx_specs);
     if (loaded == CONFIG_LOAD_DONE)
         status = 0;
+    /* A file with a pools list: the top master runs each pool's master. */
+    if (loaded == CONFIG_LOAD_POOLS || (loaded == CONFIG_LOAD_CHECK && cfg.pools_count)) {
+        status = pools_main(&cfg, argc, argv, loaded == CONFIG_LOAD_CHECK);
+        goto out;
+    }
+    if (cfg.pool_name)
+        log_set_pool(cfg.pool_name);
     if (loaded == CONFIG_LOAD_DONE || loaded == CONFIG_LOAD_FAIL || main_set_env(&cfg) < 0)
         goto out;
     if (check_app && loaded == CONFIG_LOAD_RUN) {

@@ -99,6 +99,9 @@ static void man_entry(const struct option_spec *o, const struct config *defaults
     }
     if (o->fixed)
         man_text("Read at start only: a reload keeps the running value and says so.");
+    if (o->global && keys)
+        man_text("Global: not allowed inside a pool of the pools list, nor inherited by the "
+                 "pools.");
 }
 
 static void man_list(bool keys)

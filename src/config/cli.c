@@ -164,6 +164,13 @@ enum cli_action cli_parse(int argc, char **argv, struct config *c, char *err, si
             version = true;
             break;
         default:
+            /* --pool-name picks the pool of the file's pools list, so it
+             * is known before the file is read. */
+            if (o == options_by_key("pool_name") &&
+                options_set_text(o, c, optarg, why, sizeof(why)) < 0) {
+                snprintf(err, errlen, "--%s: %s", o->name, why);
+                goto out;
+            }
             break;
         }
     }
@@ -195,6 +202,13 @@ enum cli_action cli_parse(int argc, char **argv, struct config *c, char *err, si
         const struct option_spec *o = cli_option(ch);
         if (!o || !o->key)
             continue;
+        if (c->pools_count) {
+            snprintf(err, errlen,
+                     "--%s: %s has a pools list: give the settings in the file (the "
+                     "command line gives only -c and -t, or --pool-name NAME to run one pool)",
+                     o->name, file);
+            goto out;
+        }
         if (o->type == OPTION_BOOL) {
             options_set_bool(o, c, true);
             continue;

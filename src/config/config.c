@@ -53,8 +53,18 @@ void config_free(struct config *c)
             options_clear_list(o, c);
         }
     }
+    for (size_t i = 0; i < c->pools_count; i++)
+        free(c->pools[i]);
+    free(c->pools);
+    c->pools = NULL;
+    c->pools_count = 0;
     free(c->source_file);
     c->source_file = NULL;
+}
+
+const char *config_pool_name(const struct config *c)
+{
+    return c->pool_name ? c->pool_name : CONFIG_POOL_DEFAULT_NAME;
 }
 
 /* Deep copy of SRC into DST (which owns nothing yet). Returns 0, or -1 when
@@ -63,6 +73,8 @@ static int config_copy(struct config *dst, const struct config *src)
 {
     *dst = *src;
     dst->source_file = NULL;
+    dst->pools = NULL;
+    dst->pools_count = 0;
     for (size_t i = 0; i < options_count; i++) {
         const struct option_spec *o = &options_table[i];
         if (o->type == OPTION_STRING) {
@@ -101,6 +113,11 @@ static int config_copy(struct config *dst, const struct config *src)
     }
     if (src->source_file && !(dst->source_file = strdup(src->source_file)))
         goto fail;
+    if (src->pools_count && !(dst->pools = calloc(src->pools_count, sizeof(*dst->pools))))
+        goto fail;
+    for (size_t i = 0; i < src->pools_count; i++, dst->pools_count = i)
+        if (!(dst->pools[i] = strdup(src->pools[i])))
+            goto fail;
     return 0;
 fail:
     config_free(dst);
@@ -268,9 +285,10 @@ static const char *config_source(const struct config_reader *r, const char *name
     return buf;
 }
 
-/* Apply one top-level setting; the message names its file, line and key. */
+/* Apply one setting (top-level, or IN_POOL of a pool's group, where a
+ * global-only key is refused); the message names its file, line and key. */
 static int config_apply(struct config *c, const config_setting_t *s, const struct config_reader *r,
-                        char *err, size_t errlen)
+                        bool in_pool, char *err, size_t errlen)
 {
     char path[1024];
     const char *name = config_setting_name(s);
@@ -286,10 +304,139 @@ static int config_apply(struct config *c, const config_setting_t *s, const struc
             snprintf(err, errlen, "%s:%u: unknown key '%s'", src, line, name ? name : "");
         return -1;
     }
+    if (in_pool && o->global) {
+        snprintf(err, errlen, "%s:%u: key '%s' is global: give it outside the pools list", src,
+                 line, name);
+        return -1;
+    }
     char why[512];
     if (config_apply_value(o, c, s, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "%s:%u: key '%s': %s", src, line, name, why);
         return -1;
+    }
+    return 0;
+}
+
+/* A pool group's "name" setting, or NULL. */
+static const char *config_pool_group_name(const config_setting_t *g)
+{
+    const config_setting_t *n = config_setting_get_member(g, "name");
+    return n && config_setting_type(n) == CONFIG_TYPE_STRING ? config_setting_get_string(n)
+                                                             : NULL;
+}
+
+/* Check the pools list POOLS: a non-empty list of groups, each with a valid
+ * name no other has, and no global-only key (the values themselves are
+ * checked when a pool is selected). *PICK gets the group named WANT (NULL:
+ * none asked). Returns 0, or -1 with FILE:LINE: ... in err. */
+static int config_pools_check(const config_setting_t *pools, const struct config_reader *r,
+                              const char *want, const config_setting_t **pick, char *err,
+                              size_t errlen)
+{
+    char path[1024], why[256];
+    const char *src = config_source(r, config_setting_source_file(pools), path, sizeof(path));
+    int n = config_setting_type(pools) == CONFIG_TYPE_LIST ? config_setting_length(pools) : 0;
+    if (n == 0) {
+        snprintf(err, errlen, "%s:%u: key 'pools': expected a list of groups ( { name = \"www\";"
+                 " ... }, ... ), got %s", src, config_setting_source_line(pools),
+                 config_setting_type(pools) == CONFIG_TYPE_LIST ? "an empty list"
+                                                                : config_type_name(pools));
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(pools, (unsigned)i);
+        const char *name = config_pool_group_name(g);
+        unsigned line = config_setting_source_line(g);
+        src = config_source(r, config_setting_source_file(g), path, sizeof(path));
+        if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+            snprintf(err, errlen, "%s:%u: key 'pools': element %d: expected a group { name = "
+                     "\"NAME\"; ... }, got %s", src, line, i + 1, config_type_name(g));
+            return -1;
+        }
+        if (!name) {
+            snprintf(err, errlen, "%s:%u: key 'pools': pool %d has no name (name = \"NAME\";)",
+                     src, line, i + 1);
+            return -1;
+        }
+        if (options_check_pool_name(name, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "%s:%u: key 'name': %s", src, line, why);
+            return -1;
+        }
+        for (int j = 0; j < i; j++) {
+            const config_setting_t *o = config_setting_get_elem(pools, (unsigned)j);
+            if (strcmp(name, config_pool_group_name(o)) == 0) {
+                snprintf(err, errlen, "%s:%u: key 'name': two pools are named '%s' (the other "
+                         "at line %u)", src, line, name, config_setting_source_line(o));
+                return -1;
+            }
+        }
+        for (int k = 0; k < config_setting_length(g); k++) {
+            const config_setting_t *s = config_setting_get_elem(g, (unsigned)k);
+            const struct option_spec *o = options_by_key(config_setting_name(s));
+            if (o && o->global) {
+                snprintf(err, errlen, "%s:%u: key '%s' is global: give it outside the pools list",
+                         config_source(r, config_setting_source_file(s), path, sizeof(path)),
+                         config_setting_source_line(s), o->key);
+                return -1;
+            }
+        }
+        if (want && strcmp(want, name) == 0)
+            *pick = g;
+    }
+    /* A top-level listen would be inherited by every pool: each would bind
+     * the same addresses. */
+    const config_setting_t *ls = config_setting_get_member(config_setting_parent(pools), "listen");
+    if (ls) {
+        snprintf(err, errlen,
+                 "%s:%u: key 'listen': with a pools list, give each pool its own listen",
+                 config_source(r, config_setting_source_file(ls), path, sizeof(path)),
+                 config_setting_source_line(ls));
+        return -1;
+    }
+    if (want && !*pick) {
+        snprintf(err, errlen, "%s: the pools list has no pool named '%s'", r->file, want);
+        return -1;
+    }
+    return 0;
+}
+
+/* After the top-level keys: with PICK (the selected group), its keys over
+ * them and the control socket PATH.NAME; without, the pools' names into
+ * C->pools. Returns 0, or -1 with the message in err. */
+static int config_pools_select(struct config *c, const config_setting_t *pools,
+                               const config_setting_t *pick, const struct config_reader *r,
+                               char *err, size_t errlen)
+{
+    if (pick) {
+        /* The top-level control (skipped as global) names this pool's. */
+        const config_setting_t *root = config_setting_parent(pools);
+        const char *ctl = NULL;
+        if (config_setting_lookup_string(root, "control", &ctl) == CONFIG_TRUE) {
+            char path[256];
+            snprintf(path, sizeof(path), "%s.%s", ctl, config_pool_group_name(pick));
+            if (options_set_text(options_by_key("control"), c, path, err, errlen) < 0)
+                return -1;
+        }
+        for (int k = 0; k < config_setting_length(pick); k++) {
+            const config_setting_t *s = config_setting_get_elem(pick, (unsigned)k);
+            if (strcmp(config_setting_name(s), "name") == 0)
+                continue;
+            if (config_apply(c, s, r, true, err, errlen) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    int n = config_setting_length(pools);
+    if (!(c->pools = calloc((size_t)n, sizeof(*c->pools)))) {
+        snprintf(err, errlen, "%s: out of memory", r->file);
+        return -1;
+    }
+    for (int i = 0; i < n; i++, c->pools_count = (size_t)i) {
+        const char *name = config_pool_group_name(config_setting_get_elem(pools, (unsigned)i));
+        if (!(c->pools[i] = strdup(name))) {
+            snprintf(err, errlen, "%s: out of memory", r->file);
+            return -1;
+        }
     }
     return 0;
 }
@@ -331,9 +478,20 @@ int config_load_file(struct config *c, const char *file, char *err, size_t errle
     }
 
     const config_setting_t *root = config_root_setting(&lc);
-    for (int i = 0; i < config_setting_length(root); i++)
-        if (config_apply(&next, config_setting_get_elem(root, (unsigned)i), &r, err, errlen) < 0)
+    const config_setting_t *pools = config_setting_get_member(root, "pools");
+    const config_setting_t *pick = NULL;
+    if (pools && config_pools_check(pools, &r, next.pool_name, &pick, err, errlen) < 0)
+        goto fail;
+    for (int i = 0; i < config_setting_length(root); i++) {
+        const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+        const struct option_spec *o = options_by_key(config_setting_name(s));
+        if (s == pools || (pick && o && o->global))
+            continue;
+        if (config_apply(&next, s, &r, false, err, errlen) < 0)
             goto fail;
+    }
+    if (pools && config_pools_select(&next, pools, pick, &r, err, errlen) < 0)
+        goto fail;
 
     free(next.source_file);
     if (!(next.source_file = strdup(file))) {

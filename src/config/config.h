@@ -93,9 +93,27 @@ struct config {
     unsigned graceful_timeout_ms; /* SIGTERM: in-flight requests (30 s) */
     unsigned stop_delay_ms;       /* SIGTERM: keep serving this long first; 0 = off */
 
+    /* The pool's name (--pool-name, pool_name; a pool group's name); NULL =
+     * the default name, CONFIG_POOL_DEFAULT_NAME. */
+    char *pool_name;
+
+    /* A file with a pools list read without --pool-name: the top master's
+     * configuration. The pools' names in the file's order (checked: each
+     * group has a valid name, no two the same, no global-only key); the
+     * other fields hold the file's top-level keys. Not an option row:
+     * config_free and the copies handle it. */
+    char **pools;
+    size_t pools_count;
+
     /* Where this configuration came from, for messages. */
     char *source_file; /* NULL when built from the command line only */
 };
+
+/* The name of a pool that has none (no pools list, no --pool-name). */
+#define CONFIG_POOL_DEFAULT_NAME "main"
+
+/* The pool's name: c->pool_name or CONFIG_POOL_DEFAULT_NAME. */
+const char *config_pool_name(const struct config *c);
 
 /* Fill *c with the defaults above (no allocation). Named config_defaults,
  * not config_init: libconfig exports config_init(config_t *) itself. */
@@ -106,13 +124,20 @@ void config_defaults(struct config *c);
 void config_free(struct config *c);
 
 /*
- * Load FILE over *c. On error returns -1 and writes one message naming the
- * file, the line, the key and what was expected into err (size errlen),
- * e.g. "corral.conf:12: key 'processes': expected an integer from 1 to
- * 4096, got 0". Unknown keys are errors. Each key present replaces the
- * value in *c (listen: the whole list); on error *c is left unchanged, so a
- * reload can keep the old configuration. Relative @include paths are taken
- * from FILE's directory. Sets source_file to FILE.
+ * Load FILE over *c. A file may hold a pools list:
+ *   pools = ( { name = "www"; wsgi = "app"; listen = [...]; ... }, ... );
+ * each group takes every key but the global-only ones (options.h). With
+ * c->pool_name set (--pool-name, read before the file), the pool of that
+ * name is selected: the top-level keys but the global-only ones, then the
+ * group's keys over them; the top-level control PATH becomes PATH.NAME. A
+ * missing pool is an error. Without c->pool_name, the top-level keys are
+ * read as they are and c->pools gets the names. On error returns -1 and
+ * writes one message naming the file, the line, the key and what was
+ * expected into err (size errlen), e.g. "corral.conf:12: key 'processes':
+ * expected an integer from 1 to 4096, got 0". Unknown keys are errors.
+ * Each key present replaces the value in *c (listen: the whole list); on
+ * error *c is left unchanged, so a reload can keep the old configuration.
+ * Relative @include paths are taken from FILE's directory. Sets source_file to FILE.
  */
 int config_load_file(struct config *c, const char *file, char *err, size_t errlen);
 

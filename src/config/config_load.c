@@ -68,6 +68,8 @@ enum config_load_result config_load(struct config *c, int argc, char **argv, cha
     enum cli_action action = cli_parse(argc, argv, c, err, errlen);
     if (action == CLI_DONE)
         return CONFIG_LOAD_DONE;
+    if (action != CLI_FAIL && c->pools_count)
+        return action == CLI_CHECK ? CONFIG_LOAD_CHECK : CONFIG_LOAD_POOLS;
     /* Inherited sockets become fd:N listeners before validation: a
      * socket-activated corral may have no --listen. */
     if (action == CLI_FAIL || config_load_inherit(c, inherit, inherit_count, err, errlen) < 0 ||

@@ -18,6 +18,8 @@ enum config_load_result {
     CONFIG_LOAD_CHECK, /* -t: *c is valid; report and exit */
     CONFIG_LOAD_DONE,  /* --help or --version was printed to stdout: exit 0 */
     CONFIG_LOAD_FAIL,  /* err holds the message */
+    CONFIG_LOAD_POOLS, /* the file has a pools list and no --pool-name picked one: *c is the
+                          top master's (c->pools; -t: CONFIG_LOAD_CHECK with c->pools_count) */
 };
 
 /*
@@ -33,6 +35,9 @@ enum config_load_result {
  * the running server: each "PROTO:fd:N" among them that *c does not name
  * is appended first, so that a socket-activated server reloads with the
  * same listeners, although the variables are gone by then.
+ *
+ * A file with a pools list read without --pool-name is not validated as a
+ * pool (each pool is, when it is loaded with --pool-name NAME).
  *
  * The outcome is one of the above; *c is always safe to config_free (and
  * must be freed, whatever the outcome). Not thread-safe (cli_parse).

@@ -44,6 +44,24 @@ static int options_check_socket_path(const char *value, char *err, size_t errlen
     return 0;
 }
 
+/* A pool's name: letters, digits, '-', '_' and '.', at most 64 bytes, not
+ * starting with '.' (it names the pool's control socket, PATH.NAME). */
+int options_check_pool_name(const char *value, char *err, size_t errlen)
+{
+    size_t len = strlen(value);
+    bool ok = len > 0 && len <= 64 && value[0] != '.';
+    for (size_t i = 0; ok && i < len; i++)
+        ok = isalnum((unsigned char)value[i]) || strchr("-_.", value[i]) != NULL;
+    if (!ok) {
+        snprintf(err, errlen,
+                 "expected a name of 1 to 64 letters, digits, '-', '_' or '.' "
+                 "(not starting with '.'), got '%s'",
+                 value);
+        return -1;
+    }
+    return 0;
+}
+
 /* A listen spec must be one listen_parse accepts. */
 static int options_check_listen(const char *value, char *err, size_t errlen)
 {
@@ -387,9 +405,11 @@ const struct option_spec options_table[] = {
         .check = options_check_socket_path,
         .metavar = "PATH",
         .group = "Control socket",
-        .help = "serve corralctl commands (status, workers, scale, ...) on this unix socket",
+        .help = "serve corralctl commands (status, workers, scale, ...) on this unix socket; with"
+                " a pools list, the top master's (each pool's is PATH.NAME)",
         .unset = "none",
         .fixed = true,
+        .global = true,
     },
     {
         .name = "control-chmod",
@@ -498,6 +518,22 @@ const struct option_spec options_table[] = {
         .help = "write the master's process id to FILE",
         .unset = "none",
         .fixed = true,
+        .global = true,
+    },
+    {
+        .name = "pool-name",
+        .key = "pool_name",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(pool_name),
+        .check = options_check_pool_name,
+        .metavar = "NAME",
+        .group = "Files",
+        .help = "the pool's name in log lines, the status and the metrics; with -c FILE whose"
+                " pools list has a pool NAME: run that pool only (the top master starts each"
+                " pool so)",
+        .unset = "main",
+        .fixed = true,
+        .global = true,
     },
     {
         .name = "max-head",

@@ -59,7 +59,15 @@ struct option_spec {
     /* Only takes effect at start (listeners, threads, log files, ...): a
      * reload keeps the running value and says so (config_keep_fixed). */
     bool fixed;
+    /* Global only: in a file with a pools list (config.h), a key of the top
+     * master, refused inside a pool's group and not inherited by the pools
+     * (the pidfile, the top control socket). */
+    bool global;
 };
+
+/* A pool's name (--pool-name, a pool group's name): 0, or -1 with what was
+ * expected in err. */
+int options_check_pool_name(const char *value, char *err, size_t errlen);
 
 /* The field at OFFSET (a row's offset or count_offset) in *c. */
 static inline void *options_at(struct config *c, size_t offset)

@@ -158,6 +158,14 @@ void log_close(void)
     log_error_path = log_access_path = NULL;
 }
 
+/* log_set_pool's name, "" = none. */
+static char log_pool[72];
+
+void log_set_pool(const char *name)
+{
+    snprintf(log_pool, sizeof(log_pool), "%.64s", name ? name : "");
+}
+
 /* "2026-11-23T10:00:00.123Z" into buf (at least 32 bytes). */
 static size_t log_timestamp(char *buf, size_t len)
 {
@@ -214,6 +222,8 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
     size_t n = log_timestamp(line, sizeof(line));
     n += (size_t)snprintf(line + n, sizeof(line) - n, " %s [pid %d] ",
                           log_level_names[level], (int)getpid());
+    if (log_pool[0])
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "[pool %s] ", log_pool);
     if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
         msg[0] = '\0';
     n += log_escape(line + n, sizeof(line) - n - 1, msg, false);

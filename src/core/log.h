@@ -51,6 +51,12 @@ void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void log_vmsg(enum log_level level, const char *fmt, va_list ap);
 
+/* Name the pool in every later error-log line of this process and of the
+ * children it forks: "... info [pid 123] [pool www] message". NULL (the
+ * default) names none. NAME is copied (at most 64 bytes). Call it before
+ * any thread starts. */
+void log_set_pool(const char *name);
+
 /* Whether an access log is configured (callers skip formatting if not). */
 int log_access_enabled(void);
 

@@ -25,7 +25,7 @@
 static void ctl_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: corralctl [-s SOCKET] [--json] COMMAND [ARGS]\n"
+            "Usage: corralctl [-s SOCKET] [-p POOL] [--json] COMMAND [ARGS]\n"
             "       (the options may also follow the command: corralctl workers --json)\n"
             "\n"
             "Control a running corral server through its control socket (corral\n"
@@ -49,6 +49,9 @@ static void ctl_usage(FILE *out)
             "\n"
             "Options:\n"
             "  -s, --socket PATH     the control socket (default: $CORRAL_CONTROL)\n"
+            "  -p, --pool NAME       with a pools list: pool NAME's control socket (SOCKET.NAME);\n"
+            "                        without -p the top master answers status (the pools),\n"
+            "                        reload, stop, quit, reopen-logs and help\n"
             "  -j, --json            print the server's JSON reply as it is\n"
             "  -t, --timeout SECONDS how long to wait for a reply (default 5)\n"
             "  -h, --help            this text\n"
@@ -271,6 +274,27 @@ static void ctl_print_help(const struct json_value *r)
         printf("%s\n", json_str(c, "?"));
 }
 
+/* The top master of a pools list answers every command with its pools. */
+static void ctl_print_pools(const struct json_value *r)
+{
+    printf("corral pools, top master pid %.0f, %s\n\n", json_number(json_get(r, "pid"), 0),
+           json_str(json_get(r, "state"), "?"));
+    struct ctl_table t;
+    ctl_table_init(&t, "POOL<|PID>|STATE<|STARTS>|FAILURES>|CONTROL<");
+    const struct json_value *ps = json_get(r, "pools");
+    for (const struct json_value *p = ps ? ps->child : NULL; p; p = p->next) {
+        char pid[32], st[32], fl[32];
+        const char *row[] = {json_str(json_get(p, "name"), "?"),
+                             ctl_num(json_get(p, "pid"), pid, sizeof(pid), 0),
+                             json_str(json_get(p, "state"), "?"),
+                             ctl_num(json_get(p, "starts"), st, sizeof(st), 0),
+                             ctl_num(json_get(p, "failures"), fl, sizeof(fl), 0),
+                             json_str(json_get(p, "control"), "-")};
+        ctl_table_row(&t, row);
+    }
+    ctl_table_print(&t);
+}
+
 static const struct {
     const char *name;
     void (*print)(const struct json_value *reply);
@@ -393,11 +417,11 @@ static int ctl_reorder_args(int argc, char **argv, char **out)
         if (a[1] == '-') {
             size_t len = strlen(a + 2);
             takes_next = !strchr(a, '=') && len > 0 &&
-                         (strncmp(a + 2, "socket", len) == 0 ||
+                         (strncmp(a + 2, "socket", len) == 0 || strncmp(a + 2, "pool", len) == 0 ||
                           strncmp(a + 2, "timeout", len) == 0);
         } else {
             for (const char *c = a + 1; *c; c++)
-                if (*c == 's' || *c == 't') {
+                if (*c == 's' || *c == 't' || *c == 'p') {
                     takes_next = c[1] == '\0';
                     break;
                 }
@@ -416,9 +440,10 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
         {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+        {"version", no_argument, NULL, 'V'},       {"pool", required_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0},
     };
-    const char *path = getenv("CORRAL_CONTROL");
+    const char *path = getenv("CORRAL_CONTROL"), *pool = NULL;
     bool raw = false;
     double timeout = 5;
     int opt;
@@ -431,11 +456,14 @@ int main(int argc, char **argv)
     argv = args;
     /* '+': the options come first now and end at the "--" that
      * ctl_reorder_args put before the words, so "scale -1" stays a word. */
-    while ((opt = getopt_long(argc, argv, "+s:jt:hV", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+s:p:jt:hV", opts, NULL)) != -1) {
         char *end;
         switch (opt) {
         case 's':
             path = optarg;
+            break;
+        case 'p':
+            pool = optarg;
             break;
         case 'j':
             raw = true;
@@ -468,6 +496,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "corralctl: no control socket: give -s PATH or set CORRAL_CONTROL\n");
         return CTL_EXIT_USAGE;
     }
+    char pooled[512];
+    if (pool) { /* the pool's socket: SOCKET.NAME (src/config/config.c) */
+        if (!*pool || strchr(pool, '/') ||
+            (size_t)snprintf(pooled, sizeof(pooled), "%s.%s", path, pool) >= sizeof(pooled)) {
+            fprintf(stderr, "corralctl: --pool: expected a pool name, got '%s'\n", pool);
+            return CTL_EXIT_USAGE;
+        }
+        path = pooled;
+    }
     char *line = ctl_join(argc - optind, argv + optind);
     if (!line) {
         fprintf(stderr, "corralctl: a command cannot contain a line break\n");
@@ -498,13 +535,16 @@ int main(int argc, char **argv)
                 status = CTL_EXIT_REFUSED;
             } else {
                 status = CTL_EXIT_OK;
-                for (size_t i = 0; !raw && i < sizeof(ctl_printers) / sizeof(ctl_printers[0]);
-                     i++)
+                bool top = json_get(r, "pools") != NULL; /* a pools list's top master */
+                if (top && !raw)
+                    ctl_print_pools(r);
+                size_t np = top || raw ? 0 : sizeof(ctl_printers) / sizeof(ctl_printers[0]);
+                for (size_t i = 0; i < np; i++)
                     if (strcmp(ctl_printers[i].name, argv[optind]) == 0)
                         ctl_printers[i].print(r);
                 fflush(stdout);
-                if (strcmp(argv[optind], "reload") == 0 ||
-                    strcmp(argv[optind], "chain-reload") == 0)
+                if (!top && (strcmp(argv[optind], "reload") == 0 ||
+                             strcmp(argv[optind], "chain-reload") == 0))
                     status = ctl_wait_reload(&c, r, raw);
             }
             json_value_free(r);

@@ -95,6 +95,7 @@ static void status_json_pool(const struct status_src *src, const struct status_t
     enum pool_mode mode = config_pool_mode(cfg);
     json_key(j, "pool");
     json_object_begin(j);
+    json_kv_string(j, "name", config_pool_name(cfg));
     json_kv_string(j, "mode", config_pool_mode_name(mode));
     json_kv_uint(j, "processes", mode == POOL_STATIC ? STATUS_LOAD(&h->pool_target) : t->live);
     json_kv_uint(j, "max_processes", status_bank_size(src->sb));
@@ -321,8 +322,10 @@ int status_openmetrics(const struct status_src *src, struct status_text *t)
     struct status_totals tot;
     status_sum(src->sb, &tot);
     status_family(t, "corral", "info", "The corral version and pool mode.");
-    status_printf(t, "corral_info{version=\"%s\",pool=\"%s\"} 1\n", PACKAGE_VERSION,
+    status_printf(t, "corral_info{version=\"%s\",pool=\"%s\",pool_name=\"", PACKAGE_VERSION,
                   config_pool_mode_name(config_pool_mode(src->cfg)));
+    status_label(t, config_pool_name(src->cfg));
+    status_printf(t, "\"} 1\n");
     status_counter(t, "corral_requests", "Requests served.", tot.requests);
     status_counter(t, "corral_errors", "Malformed requests and failed responses.", tot.errors);
     status_counter(t, "corral_accepted", "Connections accepted.", tot.accepted);
