@@ -485,11 +485,6 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     }
     int apps = (c->handler != NULL) + (c->wsgi != NULL) + (c->wsgi_file != NULL) +
                (c->fastcgi_program != NULL);
-    if (c->cgi && apps) {
-        snprintf(err, errlen, "give only one application: --cgi excludes --handler, --wsgi, "
-                              "--wsgi-file and --fastcgi-program");
-        return -1;
-    }
     if (apps == 0 && !c->cgi) {
         snprintf(err, errlen,
                  "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file PATH, "
@@ -499,6 +494,11 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     if (apps > 1) {
         snprintf(err, errlen, "give only one application: --handler, --wsgi, --wsgi-file or "
                               "--fastcgi-program");
+        return -1;
+    }
+    if (c->cgi && apps) {
+        snprintf(err, errlen, "give only one application: --cgi excludes --handler, --wsgi, "
+                              "--wsgi-file and --fastcgi-program");
         return -1;
     }
     if (c->max_processes && c->max_processes < c->processes) {

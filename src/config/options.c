@@ -261,7 +261,7 @@ const struct option_spec options_table[] = {
     },
     {
         .name = "cgi-param",
-        .key = "cgi_params",
+        .key = "cgi_param",
         .type = OPTION_STRING_LIST,
         OPTIONS_FIELD(cgi_params),
         .count_offset = offsetof(struct config, cgi_params_count),
