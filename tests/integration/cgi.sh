@@ -36,7 +36,7 @@ P=$(free_port) PD=$(free_port)
 GITROOT=$T/git G=$T/g.sock C=$T/c.sock PG=$(free_port)
 start_corral --listen "fastcgi:unix:$F" --chmod 0666 --cgi "$ROOT" --threads 8 \
     --cgi-timeout 3 --cgi-max-scripts 2 --cgi-queue-timeout 1 --cgi-param EXTRA_PARAM \
-    --env "HANG_DIR=$T/hang" || finish
+    --env "HANG_DIR=$T/hang" --cgi-rlimit-cpu 30 --cgi-rlimit-nofile 64 --cgi-rlimit-as 1G || finish
 LOG=$CORRAL_LOG
 WORKER=$(children_of "$CORRAL_PID")
 
@@ -99,6 +99,9 @@ expect_eq "a front-end param not in the list is dropped" unset "$(line secret)"
 expect_eq "the working directory is the script's" "$ROOT" "$(line cwd)"
 expect_eq "the script leads its own process group" yes "$(line pgid_is_pid)"
 expect_eq "no socket or epoll/signalfd of corral leaks into the script" 0 "$(line leaked)"
+expect_eq "--cgi-rlimit-cpu 30, -nofile 64, -as 1G apply (ulimit -t -n -v)" "30 64 1048576" "$(line rlimits)"
+expect_eq "no signal blocked in the script (corral's workers block several)" 0000000000000000 "$(line sigblk)"
+expect_eq "no signal ignored in the script (corral ignores SIGPIPE)" 0000000000000000 "$(line sigign)"
 curl_req "$B/echo.sh/extra/path"
 expect_eq "GET /echo.sh/extra/path: 200" 200 "$HTTP_CODE"
 expect_eq "... PATH_INFO is the tail past the script" /extra/path "$(line path_info)"

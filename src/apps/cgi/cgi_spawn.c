@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,9 +44,14 @@ static int cgi_spawn_child(void *arg)
         a->at = "setpgid";
         goto fail;
     }
+    /* Every disposition back to SIG_DFL, the C library's own signals too
+     * (its sigaction refuses them; an inherited "ignore" would survive the
+     * exec): the kernel's call with an all-zero action (SIG_DFL, no flags,
+     * no mask, whatever the architecture's layout). */
+    static const unsigned long dfl[8];
     for (int sig = 1; sig < NSIG; sig++) {
         if (sig != SIGKILL && sig != SIGSTOP)
-            signal(sig, SIG_DFL); /* glibc's own signals refuse: harmless */
+            syscall(SYS_rt_sigaction, sig, dfl, NULL, (size_t)(NSIG / 8));
     }
     if ((lim->as && cgi_spawn_limit(RLIMIT_AS, lim->as) < 0) ||
         (lim->cpu && cgi_spawn_limit(RLIMIT_CPU, lim->cpu) < 0) ||
