@@ -52,8 +52,9 @@ static void cgi_app_free(struct cgi_app *ca)
 static int cgi_load(struct app *app, const struct config *c, char *err, size_t errlen)
 {
     if (geteuid() == 0 && !c->uid && !c->allow_root) {
-        snprintf(err, errlen, "cgi: refusing to run scripts as root: give --uid USER (or "
-                              "--allow-root)");
+        snprintf(err, errlen,
+                 "cgi: refusing to run scripts as root: give --uid USER (or "
+                 "--allow-root)");
         return -1;
     }
     struct cgi_app *ca = calloc(1, sizeof(*ca));
@@ -203,11 +204,12 @@ static bool cgi_name(struct cgi_app *ca, corral_request *req, const char *path, 
     return n > 0 && (size_t)n < len;
 }
 
-/* One run: resolve NAME, spawn, run. REDIR_PATH is the local redirect's
- * path (NULL for the request itself). */
-static enum cgi_run_outcome cgi_once(struct cgi_app *ca, corral_request *req,
-                                     const char *redir_uri, char *location, size_t loclen,
-                                     int *status)
+/* One run: resolve the script, spawn, run. REDIR_URI is a local
+ * redirect's Location: (NULL for the request itself); a redirect found by
+ * this run goes into LOCATION (LOCLEN bytes). *STATUS: what the caller
+ * answers when the outcome is CGI_RUN_FAILED or CGI_RUN_TIMED_OUT. */
+static enum cgi_run_outcome cgi_once(struct cgi_app *ca, corral_request *req, const char *redir_uri,
+                                     char *location, size_t loclen, int *status)
 {
     char name[PATH_MAX], redir_path[PATH_MAX] = "";
     const char *query = "";
@@ -237,8 +239,8 @@ static enum cgi_run_outcome cgi_once(struct cgi_app *ca, corral_request *req,
     }
     enum cgi_script_verdict v = cgi_script_resolve(ca->root, name, sc);
     if (v != CGI_SCRIPT_OK) {
-        log_msg(LOG_ERROR, "cgi %s %s: refused %s: %s: %d", method, uri, name,
-                cgi_script_reason(v), cgi_script_status(v));
+        log_msg(LOG_ERROR, "cgi %s %s: refused %s: %s: %d", method, uri, name, cgi_script_reason(v),
+                cgi_script_status(v));
         *status = cgi_script_status(v);
         free(sc);
         return CGI_RUN_FAILED;
@@ -261,7 +263,10 @@ static enum cgi_run_outcome cgi_once(struct cgi_app *ca, corral_request *req,
     }
     struct cgi_env env;
     struct cgi_env_redirect redir = {.uri = redir_uri, .query = query};
-    if (cgi_env_build(&env, req, &ca->base, sc->path, script_name, redir_uri ? path_info ? path_info : "" : path_info,
+    /* A redirect's re-run takes no PATH_INFO from the request: "" for none. */
+    if (redir_uri && !path_info)
+        path_info = "";
+    if (cgi_env_build(&env, req, &ca->base, sc->path, script_name, path_info,
                       redir_uri ? &redir : NULL) < 0) {
         free(sc);
         *status = 500;
@@ -306,8 +311,7 @@ static int cgi_handle(struct app *app, corral_request *req)
     for (int hop = 0;; hop++) {
         if (hop > APP_CGI_REDIRECTS) {
             log_msg(LOG_ERROR, "cgi %s %s: more than %d local redirects: 500",
-                    req->method ? req->method : "-", req->uri ? req->uri : "-",
-                    APP_CGI_REDIRECTS);
+                    req->method ? req->method : "-", req->uri ? req->uri : "-", APP_CGI_REDIRECTS);
             rc = cgi_answer(req, 500, "Internal Server Error: too many local redirects\n");
             break;
         }

@@ -11,11 +11,11 @@
 
 /* The params that pass from the front end as they are. */
 static const char *const cgi_env_allowed[] = {
-    "AUTH_TYPE",      "CONTENT_LENGTH",  "CONTENT_TYPE",   "PATH_INFO",     "PATH_TRANSLATED",
-    "QUERY_STRING",   "REMOTE_ADDR",     "REMOTE_HOST",    "REMOTE_IDENT",  "REMOTE_USER",
-    "REQUEST_METHOD", "SCRIPT_NAME",     "SERVER_NAME",    "SERVER_PORT",   "SERVER_PROTOCOL",
-    "SERVER_SOFTWARE", "DOCUMENT_ROOT",  "DOCUMENT_URI",   "REQUEST_URI",   "REQUEST_SCHEME",
-    "HTTPS",          "REMOTE_PORT",     "SERVER_ADDR",
+    "AUTH_TYPE",       "CONTENT_LENGTH", "CONTENT_TYPE", "PATH_INFO",    "PATH_TRANSLATED",
+    "QUERY_STRING",    "REMOTE_ADDR",    "REMOTE_HOST",  "REMOTE_IDENT", "REMOTE_USER",
+    "REQUEST_METHOD",  "SCRIPT_NAME",    "SERVER_NAME",  "SERVER_PORT",  "SERVER_PROTOCOL",
+    "SERVER_SOFTWARE", "DOCUMENT_ROOT",  "DOCUMENT_URI", "REQUEST_URI",  "REQUEST_SCHEME",
+    "HTTPS",           "REMOTE_PORT",    "SERVER_ADDR",
 };
 
 /* Names corral sets itself (a front end's value is replaced). */
@@ -25,8 +25,8 @@ static const char *const cgi_env_own[] = {
 
 /* Names a redirect's re-run replaces or drops (no body). */
 static const char *const cgi_env_redirected[] = {
-    "REQUEST_METHOD", "QUERY_STRING", "REQUEST_URI", "DOCUMENT_URI", "CONTENT_LENGTH",
-    "CONTENT_TYPE",   "PATH_TRANSLATED",
+    "REQUEST_METHOD", "QUERY_STRING", "REQUEST_URI",     "DOCUMENT_URI",
+    "CONTENT_LENGTH", "CONTENT_TYPE", "PATH_TRANSLATED",
 };
 
 #define CGI_ENV_COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -136,12 +136,10 @@ int cgi_env_build(struct cgi_env *e, corral_request *req, const struct cgi_env_b
         goto fail;
     for (size_t i = 0; i < base->count; i++) {
         const char *eq = strchr(base->env[i], '=');
-        if (eq && cgi_env_add(e, base->env[i], (size_t)(eq - base->env[i]), eq + 1,
-                              strlen(eq + 1)) < 0)
+        if (eq &&
+            cgi_env_add(e, base->env[i], (size_t)(eq - base->env[i]), eq + 1, strlen(eq + 1)) < 0)
             goto fail;
     }
-    if (!e->envp && cgi_env_set(e, "GATEWAY_INTERFACE", "CGI/1.1") < 0)
-        goto fail;
     return 0;
 fail:
     cgi_env_free(e);

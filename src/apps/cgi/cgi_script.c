@@ -20,8 +20,7 @@ static bool cgi_script_under(const char *root, const char *path)
     return strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
-enum cgi_script_verdict cgi_script_resolve(const char *root, const char *name,
-                                           struct cgi_script *s)
+enum cgi_script_verdict cgi_script_resolve(const char *root, const char *name, struct cgi_script *s)
 {
     char try[PATH_MAX];
     size_t n = strlen(name);

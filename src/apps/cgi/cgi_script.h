@@ -16,12 +16,12 @@
 
 enum cgi_script_verdict {
     CGI_SCRIPT_OK,
-    CGI_SCRIPT_NO_NAME,    /* no SCRIPT_FILENAME, nor DOCUMENT_ROOT + SCRIPT_NAME: 404 */
-    CGI_SCRIPT_NOT_FOUND,  /* nothing there (or a directory with a tail): 404 */
-    CGI_SCRIPT_OUTSIDE,    /* resolved outside ROOT: 403 */
-    CGI_SCRIPT_DIRECTORY,  /* a directory: 403 */
-    CGI_SCRIPT_NOT_FILE,   /* a device, a socket, a FIFO: 403 */
-    CGI_SCRIPT_NOT_EXEC,   /* not executable by the worker's user: 403 */
+    CGI_SCRIPT_NO_NAME,   /* no SCRIPT_FILENAME, nor DOCUMENT_ROOT + SCRIPT_NAME: 404 */
+    CGI_SCRIPT_NOT_FOUND, /* nothing there (or a directory with a tail): 404 */
+    CGI_SCRIPT_OUTSIDE,   /* resolved outside ROOT: 403 */
+    CGI_SCRIPT_DIRECTORY, /* a directory: 403 */
+    CGI_SCRIPT_NOT_FILE,  /* a device, a socket, a FIFO: 403 */
+    CGI_SCRIPT_NOT_EXEC,  /* not executable by the worker's user: 403 */
 };
 
 struct cgi_script {

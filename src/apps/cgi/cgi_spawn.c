@@ -102,8 +102,8 @@ void cgi_child_close(struct cgi_child *ch)
     }
 }
 
-int cgi_spawn(const char *path, const char *dir, char *const envp[],
-              const struct cgi_limits *lim, struct cgi_child *ch, char *err, size_t errlen)
+int cgi_spawn(const char *path, const char *dir, char *const envp[], const struct cgi_limits *lim,
+              struct cgi_child *ch, char *err, size_t errlen)
 {
     int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1};
     if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(er, O_CLOEXEC) < 0) {

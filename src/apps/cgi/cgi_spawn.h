@@ -41,8 +41,8 @@ struct cgi_child {
  * Returns 0 with *CH filled, or -1 with the failing call and errno's text in
  * ERR (nothing is left running or open).
  */
-int cgi_spawn(const char *path, const char *dir, char *const envp[],
-              const struct cgi_limits *lim, struct cgi_child *ch, char *err, size_t errlen);
+int cgi_spawn(const char *path, const char *dir, char *const envp[], const struct cgi_limits *lim,
+              struct cgi_child *ch, char *err, size_t errlen);
 
 /* Close what the caller still holds of CH (-1 fds are skipped). */
 void cgi_child_close(struct cgi_child *ch);
