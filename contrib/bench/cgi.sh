@@ -22,8 +22,8 @@
 #
 # Environment: BUILD (default: the repo root), ROUNDS (3), SECONDS_PER_RUN (5), CONNS (16),
 # CGI_PROCS (4), HANG_LIMIT (5, seconds). Everything lives in a temp dir; the processes started
-# here (and the hung scripts, by the PIDs they wrote) are stopped by PID on exit. Unix sockets
-# and 127.0.0.1 only.
+# here, their children and the hung scripts (by the PIDs they wrote) are stopped by PID on
+# exit. Unix sockets and 127.0.0.1 only.
 set -u -o pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -46,10 +46,12 @@ chmod 755 "$T"
 pids=()
 hung_pids() { cat "$T"/hang-*.pids 2>/dev/null; }
 cleanup() {
-    local p
-    for p in "${pids[@]}" $(hung_pids); do kill -TERM "$p" 2>/dev/null; done
+    local p all
+    # fcgiwrap's children outlive it: take every child's PID before the signals.
+    all="${pids[*]} $(for p in "${pids[@]}"; do pgrep -P "$p"; done) $(hung_pids)"
+    for p in $all; do kill -TERM "$p" 2>/dev/null; done
     sleep 1
-    for p in "${pids[@]}" $(hung_pids); do kill -KILL "$p" 2>/dev/null; done
+    for p in $all; do kill -KILL "$p" 2>/dev/null; done
     rm -rf "$T"
 }
 trap cleanup EXIT

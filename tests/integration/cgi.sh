@@ -24,7 +24,7 @@ need /usr/lib/cgit/cgit.cgi cgit
 ROOT=$T/root
 mkdir -p "$ROOT/sub" "$T/outside" "$T/hang"
 cp -p "$top_srcdir"/tests/apps/cgi/* "$ROOT/"
-chmod 755 "$ROOT"/echo.sh "$ROOT"/echo.py "$ROOT"/hang.sh "$ROOT"/slow.sh
+chmod 755 "$ROOT"/cat.sh "$ROOT"/echo.sh "$ROOT"/echo.py "$ROOT"/hang.sh "$ROOT"/slow.sh
 chmod 644 "$ROOT/noexec.sh"
 chmod 777 "$T/hang"
 printf '#!/bin/sh\ntouch %s/evil-ran\nprintf "Content-Type: text/plain\\r\\n\\r\\nevil\\n"\n' "$T" >"$T/outside/evil.sh"
@@ -120,6 +120,14 @@ head -c 3000000 /dev/urandom >"$T/big"
 curl_req "$B/echo.py" --data-binary "@$T/big" -H 'Content-Type: application/octet-stream'
 expect_eq "POST 3 MB to the Python script: 200" 200 "$HTTP_CODE"
 expect_eq "... it read the whole body" "python method=POST len=3000000 sha256=$(sha_file "$T/big")" "$(cat "$T/body")"
+# nginx reads no response before it has sent the whole request: corral holds
+# the script's output (up to 1 MiB) until the body is read.
+head -c 500000 "$T/big" >"$T/half"
+curl_req "$B/cat.sh" --data-binary "@$T/half" -H 'Content-Type: application/octet-stream'
+expect_eq "500 KB through a script that writes while it reads (cat): 200" 200 "$HTTP_CODE"
+expect_eq "... the body comes back whole" "$(sha_file "$T/half")" "$(sha_file "$T/body")"
+curl_req "$B/cat.sh" --data-binary "@$T/big" -H 'Content-Type: application/octet-stream'
+expect_eq "3 MB through cat: over the 1 MiB held, it ends at the time limit: 504" 504 "$HTTP_CODE"
 curl_req "$B/echo.py"
 expect_eq "GET the Python script" "python method=GET len=0 sha256=$(printf '' | sha_stdin)" "$(cat "$T/body")"
 

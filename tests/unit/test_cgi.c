@@ -89,8 +89,7 @@ static void cgi_head_drops_lines_without_colon_and_bad_status(void **state)
 {
     (void)state;
     char body[16];
-    assert_int_equal(feed("garbage\nStatus: 42\nA:b\n\n", 64, body, sizeof(body)),
-                     CGI_HEAD_DONE);
+    assert_int_equal(feed("garbage\nStatus: 42\nA:b\n\n", 64, body, sizeof(body)), CGI_HEAD_DONE);
     cgi_head_parse(&head);
     assert_int_equal(head.dropped, 1);
     assert_int_equal(head.status, 0); /* 42 is no status */

@@ -183,8 +183,9 @@ static int cgi_answer(corral_request *req, int status, const char *text)
     return corral_write_final(req, text, strlen(text));
 }
 
-/* The script a request (or a redirect's PATH) names: SCRIPT_FILENAME, else
- * DOCUMENT_ROOT (else ROOT) + SCRIPT_NAME. Writes it into NAME; returns
+/* The script a request (or a redirect's PATH) names: SCRIPT_FILENAME when
+ * it is a path (Apache's mod_proxy_fcgi sends "proxy:fcgi://..."), else
+ * DOCUMENT_ROOT (else ROOT, for a redirect) + SCRIPT_NAME. Writes it into NAME; returns
  * false when there is none. */
 static bool cgi_name(struct cgi_app *ca, corral_request *req, const char *path, char *name,
                      size_t len)
@@ -192,7 +193,7 @@ static bool cgi_name(struct cgi_app *ca, corral_request *req, const char *path, 
     const char *docroot = corral_param(req, "DOCUMENT_ROOT");
     if (!path) {
         const char *sf = corral_param(req, "SCRIPT_FILENAME");
-        if (sf && sf[0]) {
+        if (sf && sf[0] == '/') { /* not "proxy:fcgi://..." (Apache) */
             snprintf(name, len, "%s", sf);
             return true;
         }

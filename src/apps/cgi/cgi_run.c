@@ -38,6 +38,8 @@ struct cgi_run_state {
     size_t in_len, in_off;
     size_t err_len;
     unsigned err_lines, err_dropped;
+    uint8_t *hold; /* body bytes held until the request body is read */
+    size_t hold_len, hold_cap;
     struct cgi_head head;
     uint8_t in[CGI_RUN_IN];
     uint8_t out[CGI_RUN_OUT];
@@ -93,12 +95,48 @@ static void cgi_run_take_err(struct cgi_run_state *s, const char *p, size_t n)
     }
 }
 
-static void cgi_run_write(struct cgi_run_state *s, const void *p, size_t n)
+static void cgi_run_send(struct cgi_run_state *s, const void *p, size_t n)
 {
     if (n && corral_write(s->r->req, p, n) < 0) {
         s->gone = true;
         cgi_run_terminate(s, "the front end went away");
     }
+}
+
+/* Body bytes for the front end. While the request body is still being
+ * read they are held (a front end such as nginx reads no response before
+ * it has sent the whole request: writing to it then would wait for ever). */
+static void cgi_run_write(struct cgi_run_state *s, const void *p, size_t n)
+{
+    if (s->body_eof) {
+        cgi_run_send(s, p, n);
+        return;
+    }
+    if (s->hold_len + n > s->hold_cap) {
+        size_t cap = s->hold_cap ? s->hold_cap : CGI_RUN_OUT;
+        while (cap < s->hold_len + n)
+            cap *= 2;
+        uint8_t *bigger = realloc(s->hold, cap);
+        if (!bigger) {
+            s->failed = true;
+            cgi_run_terminate(s, "out of memory");
+            return;
+        }
+        s->hold = bigger;
+        s->hold_cap = cap;
+    }
+    memcpy(s->hold + s->hold_len, p, n);
+    s->hold_len += n;
+}
+
+/* The request body is read: what was held goes out. */
+static void cgi_run_release(struct cgi_run_state *s)
+{
+    if (!s->hold_len || s->discard)
+        return;
+    size_t n = s->hold_len;
+    s->hold_len = 0;
+    cgi_run_send(s, s->hold, n);
 }
 
 /* The head is complete: a local redirect, or the response's head. */
@@ -143,6 +181,22 @@ static void cgi_run_take_out(struct cgi_run_state *s, const uint8_t *p, size_t n
         cgi_run_write(s, rest.p[i], rest.len[i]);
 }
 
+/* Read (and drop) the rest of the request body, then let the held output
+ * go: the front end takes no response before it has sent its request. */
+static void cgi_run_drain_body(struct cgi_run_state *s)
+{
+    while (!s->body_eof) {
+        ssize_t n = corral_read(s->r->req, s->in, sizeof(s->in));
+        if (n < 0) {
+            s->gone = true;
+            cgi_run_terminate(s, "the request body failed");
+            return;
+        }
+        s->body_eof = n == 0;
+    }
+    cgi_run_release(s);
+}
+
 /* The request body towards stdin: read a piece when none is pending, write
  * what the pipe takes. The front end's read is bounded by the I/O timeout
  * (conn.c). */
@@ -153,11 +207,11 @@ static void cgi_run_feed(struct cgi_run_state *s)
         if (s->in_off == s->in_len) {
             if (s->body_eof) {
                 cgi_run_close(&ch->in_fd);
+                cgi_run_release(s);
                 return;
             }
             ssize_t n = corral_read(s->r->req, s->in, sizeof(s->in));
             if (n < 0) {
-                s->body_eof = true;
                 s->gone = true;
                 cgi_run_terminate(s, "the request body failed");
                 cgi_run_close(&ch->in_fd);
@@ -179,9 +233,10 @@ static void cgi_run_feed(struct cgi_run_state *s)
             continue;
         if (w < 0 && errno == EAGAIN)
             return; /* poll for POLLOUT */
-        /* EPIPE: the script wants no (more) body; the rest is discarded. */
-        s->body_eof = true;
+        /* EPIPE: the script wants no (more) body; the rest is dropped. */
         cgi_run_close(&ch->in_fd);
+        s->in_off = s->in_len = 0;
+        cgi_run_drain_body(s);
         return;
     }
 }
@@ -234,7 +289,7 @@ static void cgi_run_wait(struct cgi_run_state *s, int conn_fd)
     struct cgi_child *ch = s->ch;
     struct pollfd p[5];
     int n = 0, i_out = -1, i_err = -1, i_in = -1, i_pid = -1, i_conn = -1;
-    if (!s->out_eof) {
+    if (!s->out_eof && s->hold_len < CGI_RUN_HOLD_MAX) {
         i_out = n;
         p[n++] = (struct pollfd){.fd = ch->out_fd, .events = POLLIN};
     }
@@ -353,6 +408,8 @@ enum cgi_run_outcome cgi_run(struct cgi_run *r, struct cgi_child *ch)
         cgi_run_reap(s);
     }
     cgi_run_drain_err(s);
+    if (!s->gone && !s->timed_out)
+        cgi_run_drain_body(s); /* before any byte of an answer goes out */
     if (s->err_dropped)
         log_msg(LOG_WARN, "cgi %s: %u more stderr lines not logged", r->label, s->err_dropped);
     if (WIFSIGNALED(s->wstatus) && !s->kill_at)
@@ -363,6 +420,7 @@ enum cgi_run_outcome cgi_run(struct cgi_run *r, struct cgi_child *ch)
                 WEXITSTATUS(s->wstatus));
     enum cgi_run_outcome out = cgi_run_outcome(s);
     cgi_child_close(ch);
+    free(s->hold);
     free(s);
     return out;
 }

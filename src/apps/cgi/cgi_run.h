@@ -27,6 +27,9 @@
 
 #define CGI_RUN_KILL_GRACE_MS 2000
 #define CGI_RUN_ERR_LINES 100
+/* Output held while the request body is still being read (see cgi_run.c):
+ * past this much, stdout is no longer read until the body is in. */
+#define CGI_RUN_HOLD_MAX (1024 * 1024)
 
 enum cgi_run_outcome {
     CGI_RUN_OK,        /* the response is complete */
