@@ -20,6 +20,7 @@ need cgi-fcgi libfcgi-bin
 need git git
 need /usr/lib/git-core/git-http-backend git
 need /usr/lib/cgit/cgit.cgi cgit
+need apache2 apache2
 
 ROOT=$T/root
 mkdir -p "$ROOT/sub" "$T/outside" "$T/hang"
@@ -110,6 +111,22 @@ expect_eq "... PATH_TRANSLATED = DOCUMENT_ROOT + PATH_INFO" "$ROOT/extra/path" "
 curl_req "http://127.0.0.1:$PD/echo.sh?dr"
 expect_eq "without SCRIPT_FILENAME: DOCUMENT_ROOT + SCRIPT_NAME runs the script" 200 "$HTTP_CODE"
 expect_eq "... with its query" dr "$(line query)"
+
+# Apache's mod_proxy_fcgi sends SCRIPT_FILENAME as proxy:fcgi://...: corral
+# takes DOCUMENT_ROOT + SCRIPT_NAME (here a symlink into ROOT, resolved).
+PA=$(free_port)
+mkdir -p "$T/adocs"
+ln -s "$ROOT" "$T/adocs/cgi"
+start_apache "
+Listen 127.0.0.1:$PA
+<VirtualHost 127.0.0.1:$PA>
+    DocumentRoot $T/adocs
+    ProxyPass \"/cgi/\" \"unix:$F|fcgi://corral-cgi/\"
+</VirtualHost>
+" || finish
+curl_req "http://127.0.0.1:$PA/cgi/echo.sh?apache=1"
+expect_eq "behind Apache (mod_proxy_fcgi): 200" 200 "$HTTP_CODE"
+expect_eq "... the script ran with its query" apache=1 "$(line query)"
 
 # ---- POST and the body
 curl_req "$B/echo.sh" -d 'a=1&b=two'
