@@ -248,6 +248,10 @@ if [ "$(id -u)" = 0 ]; then
     stop_corral
 fi
 
+run_corral badroot --cgi "$T/no-such-dir" --listen "fastcgi:unix:$T/bad.sock"
+expect_eq "a --cgi root that does not exist: corral does not start" 1 "$RC"
+expect_match "... and says why" "cgi: the root $T/no-such-dir: No such file or directory" "$OUT"
+
 # ---- git-http-backend: clone and push through nginx -> corral
 mkdir -p "$GITROOT"
 git init -q --bare "$GITROOT/repo.git"
