@@ -100,6 +100,15 @@ static int cgi_load(struct app *app, const struct config *c, char *err, size_t e
     ca->timeout_ms = c->cgi_timeout_ms;
     ca->queue_ms = c->cgi_queue_timeout_ms;
     ca->max_scripts = c->cgi_max_scripts ? c->cgi_max_scripts : c->threads;
+    /* A running script holds a worker thread: say so when that allows one. */
+    if (c->threads == 1 && ca->max_scripts > 1)
+        log_msg(LOG_WARN,
+                "cgi: --cgi-max-scripts %u but 1 thread per worker: a worker runs "
+                "one script at a time (give --threads)",
+                ca->max_scripts);
+    else if (c->threads == 1)
+        log_msg(LOG_INFO, "cgi: a running script holds a worker thread: with 1 thread a "
+                          "worker runs one script at a time (--threads N for more)");
     app->data = ca;
     return 0;
 nomem:
