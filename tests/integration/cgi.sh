@@ -31,6 +31,8 @@ chmod 777 "$T/hang"
 printf '#!/bin/sh\ntouch %s/evil-ran\nprintf "Content-Type: text/plain\\r\\n\\r\\nevil\\n"\n' "$T" >"$T/outside/evil.sh"
 chmod 755 "$T/outside/evil.sh"
 ln -s "$T/outside/evil.sh" "$ROOT/link.sh"
+cp "$ROOT/echo.sh" "$ROOT/setuid.sh"
+chmod 4755 "$ROOT/setuid.sh"
 
 F=$T/f.sock
 P=$(free_port) PD=$(free_port)
@@ -182,6 +184,9 @@ check "... logged" grep -q "refused $ROOT/sub: a directory: 403" "$LOG"
 curl_req "$B/link.sh"
 expect_eq "a symlink to a script outside ROOT: 403" 403 "$HTTP_CODE"
 check "... logged" grep -q "refused $ROOT/link.sh: outside the --cgi root" "$LOG"
+curl_req "$B/setuid.sh"
+expect_eq "a set-user-ID script (it would run as its owner): 403" 403 "$HTTP_CODE"
+check "... logged" grep -q "refused $ROOT/setuid.sh: set-user-ID or set-group-ID" "$LOG"
 curl_req "$B/missing.sh"
 expect_eq "no such script: 404" 404 "$HTTP_CODE"
 # nginx normalizes "..": the front end's SCRIPT_FILENAME is sent directly.

@@ -153,6 +153,7 @@ static int script_setup(void **state)
     mkdir(p, 0755);
     put("root/run.sh", 0755);
     put("root/plain.txt", 0644);
+    put("root/setuid.sh", 04755);
     put("outside.sh", 0755);
     char target[PATH_MAX];
     snprintf(target, sizeof(target), "%s/outside.sh", dir);
@@ -204,6 +205,7 @@ static void cgi_script_resolves_and_refuses(void **state)
     assert_int_equal(resolve("../outside.sh", s), CGI_SCRIPT_OUTSIDE);
     assert_int_equal(resolve("sub/../../outside.sh", s), CGI_SCRIPT_OUTSIDE);
     assert_int_equal(resolve("plain.txt", s), CGI_SCRIPT_NOT_EXEC);
+    assert_int_equal(resolve("setuid.sh", s), CGI_SCRIPT_SET_ID);
     assert_int_equal(resolve("sub", s), CGI_SCRIPT_DIRECTORY);
     assert_int_equal(resolve("sub/missing.sh", s), CGI_SCRIPT_NOT_FOUND);
     assert_int_equal(resolve("missing.sh", s), CGI_SCRIPT_NOT_FOUND);

@@ -53,6 +53,8 @@ enum cgi_script_verdict cgi_script_resolve(const char *root, const char *name, s
         return CGI_SCRIPT_NOT_FILE;
     if (!(st.st_mode & 0111) || access(s->path, X_OK) < 0)
         return CGI_SCRIPT_NOT_EXEC;
+    if (st.st_mode & (S_ISUID | S_ISGID))
+        return CGI_SCRIPT_SET_ID;
     size_t pl = strlen(s->path);
     memcpy(s->dir, s->path, pl + 1);
     char *slash = strrchr(s->dir, '/');
@@ -93,6 +95,8 @@ const char *cgi_script_reason(enum cgi_script_verdict v)
         return "not a regular file";
     case CGI_SCRIPT_NOT_EXEC:
         return "not executable";
+    case CGI_SCRIPT_SET_ID:
+        return "set-user-ID or set-group-ID (it would not run as the pool's user)";
     }
     return "?";
 }

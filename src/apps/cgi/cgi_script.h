@@ -22,6 +22,7 @@ enum cgi_script_verdict {
     CGI_SCRIPT_DIRECTORY, /* a directory: 403 */
     CGI_SCRIPT_NOT_FILE,  /* a device, a socket, a FIFO: 403 */
     CGI_SCRIPT_NOT_EXEC,  /* not executable by the worker's user: 403 */
+    CGI_SCRIPT_SET_ID,    /* set-user-ID or set-group-ID: it would not run as the pool's user */
 };
 
 struct cgi_script {
