@@ -67,10 +67,11 @@ start_nginx "
     }
     server {
         listen 127.0.0.1:$PG;
-        location / {
+        location /git/ {
+            fastcgi_split_path_info ^(/git)(/.*)\$;
             include /etc/nginx/fastcgi_params;
             fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
-            fastcgi_param PATH_INFO \$uri;
+            fastcgi_param PATH_INFO \$fastcgi_path_info;
             fastcgi_param GIT_PROJECT_ROOT $GITROOT;
             fastcgi_param GIT_HTTP_EXPORT_ALL 1;
             fastcgi_pass unix:$G;
@@ -272,7 +273,7 @@ printf 'cache-size=0\nvirtual-root=/cgit/\nrepo.url=repo\nrepo.path=%s\n' "$GITR
 start_corral --listen "fastcgi:unix:$C" --chmod 0666 --cgi /usr/lib/cgit --threads 2 \
     --env "CGIT_CONFIG=$T/cgitrc" || finish
 export GIT_TERMINAL_PROMPT=0
-timeout 60 git clone -q "http://127.0.0.1:$PG/repo.git" "$T/clone" >"$T/clone.out" 2>&1
+timeout 60 git clone -q "http://127.0.0.1:$PG/git/repo.git" "$T/clone" >"$T/clone.out" 2>&1
 check "git clone over HTTP through nginx -> corral -> git-http-backend" test -d "$T/clone/.git"
 expect_eq "... the clone has the commit" "first commit" "$(git -C "$T/clone" log -1 --format=%s 2>/dev/null)"
 git -C "$T/clone" -c user.email=t@example.com -c user.name=T commit -q --allow-empty -m "pushed over http"
