@@ -174,6 +174,9 @@ check "its stderr line is in the error log with the request named" \
     grep -q "cgi GET /echo.sh?err=hello-from-stderr ($ROOT/echo.sh): stderr: script says: hello-from-stderr" "$LOG"
 curl_req "$B/echo.sh?esc"
 check "a control byte from stderr is escaped in the log" grep -qF 'stderr: esc:\x1b[31mred' "$LOG"
+curl_req "$B/echo.sh?flood"
+expect_eq "150 stderr lines: 100 are logged" 100 "$(grep -c 'GET /echo.sh?flood .*stderr: flood line' "$LOG")"
+check "... and the rest counted in one line" grep -q "GET /echo.sh?flood .*: 50 more stderr lines not logged" "$LOG"
 
 # ---- refusals
 curl_req "$B/noexec.sh"

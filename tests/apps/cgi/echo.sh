@@ -1,10 +1,12 @@
 #!/bin/sh
 # A shell CGI script (tests/integration/cgi.sh): echoes the request.
-# ?err=TEXT writes TEXT to stderr; ?status=N answers with Status: N.
+# ?err=TEXT writes TEXT to stderr, ?esc a control byte, ?flood 150 lines;
+# ?status=N answers with Status: N.
 case "$QUERY_STRING" in
 *err=*) echo "script says: ${QUERY_STRING#*err=}" >&2 ;;
 esac
 case "$QUERY_STRING" in
+flood) i=0; while [ $i -lt 150 ]; do echo "flood line $i" >&2; i=$((i + 1)); done ;;
 esc) printf 'esc:\033[31mred\n' >&2 ;;
 esac
 case "$QUERY_STRING" in
