@@ -15,6 +15,13 @@
  * (POLLRDHUP/POLLHUP on the connection once the body is read), the group
  * gets SIGTERM and, CGI_RUN_KILL_GRACE_MS later, SIGKILL. The script is
  * always reaped here (waitpid on its pid alone).
+ *
+ * A front end such as nginx reads no response before it has sent the
+ * whole request: until the request body is read, the script's output is
+ * held (up to CGI_RUN_HOLD_MAX; past it stdout is not read, and a script
+ * that needs to write more before it reads its body runs into the time
+ * limit), and when the script stops reading its stdin the rest of the body
+ * is read and dropped before any byte goes out.
  */
 #ifndef CORRAL_CGI_RUN_H
 #define CORRAL_CGI_RUN_H
