@@ -19,13 +19,15 @@ PKGS="$PKGS haproxy caddy"
 PKGS="$PKGS libhttp-parser-dev"
 # FastCGI programs (tests/integration/program.sh): PHP as php-cgi, with OPcache.
 PKGS="$PKGS php8.2-cgi php8.2-opcache"
+# CGI scripts (tests/integration/cgi.sh): git's git-http-backend, cgit.
+PKGS="$PKGS git cgit"
 # The Debian packages and their test (contrib/deb/build.sh, tests/integration/package.sh).
 PKGS="$PKGS debhelper dpkg-dev fakeroot lintian mmdebstrap"
 
 case "${1:-}" in
 "") ;;
 --bench) PKGS="uwsgi-core uwsgi-plugin-python3 gnuplot-nox wrk nginx-light \
-apache2 libapache2-mod-wsgi-py3 php8.2-fpm" ;;
+apache2 libapache2-mod-wsgi-py3 php8.2-fpm fcgiwrap" ;;
 *) echo "usage: install-deps.sh [--bench]" >&2; exit 2 ;;
 esac
 # contrib/bench/http.sh compares the http listener with gunicorn.

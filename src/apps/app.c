@@ -2,10 +2,12 @@
  * app.c — choosing the application adapter (see app.h): WSGI for --wsgi or
  * --wsgi-file (src/apps/wsgi/app_wsgi.c), native for --handler
  * (app_native.c), FastCGI programs for --fastcgi-program
- * (src/apps/program/app_program.c).
+ * (src/apps/program/app_program.c), CGI scripts for --cgi
+ * (src/apps/cgi/app_cgi.c).
  */
 #include "app.h"
 
+#include "cgi/app_cgi.h"
 #include "program/app_program.h"
 
 #include <stdio.h>
@@ -23,6 +25,10 @@ int app_prepare(struct app *app, const struct config *c, char *err, size_t errle
     }
     if (c->fastcgi_program) {
         app->ops = &app_program_ops;
+        return app->ops->load(app, c, err, errlen);
+    }
+    if (c->cgi) {
+        app->ops = &app_cgi_ops;
         return app->ops->load(app, c, err, errlen);
     }
     if (!c->handler) {

@@ -38,6 +38,8 @@ void config_defaults(struct config *c)
         .min_spare = 1,
         .max_spare = 3,
         .idle_worker_timeout_ms = 10 * 1000,
+        .cgi_timeout_ms = 60 * 1000,
+        .cgi_queue_timeout_ms = 10 * 1000,
     };
 }
 
@@ -641,7 +643,7 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     }
     int apps = (c->handler != NULL) + (c->wsgi != NULL) + (c->wsgi_file != NULL) +
                (c->fastcgi_program != NULL);
-    if (apps == 0) {
+    if (apps == 0 && !c->cgi) {
         snprintf(err, errlen,
                  "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file PATH, "
                  "--handler FILE.so or --fastcgi-program \"CMD ARGS\"");
@@ -650,6 +652,11 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     if (apps > 1) {
         snprintf(err, errlen, "give only one application: --handler, --wsgi, --wsgi-file or "
                               "--fastcgi-program");
+        return -1;
+    }
+    if (c->cgi && apps) {
+        snprintf(err, errlen, "give only one application: --cgi excludes --handler, --wsgi, "
+                              "--wsgi-file and --fastcgi-program");
         return -1;
     }
     if (c->max_processes && c->max_processes < c->processes) {

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "protocols/protocol.h" /* struct proto_limits, held by value */
 
@@ -25,6 +26,16 @@ struct config {
     char *wsgi_file;   /* a .py file defining the WSGI callable */
     char *fastcgi_program;      /* "CMD ARGS": FastCGI programs corral runs, NULL = none */
     unsigned program_processes; /* how many; 0 = processes x threads */
+    char *cgi;                  /* --cgi ROOT: CGI scripts under ROOT, NULL = none */
+    unsigned cgi_timeout_ms;       /* a script's time limit (60 s) */
+    unsigned cgi_max_scripts;      /* scripts per worker at once; 0 = threads */
+    unsigned cgi_queue_timeout_ms; /* waiting for one of them (10 s) */
+    char **cgi_params;             /* front-end params passed to scripts as well */
+    size_t cgi_params_count;
+    uint64_t cgi_rlimit_as;      /* rlimits of a script; 0 = inherited */
+    unsigned cgi_rlimit_cpu;     /* seconds */
+    unsigned cgi_rlimit_nproc;
+    unsigned cgi_rlimit_nofile;
     char *chdir;       /* workers chdir here before the import */
     char **pythonpath; /* prepended to sys.path, in order */
     size_t pythonpath_count;

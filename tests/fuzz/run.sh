@@ -3,8 +3,8 @@
 # for a bounded time from the seed corpus. Usage: run.sh SECONDS [OUTDIR [SHORT]]
 # The protocol decoders (uwsgi, scgi, fastcgi, http) run SECONDS each; the other
 # decoders (FastCGI's client side, the JSON reader, $CORRAL_REEXEC, control socket lines,
-# --allow-from) SHORT seconds each, a third of SECONDS by default (at least
-# 1): small grammars that a few seconds already cover, and CI's default of
+# --allow-from, a CGI response's header block) SHORT seconds each, a third of SECONDS by
+# default (at least 1): small grammars that a few seconds already cover, and CI's default of
 # 30 then stays near two minutes of fuzzing in all.
 # New corpus entries go to OUTDIR, never into the repository.
 set -uo pipefail
@@ -32,8 +32,9 @@ declare -A sources=(
 src/os/listen.c src/os/privs.c src/core/log.c $protocols -lconfig"
     [control_line]="src/master/control.c src/core/json.c src/os/listen.c src/core/log.c $protocols"
     [allow]="src/os/allow.c"
+    [cgi_head]="src/apps/cgi_head.c src/core/log.c"
 )
-targets=(uwsgi scgi fastcgi http fastcgi_client json_read reexec control_line allow)
+targets=(uwsgi scgi fastcgi http fastcgi_client json_read reexec control_line allow cgi_head)
 declare -A seconds=([uwsgi]=$secs [scgi]=$secs [fastcgi]=$secs [http]=$secs)
 
 status=0

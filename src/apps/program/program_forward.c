@@ -12,18 +12,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "apps/cgi_head.h"
 #include "conn/request.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "protocols/fastcgi_client.h"
 
 #define PROGRAM_BUF 8192
-#define PROGRAM_HEAD_MAX 8192
 #define PROGRAM_REQUEST_ID 1
 
 /* The records going to the program: a stream's content is staged (PARAMS
@@ -158,11 +157,9 @@ static int program_send_body(struct program_out *o, corral_request *req)
     return program_commit(o);
 }
 
-/* The CGI header block gathered from STDOUT before the body. */
+/* The CGI header block gathered from STDOUT before the body (cgi_head.h). */
 struct program_head {
-    char buf[PROGRAM_HEAD_MAX + 1];
-    size_t len;
-    bool done;
+    struct cgi_head head;
     uint8_t obuf[PROGRAM_BUF]; /* body bytes not yet written (one write per read) */
     size_t olen;
 };
@@ -194,41 +191,13 @@ static int program_body_flush(corral_request *req, struct program_head *h)
     return corral_write(req, h->obuf, n) < 0 ? -1 : 0;
 }
 
-/* Apply the header block (LEN bytes, NUL-terminated) to REQ. */
-static void program_apply_head(corral_request *req, char *head, unsigned index)
+/* Apply the header block to REQ. */
+static void program_apply_head(corral_request *req, struct cgi_head *head, unsigned index)
 {
-    bool have_status = false, have_location = false;
-    char *save = NULL;
-    for (char *line = strtok_r(head, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        size_t n = strlen(line);
-        if (n && line[n - 1] == '\r')
-            line[--n] = '\0';
-        char *colon = strchr(line, ':');
-        if (!colon) {
-            log_msg(LOG_WARN, "FastCGI program %u: a header line without ':' dropped", index);
-            continue;
-        }
-        *colon = '\0';
-        char *value = colon + 1;
-        while (*value == ' ' || *value == '\t')
-            value++;
-        if (strcasecmp(line, "Status") == 0) {
-            char *end;
-            long code = strtol(value, &end, 10);
-            while (*end == ' ')
-                end++;
-            if (code >= 100 && code <= 999 &&
-                corral_set_status(req, (int)code, *end ? end : NULL) == 0)
-                have_status = true;
-            continue;
-        }
-        if (strcasecmp(line, "Location") == 0)
-            have_location = true;
-        if (corral_add_header(req, line, value) < 0)
-            log_msg(LOG_WARN, "FastCGI program %u: header %s refused", index, line);
-    }
-    if (have_location && !have_status)
-        corral_set_status(req, 302, NULL);
+    char who[32];
+    snprintf(who, sizeof(who), "FastCGI program %u", index);
+    cgi_head_parse(head);
+    cgi_head_apply(req, head, who);
 }
 
 /* Take a STDOUT piece: into the head until its blank line, then the body.
@@ -236,45 +205,19 @@ static void program_apply_head(corral_request *req, char *head, unsigned index)
 static int program_take_out(corral_request *req, struct program_head *h, const uint8_t *p,
                             size_t len, unsigned index)
 {
-    if (h->done)
+    if (h->head.done)
         return program_body(req, h, p, len);
-    size_t room = PROGRAM_HEAD_MAX - h->len;
-    size_t take = len < room ? len : room;
-    memcpy(h->buf + h->len, p, take);
-    size_t old = h->len;
-    h->len += take;
-    h->buf[h->len] = '\0';
-    /* The blank line may start in the bytes seen before. */
-    size_t from = old > 3 ? old - 3 : 0;
-    size_t end = 0, body = 0;
-    for (size_t i = from; i < h->len; i++) {
-        if (h->buf[i] != '\n')
-            continue;
-        if (i + 1 < h->len && h->buf[i + 1] == '\n') {
-            end = i + 1;
-            body = i + 2;
-            break;
-        }
-        if (i + 2 < h->len && h->buf[i + 1] == '\r' && h->buf[i + 2] == '\n') {
-            end = i + 1;
-            body = i + 3;
-            break;
-        }
-    }
-    if (!body) {
-        if (h->len == PROGRAM_HEAD_MAX)
-            return -2;
+    struct cgi_head_rest rest;
+    enum cgi_head_state st = cgi_head_feed(&h->head, p, len, &rest);
+    if (st == CGI_HEAD_TOO_BIG)
+        return -2;
+    if (st == CGI_HEAD_MORE)
         return 0;
+    program_apply_head(req, &h->head, index);
+    for (int i = 0; i < 2; i++) {
+        if (rest.len[i] && program_body(req, h, rest.p[i], rest.len[i]) < 0)
+            return -1;
     }
-    h->done = true;
-    h->buf[end] = '\0';
-    program_apply_head(req, h->buf, index);
-    /* Body bytes: those of the head buffer past the blank line, then the
-     * rest of the piece that did not fit in it. */
-    if (body < h->len && program_body(req, h, h->buf + body, h->len - body) < 0)
-        return -1;
-    if (take < len && program_body(req, h, p + take, len - take) < 0)
-        return -1;
     return 0;
 }
 
@@ -355,7 +298,7 @@ static int program_receive(struct program_fwd *f)
             int rc = program_take_out(req, h, piece.data, piece.len, f->index);
             if (rc == -2) {
                 log_msg(LOG_ERROR, "FastCGI program %u: a header block over %d bytes", f->index,
-                        PROGRAM_HEAD_MAX);
+                        CGI_HEAD_MAX);
                 return program_finish(f, PROGRAM_FAILED);
             }
             if (rc < 0)
@@ -363,10 +306,10 @@ static int program_receive(struct program_fwd *f)
         } else if (ev == FCGI_CLIENT_ERR) {
             program_log_err(f->index, piece.data, piece.len);
         } else if (ev == FCGI_CLIENT_END) {
-            if (!h->done) {
+            if (!h->head.done) {
                 /* No blank line: what came is the head alone. */
-                h->done = true;
-                program_apply_head(req, h->buf, f->index);
+                cgi_head_end(&h->head);
+                program_apply_head(req, &h->head, f->index);
             }
             /* The last body bytes go with the end of the response. */
             int rc = corral_write_final(req, h->obuf, h->olen);
@@ -399,8 +342,8 @@ enum program_outcome program_forward(const char *path, unsigned index, corral_re
     f->o.fd = fd;
     f->o.io_ms = io_ms;
     f->o.len = 0;
-    f->h.len = f->h.olen = 0;
-    f->h.done = false;
+    cgi_head_init(&f->h.head);
+    f->h.olen = 0;
     f->req = req;
     f->index = index;
     f->finished = false;
