@@ -27,6 +27,7 @@
 set -u -o pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/wrk_rounds.sh"
 top=$(cd "$here/../.." && pwd)
 BUILD=${BUILD:-$top}
 ROUNDS=${ROUNDS:-3}
@@ -126,37 +127,12 @@ done
 
 # ---- Part 1: requests/s
 results=$T/results
-to_ms() { awk '{ v = $1; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) \
-    { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } printf "%.2f", v }'; }
-for r in $(seq 1 "$ROUNDS"); do
-    order=(corral fcgiwrap)
-    [ $((r % 2)) = 0 ] && order=(fcgiwrap corral)
-    for t in "${order[@]}"; do
-        out=$(wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" --timeout 5s --latency \
-            "http://127.0.0.1:${ports[$t]}/hello.cgi" 2>&1)
-        rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
-        p99=$(awk '$1 == "99%" { print $2 }' <<<"$out" | to_ms)
-        sockerr=$(sed -n 's/.*Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\).*/\1 \2 \3 \4/p' <<<"$out" | awk '{ print $1 + $2 + $3 + $4 }')
-        non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
-        printf '%s\t%s\t%s\t%s\t%s\n' "$t" "${rps:-0}" "${p99:--}" "${sockerr:-0}" \
-            "${non2xx:-0}" >>"$results"
-        echo "round $r $t: ${rps:-0} req/s, p99 ${p99:--} ms, socket errors ${sockerr:-0}, non-2xx ${non2xx:-0}" >&2
-    done
-done
+wrk_rounds "$results" /hello.cgi 5s
 
-median() { sort -n | awk '{ a[NR] = $1 } END { if (!NR) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 echo
 echo "CGI: corral --cgi against fcgiwrap, $CGI_PROCS scripts at once each, nginx, wrk -c$CONNS, $ROUNDS x ${SECONDS_PER_RUN}s (medians; errors summed)"
 echo
-echo "| target | req/s | p99 ms | socket errors | non-2xx |"
-echo "|---|---:|---:|---:|---:|"
-for t in "${targets[@]}"; do
-    rps=$(awk -F'\t' -v t="$t" '$1 == t { print $2 }' "$results" | median)
-    p99=$(awk -F'\t' -v t="$t" '$1 == t { print $3 }' "$results" | median)
-    se=$(awk -F'\t' -v t="$t" '$1 == t { s += $4 } END { print s + 0 }' "$results")
-    nx=$(awk -F'\t' -v t="$t" '$1 == t { s += $5 } END { print s + 0 }' "$results")
-    echo "| $t | $rps | $p99 | $se | $nx |"
-done
+wrk_table "$results"
 
 # ---- Part 2: a script that hangs
 running() { # TAG: the hung scripts of TAG still running
