@@ -483,7 +483,7 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     }
     int apps = (c->handler != NULL) + (c->wsgi != NULL) + (c->wsgi_file != NULL) +
                (c->fastcgi_program != NULL);
-    if (apps == 0) {
+    if (apps == 0 && !c->asgi) {
         snprintf(err, errlen,
                  "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file PATH, "
                  "--handler FILE.so or --fastcgi-program \"CMD ARGS\"");
@@ -492,6 +492,11 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     if (apps > 1) {
         snprintf(err, errlen, "give only one application: --handler, --wsgi, --wsgi-file or "
                               "--fastcgi-program");
+        return -1;
+    }
+    if (c->asgi && apps) {
+        snprintf(err, errlen, "give only one application: --asgi, or one of --handler, --wsgi, "
+                              "--wsgi-file and --fastcgi-program");
         return -1;
     }
     if (c->max_processes && c->max_processes < c->processes) {
@@ -516,6 +521,12 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     }
     if (c->own_gil && config_validate_own_gil(c, err, errlen) < 0)
         return -1;
+    if (c->asgi && (c->preload || c->own_gil)) {
+        snprintf(err, errlen, "%s applies to WSGI apps, not to --asgi (each worker imports the "
+                              "app and runs its event loop)",
+                 c->preload ? "preload" : "own_gil");
+        return -1;
+    }
     if (c->handler && c->virtualenv) {
         snprintf(err, errlen,
                  "virtualenv applies to WSGI apps (--wsgi, --wsgi-file), not to "

@@ -23,6 +23,7 @@ struct config {
     char *handler;     /* "path.so[:symbol]", NULL when none */
     char *wsgi;        /* "module[:callable]", NULL when none */
     char *wsgi_file;   /* a .py file defining the WSGI callable */
+    char *asgi;        /* "module[:app]": an ASGI app, NULL when none */
     char *fastcgi_program;      /* "CMD ARGS": FastCGI programs corral runs, NULL = none */
     unsigned program_processes; /* how many; 0 = processes x threads */
     char *chdir;       /* workers chdir here before the import */

@@ -63,7 +63,7 @@ int conn_init(struct conn *c, int fd, const struct listener *l, const struct pro
     c->discarding = false;
     c->discarded = 0;
     c->pre_len = 0;
-    c->prebuffering = c->pre_served = false;
+    c->prebuffering = c->pre_served = c->nowait = false;
     return 0;
 }
 
@@ -723,8 +723,58 @@ void conn_discard_late(const struct conn *c, uint64_t waited_ms, bool stopping)
 
 /* ---- writing ---- */
 
+void conn_set_nowait(struct conn *c, bool nowait)
+{
+    c->nowait = nowait;
+}
+
+int conn_push_queued(struct conn *c)
+{
+    return conn_out_push(c);
+}
+
+/* conn_writev of a connection that never waits (conn_set_nowait). */
+static int conn_writev_nowait(struct conn *c, struct iovec *iov, int iovcnt)
+{
+    if (c->out_len) {
+        int rc = conn_out_push(c);
+        if (rc < 0)
+            return rc;
+    }
+    while (!c->out_len && iovcnt > 0) {
+        ssize_t n = writev(c->fd, iov, iovcnt);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                return -errno;
+            break;
+        }
+        c->sent += (uint64_t)n;
+        size_t left = (size_t)n;
+        while (iovcnt > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    for (; iovcnt > 0; iov++, iovcnt--) {
+        int rc = iov->iov_len ? conn_out_add(c, iov->iov_base, iov->iov_len) : 0;
+        if (rc < 0)
+            return rc;
+        c->sent += iov->iov_len;
+    }
+    return 0;
+}
+
 int conn_writev(struct conn *c, struct iovec *iov, int iovcnt)
 {
+    if (c->nowait)
+        return conn_writev_nowait(c, iov, iovcnt);
     if (c->out_len) { /* replies made before the request go first */
         int rc = conn_out_flush(c, c->io_timeout_ms);
         if (rc < 0)

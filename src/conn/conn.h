@@ -104,6 +104,9 @@ struct conn {
     size_t pre_len, pre_cap;
     bool prebuffering; /* parked until the body is in memory */
     bool pre_served;   /* the app was given pre[0, pre_len) */
+    /* Writes never wait (conn_set_nowait): what the socket does not take
+     * is queued, as replies are; the owner awaits writability itself. */
+    bool nowait;
 };
 
 /* ---- life ---- */
@@ -267,6 +270,19 @@ int conn_writev(struct conn *c, struct iovec *iov, int iovcnt);
  * would pass CONN_OUT_CAP (the peer does not read), or another negative
  * errno. */
 int conn_send_reply(struct conn *c, const void *data, size_t len);
+
+/*
+ * Writes of a request whose owner runs its own event loop (a detached
+ * request, src/apps/app.h): while NOWAIT is set conn_writev never waits;
+ * what the socket does not take is queued (as conn_send_reply does, at most
+ * CONN_OUT_CAP bytes in all, else -ENOBUFS), and the owner waits for the
+ * socket to be writable, then conn_push_queued, before it writes more
+ * (conn_wants_write). The queue must be empty before NOWAIT is cleared.
+ */
+void conn_set_nowait(struct conn *c, bool nowait);
+/* Send queued bytes without waiting. Returns 0 (some may be left:
+ * conn_wants_write) or a negative errno. */
+int conn_push_queued(struct conn *c);
 
 /* Wait up to the I/O timeout until the socket takes more bytes, within the
  * send deadline. Returns 0 or a negative errno (-ETIMEDOUT, -ETIME). */

@@ -144,9 +144,8 @@ static uint64_t worker_rss_kib(const struct worker *w)
 /* After a request: past --max-requests or --max-rss, the worker finishes
  * what it has, exits with WORKER_EXIT_RECYCLE, and the master starts a new
  * one at once. */
-void worker_check_recycle(struct worker_thread *t, uint64_t served)
+void worker_check_recycle(struct worker *w, uint64_t served)
 {
-    struct worker *w = t->w;
     const struct config *cfg = w->cfg;
     char why[160];
     /* Already stopping: no statm read or message for a decided stop. */

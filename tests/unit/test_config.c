@@ -824,7 +824,8 @@ static void example_conf_commented_settings_are_valid(void **state)
     free(f->c.wsgi);
     free(f->c.wsgi_file);
     free(f->c.fastcgi_program);
-    f->c.wsgi = f->c.wsgi_file = f->c.fastcgi_program = NULL;
+    free(f->c.asgi);
+    f->c.wsgi = f->c.wsgi_file = f->c.fastcgi_program = f->c.asgi = NULL;
     /* The Python-only settings are refused next to a native handler. */
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
     assert_string_equal(f->err, "virtualenv applies to WSGI apps (--wsgi, --wsgi-file), not to "
