@@ -19,6 +19,8 @@ PKGS="$PKGS haproxy caddy"
 PKGS="$PKGS libhttp-parser-dev"
 # FastCGI programs (tests/integration/program.sh): PHP as php-cgi, with OPcache.
 PKGS="$PKGS php8.2-cgi php8.2-opcache"
+# ASGI apps (tests/integration/asgi.sh): Starlette, FastAPI, forms and uploads.
+PKGS="$PKGS python3-starlette python3-fastapi python3-multipart"
 # The Debian packages and their test (contrib/deb/build.sh, tests/integration/package.sh).
 PKGS="$PKGS debhelper dpkg-dev fakeroot lintian mmdebstrap"
 
@@ -30,6 +32,8 @@ apache2 libapache2-mod-wsgi-py3 php8.2-fpm" ;;
 esac
 # contrib/bench/http.sh compares the http listener with gunicorn.
 if [ "${1:-}" = --bench ]; then PKGS="$PKGS gunicorn"; fi
+# contrib/bench/asgi.sh compares --asgi with uvicorn.
+if [ "${1:-}" = --bench ]; then PKGS="$PKGS uvicorn python3-starlette"; fi
 
 missing=""
 for p in $PKGS; do

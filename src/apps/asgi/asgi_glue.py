@@ -21,7 +21,10 @@ _timeout = 30.0
 
 
 def log_exc(context, level=0):
-    _c.log(level, "%s: %s" % (context, "".join(traceback.format_exc()).rstrip()))
+    """Log the exception being handled, each line of its traceback after
+    CONTEXT (the request line)."""
+    text = "".join(traceback.format_exc()).rstrip()
+    _c.log(level, "\n".join("%s: %s" % (context, line) for line in text.split("\n")))
 
 
 def load(c, module, attr, paths):
