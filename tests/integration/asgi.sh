@@ -93,6 +93,24 @@ for proto in socks:
     st, h, b = req(proto, "GET", "/noresponse")
     report("%s: an app that returns without a response gets a 500" % proto, st == 500, (st, b))
 
+# Pipelined requests on one kept connection: the ones already buffered when
+# a response ends are served by a worker thread, in order.
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /sleep?ms=20 HTTP/1.1\r\nHost: x\r\n\r\n"
+          b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+          b"GET /status?code=202 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+s.settimeout(20)
+data = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    data += d
+s.close()
+order = [data.find(x) for x in (b"Hello, World!", b"slept", b"abc", b"status 202")]
+report("http: 4 pipelined requests answered in order",
+       data.count(b"HTTP/1.1 ") == 4 and -1 not in order and order == sorted(order), data[-300:])
+
 # Back-pressure: a reader that takes nothing leaves a 20 MB response waiting
 # (the loop awaits the socket); the loop serves another request meanwhile,
 # and the whole body arrives once the reader reads.
@@ -378,6 +396,21 @@ PY
 stop_corral "$FAST_PID"
 expect_file_match "FastAPI's shutdown event ran at the stop" 'fastapi shutdown' "$LOG2"
 stop_corral "$STAR_PID"
+
+# ---- recycling (--max-requests): the worker's lifespan shutdown runs, no request fails
+LOG3=$T/app3.log
+start_corral --listen "uwsgi:unix:$T/r.sock" --asgi asgi_app:app --pythonpath "$APPS" \
+    --max-requests 30 --env "ASGI_TEST_LOG=$LOG3" || finish
+py_checks "$T" <<'PY'
+import sys
+from lib_protocols import hammer, report
+good, errs, secs = hammer("uwsgi", "unix:%s/r.sock" % sys.argv[1], "/hello", 200, 4,
+                          expect_body=b"Hello, World!")
+report("--max-requests 30: 200 requests, none failed", good == 200, errs[:5])
+PY
+expect_file_match "recycling: a worker says it recycles" 'recycling' "$CORRAL_LOG"
+check "recycling: each recycled worker ran the lifespan shutdown" test "$(grep -c '^shutdown' "$LOG3")" -ge 3
+stop_corral
 
 # ---- a loop blocked by time.sleep: slowlog, then harakiri
 start_corral --listen "uwsgi:unix:$T/h.sock" --asgi asgi_app:app --pythonpath "$APPS" \

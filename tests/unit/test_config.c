@@ -485,6 +485,22 @@ static void config_validate_requires_listener(void **state)
                         "no listener: give --listen PROTO:ADDR or listen = [...] in the config");
 }
 
+static void config_validate_asgi_is_one_app(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_load(f, "listen = \"http:unix:/a\";\nasgi = \"app:app\";\n", NULL), 0);
+    assert_string_equal(f->c.asgi, "app:app");
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
+    f->c.preload = true;
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_non_null(strstr(f->err, "preload applies to WSGI apps, not to --asgi"));
+    f->c.preload = false;
+    f->c.wsgi = strdup("w:app");
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_string_equal(f->err, "give only one application: --asgi, or one of --handler, "
+                                "--wsgi, --wsgi-file and --fastcgi-program");
+}
+
 static void config_validate_requires_handler(void **state)
 {
     struct fixture *f = *state;
@@ -1318,6 +1334,7 @@ int main(void)
         TEST(config_reads_sizes_as_integer_or_suffixed_string),
         TEST(config_names_included_file_in_errors),
         TEST(config_validate_requires_listener),
+        TEST(config_validate_asgi_is_one_app),
         TEST(config_validate_requires_handler),
         TEST(config_loads_control_socket_keys),
         TEST(config_loads_service_keys),

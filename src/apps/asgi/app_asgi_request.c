@@ -300,7 +300,9 @@ static PyObject *app_asgi_request_write(PyObject *self, PyObject *args)
     const char *p = data.buf;
     size_t len = (size_t)data.len, off = 0;
     PyObject *out = NULL;
-    if (!more && !req->head_sent && !req->length_seen) {
+    /* Not for the statuses that have no body (RFC 9110 8.6, 15.3.5). */
+    if (!more && !req->head_sent && !req->length_seen && req->status >= 200 &&
+        req->status != 204 && req->status != 304) {
         char n[24];
         snprintf(n, sizeof(n), "%zu", len);
         corral_add_header(req, "Content-Length", n);

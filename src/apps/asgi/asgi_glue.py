@@ -98,13 +98,14 @@ async def _run(req):
     if _state is not None:
         scope["state"] = dict(_state)
     body = req.body()
-    st = {"body": False, "start": False, "end": False, "gone": False}
+    st = {"body": False, "start": False, "end": False, "gone": False, "watch": False}
 
     async def receive():
         if not st["body"]:
             st["body"] = True
             return {"type": "http.request", "body": body, "more_body": False}
         if not st["end"] and not st["gone"]:
+            st["watch"] = True
             await _disconnected(req)
             st["gone"] = True
         return {"type": "http.disconnect"}
@@ -148,6 +149,10 @@ async def _run(req):
     except BaseException:
         if not st["gone"]:
             log_exc(req.line)
+    if st["watch"]:
+        # A receive() the app left waiting: the descriptor is not ours after
+        # the resume.
+        _loop.remove_reader(req.fd)
     close = True
     try:
         req.finish(ok)
@@ -160,8 +165,13 @@ async def _run(req):
         req.resume(close)
 
 
+_stopping = False
+
+
 def _wake():
-    if _c.stopping():
+    global _stopping
+    if not _stopping and _c.stopping():
+        _stopping = True
         _loop.create_task(_shutdown())
     for req in _c.take():
         _loop.create_task(_run(req))
