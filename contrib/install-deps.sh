@@ -19,8 +19,9 @@ PKGS="$PKGS haproxy caddy"
 PKGS="$PKGS libhttp-parser-dev"
 # FastCGI programs (tests/integration/program.sh): PHP as php-cgi, with OPcache.
 PKGS="$PKGS php8.2-cgi php8.2-opcache"
-# ASGI apps (tests/integration/asgi.sh): Starlette, FastAPI, forms and uploads.
-PKGS="$PKGS python3-starlette python3-fastapi python3-multipart"
+# ASGI apps (tests/integration/asgi.sh): Starlette, FastAPI, forms and uploads, a
+# WebSocket client.
+PKGS="$PKGS python3-starlette python3-fastapi python3-multipart python3-websockets"
 # The Debian packages and their test (contrib/deb/build.sh, tests/integration/package.sh).
 PKGS="$PKGS debhelper dpkg-dev fakeroot lintian mmdebstrap"
 

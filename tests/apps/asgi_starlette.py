@@ -1,6 +1,7 @@
 """A Starlette app for tests/integration/asgi.sh: JSON, a form, an upload, a
 StreamingResponse, a background task, headers and status codes, the lifespan
-state. ASGI_TEST_LOG gets one line per background task run and per lifespan
+state, a WebSocket echo and a broadcast (every message to every client of
+/ws/broadcast), and a WebSocket that refuses before the handshake. ASGI_TEST_LOG gets one line per background task run and per lifespan
 event."""
 import asyncio
 import contextlib
@@ -9,7 +10,8 @@ import os
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocketDisconnect
 
 LOG = os.environ.get("ASGI_TEST_LOG")
 
@@ -77,6 +79,43 @@ async def state_view(request):
     return JSONResponse({"started": request.app.state.started})
 
 
+async def ws_echo(websocket):
+    await websocket.accept(subprotocol=(websocket.scope["subprotocols"] or [None])[0])
+    try:
+        while True:
+            msg = await websocket.receive()
+            if msg["type"] == "websocket.disconnect":
+                record("ws echo disconnect %s" % msg.get("code"))
+                return
+            if msg.get("text") is not None:
+                await websocket.send_text("echo: " + msg["text"])
+            else:
+                await websocket.send_bytes(msg["bytes"][::-1])
+    except WebSocketDisconnect:
+        record("ws echo disconnect")
+
+
+clients = set()
+
+
+async def ws_broadcast(websocket):
+    await websocket.accept()
+    clients.add(websocket)
+    try:
+        while True:
+            text = await websocket.receive_text()
+            for c in list(clients):
+                await c.send_text(text)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        clients.discard(websocket)
+
+
+async def ws_refuse(websocket):
+    await websocket.close(code=1008)
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app):
     app.state.started = True
@@ -94,4 +133,7 @@ app = Starlette(routes=[
     Route("/headers", headers_view),
     Route("/echo", echo_view, methods=["POST"]),
     Route("/state", state_view),
+    WebSocketRoute("/ws/echo", ws_echo),
+    WebSocketRoute("/ws/broadcast", ws_broadcast),
+    WebSocketRoute("/ws/refuse", ws_refuse),
 ], lifespan=lifespan)

@@ -420,6 +420,26 @@ static PyObject *app_asgi_request_get_line(PyObject *self, void *closure)
     return PyUnicode_FromFormat("%s %s", m ? m : "-", u ? u : "-");
 }
 
+/* buffered() -> the bytes read from the connection but not decoded (after a
+ * WebSocket handshake: the first frames, if the client sent them early). */
+static PyObject *app_asgi_request_buffered(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    struct app_asgi_job *job = app_asgi_job_of(self);
+    if (!job)
+        return NULL;
+    const struct conn *c = job->req->conn;
+    return PyBytes_FromStringAndSize((const char *)c->buf + c->buf_start,
+                                     (Py_ssize_t)(c->buf_end - c->buf_start));
+}
+
+static PyObject *app_asgi_request_get_proto(PyObject *self, void *closure)
+{
+    (void)closure;
+    struct app_asgi_job *job = app_asgi_job_of(self);
+    return job ? PyUnicode_FromString(job->req->conn->codec->name) : NULL;
+}
+
 static PyMethodDef app_asgi_request_methods[] = {
     {"scope", app_asgi_request_scope, METH_NOARGS, NULL},
     {"body", app_asgi_request_body, METH_NOARGS, NULL},
@@ -429,12 +449,14 @@ static PyMethodDef app_asgi_request_methods[] = {
     {"queued", app_asgi_request_queued, METH_NOARGS, NULL},
     {"peek", app_asgi_request_peek, METH_NOARGS, NULL},
     {"resume", app_asgi_request_resume, METH_VARARGS, NULL},
+    {"buffered", app_asgi_request_buffered, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef app_asgi_request_getset[] = {
     {"fd", app_asgi_request_get_fd, NULL, NULL, NULL},
     {"line", app_asgi_request_get_line, NULL, NULL, NULL},
+    {"proto", app_asgi_request_get_proto, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

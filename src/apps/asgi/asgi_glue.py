@@ -8,8 +8,12 @@
 # is out. Lifespan: startup before the worker accepts, shutdown when the
 # worker stops (_c.stopping).
 import asyncio
+import base64
+import hashlib
 import importlib
 import selectors
+import socket
+import struct
 import sys
 import traceback
 
@@ -97,6 +101,8 @@ async def _run(req):
     scope = req.scope()
     if _state is not None:
         scope["state"] = dict(_state)
+    if req.proto == "http" and _is_websocket(scope):
+        return await _run_websocket(req, scope)
     body = req.body()
     st = {"body": False, "start": False, "end": False, "gone": False, "watch": False}
 
@@ -163,6 +169,203 @@ async def _run(req):
         pass
     finally:
         req.resume(close)
+
+
+# ---- WebSocket (RFC 6455) on the http listener ----
+
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_WS_MAX = 16 << 20  # the largest message taken from a client
+
+
+def _is_websocket(scope):
+    up = conn = False
+    for k, v in scope["headers"]:
+        if k == b"upgrade" and v.lower() == b"websocket":
+            up = True
+        elif k == b"connection" and b"upgrade" in v.lower():
+            conn = True
+    return up and conn and scope["method"] == "GET"
+
+
+def _unmask(data, mask):
+    n = len(data)
+    m = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(m, "little")).to_bytes(n, "little")
+
+
+def _ws_frame(op, payload):
+    n = len(payload)
+    if n < 126:
+        return struct.pack("!BB", 0x80 | op, n) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x80 | op, 126, n) + payload
+    return struct.pack("!BBQ", 0x80 | op, 127, n) + payload
+
+
+class _WsGone(Exception):
+    def __init__(self, code):
+        self.code = code
+
+
+class _WebSocket:
+    """One accepted WebSocket: frames read on demand (receive), written with
+    the loop's sock_sendall (which awaits the socket: back-pressure)."""
+
+    def __init__(self, req, sock, buffered):
+        self.req = req
+        self.sock = sock
+        self.buf = bytearray(buffered)
+        self.closed = None  # the close code once closed
+
+    async def _exact(self, n):
+        while len(self.buf) < n:
+            d = await _loop.sock_recv(self.sock, 65536)
+            if not d:
+                raise _WsGone(1006)
+            self.buf += d
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    async def _frame(self):
+        h = await self._exact(2)
+        fin, op, masked, n = h[0] & 0x80, h[0] & 0x0F, h[1] & 0x80, h[1] & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", await self._exact(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", await self._exact(8))[0]
+        if not masked or n > _WS_MAX:
+            await self.close(1002 if not masked else 1009)
+            raise _WsGone(1002 if not masked else 1009)
+        mask = await self._exact(4)
+        return fin, op, _unmask(await self._exact(n), mask)
+
+    async def send(self, op, payload):
+        await _loop.sock_sendall(self.sock, _ws_frame(op, payload))
+
+    async def close(self, code, reason=""):
+        if self.closed is None:
+            self.closed = code
+            try:
+                await self.send(0x8, struct.pack("!H", code) + reason.encode()[:120])
+            except OSError:
+                pass
+
+    async def message(self):
+        """The next data message as the ASGI event."""
+        parts, kind = [], None
+        while True:
+            fin, op, data = await self._frame()
+            if op == 0x9:  # ping
+                await self.send(0xA, data)
+                continue
+            if op == 0xA:  # pong
+                continue
+            if op == 0x8:  # close: answer it, the connection ends
+                code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
+                await self.close(code if code != 1005 else 1000)
+                raise _WsGone(code)
+            if op in (0x1, 0x2):
+                kind, parts = op, [data]
+            elif op == 0x0 and kind is not None:
+                parts.append(data)
+            else:
+                await self.close(1002)
+                raise _WsGone(1002)
+            if sum(len(p) for p in parts) > _WS_MAX:
+                await self.close(1009)
+                raise _WsGone(1009)
+            if fin:
+                body = b"".join(parts)
+                if kind == 0x1:
+                    return {"type": "websocket.receive", "text": body.decode("utf-8")}
+                return {"type": "websocket.receive", "bytes": body}
+
+
+async def _run_websocket(req, scope):
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
+    scope.pop("method", None)
+    key = b""
+    protocols = []
+    for k, v in scope["headers"]:
+        if k == b"sec-websocket-key":
+            key = v.strip()
+        elif k == b"sec-websocket-protocol":
+            protocols += [p.strip().decode("latin-1") for p in v.split(b",") if p.strip()]
+    scope["subprotocols"] = protocols
+    st = {"connect": False, "ws": None, "refused": False}
+
+    async def receive():
+        if not st["connect"]:
+            st["connect"] = True
+            return {"type": "websocket.connect"}
+        ws = st["ws"]
+        if ws is None:
+            raise RuntimeError("websocket.receive before websocket.accept")
+        if ws.closed is not None:
+            return {"type": "websocket.disconnect", "code": ws.closed}
+        try:
+            return await ws.message()
+        except (_WsGone, OSError) as e:
+            if ws.closed is None:
+                ws.closed = getattr(e, "code", 1006)
+            return {"type": "websocket.disconnect", "code": ws.closed}
+
+    async def send(msg):
+        t = msg["type"]
+        ws = st["ws"]
+        if t == "websocket.accept" and ws is None and not st["refused"]:
+            accept = base64.b64encode(hashlib.sha1(key + _WS_GUID).digest())
+            head = [b"HTTP/1.1 101 Switching Protocols", b"Upgrade: websocket",
+                    b"Connection: Upgrade", b"Sec-WebSocket-Accept: " + accept]
+            if msg.get("subprotocol"):
+                head.append(b"Sec-WebSocket-Protocol: " + msg["subprotocol"].encode())
+            for k, v in msg.get("headers") or ():
+                head.append(bytes(k) + b": " + bytes(v))
+            sock = socket.socket(fileno=req.fd)
+            sock.setblocking(False)
+            st["ws"] = ws = _WebSocket(req, sock, req.buffered())
+            await _loop.sock_sendall(sock, b"\r\n".join(head) + b"\r\n\r\n")
+        elif t == "websocket.send" and ws is not None:
+            if ws.closed is not None:
+                raise OSError("the WebSocket is closed")
+            if msg.get("bytes") is not None:
+                await ws.send(0x2, msg["bytes"])
+            else:
+                await ws.send(0x1, msg.get("text", "").encode("utf-8"))
+        elif t == "websocket.close":
+            if ws is None:
+                st["refused"] = True  # refused before the handshake: an HTTP 403
+            else:
+                await ws.close(msg.get("code", 1000), msg.get("reason") or "")
+        else:
+            raise RuntimeError("unexpected ASGI message %r here" % (t,))
+
+    try:
+        await _app(scope, receive, send)
+    except BaseException:
+        if not (st["ws"] and st["ws"].closed is not None):
+            log_exc(req.line)
+    ws = st["ws"]
+    if ws is None:
+        # Refused (or failed) before the handshake: an HTTP answer.
+        try:
+            req.start(403 if st["refused"] else 500, [])
+            req.write(b"", False)
+            req.finish(True)
+            while req.queued():
+                await _writable(req.fd)
+        except BaseException:
+            pass
+        req.resume(True)
+        return
+    try:
+        await asyncio.wait_for(ws.close(1000), _timeout)
+    except BaseException:
+        pass
+    ws.sock.detach()  # the descriptor is the worker's: it closes it
+    req.resume(True)
 
 
 _stopping = False
