@@ -410,6 +410,10 @@ static enum proto_result conn_next_body(struct conn *c, struct proto_event *ev, 
         if (r != PROTO_NEED_MORE)
             return r;
         ssize_t n = conn_fill(c, 0);
+        if (n == -EAGAIN && c->nowait) {
+            *end = -EAGAIN; /* the owner waits (conn_set_nowait) */
+            return PROTO_NEED_MORE;
+        }
         if (n == -EAGAIN) {
             int rc = conn_wait_within(c, POLLIN, conn_body_budget_ms(c), &c->body_waited_us);
             if (rc == 0)
@@ -490,6 +494,8 @@ int conn_body_next(struct conn *c, const uint8_t **data, size_t *len)
         conn_protocol_error(c, ev.reason);
         return -1;
     case PROTO_NEED_MORE:
+        if (end == -EAGAIN && c->nowait)
+            return 2;
         if (end == -ETIME) {
             conn_body_late(c);
             c->broken = true;

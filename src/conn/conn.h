@@ -217,6 +217,9 @@ static inline bool conn_wants_write(const struct conn *c)
  * with the I/O timeout, within the body deadline. Returns 1 with a piece, 0
  * at the end of the body, -1 on error (logged once, naming the request and,
  * for a deadline, the limit; the connection is marked broken, or aborted).
+ * With conn_set_nowait it never waits: 2 when no piece is there yet (the
+ * caller waits for the socket to be readable, or writable while
+ * conn_wants_write, and bounds that wait itself).
  */
 int conn_body_next(struct conn *c, const uint8_t **data, size_t *len);
 /*
@@ -273,7 +276,8 @@ int conn_send_reply(struct conn *c, const void *data, size_t len);
 
 /*
  * Writes of a request whose owner runs its own event loop (a detached
- * request, src/apps/app.h): while NOWAIT is set conn_writev never waits;
+ * request, src/apps/app.h): while NOWAIT is set conn_writev never waits
+ * (nor does conn_body_next: it returns 2);
  * what the socket does not take is queued (as conn_send_reply does, at most
  * CONN_OUT_CAP bytes in all, else -ENOBUFS), and the owner waits for the
  * socket to be writable, then conn_push_queued, before it writes more

@@ -1,6 +1,7 @@
 """A raw ASGI 3.0 app for tests/integration/asgi.sh (no framework).
 
-Routes: /hello, /scope (the scope as JSON), /echo (the body back), /status?code=N,
+Routes: /hello, /scope (the scope as JSON), /echo (the body back),
+/count-body (how many http.request messages the body came in), /status?code=N,
 /headers (a response with several headers), /stream?n=N (N chunks),
 /big?n=BYTES (one big body, for back-pressure), /sleep?ms=N (await
 asyncio.sleep), /block?ms=N (time.sleep: blocks the loop), /wait-disconnect
@@ -87,6 +88,17 @@ async def app(scope, receive, send):
             if not msg.get("more_body"):
                 break
         return await reply(send, 200, body)
+    if path == "/count-body":
+        msgs = size = 0
+        while True:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                return
+            msgs += 1
+            size += len(msg.get("body", b""))
+            if not msg.get("more_body"):
+                break
+        return await reply(send, 200, b"%d messages, %d bytes" % (msgs, size))
     if path == "/status":
         code = int(q.get("code", "200"))
         return await reply(send, code, b"status %d" % code)

@@ -112,6 +112,29 @@ order = [data.find(x) for x in (b"Hello, World!", b"slept", b"abc", b"status 202
 report("http: 4 pipelined requests answered in order",
        data.count(b"HTTP/1.1 ") == 4 and -1 not in order and order == sorted(order), data[-300:])
 
+# A body that arrives slowly streams to the app in several http.request
+# messages, and the one thread serves other requests meanwhile.
+up = socket.create_connection(("127.0.0.1", port))
+up.sendall(b"POST /count-body HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n"
+           b"Connection: close\r\n\r\n")
+served = []
+for i in range(3):
+    up.sendall(b"b" * 100000)
+    time.sleep(0.3)
+    st, h, b = req("http", "GET", "/hello")
+    served.append((st, b) == (200, b"Hello, World!"))
+up.settimeout(20)
+data = b""
+while True:
+    d = up.recv(65536)
+    if not d:
+        break
+    data += d
+up.close()
+msgs = int(data.split(b"\r\n\r\n", 1)[1].split()[0]) if b" messages, 300000 bytes" in data else 0
+report("a slow upload reaches the app in pieces (more_body)", msgs >= 3, data[-80:])
+report("... and 1 x 1 serves other requests while it arrives", all(served), served)
+
 # Back-pressure: a reader that takes nothing leaves a 20 MB response waiting
 # (the loop awaits the socket); the loop serves another request meanwhile,
 # and the whole body arrives once the reader reads.

@@ -10,13 +10,13 @@
  * and a failed startup (logged with its traceback) fails worker_init, which
  * the master takes as a start-up error (exit 1, no respawn loop).
  *
- * A request: the serving thread that decoded its head reads its whole body
- * (corral_read, within the body deadlines), returns APP_DETACHED and, once
- * the worker let go of the request and its connection (run_detached), hands
- * both to the loop (app_asgi_request.c's queue and eventfd) and goes back to
+ * A request: the serving thread that decoded its head returns APP_DETACHED
+ * and, once the worker let go of the request and its connection
+ * (run_detached), hands both to the loop (app_asgi_request.c's queue and eventfd) and goes back to
  * epoll_wait: requests in flight are not bounded by the worker's threads.
- * The loop runs the app as a task, writes the response without waiting
- * (back-pressure: it awaits writability) and gives the connection back to
+ * The loop runs the app as a task, reads the body as the app asks for it
+ * and writes the response, never waiting in C (back-pressure both ways: it
+ * awaits readability and writability) and gives the connection back to
  * the worker (app_resume). No serving thread ever takes the GIL.
  *
  * worker_fini (a graceful stop or a reload, after the requests in flight
@@ -291,46 +291,14 @@ static int app_asgi_thread_init(struct app *app)
     return 0;
 }
 
-/* Read the whole body of REQ (the deadlines of the serving thread apply). */
-static int app_asgi_read_body(corral_request *req, struct app_asgi_job *job)
-{
-    int64_t cl = corral_content_length(req);
-    size_t cap = cl > 0 ? (size_t)cl : 0;
-    if (cap) {
-        job->body = malloc(cap);
-        if (!job->body)
-            return -1;
-    }
-    for (;;) {
-        if (job->body_len == cap) {
-            size_t ncap = cap ? cap * 2 : 16384;
-            uint8_t *b = realloc(job->body, ncap);
-            if (!b)
-                return -1;
-            job->body = b;
-            cap = ncap;
-        }
-        ssize_t n = corral_read(req, job->body + job->body_len, cap - job->body_len);
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            return 0;
-        job->body_len += (size_t)n;
-    }
-}
-
 static int app_asgi_handle(struct app *app, corral_request *req)
 {
     (void)app;
-    struct app_asgi_job *job = calloc(1, sizeof(*job));
+    struct app_asgi_job *job = malloc(sizeof(*job));
     if (!job)
         return -1;
     job->req = req;
-    if (app_asgi_read_body(req, job) < 0) {
-        free(job->body);
-        free(job);
-        return -1;
-    }
+    job->next = NULL;
     app_asgi_pending = job;
     return APP_DETACHED;
 }

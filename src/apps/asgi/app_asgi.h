@@ -23,12 +23,11 @@
 
 #include "apps/app.h"
 
-/* One request handed from a serving thread to the loop: its whole body was
- * read by the serving thread (within the body deadlines). */
+/* One request handed from a serving thread to the loop, right after its
+ * head: the loop reads the body as the app asks for it (never waiting in
+ * C: conn_set_nowait). */
 struct app_asgi_job {
     corral_request *req;
-    uint8_t *body; /* malloc'd, or NULL when empty */
-    size_t body_len;
     struct app_asgi_job *next;
 };
 

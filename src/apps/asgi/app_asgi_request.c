@@ -69,7 +69,6 @@ static void app_asgi_request_dealloc(PyObject *self)
         /* Dropped without resume: the glue always resumes; a worker cannot
          * get its slot back otherwise, so close it. */
         corral_request *req = r->job->req;
-        free(r->job->body);
         free(r->job);
         r->job = NULL;
         app_resume(app_asgi_q->app, req, true);
@@ -205,18 +204,45 @@ static PyObject *app_asgi_request_scope(PyObject *self, PyObject *unused)
     return scope;
 }
 
-/* body(): the request body (bytes), once; b"" after. */
-static PyObject *app_asgi_request_body(PyObject *self, PyObject *unused)
+/* read(max) -> (bytes, more): up to MAX body bytes that are there now, and
+ * whether more is due. (b"", True): none yet, the glue awaits the socket.
+ * OSError when the body cannot be read (logged: the front end is gone, a
+ * protocol error, an abort). */
+static PyObject *app_asgi_request_read(PyObject *self, PyObject *args)
 {
-    (void)unused;
+    Py_ssize_t max;
+    if (!PyArg_ParseTuple(args, "n", &max))
+        return NULL;
+    struct app_asgi_request *r = (struct app_asgi_request *)self;
     struct app_asgi_job *job = app_asgi_job_of(self);
     if (!job)
         return NULL;
-    PyObject *b = PyBytes_FromStringAndSize((const char *)job->body, (Py_ssize_t)job->body_len);
-    free(job->body);
-    job->body = NULL;
-    job->body_len = 0;
-    return b;
+    struct conn *c = job->req->conn;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, max > 0 ? max : 1);
+    if (!out)
+        return NULL;
+    char *p = PyBytes_AS_STRING(out);
+    Py_ssize_t got = 0;
+    int rc = 1;
+    while (got < max) {
+        const uint8_t *data;
+        size_t len;
+        rc = conn_body_next(c, &data, &len);
+        if (rc != 1)
+            break;
+        size_t n = len < (size_t)(max - got) ? len : (size_t)(max - got);
+        memcpy(p + got, data, n);
+        conn_body_consume(c, n);
+        got += (Py_ssize_t)n;
+    }
+    if (rc < 0) {
+        Py_DECREF(out);
+        r->close = true;
+        return PyErr_Format(PyExc_OSError, "the request body could not be read");
+    }
+    if (_PyBytes_Resize(&out, got) < 0)
+        return NULL;
+    return Py_BuildValue("(NO)", out, rc == 0 ? Py_False : Py_True);
 }
 
 /* start(status, headers): stage the head (sent with the first body bytes). */
@@ -393,7 +419,6 @@ static PyObject *app_asgi_request_resume(PyObject *self, PyObject *args)
     corral_request *req = job->req;
     if (conn_wants_write(req->conn))
         close = 1; /* never hand back a connection with bytes queued */
-    free(job->body);
     free(job);
     r->job = NULL;
     app_resume(app_asgi_q->app, req, close || r->close);
@@ -442,7 +467,7 @@ static PyObject *app_asgi_request_get_proto(PyObject *self, void *closure)
 
 static PyMethodDef app_asgi_request_methods[] = {
     {"scope", app_asgi_request_scope, METH_NOARGS, NULL},
-    {"body", app_asgi_request_body, METH_NOARGS, NULL},
+    {"read", app_asgi_request_read, METH_VARARGS, NULL},
     {"start", app_asgi_request_start, METH_VARARGS, NULL},
     {"write", app_asgi_request_write, METH_VARARGS, NULL},
     {"finish", app_asgi_request_finish, METH_VARARGS, NULL},
@@ -499,7 +524,6 @@ static PyObject *app_asgi_take(PyObject *mod, PyObject *unused)
         if (!r) {
             /* Out of memory: the worker closes the connection. */
             corral_request *req = job->req;
-            free(job->body);
             free(job);
             app_resume(q->app, req, true);
         } else {

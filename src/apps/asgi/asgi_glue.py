@@ -77,6 +77,20 @@ async def _writable(fd):
         _loop.remove_writer(fd)
 
 
+_PIECE = 1 << 16  # body bytes in one http.request message at most
+
+
+async def _readable(fd):
+    fut = _loop.create_future()
+    _loop.add_reader(fd, _done, fut)
+    try:
+        await asyncio.wait_for(fut, _timeout)
+    except asyncio.TimeoutError:
+        raise OSError("no request body byte came for %.1f s" % _timeout) from None
+    finally:
+        _loop.remove_reader(fd)
+
+
 async def _disconnected(req):
     """Returns when the front end closes the connection; never when it
     sends bytes (the next request of a kept connection: not ours to read)."""
@@ -103,13 +117,20 @@ async def _run(req):
         scope["state"] = dict(_state)
     if req.proto == "http" and _is_websocket(scope):
         return await _run_websocket(req, scope)
-    body = req.body()
     st = {"body": False, "start": False, "end": False, "gone": False, "watch": False}
 
     async def receive():
-        if not st["body"]:
-            st["body"] = True
-            return {"type": "http.request", "body": body, "more_body": False}
+        while not st["body"] and not st["gone"]:
+            try:
+                data, more = req.read(_PIECE)
+                if not data and more:
+                    await (_writable(req.fd) if req.queued() else _readable(req.fd))
+                    continue
+            except OSError:
+                st["gone"] = True
+                break
+            st["body"] = not more
+            return {"type": "http.request", "body": data, "more_body": more}
         if not st["end"] and not st["gone"]:
             st["watch"] = True
             await _disconnected(req)
