@@ -52,7 +52,7 @@ struct app_asgi {
     char **paths; /* --pythonpath, then the working directory */
     size_t path_count;
     char python[PATH_MAX];
-    unsigned io_timeout_ms, graceful_timeout_ms;
+    unsigned wait_timeout_ms, graceful_timeout_ms; /* the loop's waits, the shutdown's */
     struct app_asgi_queue q;
     struct app_wsgi_thread loop_thread; /* for the watchdog's stacks */
     PyObject *serve;                    /* asgi_glue.serve */
@@ -119,7 +119,7 @@ static int app_asgi_load(struct app *app, const struct config *c, char *err, siz
     for (; a->path_count < c->pythonpath_count; a->path_count++)
         if (!(a->paths[a->path_count] = strdup(c->pythonpath[a->path_count])))
             goto nomem;
-    a->io_timeout_ms = c->send_timeout_ms ? c->send_timeout_ms : c->io_timeout_ms;
+    a->wait_timeout_ms = c->send_timeout_ms ? c->send_timeout_ms : c->io_timeout_ms;
     a->graceful_timeout_ms = c->graceful_timeout_ms;
     app->data = a;
     return 0;
@@ -136,8 +136,17 @@ fail:
 static void app_asgi_log_exception(PyObject *glue, const char *context)
 {
     PyObject *t, *v, *tb;
+#if PY_VERSION_HEX >= 0x030C0000
+    /* PyErr_Fetch and PyErr_NormalizeException are deprecated since 3.12. */
+    v = PyErr_GetRaisedException();
+    t = v ? Py_NewRef((PyObject *)Py_TYPE(v)) : NULL;
+    tb = v ? PyException_GetTraceback(v) : NULL;
+#else
     PyErr_Fetch(&t, &v, &tb);
     PyErr_NormalizeException(&t, &v, &tb);
+#endif
+    if (!t)
+        t = Py_NewRef(Py_None);
     PyObject *fmt = glue ? PyDict_GetItemString(glue, "traceback") : NULL;
     PyObject *lines = fmt ? PyObject_CallMethod(fmt, "format_exception", "OOO", t,
                                                 v ? v : Py_None, tb ? tb : Py_None)
@@ -230,7 +239,7 @@ static void *app_asgi_loop_main(void *arg)
     PyGILState_STATE g = PyGILState_Ensure();
     a->loop_thread.thread = pthread_self();
     a->loop_thread.tstate = PyThreadState_Get();
-    PyObject *r = PyObject_CallFunction(a->serve, "d", (double)a->io_timeout_ms / 1000.0);
+    PyObject *r = PyObject_CallFunction(a->serve, "d", (double)a->wait_timeout_ms / 1000.0);
     if (!r)
         app_asgi_log_exception(NULL, "the event loop");
     Py_XDECREF(r);
