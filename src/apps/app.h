@@ -53,6 +53,11 @@ struct app_ops {
      * and then gives both back exactly once with app_resume. */
     void (*run_detached)(struct app *app, corral_request *req);
     void (*worker_fini)(struct app *app);
+    /* Optional: the worker began a graceful stop (it takes no new
+     * connection, and exits once every request has ended): an adapter that
+     * holds long-lived requests (WebSockets) asks them to end. Any thread;
+     * never blocks. */
+    void (*stopping)(struct app *app);
     int (*preload)(struct app *app);       /* 0, or -1 after logging why */
     void (*fork_prepare)(struct app *app); /* in the master, just before fork() */
     void (*fork_parent)(struct app *app);  /* in the master, just after */

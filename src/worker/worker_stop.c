@@ -349,6 +349,8 @@ static void worker_begin_stop(struct worker *w, bool drain_queue)
     atomic_store(&w->drain_until_ms, now + (drain < DRAIN_MAX_MS ? drain : DRAIN_MAX_MS));
     atomic_store(&w->stopping, 1);
     atomic_store_explicit(&w->sb->state, SB_WORKER_STOPPING, memory_order_relaxed);
+    if (w->ctx->app->ops->stopping)
+        w->ctx->app->ops->stopping(w->ctx->app); /* its long-lived requests end */
     worker_balance(w);
     for (size_t i = 0; drain_queue && i < w->ctx->listener_count; i++) {
         for (;;) {

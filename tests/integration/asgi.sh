@@ -455,10 +455,24 @@ def client():
                 res["ok"] += 1
             else:
                 res["bad"].append(err)
-threads = [threading.Thread(target=client) for _ in range(4)]
+ws_result = {}
+def ws_client():
+    import asyncio, websockets
+    async def run():
+        async with websockets.connect("ws://127.0.0.1:%d/ws/echo" % port) as ws:
+            await ws.send("before the reload")
+            ws_result["echo"] = await ws.recv()
+            try:
+                await asyncio.wait_for(ws.recv(), 15)
+            except websockets.exceptions.ConnectionClosed as e:
+                ws_result["code"] = e.code
+                ws_result["at"] = time.monotonic()
+    asyncio.run(run())
+threads = [threading.Thread(target=client) for _ in range(4)] + [threading.Thread(target=ws_client)]
 for t in threads:
     t.start()
 time.sleep(0.5)
+hup_at = time.monotonic()
 before = open(T + "/app2.log").read().count("starlette shutdown")
 os.kill(pid, signal.SIGHUP)
 end = time.monotonic() + 20
@@ -470,6 +484,11 @@ for t in threads:
     t.join()
 report("reload under load: %d requests, none failed" % res["ok"], res["ok"] > 50 and not res["bad"],
        res["bad"][:5])
+report("reload: an open WebSocket is closed with 1001 (going away)",
+       ws_result.get("echo") == "echo: before the reload" and ws_result.get("code") == 1001,
+       ws_result)
+report("reload: ... at the start of the stop, not at the graceful timeout",
+       ws_result.get("at", 1e9) - hup_at < 10, ws_result)
 after = open(T + "/app2.log").read()
 report("reload: the old worker ran the lifespan shutdown",
        after.count("starlette shutdown") >= before + 1, after)

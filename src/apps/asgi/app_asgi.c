@@ -19,8 +19,9 @@
  * awaits readability and writability) and gives the connection back to
  * the worker (app_resume). No serving thread ever takes the GIL.
  *
- * worker_fini (a graceful stop or a reload, after the requests in flight
- * are done): the lifespan shutdown, bounded by --graceful-timeout.
+ * stopping (a graceful stop begins): the loop closes its WebSockets ("going
+ * away"). worker_fini (a graceful stop or a reload, after the requests in
+ * flight are done): the lifespan shutdown, bounded by --graceful-timeout.
  * The watchdog sees the loop through busy_since: a loop that runs one
  * stretch past --slowlog is logged with its stack, past --harakiri the
  * worker is replaced.
@@ -321,6 +322,17 @@ static void app_asgi_run_detached(struct app *app, corral_request *req)
     app_asgi_queue_push(&a->q, job);
 }
 
+/* The worker began to stop: the loop closes its WebSockets (1001). */
+static void app_asgi_stopping(struct app *app)
+{
+    struct app_asgi *a = app->data;
+    if (a->q.started <= 0 || atomic_exchange(&a->q.draining, true))
+        return;
+    uint64_t one = 1;
+    if (write(a->q.efd, &one, sizeof(one)) < 0)
+        log_msg(LOG_ERROR, "asgi: write(eventfd) failed: %s", strerror(errno));
+}
+
 /* A graceful stop: the lifespan shutdown, within the graceful timeout. */
 static void app_asgi_worker_fini(struct app *app)
 {
@@ -375,6 +387,7 @@ const struct app_ops app_asgi_ops = {
     .handle = app_asgi_handle,
     .run_detached = app_asgi_run_detached,
     .worker_fini = app_asgi_worker_fini,
+    .stopping = app_asgi_stopping,
     .dump_stack = app_asgi_dump_stack,
     .busy_since = app_asgi_busy_since,
     .unload = app_asgi_unload,

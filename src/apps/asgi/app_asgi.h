@@ -41,6 +41,7 @@ struct app_asgi_queue {
     bool woken;                /* an eventfd write is pending: no other */
     _Atomic uint64_t busy_since_us; /* the loop runs since then; 0 waits */
     _Atomic bool stopping;           /* worker_fini asks for the shutdown */
+    _Atomic bool draining;           /* the worker stops: WebSockets end */
     /* The loop's answers: startup (1 ok, -1 failed), the shutdown's end. */
     pthread_mutex_t state_lock;
     pthread_cond_t state_cond;

@@ -579,6 +579,13 @@ static PyObject *app_asgi_stopping(PyObject *mod, PyObject *unused)
     return PyBool_FromLong(atomic_load(&app_asgi_q->stopping));
 }
 
+static PyObject *app_asgi_draining(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    return PyBool_FromLong(atomic_load(&app_asgi_q->draining));
+}
+
 /* log(level, text): one line per line of TEXT (0 error, 1 warning, 2 info). */
 static PyObject *app_asgi_log(PyObject *mod, PyObject *args)
 {
@@ -602,6 +609,7 @@ static PyMethodDef app_asgi_functions[] = {
     {"started", app_asgi_started, METH_O, NULL},
     {"stopped", app_asgi_stopped, METH_NOARGS, NULL},
     {"stopping", app_asgi_stopping, METH_NOARGS, NULL},
+    {"draining", app_asgi_draining, METH_NOARGS, NULL},
     {"log", app_asgi_log, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };

@@ -347,7 +347,10 @@ async def _run_websocket(req, scope):
             sock = socket.socket(fileno=req.fd)
             sock.setblocking(False)
             st["ws"] = ws = _WebSocket(req, sock, req.buffered())
+            _websockets.add(ws)
             await _loop.sock_sendall(sock, b"\r\n".join(head) + b"\r\n\r\n")
+            if _draining:
+                await ws.close(1001, "the server is restarting")
         elif t == "websocket.send" and ws is not None:
             if ws.closed is not None:
                 raise OSError("the WebSocket is closed")
@@ -381,6 +384,7 @@ async def _run_websocket(req, scope):
             pass
         req.resume(True)
         return
+    _websockets.discard(ws)
     try:
         await asyncio.wait_for(ws.close(1000), _timeout)
     except BaseException:
@@ -390,15 +394,29 @@ async def _run_websocket(req, scope):
 
 
 _stopping = False
+_tasks = set()  # the requests' tasks in flight
+
+
+_draining = False
+_websockets = set()  # the accepted ones, closed when the worker stops
 
 
 def _wake():
-    global _stopping
+    global _stopping, _draining
+    if not _draining and _c.draining():
+        _draining = True
+        for ws in list(_websockets):
+            t = _loop.create_task(ws.close(1001, "the server is restarting"))
+            _tasks.add(t)
+            t.add_done_callback(_tasks.discard)
     if not _stopping and _c.stopping():
         _stopping = True
         _loop.create_task(_shutdown())
     for req in _c.take():
-        _loop.create_task(_run(req))
+        # The loop keeps only weak references to its tasks.
+        t = _loop.create_task(_run(req))
+        _tasks.add(t)
+        t.add_done_callback(_tasks.discard)
 
 
 class _Lifespan:
