@@ -441,6 +441,20 @@ static void conn_body_late(struct conn *c)
             (double)c->body_waited_us / 1e6, (double)c->body_timeout_ms / 1000.0, c->min_rate);
 }
 
+uint64_t conn_body_wait(struct conn *c, uint64_t waited_us)
+{
+    c->body_waited_us += waited_us;
+    uint64_t budget = conn_body_budget_ms(c);
+    if (budget == UINT64_MAX)
+        return UINT64_MAX;
+    uint64_t used = c->body_waited_us / 1000;
+    if (used < budget)
+        return budget - used;
+    conn_body_late(c);
+    c->broken = true;
+    return 0;
+}
+
 /* Reading the body ended with END (0: the front end closed, else -errno):
  * one line naming the request; the connection is broken. */
 static void conn_body_failed(struct conn *c, int end)

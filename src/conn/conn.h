@@ -222,6 +222,12 @@ static inline bool conn_wants_write(const struct conn *c)
  * conn_wants_write, and bounds that wait itself).
  */
 int conn_body_next(struct conn *c, const uint8_t **data, size_t *len);
+/* conn_set_nowait: the caller waits for body bytes itself (2 from
+ * conn_body_next). It charges the body deadline with each such wait,
+ * WAITED_US, and learns how long it may wait next: the milliseconds left
+ * (UINT64_MAX: no deadline), or 0: the body is late (logged, as
+ * conn_body_next does; the connection is marked broken). */
+uint64_t conn_body_wait(struct conn *c, uint64_t waited_us);
 /*
  * --post-buffering: read the request body into memory, never waiting, so
  * that the app runs once it is all there (a slow body costs a parked

@@ -512,6 +512,34 @@ expect_file_match "recycling: a worker says it recycles" 'recycling' "$CORRAL_LO
 check "recycling: each recycled worker ran the lifespan shutdown" test "$(grep -c '^shutdown' "$LOG3")" -ge 3
 stop_corral
 
+# ---- the body deadline: a body that trickles past --body-timeout is cut
+start_corral --listen "uwsgi:unix:$T/b.sock" --asgi asgi_app:app --pythonpath "$APPS" \
+    --body-timeout 1 --min-rate 100000 || finish
+PY_TIMEOUT=30 py_checks "$T" <<'PY'
+import sys, time
+from lib_protocols import cgi_params, connect, report, request, uwsgi_packet
+addr = "unix:%s/b.sock" % sys.argv[1]
+s = connect(addr, timeout=15)
+s.sendall(uwsgi_packet(cgi_params("POST", "/count-body", body_len=1000)) + b"x" * 10)
+t0 = time.monotonic()
+data = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+except OSError:
+    pass
+report("a body late past body-timeout: the connection is closed without a 200",
+       b"200" not in data[:20] and time.monotonic() - t0 < 10, data[:100])
+st, h, b = request("uwsgi", addr, "POST", "/count-body", b"y" * 5000)
+report("... while a body that comes in time is served", (st, b) == (200, b"1 messages, 5000 bytes"),
+       (st, b))
+PY
+expect_file_match "the late body is logged with the deadline" 'the request body was late.*body-timeout 1.0 s' "$CORRAL_LOG"
+stop_corral
+
 # ---- a loop blocked by time.sleep: slowlog, then harakiri
 start_corral --listen "uwsgi:unix:$T/h.sock" --asgi asgi_app:app --pythonpath "$APPS" \
     --slowlog 1 --harakiri 3 || finish

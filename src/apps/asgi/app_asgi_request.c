@@ -245,6 +245,28 @@ static PyObject *app_asgi_request_read(PyObject *self, PyObject *args)
     return Py_BuildValue("(NO)", out, rc == 0 ? Py_False : Py_True);
 }
 
+/* body_wait(waited) -> seconds the loop may wait for body bytes now (None:
+ * no deadline), having waited WAITED seconds since the last call; OSError
+ * once the body deadline passed (logged; the connection is closed). */
+static PyObject *app_asgi_request_body_wait(PyObject *self, PyObject *args)
+{
+    double waited;
+    if (!PyArg_ParseTuple(args, "d", &waited))
+        return NULL;
+    struct app_asgi_request *r = (struct app_asgi_request *)self;
+    struct app_asgi_job *job = app_asgi_job_of(self);
+    if (!job)
+        return NULL;
+    uint64_t left = conn_body_wait(job->req->conn, waited > 0 ? (uint64_t)(waited * 1e6) : 0);
+    if (left == UINT64_MAX)
+        Py_RETURN_NONE;
+    if (left == 0) {
+        r->close = true;
+        return PyErr_Format(PyExc_OSError, "the request body was late");
+    }
+    return PyFloat_FromDouble((double)left / 1000.0);
+}
+
 /* start(status, headers): stage the head (sent with the first body bytes). */
 static PyObject *app_asgi_request_start(PyObject *self, PyObject *args)
 {
@@ -468,6 +490,7 @@ static PyObject *app_asgi_request_get_proto(PyObject *self, void *closure)
 static PyMethodDef app_asgi_request_methods[] = {
     {"scope", app_asgi_request_scope, METH_NOARGS, NULL},
     {"read", app_asgi_request_read, METH_VARARGS, NULL},
+    {"body_wait", app_asgi_request_body_wait, METH_VARARGS, NULL},
     {"start", app_asgi_request_start, METH_VARARGS, NULL},
     {"write", app_asgi_request_write, METH_VARARGS, NULL},
     {"finish", app_asgi_request_finish, METH_VARARGS, NULL},

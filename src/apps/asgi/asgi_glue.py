@@ -80,13 +80,13 @@ async def _writable(fd):
 _PIECE = 1 << 16  # body bytes in one http.request message at most
 
 
-async def _readable(fd):
+async def _readable(fd, timeout):
     fut = _loop.create_future()
     _loop.add_reader(fd, _done, fut)
     try:
-        await asyncio.wait_for(fut, _timeout)
+        await asyncio.wait_for(fut, timeout)
     except asyncio.TimeoutError:
-        raise OSError("no request body byte came for %.1f s" % _timeout) from None
+        raise OSError("no request body byte came for %.1f s" % timeout) from None
     finally:
         _loop.remove_reader(fd)
 
@@ -120,11 +120,24 @@ async def _run(req):
     st = {"body": False, "start": False, "end": False, "gone": False, "watch": False}
 
     async def receive():
+        waited = 0.0
         while not st["body"] and not st["gone"]:
             try:
                 data, more = req.read(_PIECE)
                 if not data and more:
-                    await (_writable(req.fd) if req.queued() else _readable(req.fd))
+                    if req.queued():
+                        await _writable(req.fd)
+                        continue
+                    # Within the body deadline (body-timeout, min-rate).
+                    left = req.body_wait(waited)
+                    t0 = _loop.time()
+                    try:
+                        await _readable(req.fd, _timeout if left is None else min(left, _timeout))
+                    except OSError:
+                        if left is None or left >= _timeout:
+                            raise
+                        # The deadline: the next body_wait says so.
+                    waited = _loop.time() - t0
                     continue
             except OSError:
                 st["gone"] = True
