@@ -249,7 +249,6 @@ start_corral --listen "uwsgi:unix:$T/su.sock" --listen "http:tcp:127.0.0.1:$SP" 
     --asgi asgi_starlette:app --pythonpath "$APPS" --processes 1 --threads 2 --chmod 0666 \
     --env "ASGI_TEST_LOG=$LOG2" || finish
 STAR_PID=$CORRAL_PID
-STAR_LOG=$CORRAL_LOG
 start_corral --listen "fastcgi:unix:$T/ff.sock" --listen "http:tcp:127.0.0.1:$FP" \
     --asgi asgi_fastapi:app --pythonpath "$APPS" --processes 2 --threads 2 --chmod 0666 \
     --env "ASGI_TEST_LOG=$LOG2" || finish
