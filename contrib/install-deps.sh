@@ -21,6 +21,9 @@ PKGS="$PKGS libhttp-parser-dev"
 PKGS="$PKGS php8.2-cgi php8.2-opcache"
 # CGI scripts (tests/integration/cgi.sh): git's git-http-backend, cgit.
 PKGS="$PKGS git cgit"
+# ASGI apps (tests/integration/asgi.sh): Starlette, FastAPI, forms and uploads, a
+# WebSocket client.
+PKGS="$PKGS python3-starlette python3-fastapi python3-multipart python3-websockets"
 # The Debian packages and their test (contrib/deb/build.sh, tests/integration/package.sh).
 PKGS="$PKGS debhelper dpkg-dev fakeroot lintian mmdebstrap"
 
@@ -32,6 +35,8 @@ apache2 libapache2-mod-wsgi-py3 php8.2-fpm fcgiwrap" ;;
 esac
 # contrib/bench/http.sh compares the http listener with gunicorn.
 if [ "${1:-}" = --bench ]; then PKGS="$PKGS gunicorn"; fi
+# contrib/bench/asgi.sh compares --asgi with uvicorn.
+if [ "${1:-}" = --bench ]; then PKGS="$PKGS uvicorn python3-starlette"; fi
 
 missing=""
 for p in $PKGS; do

@@ -1,6 +1,7 @@
 /*
  * app.c — choosing the application adapter (see app.h): WSGI for --wsgi or
- * --wsgi-file (src/apps/wsgi/app_wsgi.c), native for --handler
+ * --wsgi-file (src/apps/wsgi/app_wsgi.c), ASGI for --asgi
+ * (src/apps/asgi/app_asgi.c), native for --handler
  * (app_native.c), FastCGI programs for --fastcgi-program
  * (src/apps/program/app_program.c), CGI scripts for --cgi
  * (src/apps/cgi/app_cgi.c).
@@ -14,6 +15,15 @@
 
 int app_prepare(struct app *app, const struct config *c, char *err, size_t errlen)
 {
+    if (c->asgi) {
+#ifdef HAVE_PYTHON
+        app->ops = &app_asgi_ops;
+        return app->ops->load(app, c, err, errlen);
+#else
+        snprintf(err, errlen, "corral was built without Python (./configure --with-python)");
+        return -1;
+#endif
+    }
     if (c->wsgi || c->wsgi_file) {
 #ifdef HAVE_PYTHON
         app->ops = &app_wsgi_ops;
@@ -32,9 +42,7 @@ int app_prepare(struct app *app, const struct config *c, char *err, size_t errle
         return app->ops->load(app, c, err, errlen);
     }
     if (!c->handler) {
-        snprintf(err, errlen,
-                 "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file PATH or "
-                 "--handler FILE.so");
+        snprintf(err, errlen, "%s", CONFIG_NO_APP);
         return -1;
     }
     app->ops = &app_native_ops;

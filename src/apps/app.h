@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 #include "corral.h"
@@ -38,9 +39,25 @@ struct app_ops {
     int (*check)(struct app *app, char *err, size_t errlen);
     int (*worker_init)(struct app *app); /* 0 or -1 (the worker exits) */
     int (*thread_init)(struct app *app); /* 0 or -1 */
-    /* Serve one request; return when the response is complete. 0 = success. */
+    /* Serve one request; return when the response is complete. 0 = success.
+     * An adapter with run_detached may instead return APP_DETACHED (see
+     * below) once it has what it needs from the calling thread. */
     int (*handle)(struct app *app, corral_request *req);
+    /* Optional, with handle's APP_DETACHED: the serving thread has let go
+     * of REQ and its connection (neither finished, parked nor closed; no
+     * thread of the worker touches them, nothing in epoll reports them) and
+     * hands them to the adapter, which serves them on a thread of its own:
+     * it writes the response with the connection in no-wait mode
+     * (conn_set_nowait: it awaits writability itself), calls
+     * request_finish, waits until no byte is queued (conn_wants_write),
+     * and then gives both back exactly once with app_resume. */
+    void (*run_detached)(struct app *app, corral_request *req);
     void (*worker_fini)(struct app *app);
+    /* Optional: the worker began a graceful stop (it takes no new
+     * connection, and exits once every request has ended): an adapter that
+     * holds long-lived requests (WebSockets) asks them to end. Any thread;
+     * never blocks. */
+    void (*stopping)(struct app *app);
     int (*preload)(struct app *app);       /* 0, or -1 after logging why */
     void (*fork_prepare)(struct app *app); /* in the master, just before fork() */
     void (*fork_parent)(struct app *app);  /* in the master, just after */
@@ -52,20 +69,44 @@ struct app_ops {
      * (harakiri): the thread may be stopped where it is. */
     void *(*thread_handle)(struct app *app);
     void (*dump_stack)(struct app *app, void *handle, int fd, bool final);
+    /* Optional, for the watchdog: an adapter that runs requests on a
+     * thread of its own (an event loop) returns since when (CLOCK_MONOTONIC
+     * microseconds, clock_now_us) that thread has been running without a
+     * pause, 0 while it waits; *HANDLE is that thread's handle for
+     * dump_stack. Read from another thread: it never blocks. */
+    uint64_t (*busy_since)(struct app *app, void **handle);
     /* In the master, when a reload has replaced (or rolled back) this app:
      * free what load made. Not called for an app that runs in the master
      * (preloaded): a reload of one re-executes the master. */
     void (*unload)(struct app *app);
 };
 
+/* handle's answer when the adapter keeps the request (run_detached). */
+#define APP_DETACHED 1
+
 struct app {
     const struct app_ops *ops;
     void *data; /* the adapter's own state */
+    /* Set by the worker before worker_init: how a detached request comes
+     * back (app_resume), with the worker's RESUME_ARG. */
+    void (*resume)(void *resume_arg, corral_request *req, bool close);
+    void *resume_arg;
 };
+
+/* A detached request (run_detached) is over: request_finish was called and
+ * every byte of it went out; CLOSE: its connection must be closed (else the
+ * worker keeps it for the next request as after any response, or closes it
+ * as the protocol says). Any thread may call it; the caller touches neither
+ * REQ nor its connection afterwards. */
+static inline void app_resume(struct app *app, corral_request *req, bool close)
+{
+    app->resume(app->resume_arg, req, close);
+}
 
 extern const struct app_ops app_native_ops;
 #ifdef HAVE_PYTHON
 extern const struct app_ops app_wsgi_ops; /* app_wsgi.c: embedded CPython */
+extern const struct app_ops app_asgi_ops; /* asgi/app_asgi.c: ASGI 3.0 on asyncio */
 #endif
 
 static inline void app_fork_prepare(struct app *app)

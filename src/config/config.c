@@ -643,10 +643,8 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     }
     int apps = (c->handler != NULL) + (c->wsgi != NULL) + (c->wsgi_file != NULL) +
                (c->fastcgi_program != NULL);
-    if (apps == 0 && !c->cgi) {
-        snprintf(err, errlen,
-                 "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file PATH, "
-                 "--handler FILE.so or --fastcgi-program \"CMD ARGS\"");
+    if (apps == 0 && !c->cgi && !c->asgi) {
+        snprintf(err, errlen, "%s", CONFIG_NO_APP);
         return -1;
     }
     if (apps > 1) {
@@ -654,8 +652,13 @@ int config_validate(const struct config *c, char *err, size_t errlen)
                               "--fastcgi-program");
         return -1;
     }
-    if (c->cgi && apps) {
+    if (c->cgi && (apps || c->asgi)) {
         snprintf(err, errlen, "give only one application: --cgi excludes --handler, --wsgi, "
+                              "--wsgi-file, --fastcgi-program and --asgi");
+        return -1;
+    }
+    if (c->asgi && apps) {
+        snprintf(err, errlen, "give only one application: --asgi, or one of --handler, --wsgi, "
                               "--wsgi-file and --fastcgi-program");
         return -1;
     }
@@ -681,6 +684,12 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     }
     if (c->own_gil && config_validate_own_gil(c, err, errlen) < 0)
         return -1;
+    if (c->asgi && (c->preload || c->own_gil)) {
+        snprintf(err, errlen, "%s applies to WSGI apps, not to --asgi (each worker imports the "
+                              "app and runs its event loop)",
+                 c->preload ? "preload" : "own_gil");
+        return -1;
+    }
     if (c->handler && c->virtualenv) {
         snprintf(err, errlen,
                  "virtualenv applies to WSGI apps (--wsgi, --wsgi-file), not to "

@@ -24,6 +24,7 @@ struct config {
     char *handler;     /* "path.so[:symbol]", NULL when none */
     char *wsgi;        /* "module[:callable]", NULL when none */
     char *wsgi_file;   /* a .py file defining the WSGI callable */
+    char *asgi;        /* "module[:app]": an ASGI app, NULL when none */
     char *fastcgi_program;      /* "CMD ARGS": FastCGI programs corral runs, NULL = none */
     unsigned program_processes; /* how many; 0 = processes x threads */
     char *cgi;                  /* --cgi ROOT: CGI scripts under ROOT, NULL = none */
@@ -181,6 +182,12 @@ int config_check_pool(const char *value, char *err, size_t errlen);
 /* Dynamic pools: the workers started with the pool (start_processes, or
  * when 0, min_spare + (max_spare - min_spare) / 2 as PHP-FPM does). */
 unsigned config_start_processes(const struct config *c);
+
+/* What config_validate (and app_load, for a config it did not see) says when
+ * no app type is given. */
+#define CONFIG_NO_APP                                                                              \
+    "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file PATH, --handler FILE.so, "         \
+    "--fastcgi-program \"CMD ARGS\", --cgi ROOT or --asgi MODULE[:APP]"
 
 /*
  * Checks that need the whole configuration (at least one listener, a

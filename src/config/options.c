@@ -211,6 +211,17 @@ const struct option_spec options_table[] = {
         .unset = "none",
     },
     {
+        .name = "asgi",
+        .key = "asgi",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(asgi),
+        .metavar = "MODULE[:APP]",
+        .group = "Application",
+        .help = "ASGI 3.0 app to import, run on one asyncio event loop per worker; APP defaults "
+                "to application, then app",
+        .unset = "none",
+    },
+    {
         .name = "fastcgi-program",
         .key = "fastcgi_program",
         .type = OPTION_STRING,

@@ -63,7 +63,7 @@ int conn_init(struct conn *c, int fd, const struct listener *l, const struct pro
     c->discarding = false;
     c->discarded = 0;
     c->pre_len = 0;
-    c->prebuffering = c->pre_served = false;
+    c->prebuffering = c->pre_served = c->nowait = false;
     return 0;
 }
 
@@ -410,6 +410,10 @@ static enum proto_result conn_next_body(struct conn *c, struct proto_event *ev, 
         if (r != PROTO_NEED_MORE)
             return r;
         ssize_t n = conn_fill(c, 0);
+        if (n == -EAGAIN && c->nowait) {
+            *end = -EAGAIN; /* the owner waits (conn_set_nowait) */
+            return PROTO_NEED_MORE;
+        }
         if (n == -EAGAIN) {
             int rc = conn_wait_within(c, POLLIN, conn_body_budget_ms(c), &c->body_waited_us);
             if (rc == 0)
@@ -435,6 +439,20 @@ static void conn_body_late(struct conn *c)
             "min-rate %u bytes): connection closed",
             c->listener->name, c->peer, m, u, (unsigned long long)c->body_in,
             (double)c->body_waited_us / 1e6, (double)c->body_timeout_ms / 1000.0, c->min_rate);
+}
+
+uint64_t conn_body_wait(struct conn *c, uint64_t waited_us)
+{
+    c->body_waited_us += waited_us;
+    uint64_t budget = conn_body_budget_ms(c);
+    if (budget == UINT64_MAX)
+        return UINT64_MAX;
+    uint64_t used = c->body_waited_us / 1000;
+    if (used < budget)
+        return budget - used;
+    conn_body_late(c);
+    c->broken = true;
+    return 0;
 }
 
 /* Reading the body ended with END (0: the front end closed, else -errno):
@@ -490,6 +508,8 @@ int conn_body_next(struct conn *c, const uint8_t **data, size_t *len)
         conn_protocol_error(c, ev.reason);
         return -1;
     case PROTO_NEED_MORE:
+        if (end == -EAGAIN && c->nowait)
+            return 2;
         if (end == -ETIME) {
             conn_body_late(c);
             c->broken = true;
@@ -723,8 +743,58 @@ void conn_discard_late(const struct conn *c, uint64_t waited_ms, bool stopping)
 
 /* ---- writing ---- */
 
+void conn_set_nowait(struct conn *c, bool nowait)
+{
+    c->nowait = nowait;
+}
+
+int conn_push_queued(struct conn *c)
+{
+    return conn_out_push(c);
+}
+
+/* conn_writev of a connection that never waits (conn_set_nowait). */
+static int conn_writev_nowait(struct conn *c, struct iovec *iov, int iovcnt)
+{
+    if (c->out_len) {
+        int rc = conn_out_push(c);
+        if (rc < 0)
+            return rc;
+    }
+    while (!c->out_len && iovcnt > 0) {
+        ssize_t n = writev(c->fd, iov, iovcnt);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                return -errno;
+            break;
+        }
+        c->sent += (uint64_t)n;
+        size_t left = (size_t)n;
+        while (iovcnt > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    for (; iovcnt > 0; iov++, iovcnt--) {
+        int rc = iov->iov_len ? conn_out_add(c, iov->iov_base, iov->iov_len) : 0;
+        if (rc < 0)
+            return rc;
+        c->sent += iov->iov_len;
+    }
+    return 0;
+}
+
 int conn_writev(struct conn *c, struct iovec *iov, int iovcnt)
 {
+    if (c->nowait)
+        return conn_writev_nowait(c, iov, iovcnt);
     if (c->out_len) { /* replies made before the request go first */
         int rc = conn_out_flush(c, c->io_timeout_ms);
         if (rc < 0)

@@ -104,6 +104,9 @@ struct conn {
     size_t pre_len, pre_cap;
     bool prebuffering; /* parked until the body is in memory */
     bool pre_served;   /* the app was given pre[0, pre_len) */
+    /* Writes never wait (conn_set_nowait): what the socket does not take
+     * is queued, as replies are; the owner awaits writability itself. */
+    bool nowait;
 };
 
 /* ---- life ---- */
@@ -214,8 +217,17 @@ static inline bool conn_wants_write(const struct conn *c)
  * with the I/O timeout, within the body deadline. Returns 1 with a piece, 0
  * at the end of the body, -1 on error (logged once, naming the request and,
  * for a deadline, the limit; the connection is marked broken, or aborted).
+ * With conn_set_nowait it never waits: 2 when no piece is there yet (the
+ * caller waits for the socket to be readable, or writable while
+ * conn_wants_write, and bounds that wait itself).
  */
 int conn_body_next(struct conn *c, const uint8_t **data, size_t *len);
+/* conn_set_nowait: the caller waits for body bytes itself (2 from
+ * conn_body_next). It charges the body deadline with each such wait,
+ * WAITED_US, and learns how long it may wait next: the milliseconds left
+ * (UINT64_MAX: no deadline), or 0: the body is late (logged, as
+ * conn_body_next does; the connection is marked broken). */
+uint64_t conn_body_wait(struct conn *c, uint64_t waited_us);
 /*
  * --post-buffering: read the request body into memory, never waiting, so
  * that the app runs once it is all there (a slow body costs a parked
@@ -267,6 +279,20 @@ int conn_writev(struct conn *c, struct iovec *iov, int iovcnt);
  * would pass CONN_OUT_CAP (the peer does not read), or another negative
  * errno. */
 int conn_send_reply(struct conn *c, const void *data, size_t len);
+
+/*
+ * Writes of a request whose owner runs its own event loop (a detached
+ * request, src/apps/app.h): while NOWAIT is set conn_writev never waits
+ * (nor does conn_body_next: it returns 2);
+ * what the socket does not take is queued (as conn_send_reply does, at most
+ * CONN_OUT_CAP bytes in all, else -ENOBUFS), and the owner waits for the
+ * socket to be writable, then conn_push_queued, before it writes more
+ * (conn_wants_write). The queue must be empty before NOWAIT is cleared.
+ */
+void conn_set_nowait(struct conn *c, bool nowait);
+/* Send queued bytes without waiting. Returns 0 (some may be left:
+ * conn_wants_write) or a negative errno. */
+int conn_push_queued(struct conn *c);
 
 /* Wait up to the I/O timeout until the socket takes more bytes, within the
  * send deadline. Returns 0 or a negative errno (-ETIMEDOUT, -ETIME). */

@@ -33,12 +33,12 @@ void watchdog_set_handle(unsigned index, void *handle)
         atomic_store(&watchdog_handles[index], handle);
 }
 
-/* Log the stack of request thread INDEX, each line prefixed with PREFIX,
+/* Log the stack of the thread with HANDLE (a request thread's, or the app's
+ * own loop thread's), each line prefixed with PREFIX,
  * through a memory file the app writes it into; FINAL: harakiri follows. */
-static void watchdog_log_stack(unsigned index, const char *prefix, bool final)
+static void watchdog_log_stack(void *handle, const char *prefix, bool final)
 {
     const struct app *app = watchdog.app;
-    void *handle = atomic_load(&watchdog_handles[index]);
     if (!app->ops->dump_stack || !handle)
         return;
     int fd = memfd_create("corral-stack", MFD_CLOEXEC);
@@ -87,7 +87,7 @@ static void watchdog_check(void)
                     "%s: %s %s has run for %.1f s (harakiri %.1f s): the worker exits, the "
                     "master replaces it; the stack of the thread:",
                     prefix, method, uri, (double)ms / 1000, (double)watchdog.harakiri_ms / 1000);
-            watchdog_log_stack(i, prefix, true);
+            watchdog_log_stack(atomic_load(&watchdog_handles[i]), prefix, true);
             _exit(WORKER_EXIT_HARAKIRI);
         }
         if (slow) {
@@ -98,8 +98,43 @@ static void watchdog_check(void)
                     "%s: %s %s has run for %.1f s (slowlog %.1f s); the stack of the "
                     "thread:",
                     prefix, method, uri, (double)ms / 1000, (double)watchdog.slowlog_ms / 1000);
-            watchdog_log_stack(i, prefix, false);
+            watchdog_log_stack(atomic_load(&watchdog_handles[i]), prefix, false);
         }
+    }
+}
+
+/* An app with a thread of its own (app.h's busy_since: an event loop that
+ * runs many requests): the same limits apply to the time it has run without
+ * a pause, which is the time it kept every one of them waiting. */
+static void watchdog_check_loop(void)
+{
+    static uint64_t reported;
+    void *handle = NULL;
+    uint64_t start = watchdog.app->ops->busy_since(watchdog.app, &handle);
+    uint64_t now = clock_now_us();
+    if (!start || now < start)
+        return;
+    uint64_t ms = (now - start) / 1000;
+    char prefix[64];
+    if (watchdog.harakiri_ms && ms >= watchdog.harakiri_ms) {
+        snprintf(prefix, sizeof(prefix), "harakiri: worker %u %s loop", watchdog.worker_index,
+                 watchdog.app->ops->name);
+        log_msg(LOG_ERROR,
+                "%s: the event loop has been blocked for %.1f s (harakiri %.1f s): the worker "
+                "exits, the master replaces it; the stack of the loop's thread:",
+                prefix, (double)ms / 1000, (double)watchdog.harakiri_ms / 1000);
+        watchdog_log_stack(handle, prefix, true);
+        _exit(WORKER_EXIT_HARAKIRI);
+    }
+    if (watchdog.slowlog_ms && ms >= watchdog.slowlog_ms && reported != start) {
+        reported = start;
+        snprintf(prefix, sizeof(prefix), "slowlog: worker %u %s loop", watchdog.worker_index,
+                 watchdog.app->ops->name);
+        log_msg(LOG_WARN,
+                "%s: loop blocked for %llu ms (slowlog %.1f s): every request of this worker "
+                "waits; the stack of the loop's thread:",
+                prefix, (unsigned long long)ms, (double)watchdog.slowlog_ms / 1000);
+        watchdog_log_stack(handle, prefix, false);
     }
 }
 
@@ -110,6 +145,8 @@ static void *watchdog_main(void *arg)
     for (;;) {
         nanosleep(&tick, NULL);
         watchdog_check();
+        if (watchdog.app->ops->busy_since)
+            watchdog_check_loop();
     }
     return NULL;
 }

@@ -232,6 +232,8 @@ void worker_run(const struct worker_ctx *ctx)
 
     if (worker_setup(&w, ctx) < 0)
         _exit(1);
+    ctx->app->resume = worker_resume; /* detached requests come back here */
+    ctx->app->resume_arg = &w;
     if (ctx->app->ops->worker_init(ctx->app) < 0)
         _exit(WORKER_EXIT_APP_INIT);
     worker_setup_recycling(&w, ctx);

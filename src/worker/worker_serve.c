@@ -3,13 +3,17 @@
  * the next request's head, run the app (or status_page.c's status page or
  * health answer) for it, with --post-buffering after its body is in
  * memory, finish the response, discard an unread body without waiting, and
- * then wait for the next request (park) or close. Housekeeping (the
+ * then wait for the next request (park) or close. An app that keeps a
+ * request (apps/app.h's run_detached: an event loop of its own) gives it
+ * back with worker_resume, from its own thread. Housekeeping (the
  * deadlines of parked connections among it) and the graceful stop's say on
  * a kept connection are worker_stop.c's.
  */
 #include "worker_state.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <sys/epoll.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -33,8 +37,21 @@ static void worker_thread_mark(struct worker_thread *t, const struct corral_requ
     atomic_store_explicit(&sb->state, SB_THREAD_BUSY, memory_order_relaxed);
 }
 
-/* What a connection does after a step. */
-enum worker_next { WORKER_NEXT, WORKER_PARK, WORKER_CLOSE };
+/* What a connection does after a step. WORKER_DETACHED: the app keeps it
+ * (app.h's run_detached) until worker_resume. */
+enum worker_next { WORKER_NEXT, WORKER_PARK, WORKER_CLOSE, WORKER_DETACHED };
+
+/* A request is over: count it (the scoreboard, recycling). */
+static void worker_count_request(struct worker *w, uint64_t end_us)
+{
+    atomic_store_explicit(&w->last_request_ms, end_us / 1000, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->sb->requests, 1, memory_order_relaxed);
+    /* The slot's counter adds up every worker that held the slot: this
+     * process's own count decides its recycling. */
+    uint64_t served = atomic_fetch_add_explicit(&w->served, 1, memory_order_relaxed) + 1;
+    if (w->max_requests || w->statm_fd >= 0)
+        worker_check_recycle(w, served);
+}
 
 /* Run the app for the request whose params are complete on the slot's
  * connection. Returns 0 when the response is complete and the connection
@@ -50,7 +67,8 @@ static int worker_run_request(struct worker_thread *t, struct slot *s)
     int rc = page == STATUS_PAGE_HEALTH   ? status_page_health(&w->status, w->sb, req)
              : page == STATUS_PAGE_STATUS ? status_page_serve(&w->status, req)
                                           : w->ctx->app->ops->handle(w->ctx->app, req);
-    int ok = request_finish(req, rc);
+    bool detached = rc == APP_DETACHED && page == STATUS_PAGE_NONE;
+    int ok = detached ? 0 : request_finish(req, rc);
     /* Only this thread writes its sub-slot: a load and a store, no locked
      * read-modify-write. */
     uint64_t end_us = clock_now_us();
@@ -58,17 +76,13 @@ static int worker_run_request(struct worker_thread *t, struct slot *s)
                           atomic_load_explicit(&t->sb->busy_us, memory_order_relaxed) +
                               (end_us - req->start_us),
                           memory_order_relaxed);
-    atomic_store_explicit(&w->last_request_ms, end_us / 1000, memory_order_relaxed);
+    atomic_store_explicit(&t->sb->state, SB_THREAD_IDLE, memory_order_relaxed);
+    if (detached)
+        return 1; /* counted when it comes back (worker_resume) */
     atomic_store_explicit(&t->sb->requests,
                           atomic_load_explicit(&t->sb->requests, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    atomic_fetch_add_explicit(&w->sb->requests, 1, memory_order_relaxed);
-    /* The slot's counter adds up every worker that held the slot: this
-     * process's own count decides its recycling. */
-    uint64_t served = atomic_fetch_add_explicit(&w->served, 1, memory_order_relaxed) + 1;
-    atomic_store_explicit(&t->sb->state, SB_THREAD_IDLE, memory_order_relaxed);
-    if (w->max_requests || w->statm_fd >= 0)
-        worker_check_recycle(t, served);
+    worker_count_request(w, end_us);
     return ok < 0 || c->aborted ? -1 : 0;
 }
 
@@ -150,8 +164,9 @@ static enum worker_next worker_start_request(struct worker_thread *t, struct slo
         if (next != WORKER_NEXT)
             return next;
     }
-    if (worker_run_request(t, s) < 0)
-        return WORKER_CLOSE;
+    int rc = worker_run_request(t, s);
+    if (rc != 0)
+        return rc < 0 ? WORKER_CLOSE : WORKER_DETACHED;
     return worker_discard(w, s);
 }
 
@@ -218,7 +233,41 @@ void worker_serve(struct worker_thread *t, struct slot *s)
         next = worker_step(t, s);
     if (next == WORKER_PARK)
         worker_slot_park(w, s);
-    else
+    else if (next == WORKER_CLOSE)
         worker_slot_close(w, s);
     atomic_fetch_sub_explicit(&w->sb->busy, 1, memory_order_relaxed);
+    if (next == WORKER_DETACHED) {
+        /* The slot stays owned (SLOT_BUSY) while the app has it. One
+         * thread: its entry is level-triggered, and bytes or a hang-up
+         * meanwhile would wake epoll_wait again and again: out of the set
+         * until worker_resume parks it (with threads the entry is
+         * edge-triggered, and an event marks the slot SLOT_PENDING). */
+        if (w->single_thread && s->registered) {
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->conn.fd, NULL);
+            s->registered = false;
+        }
+        s->hup = false;
+        /* The last touch of the slot here: the app may give it back at once. */
+        w->ctx->app->ops->run_detached(w->ctx->app, &s->req);
+    }
 }
+
+void worker_resume(void *arg, corral_request *req, bool close)
+{
+    struct worker *w = arg;
+    struct slot *s = (struct slot *)((char *)req - offsetof(struct slot, req));
+    struct conn *c = &s->conn;
+    conn_set_nowait(c, false);
+    worker_count_request(w, clock_now_us());
+    enum worker_next next = close || c->aborted ? WORKER_CLOSE : worker_discard(w, s);
+    if (next == WORKER_CLOSE) {
+        worker_slot_close(w, s);
+        return;
+    }
+    /* WORKER_NEXT: the next request is buffered already; a serving thread
+     * takes it (not this one, the app's): the entry is armed to write,
+     * which the idle socket is, so epoll reports it at once. */
+    s->kick = next == WORKER_NEXT;
+    worker_slot_park(w, s);
+}
+

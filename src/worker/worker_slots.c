@@ -315,7 +315,7 @@ void worker_slot_close(struct worker *w, struct slot *s)
     /* The next connection in this slot starts with no deadline running:
      * a stale one would close it at the tick's next scan. */
     atomic_store_explicit(&s->since_ms, 0, memory_order_relaxed);
-    s->out_armed = false;
+    s->out_armed = s->kick = false;
     uint32_t gen = (uint32_t)(atomic_load(&s->word) >> 32) + 1;
     if (gen == 0xFFFFFFFFu)
         gen = 0;
@@ -338,8 +338,9 @@ void worker_slot_park(struct worker *w, struct slot *s)
     /* Replies queued (conn_wants_write): wait to write, not to read (conn.c
      * decodes nothing more until they are out); the registration changes
      * only around them. */
-    bool out = conn_wants_write(&s->conn);
+    bool out = conn_wants_write(&s->conn) || s->kick;
     bool same = s->registered && !out && !s->out_armed;
+    s->kick = false;
     if (w->single_thread) {
         /* Level-triggered: the entry reports the bytes whenever they come. */
         atomic_store(&s->word, slot_word(gen, SLOT_PARKED));

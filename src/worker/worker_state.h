@@ -73,6 +73,9 @@ struct slot {
      * hung up (worker_slot_park must have epoll look again). */
     bool hup;
     bool out_armed;  /* ... to write, not read (worker_slot_park) */
+    /* The next request is buffered already (worker_resume): the park arms
+     * the entry to write, so that a serving thread is woken at once. */
+    bool kick;
     /* The connection and the request it serves, side by side: the request
      * points at the connection (request.h), never the other way. The slot
      * owns both; slots live as long as the worker process. */
@@ -163,6 +166,9 @@ static inline uint64_t slot_word(uint32_t gen, unsigned state)
 /* Serve the connection of an owned slot until it must wait for bytes (then
  * it is parked) or be closed. */
 void worker_serve(struct worker_thread *t, struct slot *s);
+/* app.h's resume of this worker (struct app's resume, with the worker as
+ * its argument): a detached request is over; any thread. */
+void worker_resume(void *worker, corral_request *req, bool close);
 
 /* ---- housekeeping and stopping (worker_stop.c) ---- */
 
@@ -177,7 +183,7 @@ void worker_signal(struct worker_thread *t);
  * may still send on it, false when it is to be closed now. */
 bool worker_stop_keep(struct worker *w, struct conn *c);
 /* After a request: recycle past --max-requests or --max-rss. */
-void worker_check_recycle(struct worker_thread *t, uint64_t served);
+void worker_check_recycle(struct worker *w, uint64_t served);
 /* Ondemand pools: stop after --idle-worker-timeout without a request. */
 void worker_check_idle_exit(struct worker_thread *t);
 /* Before the request threads start: the handler of WORKER_ORPHAN_SIGNAL

@@ -144,9 +144,8 @@ static uint64_t worker_rss_kib(const struct worker *w)
 /* After a request: past --max-requests or --max-rss, the worker finishes
  * what it has, exits with WORKER_EXIT_RECYCLE, and the master starts a new
  * one at once. */
-void worker_check_recycle(struct worker_thread *t, uint64_t served)
+void worker_check_recycle(struct worker *w, uint64_t served)
 {
-    struct worker *w = t->w;
     const struct config *cfg = w->cfg;
     char why[160];
     /* Already stopping: no statm read or message for a decided stop. */
@@ -350,6 +349,8 @@ static void worker_begin_stop(struct worker *w, bool drain_queue)
     atomic_store(&w->drain_until_ms, now + (drain < DRAIN_MAX_MS ? drain : DRAIN_MAX_MS));
     atomic_store(&w->stopping, 1);
     atomic_store_explicit(&w->sb->state, SB_WORKER_STOPPING, memory_order_relaxed);
+    if (w->ctx->app->ops->stopping)
+        w->ctx->app->ops->stopping(w->ctx->app); /* its long-lived requests end */
     worker_balance(w);
     for (size_t i = 0; drain_queue && i < w->ctx->listener_count; i++) {
         for (;;) {

@@ -485,13 +485,30 @@ static void config_validate_requires_listener(void **state)
                         "no listener: give --listen PROTO:ADDR or listen = [...] in the config");
 }
 
+static void config_validate_asgi_is_one_app(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_load(f, "listen = \"http:unix:/a\";\nasgi = \"app:app\";\n", NULL), 0);
+    assert_string_equal(f->c.asgi, "app:app");
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
+    f->c.preload = true;
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_non_null(strstr(f->err, "preload applies to WSGI apps, not to --asgi"));
+    f->c.preload = false;
+    f->c.wsgi = strdup("w:app");
+    assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
+    assert_string_equal(f->err, "give only one application: --asgi, or one of --handler, "
+                                "--wsgi, --wsgi-file and --fastcgi-program");
+}
+
 static void config_validate_requires_handler(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(test_load(f, "listen = \"uwsgi:unix:/a\";\n", NULL), 0);
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
     assert_string_equal(f->err, "no application: give --wsgi MODULE[:CALLABLE], --wsgi-file "
-                                "PATH, --handler FILE.so or --fastcgi-program \"CMD ARGS\"");
+                                "PATH, --handler FILE.so, --fastcgi-program \"CMD ARGS\", "
+                                "--cgi ROOT or --asgi MODULE[:APP]");
 }
 
 static void config_loads_control_socket_keys(void **state)
@@ -825,7 +842,8 @@ static void example_conf_commented_settings_are_valid(void **state)
     free(f->c.wsgi_file);
     free(f->c.fastcgi_program);
     free(f->c.cgi);
-    f->c.wsgi = f->c.wsgi_file = f->c.fastcgi_program = f->c.cgi = NULL;
+    free(f->c.asgi);
+    f->c.wsgi = f->c.wsgi_file = f->c.fastcgi_program = f->c.cgi = f->c.asgi = NULL;
     /* The Python-only settings are refused next to a native handler. */
     assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), -1);
     assert_string_equal(f->err, "virtualenv applies to WSGI apps (--wsgi, --wsgi-file), not to "
@@ -1318,6 +1336,7 @@ int main(void)
         TEST(config_reads_sizes_as_integer_or_suffixed_string),
         TEST(config_names_included_file_in_errors),
         TEST(config_validate_requires_listener),
+        TEST(config_validate_asgi_is_one_app),
         TEST(config_validate_requires_handler),
         TEST(config_loads_control_socket_keys),
         TEST(config_loads_service_keys),

@@ -866,6 +866,73 @@ static void request_discard_never_waits(void **state)
     fixture_close(&f);
 }
 
+/* conn_set_nowait (a detached request, src/apps/app.h): the body reader
+ * says "nothing yet" (2) instead of waiting, writes queue what a full socket
+ * does not take (up to CONN_OUT_CAP) instead of waiting, and
+ * conn_push_queued sends the queue once the peer reads. A wait would show as
+ * the I/O timeout's error, as nothing else arrives. */
+static void request_nowait_never_waits(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f, &proto_uwsgi);
+    int small = 4096;
+    setsockopt(f.conn.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    setsockopt(f.peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    static const char *const kv[] = {"REQUEST_METHOD", "POST", "CONTENT_LENGTH", "20", NULL};
+    uint8_t pkt[1024];
+    send_all(f.peer, pkt, uwsgi_packet(pkt, kv, "0123456789"));
+    read_head(&f);
+    conn_set_nowait(&f.conn, true);
+    const uint8_t *data;
+    size_t len, got = 0;
+    int rc;
+    while ((rc = conn_body_next(&f.conn, &data, &len)) == 1) {
+        got += len;
+        conn_body_consume(&f.conn, len);
+    }
+    assert_int_equal(rc, 2);
+    assert_int_equal(got, 10);
+    assert_false(f.conn.broken);
+    send_all(f.peer, "abcdefghij", 10);
+    for (int i = 0; i < 200 && (rc = conn_body_next(&f.conn, &data, &len)) != 0; i++) {
+        if (rc == 1) {
+            got += len;
+            conn_body_consume(&f.conn, len);
+        } else {
+            assert_int_equal(rc, 2);
+            usleep(5000);
+        }
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(got, 20);
+
+    /* Pieces of 8 KiB until the socket is full: the first that does not
+     * fit is queued, and corral_write returned without waiting. */
+    static char piece[8192];
+    memset(piece, 'p', sizeof(piece));
+    size_t written = 0;
+    for (int i = 0; i < 1000 && !conn_wants_write(&f.conn); i++) {
+        assert_int_equal(corral_write(&f.req, piece, sizeof(piece)), 0);
+        written += sizeof(piece);
+    }
+    assert_true(conn_wants_write(&f.conn));
+    /* More than the queue holds while the socket is full: refused at once. */
+    static char big[CONN_OUT_CAP + 1];
+    assert_int_equal(corral_write(&f.req, big, sizeof(big)), -1);
+    assert_true(f.req.failed);
+    /* The peer reads: the queue goes out. */
+    static char sink[1 << 16];
+    for (int i = 0; i < 200 && conn_wants_write(&f.conn); i++) {
+        while (recv(f.peer, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+            ;
+        assert_int_equal(conn_push_queued(&f.conn), 0);
+    }
+    assert_false(conn_wants_write(&f.conn));
+    assert_true(written >= sizeof(piece));
+    fixture_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -890,6 +957,7 @@ int main(void)
         cmocka_unit_test(request_body_deadline_min_rate_extends_it),
         cmocka_unit_test(request_body_budget_counts_min_rate),
         cmocka_unit_test(request_send_deadline_is_not_the_io_timeout),
+        cmocka_unit_test(request_nowait_never_waits),
         cmocka_unit_test(request_discard_never_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,140 @@
+"""A raw ASGI 3.0 app for tests/integration/asgi.sh (no framework).
+
+Routes: /hello, /scope (the scope as JSON), /echo (the body back),
+/count-body (how many http.request messages the body came in), /status?code=N,
+/headers (a response with several headers), /stream?n=N (N chunks),
+/big?n=BYTES (one big body, for back-pressure), /sleep?ms=N (await
+asyncio.sleep), /block?ms=N (time.sleep: blocks the loop), /wait-disconnect
+(answers nothing until the front end goes away; records it in ASGI_TEST_LOG),
+/raise, /noresponse, /lifespan (what the lifespan saw).
+
+ASGI_TEST_LIFESPAN=fail makes the startup fail; =raise makes the app raise on
+the lifespan scope before asking for anything (no lifespan support).
+"""
+import asyncio
+import json
+import os
+import time
+
+LOG = os.environ.get("ASGI_TEST_LOG")
+MODE = os.environ.get("ASGI_TEST_LIFESPAN", "")
+seen = {"startup": 0}
+
+
+def record(line):
+    if LOG:
+        with open(LOG, "a") as f:
+            f.write(line + "\n")
+
+
+async def lifespan(scope, receive, send):
+    if MODE == "raise":
+        raise RuntimeError("this app has no lifespan")
+    while True:
+        msg = await receive()
+        if msg["type"] == "lifespan.startup":
+            if MODE == "fail":
+                await send({"type": "lifespan.startup.failed",
+                            "message": "the database is not there (on purpose)"})
+                return
+            seen["startup"] += 1
+            scope["state"]["greeting"] = "hello from startup"
+            record("startup %d" % os.getpid())
+            await send({"type": "lifespan.startup.complete"})
+        elif msg["type"] == "lifespan.shutdown":
+            record("shutdown %d" % os.getpid())
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def reply(send, status, body, headers=()):
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain")] + list(headers)})
+    await send({"type": "http.response.body", "body": body})
+
+
+def query(scope):
+    out = {}
+    for part in scope["query_string"].decode().split("&"):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            out[k] = v
+    return out
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        return await lifespan(scope, receive, send)
+    assert scope["type"] == "http"
+    path = scope["path"]
+    q = query(scope)
+    if path == "/hello":
+        return await reply(send, 200, b"Hello, World!")
+    if path == "/scope":
+        s = dict(scope)
+        s["headers"] = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in s["headers"]]
+        s["raw_path"] = s["raw_path"].decode("latin-1") if s["raw_path"] is not None else None
+        s["query_string"] = s["query_string"].decode("latin-1")
+        s["types"] = {"headers": type(scope["headers"]).__name__,
+                      "header": type(scope["headers"][0]).__name__ if scope["headers"] else None,
+                      "name": type(scope["headers"][0][0]).__name__ if scope["headers"] else None}
+        s["state"] = dict(scope.get("state") or {})
+        return await reply(send, 200, json.dumps(s, default=str).encode())
+    if path == "/echo":
+        body = b""
+        while True:
+            msg = await receive()
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        return await reply(send, 200, body)
+    if path == "/count-body":
+        msgs = size = 0
+        while True:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                return
+            msgs += 1
+            size += len(msg.get("body", b""))
+            if not msg.get("more_body"):
+                break
+        return await reply(send, 200, b"%d messages, %d bytes" % (msgs, size))
+    if path == "/status":
+        code = int(q.get("code", "200"))
+        return await reply(send, code, b"status %d" % code)
+    if path == "/headers":
+        return await reply(send, 201, b"headers", [(b"x-one", b"1"), (b"x-two", b"2"),
+                                                    (b"set-cookie", b"a=1"),
+                                                    (b"set-cookie", b"b=2")])
+    if path == "/stream":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        n = int(q.get("n", "3"))
+        for i in range(n):
+            await send({"type": "http.response.body", "body": b"chunk %d\n" % i,
+                        "more_body": True})
+            await asyncio.sleep(0)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
+    if path == "/big":
+        n = int(q.get("n", "1000000"))
+        return await reply(send, 200, b"x" * n)
+    if path == "/sleep":
+        await asyncio.sleep(int(q.get("ms", "10")) / 1000)
+        return await reply(send, 200, b"slept")
+    if path == "/block":
+        time.sleep(int(q.get("ms", "10")) / 1000)
+        return await reply(send, 200, b"blocked")
+    if path == "/wait-disconnect":
+        await receive()  # the body
+        msg = await receive()
+        record("disconnect %s" % msg["type"])
+        return
+    if path == "/raise":
+        raise ValueError("raised on purpose")
+    if path == "/noresponse":
+        return
+    if path == "/lifespan":
+        return await reply(send, 200, json.dumps(
+            {"startup": seen["startup"], "state": dict(scope.get("state") or {})}).encode())
+    return await reply(send, 404, b"not found")
