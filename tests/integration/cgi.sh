@@ -1,7 +1,10 @@
 #!/bin/bash
 # cgi.sh -- --cgi ROOT: CGI scripts behind real nginx (fastcgi_pass to
 # corral), as fcgiwrap runs them: a shell and a Python script
-# (tests/apps/cgi/) for GET and POST with the body echoed, the RFC 3875
+# (tests/apps/cgi-bin/; a folder "cgi" under tests/apps, which other tests
+# put on the Python path, would be imported as the cgi module that Python
+# 3.13 removed: Django 3.2 then fails) for GET and POST with the body
+# echoed, the RFC 3875
 # environment (PATH_INFO, filtered params, HTTP_PROXY dropped), Status:,
 # Location: (to the client, and a local redirect re-run inside corral,
 # bounded), stderr in the error log, a hanging script and its child killed
@@ -24,7 +27,7 @@ need apache2 apache2
 
 ROOT=$T/root
 mkdir -p "$ROOT/sub" "$T/outside" "$T/hang"
-cp -p "$top_srcdir"/tests/apps/cgi/* "$ROOT/"
+cp -p "$top_srcdir"/tests/apps/cgi-bin/* "$ROOT/"
 chmod 755 "$ROOT"/cat.sh "$ROOT"/echo.sh "$ROOT"/echo.py "$ROOT"/hang.sh "$ROOT"/slow.sh
 chmod 644 "$ROOT/noexec.sh"
 chmod 777 "$T/hang"
