@@ -28,7 +28,8 @@ HP=$(free_port)
 start_corral --listen "uwsgi:unix:$T/u.sock" --listen "scgi:unix:$T/s.sock" \
     --listen "fastcgi:unix:$T/f.sock" --listen "http:tcp:127.0.0.1:$HP" \
     --asgi asgi_app:app --pythonpath "$APPS" --processes 1 --threads 1 --chmod 0666 \
-    --max-conns 2000 --env "ASGI_TEST_LOG=$LOG1" || finish
+    --max-conns 2000 --env "ASGI_TEST_LOG=$LOG1" --control "$T/ctl.sock" \
+    --status-path /corral-status || finish
 expect_file_match "lifespan startup ran in the worker" '^startup [0-9]+' "$LOG1"
 expect_file_match "the log says the startup completed" 'asgi: lifespan: startup complete' "$CORRAL_LOG"
 
@@ -171,6 +172,58 @@ t0 = time.monotonic()
 res = asyncio.run(burst(1000))
 report("1,000 concurrent sleeping requests on 1 process x 1 thread all answered "
        "(%.2f s)" % (time.monotonic() - t0), sum(res) == 1000, sum(res))
+PY
+
+# ---- requests in flight: 1,000 held by the event loop of 1 x 1 show in corralctl status and
+# workers, the status page and OpenMetrics (the per-thread view would say 1 busy at most)
+PY_TIMEOUT=60 py_checks "$T" "$HP" "$CTL" <<'PY'
+import asyncio, json, re, subprocess, sys, time
+from lib_protocols import http_request, report
+T, port, ctl = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+def status(cmd):
+    out = subprocess.run([ctl, "-s", T + "/ctl.sock", "--json", cmd], capture_output=True,
+                         timeout=20).stdout
+    return json.loads(out)
+
+def page(uri):
+    st, h, b, _ = http_request(port, "GET", uri, timeout=20)
+    return b
+
+async def one():
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(b"GET /sleep?ms=4000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    d = await r.read()
+    w.close()
+    return d.endswith(b"slept")
+
+async def main():
+    tasks = [asyncio.ensure_future(one()) for _ in range(1000)]
+    await asyncio.sleep(1.5)
+    loop = asyncio.get_running_loop()
+    st = await loop.run_in_executor(None, status, "status")
+    wk = await loop.run_in_executor(None, status, "workers")
+    js = json.loads(await loop.run_in_executor(None, page, "/corral-status"))
+    om = (await loop.run_in_executor(None, page, "/corral-status?openmetrics")).decode()
+    ok = await asyncio.wait_for(asyncio.gather(*tasks), 40)
+    return st, wk, js, om, ok
+
+st, wk, js, om, ok = asyncio.run(main())
+report("in flight: the 1,000 sleeping requests were answered", sum(ok) == 1000, sum(ok))
+n = st["pool"]["requests_in_flight"]
+report("corralctl status: hundreds of requests in flight on 1 x 1 (%d)" % n, n >= 500, n)
+n = wk["workers"][0]["requests_in_flight"]
+report("corralctl workers: the worker has hundreds in flight (%d)" % n, n >= 500, n)
+n = [w["requests_in_flight"] for w in js["in_flight"]]
+report("status page: in_flight per worker shows hundreds (%s)" % n, len(n) == 1 and n[0] >= 500, n)
+m = re.search(r'^corral_requests_in_flight\{worker="0"\} (\d+)$', om, re.M)
+report("OpenMetrics: corral_requests_in_flight{worker=\"0\"} shows hundreds",
+       m is not None and int(m.group(1)) >= 500, m and m.group(0))
+end = time.monotonic() + 10
+while status("status")["pool"]["requests_in_flight"] > 0 and time.monotonic() < end:
+    time.sleep(0.1)
+n = status("status")["pool"]["requests_in_flight"]
+report("in flight: back to 0 once they are answered", n == 0, n)
 PY
 
 check_log_lines() {
