@@ -261,7 +261,68 @@ while count() == before + 1 and time.monotonic() < end:
     time.sleep(0.05)
 report("uwsgi: the front end closes, the app receives http.disconnect", count() == before + 2,
        count())
+
+# FastCGI keep-conn: the request's records are all in, the connection stays open; the front
+# end then gives the request up (ABORT_REQUEST), or sends other bytes and closes.
+from lib_protocols import (FCGI_ABORT_REQUEST, FCGI_STDIN, fcgi_begin, fcgi_params_records,
+                           fcgi_record, recv_all)
+def fcgi_wait(req_id):
+    s = connect("unix:%s/f.sock" % T)
+    s.sendall(fcgi_begin(req_id, keep_conn=True) +
+              fcgi_params_records(cgi_params("GET", "/wait-disconnect"), req_id) +
+              fcgi_record(FCGI_STDIN, req_id))
+    time.sleep(0.3)
+    return s
+def wait_count(n):
+    end = time.monotonic() + 10
+    while count() < n and time.monotonic() < end:
+        time.sleep(0.05)
+    return count()
+s = fcgi_wait(7)
+s.sendall(fcgi_record(FCGI_ABORT_REQUEST, 8))  # another request's: nothing happens
+time.sleep(0.5)
+report("fastcgi keep-conn: an ABORT_REQUEST for another id is not this request's",
+       count() == before + 2, count())
+s.sendall(fcgi_record(FCGI_ABORT_REQUEST, 7))
+report("fastcgi keep-conn: ABORT_REQUEST reaches the app as http.disconnect",
+       wait_count(before + 3) == before + 3, count())
+s.settimeout(10)
+rest = recv_all(s)
+report("fastcgi keep-conn: ... and the connection is closed with nothing more", rest == b"", rest)
+s.close()
+s = fcgi_wait(9)
+s.sendall(fcgi_record(FCGI_ABORT_REQUEST, 10)[:5])  # bytes, then the close
+time.sleep(0.2)
+s.close()
+report("fastcgi keep-conn: bytes then the close still reach the app as http.disconnect",
+       wait_count(before + 4) == before + 4, count())
 PY
+
+# Behind nginx fastcgi_pass with fastcgi_keep_conn on: a client that goes away
+KP=$(free_port)
+start_nginx "
+    upstream keep_fcgi { server unix:$T/f.sock; keepalive 4; }
+    server {
+        listen 127.0.0.1:$KP;
+        location / {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass keep_fcgi;
+            fastcgi_keep_conn on;
+        }
+    }" || finish
+disconnects() { grep -c 'disconnect http.disconnect' "$LOG1"; }
+before=$(disconnects)
+curl -s -m 1 -o /dev/null "http://127.0.0.1:$KP/wait-disconnect"
+more_disconnects() { [ "$(disconnects)" -gt "$before" ]; }
+wait_until 10 more_disconnects
+expect_eq "nginx fastcgi_keep_conn: the client goes away, the app receives http.disconnect" \
+    "$((before + 1))" "$(disconnects)"
+curl_req "http://127.0.0.1:$KP/hello"
+expect_eq "nginx fastcgi_keep_conn: the next request is served" "200 Hello, World!" \
+    "$HTTP_CODE $(cat "$T/body")"
+kill "$NGINX_PID"
+nginx_gone() { ! kill -0 "$NGINX_PID" 2>/dev/null; }
+wait_until 10 nginx_gone
 
 stop_corral
 expect_eq "graceful stop: status 0" 0 "$CORRAL_STATUS"
