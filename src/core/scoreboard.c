@@ -97,7 +97,8 @@ int scoreboard_attach(struct scoreboard *sb, int fd, char *err, size_t errlen)
         munmap(map, len);
         return SB_ATTACH_LAYOUT;
     }
-    if (len < sizeof(struct sb_header) || h->max_workers == 0 || h->threads == 0 || h->bank_size * 2 != h->max_workers ||
+    if (len < sizeof(struct sb_header) || h->max_workers == 0 || h->threads == 0 ||
+        h->bank_size * 2 != h->max_workers ||
         scoreboard_size(h->max_workers, h->threads, h->listeners) != len) {
         snprintf(err, errlen, "the scoreboard (fd %d) does not match its header (%u slots, %u "
                  "threads, %u listeners, %zu bytes)", fd, h->max_workers, h->threads,

@@ -543,7 +543,8 @@ static void fastcgi_gave_up_finds_abort_after_body(void **state)
     record_v(&bad, 2, T_ABORT, 1, NULL, 0, 0);
     assert_false(CODEC->gave_up(run.state, bad.p, bad.len));
     struct proto_event ev;
-    assert_int_equal(CODEC->decode(run.state, after.p, after.len, &run.params, &ev), PROTO_BODY_END);
+    assert_int_equal(CODEC->decode(run.state, after.p, after.len, &run.params, &ev),
+                     PROTO_BODY_END);
     assert_int_equal(ev.consumed, 0);
     /* After next_request (no request active): never. */
     CODEC->next_request(run.state);
