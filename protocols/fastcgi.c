@@ -650,6 +650,24 @@ static enum proto_result fcgi_on_record_end(struct fcgi_state *st, struct proto_
 
 /* ---- the codec ---- */
 
+/* Records after the last STDIN record of the request (PH_DONE, at a record
+ * boundary): an ABORT_REQUEST for it among the whole ones? */
+static bool fcgi_gave_up(const void *vst, const uint8_t *in, size_t len)
+{
+    const struct fcgi_state *st = vst;
+    if (st->phase != PH_DONE || !st->active || st->rstate != RS_HEADER || st->hdr_have)
+        return false;
+    for (size_t off = 0; off + FCGI_HEADER_LEN <= len;) {
+        const uint8_t *h = in + off;
+        if (h[0] != FCGI_VERSION_1)
+            return false; /* the decoder reports that, in its time */
+        if (h[1] == FCGI_ABORT_REQUEST && be16(h + 2) == st->req_id)
+            return true;
+        off += FCGI_HEADER_LEN + (size_t)be16(h + 4) + h[6];
+    }
+    return false;
+}
+
 static void fcgi_init(void *vst, const struct proto_limits *lim)
 {
     struct fcgi_state *st = vst;
@@ -818,4 +836,5 @@ const struct proto_codec proto_fastcgi = {
     .end = fcgi_end,
     .error_reply = fcgi_error_reply,
     .goodbye = fcgi_goodbye,
+    .gave_up = fcgi_gave_up,
 };

@@ -162,6 +162,13 @@ struct proto_codec {
     size_t (*end)(const void *st, uint8_t out[PROTO_END_MAX],
                   uint32_t app_status);
 
+    /* NULL, or (FastCGI) after PROTO_BODY_END, while the response is not
+     * ended: whether IN, bytes the front end sent after the request's last
+     * record, tell that it gave the request up (an ABORT_REQUEST for it).
+     * Reads whole records from the start of IN and consumes nothing: the
+     * bytes stay for the next request. */
+    bool (*gave_up)(const void *st, const uint8_t *in, size_t len);
+
     /* Bytes to send before closing after PROTO_ERROR or a failed response,
      * when the protocol allows (FastCGI: END_REQUEST for the active
      * request); 0 when there is nothing to say. */

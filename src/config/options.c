@@ -112,8 +112,8 @@ const struct option_spec options_table[] = {
         .check = options_check_listen,
         .metavar = "PROTO:ADDR",
         .group = "Listeners",
-        .help = "serve PROTO (uwsgi, fastcgi, scgi, http) on ADDR (unix:PATH, tcp:HOST:PORT, fd:N);"
-                " repeatable",
+        .help = "serve PROTO (uwsgi, fastcgi, scgi, http) on ADDR (unix:PATH, tcp:HOST:PORT, fd:N,"
+                " fd:N@ADDR); repeatable",
         .unset = "none",
         .fixed = true,
     },

@@ -393,6 +393,40 @@ enum proto_result conn_decode(struct conn *c, struct proto_event *ev)
     }
 }
 
+int conn_peer_gone(struct conn *c)
+{
+    if (c->aborted)
+        return 1;
+    if (!c->pending_len && c->buf_start > 0) {
+        memmove(c->buf, c->buf + c->buf_start, c->buf_end - c->buf_start);
+        c->buf_end -= c->buf_start;
+        c->buf_start = 0;
+    }
+    size_t space = CONN_BUF_SIZE - c->buf_end;
+    if (space == 0)
+        return -1;
+    ssize_t n;
+    do
+        n = read(c->fd, c->buf + c->buf_end, space);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN) {
+        c->drained = true;
+        return 0;
+    }
+    if (n <= 0)
+        return 1;
+    c->buf_end += (size_t)n;
+    c->drained = (size_t)n < space;
+    if (c->codec->gave_up &&
+        c->codec->gave_up(c->codec_state, c->buf + c->buf_start, c->buf_end - c->buf_start)) {
+        c->aborted = true;
+        log_msg(LOG_WARN, "%s: peer %s: the front end aborted the request", c->listener->name,
+                c->peer);
+        return 1;
+    }
+    return 0;
+}
+
 bool conn_input_waiting(const struct conn *c)
 {
     char probe;

@@ -199,6 +199,18 @@ static inline bool conn_has_input(const struct conn *c)
     return c->buf_start != c->buf_end;
 }
 
+/*
+ * For a request whose body is complete and whose response is being made
+ * away from the worker (a detached request, apps/app.h): whether the front
+ * end went away, never waiting. What the socket holds is read into the
+ * buffer, where it stays for the next request. Returns 1 when the peer
+ * closed the connection or failed, or gave the request up (the codec's
+ * gave_up: FastCGI ABORT_REQUEST; c->aborted set, logged); 0 when not that
+ * we know; -1 when the buffer is full and nothing more can be learnt until
+ * the request ends.
+ */
+int conn_peer_gone(struct conn *c);
+
 /* Whether bytes wait on the socket (one recv MSG_PEEK, no wait). */
 bool conn_input_waiting(const struct conn *c);
 

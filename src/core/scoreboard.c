@@ -57,6 +57,8 @@ int scoreboard_create(struct scoreboard *sb, unsigned max_workers, unsigned thre
         return -e;
     }
     struct sb_header *hdr = map;
+    hdr->magic = SB_MAGIC;
+    hdr->layout = SB_LAYOUT;
     hdr->max_workers = max_workers;
     hdr->threads = threads;
     hdr->listeners = listeners;
@@ -73,7 +75,7 @@ int scoreboard_attach(struct scoreboard *sb, int fd, char *err, size_t errlen)
         snprintf(err, errlen, "fstat(scoreboard fd %d) failed: %s", fd, strerror(errno));
         return -1;
     }
-    if ((size_t)st.st_size < sizeof(struct sb_header)) {
+    if ((size_t)st.st_size < 2 * sizeof(uint32_t)) { /* not even the mark */
         snprintf(err, errlen, "the scoreboard (fd %d) is %lld bytes: too small", fd,
                  (long long)st.st_size);
         return -1;
@@ -85,7 +87,18 @@ int scoreboard_attach(struct scoreboard *sb, int fd, char *err, size_t errlen)
         return -1;
     }
     const struct sb_header *h = map;
-    if (h->max_workers == 0 || h->threads == 0 || h->bank_size * 2 != h->max_workers ||
+    if (h->magic != SB_MAGIC || h->layout != SB_LAYOUT) {
+        if (h->magic == SB_MAGIC)
+            snprintf(err, errlen, "the scoreboard (fd %d) has layout %u, this build layout %u",
+                     fd, h->layout, SB_LAYOUT);
+        else
+            snprintf(err, errlen, "the scoreboard (fd %d) has no layout mark (a build older "
+                     "than layout %u)", fd, SB_LAYOUT);
+        munmap(map, len);
+        return SB_ATTACH_LAYOUT;
+    }
+    if (len < sizeof(struct sb_header) || h->max_workers == 0 || h->threads == 0 ||
+        h->bank_size * 2 != h->max_workers ||
         scoreboard_size(h->max_workers, h->threads, h->listeners) != len) {
         snprintf(err, errlen, "the scoreboard (fd %d) does not match its header (%u slots, %u "
                  "threads, %u listeners, %zu bytes)", fd, h->max_workers, h->threads,
@@ -101,6 +114,14 @@ int scoreboard_attach(struct scoreboard *sb, int fd, char *err, size_t errlen)
     }
     scoreboard_layout(sb, map, len, fd);
     return 0;
+}
+
+uint32_t scoreboard_generation_of(int fd)
+{
+    uint32_t prefix[3];
+    if (pread(fd, prefix, sizeof(prefix), 0) != (ssize_t)sizeof(prefix) || prefix[0] != SB_MAGIC)
+        return 0;
+    return prefix[2];
 }
 
 void scoreboard_close_in_child(struct scoreboard *sb)

@@ -58,9 +58,23 @@ struct sb_worker {
     _Atomic uint64_t errors;       /* malformed input, failed responses */
     _Atomic int64_t started_at;    /* CLOCK_REALTIME seconds */
     _Atomic uint32_t respawns;     /* times this slot was refilled */
+    /* Requests an app holds after its thread returned (apps/app.h's
+     * run_detached: ASGI's event loop), counted by worker_serve.c when it
+     * hands one over and when it comes back. */
+    _Atomic uint32_t detached;
 };
 
+/* The header opens with SB_MAGIC and the layout version SB_LAYOUT, which
+ * changes with any change to these structures: a re-executed master maps
+ * only a scoreboard of its own layout (scoreboard_attach). Layout 1 was the
+ * one without the mark. */
+#define SB_MAGIC 0x42535243u /* "CRSB" */
+#define SB_LAYOUT 2u
+
 struct sb_header {
+    /* These three keep their place in every layout. */
+    uint32_t magic, layout;
+    _Atomic uint32_t generation; /* of the workers serving; 1 at start */
     uint32_t max_workers, threads, listeners;
     /* Slots the pool spans now: the target number of workers, or more while
      * workers above it are still stopping. Written by the master. */
@@ -80,7 +94,6 @@ struct sb_header {
      * still draining, or a new one starting. */
     _Atomic uint32_t bank_base;
     uint32_t bank_size;            /* --max-processes */
-    _Atomic uint32_t generation;   /* of the workers serving; 1 at start */
     _Atomic uint32_t reload_phase; /* 0 idle, 1 starting, 2 draining */
     _Atomic uint32_t reloads, reload_failed;
     _Atomic uint32_t reload_last_ok; /* 2 = no reload yet */
@@ -118,10 +131,16 @@ void scoreboard_destroy(struct scoreboard *sb);
 /*
  * Map the scoreboard memfd FD that the previous image of this master made
  * (a re-exec): its geometry comes from its header, which must match the
- * file's size. FD becomes close-on-exec again. Returns 0, or -1 with the
- * failing call in err.
+ * file's size. FD becomes close-on-exec again. Returns 0; SB_ATTACH_LAYOUT
+ * when the mapping is of another layout (another build: nothing of it can be
+ * read, and FD is left as it was); or -1, with the reason in err for both.
  */
+#define SB_ATTACH_LAYOUT (-2)
 int scoreboard_attach(struct scoreboard *sb, int fd, char *err, size_t errlen);
+
+/* The generation written in the scoreboard memfd FD of a marked layout,
+ * whichever; 0 when FD holds none (unmarked, or unreadable). */
+uint32_t scoreboard_generation_of(int fd);
 
 /* In a forked worker: close the memfd (the mapping stays). */
 void scoreboard_close_in_child(struct scoreboard *sb);
@@ -130,6 +149,18 @@ static inline struct sb_thread *scoreboard_thread(const struct scoreboard *sb, u
                                                   unsigned thread)
 {
     return &sb->threads[(size_t)worker * sb->hdr->threads + thread];
+}
+
+/* Requests in flight in worker WORKER: its threads in a request plus the
+ * requests its app holds detached; the same meaning for every adapter (one
+ * per busy thread for those that serve one request per thread). */
+static inline uint32_t scoreboard_in_flight(const struct scoreboard *sb, unsigned worker)
+{
+    uint32_t n = atomic_load_explicit(&sb->workers[worker].detached, memory_order_relaxed);
+    for (unsigned t = 0; t < sb->hdr->threads; t++)
+        n += atomic_load_explicit(&scoreboard_thread(sb, worker, t)->state,
+                                  memory_order_relaxed) == SB_THREAD_BUSY;
+    return n;
 }
 
 /* Connections worker WORKER accepted on listener LISTENER. */

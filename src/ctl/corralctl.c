@@ -153,14 +153,15 @@ static void ctl_print_status(const struct json_value *r)
     printf("corral %s, pid %.0f, up %s, %s\n", json_str(json_get(r, "version"), "?"),
            json_number(json_get(r, "pid"), 0), up, json_str(json_get(r, "state"), "?"));
     printf("pool: %s, %.0f of %.0f processes live (at most %.0f), %.0f of %.0f threads live, "
-           "%.0f busy\n",
+           "%.0f busy, %.0f requests in flight\n",
            json_str(json_get(pool, "mode"), "?"), json_number(json_get(pool, "processes_live"), 0),
            json_number(json_get(pool, "processes"), 0),
            json_number(json_get(pool, "max_processes"), 0),
            json_number(json_get(pool, "threads_live"), 0),
            json_number(json_get(pool, "threads"), 0) *
                json_number(json_get(pool, "processes"), 0),
-           json_number(json_get(pool, "threads_busy"), 0));
+           json_number(json_get(pool, "threads_busy"), 0),
+           json_number(json_get(pool, "requests_in_flight"), 0));
     printf("totals: %.0f requests, %.0f errors, %.0f connections accepted, %.0f respawns\n",
            json_number(json_get(tot, "requests"), 0), json_number(json_get(tot, "errors"), 0),
            json_number(json_get(tot, "accepted"), 0), json_number(json_get(tot, "respawns"), 0));
@@ -189,12 +190,12 @@ static void ctl_print_status(const struct json_value *r)
 static void ctl_print_workers(const struct json_value *r)
 {
     struct ctl_table t;
-    ctl_table_init(&t, "WORKER>|PID>|STATE<|REQUESTS>|ERRORS>|AVG MS>|RSS MiB>|UP>|RESPAWNS>|"
-                       "CURRENT<");
+    ctl_table_init(&t, "WORKER>|PID>|STATE<|REQUESTS>|IN FLIGHT>|ERRORS>|AVG MS>|RSS MiB>|UP>|"
+                       "RESPAWNS>|CURRENT<");
     double now = (double)time(NULL);
     const struct json_value *ws = json_get(r, "workers");
     for (const struct json_value *w = ws ? ws->child : NULL; w; w = w->next) {
-        char idx[16], pid[16], req[32], err[32], avg[32], rss[32], up[32] = "-", resp[16];
+        char idx[16], pid[16], req[32], fl[16], err[32], avg[32], rss[32], up[32] = "-", resp[16];
         char cur[512] = "";
         const struct json_value *rv = json_get(w, "rss_kb"), *st = json_get(w, "started_at");
         if (rv && rv->type == JSON_NUMBER)
@@ -209,6 +210,7 @@ static void ctl_print_workers(const struct json_value *r)
                              pid,
                              json_str(json_get(w, "state"), "?"),
                              ctl_num(json_get(w, "requests"), req, sizeof(req), 0),
+                             ctl_num(json_get(w, "requests_in_flight"), fl, sizeof(fl), 0),
                              ctl_num(json_get(w, "errors"), err, sizeof(err), 0),
                              ctl_num(json_get(w, "avg_ms"), avg, sizeof(avg), 3),
                              rss,
@@ -226,7 +228,7 @@ static void ctl_print_workers(const struct json_value *r)
                 first = false;
             } else {
                 const char *more[CTL_MAX_COLS] = {0};
-                more[9] = cur;
+                more[10] = cur;
                 ctl_table_row(&t, more);
             }
         }

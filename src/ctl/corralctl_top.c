@@ -151,12 +151,14 @@ static void top_draw(struct top_screen *s, const struct json_value *st,
     top_line(s, "corral %s  pid %.0f  up %s  %s  %s", json_str(json_get(st, "version"), "?"),
              json_number(json_get(st, "pid"), 0), up, json_str(json_get(st, "state"), "?"),
              clock);
-    top_line(s, "pool %s: %.0f/%.0f processes (max %.0f), %.0f threads live, %.0f busy",
+    top_line(s, "pool %s: %.0f/%.0f processes (max %.0f), %.0f threads live, %.0f busy, "
+                "%.0f requests in flight",
              json_str(json_get(pool, "mode"), "?"), json_number(json_get(pool, "processes_live"), 0),
              json_number(json_get(pool, "processes"), 0),
              json_number(json_get(pool, "max_processes"), 0),
              json_number(json_get(pool, "threads_live"), 0),
-             json_number(json_get(pool, "threads_busy"), 0));
+             json_number(json_get(pool, "threads_busy"), 0),
+             json_number(json_get(pool, "requests_in_flight"), 0));
     top_line(s, "requests %.0f (%s/s)  errors %.0f  accepted %.0f  respawns %.0f", total, rate,
              json_number(json_get(tot, "errors"), 0), json_number(json_get(tot, "accepted"), 0),
              json_number(json_get(tot, "respawns"), 0));
@@ -172,8 +174,8 @@ static void top_draw(struct top_screen *s, const struct json_value *st,
                  buf);
     }
     top_line(s, "%s", "");
-    top_line(s, "%6s %7s %-10s %8s %9s %8s %8s %5s  %s", "WORKER", "PID", "STATE", "REQ/S",
-             "REQUESTS", "AVG MS", "RSS MiB", "BUSY", "CURRENT");
+    top_line(s, "%6s %7s %-10s %8s %9s %9s %8s %8s %5s  %s", "WORKER", "PID", "STATE", "REQ/S",
+             "REQUESTS", "IN FLIGHT", "AVG MS", "RSS MiB", "BUSY", "CURRENT");
     const struct json_value *ws = json_get(wk, "workers");
     size_t i = 0;
     double threads = json_number(json_get(wk, "threads"), 0);
@@ -199,14 +201,15 @@ static void top_draw(struct top_screen *s, const struct json_value *st,
                 char pids[16] = "-";
                 if (pid > 0)
                     snprintf(pids, sizeof(pids), "%.0f", pid);
-                top_line(s, "%6.0f %7s %-10s %8s %9.0f %8s %8s %2.0f/%-2.0f  %s",
+                top_line(s, "%6.0f %7s %-10s %8s %9.0f %9.0f %8s %8s %2.0f/%-2.0f  %s",
                          json_number(json_get(w, "index"), 0), pids,
-                         json_str(json_get(w, "state"), "?"), wrate, reqs, avg, rss,
+                         json_str(json_get(w, "state"), "?"), wrate, reqs,
+                         json_number(json_get(w, "requests_in_flight"), 0), avg, rss,
                          json_number(json_get(w, "busy"), 0), threads, cur);
                 first = false;
             } else {
-                top_line(s, "%6s %7s %-10s %8s %9s %8s %8s %5s  %s", "", "", "", "", "", "", "",
-                         "", cur);
+                top_line(s, "%6s %7s %-10s %8s %9s %9s %8s %8s %5s  %s", "", "", "", "", "", "",
+                         "", "", "", cur);
             }
             if (!th)
                 break;

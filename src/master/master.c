@@ -25,6 +25,7 @@
 #include "master.h"
 #include "master_state.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -119,6 +120,7 @@ static void master_clear_slot(struct master *m, unsigned i)
     atomic_store(&sbw->pid, 0);
     atomic_store(&sbw->conns, 0);
     atomic_store(&sbw->busy, 0);
+    atomic_store(&sbw->detached, 0);
     atomic_store(&sbw->threads_live, 0);
     for (unsigned t = 0; t < m->cfg->threads; t++)
         atomic_store(&scoreboard_thread(&m->sb, i, t)->state, SB_THREAD_IDLE);
@@ -416,6 +418,73 @@ static void master_spawn_due(struct master *m)
     }
 }
 
+/* The pids of this process's children: after a re-exec, the workers of the
+ * previous image (its check child was reaped before the exec). Up to MAX
+ * pids into PIDS; returns how many. */
+static unsigned master_children(pid_t *pids, unsigned max)
+{
+    unsigned n = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < max) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[sizeof(e->d_name) + 32];
+        snprintf(path, sizeof(path), "/proc/self/task/%s/children", e->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        long pid;
+        while (n < max && fscanf(f, "%ld", &pid) == 1)
+            pids[n++] = (pid_t)pid;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+/* The previous image's scoreboard is of another layout (another build):
+ * nothing in it can be read but the generation. A new scoreboard takes its
+ * place, and the previous image's workers, found as our children, are
+ * written into its first slots, where master_adopt takes them over as
+ * usual (their own counters stay in the old mapping, which they keep
+ * writing: they show as zero until the reload replaces them). Returns 0,
+ * or -1 when no scoreboard can be made. */
+static int master_scoreboard_refused(struct master *m, const struct reexec_state *rx,
+                                     const char *why)
+{
+    uint32_t generation = scoreboard_generation_of(rx->sb_fd);
+    close(rx->sb_fd);
+    int rc = scoreboard_create(&m->sb, 2 * m->max_workers, m->cfg->threads,
+                               (unsigned)m->listener_count);
+    if (rc < 0) {
+        log_msg(LOG_ERROR, "memfd_create/mmap(scoreboard) failed: %s", strerror(-rc));
+        return -1;
+    }
+    pid_t pids[1024];
+    unsigned n = master_children(pids, sizeof(pids) / sizeof(pids[0]));
+    unsigned kept = n < m->max_workers ? n : m->max_workers;
+    for (unsigned i = 0; i < kept; i++) {
+        atomic_store(&m->sb.workers[i].pid, (int32_t)pids[i]);
+        atomic_store(&m->sb.workers[i].state, SB_WORKER_RUNNING);
+    }
+    for (unsigned i = kept; i < n; i++)
+        kill(pids[i], SIGTERM); /* beyond a bank: stop them gracefully */
+    atomic_store(&m->sb.hdr->slots, kept);
+    atomic_store(&m->sb.hdr->master_pid, (int32_t)getpid());
+    m->sb.hdr->bank_size = m->max_workers;
+    atomic_store(&m->sb.hdr->generation, generation ? generation : 1);
+    atomic_store(&m->sb.hdr->reload_last_ok, 2);
+    log_msg(LOG_ERROR,
+            "not adopting the scoreboard of the previous image: %s; a new one takes its "
+            "place with the %u workers of generation %u found as children (%u stopped), "
+            "their figures not carried over",
+            why, kept, generation ? generation : 1, n - kept);
+    return 0;
+}
+
 /* The scoreboard: a new one, or after a re-exec the previous image's,
  * whose geometry then wins over the config's (threads and max_processes
  * only change on a restart). */
@@ -423,7 +492,10 @@ static int master_setup_scoreboard(struct master *m, const struct reexec_state *
 {
     if (rx) {
         char err[256];
-        if (scoreboard_attach(&m->sb, rx->sb_fd, err, sizeof(err)) < 0) {
+        int rc = scoreboard_attach(&m->sb, rx->sb_fd, err, sizeof(err));
+        if (rc == SB_ATTACH_LAYOUT)
+            return master_scoreboard_refused(m, rx, err);
+        if (rc < 0) {
             log_msg(LOG_ERROR, "%s", err);
             return -1;
         }

@@ -176,6 +176,7 @@ static void master_cmd_workers(void *owner, const struct control_request *req, s
         json_kv_int(j, "conns",
                     mw->pid ? atomic_load_explicit(&w->conns, memory_order_relaxed) : 0);
         json_kv_uint(j, "busy", mw->pid ? atomic_load_explicit(&w->busy, memory_order_relaxed) : 0);
+        json_kv_uint(j, "requests_in_flight", mw->pid ? scoreboard_in_flight(&m->sb, i) : 0);
         json_kv_uint(j, "respawns", atomic_load_explicit(&w->respawns, memory_order_relaxed));
         json_key(j, "started_at");
         if (mw->pid)

@@ -30,22 +30,11 @@ static int listen_fail(char *err, size_t errlen, const char *fmt, const char *a)
     return -1;
 }
 
-int listen_parse(const char *spec, struct listen_addr *out, char *err,
-                 size_t errlen)
+/* The address part ADDR of SPEC ("unix:...", "tcp:...", "fd:..."; AT_OK:
+ * an fd:N@ADDR may follow) into OUT's family and fields. */
+static int listen_parse_addr(const char *spec, const char *addr, bool at_ok,
+                             struct listen_addr *out, char *err, size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
-    out->fd = -1;
-    const char *colon = strchr(spec, ':');
-    if (!colon)
-        return listen_fail(err, errlen,
-                           "expected PROTO:ADDR (PROTO is uwsgi, fastcgi, scgi or http), got '%s'",
-                           spec);
-    out->codec = proto_by_name(spec, (size_t)(colon - spec));
-    if (!out->codec)
-        return listen_fail(err, errlen,
-                           "expected the protocol uwsgi, fastcgi, scgi or http before ':', got '%s'",
-                           spec);
-    const char *addr = colon + 1;
     if (strncmp(addr, "unix:", 5) == 0) {
         const char *path = addr + 5;
         if (path[0] == '\0')
@@ -97,17 +86,67 @@ int listen_parse(const char *spec, struct listen_addr *out, char *err,
         const char *n = addr + 3;
         char *end;
         long fd = strtol(n, &end, 10);
-        if (n[0] < '0' || n[0] > '9' || *end || fd < 0 || fd > 1000000)
+        if (n[0] < '0' || n[0] > '9' || (*end && *end != '@') || fd < 0 || fd > 1000000)
             return listen_fail(err, errlen, "expected a descriptor number after 'fd:' in '%s'",
                                spec);
         out->family = LISTEN_FD;
         out->fd = (int)fd;
+        if (*end == '@') {
+            if (!at_ok)
+                return listen_fail(err, errlen, "expected unix: or tcp: after '@' in '%s'",
+                                   spec);
+            if (listen_parse_addr(spec, end + 1, false, out, err, errlen) < 0)
+                return -1;
+            if (out->family == LISTEN_FD)
+                return listen_fail(err, errlen, "expected unix: or tcp: after '@' in '%s'",
+                                   spec);
+            out->bound = out->family;
+            out->family = LISTEN_FD;
+        }
         return 0;
     }
     return listen_fail(err, errlen,
                        "expected the address unix:/PATH, tcp:HOST:PORT or fd:N after the "
                        "protocol, in '%s'",
                        spec);
+}
+
+int listen_parse(const char *spec, struct listen_addr *out, char *err,
+                 size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    out->fd = -1;
+    out->bound = LISTEN_FD;
+    const char *colon = strchr(spec, ':');
+    if (!colon)
+        return listen_fail(err, errlen,
+                           "expected PROTO:ADDR (PROTO is uwsgi, fastcgi, scgi or http), got '%s'",
+                           spec);
+    out->codec = proto_by_name(spec, (size_t)(colon - spec));
+    if (!out->codec)
+        return listen_fail(err, errlen,
+                           "expected the protocol uwsgi, fastcgi, scgi or http before ':', got '%s'",
+                           spec);
+    return listen_parse_addr(spec, colon + 1, true, out, err, errlen);
+}
+
+/* "PROTO:unix:PATH", "PROTO:tcp:HOST:PORT" (IPv6 in brackets) or
+ * "PROTO:fd:N" for logs and status: an fd:N@ADDR one by its ADDR. */
+static void listen_name(char *out, size_t len, const struct listen_addr *a)
+{
+    enum listen_family f = a->family == LISTEN_FD ? a->bound : a->family;
+    switch (f) {
+    case LISTEN_UNIX:
+        snprintf(out, len, "%s:unix:%s", a->codec->name, a->path);
+        break;
+    case LISTEN_TCP:
+        snprintf(out, len, strchr(a->host, ':') ? "%s:tcp:[%s]:%s" : "%s:tcp:%s:%s",
+                 a->codec->name, a->host, a->port);
+        break;
+    case LISTEN_FD:
+        snprintf(out, len, "%s:fd:%d", a->codec->name, a->fd);
+        break;
+    }
 }
 
 /* Is a server listening on this unix socket path right now? */
@@ -239,19 +278,9 @@ int listen_open(struct listener *l, const struct listen_addr *addr, unsigned bac
     l->fd = -1;
     l->addr = *addr;
     l->backlog = backlog;
-    switch (addr->family) {
-    case LISTEN_UNIX:
-        snprintf(l->name, sizeof(l->name), "%s:unix:%s", addr->codec->name, addr->path);
-        break;
-    case LISTEN_TCP:
-        snprintf(l->name, sizeof(l->name), strchr(addr->host, ':') ? "%s:tcp:[%s]:%s"
-                                                                  : "%s:tcp:%s:%s",
-                 addr->codec->name, addr->host, addr->port);
-        break;
-    case LISTEN_FD:
-        snprintf(l->name, sizeof(l->name), "%s:fd:%d", addr->codec->name, addr->fd);
+    listen_name(l->name, sizeof(l->name), addr);
+    if (addr->family == LISTEN_FD)
         return listen_adopt_fd(l, err, errlen);
-    }
     int rc = addr->family == LISTEN_UNIX ? listen_open_unix(l, mode, err, errlen)
                                          : listen_open_tcp(l, err, errlen);
     if (rc < 0)
@@ -282,18 +311,8 @@ int listen_adopt(struct listener *l, const char *spec, int fd, unsigned backlog,
         return -1;
     l->addr = addr;
     l->owns_path = owns_path && addr.family == LISTEN_UNIX;
-    switch (addr.family) {
-    case LISTEN_UNIX:
-        snprintf(l->name, sizeof(l->name), "%s:unix:%s", addr.codec->name, addr.path);
-        break;
-    case LISTEN_TCP:
-        snprintf(l->name, sizeof(l->name), strchr(addr.host, ':') ? "%s:tcp:[%s]:%s"
-                                                                 : "%s:tcp:%s:%s",
-                 addr.codec->name, addr.host, addr.port);
-        break;
-    case LISTEN_FD:
-        break;
-    }
+    if (addr.family != LISTEN_FD)
+        listen_name(l->name, sizeof(l->name), &addr);
     return 0;
 }
 

@@ -22,11 +22,18 @@ struct listen_addr {
     char host[256];        /* LISTEN_TCP: host without brackets */
     char port[8];          /* LISTEN_TCP: decimal port */
     int fd;                /* LISTEN_FD: the inherited descriptor */
+    /* LISTEN_FD given as fd:N@ADDR: LISTEN_UNIX or LISTEN_TCP, the address
+     * (in path, or host and port) the descriptor is bound to, which names
+     * the listener; LISTEN_FD otherwise. */
+    enum listen_family bound;
 };
 
 /*
  * Parse SPEC: PROTO is uwsgi, fastcgi, scgi or http; ADDR is unix:/path,
- * tcp:HOST:PORT (HOST an IPv4 address, a name, or [IPv6]) or fd:N.
+ * tcp:HOST:PORT (HOST an IPv4 address, a name, or [IPv6]), fd:N, or
+ * fd:N@unix:/path or fd:N@tcp:HOST:PORT (an inherited descriptor and the
+ * address it is bound to, which then names the listener: how a pool's
+ * master is handed its listeners, src/pools/pools_spawn.c).
  * Returns 0, or -1 with a message saying what was expected in err.
  */
 int listen_parse(const char *spec, struct listen_addr *out, char *err,

@@ -3,7 +3,9 @@
  * top master binds the listeners (as root when started as root) and holds
  * them for the pool's whole life, so connections queue while its master is
  * started again; each master inherits them as descriptors 3, 4, ... and is
- * told so with --listen PROTO:fd:N, so it never needs root to bind.
+ * told so with --listen PROTO:fd:N@ADDR, so it never needs root to bind, and
+ * names each listener by the address the file gave (its logs, status and
+ * corralctl: os/listen.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +20,7 @@
 #include "pools_state.h"
 
 /* The master's argv: corral -c FILE --pool-name NAME, then --listen
- * PROTO:fd:N per listener. */
+ * PROTO:fd:N@ADDR per listener. */
 #define POOLS_EXE "/proc/self/exe"
 #define POOLS_FIRST_FD 3
 
@@ -95,7 +97,7 @@ static void pools_child(struct pool *p, char **argv, const char *notify)
 
 int pools_spawn(struct pools *ps, struct pool *p, char *err, size_t errlen)
 {
-    enum { POOLS_SPEC = 64 };
+    enum { POOLS_SPEC = sizeof(p->ls[0].name) + 32 };
     if (p->nls > 64) {
         snprintf(err, errlen, "more than 64 listeners");
         return -1;
@@ -118,7 +120,10 @@ int pools_spawn(struct pools *ps, struct pool *p, char *err, size_t errlen)
     argv[k++] = p->name;
     for (size_t i = 0; i < p->nls; i++) {
         char *spec = specs + i * POOLS_SPEC;
-        snprintf(spec, POOLS_SPEC, "%s:fd:%d", p->ls[i].addr.codec->name, POOLS_FIRST_FD + (int)i);
+        /* The listener's name is "PROTO:ADDR" (listen_open). */
+        const char *addr = strchr(p->ls[i].name, ':') + 1;
+        snprintf(spec, POOLS_SPEC, "%s:fd:%d@%s", p->ls[i].addr.codec->name,
+                 POOLS_FIRST_FD + (int)i, addr);
         argv[k++] = "--listen";
         argv[k++] = spec;
     }

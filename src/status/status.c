@@ -22,7 +22,7 @@
 /* What the status adds up over the slots of the scoreboard. */
 struct status_totals {
     uint64_t requests, errors, accepted, respawns;
-    unsigned live, running, idle, threads_live, threads_busy;
+    unsigned live, running, idle, threads_live, threads_busy, in_flight;
     unsigned other_live; /* workers of another generation (reloads) */
 };
 
@@ -55,6 +55,7 @@ static void status_sum(const struct scoreboard *sb, struct status_totals *t)
         t->idle += running && busy == 0;
         t->threads_live += STATUS_LOAD(&w->threads_live);
         t->threads_busy += busy;
+        t->in_flight += scoreboard_in_flight(sb, i);
     }
 }
 
@@ -115,7 +116,39 @@ static void status_json_pool(const struct status_src *src, const struct status_t
     json_kv_uint(j, "threads", cfg->threads);
     json_kv_uint(j, "threads_live", t->threads_live);
     json_kv_uint(j, "threads_busy", t->threads_busy);
+    json_kv_uint(j, "requests_in_flight", t->in_flight);
     json_object_end(j);
+}
+
+/* Calls FN for each live worker of the generation serving. */
+static void status_each_worker(const struct scoreboard *sb,
+                               void (*fn)(const struct scoreboard *sb, unsigned i, void *arg),
+                               void *arg)
+{
+    unsigned base = STATUS_LOAD(&sb->hdr->bank_base), size = status_bank_size(sb);
+    for (unsigned i = base; i < base + size && i < sb->hdr->max_workers; i++)
+        if (STATUS_LOAD(&sb->workers[i].pid))
+            fn(sb, i, arg);
+}
+
+static void status_json_in_flight_one(const struct scoreboard *sb, unsigned i, void *arg)
+{
+    struct json *j = arg;
+    json_object_begin(j);
+    json_kv_uint(j, "index", i);
+    json_kv_int(j, "pid", STATUS_LOAD(&sb->workers[i].pid));
+    json_kv_uint(j, "requests_in_flight", scoreboard_in_flight(sb, i));
+    json_object_end(j);
+}
+
+/* "in_flight": the requests each live worker of the generation serving is in
+ * (its busy threads, and for ASGI the requests its event loop holds). */
+static void status_json_in_flight(const struct scoreboard *sb, struct json *j)
+{
+    json_key(j, "in_flight");
+    json_array_begin(j);
+    status_each_worker(sb, status_json_in_flight_one, j);
+    json_array_end(j);
 }
 
 static void status_json_listeners(const struct status_src *src, struct json *j)
@@ -204,6 +237,7 @@ void status_json_members(const struct status_src *src, struct json *j)
 
     status_json_reload(src->sb, &t, j);
     status_json_listeners(src, j);
+    status_json_in_flight(src->sb, j);
 }
 
 /* ---- OpenMetrics ---- */
@@ -316,6 +350,12 @@ static void status_om_listeners(const struct status_src *src, struct status_text
     }
 }
 
+static void status_om_in_flight_one(const struct scoreboard *sb, unsigned i, void *arg)
+{
+    status_printf(arg, "corral_requests_in_flight{worker=\"%u\"} %u\n", i,
+                  scoreboard_in_flight(sb, i));
+}
+
 int status_openmetrics(const struct status_src *src, struct status_text *t)
 {
     const struct sb_header *h = src->sb->hdr;
@@ -348,6 +388,10 @@ int status_openmetrics(const struct status_src *src, struct status_text *t)
                  "Workers of a previous generation still finishing.", tot.other_live);
     status_gauge(t, "corral_threads", "Request threads started.", tot.threads_live);
     status_gauge(t, "corral_busy_threads", "Request threads serving a request.", tot.threads_busy);
+    status_family(t, "corral_requests_in_flight", "gauge",
+                  "Requests a worker is in: its busy threads, and the requests an ASGI "
+                  "event loop holds.");
+    status_each_worker(src->sb, status_om_in_flight_one, t);
     status_om_listeners(src, t);
     status_printf(t, "# EOF\n");
     return t->failed ? -1 : 0;

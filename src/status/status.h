@@ -27,7 +27,7 @@ struct status_src {
 };
 
 /* Write the status members (version, pid, started_at, uptime_s, state,
- * pool, totals, reload, listeners) into the JSON object J has open; the
+ * pool, totals, reload, listeners, in_flight) into the JSON object J has open; the
  * caller closes it. */
 void status_json_members(const struct status_src *src, struct json *j);
 

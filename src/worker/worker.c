@@ -227,6 +227,7 @@ void worker_run(const struct worker_ctx *ctx)
     atomic_store(&sbw->state, SB_WORKER_STARTING);
     atomic_store(&sbw->conns, 0);
     atomic_store(&sbw->busy, 0);
+    atomic_store(&sbw->detached, 0);
     atomic_store(&sbw->threads_live, 0);
     atomic_store(&sbw->started_at, (int64_t)time(NULL));
 

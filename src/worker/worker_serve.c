@@ -247,6 +247,7 @@ void worker_serve(struct worker_thread *t, struct slot *s)
             s->registered = false;
         }
         s->hup = false;
+        atomic_fetch_add_explicit(&w->sb->detached, 1, memory_order_relaxed);
         /* The last touch of the slot here: the app may give it back at once. */
         w->ctx->app->ops->run_detached(w->ctx->app, &s->req);
     }
@@ -258,6 +259,7 @@ void worker_resume(void *arg, corral_request *req, bool close)
     struct slot *s = (struct slot *)((char *)req - offsetof(struct slot, req));
     struct conn *c = &s->conn;
     conn_set_nowait(c, false);
+    atomic_fetch_sub_explicit(&w->sb->detached, 1, memory_order_relaxed);
     worker_count_request(w, clock_now_us());
     enum worker_next next = close || c->aborted ? WORKER_CLOSE : worker_discard(w, s);
     if (next == WORKER_CLOSE) {

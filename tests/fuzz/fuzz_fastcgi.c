@@ -14,7 +14,9 @@
  * PARAMS_DONE and BODY_END and never longer than CONTENT_LENGTH or max_body;
  * BODY_END with a declared CONTENT_LENGTH has exactly that many bytes;
  * replies are whole records (8-byte header, content, padding); params are
- * NUL-terminated; the encoder's outputs have their documented sizes. And
+ * NUL-terminated; the encoder's outputs have their documented sizes; the
+ * scan for an ABORT_REQUEST after the body (gave_up) reads only the bytes
+ * it is given. And
  * the transcript (params, body, replies, outcome) is the same whatever the
  * cuts: the chosen cuts are compared with the whole input at once and with
  * one byte at a time.
@@ -167,6 +169,10 @@ static struct transcript run(const uint8_t *data, size_t size, size_t piece,
                 CHECK(c->decode(st, pending + ev.consumed, plen - ev.consumed, &params, &again) ==
                       r);
                 CHECK(again.consumed == 0);
+                /* The scan for an abort after the body reads the bytes that
+                 * follow (not mixed in: it sees what the cut gave it). */
+                bool gave_up = c->gave_up(st, pending + ev.consumed, plen - ev.consumed);
+                CHECK(r == PROTO_BODY_END || !gave_up);
                 check_encoder(st, true);
                 params_reset(&params);
                 c->next_request(st);

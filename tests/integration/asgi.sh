@@ -28,7 +28,8 @@ HP=$(free_port)
 start_corral --listen "uwsgi:unix:$T/u.sock" --listen "scgi:unix:$T/s.sock" \
     --listen "fastcgi:unix:$T/f.sock" --listen "http:tcp:127.0.0.1:$HP" \
     --asgi asgi_app:app --pythonpath "$APPS" --processes 1 --threads 1 --chmod 0666 \
-    --max-conns 2000 --env "ASGI_TEST_LOG=$LOG1" || finish
+    --max-conns 2000 --env "ASGI_TEST_LOG=$LOG1" --control "$T/ctl.sock" \
+    --status-path /corral-status || finish
 expect_file_match "lifespan startup ran in the worker" '^startup [0-9]+' "$LOG1"
 expect_file_match "the log says the startup completed" 'asgi: lifespan: startup complete' "$CORRAL_LOG"
 
@@ -173,6 +174,58 @@ report("1,000 concurrent sleeping requests on 1 process x 1 thread all answered 
        "(%.2f s)" % (time.monotonic() - t0), sum(res) == 1000, sum(res))
 PY
 
+# ---- requests in flight: 1,000 held by the event loop of 1 x 1 show in corralctl status and
+# workers, the status page and OpenMetrics (the per-thread view would say 1 busy at most)
+PY_TIMEOUT=60 py_checks "$T" "$HP" "$CTL" <<'PY'
+import asyncio, json, re, subprocess, sys, time
+from lib_protocols import http_request, report
+T, port, ctl = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+def status(cmd):
+    out = subprocess.run([ctl, "-s", T + "/ctl.sock", "--json", cmd], capture_output=True,
+                         timeout=20).stdout
+    return json.loads(out)
+
+def page(uri):
+    st, h, b, _ = http_request(port, "GET", uri, timeout=20)
+    return b
+
+async def one():
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(b"GET /sleep?ms=4000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    d = await r.read()
+    w.close()
+    return d.endswith(b"slept")
+
+async def main():
+    tasks = [asyncio.ensure_future(one()) for _ in range(1000)]
+    await asyncio.sleep(1.5)
+    loop = asyncio.get_running_loop()
+    st = await loop.run_in_executor(None, status, "status")
+    wk = await loop.run_in_executor(None, status, "workers")
+    js = json.loads(await loop.run_in_executor(None, page, "/corral-status"))
+    om = (await loop.run_in_executor(None, page, "/corral-status?openmetrics")).decode()
+    ok = await asyncio.wait_for(asyncio.gather(*tasks), 40)
+    return st, wk, js, om, ok
+
+st, wk, js, om, ok = asyncio.run(main())
+report("in flight: the 1,000 sleeping requests were answered", sum(ok) == 1000, sum(ok))
+n = st["pool"]["requests_in_flight"]
+report("corralctl status: hundreds of requests in flight on 1 x 1 (%d)" % n, n >= 500, n)
+n = wk["workers"][0]["requests_in_flight"]
+report("corralctl workers: the worker has hundreds in flight (%d)" % n, n >= 500, n)
+n = [w["requests_in_flight"] for w in js["in_flight"]]
+report("status page: in_flight per worker shows hundreds (%s)" % n, len(n) == 1 and n[0] >= 500, n)
+m = re.search(r'^corral_requests_in_flight\{worker="0"\} (\d+)$', om, re.M)
+report("OpenMetrics: corral_requests_in_flight{worker=\"0\"} shows hundreds",
+       m is not None and int(m.group(1)) >= 500, m and m.group(0))
+end = time.monotonic() + 10
+while status("status")["pool"]["requests_in_flight"] > 0 and time.monotonic() < end:
+    time.sleep(0.1)
+n = status("status")["pool"]["requests_in_flight"]
+report("in flight: back to 0 once they are answered", n == 0, n)
+PY
+
 check_log_lines() {
     expect_file_match "the traceback of /raise is logged" 'asgi: GET /raise: ValueError: raised on purpose' "$CORRAL_LOG"
     expect_file_match "an app without a response is logged" 'returned without a response' "$CORRAL_LOG"
@@ -208,7 +261,68 @@ while count() == before + 1 and time.monotonic() < end:
     time.sleep(0.05)
 report("uwsgi: the front end closes, the app receives http.disconnect", count() == before + 2,
        count())
+
+# FastCGI keep-conn: the request's records are all in, the connection stays open; the front
+# end then gives the request up (ABORT_REQUEST), or sends other bytes and closes.
+from lib_protocols import (FCGI_ABORT_REQUEST, FCGI_STDIN, fcgi_begin, fcgi_params_records,
+                           fcgi_record, recv_all)
+def fcgi_wait(req_id):
+    s = connect("unix:%s/f.sock" % T)
+    s.sendall(fcgi_begin(req_id, keep_conn=True) +
+              fcgi_params_records(cgi_params("GET", "/wait-disconnect"), req_id) +
+              fcgi_record(FCGI_STDIN, req_id))
+    time.sleep(0.3)
+    return s
+def wait_count(n):
+    end = time.monotonic() + 10
+    while count() < n and time.monotonic() < end:
+        time.sleep(0.05)
+    return count()
+s = fcgi_wait(7)
+s.sendall(fcgi_record(FCGI_ABORT_REQUEST, 8))  # another request's: nothing happens
+time.sleep(0.5)
+report("fastcgi keep-conn: an ABORT_REQUEST for another id is not this request's",
+       count() == before + 2, count())
+s.sendall(fcgi_record(FCGI_ABORT_REQUEST, 7))
+report("fastcgi keep-conn: ABORT_REQUEST reaches the app as http.disconnect",
+       wait_count(before + 3) == before + 3, count())
+s.settimeout(10)
+rest = recv_all(s)
+report("fastcgi keep-conn: ... and the connection is closed with nothing more", rest == b"", rest)
+s.close()
+s = fcgi_wait(9)
+s.sendall(fcgi_record(FCGI_ABORT_REQUEST, 10)[:5])  # bytes, then the close
+time.sleep(0.2)
+s.close()
+report("fastcgi keep-conn: bytes then the close still reach the app as http.disconnect",
+       wait_count(before + 4) == before + 4, count())
 PY
+
+# Behind nginx fastcgi_pass with fastcgi_keep_conn on: a client that goes away
+KP=$(free_port)
+start_nginx "
+    upstream keep_fcgi { server unix:$T/f.sock; keepalive 4; }
+    server {
+        listen 127.0.0.1:$KP;
+        location / {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass keep_fcgi;
+            fastcgi_keep_conn on;
+        }
+    }" || finish
+disconnects() { grep -c 'disconnect http.disconnect' "$LOG1"; }
+before=$(disconnects)
+curl -s -m 1 -o /dev/null "http://127.0.0.1:$KP/wait-disconnect"
+more_disconnects() { [ "$(disconnects)" -gt "$before" ]; }
+wait_until 10 more_disconnects
+expect_eq "nginx fastcgi_keep_conn: the client goes away, the app receives http.disconnect" \
+    "$((before + 1))" "$(disconnects)"
+curl_req "http://127.0.0.1:$KP/hello"
+expect_eq "nginx fastcgi_keep_conn: the next request is served" "200 Hello, World!" \
+    "$HTTP_CODE $(cat "$T/body")"
+kill "$NGINX_PID"
+nginx_gone() { ! kill -0 "$NGINX_PID" 2>/dev/null; }
+wait_until 10 nginx_gone
 
 stop_corral
 expect_eq "graceful stop: status 0" 0 "$CORRAL_STATUS"

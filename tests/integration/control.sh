@@ -147,7 +147,12 @@ expect_json "workers: the elapsed time grows (was $first_elapsed ms)" \
     "[True]"
 ctl --json status
 expect_json "status: one thread busy" 'd["pool"]["threads_busy"]' 1
+expect_json "status: one request in flight (1 per busy thread)" 'd["pool"]["requests_in_flight"]' 1
+expect_json "status: in flight per worker" 'sorted(w["requests_in_flight"] for w in d["in_flight"])' \
+    "[0, 1]"
 ctl workers
+expect_match "workers (table): 1 in flight on the busy worker's row" \
+    "running +[0-9]+ +1 +[0-9]+ .*GET /slow" "$(cat "$T/ctl.out")"
 expect_match "workers (table): the current request is shown" \
     "running .*GET /slow\?ms=3000 \([0-9]+ ms\)" "$(cat "$T/ctl.out")"
 expect_match "workers (table): a header" "^WORKER +PID +STATE +REQUESTS" "$(head -n 1 "$T/ctl.out")"

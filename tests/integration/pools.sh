@@ -158,6 +158,14 @@ check "corralctl status prints the pools as a table" grep -q "^native .* serving
 ctl -p native status --json
 expect_eq "corralctl -p native status: that pool answers" "native static 2" \
     "$(jq_py "d['pool']['name'] + ' ' + d['pool']['mode'] + ' ' + str(d['pool']['processes'])")"
+expect_eq "corralctl -p native status: its listener by the address the file gave" \
+    "['http:tcp:127.0.0.1:$P1']" "$(jq_py "[l['address'] for l in d['listeners']]")"
+ctl -p native status
+check "corralctl -p native status (table): the listener's address" \
+    grep -q "^http:tcp:127.0.0.1:$P1 \+http " "$T/ctl.out"
+check "the pool's log names its listener by its address" \
+    grep -qE "\[pool native\] listening on http:tcp:127\.0\.0\.1:$P1( |\$)" "$LOG"
+check_not "no log line names a pool's listener by its descriptor" grep -q "listening on [a-z]*:fd:" "$LOG"
 ctl -p py workers --json
 expect_eq "corralctl -p py workers: the WSGI pool's two workers" "2" "$(jq_py "len(d['workers'])")"
 ctl -p nosuch status

@@ -11,7 +11,8 @@
 # workers are gone. Then the failures: an app with a syntax error (the check
 # catches it: nothing changes), and an import that passes the check but
 # fails in the re-executed master (the old workers serve on, "stranded",
-# until a later good reload recovers).
+# until a later good reload recovers), and a scoreboard of another layout
+# (refused with a log line; the old workers are taken over and replaced).
 TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-180}
 . "$(dirname "$0")/lib.sh"
 
@@ -317,6 +318,42 @@ if start_corral -c "$T/slow.conf" --listen "uwsgi:unix:$T/slow.sock" --control "
     expect_match "... and the new version serves" "version=slow2 " \
         "$("$PY" -m lib_protocols get uwsgi "unix:$T/slow.sock" /)"
     stop_corral
+fi
+
+# ---- a scoreboard of another layout (as a build with another one would leave): the
+# re-executed master refuses to adopt it, says so, makes a new one and takes the old
+# workers over as its children; the reload completes and nothing stops serving.
+echo lay1 >"$VERSION"
+if start_corral -c "$CONF" --listen "uwsgi:unix:$T/lay.sock" --control "$T/lay.ctl"; then
+    SB_FD=$(for f in /proc/"$CORRAL_PID"/fd/*; do
+        case $(readlink "$f") in *memfd:corral-scoreboard*) basename "$f" ;; esac
+    done | head -n 1)
+    "$PY" - "/proc/$CORRAL_PID/fd/$SB_FD" <<'PY'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:  # the header: magic, layout
+    magic, layout = struct.unpack("=II", f.read(8))
+    assert (magic, layout) == (0x42535243, 2), (hex(magic), layout)
+    f.seek(4)
+    f.write(struct.pack("=I", 99))
+PY
+    OLD_WORKERS=$("$CTL" -s "$T/lay.ctl" --json workers |
+        "$PY" -c 'import json,sys; print(" ".join(str(w["pid"]) for w in json.load(sys.stdin)["workers"] if w["pid"]))')
+    echo lay2 >"$VERSION"
+    "$CTL" -s "$T/lay.ctl" reload >"$T/lay.out" 2>&1
+    expect_eq "another layout: corralctl reload exits 0" 0 "$?"
+    expect_file_match "another layout: the refusal is logged, naming both layouts" \
+        "not adopting the scoreboard of the previous image: the scoreboard \(fd $SB_FD\) has layout 99, this build layout 2; a new one takes its place with the 2 workers of generation 1" \
+        "$CORRAL_LOG"
+    expect_match "another layout: the new version serves" "version=lay2 " \
+        "$("$PY" -m lib_protocols get uwsgi "unix:$T/lay.sock" /)"
+    old_gone() { for p in $OLD_WORKERS; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
+    wait_until 10 old_gone
+    check "another layout: the old workers ($OLD_WORKERS) were stopped by the new master" old_gone
+    "$CTL" -s "$T/lay.ctl" --json status >"$T/lay.json"
+    expect_eq "another layout: status shows generation 2, 2 processes live" "2 2" \
+        "$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["reload"]["generation"], d["pool"]["processes_live"])' "$T/lay.json")"
+    stop_corral
+    expect_eq "another layout: corral stops with status 0" 0 "$CORRAL_STATUS"
 fi
 
 # ---- systemd (Type=notify): RELOADING=1 before the check, READY=1 from the

@@ -59,6 +59,9 @@ report("page: the reload object (generation 1, idle, no reload yet)",
        (r.get("generation"), r.get("state"), r.get("reloads"), r.get("other_live"), r.get("last"))
        == (1, "idle", 0, 0, None), repr(r))
 report("page: exactly one thread busy (the one serving the page)", p["threads_busy"] == 1, repr(p))
+report("page: one request in flight (the page), per worker too",
+       p["requests_in_flight"] == 1 and
+       sorted(w["requests_in_flight"] for w in page["in_flight"]) == [0, 1], repr(page["in_flight"]))
 report("page: totals count the 20 requests (and the readiness pings)", 20 <= page["totals"]["requests"] <= 24, repr(page["totals"]))
 report("page: the control socket's status counts the page as one more request",
        ctl["totals"]["requests"] == page["totals"]["requests"] + 1, "%r vs %r" % (ctl["totals"], page["totals"]))
@@ -106,6 +109,10 @@ def om_check(label, text, ctl, u, f):
            one("corral_requests") == ctl["totals"]["requests"] - 1, "%r vs %r" % (one("corral_requests"), ctl["totals"]))
     report(label + ": corral_workers 2, corral_threads 4, corral_busy_threads 1",
            (one("corral_workers"), one("corral_threads"), one("corral_busy_threads")) == (2, 4, 1))
+    fl = sorted((s.labels["worker"], s.value) for s in fams["corral_requests_in_flight"].samples)
+    report(label + ": corral_requests_in_flight per worker: 1 on the page's worker, 0 on the other",
+           fams["corral_requests_in_flight"].type == "gauge" and len(fl) == 2 and
+           sorted(v for _, v in fl) == [0, 1], repr(fl))
     q = {s.labels["listener"]: s.value for s in fams["corral_listen_queue"].samples}
     report(label + ": corral_listen_queue per listener, 0 when idle",
            q == {"uwsgi:unix:" + u: 0, "fastcgi:unix:" + f: 0}, repr(q))

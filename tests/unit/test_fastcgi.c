@@ -520,6 +520,41 @@ static void fastcgi_consumes_nothing_after_body_end(void **state)
     buf_free(&b);
 }
 
+/* After the body, gave_up finds an ABORT_REQUEST for the request among
+ * the whole records that follow, past records of other ids and management
+ * records, and nothing in a cut header, another id's abort, or bytes of
+ * another version; the state is left as it was. */
+static void fastcgi_gave_up_finds_abort_after_body(void **state)
+{
+    (void)state;
+    struct buf b = {0};
+    request(&b, &nginx_style, 1, 1, &nginx_req);
+    struct codec_run run;
+    codec_feed(CODEC, &default_limits, b.p, b.len, 0, 0, &run);
+    assert_request(&run, &nginx_req);
+    struct buf after = {0};
+    record(&after, T_ABORT, 2, NULL, 0, 0);
+    record(&after, T_PARAMS, 3, "junk", 4, 4);
+    assert_false(CODEC->gave_up(run.state, after.p, after.len));
+    record(&after, T_ABORT, 1, NULL, 0, 0);
+    assert_true(CODEC->gave_up(run.state, after.p, after.len));
+    assert_false(CODEC->gave_up(run.state, after.p, after.len - 1)); /* its header cut */
+    struct buf bad = {0};
+    record_v(&bad, 2, T_ABORT, 1, NULL, 0, 0);
+    assert_false(CODEC->gave_up(run.state, bad.p, bad.len));
+    struct proto_event ev;
+    assert_int_equal(CODEC->decode(run.state, after.p, after.len, &run.params, &ev),
+                     PROTO_BODY_END);
+    assert_int_equal(ev.consumed, 0);
+    /* After next_request (no request active): never. */
+    CODEC->next_request(run.state);
+    assert_false(CODEC->gave_up(run.state, after.p, after.len));
+    codec_run_free(&run);
+    buf_free(&b);
+    buf_free(&after);
+    buf_free(&bad);
+}
+
 /* ---- keep-conn ---- */
 
 static void get_values(struct buf *b, const char *const *names, size_t n)
@@ -1545,6 +1580,7 @@ int main(void)
         cmocka_unit_test(fastcgi_refuses_unknown_role_and_closes),
         cmocka_unit_test(fastcgi_refuses_unknown_role_and_keeps_connection),
         cmocka_unit_test(fastcgi_refuses_second_request_id),
+        cmocka_unit_test(fastcgi_gave_up_finds_abort_after_body),
         cmocka_unit_test(fastcgi_reports_abort_of_active_request),
         cmocka_unit_test(fastcgi_ignores_abort_of_other_request),
         cmocka_unit_test(fastcgi_skips_records_of_other_ids_and_data),

@@ -44,6 +44,18 @@ static void listen_parses_unix_tcp_and_fd(void **state)
     assert_int_equal(listen_parse("fastcgi:fd:3", &a, err, sizeof(err)), 0);
     assert_int_equal(a.family, LISTEN_FD);
     assert_int_equal(a.fd, 3);
+    assert_int_equal(a.bound, LISTEN_FD);
+
+    /* An inherited descriptor with the address it is bound to. */
+    assert_int_equal(listen_parse("http:fd:4@tcp:[::1]:8080", &a, err, sizeof(err)), 0);
+    assert_int_equal(a.family, LISTEN_FD);
+    assert_int_equal(a.fd, 4);
+    assert_int_equal(a.bound, LISTEN_TCP);
+    assert_string_equal(a.host, "::1");
+    assert_string_equal(a.port, "8080");
+    assert_int_equal(listen_parse("uwsgi:fd:3@unix:/run/a@b.sock", &a, err, sizeof(err)), 0);
+    assert_int_equal(a.bound, LISTEN_UNIX);
+    assert_string_equal(a.path, "/run/a@b.sock");
 }
 
 static void listen_rejects_bad_specs_with_reasons(void **state)
@@ -65,6 +77,11 @@ static void listen_rejects_bad_specs_with_reasons(void **state)
         {"uwsgi:tcp:[::1:80", "expected tcp:[IPv6]:PORT"},
         {"uwsgi:fd:x", "expected a descriptor number"},
         {"uwsgi:fd:-1", "expected a descriptor number"},
+        {"uwsgi:fd:3@", "expected the address unix:/PATH"},
+        {"uwsgi:fd:3@fd:4", "expected unix: or tcp: after '@'"},
+        {"uwsgi:fd:3@fd:4@unix:/x", "expected unix: or tcp: after '@'"},
+        {"uwsgi:fd:3@tcp:x", "expected tcp:HOST:PORT"},
+        {"uwsgi:fd:3x@unix:/x", "expected a descriptor number"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct listen_addr a;
@@ -157,6 +174,19 @@ static void listen_adopts_inherited_fd_and_reads_queue_depth(void **state)
     assert_int_equal(listen_parse(spec, &a, err, sizeof(err)), 0);
     if (listen_open(&l, &a, 8, 0660, err, sizeof(err)) != 0)
         fail_msg("listen_open: %s", err);
+    snprintf(spec, sizeof(spec), "uwsgi:fd:%d", fd);
+    assert_string_equal(l.name, spec);
+
+    /* Given with its address: named by it, the socket file still not ours. */
+    struct listener named;
+    snprintf(spec, sizeof(spec), "uwsgi:fd:%d@unix:%s", fd, path);
+    assert_int_equal(listen_parse(spec, &a, err, sizeof(err)), 0);
+    if (listen_open(&named, &a, 8, 0660, err, sizeof(err)) != 0)
+        fail_msg("listen_open: %s", err);
+    snprintf(spec, sizeof(spec), "uwsgi:unix:%s", path);
+    assert_string_equal(named.name, spec);
+    assert_false(named.owns_path);
+    assert_int_equal(named.fd, fd);
 
     unsigned depth = 99;
     assert_int_equal(listen_queue_depth(&l, &depth), 0);

@@ -1,7 +1,8 @@
 /*
  * test_reexec.c — $CORRAL_REEXEC, what a --preload reload hands to the
  * re-executed master: written and read back, and every malformed text
- * refused with a reason.
+ * refused with a reason; and the scoreboard memfd it names, adopted only
+ * when of this build's layout.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,11 @@
 
 #include "config/config.h"
 #include "master/reexec_state.h"
+#include "core/scoreboard.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static struct reexec_state state_a, state_b;
 static char text[1 << 16];
@@ -46,6 +52,33 @@ static void fill(struct reexec_state *s)
     snprintf(s->pidfile, sizeof(s->pidfile), "-");
     s->pidfile_fd = 12;
     snprintf(s->why, sizeof(s->why), "corralctl chain-reload");
+}
+
+/* A scoreboard of this layout is adopted; one of another layout, or one
+ * without the mark (the build before it), is refused with a reason and its
+ * descriptor left open for the caller's fallback. */
+static void scoreboard_attach_checks_the_layout(void **state)
+{
+    (void)state;
+    struct scoreboard a, b;
+    char err[256];
+    assert_int_equal(scoreboard_create(&a, 4, 2, 1), 0);
+    a.hdr->bank_size = 2; /* two banks, as the master makes them */
+    assert_int_equal(scoreboard_attach(&b, a.fd, err, sizeof(err)), 0);
+    assert_int_equal(b.hdr->max_workers, 4);
+    munmap(b.map, b.map_len);
+
+    a.hdr->layout = SB_LAYOUT + 1;
+    err[0] = '\0';
+    assert_int_equal(scoreboard_attach(&b, a.fd, err, sizeof(err)), SB_ATTACH_LAYOUT);
+    assert_non_null(strstr(err, "has layout 3, this build layout 2"));
+    assert_true(fcntl(a.fd, F_GETFD) >= 0);
+
+    a.hdr->magic = 4; /* layout 1 began with max_workers */
+    a.hdr->layout = 2;
+    assert_int_equal(scoreboard_attach(&b, a.fd, err, sizeof(err)), SB_ATTACH_LAYOUT);
+    assert_non_null(strstr(err, "no layout mark"));
+    scoreboard_destroy(&a);
 }
 
 static void reexec_state_round_trips(void **state)
@@ -253,6 +286,7 @@ int main(void)
         cmocka_unit_test(reexec_parse_refuses_malformed_text),
         cmocka_unit_test(reexec_parse_bounds_the_repeated_keys),
         cmocka_unit_test(reexec_keep_fixed_restores_restart_only_settings),
+        cmocka_unit_test(scoreboard_attach_checks_the_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -149,6 +149,7 @@ static void pool_open(struct pool *p)
     STORE(&w[1].requests, 7);
     STORE(&w[1].errors, 2);
     STORE(&w[1].accepted, 3);
+    STORE(&w[1].detached, 5); /* an ASGI loop holding 5 requests, no thread busy */
     STORE(scoreboard_accepted(&p->sb, 1, 0), 3);
 
     STORE(&w[2].requests, 100);
@@ -268,7 +269,8 @@ static void status_json_sums_slots_and_reads_listen_queue(void **state)
      * thread's method and URI (unterminated in their slot) are no part of
      * the pool status. */
     static const char *const members[] = {"version", "pid",    "started_at", "uptime_s", "state",
-                                          "pool",    "totals", "reload",     "listeners"};
+                                          "pool",    "totals", "reload",     "listeners",
+                                          "in_flight"};
     assert_int_equal(v->type, JSON_OBJECT);
     assert_int_equal(v->count, sizeof(members) / sizeof(members[0]));
     const struct json_value *m = v->child;
@@ -292,6 +294,17 @@ static void status_json_sums_slots_and_reads_listen_queue(void **state)
     assert_int_equal(num(v, "pool.threads"), POOL_THREADS);
     assert_int_equal(num(v, "pool.threads_live"), 4); /* not slot 5's */
     assert_int_equal(num(v, "pool.threads_busy"), 1);
+    /* Slot 0's busy thread and slot 1's 5 detached requests. */
+    assert_int_equal(num(v, "pool.requests_in_flight"), 6);
+    const struct json_value *fl = json_get(v, "in_flight");
+    assert_non_null(fl);
+    assert_int_equal(fl->count, 3); /* slots 0, 1, 3: the serving bank's live workers */
+    assert_int_equal(num(element(fl, 0), "index"), 0);
+    assert_int_equal(num(element(fl, 0), "requests_in_flight"), 1);
+    assert_int_equal(num(element(fl, 1), "pid"), 1002);
+    assert_int_equal(num(element(fl, 1), "requests_in_flight"), 5);
+    assert_int_equal(num(element(fl, 2), "index"), 3);
+    assert_int_equal(num(element(fl, 2), "requests_in_flight"), 0);
     /* Static pools have no spare bounds nor spawn rate. */
     assert_null(json_get(json_get(v, "pool"), "min_spare"));
     assert_null(json_get(json_get(v, "pool"), "spawn_rate"));
@@ -762,6 +775,10 @@ static void status_openmetrics_is_well_formed_and_matches_scoreboard(void **stat
     assert_int_equal(om_value(&om, "corral_previous_generation_workers", NULL, NULL), 1);
     assert_int_equal(om_value(&om, "corral_threads", NULL, NULL), 4);
     assert_int_equal(om_value(&om, "corral_busy_threads", NULL, NULL), 1);
+    assert_string_equal(om_type(&om, "corral_requests_in_flight"), "gauge");
+    assert_int_equal(om_value(&om, "corral_requests_in_flight", "worker", "0"), 1);
+    assert_int_equal(om_value(&om, "corral_requests_in_flight", "worker", "1"), 5);
+    assert_int_equal(om_value(&om, "corral_requests_in_flight", "worker", "3"), 0);
 
     /* Per listener, the names escaped and read back as they are (the
      * stray byte as U+FFFD, as in the JSON). */

@@ -414,17 +414,27 @@ static PyObject *app_asgi_request_queued(PyObject *self, PyObject *unused)
     return PyBool_FromLong(conn_wants_write(c));
 }
 
-/* peek() -> 1 bytes wait on the socket, 0 the peer closed (or failed),
- * -1 nothing yet. Never waits, never consumes. */
-static PyObject *app_asgi_request_peek(PyObject *self, PyObject *unused)
+/* gone() -> 1 the front end went away (closed, failed, or a FastCGI
+ * ABORT_REQUEST for this request: the connection is then closed at
+ * resume), 0 not that we know (bytes that came are kept for the next
+ * request), -1 nothing more can be learnt (the read buffer is full). For
+ * a request whose body was read to its end; never waits
+ * (conn_peer_gone). */
+static PyObject *app_asgi_request_gone(PyObject *self, PyObject *unused)
 {
     (void)unused;
+    struct app_asgi_request *r = (struct app_asgi_request *)self;
     struct app_asgi_job *job = app_asgi_job_of(self);
     if (!job)
         return NULL;
-    char b;
-    ssize_t n = recv(job->req->conn->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    int v = n > 0 ? 1 : n == 0 ? 0 : (errno == EAGAIN || errno == EWOULDBLOCK) ? -1 : 0;
+    int v = conn_peer_gone(job->req->conn);
+    if (v == 1) {
+        /* As a failed write would say (conn/request.h): nothing more goes
+         * out, no 500 for an app that then ends without a response, and
+         * the access log says 499. */
+        job->req->failed = true;
+        r->close = true;
+    }
     return PyLong_FromLong(v);
 }
 
@@ -495,7 +505,7 @@ static PyMethodDef app_asgi_request_methods[] = {
     {"write", app_asgi_request_write, METH_VARARGS, NULL},
     {"finish", app_asgi_request_finish, METH_VARARGS, NULL},
     {"queued", app_asgi_request_queued, METH_NOARGS, NULL},
-    {"peek", app_asgi_request_peek, METH_NOARGS, NULL},
+    {"gone", app_asgi_request_gone, METH_NOARGS, NULL},
     {"resume", app_asgi_request_resume, METH_VARARGS, NULL},
     {"buffered", app_asgi_request_buffered, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},

@@ -92,16 +92,17 @@ async def _readable(fd, timeout):
 
 
 async def _disconnected(req):
-    """Returns when the front end closes the connection; never when it
-    sends bytes (the next request of a kept connection: not ours to read)."""
+    """Returns when the front end closes the connection or gives the
+    request up (FastCGI ABORT_REQUEST); bytes of a next request are kept
+    for it (req.gone reads them into the connection's buffer)."""
     fut = _loop.create_future()
     fd = req.fd
 
     def readable():
-        r = req.peek()
-        if r >= 0:
+        r = req.gone()
+        if r != 0:
             _loop.remove_reader(fd)
-            if r == 0:
+            if r == 1:
                 _done(fut)
 
     _loop.add_reader(fd, readable)
