@@ -231,6 +231,11 @@ static void cgi_job_ran(struct cgi_job *job, bool kill_now)
         cgi_job_finish(job, -1);
         return;
     case CGI_RUN_TIMED_OUT:
+        /* The rest of the body is not read: a front end such as nginx,
+         * which sends it all before it reads, takes the answer once the
+         * connection closes. */
+        if (!job->req->conn->body_done)
+            job->close = true;
         cgi_job_answer_status(job, 504);
         return;
     case CGI_RUN_FAILED:
@@ -251,21 +256,18 @@ void cgi_job_refuse(struct cgi_job *job)
     cgi_job_answer(job, 503, "Service Unavailable: too many CGI scripts running\n");
 }
 
-/* FLUSHING: push what is queued; once nothing is, give the request back. */
+/* FLUSHING: push what is queued; once nothing is, give the request back.
+ * EPOLLHUP or EPOLLERR in EVENTS: the connection is given up on. */
 static void cgi_job_flush(struct cgi_job *job, uint32_t events)
 {
     struct conn *c = job->req->conn;
-    if (conn_wants_write(c) && !job->close && conn_push_queued(c) < 0)
-        job->close = true;
-    if ((events & (EPOLLHUP | EPOLLERR)) && conn_wants_write(c))
-        job->close = true;
-    if (conn_wants_write(c) && !job->close) {
-        if (cgi_watch_set(job->epfd, &job->conn, EPOLLOUT) == 0)
-            return;
-        job->close = true;
-    }
+    bool dead = (events & (EPOLLHUP | EPOLLERR)) != 0;
+    if (!dead && conn_wants_write(c) && conn_push_queued(c) < 0)
+        dead = true;
+    if (!dead && conn_wants_write(c) && cgi_watch_set(job->epfd, &job->conn, EPOLLOUT) == 0)
+        return;
     cgi_watch_set(job->epfd, &job->conn, 0);
-    if (conn_wants_write(c))
+    if (dead || conn_wants_write(c))
         job->close = true; /* never hand back a connection with bytes queued */
     job->phase = CGI_JOB_DONE;
     app_resume(job->app, job->req, job->close);
@@ -298,8 +300,7 @@ void cgi_job_tick(struct cgi_job *job, uint64_t now)
     } else if (job->phase == CGI_JOB_FLUSHING && now >= job->until) {
         log_msg(LOG_WARN, "cgi %s %s: the front end took no bytes for %u ms: closed",
                 cgi_job_method(job), cgi_job_uri(job), job->conf->timeout_ms);
-        job->close = true;
-        cgi_job_flush(job, 0);
+        cgi_job_flush(job, EPOLLERR);
     }
 }
 
