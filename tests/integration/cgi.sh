@@ -267,7 +267,7 @@ expect_match "... and says why" "cgi: the root $T/no-such-dir: No such file or d
 # ---- a running script holds no thread: 1 process x 1 thread, the worker's
 # CGI loop runs them all
 N=$T/n.sock
-start_corral --listen "fastcgi:unix:$N" --chmod 0666 --cgi "$ROOT" --processes 1 --threads 1 \
+start_corral --listen "fastcgi:unix:$N" --chmod 0666 --cgi "$ROOT" --processes 1 --threads 1 --cgi-max-scripts 80 \
     --cgi-timeout 60 --graceful-timeout 8 --env "HANG_DIR=$T/hang" || finish
 NLOG=$CORRAL_LOG
 NW=$(children_of "$CORRAL_PID")
