@@ -85,9 +85,9 @@ static int cgi_load(struct app *app, const struct config *c, char *err, size_t e
         ca->conf.base.params_count++;
     }
     ca->conf.limits = (struct cgi_limits){.as = c->cgi_rlimit_as,
-                                     .cpu = c->cgi_rlimit_cpu,
-                                     .nproc = c->cgi_rlimit_nproc,
-                                     .nofile = c->cgi_rlimit_nofile};
+                                          .cpu = c->cgi_rlimit_cpu,
+                                          .nproc = c->cgi_rlimit_nproc,
+                                          .nofile = c->cgi_rlimit_nofile};
     ca->conf.timeout_ms = c->cgi_timeout_ms;
     ca->conf.queue_ms = c->cgi_queue_timeout_ms;
     /* A running script holds no thread (cgi_loop.h): the limit is the

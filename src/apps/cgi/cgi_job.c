@@ -82,8 +82,8 @@ static void cgi_job_answer_status(struct cgi_job *job, int status)
  * it is a path (Apache's mod_proxy_fcgi sends "proxy:fcgi://..."), else
  * DOCUMENT_ROOT (else ROOT, for a redirect) + SCRIPT_NAME. Writes it into NAME; returns
  * false when there is none. */
-static bool cgi_name(const struct cgi_conf *conf, corral_request *req, const char *path,
-                     char *name, size_t len)
+static bool cgi_name(const struct cgi_conf *conf, corral_request *req, const char *path, char *name,
+                     size_t len)
 {
     const char *docroot = corral_param(req, "DOCUMENT_ROOT");
     if (!path) {
@@ -104,8 +104,7 @@ static bool cgi_name(const struct cgi_conf *conf, corral_request *req, const cha
  * local redirect's Location: (NULL for the request itself); a redirect
  * found by this run goes into LOCATION (LOCLEN bytes). Returns 0 with
  * job->state running, else the status the caller answers. */
-static int cgi_job_once(struct cgi_job *job, const char *redir_uri, char *location,
-                        size_t loclen)
+static int cgi_job_once(struct cgi_job *job, const char *redir_uri, char *location, size_t loclen)
 {
     const struct cgi_conf *conf = job->conf;
     corral_request *req = job->req;
@@ -193,8 +192,8 @@ static void cgi_job_go(struct cgi_job *job, const char *redir)
 {
     for (;;) {
         if (job->hop > APP_CGI_REDIRECTS) {
-            log_msg(LOG_ERROR, "cgi %s %s: more than %d local redirects: 500",
-                    cgi_job_method(job), cgi_job_uri(job), APP_CGI_REDIRECTS);
+            log_msg(LOG_ERROR, "cgi %s %s: more than %d local redirects: 500", cgi_job_method(job),
+                    cgi_job_uri(job), APP_CGI_REDIRECTS);
             cgi_job_answer(job, 500, "Internal Server Error: too many local redirects\n");
             return;
         }

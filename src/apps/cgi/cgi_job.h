@@ -31,8 +31,8 @@ struct cgi_conf {
 };
 
 enum cgi_job_phase {
-    CGI_JOB_WAITING, /* for a turn (the loop's queue) */
-    CGI_JOB_RUNNING, /* a script runs */
+    CGI_JOB_WAITING,  /* for a turn (the loop's queue) */
+    CGI_JOB_RUNNING,  /* a script runs */
     CGI_JOB_FLUSHING, /* the response is complete, its bytes go out */
     CGI_JOB_DONE,     /* given back (app_resume): the loop frees it */
 };
@@ -44,11 +44,11 @@ struct cgi_job {
     corral_request *req;
     int epfd;
     enum cgi_job_phase phase;
-    bool turn;           /* holds one of --cgi-max-scripts (the loop's count) */
-    bool close;          /* the connection is closed when given back */
-    bool settled;        /* DONE and seen by the loop */
-    uint64_t until;      /* WAITING: the queue deadline; FLUSHING: the send's */
-    int hop;             /* local redirects followed */
+    bool turn;      /* holds one of --cgi-max-scripts (the loop's count) */
+    bool close;     /* the connection is closed when given back */
+    bool settled;   /* DONE and seen by the loop */
+    uint64_t until; /* WAITING: the queue deadline; FLUSHING: the send's */
+    int hop;        /* local redirects followed */
     struct cgi_watch conn;
     struct cgi_run run;
     struct cgi_run_state *state;

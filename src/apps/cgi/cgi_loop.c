@@ -35,8 +35,8 @@ struct cgi_loop {
     /* The loop thread's alone. */
     struct cgi_list waiting, active;
     struct cgi_list dead; /* given back, freed after the epoll batch */
-    unsigned running;  /* turns taken */
-    uint64_t cut_at;   /* the stop's cut (0: not stopping) */
+    unsigned running;     /* turns taken */
+    uint64_t cut_at;      /* the stop's cut (0: not stopping) */
     bool cut_done;
 };
 
@@ -179,7 +179,8 @@ static void *cgi_loop_main(void *arg)
     while (!atomic_load(&l->quit)) {
         if (atomic_load(&l->stopping) && !l->cut_at) {
             uint64_t g = l->graceful_ms;
-            l->cut_at = clock_now_ms() + (g > CGI_LOOP_STOP_MARGIN_MS ? g - CGI_LOOP_STOP_MARGIN_MS : 0);
+            l->cut_at =
+                clock_now_ms() + (g > CGI_LOOP_STOP_MARGIN_MS ? g - CGI_LOOP_STOP_MARGIN_MS : 0);
         }
         int ms = cgi_loop_timers(l);
         cgi_loop_bury(l);

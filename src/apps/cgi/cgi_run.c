@@ -402,11 +402,11 @@ static void cgi_run_sync(struct cgi_run_state *s)
         cgi_run_wrapup(s);
     struct conn *c = cgi_run_conn(s);
     size_t pending = s->hold_len - s->hold_off;
-    bool out_ok = s->discard || (!s->body_eof ? pending < CGI_RUN_HOLD_MAX
-                                              : !pending && !conn_wants_write(c));
+    bool out_ok = s->discard ||
+                  (!s->body_eof ? pending < CGI_RUN_HOLD_MAX : !pending && !conn_wants_write(c));
     bool want_body = !s->gone && !s->timed_out &&
-                     (s->draining || (s->ch.in_fd >= 0 && s->in_off == s->in_len &&
-                                      !s->body_eof && !s->discard));
+                     (s->draining ||
+                      (s->ch.in_fd >= 0 && s->in_off == s->in_len && !s->body_eof && !s->discard));
     uint32_t conn_mask = 0;
     if (!s->gone && !(s->ended && s->discard)) {
         if (want_body)
@@ -419,8 +419,7 @@ static void cgi_run_sync(struct cgi_run_state *s)
             conn_mask |= EPOLLRDHUP;
     }
     int epfd = s->r->epfd, rc = 0;
-    rc |= cgi_watch_set(epfd, &s->w_in,
-                        s->ch.in_fd >= 0 && s->in_off < s->in_len ? EPOLLOUT : 0);
+    rc |= cgi_watch_set(epfd, &s->w_in, s->ch.in_fd >= 0 && s->in_off < s->in_len ? EPOLLOUT : 0);
     rc |= cgi_watch_set(epfd, &s->w_out, !s->out_eof && out_ok ? EPOLLIN : 0);
     rc |= cgi_watch_set(epfd, &s->w_err, s->ch.err_fd >= 0 ? EPOLLIN : 0);
     rc |= cgi_watch_set(epfd, &s->w_pid, !s->exited ? EPOLLIN : 0);

@@ -60,13 +60,13 @@ enum cgi_run_outcome {
 
 struct cgi_run {
     corral_request *req;
-    const char *label;   /* "GET /cgi-bin/x.sh (/srv/cgi/x.sh)": names the run in the log */
-    unsigned timeout_ms; /* the time limit, from the start */
-    bool send_body;      /* the request body goes to stdin (not for a redirect's re-run) */
-    char *location;      /* CGI_RUN_REDIRECT: the local Location: value ... */
-    size_t location_len; /* ... in a buffer of this size */
-    int epfd;            /* the loop's epoll */
-    struct cgi_job *job; /* the watches' owner (cgi_watch.h) */
+    const char *label;      /* "GET /cgi-bin/x.sh (/srv/cgi/x.sh)": names the run in the log */
+    unsigned timeout_ms;    /* the time limit, from the start */
+    bool send_body;         /* the request body goes to stdin (not for a redirect's re-run) */
+    char *location;         /* CGI_RUN_REDIRECT: the local Location: value ... */
+    size_t location_len;    /* ... in a buffer of this size */
+    int epfd;               /* the loop's epoll */
+    struct cgi_job *job;    /* the watches' owner (cgi_watch.h) */
     struct cgi_watch *conn; /* the connection's watch: the run's until cgi_run_end */
 };
 
