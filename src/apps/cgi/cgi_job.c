@@ -187,25 +187,22 @@ static int cgi_job_once(struct cgi_job *job, const char *redir_uri, char *locati
     return status;
 }
 
-/* Run (or re-run, for a redirect) until a script runs or an answer is due. */
+/* Run (or re-run, for a redirect, REDIR) until a script runs or an answer
+ * is due. */
 static void cgi_job_go(struct cgi_job *job, const char *redir)
 {
-    for (;;) {
-        if (job->hop > APP_CGI_REDIRECTS) {
-            log_msg(LOG_ERROR, "cgi %s %s: more than %d local redirects: 500", cgi_job_method(job),
-                    cgi_job_uri(job), APP_CGI_REDIRECTS);
-            cgi_job_answer(job, 500, "Internal Server Error: too many local redirects\n");
-            return;
-        }
-        char *loc = job->location[job->hop & 1];
-        int status = cgi_job_once(job, redir, loc, sizeof(job->location[0]));
-        if (status == 0) {
-            job->phase = CGI_JOB_RUNNING;
-            return;
-        }
-        cgi_job_answer_status(job, status);
+    if (job->hop > APP_CGI_REDIRECTS) {
+        log_msg(LOG_ERROR, "cgi %s %s: more than %d local redirects: 500", cgi_job_method(job),
+                cgi_job_uri(job), APP_CGI_REDIRECTS);
+        cgi_job_answer(job, 500, "Internal Server Error: too many local redirects\n");
         return;
     }
+    char *loc = job->location[job->hop & 1];
+    int status = cgi_job_once(job, redir, loc, sizeof(job->location[0]));
+    if (status == 0)
+        job->phase = CGI_JOB_RUNNING;
+    else
+        cgi_job_answer_status(job, status);
 }
 
 /* The run is over: its outcome. */

@@ -268,6 +268,15 @@ void cgi_loop_free(struct cgi_loop *l)
     if (!l)
         return;
     atomic_store(&l->quit, true);
+    if (pthread_equal(pthread_self(), l->thread)) {
+        /* The process exits from the loop's own thread (a resume that
+         * ended the worker): the scripts die with their group, nothing
+         * else is let go. */
+        for (struct cgi_job *j = l->active.head; j; j = j->next)
+            if (j->phase == CGI_JOB_RUNNING)
+                cgi_job_kill(j);
+        return;
+    }
     cgi_loop_wake(l);
     pthread_join(l->thread, NULL);
     /* What is left is killed; the process exits without it. */
