@@ -6,8 +6,8 @@
 #   BUILD=build ROUNDS=5 SECONDS_PER_RUN=10 contrib/bench/cgi.sh
 #
 # Both sides run CGI_PROCS scripts at once (default 4):
-#   corral: --cgi ROOT --processes 1 --threads CGI_PROCS (a running script holds a worker thread,
-#           as it holds an fcgiwrap process), --cgi-timeout HANG_LIMIT;
+#   corral: --cgi ROOT --processes 1 --threads 1 --cgi-max-scripts CGI_PROCS (a running script
+#           holds no thread: the worker's CGI loop runs them), --cgi-timeout HANG_LIMIT;
 #   fcgiwrap 1.1: -c CGI_PROCS (preforked processes; it has no time limit).
 # The script is a shell script that prints a header and "Hello, World!" (ROOT/hello.cgi).
 # Part 1: wrk -t1 -c CONNS -d SECONDS_PER_RUN --timeout 5s -> nginx (1 worker, fastcgi_pass, no
@@ -73,7 +73,7 @@ chmod 755 "$ROOT/hello.cgi" "$ROOT/hang.cgi"
 root_opt=()
 [ "$(id -u)" = 0 ] && root_opt=(--allow-root)
 "$BUILD/corral" "${root_opt[@]}" --listen "fastcgi:unix:$T/corral.sock" --chmod 0666 \
-    --cgi "$ROOT" --processes 1 --threads "$CGI_PROCS" --cgi-timeout "$HANG_LIMIT" \
+    --cgi "$ROOT" --processes 1 --threads 1 --cgi-max-scripts "$CGI_PROCS" --cgi-timeout "$HANG_LIMIT" \
     --error-log "$T/corral.log" >/dev/null 2>&1 &
 pids+=($!)
 fcgiwrap -c "$CGI_PROCS" -s "unix:$T/fcgiwrap.sock" >"$T/fcgiwrap.log" 2>&1 &

@@ -275,7 +275,7 @@ const struct option_spec options_table[] = {
         .metavar = "N",
         .group = "CGI scripts (--cgi)",
         .help = "scripts one worker runs at once (more wait, up to --cgi-queue-timeout, then "
-                "503); 0 = --threads",
+                "503); 0 = 64 (a running script holds no thread)",
     },
     {
         .name = "cgi-queue-timeout",

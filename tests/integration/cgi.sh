@@ -9,7 +9,10 @@
 # Location: (to the client, and a local redirect re-run inside corral,
 # bounded), stderr in the error log, a hanging script and its child killed
 # after --cgi-timeout (the process group), a script whose front end went
-# away killed, --cgi-max-scripts with queueing and 503, the refusals
+# away killed, --cgi-max-scripts with queueing and 503; a running script
+# holds no thread (64 at once on 1 thread, a fast one answered meanwhile), a
+# slow reader of a big answer leaves the script blocked on its pipe (small
+# RSS), a reload and a graceful stop while scripts run; the refusals
 # (outside ROOT via .. and via a symlink, not executable, a directory),
 # --uid, no zombie left; then git's git-http-backend (git clone and git push
 # over HTTP through nginx -> corral) and cgit.
@@ -28,7 +31,7 @@ need apache2 apache2
 ROOT=$T/root
 mkdir -p "$ROOT/sub" "$T/outside" "$T/hang"
 cp -p "$top_srcdir"/tests/apps/cgi-bin/* "$ROOT/"
-chmod 755 "$ROOT"/cat.sh "$ROOT"/echo.sh "$ROOT"/echo.py "$ROOT"/hang.sh "$ROOT"/slow.sh
+chmod 755 "$ROOT"/cat.sh "$ROOT"/echo.sh "$ROOT"/echo.py "$ROOT"/hang.sh "$ROOT"/slow.sh "$ROOT"/big.sh "$ROOT"/gate.sh
 chmod 644 "$ROOT/noexec.sh"
 chmod 777 "$T/hang"
 printf '#!/bin/sh\ntouch %s/evil-ran\nprintf "Content-Type: text/plain\\r\\n\\r\\nevil\\n"\n' "$T" >"$T/outside/evil.sh"
@@ -263,6 +266,77 @@ fi
 run_corral badroot --cgi "$T/no-such-dir" --listen "fastcgi:unix:$T/bad.sock"
 expect_eq "a --cgi root that does not exist: corral does not start" 1 "$RC"
 expect_match "... and says why" "cgi: the root $T/no-such-dir: No such file or directory" "$OUT"
+
+# ---- a running script holds no thread: 1 process x 1 thread, the worker's
+# CGI loop runs them all
+N=$T/n.sock
+start_corral --listen "fastcgi:unix:$N" --chmod 0666 --cgi "$ROOT" --processes 1 --threads 1 --cgi-max-scripts 80 \
+    --cgi-timeout 60 --graceful-timeout 8 --env "HANG_DIR=$T/hang" || finish
+NLOG=$CORRAL_LOG
+NW=$(children_of "$CORRAL_PID")
+# fcgi SCRIPT QUERY : a GET over FastCGI to corral on $N, the answer on stdout.
+fcgi() {
+    env -i REQUEST_METHOD=GET SCRIPT_FILENAME="$ROOT/$1" QUERY_STRING="$2" REQUEST_URI="/$1?$2" \
+        timeout 40 cgi-fcgi -bind -connect "$N"
+}
+# scripts_running NAME COUNT : at least COUNT scripts NAME run under the worker.
+scripts_running() { [ "$(pgrep -c -P "$NW" -f "$ROOT/$1")" -ge "$2" ]; }
+spids=()
+for i in $(seq 64); do
+    fcgi gate.sh "$i" >"$T/s$i" 2>&1 &
+    spids+=($!)
+done
+check "64 waiting scripts run at once on 1 process x 1 thread" wait_until 20 scripts_running gate.sh 64
+fcgi echo.sh fast >"$T/fast" 2>&1
+check "... and a request to a fast script meanwhile is answered" grep -q '^query=fast' "$T/fast"
+check "... while the 64 still run" scripts_running gate.sh 64
+expect_eq "... none of them answered yet" "" "$(cat "$T"/s[0-9]*)"
+touch "$T/hang/gate"
+wait "${spids[@]}"
+expect_eq "... then the 64 answer" 64 "$(cat "$T"/s[0-9]* | grep -c '^passed the gate pid')"
+
+# ---- a slow reader: the script waits on its pipe, corral's memory stays small
+rss0=$(rss_kb "$NW")
+fcgi big.sh 104857600 | { sleep 5; wc -c; } >"$T/bigcount" &
+bigp=$!
+check "a 100 MB answer to a client that does not read: the script is blocked, not done" \
+    wait_until 10 scripts_running big.sh 1
+sleep 2
+check "... still running after 2 s" scripts_running big.sh 1
+expect_lt "... and the worker's RSS grew by little (KiB)" "$(($(rss_kb "$NW") - rss0))" 8192
+wait "$bigp"
+expect_match "... then every byte goes out once the client reads" '^10485[0-9]{4}$' "$(cat "$T/bigcount")"
+
+# ---- graceful stop and reload while scripts run
+spids=()
+for i in 1 2 3; do
+    fcgi slow.sh 2 >"$T/g$i" 2>&1 &
+    spids+=($!)
+done
+wait_until 10 scripts_running slow.sh 3
+kill -HUP "$CORRAL_PID"
+wait "${spids[@]}"
+expect_eq "a reload while 3 scripts run: each ends and answers" 3 "$(cat "$T"/g[1-3] | grep -c '^slept 2 pid')"
+# worker_replaced : the master's one worker is not $NW.
+worker_replaced() { [ -n "$(children_of "$CORRAL_PID")" ] && [ "$(children_of "$CORRAL_PID")" != "$NW" ]; }
+check "... and a new worker took over" wait_until 15 worker_replaced
+NW=$(children_of "$CORRAL_PID")
+fcgi echo.sh after >"$T/after" 2>&1
+check "... a new script" grep -q '^query=after' "$T/after"
+fcgi slow.sh 1 >"$T/stop1" 2>&1 &
+sp=$!
+fcgi hang.sh stop >"$T/stophang" 2>&1 &
+wait_until 10 test -s "$T/hang/stop.pids"
+read -r spid schild <"$T/hang/stop.pids"
+kill -TERM "$CORRAL_PID"
+wait "$sp"
+wait_until 15 gone "$CORRAL_PID"
+stop_corral "$CORRAL_PID"
+check "a graceful stop while scripts run: one that ends in time answers" grep -q '^slept 1 pid' "$T/stop1"
+check "... one that hangs is cut before --graceful-timeout (the log says so)" \
+    grep -q "cgi GET /hang.sh?stop .*: the worker is stopping (--graceful-timeout): SIGTERM to its process group $spid" "$NLOG"
+check "... its script is gone" gone "$spid"
+check "... and its child that ignores SIGTERM too" gone "$schild"
 
 # ---- git-http-backend: clone and push through nginx -> corral
 mkdir -p "$GITROOT"
