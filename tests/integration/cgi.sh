@@ -327,6 +327,9 @@ fcgi slow.sh 1 >"$T/stop1" 2>&1 &
 sp=$!
 fcgi hang.sh stop >"$T/stophang" 2>&1 &
 wait_until 10 test -s "$T/hang/stop.pids"
+# Both scripts run before the stop (on a loaded machine the short one's
+# request may not have been accepted yet: a stop closes the listeners).
+wait_until 10 scripts_running slow.sh 1
 read -r spid schild <"$T/hang/stop.pids"
 kill -TERM "$CORRAL_PID"
 wait "$sp"
