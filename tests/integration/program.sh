@@ -85,6 +85,26 @@ for port in $PK $PN; do
     expect_eq "GET /index.php on port $port: 200" 200 "$HTTP_CODE"
     expect_match "the page ran in php-cgi" '^hello php pid=[0-9]+' "$(head -1 "$T/body")"
 done
+# Apache as PHP-FPM is usually set up (mod_proxy_fcgi, SetHandler), pointed
+# at corral's socket; php-cgi, unlike PHP-FPM, reads SCRIPT_FILENAME as a
+# path, so Apache sends it as one (GENERIC, not its "proxy:fcgi://..." form).
+PA=$(free_port)
+start_apache "
+Listen 127.0.0.1:$PA
+<VirtualHost 127.0.0.1:$PA>
+    DocumentRoot $PHP_DIR
+    ProxyFCGIBackendType GENERIC
+    <FilesMatch \"\\.php\$\">
+        SetHandler \"proxy:unix:$F|fcgi://localhost/\"
+    </FilesMatch>
+</VirtualHost>
+" || finish
+curl_req "http://127.0.0.1:$PA/index.php?a=1"
+expect_eq "behind Apache (mod_proxy_fcgi, SetHandler): 200" 200 "$HTTP_CODE"
+expect_match "... the page ran in php-cgi" '^hello php pid=[0-9]+' "$(head -1 "$T/body")"
+curl_req "http://127.0.0.1:$PA/form.php" -d 'name=Ana&color=red'
+expect_eq "... a form POST through Apache" $'name=Ana\ncolor=red' "$(cat "$T/body")"
+
 curl_req "http://127.0.0.1:$PK/status.php"
 expect_eq "PHP's Status: 404 reaches the client" 404 "$HTTP_CODE"
 expect_eq "PHP's header reaches the client" yes "$(head_value X-From-Php)"
