@@ -5,7 +5,8 @@
 # than the socket takes while the reader is slow and another request is
 # served meanwhile, errors), 1,000 concurrent sleeping requests on 1 x 1, the
 # front end going away (http.disconnect reaches the app), WebSocket echo and
-# broadcast (directly and behind nginx proxy_pass with Upgrade), lifespan startup
+# broadcast and close codes (directly, behind nginx proxy_pass with Upgrade
+# and behind Caddy's reverse_proxy), lifespan startup
 # and shutdown (a failed startup exits 1 with the traceback; an app without
 # lifespan runs), Starlette and FastAPI apps behind nginx (uwsgi_pass and
 # fastcgi_pass with keep-conn) and over the http listener, a reload under
@@ -498,14 +499,34 @@ for name, base in (("fastapi via nginx fastcgi_pass keep-conn", "http://127.0.0.
     report("%s: an unknown route is 404" % name, st == 404, (st, b))
 PY
 
-# ---- WebSocket on the http listener, directly and behind nginx proxy_pass (Upgrade)
+# ---- WebSocket on the http listener, directly, behind nginx proxy_pass (Upgrade)
+# and behind Caddy's reverse_proxy (it passes Upgrade on by itself)
 "$APP_PY" -c 'import websockets' 2>/dev/null ||
     { fail "requirement: python3-websockets" "apt-get install python3-websockets (contrib/install-deps.sh)"; finish; }
-PY_TIMEOUT=60 py_checks "$T" "$NP" "$SP" <<'PY'
+need caddy caddy
+CP=$(free_port)
+mkdir -p "$T/caddy"
+cat >"$T/Caddyfile" <<CFG
+{
+    admin off
+    auto_https off
+    storage file_system $T/caddy
+}
+:$CP {
+    bind 127.0.0.1
+    reverse_proxy 127.0.0.1:$SP
+}
+CFG
+XDG_DATA_HOME=$T/caddy XDG_CONFIG_HOME=$T/caddy HOME=$T/caddy \
+    caddy run --config "$T/Caddyfile" --adapter caddyfile >"$T/caddy.out" 2>&1 </dev/null &
+CADDY_PID=$!
+_track "$CADDY_PID"
+wait_until 15 port_open "$CP" || fail "start caddy" "$(tail -n 20 "$T/caddy.out")"
+PY_TIMEOUT=90 py_checks "$T" "$NP" "$SP" "$CP" <<'PY'
 import asyncio, sys, time
 import websockets
 from lib_protocols import report
-T, np, sp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+T, np, sp, cp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
 async def checks(name, base):
     async with websockets.connect(base + "/ws/echo", subprotocols=["chat"]) as ws:
@@ -542,9 +563,31 @@ async def checks(name, base):
         refused = e.status_code
     report("%s: a WebSocket closed before accept is refused with 403" % name, refused == 403,
            refused)
+    async with websockets.connect(base + "/ws/bye") as ws:
+        await ws.send("see you")
+        r = await ws.recv()
+        try:
+            await asyncio.wait_for(ws.recv(), 10)
+            closed = "not closed"
+        except websockets.exceptions.ConnectionClosed as e:
+            closed = (e.code, e.reason)
+    report("%s: the app's close code and reason reach the client" % name,
+           (r, closed) == ("bye: see you", (4001, "bye")), (r, closed))
+    before = open(T + "/app2.log").read().count("ws echo disconnect 4002")
+    async with websockets.connect(base + "/ws/echo") as ws:
+        await ws.send("last")
+        await ws.recv()
+        await ws.close(code=4002, reason="done")
+    end = time.monotonic() + 10
+    while (time.monotonic() < end and
+           open(T + "/app2.log").read().count("ws echo disconnect 4002") == before):
+        await asyncio.sleep(0.05)
+    report("%s: the client's close code reaches the app" % name,
+           open(T + "/app2.log").read().count("ws echo disconnect 4002") == before + 1, "")
 
 asyncio.run(checks("websocket direct", "ws://127.0.0.1:%d" % sp))
 asyncio.run(checks("websocket via nginx proxy_pass Upgrade", "ws://127.0.0.1:%d" % np))
+asyncio.run(checks("websocket via caddy reverse_proxy", "ws://127.0.0.1:%d" % cp))
 PY
 
 # ---- a reload under load: no failed request, the old workers' shutdown ran
