@@ -11,8 +11,9 @@
 # lifespan runs), Starlette and FastAPI apps behind nginx (uwsgi_pass and
 # fastcgi_pass with keep-conn) and over the http listener, a reload under
 # load with no failed request, slowlog and harakiri for a loop blocked by
-# time.sleep.
-TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-240}
+# time.sleep, and a body the app does not read followed by the next request
+# on the kept connection (http, FastCGI, nginx keep-conn; 1 x 1 and 1 x 4).
+TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-360}
 . "$(dirname "$0")/lib.sh"
 
 need_build "$CORRAL"
@@ -724,5 +725,117 @@ st, h, b = request("uwsgi", "unix:%s/h.sock" % sys.argv[1], "GET", "/hello", tim
 report("harakiri: the new worker serves", (st, b) == (200, b"Hello, World!"), (st, b))
 PY
 stop_corral
+
+# ---- a body the app does not read, then the next request on the kept connection
+# The app answers /sleep without reading a body of a few MiB that the client
+# sent at once; corral throws the body away after the response, a batch at a
+# time (conn_body_discard). The sizes sweep the window where a batch ends
+# with the rest of the body, and the next request, already in corral's
+# buffer and nothing more coming from the peer (no epoll event would say
+# so): the next request must be answered all the same. Over the http
+# listener (the next request sent with the body, and sent after the
+# response), over FastCGI keep-conn (sent with the body) and behind nginx
+# fastcgi_pass with keep-conn, on 1 x 1 (a level-triggered epoll entry) and
+# 1 x 4 (edge-triggered).
+discard_checks() {
+    PY_TIMEOUT=150 py_checks "$T" "$1" "$2" "$3" <<'PY'
+import http.client, socket, struct, sys, time
+from lib_protocols import (FCGI_END_REQUEST, FCGI_STDOUT, cgi_params, connect, fcgi_begin,
+                           fcgi_params_records, fcgi_read_record, fcgi_stdin_records, report)
+T, hp, np, label = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+SIZES = [(1 << 20) - 16384 + i * 2048 for i in range(16)] + [3 << 20, (3 << 20) + 5000]
+NEXT = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+
+def http_pair(size, together):
+    s = socket.create_connection(("127.0.0.1", hp))
+    s.settimeout(10)
+    head = b"POST /sleep?ms=100 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size
+    s.sendall(head + b"b" * size + (NEXT if together else b""))
+    data, sent = b"", together
+    try:
+        while not data.endswith(b"Hello, World!"):
+            if not sent and b"slept" in data:
+                s.sendall(NEXT)
+                sent = True
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    except OSError:
+        pass
+    s.close()
+    return data.count(b" 200 OK") == 2 and b"slept" in data and data.endswith(b"Hello, World!")
+
+def fcgi_pair(size):
+    s = connect("unix:%s/d.sock" % T, timeout=10)
+    body = b"b" * size
+    reqs = b""
+    for rid, (m, uri, b) in enumerate((("POST", "/sleep?ms=100", body), ("GET", "/hello", b"")), 1):
+        reqs += (fcgi_begin(rid, keep_conn=True) +
+                 fcgi_params_records(cgi_params(m, uri, len(b)), rid) + fcgi_stdin_records(b, rid))
+    s.sendall(reqs)
+    out, ends = {1: b"", 2: b""}, 0
+    try:
+        while ends < 2:
+            _, rtype, rid, content = fcgi_read_record(s)
+            if rtype == FCGI_STDOUT:
+                out[rid] += content
+            elif rtype == FCGI_END_REQUEST:
+                ends += 1
+    except (OSError, EOFError):
+        pass
+    s.close()
+    return ends == 2 and out[1].endswith(b"slept") and out[2].endswith(b"Hello, World!")
+
+def nginx_pair(size):
+    c = http.client.HTTPConnection("127.0.0.1", np, timeout=10)
+    try:
+        c.request("POST", "/sleep?ms=100", b"b" * size)
+        r = c.getresponse()
+        first = (r.status, r.read())
+        c.request("GET", "/hello")
+        r = c.getresponse()
+        second = (r.status, r.read())
+    except OSError:
+        return False
+    finally:
+        c.close()
+    return (first, second) == ((200, b"slept"), (200, b"Hello, World!"))
+
+for name, pair in (("http, the next request sent with the body", lambda n: http_pair(n, True)),
+                   ("http, the next request sent after the response", lambda n: http_pair(n, False)),
+                   ("fastcgi keep-conn, the next request sent with the body", fcgi_pair),
+                   ("nginx fastcgi_pass keep-conn", nginx_pair)):
+    failed = None
+    for n in SIZES:
+        if not pair(n):
+            failed = n  # the first is enough: a hang costs its whole timeout
+            break
+    report("%s: %s: an unread body of 1 to 3 MiB (%d sizes), then the next request "
+           "is answered" % (label, name, len(SIZES)), failed is None,
+           "no answer within 10 s after a %d-byte body" % (failed or 0))
+PY
+}
+for threads in 1 4; do
+    DP=$(free_port)
+    DNP=$(free_port)
+    start_corral --listen "http:tcp:127.0.0.1:$DP" --listen "fastcgi:unix:$T/d.sock" \
+        --asgi asgi_app:app --pythonpath "$APPS" --processes 1 --threads $threads \
+        --chmod 0666 --body-timeout 60 || finish
+    start_nginx "
+    upstream discard_fcgi { server unix:$T/d.sock; keepalive 2; }
+    server {
+        listen 127.0.0.1:$DNP;
+        location / {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass discard_fcgi;
+            fastcgi_keep_conn on;
+        }
+    }" || finish
+    discard_checks "$DP" "$DNP" "1 x $threads"
+    kill "$NGINX_PID"
+    wait_until 10 nginx_gone
+    stop_corral
+done
 
 finish
