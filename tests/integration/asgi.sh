@@ -734,15 +734,16 @@ stop_corral
 # buffer and nothing more coming from the peer (no epoll event would say
 # so): the next request must be answered all the same. Over the http
 # listener (the next request sent with the body, and sent after the
-# response), over FastCGI keep-conn (sent with the body) and behind nginx
-# fastcgi_pass with keep-conn, on 1 x 1 (a level-triggered epoll entry) and
-# 1 x 4 (edge-triggered).
+# response), over FastCGI keep-conn (sent with the body; over TCP, whose
+# buffers hold the whole body before the app answers, as for http) and
+# behind nginx fastcgi_pass with keep-conn, on 1 x 1 (a level-triggered
+# epoll entry) and 1 x 4 (edge-triggered).
 discard_checks() {
-    PY_TIMEOUT=150 py_checks "$T" "$1" "$2" "$3" <<'PY'
+    PY_TIMEOUT=150 py_checks "$1" "$2" "$3" "$4" <<'PY'
 import http.client, socket, struct, sys, time
 from lib_protocols import (FCGI_END_REQUEST, FCGI_STDOUT, cgi_params, connect, fcgi_begin,
                            fcgi_params_records, fcgi_read_record, fcgi_stdin_records, report)
-T, hp, np, label = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+hp, fp, np, label = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 SIZES = [(1 << 20) - 16384 + i * 2048 for i in range(16)] + [3 << 20, (3 << 20) + 5000]
 NEXT = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -767,7 +768,7 @@ def http_pair(size, together):
     return data.count(b" 200 OK") == 2 and b"slept" in data and data.endswith(b"Hello, World!")
 
 def fcgi_pair(size):
-    s = connect("unix:%s/d.sock" % T, timeout=10)
+    s = connect("tcp:127.0.0.1:%d" % fp, timeout=10)
     body = b"b" * size
     reqs = b""
     for rid, (m, uri, b) in enumerate((("POST", "/sleep?ms=100", body), ("GET", "/hello", b"")), 1):
@@ -818,12 +819,13 @@ PY
 }
 for threads in 1 4; do
     DP=$(free_port)
+    DFP=$(free_port)
     DNP=$(free_port)
-    start_corral --listen "http:tcp:127.0.0.1:$DP" --listen "fastcgi:unix:$T/d.sock" \
+    start_corral --listen "http:tcp:127.0.0.1:$DP" --listen "fastcgi:tcp:127.0.0.1:$DFP" \
         --asgi asgi_app:app --pythonpath "$APPS" --processes 1 --threads $threads \
-        --chmod 0666 --body-timeout 60 || finish
+        --body-timeout 60 || finish
     start_nginx "
-    upstream discard_fcgi { server unix:$T/d.sock; keepalive 2; }
+    upstream discard_fcgi { server 127.0.0.1:$DFP; keepalive 2; }
     server {
         listen 127.0.0.1:$DNP;
         location / {
@@ -832,7 +834,7 @@ for threads in 1 4; do
             fastcgi_keep_conn on;
         }
     }" || finish
-    discard_checks "$DP" "$DNP" "1 x $threads"
+    discard_checks "$DP" "$DFP" "$DNP" "1 x $threads"
     kill "$NGINX_PID"
     wait_until 10 nginx_gone
     stop_corral
