@@ -1,9 +1,10 @@
 /*
  * pools_cmd.c — the top master's control socket commands (see pools.h):
  * `status` lists the pools (name, master pid, state, starts, control
- * socket, the listeners it bound for each), `reload`, `stop`, `quit` and `reopen-logs` set the flag the loop
- * acts on, as the signals do. Each pool's own commands are on its own
- * control socket, PATH.NAME (corralctl -p NAME).
+ * socket, the listeners it bound for each), `reload`, `stop`, `quit` and
+ * `reopen-logs` set the flag the loop acts on, as the signals do. Each
+ * pool's own commands are on its own control socket, PATH.NAME (corralctl
+ * -p NAME).
  */
 #include <signal.h>
 #include <stdio.h>

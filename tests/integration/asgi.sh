@@ -803,8 +803,10 @@ def nginx_pair(size):
         c.close()
     return (first, second) == ((200, b"slept"), (200, b"Hello, World!"))
 
-for name, pair in (("http, the next request sent with the body", lambda n: http_pair(n, True)),
-                   ("http, the next request sent after the response", lambda n: http_pair(n, False)),
+for name, pair in (("http, the next request sent with the body",
+                    lambda n: http_pair(n, True)),
+                   ("http, the next request sent after the response",
+                    lambda n: http_pair(n, False)),
                    ("fastcgi keep-conn, the next request sent with the body", fcgi_pair),
                    ("nginx fastcgi_pass keep-conn", nginx_pair)):
     failed = None

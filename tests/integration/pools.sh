@@ -159,7 +159,7 @@ check "corralctl status prints the pools as a table" grep -q "^native .* serving
 ctl status --json
 want="native http:tcp:127.0.0.1:$P1; py http:tcp:127.0.0.1:$P2;"
 want="$want gone http:tcp:127.0.0.1:$P3 uwsgi:unix:$T/gone.sock; broken http:tcp:127.0.0.1:$P4"
-expect_eq "corralctl status (the top master): each pool's listeners by the addresses the file gave" \
+expect_eq "corralctl status (the top master): each pool's listeners as the file gave them" \
     "$want" "$(jq_py "'; '.join(p['name'] + ' ' + ' '.join(l['address'] for l in p['listeners'])
                               for p in d['pools'])")"
 expect_eq "corralctl status (the top master): the listeners' protocols" "http http uwsgi" \
@@ -169,7 +169,8 @@ ctl status
 check "corralctl status (table): a pool's listener on its row" \
     grep -q "^native .* serving .* http:tcp:127.0.0.1:$P1\$" "$T/ctl.out"
 second_listener_below() {
-    grep -A1 "^gone .* http:tcp:127.0.0.1:$P3\$" "$T/ctl.out" | grep -q "^ \+uwsgi:unix:$T/gone.sock\$"
+    grep -A1 "^gone .* http:tcp:127.0.0.1:$P3\$" "$T/ctl.out" |
+        grep -q "^ \+uwsgi:unix:$T/gone.sock\$"
 }
 check "corralctl status (table): a second listener on a line of its own under the first" \
     second_listener_below
