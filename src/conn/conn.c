@@ -710,8 +710,10 @@ int conn_body_discard(struct conn *c, uint64_t max_bytes)
         if (c->aborted || c->broken)
             return -1;
         if (batch >= CONN_DISCARD_BATCH) {
-            c->discarding = true; /* more later: the epoll wakes the caller again */
-            return 1;
+            /* More later, and maybe here already, in the buffer, where
+             * epoll cannot see it: the caller must come back by itself. */
+            c->discarding = true;
+            return 2;
         }
         struct proto_event ev;
         int end = 0;

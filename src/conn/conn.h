@@ -265,7 +265,10 @@ void conn_body_consume(struct conn *c, size_t n);
  * waiting: only the bytes already there, at most CONN_DISCARD_BATCH per
  * call. Returns 0 (the body is complete), 1 (more is due: c->discarding is
  * set; call again when the socket is readable, while the caller keeps the
- * body deadline from the first 1: conn_discard_late), or -1 when the
+ * body deadline from the first 1 or 2: conn_discard_late), 2 (as 1, but it
+ * stopped after CONN_DISCARD_BATCH bytes: what is left may be in the
+ * buffer already, which no readable socket announces, so call again soon
+ * without waiting for the socket), or -1 when the
  * connection must be closed: an error, the front end closed it, or more
  * than MAX_BYTES thrown away in all (logged at most once a second per cause,
  * never as a failed request: the response was complete).

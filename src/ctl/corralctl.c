@@ -282,17 +282,26 @@ static void ctl_print_pools(const struct json_value *r)
     printf("corral pools, top master pid %.0f, %s\n\n", json_number(json_get(r, "pid"), 0),
            json_str(json_get(r, "state"), "?"));
     struct ctl_table t;
-    ctl_table_init(&t, "POOL<|PID>|STATE<|STARTS>|FAILURES>|CONTROL<");
+    ctl_table_init(&t, "POOL<|PID>|STATE<|STARTS>|FAILURES>|CONTROL<|LISTENERS<");
     const struct json_value *ps = json_get(r, "pools");
     for (const struct json_value *p = ps ? ps->child : NULL; p; p = p->next) {
         char pid[32], st[32], fl[32];
+        const struct json_value *ls = json_get(p, "listeners");
+        const struct json_value *l = ls ? ls->child : NULL;
         const char *row[] = {json_str(json_get(p, "name"), "?"),
                              ctl_num(json_get(p, "pid"), pid, sizeof(pid), 0),
                              json_str(json_get(p, "state"), "?"),
                              ctl_num(json_get(p, "starts"), st, sizeof(st), 0),
                              ctl_num(json_get(p, "failures"), fl, sizeof(fl), 0),
-                             json_str(json_get(p, "control"), "-")};
+                             json_str(json_get(p, "control"), "-"),
+                             l ? json_str(json_get(l, "address"), "?") : "-"};
         ctl_table_row(&t, row);
+        /* One line per further listener, under the first. */
+        for (l = l ? l->next : NULL; l; l = l->next) {
+            const char *more[CTL_MAX_COLS] = {0};
+            more[6] = json_str(json_get(l, "address"), "?");
+            ctl_table_row(&t, more);
+        }
     }
     ctl_table_print(&t);
 }

@@ -1,9 +1,10 @@
 /*
  * pools_cmd.c — the top master's control socket commands (see pools.h):
  * `status` lists the pools (name, master pid, state, starts, control
- * socket), `reload`, `stop`, `quit` and `reopen-logs` set the flag the loop
- * acts on, as the signals do. Each pool's own commands are on its own
- * control socket, PATH.NAME (corralctl -p NAME).
+ * socket, the listeners it bound for each), `reload`, `stop`, `quit` and
+ * `reopen-logs` set the flag the loop acts on, as the signals do. Each
+ * pool's own commands are on its own control socket, PATH.NAME (corralctl
+ * -p NAME).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -46,6 +47,17 @@ static void pools_reply_list(const struct pools *ps, struct json *j)
         json_kv_uint(j, "starts", p->starts);
         json_kv_uint(j, "failures", p->failures);
         json_kv_string(j, "control", p->cfg_ok ? p->cfg.control : NULL);
+        /* The listeners this top master bound for the pool (pools_bind), by
+         * the address the file gave, as the pool's own status names them. */
+        json_key(j, "listeners");
+        json_array_begin(j);
+        for (size_t k = 0; k < p->nls; k++) {
+            json_object_begin(j);
+            json_kv_string(j, "address", p->ls[k].name);
+            json_kv_string(j, "protocol", p->ls[k].addr.codec->name);
+            json_object_end(j);
+        }
+        json_array_end(j);
         json_object_end(j);
     }
     json_array_end(j);

@@ -123,7 +123,8 @@ static enum worker_next worker_body_wait(struct slot *s, int rc)
 /*
  * The response is complete: throw away the body the app did not read, what
  * is there now and never waiting for more (conn_body_discard). If more is
- * due, the connection is parked and discards as the body arrives, within
+ * due, the connection is parked (kicked when a batch ended the step, as
+ * what is left may be buffered) and discards as the body arrives, within
  * the body deadline from now (the tick's scan, worker_stop.c): a front end
  * that sends the whole body, as nginx does before it reads the response,
  * keeps its connection, and a front end that never sends the rest (a
@@ -136,8 +137,15 @@ static enum worker_next worker_discard(struct worker *w, struct slot *s)
     struct conn *c = &s->conn;
     if (!c->body_done) {
         bool keep = c->codec->keep_conn(c->codec_state);
-        enum worker_next next =
-            worker_body_wait(s, conn_body_discard(c, keep ? UINT64_MAX : DRAIN_LIMIT));
+        int rc = conn_body_discard(c, keep ? UINT64_MAX : DRAIN_LIMIT);
+        /* Stopped after a batch: the rest may sit in the buffer with the
+         * socket empty, and no byte the peer sends later is promised (the
+         * next request may be buffered too). The park has epoll report the
+         * slot at once (kick), so other connections go first, then a
+         * serving thread goes on. */
+        if (rc == 2)
+            s->kick = true;
+        enum worker_next next = worker_body_wait(s, rc);
         if (next != WORKER_NEXT)
             return next;
     }
@@ -269,7 +277,8 @@ void worker_resume(void *arg, corral_request *req, bool close)
     /* WORKER_NEXT: the next request is buffered already; a serving thread
      * takes it (not this one, the app's): the entry is armed to write,
      * which the idle socket is, so epoll reports it at once. */
-    s->kick = next == WORKER_NEXT;
+    if (next == WORKER_NEXT)
+        s->kick = true; /* also kept when worker_discard set it */
     worker_slot_park(w, s);
 }
 

@@ -73,8 +73,9 @@ struct slot {
      * hung up (worker_slot_park must have epoll look again). */
     bool hup;
     bool out_armed;  /* ... to write, not read (worker_slot_park) */
-    /* The next request is buffered already (worker_resume): the park arms
-     * the entry to write, so that a serving thread is woken at once. */
+    /* The next request is buffered already (worker_resume), or a body
+     * discard stopped after a batch (worker_discard): the park arms the
+     * entry to write, so that a serving thread is woken at once. */
     bool kick;
     /* The connection and the request it serves, side by side: the request
      * points at the connection (request.h), never the other way. The slot

@@ -1,8 +1,9 @@
 """A Starlette app for tests/integration/asgi.sh: JSON, a form, an upload, a
 StreamingResponse, a background task, headers and status codes, the lifespan
 state, a WebSocket echo and a broadcast (every message to every client of
-/ws/broadcast), and a WebSocket that refuses before the handshake. ASGI_TEST_LOG gets one line per background task run and per lifespan
-event."""
+/ws/broadcast), a WebSocket that refuses before the handshake and one that
+closes with code 4001 (/ws/bye). ASGI_TEST_LOG gets one line per background
+task run and per lifespan event."""
 import asyncio
 import contextlib
 import os
@@ -116,6 +117,13 @@ async def ws_refuse(websocket):
     await websocket.close(code=1008)
 
 
+async def ws_bye(websocket):
+    """Accepts, answers the first text message, then closes with 4001 "bye"."""
+    await websocket.accept()
+    await websocket.send_text("bye: " + await websocket.receive_text())
+    await websocket.close(code=4001, reason="bye")
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app):
     app.state.started = True
@@ -136,4 +144,5 @@ app = Starlette(routes=[
     WebSocketRoute("/ws/echo", ws_echo),
     WebSocketRoute("/ws/broadcast", ws_broadcast),
     WebSocketRoute("/ws/refuse", ws_refuse),
+    WebSocketRoute("/ws/bye", ws_bye),
 ], lifespan=lifespan)

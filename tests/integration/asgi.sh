@@ -5,13 +5,15 @@
 # than the socket takes while the reader is slow and another request is
 # served meanwhile, errors), 1,000 concurrent sleeping requests on 1 x 1, the
 # front end going away (http.disconnect reaches the app), WebSocket echo and
-# broadcast (directly and behind nginx proxy_pass with Upgrade), lifespan startup
+# broadcast and close codes (directly, behind nginx proxy_pass with Upgrade
+# and behind Caddy's reverse_proxy), lifespan startup
 # and shutdown (a failed startup exits 1 with the traceback; an app without
 # lifespan runs), Starlette and FastAPI apps behind nginx (uwsgi_pass and
 # fastcgi_pass with keep-conn) and over the http listener, a reload under
 # load with no failed request, slowlog and harakiri for a loop blocked by
-# time.sleep.
-TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-240}
+# time.sleep, and a body the app does not read followed by the next request
+# on the kept connection (http, FastCGI, nginx keep-conn; 1 x 1 and 1 x 4).
+TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-360}
 . "$(dirname "$0")/lib.sh"
 
 need_build "$CORRAL"
@@ -498,14 +500,34 @@ for name, base in (("fastapi via nginx fastcgi_pass keep-conn", "http://127.0.0.
     report("%s: an unknown route is 404" % name, st == 404, (st, b))
 PY
 
-# ---- WebSocket on the http listener, directly and behind nginx proxy_pass (Upgrade)
+# ---- WebSocket on the http listener, directly, behind nginx proxy_pass (Upgrade)
+# and behind Caddy's reverse_proxy (it passes Upgrade on by itself)
 "$APP_PY" -c 'import websockets' 2>/dev/null ||
     { fail "requirement: python3-websockets" "apt-get install python3-websockets (contrib/install-deps.sh)"; finish; }
-PY_TIMEOUT=60 py_checks "$T" "$NP" "$SP" <<'PY'
+need caddy caddy
+CP=$(free_port)
+mkdir -p "$T/caddy"
+cat >"$T/Caddyfile" <<CFG
+{
+    admin off
+    auto_https off
+    storage file_system $T/caddy
+}
+:$CP {
+    bind 127.0.0.1
+    reverse_proxy 127.0.0.1:$SP
+}
+CFG
+XDG_DATA_HOME=$T/caddy XDG_CONFIG_HOME=$T/caddy HOME=$T/caddy \
+    caddy run --config "$T/Caddyfile" --adapter caddyfile >"$T/caddy.out" 2>&1 </dev/null &
+CADDY_PID=$!
+_track "$CADDY_PID"
+wait_until 15 port_open "$CP" || fail "start caddy" "$(tail -n 20 "$T/caddy.out")"
+PY_TIMEOUT=90 py_checks "$T" "$NP" "$SP" "$CP" <<'PY'
 import asyncio, sys, time
 import websockets
 from lib_protocols import report
-T, np, sp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+T, np, sp, cp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
 async def checks(name, base):
     async with websockets.connect(base + "/ws/echo", subprotocols=["chat"]) as ws:
@@ -542,9 +564,31 @@ async def checks(name, base):
         refused = e.status_code
     report("%s: a WebSocket closed before accept is refused with 403" % name, refused == 403,
            refused)
+    async with websockets.connect(base + "/ws/bye") as ws:
+        await ws.send("see you")
+        r = await ws.recv()
+        try:
+            await asyncio.wait_for(ws.recv(), 10)
+            closed = "not closed"
+        except websockets.exceptions.ConnectionClosed as e:
+            closed = (e.code, e.reason)
+    report("%s: the app's close code and reason reach the client" % name,
+           (r, closed) == ("bye: see you", (4001, "bye")), (r, closed))
+    before = open(T + "/app2.log").read().count("ws echo disconnect 4002")
+    async with websockets.connect(base + "/ws/echo") as ws:
+        await ws.send("last")
+        await ws.recv()
+        await ws.close(code=4002, reason="done")
+    end = time.monotonic() + 10
+    while (time.monotonic() < end and
+           open(T + "/app2.log").read().count("ws echo disconnect 4002") == before):
+        await asyncio.sleep(0.05)
+    report("%s: the client's close code reaches the app" % name,
+           open(T + "/app2.log").read().count("ws echo disconnect 4002") == before + 1, "")
 
 asyncio.run(checks("websocket direct", "ws://127.0.0.1:%d" % sp))
 asyncio.run(checks("websocket via nginx proxy_pass Upgrade", "ws://127.0.0.1:%d" % np))
+asyncio.run(checks("websocket via caddy reverse_proxy", "ws://127.0.0.1:%d" % cp))
 PY
 
 # ---- a reload under load: no failed request, the old workers' shutdown ran
@@ -681,5 +725,121 @@ st, h, b = request("uwsgi", "unix:%s/h.sock" % sys.argv[1], "GET", "/hello", tim
 report("harakiri: the new worker serves", (st, b) == (200, b"Hello, World!"), (st, b))
 PY
 stop_corral
+
+# ---- a body the app does not read, then the next request on the kept connection
+# The app answers /sleep without reading a body of a few MiB that the client
+# sent at once; corral throws the body away after the response, a batch at a
+# time (conn_body_discard). The sizes sweep the window where a batch ends
+# with the rest of the body, and the next request, already in corral's
+# buffer and nothing more coming from the peer (no epoll event would say
+# so): the next request must be answered all the same. Over the http
+# listener (the next request sent with the body, and sent after the
+# response), over FastCGI keep-conn (sent with the body; over TCP, whose
+# buffers hold the whole body before the app answers, as for http) and
+# behind nginx fastcgi_pass with keep-conn, on 1 x 1 (a level-triggered
+# epoll entry) and 1 x 4 (edge-triggered).
+discard_checks() {
+    PY_TIMEOUT=150 py_checks "$1" "$2" "$3" "$4" <<'PY'
+import http.client, socket, struct, sys, time
+from lib_protocols import (FCGI_END_REQUEST, FCGI_STDOUT, cgi_params, connect, fcgi_begin,
+                           fcgi_params_records, fcgi_read_record, fcgi_stdin_records, report)
+hp, fp, np, label = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+SIZES = [(1 << 20) - 16384 + i * 2048 for i in range(16)] + [3 << 20, (3 << 20) + 5000]
+NEXT = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+
+def http_pair(size, together):
+    s = socket.create_connection(("127.0.0.1", hp))
+    s.settimeout(10)
+    head = b"POST /sleep?ms=100 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size
+    s.sendall(head + b"b" * size + (NEXT if together else b""))
+    data, sent = b"", together
+    try:
+        while not data.endswith(b"Hello, World!"):
+            if not sent and b"slept" in data:
+                s.sendall(NEXT)
+                sent = True
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    except OSError:
+        pass
+    s.close()
+    return data.count(b" 200 OK") == 2 and b"slept" in data and data.endswith(b"Hello, World!")
+
+def fcgi_pair(size):
+    s = connect("tcp:127.0.0.1:%d" % fp, timeout=10)
+    body = b"b" * size
+    reqs = b""
+    for rid, (m, uri, b) in enumerate((("POST", "/sleep?ms=100", body), ("GET", "/hello", b"")), 1):
+        reqs += (fcgi_begin(rid, keep_conn=True) +
+                 fcgi_params_records(cgi_params(m, uri, len(b)), rid) + fcgi_stdin_records(b, rid))
+    s.sendall(reqs)
+    out, ends = {1: b"", 2: b""}, 0
+    try:
+        while ends < 2:
+            _, rtype, rid, content = fcgi_read_record(s)
+            if rtype == FCGI_STDOUT:
+                out[rid] += content
+            elif rtype == FCGI_END_REQUEST:
+                ends += 1
+    except (OSError, EOFError):
+        pass
+    s.close()
+    return ends == 2 and out[1].endswith(b"slept") and out[2].endswith(b"Hello, World!")
+
+def nginx_pair(size):
+    c = http.client.HTTPConnection("127.0.0.1", np, timeout=10)
+    try:
+        c.request("POST", "/sleep?ms=100", b"b" * size)
+        r = c.getresponse()
+        first = (r.status, r.read())
+        c.request("GET", "/hello")
+        r = c.getresponse()
+        second = (r.status, r.read())
+    except OSError:
+        return False
+    finally:
+        c.close()
+    return (first, second) == ((200, b"slept"), (200, b"Hello, World!"))
+
+for name, pair in (("http, the next request sent with the body",
+                    lambda n: http_pair(n, True)),
+                   ("http, the next request sent after the response",
+                    lambda n: http_pair(n, False)),
+                   ("fastcgi keep-conn, the next request sent with the body", fcgi_pair),
+                   ("nginx fastcgi_pass keep-conn", nginx_pair)):
+    failed = None
+    for n in SIZES:
+        if not pair(n):
+            failed = n  # the first is enough: a hang costs its whole timeout
+            break
+    report("%s: %s: an unread body of 1 to 3 MiB (%d sizes), then the next request "
+           "is answered" % (label, name, len(SIZES)), failed is None,
+           "no answer within 10 s after a %d-byte body" % (failed or 0))
+PY
+}
+for threads in 1 4; do
+    DP=$(free_port)
+    DFP=$(free_port)
+    DNP=$(free_port)
+    start_corral --listen "http:tcp:127.0.0.1:$DP" --listen "fastcgi:tcp:127.0.0.1:$DFP" \
+        --asgi asgi_app:app --pythonpath "$APPS" --processes 1 --threads $threads \
+        --body-timeout 60 || finish
+    start_nginx "
+    upstream discard_fcgi { server 127.0.0.1:$DFP; keepalive 2; }
+    server {
+        listen 127.0.0.1:$DNP;
+        location / {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass discard_fcgi;
+            fastcgi_keep_conn on;
+        }
+    }" || finish
+    discard_checks "$DP" "$DFP" "$DNP" "1 x $threads"
+    kill "$NGINX_PID"
+    wait_until 10 nginx_gone
+    stop_corral
+done
 
 finish

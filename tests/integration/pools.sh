@@ -41,7 +41,8 @@ pools = (
     processes = 2; threads = ${4:-2}; env = [ "APP_VERSION=$1" ]; },
 EOF
         [ "$2" = 1 ] && cat <<EOF
-  { name = "gone"; handler = "$DEMO_SO"; listen = "http:tcp:127.0.0.1:$P3"; },
+  { name = "gone"; handler = "$DEMO_SO";
+    listen = [ "http:tcp:127.0.0.1:$P3", "uwsgi:unix:$T/gone.sock" ]; },
 EOF
         [ "$3" = 1 ] && cat <<EOF
   { name = "added"; handler = "$DEMO_SO"; listen = "http:tcp:127.0.0.1:$P5"; },
@@ -155,6 +156,24 @@ expect_eq "corralctl status (the top master) lists every pool" "['native', 'py',
     "$(jq_py "[p['name'] for p in d['pools']]")"
 ctl status
 check "corralctl status prints the pools as a table" grep -q "^native .* serving" "$T/ctl.out"
+ctl status --json
+want="native http:tcp:127.0.0.1:$P1; py http:tcp:127.0.0.1:$P2;"
+want="$want gone http:tcp:127.0.0.1:$P3 uwsgi:unix:$T/gone.sock; broken http:tcp:127.0.0.1:$P4"
+expect_eq "corralctl status (the top master): each pool's listeners as the file gave them" \
+    "$want" "$(jq_py "'; '.join(p['name'] + ' ' + ' '.join(l['address'] for l in p['listeners'])
+                              for p in d['pools'])")"
+expect_eq "corralctl status (the top master): the listeners' protocols" "http http uwsgi" \
+    "$(jq_py "' '.join(l['protocol'] for p in d['pools'] if p['name'] in ('native', 'gone')
+                       for l in p['listeners'])")"
+ctl status
+check "corralctl status (table): a pool's listener on its row" \
+    grep -q "^native .* serving .* http:tcp:127.0.0.1:$P1\$" "$T/ctl.out"
+second_listener_below() {
+    grep -A1 "^gone .* http:tcp:127.0.0.1:$P3\$" "$T/ctl.out" |
+        grep -q "^ \+uwsgi:unix:$T/gone.sock\$"
+}
+check "corralctl status (table): a second listener on a line of its own under the first" \
+    second_listener_below
 ctl -p native status --json
 expect_eq "corralctl -p native status: that pool answers" "native static 2" \
     "$(jq_py "d['pool']['name'] + ' ' + d['pool']['mode'] + ' ' + str(d['pool']['processes'])")"
