@@ -789,6 +789,20 @@ int conn_push_queued(struct conn *c)
     return conn_out_push(c);
 }
 
+/* Step the iovec array *IOV of *IOVCNT entries past N bytes written. */
+static void conn_iov_advance(struct iovec **iov, int *iovcnt, size_t n)
+{
+    while (*iovcnt > 0 && n >= (*iov)->iov_len) {
+        n -= (*iov)->iov_len;
+        (*iov)++;
+        (*iovcnt)--;
+    }
+    if (*iovcnt > 0) {
+        (*iov)->iov_base = (char *)(*iov)->iov_base + n;
+        (*iov)->iov_len -= n;
+    }
+}
+
 /* conn_writev of a connection that never waits (conn_set_nowait). */
 static int conn_writev_nowait(struct conn *c, struct iovec *iov, int iovcnt)
 {
@@ -807,16 +821,7 @@ static int conn_writev_nowait(struct conn *c, struct iovec *iov, int iovcnt)
             break;
         }
         c->sent += (uint64_t)n;
-        size_t left = (size_t)n;
-        while (iovcnt > 0 && left >= iov->iov_len) {
-            left -= iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + left;
-            iov->iov_len -= left;
-        }
+        conn_iov_advance(&iov, &iovcnt, (size_t)n);
     }
     for (; iovcnt > 0; iov++, iovcnt--) {
         int rc = iov->iov_len ? conn_out_add(c, iov->iov_base, iov->iov_len) : 0;
@@ -849,16 +854,7 @@ int conn_writev(struct conn *c, struct iovec *iov, int iovcnt)
             continue;
         }
         c->sent += (uint64_t)n;
-        size_t left = (size_t)n;
-        while (iovcnt > 0 && left >= iov->iov_len) {
-            left -= iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + left;
-            iov->iov_len -= left;
-        }
+        conn_iov_advance(&iov, &iovcnt, (size_t)n);
     }
     return 0;
 }
