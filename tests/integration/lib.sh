@@ -251,6 +251,31 @@ _forget_pid() {
     _pids=("${keep[@]}")
 }
 
+# start_notify_listener SOCKET LOG SECONDS : a stand-in for systemd's
+# NOTIFY_SOCKET (Type=notify): a datagram socket at SOCKET whose messages go
+# to LOG one per line (fields joined by '|'), until STOPPING=1 or SECONDS of
+# silence. Sets NOTIFY_PID (tracked) and returns once SOCKET exists.
+start_notify_listener() {
+    "$PY" - "$1" "$2" "$3" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(float(sys.argv[3]))
+with open(sys.argv[2], "a", buffering=1) as out:
+    while True:
+        try:
+            msg = s.recv(4096).decode()
+        except socket.timeout:
+            break
+        out.write(msg.replace("\n", "|") + "\n")
+        if "STOPPING=1" in msg:
+            break
+PY
+    NOTIFY_PID=$!
+    _track "$NOTIFY_PID"
+    wait_until 5 test -S "$1"
+}
+
 # ---------------------------------------------------------------- corral
 
 # run_corral NAME ARGS... : runs corral in the foreground (bounded to 10 s),

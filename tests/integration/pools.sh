@@ -111,23 +111,7 @@ expect_eq "-t of the file whose apps are all there: exit 0" 0 "$RC"
 
 # A fake systemd NOTIFY_SOCKET for the top master (Type=notify).
 NOTIFY=$T/notify.sock
-"$PY" - "$NOTIFY" "$T/notify.log" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(90)
-with open(sys.argv[2], "a", buffering=1) as out:
-    while True:
-        try:
-            msg = s.recv(4096).decode()
-        except socket.timeout:
-            break
-        out.write(msg.replace("\n", "|") + "\n")
-        if "STOPPING=1" in msg:
-            break
-PY
-_track $!
-wait_until 5 test -S "$NOTIFY"
+start_notify_listener "$NOTIFY" "$T/notify.log" 90
 NOTIFY_SOCKET=$NOTIFY start_top "$CONF"
 if ! wait_until 15 http_ok "$P1" || ! wait_until 15 http_ok "$P2" || ! wait_until 15 http_ok "$P3"; then
     fail "the pools answer" "$(tail -n 30 "$LOG")"

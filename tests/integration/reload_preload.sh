@@ -359,24 +359,7 @@ fi
 # ---- systemd (Type=notify): RELOADING=1 before the check, READY=1 from the
 # re-executed master once the new generation serves, MAINPID unchanged.
 NOTIFY=$T/notify.sock
-"$PY" - "$NOTIFY" "$T/notify.log" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(60)
-with open(sys.argv[2], "a", buffering=1) as out:
-    while True:
-        try:
-            msg = s.recv(4096).decode()
-        except socket.timeout:
-            break
-        out.write(msg.replace("\n", "|") + "\n")
-        if "STOPPING=1" in msg:
-            break
-PY
-NOTIFY_PID=$!
-_track "$NOTIFY_PID"
-wait_until 5 test -S "$NOTIFY"
+start_notify_listener "$NOTIFY" "$T/notify.log" 60
 echo sd1 >"$VERSION"
 export NOTIFY_SOCKET=$NOTIFY
 if start_corral -c "$CONF" --listen "uwsgi:unix:$T/sd.sock" --control "$T/sd.ctl"; then
