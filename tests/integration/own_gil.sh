@@ -6,11 +6,13 @@
 # checked: own_gil is a configuration error naming the key and the reason,
 # and the rest is skipped with a message (tests/python-matrix.sh runs this
 # script against 3.12 and 3.13). Otherwise, with tests/apps/own_gil_app.py:
-# two interpreters in one process (1 x 2) with their own tokens, PEP 3333's
+# two interpreters in one process (1 x 2) with their own tokens: thread 0's
+# is the main interpreter, thread 1's the only sub-interpreter; PEP 3333's
 # multithread/multiprocess flags, threading.local, corralctl's per-thread
 # view, wsgi.errors, close() when the client goes away, the app's signal.signal(SIGTERM) refused and a
 # graceful stop, a single-phase-init module (tests/apps/own_gil_single.c,
-# built here) that the app falls back from; two CPU-bound requests in one
+# built here) that loads in the main interpreter and that the
+# sub-interpreter's app falls back from; two CPU-bound requests in one
 # process finish in about the time of one (and take about twice as long
 # without --own-gil); the same module imported without a fallback stops the
 # start with the module named and no respawn loop; harakiri and slowlog
@@ -56,11 +58,14 @@ start_corral --listen "uwsgi:unix:$T/a.sock" --wsgi-file "$APP" --processes 1 --
     --own-gil --pythonpath "$MODDIR" --env "OWN_GIL_TEST_CLOSE_LOG=$CLOSE_LOG" \
     --control "$T/ctl.sock" || finish
 MASTER=$CORRAL_PID
+# loaded NAME: how many sub-interpreters loaded the app; loaded_main NAME:
+# whether the main interpreter did, for thread 0.
 loaded() { grep -c "wsgi: loaded $1 (Python .*, an interpreter with its own GIL)" "$CORRAL_LOG"; }
-loaded_twice() { [ "$(loaded "$1")" = 2 ]; }
-wait_until 20 loaded_twice '.*own_gil_app\.py'
-expect_eq "each of the 2 threads loaded the app into its own interpreter" 2 \
-    "$(loaded '.*own_gil_app\.py')"
+loaded_main() { grep -c "wsgi: loaded $1 (Python .*, the main interpreter, for thread 0)" "$CORRAL_LOG"; }
+loaded_both() { [ "$(loaded "$1")" = 1 ] && [ "$(loaded_main "$1")" = 1 ]; }
+wait_until 20 loaded_both '.*own_gil_app\.py'
+expect_eq "thread 0 loaded the app into the main interpreter, thread 1 into a sub-interpreter" \
+    "1 1" "$(loaded_main '.*own_gil_app\.py') $(loaded '.*own_gil_app\.py')"
 expect_file_match "the app's signal.signal(SIGTERM) is refused with a warning" \
     'the app tried to set a handler for SIGTERM: ignored' "$CORRAL_LOG"
 py_checks "$T" "$top_builddir/corralctl" <<'PY'
@@ -83,8 +88,15 @@ report("1 process, 2 interpreters (%d tokens over %d requests)" % (len(tokens), 
        len(pids) == 1 and len(tokens) == 2, out)
 report("PEP 3333 flags: wsgi.multithread False (one thread per interpreter), "
        "wsgi.multiprocess True", all(o[2:4] == ["False", "True"] for o in out), out)
-report("the single-phase module is refused and the app's pure-Python fallback runs",
-       all(o[4] == "fallback" for o in out), out)
+main = [o for o in out if o[6] == "0"]
+sub = [o for o in out if o[6] != "0"]
+report("thread 0 serves from the main interpreter (id 0), thread 1 from a sub-interpreter: "
+       "2 interpreters in the process, not 3", bool(main) and bool(sub) and
+       len({o[1] for o in main}) == 1 and all(o[7] == "2" for o in out), out)
+report("the single-phase module loads in the main interpreter; in the sub-interpreter it is "
+       "refused and the app's pure-Python fallback runs",
+       main and sub and all(o[4] == "native" for o in main) and
+       all(o[4] == "fallback" for o in sub), out)
 report("threading.local holds what this thread set in this interpreter",
        all(o[5] == "True" for o in out), out)
 open(os.path.join(T, "tokens"), "w").write(" ".join(tokens))
@@ -300,8 +312,9 @@ else
         2>/dev/null
     if alive "$dj"; then
         CORRAL_PID=$dj CORRAL_LOG=$T/django.log
-        wait_until 20 loaded_twice django_app
-        expect_eq "Django: loaded into 2 own-GIL interpreters" 2 "$(loaded django_app)"
+        wait_until 20 loaded_both django_app
+        expect_eq "Django: loaded into the main interpreter and one sub-interpreter" "1 1" \
+            "$(loaded_main django_app) $(loaded django_app)"
         py_checks "$T" <<'PY'
 import json, sys, threading
 from lib_protocols import report, request
