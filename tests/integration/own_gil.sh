@@ -256,14 +256,21 @@ start_corral --listen "uwsgi:unix:$T/h.sock" --wsgi-file "$APP" --processes 1 --
 master=$CORRAL_PID
 first=$(children_of "$master")
 py_checks "$T" <<'PY'
-import sys, time
+import sys, threading, time
 from lib_protocols import report, request
 addr = "unix:%s/h.sock" % sys.argv[1]
-try:
-    outcome = request("uwsgi", addr, "GET", "/spin?s=30", timeout=20)[0]
-except Exception as e:  # noqa: BLE001
-    outcome = repr(e)
-report("the stuck request is not answered 200", outcome != 200, outcome)
+# Two stuck requests, one per thread: the main interpreter's and the
+# sub-interpreter's stacks are both dumped.
+outcomes = []
+def spin():
+    try:
+        outcomes.append(request("uwsgi", addr, "GET", "/spin?s=30", timeout=20)[0])
+    except Exception as e:  # noqa: BLE001
+        outcomes.append(repr(e))
+ts = [threading.Thread(target=spin) for _ in range(2)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+report("the stuck requests are not answered 200", 200 not in outcomes, outcomes)
 t0, ok = time.monotonic(), False
 while time.monotonic() - t0 < 10 and not ok:
     try:
@@ -272,8 +279,11 @@ while time.monotonic() - t0 < 10 and not ok:
         time.sleep(0.05)
 report("a replacement worker serves", ok)
 PY
-expect_file_match "slowlog: the stack of the own-GIL interpreter names the function" \
-    'slowlog: worker 0 thread [01]: +File ".*own_gil_app\.py", line [0-9]+ in spin_here' \
+expect_file_match "slowlog: the stack of thread 0 (the main interpreter) names the function" \
+    'slowlog: worker 0 thread 0: +File ".*own_gil_app\.py", line [0-9]+ in spin_here' \
+    "$CORRAL_LOG"
+expect_file_match "slowlog: the stack of thread 1 (a sub-interpreter) names the function" \
+    'slowlog: worker 0 thread 1: +File ".*own_gil_app\.py", line [0-9]+ in spin_here' \
     "$CORRAL_LOG"
 expect_file_match "harakiri: logged with the request" \
     'harakiri: worker 0 thread [01]: GET /spin\?s=30 has run for 1\.[0-9] s' "$CORRAL_LOG"
