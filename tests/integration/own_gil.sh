@@ -12,7 +12,8 @@
 # view, wsgi.errors, close() when the client goes away, the app's signal.signal(SIGTERM) refused and a
 # graceful stop, a single-phase-init module (tests/apps/own_gil_single.c,
 # built here) that loads in the main interpreter and that the
-# sub-interpreter's app falls back from; two CPU-bound requests in one
+# sub-interpreter's app falls back from; 1 x 3 has three interpreters
+# (the main one, the one made at start, one made by thread 2); two CPU-bound requests in one
 # process finish in about the time of one (and take about twice as long
 # without --own-gil); the same module imported without a fallback stops the
 # start with the module named and no respawn loop; harakiri and slowlog
@@ -173,6 +174,27 @@ PY
 stop_corral "$MASTER"
 expect_eq "SIGTERM still stops corral gracefully (exit 0): the signal stayed corral's" 0 \
     "$CORRAL_STATUS"
+
+# ---- 1 x 3: thread 1 takes the sub-interpreter the worker made at start,
+# thread 2 makes its own: three interpreters, the main one among them
+start_corral --listen "uwsgi:unix:$T/t.sock" --wsgi-file "$APP" --processes 1 --threads 3 \
+    --own-gil || finish
+py_checks "$T" <<'PY'
+import sys, threading
+from lib_protocols import report, request
+addr = "unix:%s/t.sock" % sys.argv[1]
+out = []
+def info():
+    out.append(request("uwsgi", addr, "GET", "/info?ms=400")[2].decode().split())
+ts = [threading.Thread(target=info) for _ in range(3)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+report("1 x 3: three requests at once, three interpreters (the main one and two "
+       "sub-interpreters)", len({o[1] for o in out}) == 3 and
+       sorted(o[6] == "0" for o in out) == [False, False, True] and
+       all(o[7] == "3" for o in out), out)
+PY
+stop_corral
 
 # ---- parallelism: two requests in one process (1 x 2) run Python at once
 # pair_ratio LABEL : the rendezvous (/meet, tests/apps/own_gil_app.py), then
