@@ -23,7 +23,9 @@
 # Environment: BUILD (default: the repo root; holds corral and corral-bench), ROUNDS (5),
 # SECONDS_PER_RUN (5), CONNS (32), WARMUP (1), PROTO (uwsgi; or scgi, fastcgi),
 # MODELS ("linear:1x1 threaded:1x8 prefork:2x1 prefork:8x1 hybrid:2x4", then "own-gil:1x2:own-gil
-# own-gil:2x2:own-gil" when corral takes --own-gil; NAME:PxT[:own-gil]),
+# own-gil:2x2:own-gil" when corral takes --own-gil; NAME:PxT[:own-gil][@DIR]: @DIR runs that
+# model with the corral built in DIR instead of BUILD's, so two builds (before and after a
+# change) are measured in one interleaved run: "own-gil:1x2:own-gil old-own-gil:1x2:own-gil@/b"),
 # MODELS_CPU_LOOPS (64000: the work of /cpu, see apps/models.py), OUT (the PNG; default
 # contrib/bench/models.png), DATA (the data file; default OUT with .dat for .png),
 # RESULTS=FILE keeps the raw runs. Time: about ROUNDS x (WARMUP + SECONDS_PER_RUN) x 10.
@@ -58,12 +60,15 @@ fi
 MODELS=${MODELS:-$default_models}
 read -r -a models <<<"$MODELS"
 for m in "${models[@]}"; do
-    [[ "$m" =~ ^[a-z0-9_-]+:[1-9][0-9]*x[1-9][0-9]*(:own-gil)?$ ]] ||
-        die "MODELS: '$m' is not NAME:PxT[:own-gil]"
+    [[ "$m" =~ ^[a-z0-9_-]+:[1-9][0-9]*x[1-9][0-9]*(:own-gil)?(@/[^@]+)?$ ]] ||
+        die "MODELS: '$m' is not NAME:PxT[:own-gil][@DIR] (DIR absolute)"
+    [[ "$m" != *@* ]] || need_built "${m#*@}/corral"
 done
-# pxt MODEL: its PxT; own_gil_args MODEL: --own-gil for an own-GIL model.
+# pxt MODEL: its PxT; own_gil_args MODEL: --own-gil for an own-GIL model; corral_of MODEL: the
+# corral that runs it.
 pxt() { local r=${1#*:}; echo "${r%%:*}"; }
-own_gil_args() { [[ "$1" == *:own-gil ]] && echo --own-gil; }
+own_gil_args() { [[ "${1%%@*}" == *:own-gil ]] && echo --own-gil; }
+corral_of() { if [[ "$1" == *@* ]]; then echo "${1#*@}/corral"; else echo "$corral"; fi; }
 # mem_kib MASTER: "RSS PSS" in KiB, summed over the master and its workers.
 mem_kib() {
     local p rss=0 pss=0 r s
@@ -82,11 +87,13 @@ results=$tmp/results # lines: label<TAB>rps<TAB>p50<TAB>p99<TAB>cpu<TAB>errors
 : >"$results"
 
 declare -A sock pid
+n=0
 for m in "${models[@]}"; do
-    c=$(pxt "$m") i=${m//:/-}
+    n=$((n + 1)) c=$(pxt "$m") i=${m%%@*} i=$n-${i//:/-}
     # SIGINT: corral's fast stop (SIGTERM drains, up to --graceful-timeout)
     # shellcheck disable=SC2046 # own_gil_args: one word or none
-    start "$i" "$tmp/$i.sock" "$tmp/$i.pid" INT "$corral" "${corral_root[@]}" --wsgi-file "$app" \
+    start "$i" "$tmp/$i.sock" "$tmp/$i.pid" INT "$(corral_of "$m")" "${corral_root[@]}" \
+        --wsgi-file "$app" \
         --env "MODELS_CPU_LOOPS=$MODELS_CPU_LOOPS" --listen "$PROTO:unix:$tmp/$i.sock" \
         --processes "${c%x*}" --threads "${c#*x}" --pidfile "$tmp/$i.pid" $(own_gil_args "$m") ||
         die "corral did not start"

@@ -1,5 +1,6 @@
 """The WSGI app of tests/integration/own_gil.sh: pure Python, run under
---own-gil, where every worker thread imports it into its own interpreter.
+--own-gil, where every worker thread imports it into its own interpreter
+(thread 0 into the main one, the others into sub-interpreters).
 
 At import it draws a token (so each interpreter answers with its own), tries
 to take SIGTERM with signal.signal (corral refuses it with a warning), and
@@ -9,9 +10,11 @@ without a fallback, so the import error stops the start; otherwise falling
 back to pure Python on ImportError, as many libraries do.
 
 Routes (PATH_INFO, else REQUEST_URI):
-  /info      "PID TOKEN MULTITHREAD MULTIPROCESS FALLBACK LOCAL_OK" after
-             sleeping ?ms=N; LOCAL_OK: a threading.local set by this thread
-             still holds this interpreter's token
+  /info      "PID TOKEN MULTITHREAD MULTIPROCESS FALLBACK LOCAL_OK INTERP COUNT"
+             after sleeping ?ms=N; LOCAL_OK: a threading.local set by this
+             thread still holds this interpreter's token; INTERP: this
+             interpreter's id (0: the main one), COUNT: how many interpreters
+             the process has ("?" for both where Python cannot say)
   /cpu       fixed pure-Python work (a loop of ?n=N additions); "PID TOKEN"
   /errors    writes one line with the token to wsgi.errors
   /drip      yields "tick N\\n" every 20 ms, 500 times; close() appends
@@ -47,6 +50,22 @@ else:
         FALLBACK = "fallback"
 
 _local = threading.local()
+
+try:
+    import _interpreters as _interp  # 3.13
+except ImportError:
+    try:
+        import _xxsubinterpreters as _interp  # 3.12
+    except ImportError:
+        _interp = None
+
+
+def interp_info():
+    if _interp is None:
+        return "? ?"
+    cur = _interp.get_current()
+    cur = cur[0] if isinstance(cur, tuple) else cur  # 3.13: (id, whence)
+    return "%d %d" % (int(cur), len(_interp.list_all()))
 
 _meet = None
 if os.environ.get("OWN_GIL_TEST_MEET"):
@@ -103,9 +122,9 @@ def application(environ, start_response):
         time.sleep(_arg(environ, "ms", 0) / 1000)
         if not hasattr(_local, "token"):
             _local.token = TOKEN
-        body = "%d %s %s %s %s %s" % (pid, TOKEN, environ["wsgi.multithread"],
-                                      environ["wsgi.multiprocess"], FALLBACK,
-                                      _local.token == TOKEN)
+        body = "%d %s %s %s %s %s %s" % (pid, TOKEN, environ["wsgi.multithread"],
+                                         environ["wsgi.multiprocess"], FALLBACK,
+                                         _local.token == TOKEN, interp_info())
     elif path == "/cpu":
         n = 0
         for i in range(int(_arg(environ, "n", 2_000_000))):

@@ -6,11 +6,14 @@
 # checked: own_gil is a configuration error naming the key and the reason,
 # and the rest is skipped with a message (tests/python-matrix.sh runs this
 # script against 3.12 and 3.13). Otherwise, with tests/apps/own_gil_app.py:
-# two interpreters in one process (1 x 2) with their own tokens, PEP 3333's
+# two interpreters in one process (1 x 2) with their own tokens: thread 0's
+# is the main interpreter, thread 1's the only sub-interpreter; PEP 3333's
 # multithread/multiprocess flags, threading.local, corralctl's per-thread
 # view, wsgi.errors, close() when the client goes away, the app's signal.signal(SIGTERM) refused and a
 # graceful stop, a single-phase-init module (tests/apps/own_gil_single.c,
-# built here) that the app falls back from; two CPU-bound requests in one
+# built here) that loads in the main interpreter and that the
+# sub-interpreter's app falls back from; 1 x 3 has three interpreters
+# (the main one, the one made at start, one made by thread 2); two CPU-bound requests in one
 # process finish in about the time of one (and take about twice as long
 # without --own-gil); the same module imported without a fallback stops the
 # start with the module named and no respawn loop; harakiri and slowlog
@@ -56,11 +59,17 @@ start_corral --listen "uwsgi:unix:$T/a.sock" --wsgi-file "$APP" --processes 1 --
     --own-gil --pythonpath "$MODDIR" --env "OWN_GIL_TEST_CLOSE_LOG=$CLOSE_LOG" \
     --control "$T/ctl.sock" || finish
 MASTER=$CORRAL_PID
+# loaded NAME: how many sub-interpreters loaded the app; loaded_main NAME:
+# whether the main interpreter did, for thread 0.
 loaded() { grep -c "wsgi: loaded $1 (Python .*, an interpreter with its own GIL)" "$CORRAL_LOG"; }
-loaded_twice() { [ "$(loaded "$1")" = 2 ]; }
-wait_until 20 loaded_twice '.*own_gil_app\.py'
-expect_eq "each of the 2 threads loaded the app into its own interpreter" 2 \
-    "$(loaded '.*own_gil_app\.py')"
+loaded_main() {
+    grep -c "wsgi: loaded $1 (Python .*, the main interpreter, for thread 0)" "$CORRAL_LOG"
+}
+# shellcheck disable=SC2317 # called through wait_until
+loaded_both() { [ "$(loaded "$1")" = 1 ] && [ "$(loaded_main "$1")" = 1 ]; }
+wait_until 20 loaded_both '.*own_gil_app\.py'
+expect_eq "thread 0 loaded the app into the main interpreter, thread 1 into a sub-interpreter" \
+    "1 1" "$(loaded_main '.*own_gil_app\.py') $(loaded '.*own_gil_app\.py')"
 expect_file_match "the app's signal.signal(SIGTERM) is refused with a warning" \
     'the app tried to set a handler for SIGTERM: ignored' "$CORRAL_LOG"
 py_checks "$T" "$top_builddir/corralctl" <<'PY'
@@ -83,8 +92,15 @@ report("1 process, 2 interpreters (%d tokens over %d requests)" % (len(tokens), 
        len(pids) == 1 and len(tokens) == 2, out)
 report("PEP 3333 flags: wsgi.multithread False (one thread per interpreter), "
        "wsgi.multiprocess True", all(o[2:4] == ["False", "True"] for o in out), out)
-report("the single-phase module is refused and the app's pure-Python fallback runs",
-       all(o[4] == "fallback" for o in out), out)
+main = [o for o in out if o[6] == "0"]
+sub = [o for o in out if o[6] != "0"]
+report("thread 0 serves from the main interpreter (id 0), thread 1 from a sub-interpreter: "
+       "2 interpreters in the process, not 3", bool(main) and bool(sub) and
+       len({o[1] for o in main}) == 1 and all(o[7] == "2" for o in out), out)
+report("the single-phase module loads in the main interpreter; in the sub-interpreter it is "
+       "refused and the app's pure-Python fallback runs",
+       main and sub and all(o[4] == "native" for o in main) and
+       all(o[4] == "fallback" for o in sub), out)
 report("threading.local holds what this thread set in this interpreter",
        all(o[5] == "True" for o in out), out)
 open(os.path.join(T, "tokens"), "w").write(" ".join(tokens))
@@ -158,6 +174,27 @@ PY
 stop_corral "$MASTER"
 expect_eq "SIGTERM still stops corral gracefully (exit 0): the signal stayed corral's" 0 \
     "$CORRAL_STATUS"
+
+# ---- 1 x 3: thread 1 takes the sub-interpreter the worker made at start,
+# thread 2 makes its own: three interpreters, the main one among them
+start_corral --listen "uwsgi:unix:$T/t.sock" --wsgi-file "$APP" --processes 1 --threads 3 \
+    --own-gil || finish
+py_checks "$T" <<'PY'
+import sys, threading
+from lib_protocols import report, request
+addr = "unix:%s/t.sock" % sys.argv[1]
+out = []
+def info():
+    out.append(request("uwsgi", addr, "GET", "/info?ms=400")[2].decode().split())
+ts = [threading.Thread(target=info) for _ in range(3)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+report("1 x 3: three requests at once, three interpreters (the main one and two "
+       "sub-interpreters)", len({o[1] for o in out}) == 3 and
+       sorted(o[6] == "0" for o in out) == [False, False, True] and
+       all(o[7] == "3" for o in out), out)
+PY
+stop_corral
 
 # ---- parallelism: two requests in one process (1 x 2) run Python at once
 # pair_ratio LABEL : the rendezvous (/meet, tests/apps/own_gil_app.py), then
@@ -244,14 +281,21 @@ start_corral --listen "uwsgi:unix:$T/h.sock" --wsgi-file "$APP" --processes 1 --
 master=$CORRAL_PID
 first=$(children_of "$master")
 py_checks "$T" <<'PY'
-import sys, time
+import sys, threading, time
 from lib_protocols import report, request
 addr = "unix:%s/h.sock" % sys.argv[1]
-try:
-    outcome = request("uwsgi", addr, "GET", "/spin?s=30", timeout=20)[0]
-except Exception as e:  # noqa: BLE001
-    outcome = repr(e)
-report("the stuck request is not answered 200", outcome != 200, outcome)
+# Two stuck requests, one per thread: the main interpreter's and the
+# sub-interpreter's stacks are both dumped.
+outcomes = []
+def spin():
+    try:
+        outcomes.append(request("uwsgi", addr, "GET", "/spin?s=30", timeout=20)[0])
+    except Exception as e:  # noqa: BLE001
+        outcomes.append(repr(e))
+ts = [threading.Thread(target=spin) for _ in range(2)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+report("the stuck requests are not answered 200", 200 not in outcomes, outcomes)
 t0, ok = time.monotonic(), False
 while time.monotonic() - t0 < 10 and not ok:
     try:
@@ -260,8 +304,11 @@ while time.monotonic() - t0 < 10 and not ok:
         time.sleep(0.05)
 report("a replacement worker serves", ok)
 PY
-expect_file_match "slowlog: the stack of the own-GIL interpreter names the function" \
-    'slowlog: worker 0 thread [01]: +File ".*own_gil_app\.py", line [0-9]+ in spin_here' \
+expect_file_match "slowlog: the stack of thread 0 (the main interpreter) names the function" \
+    'slowlog: worker 0 thread 0: +File ".*own_gil_app\.py", line [0-9]+ in spin_here' \
+    "$CORRAL_LOG"
+expect_file_match "slowlog: the stack of thread 1 (a sub-interpreter) names the function" \
+    'slowlog: worker 0 thread 1: +File ".*own_gil_app\.py", line [0-9]+ in spin_here' \
     "$CORRAL_LOG"
 expect_file_match "harakiri: logged with the request" \
     'harakiri: worker 0 thread [01]: GET /spin\?s=30 has run for 1\.[0-9] s' "$CORRAL_LOG"
@@ -300,8 +347,9 @@ else
         2>/dev/null
     if alive "$dj"; then
         CORRAL_PID=$dj CORRAL_LOG=$T/django.log
-        wait_until 20 loaded_twice django_app
-        expect_eq "Django: loaded into 2 own-GIL interpreters" 2 "$(loaded django_app)"
+        wait_until 20 loaded_both django_app
+        expect_eq "Django: loaded into the main interpreter and one sub-interpreter" "1 1" \
+            "$(loaded_main django_app) $(loaded django_app)"
         py_checks "$T" <<'PY'
 import json, sys, threading
 from lib_protocols import report, request
@@ -330,29 +378,6 @@ PY
         expect_no_match "Django refused: no crash" 'signal 11|SIGSEGV|killed by signal|Fatal' \
             "$(cat "$T/django.log" "$T/django.out")"
     fi
-fi
-
-finish
-    n=$(grep -c 'wsgi: loaded django_app (Python .*, an interpreter with its own GIL)' \
-        "$CORRAL_LOG")
-    expect_eq "Django: loaded into 2 own-GIL interpreters" 2 "$n"
-    py_checks "$T" <<'PY'
-import json, sys, threading
-from lib_protocols import report, request
-addr = "unix:%s/d.sock" % sys.argv[1]
-out = []
-def get():
-    out.append(request("uwsgi", addr, "GET", "/dj/json"))
-ts = [threading.Thread(target=get) for _ in range(8)]
-[t.start() for t in ts]
-[t.join() for t in ts]
-ok = [o for o in out if o[0] == 200 and isinstance(json.loads(o[2]), dict)]
-report("Django: 8 concurrent GET /dj/json answered 200 with JSON", len(ok) == 8,
-       [(o[0], o[2][:80]) for o in out])
-st, _, b = request("uwsgi", addr, "GET", "/dj/nowhere")
-report("Django: an unknown path is Django's 404", st == 404, (st, b[:80]))
-PY
-    stop_corral
 fi
 
 finish

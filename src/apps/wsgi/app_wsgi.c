@@ -12,13 +12,17 @@
  * own thread state. handle holds the GIL only while Python runs: it is
  * released around every read of the body and every write of the response.
  *
- * --own-gil (Python 3.12+, PEP 684): the main interpreter runs no app code;
- * each serving thread creates its own interpreter with its own GIL and
- * imports the app into it (the first thread in worker_init, so an app that
- * cannot load there stops corral at start; the others in thread_init), so
- * the threads of one process run Python in parallel. Everything a request
- * uses (types, environ's constants, the app) belongs to one interpreter:
- * struct app_wsgi_interp, one per thread with own_gil, else one shared.
+ * --own-gil (Python 3.12+, PEP 684): each serving thread runs the app in an
+ * interpreter of its own, so the threads of one process run Python in
+ * parallel. Thread 0 serves from the main interpreter, whose GIL no other
+ * interpreter shares (it runs nothing else: the process's other threads
+ * never enter Python); threads 1..N-1 each from a sub-interpreter with its
+ * own GIL. The first sub-interpreter is made and loaded in worker_init, so
+ * an app that cannot load in one stops corral at start, and handed to the
+ * first thread that asks; the others are made by their threads in
+ * thread_init. Everything a request uses (types, environ's constants, the
+ * app) belongs to one interpreter: struct app_wsgi_interp, one per thread
+ * with own_gil, else one shared.
  *
  * Errors: an exception before the first body byte is logged with its
  * traceback and the request line, and handle returns -1 (corral answers
@@ -29,6 +33,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,10 +103,14 @@ struct app_wsgi {
     char python[PATH_MAX]; /* sys.executable: a venv's python, or the system's */
     bool multithread, multiprocess;
     bool own_gil; /* --own-gil: one interpreter with its own GIL per thread */
+    unsigned threads; /* serving threads per worker */
     bool started; /* the interpreter runs in this process (preloaded in the master) */
-    /* The main interpreter, which runs the app unless own_gil (it then runs
-     * no app code). */
+    /* The main interpreter: every thread's without own_gil, thread 0's
+     * with it. */
     struct app_wsgi_interp *main;
+    /* own_gil: the sub-interpreter worker_init made for the first of
+     * threads 1..N-1 to start (thread_init takes it), NULL once taken. */
+    struct app_wsgi_interp *_Atomic spare;
 };
 
 /* One interpreter that runs the app: the main one, or with --own-gil one
@@ -323,6 +332,7 @@ static int app_wsgi_load(struct app *app, const struct config *c, char *err, siz
     /* With own_gil each app object runs in one thread only; the other
      * threads' interpreters are like other processes (PEP 3333). */
     w->own_gil = c->own_gil;
+    w->threads = c->threads;
     w->multithread = c->threads > 1 && !c->own_gil;
     w->multiprocess = c->processes > 1 || (c->own_gil && c->threads > 1);
     if (c->chdir) {
@@ -530,8 +540,9 @@ out:
 static int app_wsgi_load_into(struct app_wsgi *w, struct app_wsgi_interp *in)
 {
     const char *what = w->file ? w->file : w->module;
+    bool sub = in != w->main;
     if (app_wsgi_setup(w, in) < 0) {
-        if (w->own_gil)
+        if (sub)
             app_wsgi_explain_refusal();
         char context[PATH_MAX + 64];
         snprintf(context, sizeof(context), "loading %s", what);
@@ -540,13 +551,15 @@ static int app_wsgi_load_into(struct app_wsgi *w, struct app_wsgi_interp *in)
     }
     app_wsgi_restore_signals(true);
     log_msg(LOG_INFO, "wsgi: loaded %s (Python %.*s%s)", what, (int)strcspn(Py_GetVersion(), " "),
-            Py_GetVersion(), w->own_gil ? ", an interpreter with its own GIL" : "");
+            Py_GetVersion(),
+            sub ? ", an interpreter with its own GIL"
+                : w->own_gil ? ", the main interpreter, for thread 0" : "");
     return 0;
 }
 
 /* Start the interpreter in this process (a worker, or the master with
- * --preload) and, unless own_gil, load the app into it. The GIL stays with
- * the calling thread. Returns 0, or -1 after logging. */
+ * --preload) and load the app into it. The GIL stays with the calling
+ * thread. Returns 0, or -1 after logging. */
 static int app_wsgi_start(struct app_wsgi *w)
 {
     if (w->chdir && chdir(w->chdir) < 0) {
@@ -557,8 +570,6 @@ static int app_wsgi_start(struct app_wsgi *w)
     if (app_wsgi_interp_start(w->python) < 0)
         return -1;
     w->started = true;
-    if (w->own_gil)
-        return 0; /* the main interpreter runs no app code */
     if (!(w->main = calloc(1, sizeof(*w->main)))) {
         log_msg(LOG_ERROR, "wsgi: out of memory");
         return -1;
@@ -566,24 +577,46 @@ static int app_wsgi_start(struct app_wsgi *w)
     return app_wsgi_load_into(w, w->main);
 }
 
-/* --own-gil: a new interpreter with its own GIL for the calling thread, the
- * app loaded into it; the thread's state and interpreter are set, and the
- * GIL released. 0, or -1 after logging. */
-static int app_wsgi_start_own(struct app_wsgi *w)
+/* --own-gil: a new sub-interpreter with its own GIL, made by the calling
+ * thread (which has no thread state attached), the app loaded into it, its
+ * GIL released; its thread state (bound to the calling thread) into
+ * *TSTATE. The interpreter, or NULL after logging. */
+static struct app_wsgi_interp *app_wsgi_new_own(struct app_wsgi *w, PyThreadState **tstate)
 {
     struct app_wsgi_interp *in = calloc(1, sizeof(*in));
     if (!in) {
         log_msg(LOG_ERROR, "wsgi: out of memory");
+        return NULL;
+    }
+    if (!app_wsgi_interp_new_own_gil())
+        return NULL; /* IN is dropped: the process exits */
+    if (app_wsgi_load_into(w, in) < 0)
+        return NULL;
+    *tstate = PyEval_SaveThread();
+    return in;
+}
+
+/* --own-gil, threads 1..N-1: the sub-interpreter worker_init made, with a
+ * thread state of this thread's, or else a new one made here; the
+ * thread's state and interpreter are set, no GIL held. 0, or -1 after
+ * logging. */
+static int app_wsgi_thread_own(struct app_wsgi *w)
+{
+    struct app_wsgi_interp *in = atomic_exchange(&w->spare, NULL);
+    PyThreadState *tstate = NULL;
+    if (in) {
+        /* Its first thread state stays with thread 0, which made it and
+         * never attaches it again. */
+        if (!(tstate = PyThreadState_New(in->interp))) {
+            log_msg(LOG_ERROR, "wsgi: PyThreadState_New failed");
+            return -1;
+        }
+    } else if (!(in = app_wsgi_new_own(w, &tstate))) {
         return -1;
     }
-    PyThreadState *tstate = app_wsgi_interp_new_own_gil();
-    if (!tstate)
-        return -1; /* IN is dropped: the process exits */
-    if (app_wsgi_load_into(w, in) < 0)
-        return -1;
     app_wsgi_thread.thread = pthread_self();
     app_wsgi_thread_interp = in;
-    app_wsgi_thread.tstate = PyEval_SaveThread();
+    app_wsgi_thread.tstate = tstate;
     return 0;
 }
 
@@ -595,16 +628,20 @@ static int app_wsgi_worker_init(struct app *app)
     /* Per process, not in the master: a preloaded master's memory file
      * would be shared by every worker. */
     app_wsgi_stack_setup();
-    if (w->own_gil) {
-        /* The main interpreter stays idle; this thread (the first serving
-         * one) gets its own now, so that an app that cannot load is a
-         * start-up error (worker.c exits before the worker runs). */
-        PyEval_SaveThread();
-        return app_wsgi_start_own(w);
-    }
+    /* This thread (thread 0) serves from the main interpreter. */
     app_wsgi_thread.thread = pthread_self();
     app_wsgi_thread_interp = w->main;
     app_wsgi_thread.tstate = PyEval_SaveThread(); /* the GIL is free between requests */
+    if (w->own_gil && w->threads > 1) {
+        /* Thread 1's interpreter now, so that an app that cannot load in a
+         * sub-interpreter is a start-up error (worker.c exits before the
+         * worker runs). */
+        PyThreadState *unused;
+        struct app_wsgi_interp *in = app_wsgi_new_own(w, &unused);
+        if (!in)
+            return -1;
+        atomic_store(&w->spare, in);
+    }
     return 0;
 }
 
@@ -656,7 +693,7 @@ static int app_wsgi_thread_init(struct app *app)
     if (app_wsgi_thread.tstate)
         return 0; /* the thread that ran worker_init has its state */
     if (w->own_gil)
-        return app_wsgi_start_own(w);
+        return app_wsgi_thread_own(w);
     app_wsgi_thread.thread = pthread_self();
     app_wsgi_thread_interp = w->main;
     app_wsgi_thread.tstate = PyThreadState_New(w->main->interp);
