@@ -162,3 +162,17 @@ void program_release_master(struct program_table *t, unsigned i)
     if (atomic_load(&t->waiters))
         syscall(SYS_futex, &t->released, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
+
+void program_table_set_keep(struct program_table *t, bool on)
+{
+    uint32_t was = atomic_exchange(&t->keep, on ? 1u : 0u);
+    if (was && !on) {
+        atomic_fetch_add(&t->keep_epoch, 1);
+        syscall(SYS_futex, &t->keep_epoch, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
+    }
+}
+
+void program_keep_wait(struct program_table *t, uint32_t epoch)
+{
+    syscall(SYS_futex, &t->keep_epoch, FUTEX_WAIT, epoch, NULL, NULL, 0);
+}
