@@ -37,6 +37,7 @@ struct program_app {
     char *cmd;                /* the copy argv points into */
     unsigned io_ms;
     struct program_keep keep; /* in a worker: its kept connections */
+    pid_t self;               /* in a worker: its pid */
 };
 
 struct program_pool *app_program_pool(struct app *app)
@@ -128,6 +129,7 @@ static int program_load(struct app *app, const struct config *c, char *err, size
 static int program_worker_init(struct app *app)
 {
     struct program_app *pa = app->data;
+    pa->self = getpid();
     if (program_keep_init(&pa->keep, pa->pool.table) < 0)
         log_msg(LOG_WARN, "FastCGI programs: no kept connections in this worker (%s)",
                 strerror(errno));
@@ -161,7 +163,7 @@ static int program_handle(struct app *app, corral_request *req)
         deadline = start_ms + limit;
     }
     uint64_t wait_until = now + pa->io_ms < deadline ? now + pa->io_ms : deadline;
-    int i = program_claim(t, wait_until, pa->pool.max_requests);
+    int i = program_claim_as(t, wait_until, pa->pool.max_requests, pa->self);
     if (i < 0) {
         bool late = clock_now_ms() >= deadline;
         log_msg(LOG_ERROR, "no FastCGI program became idle within %llu ms%s: %d",

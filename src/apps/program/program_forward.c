@@ -6,6 +6,7 @@
 #include "program_forward.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -56,7 +57,7 @@ static int program_wait(int fd, short events, uint64_t ms)
     return rc > 0 ? 0 : -1;
 }
 
-static int program_receive(struct program_fwd *f);
+static int program_receive(struct program_fwd *f, int flags);
 static void program_gone(struct program_fwd *f);
 
 /* Send LEN bytes; while the program does not take them, read what it
@@ -80,7 +81,7 @@ static int program_send(struct program_out *o, const uint8_t *p, size_t len)
                 continue;
             if (rc <= 0)
                 return -1;
-            if ((pfd.revents & POLLIN) && program_receive(o->fwd) < 0)
+            if ((pfd.revents & POLLIN) && program_receive(o->fwd, MSG_DONTWAIT) < 0)
                 return -1;
         } else {
             if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
@@ -259,11 +260,14 @@ static int program_connect(const char *path, unsigned io_ms)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
-        (errno != EAGAIN || program_wait(fd, POLLOUT, io_ms) < 0)) {
+    if ((connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+         (errno != EAGAIN || program_wait(fd, POLLOUT, io_ms) < 0)) ||
+        fcntl(fd, F_SETFL, 0) < 0) {
         close(fd);
         return -1;
     }
+    /* Blocking from now on: every call but the first wait for the answer
+     * (program_exchange) says MSG_DONTWAIT. */
     return fd;
 }
 
@@ -310,16 +314,17 @@ static int program_finish(struct program_fwd *f, enum program_outcome out)
     return -1;
 }
 
-/* Read once from the program and act on its records. Returns 1 after
- * progress, 0 when nothing is there (the queued body went out first), -1
- * once the request is over (f->out says how). */
-static int program_receive(struct program_fwd *f)
+/* Read once from the program (FLAGS: MSG_DONTWAIT, or 0 to wait for it)
+ * and act on its records. Returns 1 after progress, 0 when nothing is
+ * there (the queued body went out first), -1 once the request is over
+ * (f->out says how). */
+static int program_receive(struct program_fwd *f, int flags)
 {
     if (f->finished)
         return -1;
     corral_request *req = f->req;
     struct program_head *h = &f->h;
-    ssize_t n = recv(f->o.fd, f->in, sizeof(f->in), MSG_DONTWAIT);
+    ssize_t n = recv(f->o.fd, f->in, sizeof(f->in), flags);
     if (n < 0 && errno == EINTR)
         return 1;
     if (n < 0 && errno == EAGAIN)
@@ -411,17 +416,24 @@ static void program_exchange(struct program_fwd *f, uint64_t deadline_ms, bool k
         return;
     }
     /* The program has just been given the request: wait before the first
-     * read rather than try it first (one system call less per request). */
-    uint64_t first = clock_now_ms();
-    if (first < deadline_ms)
-        program_wait(f->o.fd, POLLIN, deadline_ms - first);
+     * read rather than try it first (one system call less per request);
+     * without a deadline the read itself waits (one less again). */
+    int flags = MSG_DONTWAIT;
+    if (deadline_ms == UINT64_MAX) {
+        flags = 0;
+    } else {
+        uint64_t first = clock_now_ms();
+        if (first < deadline_ms)
+            program_wait(f->o.fd, POLLIN, deadline_ms - first);
+    }
     for (;;) {
         uint64_t now = clock_now_ms();
         if (now >= deadline_ms) {
             f->out = req->head_sent ? PROGRAM_BROKEN : PROGRAM_TIMED_OUT;
             return;
         }
-        int r = program_receive(f);
+        int r = program_receive(f, flags);
+        flags = MSG_DONTWAIT;
         if (r < 0)
             return;
         if (r > 0)

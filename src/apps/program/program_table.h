@@ -96,6 +96,11 @@ void program_table_destroy(struct program_table *t);
  * at the deadline. */
 int program_claim(struct program_table *t, uint64_t deadline_ms, uint64_t max_requests);
 
+/* The same for process SELF (its pid, which program_claim asks the kernel
+ * for). */
+int program_claim_as(struct program_table *t, uint64_t deadline_ms, uint64_t max_requests,
+                     pid_t self);
+
 /* Take an idle slot I for the master (recycling): true when it got it. */
 bool program_claim_master(struct program_table *t, unsigned i);
 
