@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -24,6 +25,9 @@
 
 #define PROGRAM_BUF 8192
 #define PROGRAM_REQUEST_ID 1
+/* How long the first read of an answer on a kept connection waits by
+ * itself; a longer wait goes on in poll, up to the deadline. */
+#define PROGRAM_READ_SLICE_MS 100
 
 /* The records going to the program: a stream's content is staged (PARAMS
  * or STDIN), framed into WBUF, and WBUF goes out when full or committed, so
@@ -260,15 +264,23 @@ static int program_connect(const char *path, unsigned io_ms)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -1;
-    if ((connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
-         (errno != EAGAIN || program_wait(fd, POLLOUT, io_ms) < 0)) ||
-        fcntl(fd, F_SETFL, 0) < 0) {
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+        (errno != EAGAIN || program_wait(fd, POLLOUT, io_ms) < 0)) {
         close(fd);
         return -1;
     }
-    /* Blocking from now on: every call but the first wait for the answer
-     * (program_exchange) says MSG_DONTWAIT. */
     return fd;
+}
+
+/* A connection about to be kept becomes blocking, its reads limited to
+ * PROGRAM_READ_SLICE_MS: the first read of each answer then waits by itself
+ * (program_exchange; every other call says MSG_DONTWAIT). 0, or -1. */
+static int program_make_kept(int fd)
+{
+    struct timeval tv = {.tv_sec = 0, .tv_usec = PROGRAM_READ_SLICE_MS * 1000};
+    if (fcntl(fd, F_SETFL, 0) < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+        return -1;
+    return 0;
 }
 
 /* One forward: what goes out, what comes back, and how it ended. */
@@ -416,16 +428,16 @@ static void program_exchange(struct program_fwd *f, uint64_t deadline_ms, bool k
         return;
     }
     /* The program has just been given the request: wait before the first
-     * read rather than try it first (one system call less per request);
-     * without a deadline the read itself waits (one less again). */
+     * read rather than try it first (one system call less per request); on
+     * a kept connection the read itself waits (one less again), for
+     * PROGRAM_READ_SLICE_MS at most. */
     int flags = MSG_DONTWAIT;
-    if (deadline_ms == UINT64_MAX) {
+    uint64_t first = clock_now_ms();
+    if (f->o.reused && (deadline_ms == UINT64_MAX || (first < deadline_ms &&
+                                                      deadline_ms - first >= PROGRAM_READ_SLICE_MS)))
         flags = 0;
-    } else {
-        uint64_t first = clock_now_ms();
-        if (first < deadline_ms)
-            program_wait(f->o.fd, POLLIN, deadline_ms - first);
-    }
+    else if (first < deadline_ms)
+        program_wait(f->o.fd, POLLIN, deadline_ms - first);
     for (;;) {
         uint64_t now = clock_now_ms();
         if (now >= deadline_ms) {
@@ -477,7 +489,7 @@ enum program_outcome program_forward(const char *path, unsigned index, corral_re
         f->o.reused = false;
     }
     enum program_outcome out = f->out;
-    if (!(keep && f->clean)) {
+    if (!(keep && f->clean) || (!f->o.reused && program_make_kept(*fd) < 0)) {
         close(*fd);
         *fd = -1;
     }

@@ -41,15 +41,19 @@ static void *program_keeper(void *arg)
 int program_keep_init(struct program_keep *k, struct program_table *t)
 {
     k->t = t;
+    k->fd = NULL;
     atomic_store(&k->off, true);
     const char *max = getenv("PHP_FCGI_MAX_REQUESTS");
     k->php_max = max ? strtoull(max, NULL, 10) : 0;
-    k->fd = malloc(t->count * sizeof(*k->fd));
+    _Atomic int *fds = malloc(t->count * sizeof(*fds));
     k->gen = calloc(t->count, sizeof(*k->gen));
-    if (!k->fd || !k->gen)
-        return -1;
+    if (!fds || !k->gen) {
+        free(fds);
+        return -1; /* k->fd stays NULL: nothing is kept */
+    }
     for (unsigned i = 0; i < t->count; i++)
-        atomic_init(&k->fd[i], -1);
+        atomic_init(&fds[i], -1);
+    k->fd = fds;
     /* The keeper takes no signal: the worker's threads handle them. */
     sigset_t all, old;
     sigfillset(&all);
