@@ -10,8 +10,9 @@
 # stderr in the error log, and a program that cannot start. With one worker
 # process corral keeps a connection to each program (FCGI_KEEP_CONN): fewer
 # connections than requests, none kept with two worker processes, a killed
-# program's connection not reused, and the slow page, the 32 kept
-# connections and the respawn again with it.
+# program's connection not reused, dropped at once when a second worker
+# process starts, and the slow page, the 32 kept connections and the respawn
+# again with it.
 TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-180}
 . "$(dirname "$0")/lib.sh"
 
@@ -229,6 +230,25 @@ check_not "... and no request failed" grep -qE "connection ended before END_REQU
 wait_until 10 test "$(programs | wc -w)" = 2
 conns 10 >"$T/conns-respawn"
 expect_eq "... after its respawn 10 requests answered" 10 "$(grep -c '^pid=' "$T/conns-respawn")"
+# A second worker process (SIGTTIN): the first drops its idle kept
+# connections at once, without a request, so that no program is pinned.
+held() { # the connections the programs hold (fd 0 is their listening socket)
+    local p n=0
+    for p in $(programs); do
+        n=$((n + $(find "/proc/$p/fd" -lname 'socket:*' ! -name 0 2>/dev/null | wc -l)))
+    done
+    echo "$n"
+}
+wait_until 10 kept_twice
+check "the programs hold the kept connections" test "$(held)" -ge 1
+kill -TTIN "$CORRAL_PID"
+wait_until 10 test "$(pgrep -P "$CORRAL_PID" -x corral | wc -l)" = 2
+wait_until 5 test "$(held)" = 0
+expect_eq "a second worker process: the kept connections are closed with no request" 0 "$(held)"
+"$PY" "$LOAD" "$PK" /index.php 32 10 >"$T/scaled" 2>&1
+expect_eq "... then 32 keep-alive clients x 10 requests: all 200" "ok 320" "$(grep '^ok' "$T/scaled")"
+conns 20 >"$T/conns-scaled"
+expect_eq "... and 20 requests over 20 connections" 20 "$(distinct_conns <"$T/conns-scaled")"
 stop_corral
 
 # The libfcgi program: corral's recycling by count, stderr, harakiri.
