@@ -66,7 +66,8 @@ root_opt=()
 # corral + php-cgi.
 "$BUILD/corral" "${root_opt[@]}" --listen "fastcgi:unix:$T/corral.sock" --chmod 0666 \
     --fastcgi-program "$PHP_CGI -d opcache.enable=1" --program-processes "$PHP_PROCS" \
-    --processes "$CORRAL_PROCS" --threads "$CORRAL_THREADS" --error-log "$T/corral.log" >/dev/null 2>&1 &
+    --processes "$CORRAL_PROCS" --threads "$CORRAL_THREADS" --error-log "$T/corral.log" \
+    >/dev/null 2>&1 &
 pids+=($!)
 
 # PHP-FPM, pm = static.

@@ -134,7 +134,8 @@ conns() { # N -> "pid=... conn=socket:[...]" lines
 }
 distinct_conns() { grep -o 'conn=socket:\[[0-9]*\]' | sort -u | wc -l; }
 conns 20 >"$T/conns2"
-expect_eq "with 2 worker processes: 20 requests answered by php-cgi" 20 "$(grep -c '^pid=' "$T/conns2")"
+expect_eq "with 2 worker processes: 20 requests answered by php-cgi" 20 \
+    "$(grep -c '^pid=' "$T/conns2")"
 expect_eq "... over 20 connections (none kept: it would pin a program to one process)" 20 \
     "$(distinct_conns <"$T/conns2")"
 
@@ -226,7 +227,8 @@ conns 10 >"$T/conns-after"
 expect_eq "a kept program killed: the 10 requests after it are answered by php-cgi" 10 \
     "$(grep -c '^pid=' "$T/conns-after")"
 check_not "... none by the killed one" grep -q "^pid=$victim " "$T/conns-after"
-check_not "... and no request failed" grep -qE "connection ended before END_REQUEST|sending the (request|body) failed" "$CORRAL_LOG"
+check_not "... and no request failed" \
+    grep -qE "connection ended before END_REQUEST|sending the (request|body) failed" "$CORRAL_LOG"
 wait_until 10 test "$(programs | wc -w)" = 2
 conns 10 >"$T/conns-respawn"
 expect_eq "... after its respawn 10 requests answered" 10 "$(grep -c '^pid=' "$T/conns-respawn")"
@@ -246,7 +248,8 @@ wait_until 10 test "$(pgrep -P "$CORRAL_PID" -x corral | wc -l)" = 2
 wait_until 5 test "$(held)" = 0
 expect_eq "a second worker process: the kept connections are closed with no request" 0 "$(held)"
 "$PY" "$LOAD" "$PK" /index.php 32 10 >"$T/scaled" 2>&1
-expect_eq "... then 32 keep-alive clients x 10 requests: all 200" "ok 320" "$(grep '^ok' "$T/scaled")"
+expect_eq "... then 32 keep-alive clients x 10 requests: all 200" "ok 320" \
+    "$(grep '^ok' "$T/scaled")"
 conns 20 >"$T/conns-scaled"
 expect_eq "... and 20 requests over 20 connections" 20 "$(distinct_conns <"$T/conns-scaled")"
 stop_corral

@@ -38,9 +38,9 @@ struct program_out {
     struct program_fwd *fwd; /* to read the program's answer while sending */
     int fd;
     unsigned io_ms;
-    bool reused;   /* the connection served an earlier request */
-    bool has_body; /* CONTENT_LENGTH is there and not 0 */
-    size_t sent;   /* bytes the program took */
+    bool reused;     /* the connection served an earlier request */
+    bool has_body;   /* CONTENT_LENGTH is there and not 0 */
+    size_t sent;     /* bytes the program took */
     bool body_taken; /* a byte of the front end's body was read */
     bool sent_all;   /* the whole request went out */
     enum fcgi_client_type type;
@@ -433,8 +433,9 @@ static void program_exchange(struct program_fwd *f, uint64_t deadline_ms, bool k
      * PROGRAM_READ_SLICE_MS at most. */
     int flags = MSG_DONTWAIT;
     uint64_t first = clock_now_ms();
-    if (f->o.reused && (deadline_ms == UINT64_MAX || (first < deadline_ms &&
-                                                      deadline_ms - first >= PROGRAM_READ_SLICE_MS)))
+    bool room = deadline_ms == UINT64_MAX ||
+                (first < deadline_ms && deadline_ms - first >= PROGRAM_READ_SLICE_MS);
+    if (f->o.reused && room)
         flags = 0;
     else if (first < deadline_ms)
         program_wait(f->o.fd, POLLIN, deadline_ms - first);
@@ -473,8 +474,7 @@ enum program_outcome program_forward(const char *path, unsigned index, corral_re
     f->index = index;
     for (;;) {
         if (*fd < 0 && (*fd = program_connect(path, io_ms)) < 0) {
-            log_msg(LOG_ERROR, "FastCGI program %u: connect(%s): %s", index, path,
-                    strerror(errno));
+            log_msg(LOG_ERROR, "FastCGI program %u: connect(%s): %s", index, path, strerror(errno));
             free(f);
             return PROGRAM_FAILED;
         }

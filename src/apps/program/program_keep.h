@@ -24,11 +24,11 @@
 
 struct program_keep {
     struct program_table *t;
-    _Atomic int *fd;   /* per slot: the idle kept connection, -1 = none */
-    uint32_t *gen;     /* per slot: the gen of the program it was made to */
-    _Atomic bool off;  /* the worker is stopping: keep nothing */
-    uint64_t php_max;  /* PHP_FCGI_MAX_REQUESTS of the environment, 0 = none */
-    bool thread;       /* the keeper thread runs */
+    _Atomic int *fd;  /* per slot: the idle kept connection, -1 = none */
+    uint32_t *gen;    /* per slot: the gen of the program it was made to */
+    _Atomic bool off; /* the worker is stopping: keep nothing */
+    uint64_t php_max; /* PHP_FCGI_MAX_REQUESTS of the environment, 0 = none */
+    bool thread;      /* the keeper thread runs */
     pthread_t keeper;
 };
 
