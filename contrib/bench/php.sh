@@ -9,7 +9,9 @@
 #
 # Both sides run PHP_PROCS PHP processes (default 2) with OPcache on:
 #   corral: --fastcgi-program "php-cgi -d opcache.enable=1" --program-processes PHP_PROCS,
-#           --processes 2 --threads PHP_PROCS (a worker thread waits while a program works);
+#           --processes CORRAL_PROCS (1) --threads CORRAL_THREADS (PHP_PROCS): one worker
+#           process keeps one connection to each program (FCGI_KEEP_CONN; a worker thread
+#           waits while a program works);
 #   PHP-FPM 8.2: pm = static, pm.max_children = PHP_PROCS, opcache.enable = 1, one pool for the
 #           keep-conn runs and one for the others (nginx's idle kept connections pin the
 #           children of the first).
@@ -20,7 +22,8 @@
 # connection) and non-2xx answers (nginx's 502/504).
 #
 # Environment: BUILD (default: the repo root), ROUNDS (3), SECONDS_PER_RUN (5), CONNS (32),
-# PHP_PROCS (2), PHP_CGI (php-cgi), PHP_FPM (php-fpm8.2). Everything lives in a temp dir; the
+# PHP_PROCS (2), CORRAL_PROCS (1), CORRAL_THREADS (PHP_PROCS), PHP_CGI (php-cgi),
+# PHP_FPM (php-fpm8.2). Everything lives in a temp dir; the
 # processes started here are stopped by PID on exit. Unix sockets and 127.0.0.1 only.
 set -u -o pipefail
 
@@ -32,6 +35,8 @@ ROUNDS=${ROUNDS:-3}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 CONNS=${CONNS:-32}
 PHP_PROCS=${PHP_PROCS:-2}
+CORRAL_PROCS=${CORRAL_PROCS:-1}
+CORRAL_THREADS=${CORRAL_THREADS:-$PHP_PROCS}
 PHP_CGI=${PHP_CGI:-php-cgi}
 PHP_FPM=${PHP_FPM:-php-fpm8.2}
 
@@ -61,7 +66,8 @@ root_opt=()
 # corral + php-cgi.
 "$BUILD/corral" "${root_opt[@]}" --listen "fastcgi:unix:$T/corral.sock" --chmod 0666 \
     --fastcgi-program "$PHP_CGI -d opcache.enable=1" --program-processes "$PHP_PROCS" \
-    --processes 2 --threads "$PHP_PROCS" --error-log "$T/corral.log" >/dev/null 2>&1 &
+    --processes "$CORRAL_PROCS" --threads "$CORRAL_THREADS" --error-log "$T/corral.log" \
+    >/dev/null 2>&1 &
 pids+=($!)
 
 # PHP-FPM, pm = static.

@@ -12,7 +12,10 @@
  * frees claims left by a worker that died, and stops them: the programs
  * of a replaced app once it is retired and the reload is over, all of them
  * once no worker runs at a stop (SIGTERM, SIGKILL after
- * --graceful-timeout).
+ * --graceful-timeout). It allows the workers to keep their connections to
+ * the programs (program_table_set_keep) only while a single worker runs
+ * (one kept connection pins a program to its process), bumps a slot's gen
+ * at each start (a kept connection to its predecessor is not reused).
  *
  * The programs run as the master does: it dropped to --uid/--gid before
  * the app was loaded. The listening sockets stay open in the master, so
@@ -119,6 +122,7 @@ static int programs_spawn(struct master *m, unsigned pool_i, unsigned i)
         return -1;
     }
     atomic_store(&s->pid, (int32_t)pid);
+    atomic_fetch_add(&s->gen, 1);
     s->started_ms = clock_now_ms();
     s->respawn_at_ms = 0;
     s->stopping = false;
@@ -489,6 +493,11 @@ void master_programs_tick(struct master *m)
         /* A replaced app's programs: once the reload is over, its old
          * workers are gone. */
         bool retire = pool->retired && m->reload.phase == RELOAD_IDLE;
+        /* One worker process at most: its kept connections pin nothing
+         * another process would want (fork_prepare forbids them before the
+         * next fork). */
+        program_table_set_keep(pool->table,
+                               m->live <= 1 && !pool->retired && !programs_stopping(m));
         programs_tick_pool(m, pool, stop_all || retire, now);
         if (pool->retired) {
             bool any = false;

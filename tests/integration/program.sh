@@ -7,7 +7,12 @@
 # refused, a slow page that stops nothing else, a program killed and
 # respawned, harakiri, recycling by count (corral's and php-cgi's
 # PHP_FCGI_MAX_REQUESTS), a reload with zero failed requests, the programs'
-# stderr in the error log, and a program that cannot start.
+# stderr in the error log, and a program that cannot start. With one worker
+# process corral keeps a connection to each program (FCGI_KEEP_CONN): fewer
+# connections than requests, none kept with two worker processes, a killed
+# program's connection not reused, dropped at once when a second worker
+# process starts, and the slow page, the 32 kept connections and the respawn
+# again with it.
 TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-180}
 . "$(dirname "$0")/lib.sh"
 
@@ -120,6 +125,20 @@ curl_req "http://127.0.0.1:$PK/upload.php" -F "file=@$T/upfile"
 expect_eq "an upload: 200" 200 "$HTTP_CODE"
 expect_eq "the uploaded file arrives whole" "size=300000 sha256=$(sha_file "$T/upfile")" "$(tr '\n' ' ' <"$T/body" | sed 's/ $//')"
 
+# The connections php-cgi got requests on (conn.php names each by its
+# socket's inode) for N sequential requests through nginx keep-conn.
+conns() { # N -> "pid=... conn=socket:[...]" lines
+    local urls=() i
+    for i in $(seq 1 "$1"); do urls+=("http://127.0.0.1:$PK/conn.php"); done
+    curl -sS -m 20 "${urls[@]}" 2>/dev/null
+}
+distinct_conns() { grep -o 'conn=socket:\[[0-9]*\]' | sort -u | wc -l; }
+conns 20 >"$T/conns2"
+expect_eq "with 2 worker processes: 20 requests answered by php-cgi" 20 \
+    "$(grep -c '^pid=' "$T/conns2")"
+expect_eq "... over 20 connections (none kept: it would pin a program to one process)" 20 \
+    "$(distinct_conns <"$T/conns2")"
+
 # 32 kept connections from nginx, 2 programs: every request is served.
 "$PY" "$LOAD" "$PK" /index.php 32 20 >"$T/load32" 2>&1
 expect_eq "32 keep-alive clients x 20 requests through nginx keep-conn: all 200" "ok 640" "$(grep '^ok' "$T/load32")"
@@ -174,6 +193,65 @@ start_corral --listen "fastcgi:unix:$F" --chmod 0666 --fastcgi-program "$PHP_CMD
 "$PY" "$LOAD" "$PK" /index.php 2 15 >"$T/phpmax" 2>&1
 expect_eq "PHP_FCGI_MAX_REQUESTS=3: 30 requests, all 200" "ok 30" "$(grep '^ok' "$T/phpmax")"
 expect_match "... served by more than 2 php-cgi processes" '^pids ([3-9]|[1-9][0-9])' "$(grep '^pids' "$T/phpmax")"
+stop_corral
+
+# One worker process: it keeps a connection to each program.
+start_corral --listen "fastcgi:unix:$F" --chmod 0666 --fastcgi-program "$PHP_CMD" \
+    --program-processes 2 --processes 1 --threads 4 || finish
+PHP_MASTER=$CORRAL_PID
+wait_until 10 test "$(programs | wc -w)" = 2
+# Kept connections are allowed once the master saw its single worker run.
+kept_twice() { [ "$(conns 2 | distinct_conns)" = 1 ]; }
+wait_until 10 kept_twice
+conns 40 >"$T/conns1"
+expect_eq "one worker process: 40 requests through nginx keep-conn answered by php-cgi" 40 \
+    "$(grep -c '^pid=' "$T/conns1")"
+expect_match "... over at most one connection per program" '^[12]$' "$(distinct_conns <"$T/conns1")"
+"$PY" "$LOAD" "$PK" /index.php 32 20 >"$T/keep32" 2>&1
+expect_eq "... 32 keep-alive clients x 20 requests: all 200" "ok 640" "$(grep '^ok' "$T/keep32")"
+expect_eq "... both programs served" "pids 2" "$(grep '^pids' "$T/keep32")"
+curl -sS -m 30 -o "$T/slow1" "http://127.0.0.1:$PK/slow.php?s=4" 2>/dev/null &
+slow=$!
+wait_until 10 any_program_sleeps php-cgi
+"$PY" "$LOAD" "$PK" /index.php 4 5 >"$T/during1" 2>&1
+expect_eq "... 20 requests while a slow page runs: all 200" "ok 20" "$(grep '^ok' "$T/during1")"
+check "... and the slow page was still running after them" alive "$slow"
+wait "$slow"
+expect_match "... the slow page completes" '^slow done after 4 s' "$(cat "$T/slow1")"
+# The program that holds the kept connection is killed: its connection is
+# not used again, the next requests are served by the others.
+wait_until 10 kept_twice
+victim=$(conns 1 | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
+kill -KILL "$victim"
+conns 10 >"$T/conns-after"
+expect_eq "a kept program killed: the 10 requests after it are answered by php-cgi" 10 \
+    "$(grep -c '^pid=' "$T/conns-after")"
+check_not "... none by the killed one" grep -q "^pid=$victim " "$T/conns-after"
+check_not "... and no request failed" \
+    grep -qE "connection ended before END_REQUEST|sending the (request|body) failed" "$CORRAL_LOG"
+wait_until 10 test "$(programs | wc -w)" = 2
+conns 10 >"$T/conns-respawn"
+expect_eq "... after its respawn 10 requests answered" 10 "$(grep -c '^pid=' "$T/conns-respawn")"
+# A second worker process (SIGTTIN): the first drops its idle kept
+# connections at once, without a request, so that no program is pinned.
+held() { # the connections the programs hold (fd 0 is their listening socket)
+    local p n=0
+    for p in $(programs); do
+        n=$((n + $(find "/proc/$p/fd" -lname 'socket:*' ! -name 0 2>/dev/null | wc -l)))
+    done
+    echo "$n"
+}
+wait_until 10 kept_twice
+check "the programs hold the kept connections" test "$(held)" -ge 1
+kill -TTIN "$CORRAL_PID"
+wait_until 10 test "$(pgrep -P "$CORRAL_PID" -x corral | wc -l)" = 2
+wait_until 5 test "$(held)" = 0
+expect_eq "a second worker process: the kept connections are closed with no request" 0 "$(held)"
+"$PY" "$LOAD" "$PK" /index.php 32 10 >"$T/scaled" 2>&1
+expect_eq "... then 32 keep-alive clients x 10 requests: all 200" "ok 320" \
+    "$(grep '^ok' "$T/scaled")"
+conns 20 >"$T/conns-scaled"
+expect_eq "... and 20 requests over 20 connections" 20 "$(distinct_conns <"$T/conns-scaled")"
 stop_corral
 
 # The libfcgi program: corral's recycling by count, stderr, harakiri.

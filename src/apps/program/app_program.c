@@ -5,7 +5,11 @@
  * programs' sockets (program_table_open) when it takes the pool, before it
  * forks the workers that use it, so a load that only checks (corral -t, a
  * reload's check) makes no file. handle claims an idle program (waiting up to --io-timeout, then
- * 503), forwards the request (program_forward.c) and releases the claim.
+ * 503), forwards the request (program_forward.c) over the connection the
+ * worker keeps to it (program_keep.c) or a new one, and releases the
+ * claim. fork_prepare forbids kept connections before the master forks a
+ * worker: the master allows them again once a single worker runs
+ * (src/master/master_programs.c).
  */
 #include "app_program.h"
 
@@ -22,6 +26,7 @@
 #include "core/log.h"
 #include "os/privs.h"
 #include "program_forward.h"
+#include "program_keep.h"
 
 /* A worker answers an overrun request this long before its own watchdog's
  * --harakiri would end the whole worker. */
@@ -31,6 +36,8 @@ struct program_app {
     struct program_pool pool; /* first: app_program_pool_free casts back */
     char *cmd;                /* the copy argv points into */
     unsigned io_ms;
+    struct program_keep keep; /* in a worker: its kept connections */
+    pid_t self;               /* in a worker: its pid */
 };
 
 struct program_pool *app_program_pool(struct app *app)
@@ -121,7 +128,11 @@ static int program_load(struct app *app, const struct config *c, char *err, size
 
 static int program_worker_init(struct app *app)
 {
-    (void)app;
+    struct program_app *pa = app->data;
+    pa->self = getpid();
+    if (program_keep_init(&pa->keep, pa->pool.table) < 0)
+        log_msg(LOG_WARN, "FastCGI programs: no kept connections in this worker (%s)",
+                strerror(errno));
     return 0;
 }
 
@@ -152,7 +163,7 @@ static int program_handle(struct app *app, corral_request *req)
         deadline = start_ms + limit;
     }
     uint64_t wait_until = now + pa->io_ms < deadline ? now + pa->io_ms : deadline;
-    int i = program_claim(t, wait_until, pa->pool.max_requests);
+    int i = program_claim_as(t, wait_until, pa->pool.max_requests, pa->self);
     if (i < 0) {
         bool late = clock_now_ms() >= deadline;
         log_msg(LOG_ERROR, "no FastCGI program became idle within %llu ms%s: %d",
@@ -162,7 +173,13 @@ static int program_handle(struct app *app, corral_request *req)
                     : program_answer(req, 503, "Service Unavailable: every program is busy\n");
     }
     struct program_slot *s = &t->slots[i];
-    enum program_outcome out = program_forward(s->path, (unsigned)i, req, deadline, pa->io_ms);
+    uint32_t gen = atomic_load(&s->gen); /* before any connect: see program_keep_take */
+    int fd = program_keep_take(&pa->keep, (unsigned)i);
+    bool keep = program_keep_wanted(&pa->keep, (unsigned)i);
+    enum program_outcome out =
+        program_forward(s->path, (unsigned)i, req, deadline, pa->io_ms, &fd, keep);
+    if (fd >= 0)
+        program_keep_put(&pa->keep, (unsigned)i, fd, gen);
     int32_t pid = atomic_load(&s->pid);
     bool overran = clock_now_ms() >= deadline;
     if (out == PROGRAM_TIMED_OUT || (out == PROGRAM_BROKEN && overran)) {
@@ -195,7 +212,24 @@ static int program_handle(struct app *app, corral_request *req)
 
 static void program_worker_fini(struct app *app)
 {
-    (void)app;
+    struct program_app *pa = app->data;
+    program_keep_stop(&pa->keep);
+}
+
+/* The worker stops taking requests: it keeps no program from another. */
+static void program_stopping(struct app *app)
+{
+    struct program_app *pa = app->data;
+    program_keep_stop(&pa->keep);
+}
+
+/* In the master, before it forks a worker: no worker keeps connections
+ * while another may run (the master allows them again). */
+static void program_fork_prepare(struct app *app)
+{
+    struct program_app *pa = app->data;
+    if (pa)
+        program_table_set_keep(pa->pool.table, false);
 }
 
 void app_program_pool_free(struct program_pool *pool)
@@ -225,5 +259,7 @@ const struct app_ops app_program_ops = {
     .thread_init = program_thread_init,
     .handle = program_handle,
     .worker_fini = program_worker_fini,
+    .stopping = program_stopping,
+    .fork_prepare = program_fork_prepare,
     .unload = program_unload,
 };

@@ -1,18 +1,19 @@
 /*
  * program_forward.c — forwarding one request to a FastCGI program (see
- * program_forward.h). One connection per request: a program such as
- * php-cgi serves one connection at a time, so a kept connection would pin
- * it to the thread that holds it.
+ * program_forward.h), over a connection kept from an earlier request
+ * (program_keep.h) or a new one.
  */
 #include "program_forward.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -24,6 +25,9 @@
 
 #define PROGRAM_BUF 8192
 #define PROGRAM_REQUEST_ID 1
+/* How long the first read of an answer on a kept connection waits by
+ * itself; a longer wait goes on in poll, up to the deadline. */
+#define PROGRAM_READ_SLICE_MS 100
 
 /* The records going to the program: a stream's content is staged (PARAMS
  * or STDIN), framed into WBUF, and WBUF goes out when full or committed, so
@@ -34,6 +38,11 @@ struct program_out {
     struct program_fwd *fwd; /* to read the program's answer while sending */
     int fd;
     unsigned io_ms;
+    bool reused;     /* the connection served an earlier request */
+    bool has_body;   /* CONTENT_LENGTH is there and not 0 */
+    size_t sent;     /* bytes the program took */
+    bool body_taken; /* a byte of the front end's body was read */
+    bool sent_all;   /* the whole request went out */
     enum fcgi_client_type type;
     size_t len; /* staged content */
     uint8_t stage[PROGRAM_BUF];
@@ -52,7 +61,8 @@ static int program_wait(int fd, short events, uint64_t ms)
     return rc > 0 ? 0 : -1;
 }
 
-static int program_receive(struct program_fwd *f);
+static int program_receive(struct program_fwd *f, int flags);
+static void program_gone(struct program_fwd *f);
 
 /* Send LEN bytes; while the program does not take them, read what it
  * answers (a program that writes while it reads would wait for us
@@ -65,6 +75,7 @@ static int program_send(struct program_out *o, const uint8_t *p, size_t len)
         if (n > 0) {
             p += n;
             len -= (size_t)n;
+            o->sent += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && errno == EAGAIN) {
@@ -74,9 +85,11 @@ static int program_send(struct program_out *o, const uint8_t *p, size_t len)
                 continue;
             if (rc <= 0)
                 return -1;
-            if ((pfd.revents & POLLIN) && program_receive(o->fwd) < 0)
+            if ((pfd.revents & POLLIN) && program_receive(o->fwd, MSG_DONTWAIT) < 0)
                 return -1;
         } else {
+            if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+                program_gone(o->fwd);
             return -1;
         }
     }
@@ -126,6 +139,8 @@ static int program_send_params(struct program_out *o, corral_request *req)
         const char *name, *value;
         size_t nlen, vlen;
         request_param_at(req, i, &name, &nlen, &value, &vlen);
+        if (nlen == 14 && memcmp(name, "CONTENT_LENGTH", 14) == 0)
+            o->has_body = vlen && !(vlen == 1 && value[0] == '0');
         uint8_t lens[8];
         size_t used = fcgi_client_lengths(lens, nlen, vlen);
         if (program_put(o, lens, used) < 0 || program_put(o, name, nlen) < 0 ||
@@ -142,19 +157,27 @@ static int program_send_params(struct program_out *o, corral_request *req)
 static int program_send_body(struct program_out *o, corral_request *req)
 {
     o->type = FCGI_CLIENT_STDIN;
+    /* On a kept connection the program may have gone since its last
+     * answer: the params go first, so that nothing of the body is read
+     * before the connection proved alive (the request can then be sent
+     * again on a new one). */
+    if (o->reused && o->has_body && !o->sent && program_commit(o) < 0)
+        return -1;
     for (;;) {
         ssize_t n = corral_read(req, o->stage, PROGRAM_BUF);
         if (n < 0)
             return -2;
         if (n == 0)
             break;
+        o->body_taken = true;
         o->len = (size_t)n;
         if (program_flush(o) < 0)
             return -1;
     }
-    if (program_flush(o) < 0)
+    if (program_flush(o) < 0 || program_commit(o) < 0)
         return -1;
-    return program_commit(o);
+    o->sent_all = true;
+    return 0;
 }
 
 /* The CGI header block gathered from STDOUT before the body (cgi_head.h). */
@@ -249,6 +272,17 @@ static int program_connect(const char *path, unsigned io_ms)
     return fd;
 }
 
+/* A connection about to be kept becomes blocking, its reads limited to
+ * PROGRAM_READ_SLICE_MS: the first read of each answer then waits by itself
+ * (program_exchange; every other call says MSG_DONTWAIT). 0, or -1. */
+static int program_make_kept(int fd)
+{
+    struct timeval tv = {.tv_sec = 0, .tv_usec = PROGRAM_READ_SLICE_MS * 1000};
+    if (fcntl(fd, F_SETFL, 0) < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+        return -1;
+    return 0;
+}
+
 /* One forward: what goes out, what comes back, and how it ended. */
 struct program_fwd {
     struct program_out o;
@@ -257,9 +291,33 @@ struct program_fwd {
     corral_request *req;
     unsigned index;
     bool finished;
+    bool gone;    /* the program closed the connection (EOF, EPIPE, reset) */
+    bool got_any; /* a byte came from the program */
+    bool clean;   /* END_REQUEST was the last byte, after the whole request */
     enum program_outcome out;
     uint8_t in[PROGRAM_BUF];
 };
+
+static void program_gone(struct program_fwd *f)
+{
+    f->gone = true;
+}
+
+/* Whether a failed try on a kept connection may be made again on a new
+ * one: the program closed it before it answered anything, and either took
+ * no byte of the request or the request is one that may run twice
+ * (GET, HEAD, OPTIONS: RFC 9110 9.2.2), and nothing of the front end's
+ * body was read. (The program ended between two requests: php-cgi after
+ * PHP_FCGI_MAX_REQUESTS, a program killed or ended on its own.) */
+static bool program_may_retry(const struct program_fwd *f)
+{
+    if (!f->o.reused || !f->gone || f->got_any || f->o.body_taken || f->req->head_sent)
+        return false;
+    if (!f->o.sent)
+        return true;
+    const char *m = f->req->method ? f->req->method : corral_param(f->req, "REQUEST_METHOD");
+    return m && (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0);
+}
 
 static int program_finish(struct program_fwd *f, enum program_outcome out)
 {
@@ -268,25 +326,31 @@ static int program_finish(struct program_fwd *f, enum program_outcome out)
     return -1;
 }
 
-/* Read once from the program and act on its records. Returns 1 after
- * progress, 0 when nothing is there (the queued body went out first), -1
- * once the request is over (f->out says how). */
-static int program_receive(struct program_fwd *f)
+/* Read once from the program (FLAGS: MSG_DONTWAIT, or 0 to wait for it)
+ * and act on its records. Returns 1 after progress, 0 when nothing is
+ * there (the queued body went out first), -1 once the request is over
+ * (f->out says how). */
+static int program_receive(struct program_fwd *f, int flags)
 {
     if (f->finished)
         return -1;
     corral_request *req = f->req;
     struct program_head *h = &f->h;
-    ssize_t n = recv(f->o.fd, f->in, sizeof(f->in), MSG_DONTWAIT);
+    ssize_t n = recv(f->o.fd, f->in, sizeof(f->in), flags);
     if (n < 0 && errno == EINTR)
         return 1;
     if (n < 0 && errno == EAGAIN)
         return program_body_flush(req, h) < 0 ? program_finish(f, PROGRAM_BROKEN) : 0;
     if (n <= 0) {
-        log_msg(LOG_ERROR, "FastCGI program %u: the connection ended before END_REQUEST%s%s",
-                f->index, n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+        int e = n < 0 ? errno : 0;
+        if (n == 0 || e == ECONNRESET)
+            program_gone(f);
+        if (!program_may_retry(f))
+            log_msg(LOG_ERROR, "FastCGI program %u: the connection ended before END_REQUEST%s%s",
+                    f->index, e ? ": " : "", e ? strerror(e) : "");
         return program_finish(f, req->head_sent ? PROGRAM_BROKEN : PROGRAM_FAILED);
     }
+    f->got_any = true;
     size_t pos = 0;
     while (pos < (size_t)n) {
         size_t used;
@@ -311,6 +375,7 @@ static int program_receive(struct program_fwd *f)
                 cgi_head_end(&h->head);
                 program_apply_head(req, &h->head, f->index);
             }
+            f->clean = pos == (size_t)n && f->o.sent_all;
             /* The last body bytes go with the end of the response. */
             int rc = corral_write_final(req, h->obuf, h->olen);
             h->olen = 0;
@@ -325,72 +390,109 @@ static int program_receive(struct program_fwd *f)
     return 1;
 }
 
-enum program_outcome program_forward(const char *path, unsigned index, corral_request *req,
-                                     uint64_t deadline_ms, unsigned io_ms)
+/* One try over F->o.fd: the request out, the answer back. */
+static void program_exchange(struct program_fwd *f, uint64_t deadline_ms, bool keep)
 {
-    int fd = program_connect(path, io_ms);
-    if (fd < 0) {
-        log_msg(LOG_ERROR, "FastCGI program %u: connect(%s): %s", index, path, strerror(errno));
-        return PROGRAM_FAILED;
-    }
-    struct program_fwd *f = malloc(sizeof(*f));
-    if (!f) {
-        close(fd);
-        return PROGRAM_FAILED;
-    }
-    f->o.fwd = f;
-    f->o.fd = fd;
-    f->o.io_ms = io_ms;
+    corral_request *req = f->req;
+    unsigned index = f->index;
     f->o.len = 0;
+    f->o.sent = 0;
+    f->o.has_body = false;
+    f->o.body_taken = false;
+    f->o.sent_all = false;
     cgi_head_init(&f->h.head);
     f->h.olen = 0;
-    f->req = req;
-    f->index = index;
     f->finished = false;
+    f->gone = false;
+    f->got_any = false;
+    f->clean = false;
     f->out = PROGRAM_FAILED;
     fcgi_client_dec_init(&f->dec, PROGRAM_REQUEST_ID);
-    fcgi_client_begin(f->o.wbuf, PROGRAM_REQUEST_ID, false);
+    fcgi_client_begin(f->o.wbuf, PROGRAM_REQUEST_ID, keep);
     f->o.wlen = 16;
     if (program_send_params(&f->o, req) < 0) {
-        if (!f->finished)
+        if (!f->finished && !program_may_retry(f))
             log_msg(LOG_ERROR, "FastCGI program %u: sending the request failed: %s", index,
                     strerror(errno));
-        goto done;
+        return;
     }
     int b = program_send_body(&f->o, req);
     if (b == -2) {
         f->out = PROGRAM_BROKEN; /* the front end's body failed (logged): abort */
-        goto done;
+        return;
     }
     if (b < 0) {
-        if (!f->finished)
+        if (!f->finished && !program_may_retry(f))
             log_msg(LOG_ERROR, "FastCGI program %u: sending the body failed: %s", index,
                     strerror(errno));
-        goto done;
+        return;
     }
     /* The program has just been given the request: wait before the first
-     * read rather than try it first (one system call less per request). */
+     * read rather than try it first (one system call less per request); on
+     * a kept connection the read itself waits (one less again), for
+     * PROGRAM_READ_SLICE_MS at most. */
+    int flags = MSG_DONTWAIT;
     uint64_t first = clock_now_ms();
-    if (first < deadline_ms)
-        program_wait(fd, POLLIN, deadline_ms - first);
+    bool room = deadline_ms == UINT64_MAX ||
+                (first < deadline_ms && deadline_ms - first >= PROGRAM_READ_SLICE_MS);
+    if (f->o.reused && room)
+        flags = 0;
+    else if (first < deadline_ms)
+        program_wait(f->o.fd, POLLIN, deadline_ms - first);
     for (;;) {
         uint64_t now = clock_now_ms();
         if (now >= deadline_ms) {
             f->out = req->head_sent ? PROGRAM_BROKEN : PROGRAM_TIMED_OUT;
-            break;
+            return;
         }
-        int r = program_receive(f);
+        int r = program_receive(f, flags);
+        flags = MSG_DONTWAIT;
         if (r < 0)
-            break;
+            return;
         if (r > 0)
             continue;
         /* The program may think as long as it likes: only --harakiri
          * (DEADLINE_MS) bounds it, as for any app. */
-        program_wait(fd, POLLIN, deadline_ms - now);
+        program_wait(f->o.fd, POLLIN, deadline_ms - now);
     }
-done:;
+}
+
+enum program_outcome program_forward(const char *path, unsigned index, corral_request *req,
+                                     uint64_t deadline_ms, unsigned io_ms, int *fd, bool keep)
+{
+    struct program_fwd *f = malloc(sizeof(*f));
+    if (!f) {
+        if (*fd >= 0)
+            close(*fd);
+        *fd = -1;
+        return PROGRAM_FAILED;
+    }
+    f->o.fwd = f;
+    f->o.io_ms = io_ms;
+    f->o.reused = *fd >= 0;
+    f->req = req;
+    f->index = index;
+    for (;;) {
+        if (*fd < 0 && (*fd = program_connect(path, io_ms)) < 0) {
+            log_msg(LOG_ERROR, "FastCGI program %u: connect(%s): %s", index, path, strerror(errno));
+            free(f);
+            return PROGRAM_FAILED;
+        }
+        f->o.fd = *fd;
+        program_exchange(f, deadline_ms, keep);
+        if (f->out == PROGRAM_OK || !program_may_retry(f))
+            break;
+        /* The kept connection had lost its program: once more, on a new
+         * one (it waits in the socket's backlog for a successor). */
+        close(*fd);
+        *fd = -1;
+        f->o.reused = false;
+    }
     enum program_outcome out = f->out;
+    if (!(keep && f->clean) || (!f->o.reused && program_make_kept(*fd) < 0)) {
+        close(*fd);
+        *fd = -1;
+    }
     free(f);
-    close(fd);
     return out;
 }

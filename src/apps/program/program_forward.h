@@ -8,6 +8,7 @@
 #ifndef CORRAL_PROGRAM_FORWARD_H
 #define CORRAL_PROGRAM_FORWARD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "corral.h"
@@ -25,8 +26,16 @@ enum program_outcome {
  * for ever), for it to take the request's bytes at most IO_MS each time.
  * Never sends a status of its own: the caller answers PROGRAM_FAILED and
  * PROGRAM_TIMED_OUT.
+ *
+ * *FD: a connection kept from an earlier request to this program, or -1
+ * (a new one is made). Should the kept one turn out closed by the program
+ * before it answered, the request goes once more over a new connection
+ * when that cannot run it twice (program_forward.c: program_may_retry).
+ * With KEEP the program is asked to keep the connection (FCGI_KEEP_CONN);
+ * on return *FD is then still open when the exchange ended cleanly (the
+ * caller keeps or closes it), and -1 otherwise.
  */
 enum program_outcome program_forward(const char *path, unsigned index, corral_request *req,
-                                     uint64_t deadline_ms, unsigned io_ms);
+                                     uint64_t deadline_ms, unsigned io_ms, int *fd, bool keep);
 
 #endif

@@ -110,9 +110,15 @@ static bool program_try(struct program_table *t, unsigned i)
 
 int program_claim(struct program_table *t, uint64_t deadline_ms, uint64_t max_requests)
 {
+    return program_claim_as(t, deadline_ms, max_requests, getpid());
+}
+
+int program_claim_as(struct program_table *t, uint64_t deadline_ms, uint64_t max_requests,
+                     pid_t self)
+{
     /* Start the scan at a different slot per process so that the first
      * programs do not take all the work. */
-    unsigned start = (unsigned)getpid() % t->count;
+    unsigned start = (unsigned)self % t->count;
     for (;;) {
         uint32_t seen = atomic_load(&t->released);
         for (unsigned k = 0; k < t->count; k++) {
@@ -120,7 +126,7 @@ int program_claim(struct program_table *t, uint64_t deadline_ms, uint64_t max_re
             if (max_requests && atomic_load(&t->slots[i].requests) >= max_requests)
                 continue; /* due for recycling: the master takes it */
             if (program_try(t, i)) {
-                atomic_store(&t->slots[i].owner, (int32_t)getpid());
+                atomic_store(&t->slots[i].owner, (int32_t)self);
                 atomic_store(&t->slots[i].claimed_ms, clock_now_ms());
                 return (int)i;
             }
@@ -161,4 +167,18 @@ void program_release_master(struct program_table *t, unsigned i)
     atomic_fetch_add(&t->released, 1);
     if (atomic_load(&t->waiters))
         syscall(SYS_futex, &t->released, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+void program_table_set_keep(struct program_table *t, bool on)
+{
+    uint32_t was = atomic_exchange(&t->keep, on ? 1u : 0u);
+    if (was && !on) {
+        atomic_fetch_add(&t->keep_epoch, 1);
+        syscall(SYS_futex, &t->keep_epoch, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
+    }
+}
+
+void program_keep_wait(struct program_table *t, uint32_t epoch)
+{
+    syscall(SYS_futex, &t->keep_epoch, FUTEX_WAIT, epoch, NULL, NULL, 0);
 }

@@ -10,6 +10,17 @@
  * (PROGRAM_CLAIM_MASTER). Whoever releases a claim bumps the table's
  * futex word `released` and wakes the waiters (program_claim). Only the
  * master writes the fields marked "master".
+ *
+ * Kept connections (program_keep.h): a worker process may keep its
+ * connection to a program between requests (FCGI_KEEP_CONN) only while
+ * the table's `keep` word is 1. A program serves one connection at a time,
+ * so an idle kept connection pins it to the process that holds it: the
+ * master sets `keep` only while a single worker process runs
+ * (master_programs.c), and clears it before it forks another
+ * (app_program.c's fork_prepare); clearing bumps the futex word
+ * `keep_epoch`, on which every worker's keeper thread waits to drop its
+ * idle connections at once. A slot's `gen` changes at each start of its
+ * program: a connection kept to an older one is never reused.
  */
 #ifndef CORRAL_PROGRAM_TABLE_H
 #define CORRAL_PROGRAM_TABLE_H
@@ -33,6 +44,7 @@ struct program_slot {
     _Atomic uint64_t requests;   /* requests forwarded since its start */
     _Atomic uint64_t served;     /* ... in all, over its respawns */
     _Atomic uint32_t harakiri;   /* a worker killed it for an overrun request */
+    _Atomic uint32_t gen;        /* bumped by the master at each start (master) */
     char path[PROGRAM_PATH_MAX]; /* its listening socket */
     /* master only */
     int listen_fd; /* kept across respawns: connections queue there */
@@ -54,6 +66,8 @@ struct program_slot {
 struct program_table {
     _Atomic uint32_t released; /* futex word: bumped at each release */
     _Atomic uint32_t waiters;
+    _Atomic uint32_t keep;       /* 1: workers may keep connections (master) */
+    _Atomic uint32_t keep_epoch; /* futex word: bumped when keep is cleared */
     unsigned count;
     bool up;                    /* master: a program lived past its first second */
     char dir[PROGRAM_PATH_MAX]; /* the sockets' private directory */
@@ -82,6 +96,11 @@ void program_table_destroy(struct program_table *t);
  * at the deadline. */
 int program_claim(struct program_table *t, uint64_t deadline_ms, uint64_t max_requests);
 
+/* The same for process SELF (its pid, which program_claim asks the kernel
+ * for). */
+int program_claim_as(struct program_table *t, uint64_t deadline_ms, uint64_t max_requests,
+                     pid_t self);
+
 /* Take an idle slot I for the master (recycling): true when it got it. */
 bool program_claim_master(struct program_table *t, unsigned i);
 
@@ -91,5 +110,19 @@ void program_release_master(struct program_table *t, unsigned i);
 
 /* Release slot I's claim and wake a waiter. */
 void program_release(struct program_table *t, unsigned i);
+
+/* Allow (ON) or forbid kept connections; forbidding wakes every keeper
+ * thread (program_keep_wait) when it was allowed. In the master. */
+void program_table_set_keep(struct program_table *t, bool on);
+
+/* Whether kept connections are allowed now. */
+static inline bool program_table_keeps(struct program_table *t)
+{
+    return atomic_load_explicit(&t->keep, memory_order_acquire) != 0;
+}
+
+/* Sleep until kept connections are forbidden after EPOCH (keep_epoch as
+ * read before checking program_table_keeps), or a signal. */
+void program_keep_wait(struct program_table *t, uint32_t epoch);
 
 #endif
