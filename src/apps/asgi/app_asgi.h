@@ -3,7 +3,8 @@
  * app_asgi.c (the adapter: load, the worker's interpreter and its event
  * loop thread, handing requests over, lifespan, the watchdog's view) ->
  * app_asgi_request.c (the Python module the loop's code uses: the request
- * queue, the scope, the response writes). The loop's own code is Python,
+ * queue, the response writes) -> app_asgi_scope.c (the scope of a
+ * request). The loop's own code is Python,
  * asgi_glue.py, compiled into the adapter as a string (Makefile.am makes
  * app_asgi_glue.inc of it).
  *
@@ -52,6 +53,12 @@ struct app_asgi_queue {
 /* Push JOB and wake the loop (one eventfd write while none is pending).
  * Any thread, no GIL. */
 void app_asgi_queue_push(struct app_asgi_queue *q, struct app_asgi_job *job);
+
+/* app_asgi_scope.c: the shared objects every scope uses (0, or -1), then
+ * the HTTP scope of REQ (a new dict; "type" is "websocket" when
+ * WEBSOCKET_OK and the head asks for a WebSocket upgrade). */
+int app_asgi_scope_init(void);
+PyObject *app_asgi_scope_new(corral_request *req, bool websocket_ok);
 
 /* The module "_corral_asgi" for the loop's code (new reference), bound to
  * Q, which outlives it. */

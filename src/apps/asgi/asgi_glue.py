@@ -112,17 +112,20 @@ async def _disconnected(req):
         _loop.remove_reader(fd)
 
 
-async def _run(req):
-    scope = req.scope()
-    if _state is not None:
-        scope["state"] = dict(_state)
-    if req.proto == "http" and _is_websocket(scope):
-        return await _run_websocket(req, scope)
-    st = {"body": False, "start": False, "end": False, "gone": False, "watch": False}
+class _Http:
+    """One HTTP request's receive and send (the app's callables) and where
+    its response stands."""
 
-    async def receive():
+    __slots__ = ("req", "body", "start", "end", "gone", "watch")
+
+    def __init__(self, req):
+        self.req = req
+        self.body = self.start = self.end = self.gone = self.watch = False
+
+    async def receive(self):
+        req = self.req
         waited = 0.0
-        while not st["body"] and not st["gone"]:
+        while not self.body and not self.gone:
             try:
                 data, more = req.read(_PIECE)
                 if not data and more:
@@ -141,85 +144,89 @@ async def _run(req):
                     waited = _loop.time() - t0
                     continue
             except OSError:
-                st["gone"] = True
+                self.gone = True
                 break
-            st["body"] = not more
+            self.body = not more
             return {"type": "http.request", "body": data, "more_body": more}
-        if not st["end"] and not st["gone"]:
-            st["watch"] = True
+        if not self.end and not self.gone:
+            self.watch = True
             await _disconnected(req)
-            st["gone"] = True
+            self.gone = True
         return {"type": "http.disconnect"}
 
-    async def send(msg):
+    async def send(self, msg):
         t = msg["type"]
-        if st["gone"]:
+        if self.gone:
             raise OSError("the front end is gone")
-        if t == "http.response.start":
-            if st["start"]:
-                raise RuntimeError("http.response.start sent twice")
-            st["start"] = True
-            req.start(msg["status"], msg.get("headers", ()))
-        elif t == "http.response.body":
-            if not st["start"]:
+        if t == "http.response.body":
+            if not self.start:
                 raise RuntimeError("http.response.body before http.response.start")
-            if st["end"]:
+            if self.end:
                 raise RuntimeError("http.response.body after the end of the response")
             data = msg.get("body", b"")
             more = bool(msg.get("more_body", False))
             if not more:
-                st["end"] = True
+                self.end = True
+            req = self.req
             try:
                 n = req.write(data, more)
                 while n < len(data):
                     await _writable(req.fd)
                     n += req.write(memoryview(data)[n:], more)
             except OSError:
-                st["gone"] = True
+                self.gone = True
                 raise
+        elif t == "http.response.start":
+            if self.start:
+                raise RuntimeError("http.response.start sent twice")
+            self.start = True
+            self.req.start(msg["status"], msg.get("headers", ()))
         else:
             raise RuntimeError("unexpected ASGI message type %r" % (t,))
 
-    ok = False
+
+async def _run(req):
     try:
-        await _app(scope, receive, send)
-        ok = st["end"]
-        if not ok and not st["gone"]:
-            _c.log(0, "%s: the app returned %s" % (
-                req.line, "an incomplete response" if st["start"] else "without a response"))
-    except BaseException:
-        if not st["gone"]:
-            log_exc(req.line)
-    if st["watch"]:
-        # A receive() the app left waiting: the descriptor is not ours after
-        # the resume.
-        _loop.remove_reader(req.fd)
-    close = True
-    try:
-        req.finish(ok)
-        while req.queued():
-            await _writable(req.fd)
-        close = False
-    except BaseException:
-        pass
-    finally:
+        scope = req.scope()
+        if _state is not None:
+            scope["state"] = dict(_state)
+        if scope["type"] == "websocket":
+            return await _run_websocket(req, scope)
+        h = _Http(req)
+        ok = False
+        try:
+            await _app(scope, h.receive, h.send)
+            ok = h.end
+            if not ok and not h.gone:
+                _c.log(0, "%s: the app returned %s" % (
+                    req.line, "an incomplete response" if h.start else "without a response"))
+        except BaseException:
+            if not h.gone:
+                log_exc(req.line)
+        if h.watch:
+            # A receive() the app left waiting: the descriptor is not ours
+            # after the resume.
+            _loop.remove_reader(req.fd)
+        # end: the response finished and the request given back, or bytes
+        # still wait for the socket.
+        close = True
+        try:
+            if req.end(ok):
+                return
+            while req.queued():
+                await _writable(req.fd)
+            close = False
+        except BaseException:
+            pass
         req.resume(close)
+    finally:
+        _running.pop(req, None)
 
 
 # ---- WebSocket (RFC 6455) on the http listener ----
 
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _WS_MAX = 16 << 20  # the largest message taken from a client
-
-
-def _is_websocket(scope):
-    up = conn = False
-    for k, v in scope["headers"]:
-        if k == b"upgrade" and v.lower() == b"websocket":
-            up = True
-        elif k == b"connection" and b"upgrade" in v.lower():
-            conn = True
-    return up and conn and scope["method"] == "GET"
 
 
 def _unmask(data, mask):
@@ -408,7 +415,8 @@ async def _run_websocket(req, scope):
 
 
 _stopping = False
-_tasks = set()  # the requests' tasks in flight
+_tasks = set()  # other tasks in flight (closing WebSockets)
+_running = {}  # Request -> its task (the loop keeps only weak references)
 
 
 _draining = False
@@ -427,10 +435,7 @@ def _wake():
         _stopping = True
         _loop.create_task(_shutdown())
     for req in _c.take():
-        # The loop keeps only weak references to its tasks.
-        t = _loop.create_task(_run(req))
-        _tasks.add(t)
-        t.add_done_callback(_tasks.discard)
+        _running[req] = _loop.create_task(_run(req))
 
 
 class _Lifespan:
