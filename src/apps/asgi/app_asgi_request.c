@@ -52,25 +52,45 @@ struct app_asgi_request {
     PyObject_HEAD
     struct app_asgi_job *job; /* NULL once resumed */
     bool close;               /* the connection must be closed */
+    bool handed;              /* the last bytes went to the tail thread */
 };
+
+/* The tail thread ends responses only while this many requests are in
+ * flight (or more): with fewer, the loop has time for it, and a request
+ * would only wait for the other thread to wake. */
+#define APP_ASGI_TAIL_MIN 2
 
 static struct app_asgi_job *app_asgi_job_of(PyObject *self)
 {
-    struct app_asgi_job *job = ((struct app_asgi_request *)self)->job;
-    if (!job)
+    struct app_asgi_request *r = (struct app_asgi_request *)self;
+    if (!r->job || r->handed) {
         PyErr_SetString(PyExc_RuntimeError, "the request has ended");
-    return job;
+        return NULL;
+    }
+    return r->job;
+}
+
+/* The request leaves R (resumed, or its end handed to the tail thread). */
+static void app_asgi_request_drop_job(struct app_asgi_request *r)
+{
+    r->job = NULL;
+    r->handed = false;
+    app_asgi_q->inflight--;
 }
 
 static void app_asgi_request_dealloc(PyObject *self)
 {
     struct app_asgi_request *r = (struct app_asgi_request *)self;
-    if (r->job) {
+    if (r->job && r->handed) {
+        /* Dropped without end (the glue always ends it): closed. */
+        app_asgi_tail_push(app_asgi_q, r->job, APP_ASGI_TAIL_END, false, true);
+        app_asgi_request_drop_job(r);
+    } else if (r->job) {
         /* Dropped without resume: the glue always resumes; a worker cannot
          * get its slot back otherwise, so close it. */
         corral_request *req = r->job->req;
         free(r->job);
-        r->job = NULL;
+        app_asgi_request_drop_job(r);
         app_resume(app_asgi_q->app, req, true);
     }
     PyTypeObject *tp = Py_TYPE(self);
@@ -289,9 +309,46 @@ static void app_asgi_request_give_back(struct app_asgi_request *r, bool close)
     corral_request *req = job->req;
     if (conn_wants_write(req->conn))
         close = true; /* never hand back a connection with bytes queued */
+    close = close || r->close;
     free(job);
-    r->job = NULL;
-    app_resume(app_asgi_q->app, req, close || r->close);
+    app_asgi_request_drop_job(r);
+    app_resume(app_asgi_q->app, req, close);
+}
+
+/* write_last(data) -> True: DATA, the whole last message of the response,
+ * went to the tail thread, which writes it (app_asgi_tail.c); every method
+ * but end() refuses from now on. False: the caller writes it (write()), as
+ * when few requests are in flight, DATA is big, or bytes are queued. */
+static PyObject *app_asgi_request_write_last(PyObject *self, PyObject *arg)
+{
+    struct app_asgi_request *r = (struct app_asgi_request *)self;
+    struct app_asgi_job *job = app_asgi_job_of(self);
+    if (!job)
+        return NULL;
+    corral_request *req = job->req;
+    if (app_asgi_q->inflight < APP_ASGI_TAIL_MIN || r->close || req->failed ||
+        conn_wants_write(req->conn))
+        Py_RETURN_FALSE;
+    Py_buffer data;
+    if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if ((size_t)data.len > APP_ASGI_LAST_CAP) {
+        PyBuffer_Release(&data);
+        Py_RETURN_FALSE;
+    }
+    /* As write() does: a whole body in one message gets its length. */
+    if (!req->head_sent && !req->length_seen && req->status >= 200 && req->status != 204 &&
+        req->status != 304) {
+        char n[24];
+        snprintf(n, sizeof(n), "%zd", data.len);
+        corral_add_header(req, "Content-Length", n);
+    }
+    memcpy(job->last, data.buf, (size_t)data.len);
+    job->last_len = (size_t)data.len;
+    PyBuffer_Release(&data);
+    r->handed = true;
+    app_asgi_tail_push(app_asgi_q, job, APP_ASGI_TAIL_WRITE, false, false);
+    Py_RETURN_TRUE;
 }
 
 /* end(ok) -> True: the response finished (as finish(ok)) and every byte
@@ -303,6 +360,12 @@ static PyObject *app_asgi_request_end(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "p", &ok))
         return NULL;
     struct app_asgi_request *r = (struct app_asgi_request *)self;
+    if (r->job && (r->handed || app_asgi_q->inflight >= APP_ASGI_TAIL_MIN)) {
+        /* The tail thread finishes it (and writes its last bytes first). */
+        app_asgi_tail_push(app_asgi_q, r->job, APP_ASGI_TAIL_END, ok, r->close);
+        app_asgi_request_drop_job(r);
+        Py_RETURN_TRUE;
+    }
     struct app_asgi_job *job = app_asgi_job_of(self);
     if (!job)
         return NULL;
@@ -423,6 +486,7 @@ static PyMethodDef app_asgi_request_methods[] = {
     {"write", app_asgi_request_write, METH_VARARGS, NULL},
     {"finish", app_asgi_request_finish, METH_VARARGS, NULL},
     {"end", app_asgi_request_end, METH_VARARGS, NULL},
+    {"write_last", app_asgi_request_write_last, METH_O, NULL},
     {"queued", app_asgi_request_queued, METH_NOARGS, NULL},
     {"gone", app_asgi_request_gone, METH_NOARGS, NULL},
     {"resume", app_asgi_request_resume, METH_VARARGS, NULL},
@@ -453,6 +517,34 @@ static PyType_Spec app_asgi_request_spec = {
 
 /* ---- the module's functions ---- */
 
+/* A list of Requests for the jobs from FIRST on (pushed last first): in
+ * the order they came. */
+static PyObject *app_asgi_requests(struct app_asgi_queue *q, struct app_asgi_job *job)
+{
+    PyObject *list = PyList_New(0);
+    while (job) {
+        struct app_asgi_job *next = job->next;
+        struct app_asgi_request *r =
+            list ? PyObject_New(struct app_asgi_request, app_asgi_request_type) : NULL;
+        if (!r) {
+            /* Out of memory: the worker closes the connection. */
+            corral_request *req = job->req;
+            free(job);
+            app_resume(q->app, req, true);
+        } else {
+            r->job = job;
+            r->close = false;
+            r->handed = false;
+            q->inflight++;
+            if (PyList_Insert(list, 0, (PyObject *)r) < 0)
+                Py_CLEAR(list);
+            Py_DECREF(r); /* without the list: its dealloc closes it */
+        }
+        job = next;
+    }
+    return list;
+}
+
 /* take() -> [Request, ...]: the requests handed over since the last call,
  * in the order they came. */
 static PyObject *app_asgi_take(PyObject *mod, PyObject *unused)
@@ -468,26 +560,22 @@ static PyObject *app_asgi_take(PyObject *mod, PyObject *unused)
     q->head = NULL;
     q->woken = false;
     pthread_mutex_unlock(&q->lock);
-    PyObject *list = PyList_New(0);
-    while (job) {
-        struct app_asgi_job *next = job->next;
-        struct app_asgi_request *r =
-            list ? PyObject_New(struct app_asgi_request, app_asgi_request_type) : NULL;
-        if (!r) {
-            /* Out of memory: the worker closes the connection. */
-            corral_request *req = job->req;
-            free(job);
-            app_resume(q->app, req, true);
-        } else {
-            r->job = job;
-            r->close = false;
-            if (PyList_Insert(list, 0, (PyObject *)r) < 0)
-                Py_CLEAR(list);
-            Py_DECREF(r); /* without the list: its dealloc closes it */
-        }
-        job = next;
-    }
-    return list;
+    return app_asgi_requests(q, job);
+}
+
+/* take_back() -> [Request, ...]: the requests the tail thread finished
+ * whose last bytes wait for the socket: the loop awaits writability
+ * (queued()) and gives them back (resume()). */
+static PyObject *app_asgi_take_back(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    struct app_asgi_queue *q = app_asgi_q;
+    pthread_mutex_lock(&q->lock);
+    struct app_asgi_job *job = q->back;
+    q->back = NULL;
+    pthread_mutex_unlock(&q->lock);
+    return app_asgi_requests(q, job);
 }
 
 /* mark(busy): the loop starts running (True) or goes to wait (False). */
@@ -557,6 +645,7 @@ static PyObject *app_asgi_log(PyObject *mod, PyObject *args)
 
 static PyMethodDef app_asgi_functions[] = {
     {"take", app_asgi_take, METH_NOARGS, NULL},
+    {"take_back", app_asgi_take_back, METH_NOARGS, NULL},
     {"mark", app_asgi_mark, METH_O, NULL},
     {"started", app_asgi_started, METH_O, NULL},
     {"stopped", app_asgi_stopped, METH_NOARGS, NULL},

@@ -5,7 +5,8 @@
 # goes out through the request model without ever waiting in C (a full
 # socket is awaited here with add_writer: back-pressure, no unbounded
 # buffer), and the request goes back to the worker (resume) once every byte
-# is out. Lifespan: startup before the worker accepts, shutdown when the
+# is out; with many requests in flight, the last bytes and the hand-back are
+# the tail thread's (write_last, end: app_asgi_tail.c). Lifespan: startup before the worker accepts, shutdown when the
 # worker stops (_c.stopping).
 import asyncio
 import base64
@@ -165,9 +166,12 @@ class _Http:
                 raise RuntimeError("http.response.body after the end of the response")
             data = msg.get("body", b"")
             more = bool(msg.get("more_body", False))
+            req = self.req
             if not more:
                 self.end = True
-            req = self.req
+                # Many requests in flight: the tail thread writes it.
+                if not self.watch and req.write_last(data):
+                    return
             try:
                 n = req.write(data, more)
                 while n < len(data):
@@ -221,6 +225,21 @@ async def _run(req):
         req.resume(close)
     finally:
         _running.pop(req, None)
+
+
+async def _drain(req):
+    """A request the tail thread finished whose last bytes wait for the
+    socket: give it back once they went out."""
+    close = True
+    try:
+        while req.queued():
+            await _writable(req.fd)
+        close = False
+    except BaseException:
+        pass
+    finally:
+        _running.pop(req, None)
+        req.resume(close)
 
 
 # ---- WebSocket (RFC 6455) on the http listener ----
@@ -436,6 +455,8 @@ def _wake():
         _loop.create_task(_shutdown())
     for req in _c.take():
         _running[req] = _loop.create_task(_run(req))
+    for req in _c.take_back():
+        _running[req] = _loop.create_task(_drain(req))
 
 
 class _Lifespan:
