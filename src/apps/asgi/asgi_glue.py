@@ -117,11 +117,11 @@ class _Http:
     """One HTTP request's receive and send (the app's callables) and where
     its response stands."""
 
-    __slots__ = ("req", "body", "start", "end", "gone", "watch")
+    __slots__ = ("req", "body", "start", "end", "gone", "watch", "reading")
 
     def __init__(self, req):
         self.req = req
-        self.body = self.start = self.end = self.gone = self.watch = False
+        self.body = self.start = self.end = self.gone = self.watch = self.reading = False
 
     async def receive(self):
         req = self.req
@@ -130,6 +130,7 @@ class _Http:
             try:
                 data, more = req.read(_PIECE)
                 if not data and more:
+                    self.reading = True  # the request stays the loop's meanwhile
                     if req.queued():
                         await _writable(req.fd)
                         continue
@@ -147,6 +148,8 @@ class _Http:
             except OSError:
                 self.gone = True
                 break
+            finally:
+                self.reading = False
             self.body = not more
             return {"type": "http.request", "body": data, "more_body": more}
         if not self.end and not self.gone:
@@ -170,7 +173,7 @@ class _Http:
             if not more:
                 self.end = True
                 # Many requests in flight: the tail thread writes it.
-                if not self.watch and req.write_last(data):
+                if not self.watch and not self.reading and req.write_last(data):
                     return
             try:
                 n = req.write(data, more)
