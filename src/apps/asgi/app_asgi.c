@@ -239,6 +239,7 @@ out:
 static void *app_asgi_loop_main(void *arg)
 {
     struct app_asgi *a = arg;
+    pthread_setname_np(pthread_self(), "asgi-loop"); /* for top -H, perf, bench/asgi.sh */
     PyGILState_STATE g = PyGILState_Ensure();
     a->loop_thread.thread = pthread_self();
     a->loop_thread.tstate = PyThreadState_Get();

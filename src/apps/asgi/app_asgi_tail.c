@@ -20,6 +20,7 @@
 #include "app_asgi.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -99,6 +100,7 @@ static void app_asgi_tail_do(struct app_asgi_queue *q, struct app_asgi_job *job,
 static void *app_asgi_tail_main(void *arg)
 {
     struct app_asgi_queue *q = arg;
+    pthread_setname_np(pthread_self(), "asgi-tail"); /* for top -H, perf, bench/asgi.sh */
     pthread_mutex_lock(&q->tail_lock);
     for (;;) {
         struct app_asgi_job *job = q->tail_head;
