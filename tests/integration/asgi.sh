@@ -178,6 +178,11 @@ res = asyncio.run(burst(1000))
 report("1,000 concurrent sleeping requests on 1 process x 1 thread all answered "
        "(%.2f s)" % (time.monotonic() - t0), sum(res) == 1000, sum(res))
 
+# The loop's process collects its youngest generation every 10,000 allocations, not 700.
+st, h, b = req("http", "GET", "/gc")
+report("the collector's youngest generation: every 10,000 allocations", (st, json.loads(b)[0]) ==
+       (200, 10000), (st, b))
+
 # Many requests in flight: the tail thread ends responses of up to 1 KiB, the loop the bigger
 # ones; each of 200 keep-alive connections sends 6 requests in turn, every body its own.
 async def read_reply(r):

@@ -10,6 +10,7 @@
 # worker stops (_c.stopping).
 import asyncio
 import base64
+import gc
 import hashlib
 import importlib
 import selectors
@@ -536,6 +537,20 @@ async def _shutdown():
         _loop.stop()
 
 
+_GC_GEN0 = 10000  # allocations between two collections of the youngest generation
+_GC_PYTHON_GEN0 = 700  # Python's own default
+
+
+def _gc_tune():
+    """With many requests in flight every request allocates dozens of objects that the
+    collector's youngest generation scans again and again (at Python's 700, about a sixth
+    of the loop's time under 1,000 requests): collect it every _GC_GEN0 allocations instead. An app
+    that set its own thresholds (at import or in its lifespan startup) keeps them."""
+    t = gc.get_threshold()
+    if gc.isenabled() and t[0] == _GC_PYTHON_GEN0:
+        gc.set_threshold(_GC_GEN0, *t[1:])
+
+
 def serve(timeout):
     """The loop thread's body: startup, then serve until the shutdown."""
     global _loop, _state, _timeout
@@ -551,5 +566,6 @@ def serve(timeout):
     _c.started(ok)
     if not ok:
         return
+    _gc_tune()
     _loop.add_reader(_c.efd, _wake)
     _loop.run_forever()
