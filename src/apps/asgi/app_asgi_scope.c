@@ -46,15 +46,16 @@ enum {
 };
 
 static const char *const app_asgi_scope_words[V_COUNT] = {
-    "type",  "asgi",  "version",   "spec_version", "http_version", "method",    "scheme",
-    "path",  "raw_path", "query_string", "root_path", "headers", "client", "server",
-    "http",  "https", "websocket", "3.0", "2.3", "1.0", "1.1", "2", "",
+    "type", "asgi",     "version",      "spec_version", "http_version", "method", "scheme",
+    "path", "raw_path", "query_string", "root_path",    "headers",      "client", "server",
+    "http", "https",    "websocket",    "3.0",          "2.3",          "1.0",    "1.1",
+    "2",    "",
 };
 
 static PyObject *app_asgi_words[V_COUNT];
 
 /* The methods kept as objects (any other is decoded each time). */
-static const char *const app_asgi_methods[] = {"GET",    "POST",  "HEAD",    "PUT",
+static const char *const app_asgi_methods[] = {"GET",    "POST",  "HEAD",   "PUT",
                                                "DELETE", "PATCH", "OPTIONS"};
 #define APP_ASGI_METHODS (sizeof(app_asgi_methods) / sizeof(app_asgi_methods[0]))
 static PyObject *app_asgi_method_objs[APP_ASGI_METHODS];
@@ -76,8 +77,8 @@ static unsigned app_asgi_name_count;
 int app_asgi_scope_init(void)
 {
     for (int i = 0; i < V_COUNT; i++) {
-        if (!app_asgi_words[i] && !(app_asgi_words[i] = PyUnicode_InternFromString(
-                                        app_asgi_scope_words[i])))
+        if (!app_asgi_words[i] &&
+            !(app_asgi_words[i] = PyUnicode_InternFromString(app_asgi_scope_words[i])))
             return -1;
     }
     for (size_t i = 0; i < APP_ASGI_METHODS; i++) {
@@ -318,7 +319,7 @@ PyObject *app_asgi_scope_new(corral_request *req, bool websocket_ok)
     }
     int version = V_1_1;
     if (p.proto.v && strncmp(p.proto.v, "HTTP/", 5) == 0)
-        version = strcmp(p.proto.v + 5, "1.0") == 0 ? V_1_0
+        version = strcmp(p.proto.v + 5, "1.0") == 0   ? V_1_0
                   : strcmp(p.proto.v + 5, "2.0") == 0 ? V_2
                                                       : V_1_1;
     bool ws = websocket_ok && p.upgrade_ws && p.connection_upgrade && p.method.v &&
@@ -335,8 +336,8 @@ PyObject *app_asgi_scope_new(corral_request *req, bool websocket_ok)
                      p.method.v ? app_asgi_method(p.method.v, p.method.n)
                                 : Py_NewRef(app_asgi_method_objs[0])) < 0 ||
         app_asgi_put(scope, K_SCHEME, Py_NewRef(app_asgi_words[tls ? V_HTTPS : V_HTTP])) < 0 ||
-        app_asgi_put(scope, K_PATH, path.v ? app_asgi_str(path.v, path.n) : PyUnicode_FromString("/")) <
-            0 ||
+        app_asgi_put(scope, K_PATH,
+                     path.v ? app_asgi_str(path.v, path.n) : PyUnicode_FromString("/")) < 0 ||
         app_asgi_put(scope, K_RAW_PATH,
                      p.uri.v ? PyBytes_FromStringAndSize(p.uri.v, (Py_ssize_t)strcspn(p.uri.v, "?"))
                              : Py_NewRef(Py_None)) < 0 ||

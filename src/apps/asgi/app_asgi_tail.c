@@ -28,8 +28,8 @@
 #include "conn/request.h"
 #include "core/log.h"
 
-void app_asgi_tail_push(struct app_asgi_queue *q, struct app_asgi_job *job, unsigned ops,
-                        bool ok, bool close)
+void app_asgi_tail_push(struct app_asgi_queue *q, struct app_asgi_job *job, unsigned ops, bool ok,
+                        bool close)
 {
     pthread_mutex_lock(&q->tail_lock);
     job->tail_ops |= ops;

@@ -6,8 +6,8 @@
 # socket is awaited here with add_writer: back-pressure, no unbounded
 # buffer), and the request goes back to the worker (resume) once every byte
 # is out; with many requests in flight, the last bytes and the hand-back are
-# the tail thread's (write_last, end: app_asgi_tail.c). Lifespan: startup before the worker accepts, shutdown when the
-# worker stops (_c.stopping).
+# the tail thread's (write_last, end: app_asgi_tail.c). Lifespan: startup
+# before the worker accepts, shutdown when the worker stops (_c.stopping).
 import asyncio
 import base64
 import gc
