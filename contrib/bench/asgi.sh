@@ -148,13 +148,31 @@ start corral-1x1 "tcp:$ps1" "$tmp/c1.pid" INT "$corral" "${corral_root[@]}" \
     die "corral (1 x 1) did not start"
 ulimit -n $((SLEEPERS * 2 + 200)) 2>/dev/null
 : >"$results"
+# thread_ticks: "NAME TICKS" for each thread of the worker (the asgi-loop and asgi-tail threads
+# are named; the others are the worker's own, shown as "worker")
+thread_ticks() {
+    local w t
+    w=$(pgrep -P "$srv_pid" | head -1)
+    for t in /proc/"$w"/task/*; do
+        awk -v n="$(cat "$t/comm")" '{ print (n ~ /^asgi-/ ? n : "worker"), $14 + $15 }' "$t/stat"
+    done 2>/dev/null | awk '{ s[$1] += $2 } END { for (n in s) print n, s[n] }' | sort
+}
+ticks0=$(thread_ticks)
 CONNS=$SLEEPERS wrk_run 1 "direct -> corral --asgi 1x1, $SLEEPERS connections: sleep 10 ms" \
     "http://127.0.0.1:$ps1/sleep" "$srv_pid"
+ticks1=$(thread_ticks)
 echo
 md_row target "req/s" "p50 ms" "p99 ms" "server CPU µs/resp" errors
 md_row --- ---: ---: ---: ---: ---:
 t="direct -> corral --asgi 1x1, $SLEEPERS connections: sleep 10 ms"
 med_cols "$t"
 md_row "$t" "${cols[@]}" "$(errsum "$t")"
+# The server CPU per response split by thread (the loop's is what bounds one worker).
+echo
+echo "server CPU µs/resp by thread (its share of the ticks, warmup included):"
+join <(echo "$ticks0") <(echo "$ticks1") | awk -v cpu="${cols[3]}" '
+    { d[$1] = $3 - $2; all += $3 - $2 }
+    END { for (n in d) if (all > 0 && cpu != "-") printf "  %s: %.1f\n", n, cpu * d[n] / all }'
+
 check_errors || status=1
 exit $status

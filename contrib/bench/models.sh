@@ -10,7 +10,9 @@
 # time.sleep(0.01) standing in for a database call (the GIL is free while it waits).
 # Models (processes x threads): linear 1x1, threaded 1x8, prefork 2x1, prefork 8x1, hybrid 2x4,
 # and, when corral embeds Python 3.12+ (BUILD configured --with-python=python3.12 or 3.13), own-GIL
-# 1x2 and 2x2: --own-gil, each thread runs the app in its own interpreter with its own GIL.
+# 1x2 and 2x2: --own-gil, each thread runs the app in its own interpreter with its own GIL; then
+# asgi 1x1 and 2x1: the same two apps as one ASGI app (apps/models_asgi.py, --asgi: /io awaits
+# asyncio.sleep(0.01), /cpu runs the same loop), each worker's event loop holding many requests.
 # Load: corral-bench straight to corral over a unix socket (PROTO, uwsgi by default), CONNS
 # connections (32: more than any model has threads, so requests queue as they do behind a busy
 # front end), every response checked (200, body "cpu ..." or "io ..."). Every (model, app) runs
@@ -23,9 +25,10 @@
 # Environment: BUILD (default: the repo root; holds corral and corral-bench), ROUNDS (5),
 # SECONDS_PER_RUN (5), CONNS (32), WARMUP (1), PROTO (uwsgi; or scgi, fastcgi),
 # MODELS ("linear:1x1 threaded:1x8 prefork:2x1 prefork:8x1 hybrid:2x4", then "own-gil:1x2:own-gil
-# own-gil:2x2:own-gil" when corral takes --own-gil; NAME:PxT[:own-gil][@DIR]: @DIR runs that
-# model with the corral built in DIR instead of BUILD's, so two builds (before and after a
-# change) are measured in one interleaved run: "own-gil:1x2:own-gil old-own-gil:1x2:own-gil@/b"),
+# own-gil:2x2:own-gil" when corral takes --own-gil, then "asgi:1x1:asgi asgi:2x1:asgi" when it
+# takes --asgi; NAME:PxT[:own-gil|:asgi][@DIR]: @DIR runs that model with the corral built in DIR
+# instead of BUILD's, so two builds (before and after a change) are measured in one interleaved
+# run: "own-gil:1x2:own-gil old-own-gil:1x2:own-gil@/b"),
 # MODELS_CPU_LOOPS (64000: the work of /cpu, see apps/models.py), OUT (the PNG; default
 # contrib/bench/models.png), DATA (the data file; default OUT with .dat for .png),
 # RESULTS=FILE keeps the raw runs. Time: about ROUNDS x (WARMUP + SECONDS_PER_RUN) x 10.
@@ -43,6 +46,7 @@ OUT=${OUT:-$here/models.png}
 DATA=${DATA:-${OUT%.png}.dat}
 export PYTHONDONTWRITEBYTECODE=1 # nothing written next to the app
 app=$here/apps/models.py
+asgi_app=models_asgi:app # in $here/apps
 need_built "$bench" "$corral"
 command -v gnuplot >/dev/null || die "gnuplot not found: contrib/install-deps.sh --bench"
 case $PROTO in
@@ -57,17 +61,28 @@ elif [ -z "${MODELS:-}" ]; then
     say "models: no own-GIL rows: this corral embeds a Python older than 3.12 (configure" \
         "--with-python=python3.12 or 3.13 for them)"
 fi
+# The ASGI rows need a corral built with Python (--asgi).
+if "$corral" "${corral_root[@]}" --asgi "$asgi_app" --pythonpath "$here/apps" \
+    --listen "uwsgi:unix:/tmp/x.sock" --test-config >/dev/null 2>&1; then
+    default_models="$default_models asgi:1x1:asgi asgi:2x1:asgi"
+fi
 MODELS=${MODELS:-$default_models}
 read -r -a models <<<"$MODELS"
 for m in "${models[@]}"; do
-    [[ "$m" =~ ^[a-z0-9_-]+:[1-9][0-9]*x[1-9][0-9]*(:own-gil)?(@/[^@]+)?$ ]] ||
-        die "MODELS: '$m' is not NAME:PxT[:own-gil][@DIR] (DIR absolute)"
+    [[ "$m" =~ ^[a-z0-9_-]+:[1-9][0-9]*x[1-9][0-9]*(:own-gil|:asgi)?(@/[^@]+)?$ ]] ||
+        die "MODELS: '$m' is not NAME:PxT[:own-gil|:asgi][@DIR] (DIR absolute)"
     [[ "$m" != *@* ]] || need_built "${m#*@}/corral"
 done
-# pxt MODEL: its PxT; own_gil_args MODEL: --own-gil for an own-GIL model; corral_of MODEL: the
-# corral that runs it.
+# pxt MODEL: its PxT; own_gil_args MODEL: --own-gil for an own-GIL model; app_args MODEL: the
+# app (WSGI, or ASGI for an asgi model); ideal MODEL PxT: the io ideal column; corral_of MODEL:
+# the corral that runs it.
 pxt() { local r=${1#*:}; echo "${r%%:*}"; }
 own_gil_args() { [[ "${1%%@*}" == *:own-gil ]] && echo --own-gil; }
+app_args() {
+    if [[ "${1%%@*}" == *:asgi ]]; then echo --asgi "$asgi_app" --pythonpath "$here/apps"; else
+        echo --wsgi-file "$app"; fi
+}
+ideal() { if [[ "${1%%@*}" == *:asgi ]]; then echo -; else echo $((${2%x*} * ${2#*x} * 100)); fi; }
 corral_of() { if [[ "$1" == *@* ]]; then echo "${1#*@}/corral"; else echo "$corral"; fi; }
 # mem_kib MASTER: "RSS PSS" in KiB, summed over the master and its workers.
 mem_kib() {
@@ -91,9 +106,9 @@ n=0
 for m in "${models[@]}"; do
     n=$((n + 1)) c=$(pxt "$m") i=${m%%@*} i=$n-${i//:/-}
     # SIGINT: corral's fast stop (SIGTERM drains, up to --graceful-timeout)
-    # shellcheck disable=SC2046 # own_gil_args: one word or none
+    # shellcheck disable=SC2046 # own_gil_args: one word or none; app_args: words without spaces
     start "$i" "$tmp/$i.sock" "$tmp/$i.pid" INT "$(corral_of "$m")" "${corral_root[@]}" \
-        --wsgi-file "$app" \
+        $(app_args "$m") \
         --env "MODELS_CPU_LOOPS=$MODELS_CPU_LOOPS" --listen "$PROTO:unix:$tmp/$i.sock" \
         --processes "${c%x*}" --threads "${c#*x}" --pidfile "$tmp/$i.pid" $(own_gil_args "$m") ||
         die "corral did not start"
@@ -153,12 +168,12 @@ for m in "${models[@]}"; do
     printf '%-18s %10s %9s %12s %10s %9s %9s %8s %8s %7s\n' "${m%%:*} $c" \
         "$(fmt %.0f "$(med "$m /cpu" 2)")" "$(fmt %.1f "$(med "$m /cpu" 4)")" \
         "$(fmt %.0f "$(med "$m /cpu" 5)")" "$(fmt %.0f "$(med "$m /io" 2)")" \
-        "$(fmt %.1f "$(med "$m /io" 4)")" "$((${c%x*} * ${c#*x} * 100))" \
+        "$(fmt %.1f "$(med "$m /io" 4)")" "$(ideal "$m" "$c")" \
         "$(fmt %.1f "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')")" \
         "$(fmt %.1f "$(awk -v k="$pss" 'BEGIN { print k / 1024 }')")" \
         "$(($(errsum "$m /cpu") + $(errsum "$m /io")))"
 done
-echo "(p99 in ms; io ideal = processes x threads x 100 req/s)"
+echo "(p99 in ms; io ideal = processes x threads x 100 req/s; none for asgi: its loop holds many)"
 cp "$tmp/models.dat" "$DATA" || die "cannot write $DATA"
 
 # ---- chart: two panels, requests/s per model, p99 above each bar ----
@@ -184,7 +199,7 @@ set title "CPU-bound: ~2 ms of pure Python per request"
 tic(x) = sprintf("%s\n%dx%d", strcol(1), column(2), column(3))
 plot "$tmp/models.dat" using 4:xtic(tic(0)) lc rgb "#3b75af", \
      "" using 0:4:(sprintf("p99 %.0f ms", \$6)) with labels offset 0,0.8
-set title "I/O-bound: time.sleep(0.01) per request"
+set title "I/O-bound: time.sleep(0.01) per request (asgi: await asyncio.sleep(0.01))"
 plot "$tmp/models.dat" using 8:xtic(tic(0)) lc rgb "#519e3e", \
      "" using 0:8:(sprintf("p99 %.0f ms", \$10)) with labels offset 0,0.8
 unset multiplot

@@ -6,12 +6,14 @@ Routes: /hello, /scope (the scope as JSON), /echo (the body back),
 /big?n=BYTES (one big body, for back-pressure), /sleep?ms=N (await
 asyncio.sleep), /block?ms=N (time.sleep: blocks the loop), /wait-disconnect
 (answers nothing until the front end goes away; records it in ASGI_TEST_LOG),
-/raise, /noresponse, /lifespan (what the lifespan saw).
+/raise, /noresponse, /lifespan (what the lifespan saw), /gc (the collector's
+thresholds).
 
 ASGI_TEST_LIFESPAN=fail makes the startup fail; =raise makes the app raise on
 the lifespan scope before asking for anything (no lifespan support).
 """
 import asyncio
+import gc
 import json
 import os
 import time
@@ -134,6 +136,8 @@ async def app(scope, receive, send):
         raise ValueError("raised on purpose")
     if path == "/noresponse":
         return
+    if path == "/gc":
+        return await reply(send, 200, json.dumps(gc.get_threshold()).encode())
     if path == "/lifespan":
         return await reply(send, 200, json.dumps(
             {"startup": seen["startup"], "state": dict(scope.get("state") or {})}).encode())

@@ -17,7 +17,9 @@
  * The loop runs the app as a task, reads the body as the app asks for it
  * and writes the response, never waiting in C (back-pressure both ways: it
  * awaits readability and writability) and gives the connection back to
- * the worker (app_resume). No serving thread ever takes the GIL.
+ * the worker (app_resume); with many requests in flight the tail thread
+ * (app_asgi_tail.c) writes the last bytes and gives it back instead. No
+ * serving thread ever takes the GIL.
  *
  * stopping (a graceful stop begins): the loop closes its WebSockets ("going
  * away"). worker_fini (a graceful stop or a reload, after the requests in
@@ -237,6 +239,7 @@ out:
 static void *app_asgi_loop_main(void *arg)
 {
     struct app_asgi *a = arg;
+    pthread_setname_np(pthread_self(), "asgi-loop"); /* for top -H, perf, bench/asgi.sh */
     PyGILState_STATE g = PyGILState_Ensure();
     a->loop_thread.thread = pthread_self();
     a->loop_thread.tstate = PyThreadState_Get();
@@ -268,7 +271,7 @@ static int app_asgi_worker_init(struct app *app)
     pthread_mutex_init(&a->q.lock, NULL);
     pthread_mutex_init(&a->q.state_lock, NULL);
     pthread_cond_init(&a->q.state_cond, NULL);
-    if (app_asgi_start_python(a) < 0)
+    if (app_asgi_tail_start(&a->q) < 0 || app_asgi_start_python(a) < 0)
         return -1;
     app_wsgi_stack_setup();
     PyEval_SaveThread(); /* the loop thread takes the GIL for good */
@@ -309,6 +312,8 @@ static int app_asgi_handle(struct app *app, corral_request *req)
         return -1;
     job->req = req;
     job->next = NULL;
+    job->tail_ops = 0;
+    job->tail_queued = job->write_failed = false;
     app_asgi_pending = job;
     return APP_DETACHED;
 }

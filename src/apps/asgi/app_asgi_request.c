@@ -1,10 +1,10 @@
 /*
  * app_asgi_request.c — the module "_corral_asgi" that the loop's code
  * (asgi_glue.py) runs on: the queue of requests the serving threads hand
- * over (take), one Request object per request (its ASGI scope built from
- * the params, the same ones WSGI's environ is built from; the response
- * written through the request model, src/conn/request.h, never waiting),
- * and the loop's own reports (mark, started, stopped, log).
+ * over (take), one Request object per request (its ASGI scope from
+ * app_asgi_scope.c; the response written through the request model,
+ * src/conn/request.h, never waiting), and the loop's own reports (mark,
+ * started, stopped, log).
  *
  * A Request owns its job (app_asgi.h) until resume() gives the request
  * back to the worker (app_resume); every method refuses after that. Only
@@ -52,25 +52,45 @@ struct app_asgi_request {
     PyObject_HEAD
     struct app_asgi_job *job; /* NULL once resumed */
     bool close;               /* the connection must be closed */
+    bool handed;              /* the last bytes went to the tail thread */
 };
+
+/* The tail thread ends responses only while this many requests are in
+ * flight (or more): with fewer, the loop has time for it, and a request
+ * would only wait for the other thread to wake. */
+#define APP_ASGI_TAIL_MIN 2
 
 static struct app_asgi_job *app_asgi_job_of(PyObject *self)
 {
-    struct app_asgi_job *job = ((struct app_asgi_request *)self)->job;
-    if (!job)
+    struct app_asgi_request *r = (struct app_asgi_request *)self;
+    if (!r->job || r->handed) {
         PyErr_SetString(PyExc_RuntimeError, "the request has ended");
-    return job;
+        return NULL;
+    }
+    return r->job;
+}
+
+/* The request leaves R (resumed, or its end handed to the tail thread). */
+static void app_asgi_request_drop_job(struct app_asgi_request *r)
+{
+    r->job = NULL;
+    r->handed = false;
+    app_asgi_q->inflight--;
 }
 
 static void app_asgi_request_dealloc(PyObject *self)
 {
     struct app_asgi_request *r = (struct app_asgi_request *)self;
-    if (r->job) {
+    if (r->job && r->handed) {
+        /* Dropped without end (the glue always ends it): closed. */
+        app_asgi_tail_push(app_asgi_q, r->job, APP_ASGI_TAIL_END, false, true);
+        app_asgi_request_drop_job(r);
+    } else if (r->job) {
         /* Dropped without resume: the glue always resumes; a worker cannot
          * get its slot back otherwise, so close it. */
         corral_request *req = r->job->req;
         free(r->job);
-        r->job = NULL;
+        app_asgi_request_drop_job(r);
         app_resume(app_asgi_q->app, req, true);
     }
     PyTypeObject *tp = Py_TYPE(self);
@@ -78,130 +98,15 @@ static void app_asgi_request_dealloc(PyObject *self)
     Py_DECREF(tp);
 }
 
-/* Param NAME of REQ as (pointer, length), or NULL. */
-static const char *app_asgi_param(corral_request *req, const char *name, size_t *len)
-{
-    const char *v = corral_param(req, name);
-    if (v)
-        *len = strlen(v);
-    return v;
-}
-
-/* (host, port) from the params HOST and PORT, or None. */
-static PyObject *app_asgi_addr(corral_request *req, const char *host, const char *port)
-{
-    const char *h = corral_param(req, host), *p = corral_param(req, port);
-    if (!h)
-        Py_RETURN_NONE;
-    return Py_BuildValue("(si)", h, p ? atoi(p) : 0);
-}
-
-/* "HTTP_ACCEPT_ENCODING" -> b"accept-encoding"; CONTENT_TYPE and
- * CONTENT_LENGTH are headers too. NULL without an exception: not a header. */
-static PyObject *app_asgi_header_name(const char *name, size_t len)
-{
-    char buf[256];
-    const char *from;
-    size_t n;
-    if (len > 5 && memcmp(name, "HTTP_", 5) == 0) {
-        from = name + 5;
-        n = len - 5;
-    } else if ((len == 12 && memcmp(name, "CONTENT_TYPE", 12) == 0) ||
-               (len == 14 && memcmp(name, "CONTENT_LENGTH", 14) == 0)) {
-        from = name;
-        n = len;
-    } else {
-        return NULL;
-    }
-    if (n >= sizeof(buf))
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        char ch = from[i];
-        buf[i] = ch == '_' ? '-' : (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
-    }
-    return PyBytes_FromStringAndSize(buf, (Py_ssize_t)n);
-}
-
-/* The scope's headers: [[name, value], ...] from the HTTP_* params. */
-static PyObject *app_asgi_headers(corral_request *req)
-{
-    PyObject *list = PyList_New(0);
-    size_t count = corral_param_count(req);
-    for (size_t i = 0; list && i < count; i++) {
-        const char *name, *value;
-        size_t nl, vl;
-        request_param_at(req, i, &name, &nl, &value, &vl);
-        PyObject *k = app_asgi_header_name(name, nl);
-        if (!k)
-            continue;
-        PyObject *v = PyBytes_FromStringAndSize(value, (Py_ssize_t)vl);
-        PyObject *pair = v ? PyList_New(2) : NULL;
-        if (!pair) {
-            Py_DECREF(k);
-            Py_XDECREF(v);
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(pair, 0, k);
-        PyList_SET_ITEM(pair, 1, v);
-        int rc = PyList_Append(list, pair);
-        Py_DECREF(pair);
-        if (rc < 0)
-            Py_CLEAR(list);
-    }
-    return list;
-}
-
-/* A str of the UTF-8 bytes S (LEN), undecodable bytes kept as surrogates. */
-static PyObject *app_asgi_str(const char *s, size_t len)
-{
-    return PyUnicode_DecodeUTF8(s ? s : "", s ? (Py_ssize_t)len : 0, "surrogateescape");
-}
-
-/* scope(): the HTTP scope of the request (a new dict each call). */
+/* scope(): the HTTP scope of the request (a new dict each call; its type
+ * is "websocket" for an upgrade on the http listener). */
 static PyObject *app_asgi_request_scope(PyObject *self, PyObject *unused)
 {
     (void)unused;
     struct app_asgi_job *job = app_asgi_job_of(self);
     if (!job)
         return NULL;
-    corral_request *req = job->req;
-    size_t ml = 0, pl = 0, sl = 0, ql = 0, ul = 0, vl = 0;
-    const char *method = app_asgi_param(req, "REQUEST_METHOD", &ml);
-    const char *path = app_asgi_param(req, "PATH_INFO", &pl);
-    const char *script = app_asgi_param(req, "SCRIPT_NAME", &sl);
-    const char *query = app_asgi_param(req, "QUERY_STRING", &ql);
-    const char *uri = app_asgi_param(req, "REQUEST_URI", &ul);
-    const char *proto = app_asgi_param(req, "SERVER_PROTOCOL", &vl);
-    const char *https = corral_param(req, "HTTPS");
-    const char *rscheme = corral_param(req, "REQUEST_SCHEME");
-    bool tls = (https && (strcasecmp(https, "on") == 0 || strcmp(https, "1") == 0)) ||
-               (rscheme && strcasecmp(rscheme, "https") == 0);
-    /* Without PATH_INFO (nginx's stock fastcgi_params) SCRIPT_NAME holds
-     * the path and the app is mounted at the root. */
-    const char *root = script;
-    size_t rl = sl;
-    if (!path) {
-        path = script ? script : uri;
-        pl = script ? sl : uri ? strcspn(uri, "?") : 0;
-        root = NULL;
-        rl = 0;
-    }
-    const char *version = "1.1";
-    if (proto && strncmp(proto, "HTTP/", 5) == 0)
-        version = strcmp(proto + 5, "1.0") == 0 ? "1.0" : strcmp(proto + 5, "2.0") == 0 ? "2" : "1.1";
-    PyObject *scope = Py_BuildValue(
-        "{s:s, s:{s:s, s:s}, s:s, s:N, s:s, s:N, s:N, s:y#, s:N, s:N, s:N, s:N}", "type", "http",
-        "asgi", "version", "3.0", "spec_version", "2.3", "http_version", version, "method",
-        app_asgi_str(method ? method : "GET", method ? ml : 3), "scheme", tls ? "https" : "http",
-        "path", app_asgi_str(path ? path : "/", path ? pl : 1), "raw_path",
-        uri ? PyBytes_FromStringAndSize(uri, (Py_ssize_t)strcspn(uri, "?"))
-            : Py_NewRef(Py_None),
-        "query_string", query ? query : "", (Py_ssize_t)(query ? ql : 0), "root_path",
-        app_asgi_str(root, rl), "headers", app_asgi_headers(req), "client",
-        app_asgi_addr(req, "REMOTE_ADDR", "REMOTE_PORT"), "server",
-        app_asgi_addr(req, "SERVER_NAME", "SERVER_PORT"));
-    return scope;
+    return app_asgi_scope_new(job->req, strcmp(job->req->conn->codec->name, "http") == 0);
 }
 
 /* read(max) -> (bytes, more): up to MAX body bytes that are there now, and
@@ -397,6 +302,87 @@ static PyObject *app_asgi_request_finish(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Give the request back to the worker: JOB leaves R. */
+static void app_asgi_request_give_back(struct app_asgi_request *r, bool close)
+{
+    struct app_asgi_job *job = r->job;
+    corral_request *req = job->req;
+    if (conn_wants_write(req->conn))
+        close = true; /* never hand back a connection with bytes queued */
+    close = close || r->close;
+    free(job);
+    app_asgi_request_drop_job(r);
+    app_resume(app_asgi_q->app, req, close);
+}
+
+/* write_last(data) -> True: DATA, the whole last message of the response,
+ * went to the tail thread, which writes it (app_asgi_tail.c); every method
+ * but end() refuses from now on. False: the caller writes it (write()), as
+ * when few requests are in flight, DATA is big, or bytes are queued. */
+static PyObject *app_asgi_request_write_last(PyObject *self, PyObject *arg)
+{
+    struct app_asgi_request *r = (struct app_asgi_request *)self;
+    struct app_asgi_job *job = app_asgi_job_of(self);
+    if (!job)
+        return NULL;
+    corral_request *req = job->req;
+    if (app_asgi_q->inflight < APP_ASGI_TAIL_MIN || r->close || req->failed ||
+        conn_wants_write(req->conn))
+        Py_RETURN_FALSE;
+    Py_buffer data;
+    if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if ((size_t)data.len > APP_ASGI_LAST_CAP) {
+        PyBuffer_Release(&data);
+        Py_RETURN_FALSE;
+    }
+    /* As write() does: a whole body in one message gets its length. */
+    if (!req->head_sent && !req->length_seen && req->status >= 200 && req->status != 204 &&
+        req->status != 304) {
+        char n[24];
+        snprintf(n, sizeof(n), "%zd", data.len);
+        corral_add_header(req, "Content-Length", n);
+    }
+    memcpy(job->last, data.buf, (size_t)data.len);
+    job->last_len = (size_t)data.len;
+    PyBuffer_Release(&data);
+    r->handed = true;
+    app_asgi_tail_push(app_asgi_q, job, APP_ASGI_TAIL_WRITE, false, false);
+    Py_RETURN_TRUE;
+}
+
+/* end(ok) -> True: the response finished (as finish(ok)) and every byte
+ * went out, the request is given back (as resume()); False: bytes wait for
+ * the socket (the glue awaits writability, then resume()). */
+static PyObject *app_asgi_request_end(PyObject *self, PyObject *args)
+{
+    int ok;
+    if (!PyArg_ParseTuple(args, "p", &ok))
+        return NULL;
+    struct app_asgi_request *r = (struct app_asgi_request *)self;
+    if (r->job && (r->handed || app_asgi_q->inflight >= APP_ASGI_TAIL_MIN)) {
+        /* The tail thread finishes it (and writes its last bytes first). */
+        app_asgi_tail_push(app_asgi_q, r->job, APP_ASGI_TAIL_END, ok, r->close);
+        app_asgi_request_drop_job(r);
+        Py_RETURN_TRUE;
+    }
+    struct app_asgi_job *job = app_asgi_job_of(self);
+    if (!job)
+        return NULL;
+    struct conn *c = job->req->conn;
+    if (request_finish(job->req, ok ? 0 : -1) < 0 || job->req->failed)
+        r->close = true;
+    if (conn_wants_write(c)) {
+        int rc = conn_push_queued(c);
+        if (rc < 0)
+            r->close = true;
+        else if (conn_wants_write(c) && !r->close)
+            Py_RETURN_FALSE;
+    }
+    app_asgi_request_give_back(r, false);
+    Py_RETURN_TRUE;
+}
+
 /* queued() -> whether bytes wait for the socket; push() sends them. */
 static PyObject *app_asgi_request_queued(PyObject *self, PyObject *unused)
 {
@@ -448,12 +434,7 @@ static PyObject *app_asgi_request_resume(PyObject *self, PyObject *args)
     struct app_asgi_job *job = app_asgi_job_of(self);
     if (!job)
         return NULL;
-    corral_request *req = job->req;
-    if (conn_wants_write(req->conn))
-        close = 1; /* never hand back a connection with bytes queued */
-    free(job);
-    r->job = NULL;
-    app_resume(app_asgi_q->app, req, close || r->close);
+    app_asgi_request_give_back(r, close);
     Py_RETURN_NONE;
 }
 
@@ -504,6 +485,8 @@ static PyMethodDef app_asgi_request_methods[] = {
     {"start", app_asgi_request_start, METH_VARARGS, NULL},
     {"write", app_asgi_request_write, METH_VARARGS, NULL},
     {"finish", app_asgi_request_finish, METH_VARARGS, NULL},
+    {"end", app_asgi_request_end, METH_VARARGS, NULL},
+    {"write_last", app_asgi_request_write_last, METH_O, NULL},
     {"queued", app_asgi_request_queued, METH_NOARGS, NULL},
     {"gone", app_asgi_request_gone, METH_NOARGS, NULL},
     {"resume", app_asgi_request_resume, METH_VARARGS, NULL},
@@ -534,6 +517,34 @@ static PyType_Spec app_asgi_request_spec = {
 
 /* ---- the module's functions ---- */
 
+/* A list of Requests for the jobs from FIRST on (pushed last first): in
+ * the order they came. */
+static PyObject *app_asgi_requests(struct app_asgi_queue *q, struct app_asgi_job *job)
+{
+    PyObject *list = PyList_New(0);
+    while (job) {
+        struct app_asgi_job *next = job->next;
+        struct app_asgi_request *r =
+            list ? PyObject_New(struct app_asgi_request, app_asgi_request_type) : NULL;
+        if (!r) {
+            /* Out of memory: the worker closes the connection. */
+            corral_request *req = job->req;
+            free(job);
+            app_resume(q->app, req, true);
+        } else {
+            r->job = job;
+            r->close = false;
+            r->handed = false;
+            q->inflight++;
+            if (PyList_Insert(list, 0, (PyObject *)r) < 0)
+                Py_CLEAR(list);
+            Py_DECREF(r); /* without the list: its dealloc closes it */
+        }
+        job = next;
+    }
+    return list;
+}
+
 /* take() -> [Request, ...]: the requests handed over since the last call,
  * in the order they came. */
 static PyObject *app_asgi_take(PyObject *mod, PyObject *unused)
@@ -549,26 +560,22 @@ static PyObject *app_asgi_take(PyObject *mod, PyObject *unused)
     q->head = NULL;
     q->woken = false;
     pthread_mutex_unlock(&q->lock);
-    PyObject *list = PyList_New(0);
-    while (job) {
-        struct app_asgi_job *next = job->next;
-        struct app_asgi_request *r =
-            list ? PyObject_New(struct app_asgi_request, app_asgi_request_type) : NULL;
-        if (!r) {
-            /* Out of memory: the worker closes the connection. */
-            corral_request *req = job->req;
-            free(job);
-            app_resume(q->app, req, true);
-        } else {
-            r->job = job;
-            r->close = false;
-            if (PyList_Insert(list, 0, (PyObject *)r) < 0)
-                Py_CLEAR(list);
-            Py_DECREF(r); /* without the list: its dealloc closes it */
-        }
-        job = next;
-    }
-    return list;
+    return app_asgi_requests(q, job);
+}
+
+/* take_back() -> [Request, ...]: the requests the tail thread finished
+ * whose last bytes wait for the socket: the loop awaits writability
+ * (queued()) and gives them back (resume()). */
+static PyObject *app_asgi_take_back(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    struct app_asgi_queue *q = app_asgi_q;
+    pthread_mutex_lock(&q->lock);
+    struct app_asgi_job *job = q->back;
+    q->back = NULL;
+    pthread_mutex_unlock(&q->lock);
+    return app_asgi_requests(q, job);
 }
 
 /* mark(busy): the loop starts running (True) or goes to wait (False). */
@@ -638,6 +645,7 @@ static PyObject *app_asgi_log(PyObject *mod, PyObject *args)
 
 static PyMethodDef app_asgi_functions[] = {
     {"take", app_asgi_take, METH_NOARGS, NULL},
+    {"take_back", app_asgi_take_back, METH_NOARGS, NULL},
     {"mark", app_asgi_mark, METH_O, NULL},
     {"started", app_asgi_started, METH_O, NULL},
     {"stopped", app_asgi_stopped, METH_NOARGS, NULL},
@@ -658,7 +666,8 @@ PyObject *app_asgi_module_new(struct app_asgi_queue *q)
     if (!m)
         return NULL;
     app_asgi_request_type = (PyTypeObject *)PyType_FromSpec(&app_asgi_request_spec);
-    if (!app_asgi_request_type || PyModule_AddIntConstant(m, "efd", q->efd) < 0) {
+    if (!app_asgi_request_type || app_asgi_scope_init() < 0 ||
+        PyModule_AddIntConstant(m, "efd", q->efd) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,0 +1,142 @@
+/*
+ * app_asgi_tail.c — the tail thread of an ASGI worker: the ends of
+ * responses, off the event loop's thread. When many requests are in
+ * flight the loop is the worker's bottleneck, and the end of a response is
+ * system calls only (its last write, the connection's return to the
+ * worker's epoll through app_resume): the loop hands those to this thread
+ * (app_asgi_tail_push, one lock and, while the thread sleeps, one wake)
+ * and goes on with the next task.
+ *
+ * A job comes with APP_ASGI_TAIL_WRITE (its last body bytes, copied into
+ * the job: the loop's send() returned already), later APP_ASGI_TAIL_END
+ * (the app returned: request_finish and app_resume), or both at once when
+ * the thread had not taken the first yet. Jobs are done in the order they
+ * came, one thread, writes never waiting (conn_set_nowait): bytes the
+ * socket does not take stay queued on the connection, and such a request
+ * goes back to the loop (the queue's back list, the eventfd), which awaits
+ * writability and gives it back itself. This thread never takes the GIL
+ * and never runs app code.
+ */
+#include "app_asgi.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn/conn.h"
+#include "conn/request.h"
+#include "core/log.h"
+
+void app_asgi_tail_push(struct app_asgi_queue *q, struct app_asgi_job *job, unsigned ops, bool ok,
+                        bool close)
+{
+    pthread_mutex_lock(&q->tail_lock);
+    job->tail_ops |= ops;
+    if (ops & APP_ASGI_TAIL_END) {
+        job->ok = ok;
+        job->close = close;
+    }
+    bool wake = false;
+    if (!job->tail_queued) {
+        job->tail_queued = true;
+        job->next = NULL;
+        if (q->tail_last)
+            q->tail_last->next = job;
+        else
+            q->tail_head = job;
+        q->tail_last = job;
+        wake = q->tail_sleeping;
+    }
+    pthread_mutex_unlock(&q->tail_lock);
+    if (wake)
+        pthread_cond_signal(&q->tail_cond);
+}
+
+/* Hand JOB back to the loop: its bytes wait for the socket. */
+static void app_asgi_tail_back(struct app_asgi_queue *q, struct app_asgi_job *job)
+{
+    pthread_mutex_lock(&q->lock);
+    job->next = q->back;
+    q->back = job;
+    bool wake = !q->woken;
+    q->woken = true;
+    pthread_mutex_unlock(&q->lock);
+    if (wake) {
+        uint64_t one = 1;
+        while (write(q->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+            ;
+    }
+}
+
+/* OPS and the END's ok and close, taken under the lock. */
+static void app_asgi_tail_do(struct app_asgi_queue *q, struct app_asgi_job *job, unsigned ops,
+                             bool ok, bool close)
+{
+    corral_request *req = job->req;
+    if (ops & APP_ASGI_TAIL_WRITE) {
+        if (corral_write_final(req, job->last, job->last_len) < 0 || req->failed)
+            job->write_failed = true;
+    }
+    if (!(ops & APP_ASGI_TAIL_END))
+        return;
+    struct conn *c = req->conn;
+    close = close || job->write_failed;
+    if (request_finish(req, ok ? 0 : -1) < 0 || req->failed)
+        close = true;
+    if (conn_wants_write(c) && !close) {
+        if (conn_push_queued(c) < 0) {
+            close = true;
+        } else if (conn_wants_write(c)) {
+            app_asgi_tail_back(q, job);
+            return;
+        }
+    }
+    close = close || conn_wants_write(c);
+    free(job);
+    app_resume(q->app, req, close);
+}
+
+static void *app_asgi_tail_main(void *arg)
+{
+    struct app_asgi_queue *q = arg;
+    pthread_setname_np(pthread_self(), "asgi-tail"); /* for top -H, perf, bench/asgi.sh */
+    pthread_mutex_lock(&q->tail_lock);
+    for (;;) {
+        struct app_asgi_job *job = q->tail_head;
+        if (!job) {
+            q->tail_sleeping = true;
+            pthread_cond_wait(&q->tail_cond, &q->tail_lock);
+            q->tail_sleeping = false;
+            continue;
+        }
+        q->tail_head = job->next;
+        if (!q->tail_head)
+            q->tail_last = NULL;
+        unsigned ops = job->tail_ops;
+        bool ok = job->ok, close = job->close;
+        job->tail_ops = 0;
+        job->tail_queued = false;
+        pthread_mutex_unlock(&q->tail_lock);
+        app_asgi_tail_do(q, job, ops, ok, close);
+        pthread_mutex_lock(&q->tail_lock);
+    }
+    return NULL;
+}
+
+int app_asgi_tail_start(struct app_asgi_queue *q)
+{
+    pthread_mutex_init(&q->tail_lock, NULL);
+    pthread_cond_init(&q->tail_cond, NULL);
+    pthread_t tid;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&tid, &attr, app_asgi_tail_main, q);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        log_msg(LOG_ERROR, "asgi: cannot start the tail thread: %s", strerror(rc));
+        return -1;
+    }
+    return 0;
+}
