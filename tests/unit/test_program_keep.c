@@ -46,7 +46,8 @@ static void keep_reuses_only_for_the_same_program(void **state)
     unsetenv("PHP_FCGI_MAX_REQUESTS");
     struct program_table *t = make(2);
     program_table_set_keep(t, true);
-    struct program_keep k = {0};
+    /* Static: the keeper thread outlives the test and reads K. */
+    static struct program_keep k;
     assert_int_equal(program_keep_init(&k, t), 0);
     assert_true(program_keep_wanted(&k, 1));
     assert_int_equal(program_keep_take(&k, 1), -1);
@@ -69,7 +70,8 @@ static void keep_forbidden_drops_the_idle_connections(void **state)
     (void)state;
     struct program_table *t = make(2);
     program_table_set_keep(t, true);
-    struct program_keep k = {0};
+    /* Static: the keeper thread outlives the test and reads K. */
+    static struct program_keep k;
     assert_int_equal(program_keep_init(&k, t), 0);
     int a = new_fd(), b = new_fd();
     program_keep_put(&k, 0, a, 0);
@@ -104,7 +106,8 @@ static void keep_not_for_a_php_cgi_at_its_last_request(void **state)
     setenv("PHP_FCGI_MAX_REQUESTS", "3", 1);
     struct program_table *t = make(1);
     program_table_set_keep(t, true);
-    struct program_keep k = {0};
+    /* Static: the keeper thread outlives the test and reads K. */
+    static struct program_keep k;
     assert_int_equal(program_keep_init(&k, t), 0);
     atomic_store(&t->slots[0].requests, 1);
     assert_true(program_keep_wanted(&k, 0));
@@ -125,7 +128,8 @@ static void keep_stop_drops_and_keeps_nothing(void **state)
     (void)state;
     struct program_table *t = make(1);
     program_table_set_keep(t, true);
-    struct program_keep k = {0};
+    /* Static: the keeper thread outlives the test and reads K. */
+    static struct program_keep k;
     assert_int_equal(program_keep_init(&k, t), 0);
     int fd = new_fd();
     program_keep_put(&k, 0, fd, 0);

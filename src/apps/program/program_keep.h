@@ -33,6 +33,7 @@ struct program_keep {
 };
 
 /* In a worker process, for table T: the empty set and its keeper thread.
+ * K must live until the process ends: the keeper is never joined.
  * 0, or -1 (out of memory, no thread): then nothing is ever kept. */
 int program_keep_init(struct program_keep *k, struct program_table *t);
 
