@@ -76,7 +76,7 @@ done
 # pxt MODEL: its PxT; own_gil_args MODEL: --own-gil for an own-GIL model; app_args MODEL: the
 # app (WSGI, or ASGI for an asgi model); ideal MODEL PxT: the io ideal column; corral_of MODEL:
 # the corral that runs it.
-pxt() { local r=${1#*:}; echo "${r%%:*}"; }
+pxt() { local r=${1%%@*}; r=${r#*:}; echo "${r%%:*}"; }
 own_gil_args() { [[ "${1%%@*}" == *:own-gil ]] && echo --own-gil; }
 app_args() {
     if [[ "${1%%@*}" == *:asgi ]]; then echo --asgi "$asgi_app" --pythonpath "$here/apps"; else
