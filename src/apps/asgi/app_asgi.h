@@ -18,9 +18,12 @@
 
 #include "apps/wsgi/app_wsgi.h" /* Python.h first */
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "apps/app.h"
 
@@ -75,8 +78,25 @@ struct app_asgi_queue {
     bool stopped;
 };
 
-/* Push JOB and wake the loop (one eventfd write while none is pending).
- * Any thread, no GIL. */
+/* Link JOB onto LIST (a list of Q's under its lock: head or back) and wake
+ * the loop (one eventfd write while none is pending). Any thread, no GIL. */
+static inline void app_asgi_queue_add(struct app_asgi_queue *q, struct app_asgi_job **list,
+                                      struct app_asgi_job *job)
+{
+    pthread_mutex_lock(&q->lock);
+    job->next = *list;
+    *list = job;
+    bool wake = !q->woken;
+    q->woken = true;
+    pthread_mutex_unlock(&q->lock);
+    if (wake) {
+        uint64_t one = 1;
+        while (write(q->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+            ;
+    }
+}
+
+/* Push JOB for the loop (app_asgi_queue_add onto Q's head). */
 void app_asgi_queue_push(struct app_asgi_queue *q, struct app_asgi_job *job);
 
 /* app_asgi_tail.c: start the tail thread (0, or -1 logged); hand it JOB

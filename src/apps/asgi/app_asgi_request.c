@@ -33,17 +33,7 @@ static PyTypeObject *app_asgi_request_type;
 
 void app_asgi_queue_push(struct app_asgi_queue *q, struct app_asgi_job *job)
 {
-    pthread_mutex_lock(&q->lock);
-    job->next = q->head;
-    q->head = job;
-    bool wake = !q->woken;
-    q->woken = true;
-    pthread_mutex_unlock(&q->lock);
-    if (wake) {
-        uint64_t one = 1;
-        while (write(q->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-            ;
-    }
+    app_asgi_queue_add(q, &q->head, job);
 }
 
 /* ---- Request ---- */

@@ -56,17 +56,7 @@ void app_asgi_tail_push(struct app_asgi_queue *q, struct app_asgi_job *job, unsi
 /* Hand JOB back to the loop: its bytes wait for the socket. */
 static void app_asgi_tail_back(struct app_asgi_queue *q, struct app_asgi_job *job)
 {
-    pthread_mutex_lock(&q->lock);
-    job->next = q->back;
-    q->back = job;
-    bool wake = !q->woken;
-    q->woken = true;
-    pthread_mutex_unlock(&q->lock);
-    if (wake) {
-        uint64_t one = 1;
-        while (write(q->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-            ;
-    }
+    app_asgi_queue_add(q, &q->back, job);
 }
 
 /* OPS and the END's ok and close, taken under the lock. */
