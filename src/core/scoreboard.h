@@ -62,6 +62,13 @@ struct sb_worker {
      * run_detached: ASGI's event loop), counted by worker_serve.c when it
      * hands one over and when it comes back. */
     _Atomic uint32_t detached;
+    /* Connections parked before their first request (taken before their
+     * bytes came): each will want a thread soon (accept balancing,
+     * src/worker/worker_slots.c). */
+    _Atomic uint32_t fresh;
+    /* Out of the listeners for want of a free thread while it had one
+     * (src/worker/worker_slots.c): it is to be woken when that changes. */
+    _Atomic uint32_t no_thread;
 };
 
 /* The header opens with SB_MAGIC and the layout version SB_LAYOUT, which
@@ -69,7 +76,7 @@ struct sb_worker {
  * only a scoreboard of its own layout (scoreboard_attach). Layout 1 was the
  * one without the mark. */
 #define SB_MAGIC 0x42535243u /* "CRSB" */
-#define SB_LAYOUT 2u
+#define SB_LAYOUT 3u
 
 struct sb_header {
     /* These three keep their place in every layout. */
@@ -158,8 +165,8 @@ static inline uint32_t scoreboard_in_flight(const struct scoreboard *sb, unsigne
 {
     uint32_t n = atomic_load_explicit(&sb->workers[worker].detached, memory_order_relaxed);
     for (unsigned t = 0; t < sb->hdr->threads; t++)
-        n += atomic_load_explicit(&scoreboard_thread(sb, worker, t)->state,
-                                  memory_order_relaxed) == SB_THREAD_BUSY;
+        n += atomic_load_explicit(&scoreboard_thread(sb, worker, t)->state, memory_order_relaxed) ==
+             SB_THREAD_BUSY;
     return n;
 }
 

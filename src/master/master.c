@@ -120,6 +120,8 @@ static void master_clear_slot(struct master *m, unsigned i)
     atomic_store(&sbw->pid, 0);
     atomic_store(&sbw->conns, 0);
     atomic_store(&sbw->busy, 0);
+    atomic_store(&sbw->fresh, 0);
+    atomic_store(&sbw->no_thread, 0);
     atomic_store(&sbw->detached, 0);
     atomic_store(&sbw->threads_live, 0);
     for (unsigned t = 0; t < m->cfg->threads; t++)
@@ -457,8 +459,8 @@ static int master_scoreboard_refused(struct master *m, const struct reexec_state
 {
     uint32_t generation = scoreboard_generation_of(rx->sb_fd);
     close(rx->sb_fd);
-    int rc = scoreboard_create(&m->sb, 2 * m->max_workers, m->cfg->threads,
-                               (unsigned)m->listener_count);
+    int rc =
+        scoreboard_create(&m->sb, 2 * m->max_workers, m->cfg->threads, (unsigned)m->listener_count);
     if (rc < 0) {
         log_msg(LOG_ERROR, "memfd_create/mmap(scoreboard) failed: %s", strerror(-rc));
         return -1;

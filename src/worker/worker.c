@@ -45,6 +45,13 @@
 static void worker_accept_batch(struct worker_thread *t, size_t li)
 {
     struct worker *w = t->w;
+    /* Out of the listeners since epoll_wait gave this event (the balancing
+     * stepped back, or a stop began): leave the connection to the peers
+     * that accept, and wake them, as the event may have been its only one. */
+    if (!atomic_load_explicit(&w->sb->accepting, memory_order_relaxed)) {
+        worker_pass_on(w);
+        return;
+    }
     for (int n = 0; n < ACCEPT_BATCH; n++) {
         bool again;
         struct slot *s = worker_take(w, li, &again);
@@ -54,6 +61,11 @@ static void worker_accept_batch(struct worker_thread *t, size_t li)
             return; /* nothing was waiting, or it could not be taken */
         if (atomic_load(&w->stopping) ||
             !atomic_load_explicit(&w->sb->accepting, memory_order_relaxed))
+            return;
+        /* A connection taken before its bytes came is parked for the
+         * threads left: go on only while one is left for it besides this
+         * one, which the next connection may keep busy. */
+        if (worker_threads_owed(w->sb) >= w->cfg->threads)
             return;
     }
 }
@@ -227,6 +239,8 @@ void worker_run(const struct worker_ctx *ctx)
     atomic_store(&sbw->state, SB_WORKER_STARTING);
     atomic_store(&sbw->conns, 0);
     atomic_store(&sbw->busy, 0);
+    atomic_store(&sbw->fresh, 0);
+    atomic_store(&sbw->no_thread, 0);
     atomic_store(&sbw->detached, 0);
     atomic_store(&sbw->threads_live, 0);
     atomic_store(&sbw->started_at, (int64_t)time(NULL));

@@ -122,6 +122,7 @@ struct slot *worker_take(struct worker *w, size_t li, bool *again)
         worker_slot_close(w, s); /* closes fd: conn_init kept it */
         return NULL;
     }
+    s->fresh = true;
     conn_set_bye_on_end(&s->conn, &w->stopping);
     conn_set_peer(&s->conn, (struct sockaddr *)&ss, len);
     return s;

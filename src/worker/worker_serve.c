@@ -163,6 +163,7 @@ static enum worker_next worker_start_request(struct worker_thread *t, struct slo
     struct worker *w = t->w;
     struct conn *c = &s->conn;
     const struct config *cfg = w->cfg;
+    s->fresh = false;
     if (!c->prebuffering)
         /* Stores only: the config of this worker, which a reload replaces
          * together with the worker. */
@@ -232,6 +233,10 @@ void worker_serve(struct worker_thread *t, struct slot *s)
 {
     struct worker *w = t->w;
     atomic_fetch_add_explicit(&w->sb->busy, 1, memory_order_relaxed);
+    if (s->fresh_parked) {
+        s->fresh_parked = false;
+        atomic_fetch_sub_explicit(&w->sb->fresh, 1, memory_order_relaxed);
+    }
     /* Woken while discarding a body after a response, or post-buffering
      * one before the app runs: more of it came. */
     enum worker_next next = s->conn.discarding     ? worker_discard(w, s)
@@ -239,11 +244,21 @@ void worker_serve(struct worker_thread *t, struct slot *s)
                                                    : WORKER_NEXT;
     while (next == WORKER_NEXT)
         next = worker_step(t, s);
+    /* Parked before its first request: counted from before the park (when
+     * another thread may take it at once) and balanced after this thread
+     * is idle again, so that the count of threads left is right. */
+    bool fresh_park = next == WORKER_PARK && s->fresh;
+    if (fresh_park) {
+        s->fresh_parked = true;
+        atomic_fetch_add_explicit(&w->sb->fresh, 1, memory_order_relaxed);
+    }
     if (next == WORKER_PARK)
         worker_slot_park(w, s);
     else if (next == WORKER_CLOSE)
         worker_slot_close(w, s);
     atomic_fetch_sub_explicit(&w->sb->busy, 1, memory_order_relaxed);
+    if (fresh_park)
+        worker_balance(w);
     if (next == WORKER_DETACHED) {
         /* The slot stays owned (SLOT_BUSY) while the app has it. One
          * thread: its entry is level-triggered, and bytes or a hang-up
@@ -281,4 +296,3 @@ void worker_resume(void *arg, corral_request *req, bool close)
         s->kick = true; /* also kept when worker_discard set it */
     worker_slot_park(w, s);
 }
-

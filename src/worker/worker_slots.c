@@ -55,19 +55,20 @@ static int64_t worker_balance_limit(int64_t theirs)
 /* Why a worker does not take new connections (worker_should_accept). */
 enum accept_block {
     ACCEPT_OK = 0,
-    ACCEPT_STOPPING, /* a graceful stop */
-    ACCEPT_FULL,     /* --max-conns connections open */
-    ACCEPT_NO_FDS,   /* backing off: out of file descriptors */
-    ACCEPT_AHEAD,    /* well ahead of a peer that accepts and has a free thread */
+    ACCEPT_STOPPING,  /* a graceful stop */
+    ACCEPT_FULL,      /* --max-conns connections open */
+    ACCEPT_NO_FDS,    /* backing off: out of file descriptors */
+    ACCEPT_AHEAD,     /* well ahead of a peer that accepts and has a free thread */
+    ACCEPT_NO_THREAD, /* no thread left while a peer that accepts has one */
 };
 
 /*
  * Whether this worker should take new connections: not while stopping,
  * full or out of file descriptors (worker_back_off_accept), and not while
  * it holds worker_balance_limit() connections of another running worker
- * that accepts itself (its listeners armed) and has a free thread: so a
- * worker never steps back unless another one takes its place. Call with
- * the lock.
+ * that accepts itself (its listeners armed) and has a free thread, or has
+ * no thread left while such a worker has one owed to nobody: so a worker
+ * never steps back unless another one takes its place. Call with the lock.
  */
 static enum accept_block worker_should_accept(const struct worker *w)
 {
@@ -82,6 +83,12 @@ static enum accept_block worker_should_accept(const struct worker *w)
     if (slots <= 1 || w->accept_mode != ACCEPT_BALANCED)
         return ACCEPT_OK;
     unsigned threads = w->cfg->threads;
+    /* Every thread busy, or owed to a connection parked before its first
+     * request (taken by an accept batch before its bytes came): one more
+     * connection would wait for a thread while a peer has one free and
+     * owed to none. Connects that send nothing count as owed too, and then
+     * every worker has none left: the connection counts alone decide. */
+    bool no_thread_left = worker_threads_owed(&ctx->sb->workers[ctx->index]) >= threads;
     for (unsigned i = 0; i < slots; i++) {
         if (i == ctx->index)
             continue;
@@ -94,6 +101,8 @@ static enum accept_block worker_should_accept(const struct worker *w)
             continue;
         if (atomic_load_explicit(&o->busy, memory_order_relaxed) >= threads)
             continue;
+        if (no_thread_left && worker_threads_owed(o) < threads)
+            return ACCEPT_NO_THREAD;
         int32_t theirs = atomic_load_explicit(&o->conns, memory_order_relaxed);
         if ((int64_t)w->open >= worker_balance_limit(theirs))
             return ACCEPT_AHEAD;
@@ -133,6 +142,7 @@ enum poke_whom {
     POKE_BEHIND, /* those out of the listeners that this worker's count has passed */
     POKE_OUT,    /* all those out of the listeners: this worker left them too */
     POKE_ROOM,   /* all, in or out: this worker left a connection in the queue */
+    POKE_THREAD, /* those out because this worker had a thread left: it has none now */
 };
 
 /*
@@ -161,6 +171,8 @@ static void worker_poke_peers(struct worker *w, enum poke_whom whom)
         const struct sb_worker *o = &ctx->sb->workers[i];
         if (atomic_load_explicit(&o->state, memory_order_relaxed) != SB_WORKER_RUNNING ||
             (whom != POKE_ROOM && atomic_load(&o->accepting)))
+            continue;
+        if (whom == POKE_THREAD && !atomic_load_explicit(&o->no_thread, memory_order_relaxed))
             continue;
         int32_t theirs = atomic_load_explicit(&o->conns, memory_order_relaxed);
         if (theirs < 0 || (unsigned)theirs >= w->slot_count)
@@ -215,25 +227,34 @@ static void worker_balance_locked(struct worker *w)
         w->no_fds_until_ms = 0; /* the back-off is over */
     enum accept_block why = worker_should_accept(w);
     bool want = why == ACCEPT_OK;
+    bool stepped_back = why == ACCEPT_AHEAD || why == ACCEPT_NO_THREAD;
+    /* Out for want of a thread: a peer that had one free takes this
+     * worker's place, and wakes it when it has none left (POKE_THREAD). */
+    atomic_store_explicit(&w->sb->no_thread, why == ACCEPT_NO_THREAD, memory_order_relaxed);
     if (want != w->armed) {
         worker_arm(w, want);
         if (want)
             atomic_store(&w->full_poked, false);
         if (want || why == ACCEPT_FULL)
             worker_log_full(w, why == ACCEPT_FULL);
-        if (why == ACCEPT_AHEAD && worker_should_accept(w) == ACCEPT_OK) {
+        if (stepped_back && worker_should_accept(w) == ACCEPT_OK) {
             /* Two workers stepped back at once, each because it saw the
              * other accept: the stores of worker_arm and the loads of the
              * re-check are sequentially consistent, so at least one of
              * them sees the other out now and takes the listeners back. */
             worker_arm(w, true);
-        } else if (!want && why != ACCEPT_AHEAD) {
+        } else if (!want && !stepped_back) {
             worker_poke_peers(w, POKE_OUT);
             return;
         }
     }
-    if (w->armed)
+    bool none_left = worker_threads_owed(w->sb) >= w->cfg->threads;
+    if (w->armed) {
         worker_poke_peers(w, POKE_BEHIND);
+        if (none_left && !w->none_left)
+            worker_poke_peers(w, POKE_THREAD);
+    }
+    w->none_left = none_left;
 }
 
 void worker_balance(struct worker *w)
@@ -272,6 +293,13 @@ bool worker_slot_reserve(struct worker *w)
         pthread_mutex_unlock(&w->lock);
     }
     return false;
+}
+
+void worker_pass_on(struct worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    worker_poke_peers(w, POKE_ROOM);
+    pthread_mutex_unlock(&w->lock);
 }
 
 void worker_slot_unreserve(struct worker *w)
@@ -315,7 +343,11 @@ void worker_slot_close(struct worker *w, struct slot *s)
     /* The next connection in this slot starts with no deadline running:
      * a stale one would close it at the tick's next scan. */
     atomic_store_explicit(&s->since_ms, 0, memory_order_relaxed);
-    s->out_armed = s->kick = false;
+    s->out_armed = s->kick = s->fresh = false;
+    if (s->fresh_parked) { /* closed while parked (the tick), or its park failed */
+        s->fresh_parked = false;
+        atomic_fetch_sub_explicit(&w->sb->fresh, 1, memory_order_relaxed);
+    }
     uint32_t gen = (uint32_t)(atomic_load(&s->word) >> 32) + 1;
     if (gen == 0xFFFFFFFFu)
         gen = 0;

@@ -72,11 +72,15 @@ struct slot {
     /* With threads: the event that gave the slot to its owner said the peer
      * hung up (worker_slot_park must have epoll look again). */
     bool hup;
-    bool out_armed;  /* ... to write, not read (worker_slot_park) */
+    bool out_armed; /* ... to write, not read (worker_slot_park) */
     /* The next request is buffered already (worker_resume), or a body
      * discard stopped after a batch (worker_discard): the park arms the
      * entry to write, so that a serving thread is woken at once. */
     bool kick;
+    /* Accepted, and no request has started on it yet (its first head is
+     * still to come); fresh_parked: so, and parked, counted in the
+     * scoreboard's fresh (worker_serve.c). */
+    bool fresh, fresh_parked;
     /* The connection and the request it serves, side by side: the request
      * points at the connection (request.h), never the other way. The slot
      * owns both; slots live as long as the worker process. */
@@ -91,7 +95,7 @@ struct worker {
     struct slot *slots;
     unsigned slot_count;
 
-    /* guards the free list, open, armed, no_fds_until_ms, full_logged, poked_at */
+    /* guards the free list, open, armed, no_fds_until_ms, full_logged, none_left, poked_at */
     pthread_mutex_t lock;
     unsigned *free_list;
     unsigned free_count;
@@ -106,6 +110,9 @@ struct worker {
      * that the end of it is logged too. */
     struct allow_ratelimit full_log;
     bool full_logged;
+    /* Every thread was busy or owed at the last balancing: a peer that
+     * stepped back for this worker is woken when this turns true. */
+    bool none_left;
     /* Per peer (scoreboard index, max_workers entries): its count of
      * accepted connections when this worker last woke it to accept again
      * (UINT64_MAX = never), so that it is woken once until it accepts. */
@@ -147,8 +154,8 @@ struct worker {
     uint64_t page_kib;       /* the page size, for statm's page counts */
     struct sb_worker *sb;
     _Atomic uint64_t last_idle_scan_ms; /* the tick's idle scan (worker_stop.c) */
-    _Atomic uint64_t last_request_ms; /* end of the last request (ondemand idle exit) */
-    struct status_src status;         /* the status page's view */
+    _Atomic uint64_t last_request_ms;   /* end of the last request (ondemand idle exit) */
+    struct status_src status;           /* the status page's view */
 };
 
 struct worker_thread {
@@ -156,6 +163,14 @@ struct worker_thread {
     unsigned index;
     struct sb_thread *sb;
 };
+
+/* Threads of worker O serving a request or owed to a connection parked
+ * before its first one. */
+static inline uint64_t worker_threads_owed(const struct sb_worker *o)
+{
+    return (uint64_t)atomic_load_explicit(&o->busy, memory_order_relaxed) +
+           atomic_load_explicit(&o->fresh, memory_order_relaxed);
+}
 
 static inline uint64_t slot_word(uint32_t gen, unsigned state)
 {
@@ -218,6 +233,10 @@ struct slot *worker_take(struct worker *w, size_t li, bool *again);
  * leaves the connection in the queue, and the peers with room are asked
  * (once until this worker accepts again) to look at the listeners. */
 bool worker_slot_reserve(struct worker *w);
+/* A listener event came after this worker left the listeners: the peers
+ * are asked to look at them (the event may have been a queued
+ * connection's only wake-up). */
+void worker_pass_on(struct worker *w);
 /* Give back a claim that accept4 did not use. */
 void worker_slot_unreserve(struct worker *w);
 /* Take a free slot, BUSY and owned by the caller; NULL when all are open.

@@ -332,7 +332,7 @@ if start_corral -c "$CONF" --listen "uwsgi:unix:$T/lay.sock" --control "$T/lay.c
 import struct, sys
 with open(sys.argv[1], "r+b") as f:  # the header: magic, layout
     magic, layout = struct.unpack("=II", f.read(8))
-    assert (magic, layout) == (0x42535243, 2), (hex(magic), layout)
+    assert magic == 0x42535243 and 2 <= layout < 99, (hex(magic), layout)
     f.seek(4)
     f.write(struct.pack("=I", 99))
 PY
@@ -342,7 +342,7 @@ PY
     "$CTL" -s "$T/lay.ctl" reload >"$T/lay.out" 2>&1
     expect_eq "another layout: corralctl reload exits 0" 0 "$?"
     expect_file_match "another layout: the refusal is logged, naming both layouts" \
-        "not adopting the scoreboard of the previous image: the scoreboard \(fd $SB_FD\) has layout 99, this build layout 2; a new one takes its place with the 2 workers of generation 1" \
+        "not adopting the scoreboard of the previous image: the scoreboard \(fd $SB_FD\) has layout 99, this build layout [0-9]+; a new one takes its place with the 2 workers of generation 1" \
         "$CORRAL_LOG"
     expect_match "another layout: the new version serves" "version=lay2 " \
         "$("$PY" -m lib_protocols get uwsgi "unix:$T/lay.sock" /)"
