@@ -45,10 +45,13 @@
 static void worker_accept_batch(struct worker_thread *t, size_t li)
 {
     struct worker *w = t->w;
-    /* Out of the listeners since epoll_wait gave this event (the balancing
-     * stepped back, or a stop began): leave the connection to the peers
-     * that accept, and wake them, as the event may have been its only one. */
-    if (!atomic_load_explicit(&w->sb->accepting, memory_order_relaxed)) {
+    /* Out of the listeners since epoll_wait gave this event, and no thread
+     * left for one more connection (a peer had one: worker_slots.c): leave
+     * the connection to the peers, and wake them, as the event may have
+     * been its only one. Stepped back for another reason, a thread left
+     * takes it as before (waking a peer costs it two epoll_ctl). */
+    if (!atomic_load_explicit(&w->sb->accepting, memory_order_relaxed) &&
+        worker_threads_owed(w->sb) >= w->cfg->threads) {
         worker_pass_on(w);
         return;
     }
@@ -62,10 +65,10 @@ static void worker_accept_batch(struct worker_thread *t, size_t li)
         if (atomic_load(&w->stopping) ||
             !atomic_load_explicit(&w->sb->accepting, memory_order_relaxed))
             return;
-        /* A connection taken before its bytes came is parked for the
-         * threads left: go on only while one is left for it besides this
-         * one, which the next connection may keep busy. */
-        if (worker_threads_owed(w->sb) >= w->cfg->threads)
+        /* With threads, a connection taken before its bytes came is parked
+         * for the threads left: go on only while one is left for it besides
+         * this one, which the next connection may keep busy. */
+        if (!w->single_thread && worker_threads_owed(w->sb) >= w->cfg->threads)
             return;
     }
 }

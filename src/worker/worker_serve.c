@@ -244,19 +244,21 @@ void worker_serve(struct worker_thread *t, struct slot *s)
                                                    : WORKER_NEXT;
     while (next == WORKER_NEXT)
         next = worker_step(t, s);
-    /* Parked before its first request: counted from before the park (when
-     * another thread may take it at once) and balanced after this thread
-     * is idle again, so that the count of threads left is right. */
-    bool fresh_park = next == WORKER_PARK && s->fresh;
+    /* With threads, parked before its first request: counted from before
+     * the park (when another thread may take it at once). This thread is
+     * idle before the park or the close, whose balancing counts the threads
+     * left (worker_slots.c). One thread serves what it parked in turn: a
+     * count of it would only make the worker step back more often. */
+    bool fresh_park = !w->single_thread && next == WORKER_PARK && s->fresh;
     if (fresh_park) {
         s->fresh_parked = true;
         atomic_fetch_add_explicit(&w->sb->fresh, 1, memory_order_relaxed);
     }
+    atomic_fetch_sub_explicit(&w->sb->busy, 1, memory_order_relaxed);
     if (next == WORKER_PARK)
         worker_slot_park(w, s);
     else if (next == WORKER_CLOSE)
         worker_slot_close(w, s);
-    atomic_fetch_sub_explicit(&w->sb->busy, 1, memory_order_relaxed);
     if (fresh_park)
         worker_balance(w);
     if (next == WORKER_DETACHED) {
