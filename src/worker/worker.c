@@ -70,6 +70,10 @@ static void worker_accept_batch(struct worker_thread *t, size_t li)
          * this one, which the next connection may keep busy. */
         if (!w->single_thread && worker_threads_owed(w->sb) >= w->cfg->threads)
             return;
+        /* Threads: the next request is progress of the leader's dispatch
+         * (worker_lead.c), unless its lead was taken meanwhile. */
+        if (!w->single_thread && !worker_lead_progress(t))
+            return;
     }
 }
 
@@ -78,8 +82,6 @@ static void worker_rearm(struct worker *w, int fd, uint64_t tag)
     struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = tag};
     epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev);
 }
-
-#define WORKER_BATCH 64
 
 static void worker_dispatch(struct worker_thread *t, const struct epoll_event *ev)
 {
@@ -104,6 +106,57 @@ static void worker_dispatch(struct worker_thread *t, const struct epoll_event *e
     }
 }
 
+/* One thread: a batch of events per wakeup, served one after the other (no
+ * other thread could serve them meanwhile). Events of a batch that went
+ * stale (the connection was closed and its slot reused) fail the claim. */
+static void worker_loop_single(struct worker_thread *t)
+{
+    struct worker *w = t->w;
+    for (;;) {
+        struct epoll_event evs[WORKER_BATCH];
+        int n = epoll_wait(w->epfd, evs, WORKER_BATCH, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            log_msg(LOG_ERROR, "epoll_wait failed: %s", strerror(errno));
+            worker_exit(w, 1);
+        }
+        for (int i = 0; i < n; i++)
+            worker_dispatch(t, &evs[i]);
+    }
+}
+
+/* Threads: the leader (worker_lead.c) takes a batch of events and serves
+ * them one after the other, like one thread; when a dispatch blocks, the
+ * deputy takes the lead and the rest of the batch, and this thread, done,
+ * follows. */
+static void worker_loop_threads(struct worker_thread *t)
+{
+    struct worker *w = t->w;
+    struct worker_lead *l = &w->lead;
+    if (t->index != 0)
+        worker_lead_follow(t); /* thread 0 leads first */
+    for (;;) {
+        if (l->head == l->count) {
+            int n = epoll_wait(w->epfd, l->evs, WORKER_BATCH, -1);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                log_msg(LOG_ERROR, "epoll_wait failed: %s", strerror(errno));
+                worker_exit(w, 1);
+            }
+            l->head = 0;
+            l->count = n;
+            continue;
+        }
+        struct epoll_event ev = l->evs[l->head++];
+        worker_lead_begin(t);
+        worker_dispatch(t, &ev);
+        if (!worker_lead_end(t))
+            worker_lead_follow(t);
+    }
+}
+
 static void *worker_thread_main(void *arg)
 {
     struct worker_thread *t = arg;
@@ -115,23 +168,10 @@ static void *worker_thread_main(void *arg)
     if (w->ctx->app->ops->thread_handle)
         watchdog_set_handle(t->index, w->ctx->app->ops->thread_handle(w->ctx->app));
     atomic_fetch_add_explicit(&w->sb->threads_live, 1, memory_order_relaxed);
-    for (;;) {
-        /* A single-threaded worker takes a batch of events per wakeup (no
-         * other thread could serve them meanwhile); with more threads each
-         * takes one event, so a ready connection never waits behind
-         * another thread's work. Events of a batch that went stale (the
-         * connection was closed and its slot reused) fail the claim. */
-        struct epoll_event evs[WORKER_BATCH];
-        int n = epoll_wait(w->epfd, evs, w->single_thread ? WORKER_BATCH : 1, -1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            log_msg(LOG_ERROR, "epoll_wait failed: %s", strerror(errno));
-            worker_exit(w, 1);
-        }
-        for (int i = 0; i < n; i++)
-            worker_dispatch(t, &evs[i]);
-    }
+    if (w->single_thread)
+        worker_loop_single(t);
+    else
+        worker_loop_threads(t);
     return NULL;
 }
 

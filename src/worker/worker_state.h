@@ -12,6 +12,8 @@
  *                    accept balancing across workers (waking a peer with
  *                    WORKER_POKE_SIGNAL, the back-off when out of file
  *                    descriptors, the log line when full)
+ *   worker_lead.c    with threads: which one waits in epoll_wait (the
+ *                    leader), and the hand-over when its request blocks
  */
 #ifndef CORRAL_WORKER_STATE_H
 #define CORRAL_WORKER_STATE_H
@@ -21,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/types.h>
 
 #include "conn/conn.h"
@@ -86,6 +89,22 @@ struct slot {
      * owns both; slots live as long as the worker process. */
     struct conn conn;
     struct corral_request req;
+};
+
+/* Threads (worker_lead.c): one leader waits in epoll_wait and serves; the
+ * deputy watches it and takes the lead when a dispatch blocks; followers
+ * wait to become the deputy. Only the leader touches the batch. */
+#define WORKER_BATCH 64
+struct worker_lead {
+    _Atomic uint64_t state;        /* the leader's dispatch: since_us << 2 | LEAD_* */
+    _Atomic int deputy;            /* a thread is the deputy */
+    _Atomic int deputy_asleep;     /* ... asleep with no timeout: the next dispatch wakes it */
+    _Atomic int followers;         /* threads asleep on follow_word (or about to be) */
+    _Atomic uint32_t deputy_word;  /* futex words */
+    _Atomic uint32_t follow_word;
+    _Atomic uint64_t steals;       /* leads taken by a deputy */
+    struct epoll_event evs[WORKER_BATCH]; /* the leader's events, evs[head..count) not taken */
+    int head, count;
 };
 
 struct worker {
@@ -156,12 +175,14 @@ struct worker {
     _Atomic uint64_t last_idle_scan_ms; /* the tick's idle scan (worker_stop.c) */
     _Atomic uint64_t last_request_ms;   /* end of the last request (ondemand idle exit) */
     struct status_src status;           /* the status page's view */
+    struct worker_lead lead;            /* threads only */
 };
 
 struct worker_thread {
     struct worker *w;
     unsigned index;
     struct sb_thread *sb;
+    uint64_t lead_word; /* the lead's state word this thread stored last */
 };
 
 /* Threads of worker O serving a request or owed to a connection parked
@@ -266,5 +287,18 @@ void worker_poked(struct worker *w);
  * out of the epoll set for NO_FDS_BACKOFF_MS, so that a level-triggered
  * listener does not wake the threads again at once. */
 void worker_back_off_accept(struct worker *w);
+
+/* ---- the lead among threads (worker_lead.c) ---- */
+
+/* The leader begins a dispatch (an event), and ends it: false when a
+ * deputy took the lead meanwhile (the caller then follows). */
+void worker_lead_begin(struct worker_thread *t);
+bool worker_lead_end(struct worker_thread *t);
+/* The leader made progress within a dispatch (the next request of an
+ * accept batch): false when the lead was taken (it stops batching). */
+bool worker_lead_progress(struct worker_thread *t);
+/* Not the leader: wait as a follower, then as the deputy, until the lead is
+ * this thread's (returns). */
+void worker_lead_follow(struct worker_thread *t);
 
 #endif
