@@ -3,11 +3,15 @@
  * dispatch of its events (the interface is worker.h). Serving a
  * connection is in worker_serve.c, housekeeping and stopping in
  * worker_stop.c, accepting in worker_accept.c, the connection table and the
- * balancing in worker_slots.c (worker_state.h has the map).
+ * balancing in worker_slots.c, which thread waits for events in
+ * worker_lead.c (worker_state.h has the map).
  *
- * Every thread waits in epoll_wait on the same instance and takes one event
- * at a time. A listener event means accept one connection and serve it on
- * the spot; a connection event means the connection is readable again.
+ * One thread waits in epoll_wait at a time: the only one, or with threads
+ * the leader (worker_lead.c), which takes a batch of events and serves them
+ * one after the other; when one of them blocks, another thread takes the
+ * lead and the rest of the batch. A listener event means accept a
+ * connection and serve it on the spot (and the next queued ones); a
+ * connection event means the connection is readable again.
  * With threads a connection stays registered edge-triggered, and a
  * compare-and-swap on its slot decides who serves it, so exactly one thread
  * owns it while it is served and an event that comes meanwhile is left to

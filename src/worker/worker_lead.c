@@ -37,7 +37,7 @@
  * the deputy takes the lead. */
 #define LEAD_STEAL_US 1000u
 /* How long the leader idles before the deputy sleeps without a timeout. */
-#define LEAD_IDLE_US 100000u
+#define LEAD_IDLE_US 10000u
 
 /* The state word: the time (clock_now_us) its leader began the dispatch
  * running, shifted left 2, with one of these. */
