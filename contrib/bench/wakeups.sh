@@ -60,9 +60,8 @@ printf '%-14s %-6s %-13s %10s %12s %12s %12s' build config proto req/s vol/resp 
 echo
 for c in $CONFIGS; do
     np=${c%x*} nt=${c#*x}
-    for pk in $PROTOS; do
-      for _round in $(seq "$ROUNDS"); do
-      for BUILD in $BUILDS; do
+    # Each build in turn, ROUNDS times: A/B interleaved.
+    for pk in $PROTOS; do for _round in $(seq "$ROUNDS"); do for BUILD in $BUILDS; do
         p=${pk%-keep} keep=()
         [ "$pk" != "$p" ] && keep=(--keep-conn)
         sock=$tmp/s.sock
@@ -118,7 +117,5 @@ for c in $CONFIGS; do
                 "$(echo "${rd:-0} / $n" | bc -l)"
         fi
         echo
-      done
-      done
-    done
+    done; done; done
 done
