@@ -111,7 +111,6 @@ static void worker_lead_watch(struct worker_lead *l)
             if (!atomic_compare_exchange_strong(&l->state, &st, worker_lead_word(since, LEAD_STOLEN)))
                 continue;
             /* The lead is ours: the next deputy is a follower, if one sleeps. */
-            atomic_fetch_add_explicit(&l->steals, 1, memory_order_relaxed);
             atomic_store(&l->deputy, 0);
             if (atomic_load(&l->followers) > 0)
                 worker_lead_futex_wake(&l->follow_word);

@@ -102,7 +102,6 @@ struct worker_lead {
     _Atomic int followers;         /* threads asleep on follow_word (or about to be) */
     _Atomic uint32_t deputy_word;  /* futex words */
     _Atomic uint32_t follow_word;
-    _Atomic uint64_t steals;       /* leads taken by a deputy */
     struct epoll_event evs[WORKER_BATCH]; /* the leader's events, evs[head..count) not taken */
     int head, count;
 };
