@@ -280,6 +280,13 @@ void worker_poked(struct worker *w)
     pthread_mutex_unlock(&w->lock);
 }
 
+void worker_pass_on(struct worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    worker_poke_peers(w, POKE_ROOM);
+    pthread_mutex_unlock(&w->lock);
+}
+
 bool worker_slot_reserve(struct worker *w)
 {
     if (atomic_fetch_sub(&w->unreserved, 1) > 0)
@@ -287,19 +294,9 @@ bool worker_slot_reserve(struct worker *w)
     atomic_fetch_add(&w->unreserved, 1);
     /* Full: the wake-up for a queued connection came here, and ends here;
      * once per episode (worker_balance_locked clears it on re-arming). */
-    if (!atomic_exchange(&w->full_poked, true)) {
-        pthread_mutex_lock(&w->lock);
-        worker_poke_peers(w, POKE_ROOM);
-        pthread_mutex_unlock(&w->lock);
-    }
+    if (!atomic_exchange(&w->full_poked, true))
+        worker_pass_on(w);
     return false;
-}
-
-void worker_pass_on(struct worker *w)
-{
-    pthread_mutex_lock(&w->lock);
-    worker_poke_peers(w, POKE_ROOM);
-    pthread_mutex_unlock(&w->lock);
 }
 
 void worker_slot_unreserve(struct worker *w)

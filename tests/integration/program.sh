@@ -139,6 +139,21 @@ expect_eq "with 2 worker processes: 20 requests answered by php-cgi" 20 \
 expect_eq "... over 20 connections (none kept: it would pin a program to one process)" 20 \
     "$(distinct_conns <"$T/conns2")"
 
+# slow_page_beside TAG PREFIX : while a 4 s page runs through nginx on
+# $PK, 20 other requests are all answered (another program serves them);
+# PREFIX opens the first and last check names.
+slow_page_beside() {
+    local tag=$1 pre=$2 slow
+    curl -sS -m 30 -o "$T/slow$tag" "http://127.0.0.1:$PK/slow.php?s=4" 2>/dev/null &
+    slow=$!
+    wait_until 10 any_program_sleeps php-cgi
+    "$PY" "$LOAD" "$PK" /index.php 4 5 >"$T/during$tag" 2>&1
+    expect_eq "${pre}20 requests while a slow page runs: all 200" "ok 20" "$(grep '^ok' "$T/during$tag")"
+    check "... and the slow page was still running after them" alive "$slow"
+    wait "$slow"
+    expect_match "${pre}the slow page completes" '^slow done after 4 s' "$(cat "$T/slow$tag")"
+}
+
 # 32 kept connections from nginx, 2 programs: every request is served.
 "$PY" "$LOAD" "$PK" /index.php 32 20 >"$T/load32" 2>&1
 expect_eq "32 keep-alive clients x 20 requests through nginx keep-conn: all 200" "ok 640" "$(grep '^ok' "$T/load32")"
@@ -146,14 +161,7 @@ expect_eq "... none failed" "failed 0" "$(grep '^failed' "$T/load32")"
 expect_eq "... both programs served" "pids 2" "$(grep '^pids' "$T/load32")"
 
 # A slow page stops nothing else: while it runs, the other program serves.
-curl -sS -m 30 -o "$T/slow" "http://127.0.0.1:$PK/slow.php?s=4" 2>/dev/null &
-slow=$!
-wait_until 10 any_program_sleeps php-cgi
-"$PY" "$LOAD" "$PK" /index.php 4 5 >"$T/during" 2>&1
-expect_eq "20 requests while a slow page runs: all 200" "ok 20" "$(grep '^ok' "$T/during")"
-check "... and the slow page was still running after them" alive "$slow"
-wait "$slow"
-expect_match "the slow page completes" '^slow done after 4 s' "$(cat "$T/slow")"
+slow_page_beside "" ""
 
 # A program killed with SIGKILL is respawned; the next requests succeed.
 victim=$(programs | cut -d' ' -f1)
@@ -210,14 +218,7 @@ expect_match "... over at most one connection per program" '^[12]$' "$(distinct_
 "$PY" "$LOAD" "$PK" /index.php 32 20 >"$T/keep32" 2>&1
 expect_eq "... 32 keep-alive clients x 20 requests: all 200" "ok 640" "$(grep '^ok' "$T/keep32")"
 expect_eq "... both programs served" "pids 2" "$(grep '^pids' "$T/keep32")"
-curl -sS -m 30 -o "$T/slow1" "http://127.0.0.1:$PK/slow.php?s=4" 2>/dev/null &
-slow=$!
-wait_until 10 any_program_sleeps php-cgi
-"$PY" "$LOAD" "$PK" /index.php 4 5 >"$T/during1" 2>&1
-expect_eq "... 20 requests while a slow page runs: all 200" "ok 20" "$(grep '^ok' "$T/during1")"
-check "... and the slow page was still running after them" alive "$slow"
-wait "$slow"
-expect_match "... the slow page completes" '^slow done after 4 s' "$(cat "$T/slow1")"
+slow_page_beside 1 "... "
 # The program that holds the kept connection is killed: its connection is
 # not used again, the next requests are served by the others.
 wait_until 10 kept_twice

@@ -28,7 +28,7 @@
  * stretch past --slowlog is logged with its stack, past --harakiri the
  * worker is replaced.
  */
-#include "app_asgi.h"
+#include "app_asgi_state.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -6,11 +6,11 @@
  * src/conn/request.h, never waiting), and the loop's own reports (mark,
  * started, stopped, log).
  *
- * A Request owns its job (app_asgi.h) until resume() gives the request
+ * A Request owns its job (app_asgi_state.h) until resume() gives the request
  * back to the worker (app_resume); every method refuses after that. Only
  * the loop thread runs this code, with the GIL.
  */
-#include "app_asgi.h"
+#include "app_asgi_state.h"
 
 #include <errno.h>
 #include <stdlib.h>

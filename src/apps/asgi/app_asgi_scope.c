@@ -9,7 +9,7 @@
  *
  * Only the loop thread runs this code, with the GIL.
  */
-#include "app_asgi.h"
+#include "app_asgi_state.h"
 
 #include <stdlib.h>
 #include <string.h>

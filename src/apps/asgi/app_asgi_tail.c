@@ -17,7 +17,7 @@
  * writability and gives it back itself. This thread never takes the GIL
  * and never runs app code.
  */
-#include "app_asgi.h"
+#include "app_asgi_state.h"
 
 #include <errno.h>
 #include <pthread.h>

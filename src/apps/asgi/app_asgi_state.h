@@ -1,10 +1,12 @@
 /*
- * app_asgi.h — what the ASGI adapter's files share. The order, top first:
+ * app_asgi_state.h — what the ASGI adapter's files share. The order, top first:
  * app_asgi.c (the adapter: load, the worker's interpreter and its event
  * loop thread, handing requests over, lifespan, the watchdog's view) ->
  * app_asgi_request.c (the Python module the loop's code uses: the request
- * queue, the response writes) -> app_asgi_scope.c (the scope of a
- * request). The loop's own code is Python,
+ * queue, the response writes) -> app_asgi_tail.c (the tail thread: the
+ * ends of responses) and app_asgi_scope.c (the scope of a request). The
+ * queue, the job and app_asgi_queue_add below are the files' common
+ * ground, not any one file's. The loop's own code is Python,
  * asgi_glue.py, compiled into the adapter as a string (Makefile.am makes
  * app_asgi_glue.inc of it).
  *
@@ -13,8 +15,8 @@
  * Functions that take a PyObject need the GIL, and return NULL or -1 with
  * a Python exception set on failure.
  */
-#ifndef CORRAL_APP_ASGI_H
-#define CORRAL_APP_ASGI_H
+#ifndef CORRAL_APP_ASGI_STATE_H
+#define CORRAL_APP_ASGI_STATE_H
 
 #include "apps/wsgi/app_wsgi.h" /* Python.h first */
 
