@@ -45,10 +45,10 @@ enum {
 struct app_asgi_job {
     corral_request *req;
     struct app_asgi_job *next;
-    unsigned tail_ops;     /* APP_ASGI_TAIL_*, pending */
-    bool tail_queued;      /* in the tail thread's queue */
-    bool ok, close;        /* for APP_ASGI_TAIL_END: finish(ok), close after */
-    bool write_failed;     /* the tail thread's own: its write failed */
+    unsigned tail_ops; /* APP_ASGI_TAIL_*, pending */
+    bool tail_queued;  /* in the tail thread's queue */
+    bool ok, close;    /* for APP_ASGI_TAIL_END: finish(ok), close after */
+    bool write_failed; /* the tail thread's own: its write failed */
     size_t last_len;
     char last[APP_ASGI_LAST_CAP];
 };
@@ -56,14 +56,14 @@ struct app_asgi_job {
 /* The queue between the serving threads and the loop thread, and what the
  * loop's code asks of C. One per worker process. */
 struct app_asgi_queue {
-    struct app *app;  /* app_resume's */
-    int efd;          /* eventfd the loop reads (loop.add_reader) */
+    struct app *app; /* app_resume's */
+    int efd;         /* eventfd the loop reads (loop.add_reader) */
     pthread_mutex_t lock;
-    struct app_asgi_job *head; /* pushed last first */
-    bool woken;                /* an eventfd write is pending: no other */
+    struct app_asgi_job *head;      /* pushed last first */
+    bool woken;                     /* an eventfd write is pending: no other */
     _Atomic uint64_t busy_since_us; /* the loop runs since then; 0 waits */
-    _Atomic bool stopping;           /* worker_fini asks for the shutdown */
-    _Atomic bool draining;           /* the worker stops: WebSockets end */
+    _Atomic bool stopping;          /* worker_fini asks for the shutdown */
+    _Atomic bool draining;          /* the worker stops: WebSockets end */
     /* Requests the tail thread sends back to the loop: their last bytes
      * wait for the socket (take_back). Under lock. */
     struct app_asgi_job *back;
@@ -106,8 +106,8 @@ void app_asgi_queue_push(struct app_asgi_queue *q, struct app_asgi_job *job);
  * thread; no GIL needed). The loop touches neither the job nor its request
  * from the first push on, but for the push of APP_ASGI_TAIL_END. */
 int app_asgi_tail_start(struct app_asgi_queue *q);
-void app_asgi_tail_push(struct app_asgi_queue *q, struct app_asgi_job *job, unsigned ops,
-                        bool ok, bool close);
+void app_asgi_tail_push(struct app_asgi_queue *q, struct app_asgi_job *job, unsigned ops, bool ok,
+                        bool close);
 
 /* app_asgi_scope.c: the shared objects every scope uses (0, or -1), then
  * the HTTP scope of REQ (a new dict; "type" is "websocket" when
