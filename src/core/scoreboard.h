@@ -170,6 +170,26 @@ static inline uint32_t scoreboard_in_flight(const struct scoreboard *sb, unsigne
     return n;
 }
 
+/* A worker slot's live figures back to none, in STATE, with PID: when its
+ * worker starts (the worker) and once it is reaped (the master). The
+ * counters that add up over the slot's workers stay. */
+static inline void scoreboard_worker_reset(struct sb_worker *sbw, uint32_t state, int32_t pid)
+{
+    /* A reader that sees the state sees its pid: a new pid before the state,
+     * none after it. */
+    if (pid)
+        atomic_store(&sbw->pid, pid);
+    atomic_store(&sbw->state, state);
+    if (!pid)
+        atomic_store(&sbw->pid, 0);
+    atomic_store(&sbw->conns, 0);
+    atomic_store(&sbw->busy, 0);
+    atomic_store(&sbw->fresh, 0);
+    atomic_store(&sbw->no_thread, 0);
+    atomic_store(&sbw->detached, 0);
+    atomic_store(&sbw->threads_live, 0);
+}
+
 /* Connections worker WORKER accepted on listener LISTENER. */
 static inline _Atomic uint64_t *scoreboard_accepted(const struct scoreboard *sb, unsigned worker,
                                                     size_t listener)

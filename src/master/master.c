@@ -115,15 +115,7 @@ static void master_describe_status(int status, char *out, size_t len)
  * (they add up over the slot's workers). */
 static void master_clear_slot(struct master *m, unsigned i)
 {
-    struct sb_worker *sbw = &m->sb.workers[i];
-    atomic_store(&sbw->state, SB_WORKER_EMPTY);
-    atomic_store(&sbw->pid, 0);
-    atomic_store(&sbw->conns, 0);
-    atomic_store(&sbw->busy, 0);
-    atomic_store(&sbw->fresh, 0);
-    atomic_store(&sbw->no_thread, 0);
-    atomic_store(&sbw->detached, 0);
-    atomic_store(&sbw->threads_live, 0);
+    scoreboard_worker_reset(&m->sb.workers[i], SB_WORKER_EMPTY, 0);
     for (unsigned t = 0; t < m->cfg->threads; t++)
         atomic_store(&scoreboard_thread(&m->sb, i, t)->state, SB_THREAD_IDLE);
 }

@@ -12,7 +12,8 @@
  * lead and the rest of the batch. A listener event means accept a
  * connection and serve it on the spot (and the next queued ones); a
  * connection event means the connection is readable again.
- * With threads a connection stays registered edge-triggered, and a
+ * With threads (or an app that keeps requests past the serving thread) a
+ * connection stays registered edge-triggered, and a
  * compare-and-swap on its slot decides who serves it, so exactly one thread
  * owns it while it is served and an event that comes meanwhile is left to
  * the owner (ownership: worker_slots.c).
@@ -206,6 +207,7 @@ static int worker_setup(struct worker *w, const struct worker_ctx *ctx)
                      : strcmp(mode, "shared") == 0    ? ACCEPT_SHARED
                                                       : ACCEPT_BALANCED;
     w->single_thread = ctx->cfg->threads == 1;
+    w->edge_triggered = !w->single_thread || ctx->app->ops->run_detached != NULL;
     w->pool_mode = config_pool_mode(ctx->cfg);
     w->slot_count = ctx->cfg->max_conns;
     w->slots = calloc(w->slot_count, sizeof(*w->slots));
@@ -282,14 +284,7 @@ void worker_run(const struct worker_ctx *ctx)
 {
     static struct worker w; /* lives as long as the process */
     struct sb_worker *sbw = &ctx->sb->workers[ctx->index];
-    atomic_store(&sbw->pid, (int32_t)getpid());
-    atomic_store(&sbw->state, SB_WORKER_STARTING);
-    atomic_store(&sbw->conns, 0);
-    atomic_store(&sbw->busy, 0);
-    atomic_store(&sbw->fresh, 0);
-    atomic_store(&sbw->no_thread, 0);
-    atomic_store(&sbw->detached, 0);
-    atomic_store(&sbw->threads_live, 0);
+    scoreboard_worker_reset(sbw, SB_WORKER_STARTING, (int32_t)getpid());
     atomic_store(&sbw->started_at, (int64_t)time(NULL));
 
     if (worker_setup(&w, ctx) < 0)

@@ -262,15 +262,11 @@ void worker_serve(struct worker_thread *t, struct slot *s)
     if (fresh_park)
         worker_balance(w);
     if (next == WORKER_DETACHED) {
-        /* The slot stays owned (SLOT_BUSY) while the app has it. One
-         * thread: its entry is level-triggered, and bytes or a hang-up
-         * meanwhile would wake epoll_wait again and again: out of the set
-         * until worker_resume parks it (with threads the entry is
-         * edge-triggered, and an event marks the slot SLOT_PENDING). */
-        if (w->single_thread && s->registered) {
-            epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->conn.fd, NULL);
-            s->registered = false;
-        }
+        /* The slot stays owned (SLOT_BUSY) while the app has it, its entry
+         * in the set: edge-triggered (worker_setup, for an app that
+         * detaches), so bytes or a hang-up meanwhile mark the slot
+         * SLOT_PENDING once and worker_resume's park has epoll report them
+         * again. */
         s->hup = false;
         atomic_fetch_add_explicit(&w->sb->detached, 1, memory_order_relaxed);
         /* The last touch of the slot here: the app may give it back at once. */

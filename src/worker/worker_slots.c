@@ -11,7 +11,8 @@
  * slot's state word, which also carries a generation number: the epoll data
  * of a connection names its slot and generation, so an event that arrives
  * for a connection that was closed meanwhile (its slot reused) is ignored.
- * With threads, connections are registered edge-triggered and stay armed
+ * With threads, or an app that detaches requests (whose thread gives them
+ * back), connections are registered edge-triggered and stay armed
  * while owned: an event for an owned slot marks it SLOT_PENDING, and its
  * owner's park then has epoll report the bytes again (worker_slot_event,
  * worker_slot_park); an entry armed one-shot cost an epoll_ctl per request
@@ -370,7 +371,7 @@ void worker_slot_park(struct worker *w, struct slot *s)
     bool out = conn_wants_write(&s->conn) || s->kick;
     bool same = s->registered && !out && !s->out_armed;
     s->kick = false;
-    if (w->single_thread) {
+    if (!w->edge_triggered) {
         /* Level-triggered: the entry reports the bytes whenever they come. */
         atomic_store(&s->word, slot_word(gen, SLOT_PARKED));
         if (same)
@@ -395,7 +396,7 @@ void worker_slot_park(struct worker *w, struct slot *s)
     }
     struct epoll_event ev = {.events = out ? EPOLLOUT : EPOLLIN | EPOLLRDHUP,
                              .data.u64 = (uint64_t)gen << 32 | idx};
-    if (!w->single_thread)
+    if (w->edge_triggered)
         ev.events |= EPOLLET;
     s->out_armed = out;
     int op = s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
@@ -403,12 +404,12 @@ void worker_slot_park(struct worker *w, struct slot *s)
     if (epoll_ctl(w->epfd, op, s->conn.fd, &ev) < 0) {
         log_msg(LOG_ERROR, "epoll_ctl(%s, fd %d) failed: %s; connection closed",
                 op == EPOLL_CTL_ADD ? "ADD" : "MOD", s->conn.fd, strerror(errno));
-        uint64_t expect = slot_word(gen, w->single_thread ? SLOT_PARKED : SLOT_PARKING);
+        uint64_t expect = slot_word(gen, w->edge_triggered ? SLOT_PARKING : SLOT_PARKED);
         if (atomic_compare_exchange_strong(&s->word, &expect, slot_word(gen, SLOT_BUSY)))
             worker_slot_close(w, s);
         return;
     }
-    if (!w->single_thread)
+    if (w->edge_triggered)
         atomic_store(&s->word, slot_word(gen, SLOT_PARKED));
 }
 

@@ -143,13 +143,19 @@ struct worker {
     /* How workers share the listeners. Only benchmarks change it, through
      * CORRAL_ACCEPT_MODE, to reproduce contrib/bench/accept.sh. */
     enum { ACCEPT_BALANCED, ACCEPT_EXCLUSIVE, ACCEPT_SHARED } accept_mode;
-    /* One thread: nobody else can take a connection's event while it is
-     * served, so connections stay registered level-triggered and parking
-     * costs no epoll_ctl. With threads they are edge-triggered, and parking
-     * costs none either unless an event came while the connection was
-     * owned (worker_slot_park, worker_slot_event). */
     enum pool_mode pool_mode; /* the config's, resolved once */
     bool single_thread;
+    /* One thread, an app that serves each request in turn: nobody else can
+     * take a connection's event while it is served, so connections stay
+     * registered level-triggered and parking costs no epoll_ctl. With
+     * threads, or an app that keeps requests past the serving thread
+     * (run_detached: its own thread parks them), they are edge-triggered
+     * and stay armed while owned: parking costs no epoll_ctl either unless
+     * an event came while the connection was owned (worker_slot_park,
+     * worker_slot_event). A level-triggered entry would have to leave the
+     * set while the app holds its connection (an epoll_ctl out and one in
+     * per request). */
+    bool edge_triggered;
     _Atomic int stopping; /* 0 running, 1 graceful */
     _Atomic int exiting;
     _Atomic int recycling; /* the graceful stop is a recycling */

@@ -7,7 +7,7 @@ Routes: /hello, /scope (the scope as JSON), /echo (the body back),
 asyncio.sleep), /block?ms=N (time.sleep: blocks the loop), /wait-disconnect
 (answers nothing until the front end goes away; records it in ASGI_TEST_LOG),
 /raise, /noresponse, /lifespan (what the lifespan saw), /gc (the collector's
-thresholds).
+thresholds and how many objects it leaves alone: gc.freeze).
 
 ASGI_TEST_LIFESPAN=fail makes the startup fail; =raise makes the app raise on
 the lifespan scope before asking for anything (no lifespan support).
@@ -137,7 +137,8 @@ async def app(scope, receive, send):
     if path == "/noresponse":
         return
     if path == "/gc":
-        return await reply(send, 200, json.dumps(gc.get_threshold()).encode())
+        return await reply(send, 200, json.dumps(
+            [gc.get_threshold(), gc.get_freeze_count()]).encode())
     if path == "/lifespan":
         return await reply(send, 200, json.dumps(
             {"startup": seen["startup"], "state": dict(scope.get("state") or {})}).encode())

@@ -159,7 +159,31 @@ class _Http:
             self.gone = True
         return {"type": "http.disconnect"}
 
-    async def send(self, msg):
+    def send(self, msg):
+        """The app's send. The usual messages are done here and give an awaitable that is done
+        already (no coroutine each); the rest, and a body that must wait for the socket, are
+        coroutines (_send, _write). An error is raised where the app awaits."""
+        if not self.gone:
+            t = msg["type"]
+            try:
+                if t == "http.response.start":
+                    if not self.start:
+                        self.start = True
+                        self.req.start(msg["status"], msg.get("headers", ()))
+                        return _done_already
+                elif (t == "http.response.body" and self.start and not self.end and
+                      not self.watch and not self.reading and not msg.get("more_body", False)):
+                    self.end = True
+                    data = msg.get("body", b"")
+                    # Many requests in flight: the tail thread writes it.
+                    if self.req.write_last(data):
+                        return _done_already
+                    return self._write(data, False)
+            except Exception as e:
+                return _raising(e)
+        return self._send(msg)
+
+    async def _send(self, msg):
         t = msg["type"]
         if self.gone:
             raise OSError("the front end is gone")
@@ -170,20 +194,12 @@ class _Http:
                 raise RuntimeError("http.response.body after the end of the response")
             data = msg.get("body", b"")
             more = bool(msg.get("more_body", False))
-            req = self.req
             if not more:
                 self.end = True
                 # Many requests in flight: the tail thread writes it.
-                if not self.watch and not self.reading and req.write_last(data):
+                if not self.watch and not self.reading and self.req.write_last(data):
                     return
-            try:
-                n = req.write(data, more)
-                while n < len(data):
-                    await _writable(req.fd)
-                    n += req.write(memoryview(data)[n:], more)
-            except OSError:
-                self.gone = True
-                raise
+            await self._write(data, more)
         elif t == "http.response.start":
             if self.start:
                 raise RuntimeError("http.response.start sent twice")
@@ -191,6 +207,21 @@ class _Http:
             self.req.start(msg["status"], msg.get("headers", ()))
         else:
             raise RuntimeError("unexpected ASGI message type %r" % (t,))
+
+    async def _write(self, data, more):
+        req = self.req
+        try:
+            n = req.write(data, more)
+            while n < len(data):
+                await _writable(req.fd)
+                n += req.write(memoryview(data)[n:], more)
+        except OSError:
+            self.gone = True
+            raise
+
+
+async def _raising(e):
+    raise e
 
 
 async def _run(req):
@@ -444,6 +475,9 @@ _running = {}  # Request -> its task (the loop keeps only weak references)
 
 _draining = False
 _websockets = set()  # the accepted ones, closed when the worker stops
+# What send gives for a message it could do at once: a future that is done (awaiting it takes
+# no Python frame; an ASGI send may give any awaitable). Made with the loop (serve).
+_done_already = None
 
 
 def _wake():
@@ -537,7 +571,7 @@ async def _shutdown():
         _loop.stop()
 
 
-_GC_GEN0 = 10000  # allocations between two collections of the youngest generation
+_GC_GEN0 = 50000  # allocations between two collections of the youngest generation
 _GC_PYTHON_GEN0 = 700  # Python's own default
 
 
@@ -549,14 +583,19 @@ def _gc_tune():
     t = gc.get_threshold()
     if gc.isenabled() and t[0] == _GC_PYTHON_GEN0:
         gc.set_threshold(_GC_GEN0, *t[1:])
+    # What the app and its startup made lives as long as the worker: out of every later
+    # collection (the oldest generation's walked it all, a pause of milliseconds).
+    gc.freeze()
 
 
 def serve(timeout):
     """The loop thread's body: startup, then serve until the shutdown."""
-    global _loop, _state, _timeout
+    global _loop, _state, _timeout, _done_already
     _timeout = timeout
     _loop = asyncio.SelectorEventLoop(_Selector())
     asyncio.set_event_loop(_loop)
+    _done_already = _loop.create_future()
+    _done_already.set_result(None)
     _state = {}
     try:
         ok = _loop.run_until_complete(_startup())
