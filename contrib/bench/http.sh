@@ -11,7 +11,7 @@
 # "Hello, World!" before it counts:
 #   direct: wrk -t1 -c CONNS -> corral http:tcp        (keep-alive: wrk reuses its connections)
 #           wrk -t1 -c CONNS -> gunicorn --bind tcp   (sync workers close after each response)
-#   nginx:  wrk -> nginx (1 worker) proxy_pass, HTTP/1.1, upstream keepalive 32 ->
+#   nginx:  wrk -> nginx (1 worker; auto) proxy_pass, HTTP/1.1, upstream keepalive 32 ->
 #             corral http:unix                      (contrib/nginx/corral-http.conf)
 #             gunicorn unix                         (the same config; gunicorn closes)
 #           wrk -> nginx fastcgi_pass keep-conn -> corral fastcgi:unix   (contrib/nginx/corral.conf)
@@ -23,10 +23,14 @@
 # served one request and left open; a new connection must still be answered at once, and the
 # workers' RSS is shown (IDLE=0 skips it).
 #
+# Two nginx run the same sites: one with worker_processes 1 (as in the other scripts), one with
+# auto (a worker a CPU, Debian's nginx.conf). With one worker nginx itself is the limit of the
+# corral targets (about 23 µs of its CPU a request); gunicorn, CPU-bound, does better with one
+# (a second nginx worker takes CPU from it): the goal rows show each, and each at its best.
 # Environment: BUILD, ROUNDS (5), SECONDS_PER_RUN (5), CONNS (32), WARMUP (1), CONFIG (2x1),
-# GUNICORN (gunicorn), IDLE (10000), RESULTS=FILE keeps the raw runs. Time: about ROUNDS x (WARMUP +
-# SECONDS_PER_RUN) x 5. Everything lives in a temp dir; every process started here is stopped
-# by PID on exit, error or Ctrl-C. Unix sockets and 127.0.0.1 only.
+# GUNICORN (gunicorn), IDLE (10000), RESULTS=FILE keeps the raw runs. Time: about ROUNDS x
+# (WARMUP + SECONDS_PER_RUN) x 8. Everything lives in a temp dir; every process started here is
+# stopped by PID on exit, error or Ctrl-C. Unix sockets and 127.0.0.1 only.
 set -u -o pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -96,6 +100,21 @@ proxy_site "corral-http" "$tmp/ch.sock"
 proxy_site "gunicorn" "$tmp/gu.sock"
 nginx_up "$hello" || die "nginx did not start"
 
+# ---- a second nginx with worker_processes auto: the same sites on ports of their own ----
+n2=$tmp/nginx-auto
+mkdir -p "$n2/tmp"
+sed -e "s|^worker_processes [^;]*;|worker_processes auto;|" -e "s|$tmp/nginx/|$n2/|g" \
+    "$tmp/nginx/nginx.conf" >"$n2/nginx.conf"
+declare -A port2
+cp "$tmp/nginx/sites.conf" "$n2/sites.conf"
+for t in "${ntargets[@]}"; do
+    free_port || die "no free port"
+    port2[$t]=$free
+    sed -i "s|listen 127.0.0.1:${port[$t]};|listen 127.0.0.1:$free;|" "$n2/sites.conf"
+done
+start nginx-auto "tcp:${port2[${ntargets[0]}]}" /nonexistent TERM \
+    nginx -p "$n2" -e "$n2/error.log" -c "$n2/nginx.conf" || die "nginx (auto) did not start"
+
 # ---- targets: LABEL -> URL and the PID whose process tree is the server ----
 declare -A url root
 add() { # LABEL URL ROOT: probed with curl (gunicorn answers HTTP/1.0 with HTTP/1.0)
@@ -110,15 +129,19 @@ add() { # LABEL URL ROOT: probed with curl (gunicorn answers HTTP/1.0 with HTTP/
 targets=()
 add "direct corral http $CONFIG" "http://127.0.0.1:$pc/" "$corral_http_pid"
 add "direct gunicorn sync ${np}w" "http://127.0.0.1:$pg/" "$gunicorn_tcp_pid"
-for t in "${ntargets[@]}"; do
-    case $t in
-    fcgi) add "nginx -> corral fastcgi keep-conn $CONFIG" "http://127.0.0.1:${port[$t]}/" \
-        "$corral_fcgi_pid" ;;
-    corral-http) add "nginx -> corral http keepalive $CONFIG" \
-        "http://127.0.0.1:${port[$t]}/" "$corral_http_pid" ;;
-    gunicorn) add "nginx -> gunicorn sync ${np}w" "http://127.0.0.1:${port[$t]}/" \
-        "$gunicorn_unix_pid" ;;
-    esac
+for nw in 1 auto; do
+    for t in "${ntargets[@]}"; do
+        p=${port[$t]}
+        [ "$nw" = auto ] && p=${port2[$t]}
+        case $t in
+        fcgi) add "nginx $nw -> corral fastcgi keep-conn $CONFIG" "http://127.0.0.1:$p/" \
+            "$corral_fcgi_pid" ;;
+        corral-http) add "nginx $nw -> corral http keepalive $CONFIG" "http://127.0.0.1:$p/" \
+            "$corral_http_pid" ;;
+        gunicorn) add "nginx $nw -> gunicorn sync ${np}w" "http://127.0.0.1:$p/" \
+            "$gunicorn_unix_pid" ;;
+        esac
+    done
 done
 
 say "$ROUNDS rounds x ${SECONDS_PER_RUN}s (+${WARMUP}s warmup), wrk -t1 -c$CONNS, ${#targets[@]} targets"
@@ -131,7 +154,8 @@ done
 
 # ---- tables ----
 echo
-echo "corral http listener vs gunicorn, hello app, $CONFIG, medians of $ROUNDS runs:"
+echo "corral http listener vs gunicorn, hello app, $CONFIG, medians of $ROUNDS runs" \
+    "(nginx N: worker_processes N):"
 echo
 md_row target "req/s" "p50 ms" "p99 ms" "server CPU µs/resp" errors
 md_row --- ---: ---: ---: ---: ---:
@@ -145,12 +169,20 @@ md_row goal ratio target
 md_row --- ---: ---:
 md_row "direct: corral http / gunicorn" \
     "$(ratio "$(rps "direct corral http $CONFIG")" "$(rps "direct gunicorn sync ${np}w")")" ">= 4"
-md_row "nginx: corral http / gunicorn" \
-    "$(ratio "$(rps "nginx -> corral http keepalive $CONFIG")" \
-        "$(rps "nginx -> gunicorn sync ${np}w")")" ">= 3"
-md_row "nginx: corral http / corral fastcgi keep-conn" \
-    "$(ratio "$(rps "nginx -> corral http keepalive $CONFIG")" \
-        "$(rps "nginx -> corral fastcgi keep-conn $CONFIG")")" ">= 0.95"
+for nw in 1 auto; do
+    md_row "nginx $nw: corral http / gunicorn" \
+        "$(ratio "$(rps "nginx $nw -> corral http keepalive $CONFIG")" \
+            "$(rps "nginx $nw -> gunicorn sync ${np}w")")" ">= 3"
+done
+# Each at its better nginx: gunicorn's is one worker (a second takes CPU from its workers).
+best() { printf '%s\n' "$(rps "nginx 1 -> $1")" "$(rps "nginx auto -> $1")" | sort -g | tail -1; }
+md_row "nginx, each at its best: corral http / gunicorn" \
+    "$(ratio "$(best "corral http keepalive $CONFIG")" "$(best "gunicorn sync ${np}w")")" ">= 3"
+for nw in 1 auto; do
+    md_row "nginx $nw: corral http / corral fastcgi keep-conn" \
+        "$(ratio "$(rps "nginx $nw -> corral http keepalive $CONFIG")" \
+            "$(rps "nginx $nw -> corral fastcgi keep-conn $CONFIG")")" ">= 0.95"
+done
 [ -n "${RESULTS:-}" ] && cp "$results" "$RESULTS"
 check_errors
 status=$?

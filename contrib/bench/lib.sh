@@ -268,8 +268,8 @@ wrk_run() {
 }
 
 # nginx: nginx_add SITE... writes the config in $tmp/nginx, nginx_up starts nginx and checks
-# every SITE. The config keeps nginx's pid, logs and temp files there, runs one worker in the
-# foreground and logs no access; the servers are in sites.conf, which it includes.
+# every SITE. The config keeps nginx's pid, logs and temp files there, runs NGINX_WORKERS workers
+# (1; "auto" is one a CPU, Debian's default) in the foreground and logs no access; the servers are in sites.conf, which it includes.
 declare -A port # SITE -> its port on 127.0.0.1
 ntargets=()     # the SITEs, then those that answered
 
@@ -280,7 +280,7 @@ nginx_add() {
     if [ ! -e "$n/nginx.conf" ]; then
         mkdir -p "$n/tmp"
         {
-            echo "worker_processes 1;"
+            echo "worker_processes ${NGINX_WORKERS:-1};"
             echo "daemon off;"
             echo "pid $n/nginx.pid;"
             echo "error_log $n/error.log warn;"
