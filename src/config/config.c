@@ -528,29 +528,19 @@ unsigned config_max_processes(const struct config *c)
     return n < 16 ? 16 : n;
 }
 
-static const char *const config_pool_names[] = {
-    [POOL_STATIC] = "static", [POOL_DYNAMIC] = "dynamic", [POOL_ONDEMAND] = "ondemand"};
+_Static_assert(POOL_ONDEMAND + 1 == OPTIONS_POOL_MODES, "options_pool_modes names each pool mode");
 
 enum pool_mode config_pool_mode(const struct config *c)
 {
-    for (size_t i = 0; c->pool && i < sizeof(config_pool_names) / sizeof(config_pool_names[0]); i++)
-        if (strcmp(c->pool, config_pool_names[i]) == 0)
+    for (size_t i = 0; c->pool && i < OPTIONS_POOL_MODES; i++)
+        if (strcmp(c->pool, options_pool_modes[i]) == 0)
             return (enum pool_mode)i;
     return POOL_STATIC;
 }
 
 const char *config_pool_mode_name(enum pool_mode mode)
 {
-    return config_pool_names[mode];
-}
-
-int config_check_pool(const char *value, char *err, size_t errlen)
-{
-    for (size_t i = 0; i < sizeof(config_pool_names) / sizeof(config_pool_names[0]); i++)
-        if (strcmp(value, config_pool_names[i]) == 0)
-            return 0;
-    snprintf(err, errlen, "expected static, dynamic or ondemand, got '%s'", value);
-    return -1;
+    return options_pool_modes[mode];
 }
 
 unsigned config_start_processes(const struct config *c)

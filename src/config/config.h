@@ -21,20 +21,20 @@ struct config {
     char **listen;
     size_t listen_count;
 
-    char *handler;     /* "path.so[:symbol]", NULL when none */
-    char *wsgi;        /* "module[:callable]", NULL when none */
-    char *wsgi_file;   /* a .py file defining the WSGI callable */
-    char *asgi;        /* "module[:app]": an ASGI app, NULL when none */
-    char *fastcgi_program;      /* "CMD ARGS": FastCGI programs corral runs, NULL = none */
-    unsigned program_processes; /* how many; 0 = processes x threads */
-    char *cgi;                  /* --cgi ROOT: CGI scripts under ROOT, NULL = none */
+    char *handler;                 /* "path.so[:symbol]", NULL when none */
+    char *wsgi;                    /* "module[:callable]", NULL when none */
+    char *wsgi_file;               /* a .py file defining the WSGI callable */
+    char *asgi;                    /* "module[:app]": an ASGI app, NULL when none */
+    char *fastcgi_program;         /* "CMD ARGS": FastCGI programs corral runs, NULL = none */
+    unsigned program_processes;    /* how many; 0 = processes x threads */
+    char *cgi;                     /* --cgi ROOT: CGI scripts under ROOT, NULL = none */
     unsigned cgi_timeout_ms;       /* a script's time limit (60 s) */
     unsigned cgi_max_scripts;      /* scripts per worker at once; 0 = threads */
     unsigned cgi_queue_timeout_ms; /* waiting for one of them (10 s) */
     char **cgi_params;             /* front-end params passed to scripts as well */
     size_t cgi_params_count;
-    uint64_t cgi_rlimit_as;      /* rlimits of a script; 0 = inherited */
-    unsigned cgi_rlimit_cpu;     /* seconds */
+    uint64_t cgi_rlimit_as;  /* rlimits of a script; 0 = inherited */
+    unsigned cgi_rlimit_cpu; /* seconds */
     unsigned cgi_rlimit_nproc;
     unsigned cgi_rlimit_nofile;
     char *chdir;       /* workers chdir here before the import */
@@ -176,8 +176,6 @@ enum pool_mode { POOL_STATIC = 0, POOL_DYNAMIC, POOL_ONDEMAND };
 /* The pool mode of c->pool (static when unset). */
 enum pool_mode config_pool_mode(const struct config *c);
 const char *config_pool_mode_name(enum pool_mode mode);
-/* Option check of a pool value: 0, or -1 with what was expected in err. */
-int config_check_pool(const char *value, char *err, size_t errlen);
 
 /* Dynamic pools: the workers started with the pool (start_processes, or
  * when 0, min_spare + (max_spare - min_spare) / 2 as PHP-FPM does). */

@@ -44,6 +44,17 @@ static int options_check_socket_path(const char *value, char *err, size_t errlen
     return 0;
 }
 
+const char *const options_pool_modes[OPTIONS_POOL_MODES] = {"static", "dynamic", "ondemand"};
+
+int options_check_pool_mode(const char *value, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < OPTIONS_POOL_MODES; i++)
+        if (strcmp(value, options_pool_modes[i]) == 0)
+            return 0;
+    snprintf(err, errlen, "expected static, dynamic or ondemand, got '%s'", value);
+    return -1;
+}
+
 /* A pool's name: letters, digits, '-', '_' and '.', at most 64 bytes, not
  * starting with '.' (it names the pool's control socket, PATH.NAME). */
 int options_check_pool_name(const char *value, char *err, size_t errlen)
@@ -434,7 +445,7 @@ const struct option_spec options_table[] = {
         .key = "pool",
         .type = OPTION_STRING,
         OPTIONS_FIELD(pool),
-        .check = config_check_pool,
+        .check = options_check_pool_mode,
         .metavar = "MODE",
         .group = "Workers",
         .help = "static (--processes workers), dynamic (idle workers kept within the spares) or "

@@ -69,6 +69,12 @@ struct option_spec {
  * expected in err. */
 int options_check_pool_name(const char *value, char *err, size_t errlen);
 
+/* The values of --pool, in the order of enum pool_mode (config.h), and
+ * their check: 0, or -1 with what was expected in err. */
+#define OPTIONS_POOL_MODES 3
+extern const char *const options_pool_modes[OPTIONS_POOL_MODES];
+int options_check_pool_mode(const char *value, char *err, size_t errlen);
+
 /* The field at OFFSET (a row's offset or count_offset) in *c. */
 static inline void *options_at(struct config *c, size_t offset)
 {

@@ -96,11 +96,11 @@ struct slot {
  * wait to become the deputy. Only the leader touches the batch. */
 #define WORKER_BATCH 64
 struct worker_lead {
-    _Atomic uint64_t state;        /* the leader's dispatch: since_us << 2 | LEAD_* */
-    _Atomic int deputy;            /* a thread is the deputy */
-    _Atomic int deputy_asleep;     /* ... asleep with no timeout: the next dispatch wakes it */
-    _Atomic int followers;         /* threads asleep on follow_word (or about to be) */
-    _Atomic uint32_t deputy_word;  /* futex words */
+    _Atomic uint64_t state;       /* the leader's dispatch: since_us << 2 | LEAD_* */
+    _Atomic int deputy;           /* a thread is the deputy */
+    _Atomic int deputy_asleep;    /* ... asleep with no timeout: the next dispatch wakes it */
+    _Atomic int followers;        /* threads asleep on follow_word (or about to be) */
+    _Atomic uint32_t deputy_word; /* futex words */
     _Atomic uint32_t follow_word;
     struct epoll_event evs[WORKER_BATCH]; /* the leader's events, evs[head..count) not taken */
     int head, count;
