@@ -491,8 +491,11 @@ def _wake():
     if not _stopping and _c.stopping():
         _stopping = True
         _loop.create_task(_shutdown())
+    # A request's task made directly (the loop's create_task adds checks and a name, a few
+    # Python calls a request), unless the app set a task factory of its own.
+    task = asyncio.Task if _loop.get_task_factory() is None else None
     for req in _c.take():
-        _running[req] = _loop.create_task(_run(req))
+        _running[req] = task(_run(req), loop=_loop) if task else _loop.create_task(_run(req))
     for req in _c.take_back():
         _running[req] = _loop.create_task(_drain(req))
 
