@@ -10,7 +10,9 @@ asyncio.sleep), /block?ms=N (time.sleep: blocks the loop), /wait-disconnect
 thresholds and how many objects it leaves alone: gc.freeze).
 
 ASGI_TEST_LIFESPAN=fail makes the startup fail; =raise makes the app raise on
-the lifespan scope before asking for anything (no lifespan support).
+the lifespan scope before asking for anything (no lifespan support);
+=factory sets a task factory on the loop at startup that counts the tasks
+it makes (/factory answers the count).
 """
 import asyncio
 import gc
@@ -20,7 +22,7 @@ import time
 
 LOG = os.environ.get("ASGI_TEST_LOG")
 MODE = os.environ.get("ASGI_TEST_LIFESPAN", "")
-seen = {"startup": 0}
+seen = {"startup": 0, "factory": 0}
 
 
 def record(line):
@@ -41,6 +43,11 @@ async def lifespan(scope, receive, send):
                 return
             seen["startup"] += 1
             scope["state"]["greeting"] = "hello from startup"
+            if MODE == "factory":
+                def factory(loop, coro, **kw):
+                    seen["factory"] += 1
+                    return asyncio.Task(coro, loop=loop, **kw)
+                asyncio.get_running_loop().set_task_factory(factory)
             record("startup %d" % os.getpid())
             await send({"type": "lifespan.startup.complete"})
         elif msg["type"] == "lifespan.shutdown":
@@ -136,6 +143,8 @@ async def app(scope, receive, send):
         raise ValueError("raised on purpose")
     if path == "/noresponse":
         return
+    if path == "/factory":
+        return await reply(send, 200, str(seen["factory"]).encode())
     if path == "/gc":
         return await reply(send, 200, json.dumps(
             [gc.get_threshold(), gc.get_freeze_count()]).encode())

@@ -441,6 +441,21 @@ report("an app that raises on the lifespan scope is served (lifespan unsupported
 PY
 expect_file_match "... and the log says lifespan is unsupported" 'lifespan: not supported by the app' "$CORRAL_LOG"
 stop_corral
+# A task factory the app sets at startup makes every request's task.
+start_corral --listen "uwsgi:unix:$T/f.sock" --asgi asgi_app:app --pythonpath "$APPS" \
+    --env ASGI_TEST_LIFESPAN=factory || finish
+py_checks "$T" <<'PY'
+import sys
+from lib_protocols import report, request
+sock = "unix:%s/f.sock" % sys.argv[1]
+st0, h, b0 = request("uwsgi", sock, "GET", "/factory")
+for _ in range(3):
+    request("uwsgi", sock, "GET", "/hello")
+st, h, b = request("uwsgi", sock, "GET", "/factory")
+report("a task factory the app set at startup makes the requests' tasks (4 of 4)",
+       st0 == st == 200 and int(b) - int(b0) == 4, (st0, b0, st, b))
+PY
+stop_corral
 
 # ---- Starlette and FastAPI behind nginx and over the http listener
 LOG2=$T/app2.log
