@@ -148,8 +148,8 @@ start corral-1x1 "tcp:$ps1" "$tmp/c1.pid" INT "$corral" "${corral_root[@]}" \
     die "corral (1 x 1) did not start"
 ulimit -n $((SLEEPERS * 2 + 200)) 2>/dev/null
 : >"$results"
-# thread_ticks: "NAME TICKS" for each thread of the worker (the asgi-loop and asgi-tail threads
-# are named; the others are the worker's own, shown as "worker")
+# thread_ticks: "NAME TICKS" for each thread of the worker (the asgi-loop thread is named; the
+# others are the worker's own, shown as "worker": they also end the responses)
 thread_ticks() {
     local w t
     w=$(pgrep -P "$srv_pid" | head -1)

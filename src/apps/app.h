@@ -45,13 +45,22 @@ struct app_ops {
     int (*handle)(struct app *app, corral_request *req);
     /* Optional, with handle's APP_DETACHED: the serving thread has let go
      * of REQ and its connection (neither finished, parked nor closed; no
-     * thread of the worker touches them, nothing in epoll reports them) and
+     * thread of the worker touches them: an event epoll reports meanwhile
+     * waits for their return) and
      * hands them to the adapter, which serves them on a thread of its own:
      * it writes the response with the connection in no-wait mode
      * (conn_set_nowait: it awaits writability itself), calls
      * request_finish, waits until no byte is queued (conn_wants_write),
      * and then gives both back exactly once with app_resume. */
     void (*run_detached)(struct app *app, corral_request *req);
+    /* Optional: a descriptor the worker's serving threads watch for the
+     * adapter, after worker_init (-1: none), and the adapter's work a
+     * serving thread does when it is readable (the ends of detached
+     * responses: writes that never wait, app_resume). One thread at a time
+     * (the worker re-arms the descriptor after the call); never blocks,
+     * never runs app code. */
+    int (*work_fd)(struct app *app);
+    void (*do_work)(struct app *app);
     void (*worker_fini)(struct app *app);
     /* Optional: the worker began a graceful stop (it takes no new
      * connection, and exits once every request has ended): an adapter that

@@ -42,6 +42,7 @@ enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2, SLOT_PARKING = 3, SLOT_PEN
 #define TAG_BASE 0xFFFFFFFF00000000ull
 #define TAG_TIMER (TAG_BASE | 0)
 #define TAG_SIGNAL (TAG_BASE | 1)
+#define TAG_APP_WORK (TAG_BASE | 2) /* the adapter's work_fd */
 #define TAG_LISTENER (TAG_BASE | 16)
 
 #define TICK_MS 100
@@ -156,6 +157,7 @@ struct worker {
      * set while the app holds its connection (an epoll_ctl out and one in
      * per request). */
     bool edge_triggered;
+    int app_work_fd; /* the adapter's work_fd, watched one-shot; -1: none */
     _Atomic int stopping; /* 0 running, 1 graceful */
     _Atomic int exiting;
     _Atomic int recycling; /* the graceful stop is a recycling */

@@ -186,7 +186,7 @@ report("the collector's youngest generation: every 50,000 allocations",
 report("the objects made before the first request are frozen (out of the collections)",
        st == 200 and json.loads(b)[1] > 1000, (st, b))
 
-# Many requests in flight: the tail thread ends responses of up to 1 KiB, the loop the bigger
+# Many requests in flight: the tail ends responses of up to 1 KiB, the loop the bigger
 # ones; each of 200 keep-alive connections sends 6 requests in turn, every body its own.
 async def read_reply(r):
     head = await r.readuntil(b"\r\n\r\n")
@@ -217,7 +217,7 @@ report("200 keep-alive connections x 6 requests at once (bodies of 0 to 3000 byt
        "answered with its own body, in order", not bad, bad[:5])
 
 # A reader that does not keep up, pipelining 150 requests for 1,000-byte bodies while 50 other
-# connections keep requests in flight (so the tail thread ends them): every response arrives
+# connections keep requests in flight (so the tail ends them): every response arrives
 # whole and in order.
 async def busy(stop):
     n = 0

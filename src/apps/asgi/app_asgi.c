@@ -17,8 +17,9 @@
  * The loop runs the app as a task, reads the body as the app asks for it
  * and writes the response, never waiting in C (back-pressure both ways: it
  * awaits readability and writability) and gives the connection back to
- * the worker (app_resume); with many requests in flight the tail thread
- * (app_asgi_tail.c) writes the last bytes and gives it back instead. No
+ * the worker (app_resume); with many requests in flight the tail
+ * (app_asgi_tail.c: the serving threads, woken through the adapter's
+ * work_fd) writes the last bytes and gives it back instead. No
  * serving thread ever takes the GIL.
  *
  * stopping (a graceful stop begins): the loop closes its WebSockets ("going
@@ -384,6 +385,18 @@ static void app_asgi_unload(struct app *app)
     app->data = NULL;
 }
 
+static int app_asgi_work_fd(struct app *app)
+{
+    struct app_asgi *a = app->data;
+    return a->q.tail_efd;
+}
+
+static void app_asgi_do_work(struct app *app)
+{
+    struct app_asgi *a = app->data;
+    app_asgi_tail_work(&a->q);
+}
+
 const struct app_ops app_asgi_ops = {
     .name = "asgi",
     .load = app_asgi_load,
@@ -391,6 +404,8 @@ const struct app_ops app_asgi_ops = {
     .thread_init = app_asgi_thread_init,
     .handle = app_asgi_handle,
     .run_detached = app_asgi_run_detached,
+    .work_fd = app_asgi_work_fd,
+    .do_work = app_asgi_do_work,
     .worker_fini = app_asgi_worker_fini,
     .stopping = app_asgi_stopping,
     .dump_stack = app_asgi_dump_stack,

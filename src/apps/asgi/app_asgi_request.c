@@ -42,10 +42,10 @@ struct app_asgi_request {
     PyObject_HEAD
     struct app_asgi_job *job; /* NULL once resumed */
     bool close;               /* the connection must be closed */
-    bool handed;              /* the last bytes went to the tail thread */
+    bool handed;              /* the last bytes went to the tail */
 };
 
-/* The tail thread ends responses only while this many requests are in
+/* The tail ends responses only while this many requests are in
  * flight (or more): with fewer, the loop has time for it, and a request
  * would only wait for the other thread to wake. */
 #define APP_ASGI_TAIL_MIN 2
@@ -60,7 +60,7 @@ static struct app_asgi_job *app_asgi_job_of(PyObject *self)
     return r->job;
 }
 
-/* The request leaves R (resumed, or its end handed to the tail thread). */
+/* The request leaves R (resumed, or its end handed to the tail). */
 static void app_asgi_request_drop_job(struct app_asgi_request *r)
 {
     r->job = NULL;
@@ -306,7 +306,7 @@ static void app_asgi_request_give_back(struct app_asgi_request *r, bool close)
 }
 
 /* write_last(data) -> True: DATA, the whole last message of the response,
- * went to the tail thread, which writes it (app_asgi_tail.c); every method
+ * went to the tail, which writes it (app_asgi_tail.c); every method
  * but end() refuses from now on. False: the caller writes it (write()), as
  * when few requests are in flight, DATA is big, or bytes are queued. */
 static PyObject *app_asgi_request_write_last(PyObject *self, PyObject *arg)
@@ -351,7 +351,7 @@ static PyObject *app_asgi_request_end(PyObject *self, PyObject *args)
         return NULL;
     struct app_asgi_request *r = (struct app_asgi_request *)self;
     if (r->job && (r->handed || app_asgi_q->inflight >= APP_ASGI_TAIL_MIN)) {
-        /* The tail thread finishes it (and writes its last bytes first). */
+        /* The tail finishes it (and writes its last bytes first). */
         app_asgi_tail_push(app_asgi_q, r->job, APP_ASGI_TAIL_END, ok, r->close);
         app_asgi_request_drop_job(r);
         Py_RETURN_TRUE;
@@ -553,7 +553,7 @@ static PyObject *app_asgi_take(PyObject *mod, PyObject *unused)
     return app_asgi_requests(q, job);
 }
 
-/* take_back() -> [Request, ...]: the requests the tail thread finished
+/* take_back() -> [Request, ...]: the requests the tail finished
  * whose last bytes wait for the socket: the loop awaits writability
  * (queued()) and gives them back (resume()). */
 static PyObject *app_asgi_take_back(PyObject *mod, PyObject *unused)

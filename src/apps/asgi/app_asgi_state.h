@@ -3,8 +3,8 @@
  * app_asgi.c (the adapter: load, the worker's interpreter and its event
  * loop thread, handing requests over, lifespan, the watchdog's view) ->
  * app_asgi_request.c (the Python module the loop's code uses: the request
- * queue, the response writes) -> app_asgi_tail.c (the tail thread: the
- * ends of responses) and app_asgi_scope.c (the scope of a request). The
+ * queue, the response writes) -> app_asgi_tail.c (the tail: the ends of
+ * responses, done by the serving threads) and app_asgi_scope.c (the scope of a request). The
  * queue, the job and app_asgi_queue_add below are the files' common
  * ground, not any one file's. The loop's own code is Python,
  * asgi_glue.py, compiled into the adapter as a string (Makefile.am makes
@@ -29,11 +29,11 @@
 
 #include "apps/app.h"
 
-/* The last body bytes of a response that the tail thread may write for
+/* The last body bytes of a response that the tail may write for
  * the loop (app_asgi_tail.c), at most. */
 #define APP_ASGI_LAST_CAP 1024
 
-/* What the tail thread does for a job (bits). */
+/* What the tail does for a job (bits). */
 enum {
     APP_ASGI_TAIL_WRITE = 1, /* write last[0, last_len) as the response's end */
     APP_ASGI_TAIL_END = 2,   /* request_finish(ok), then give the request back */
@@ -46,9 +46,9 @@ struct app_asgi_job {
     corral_request *req;
     struct app_asgi_job *next;
     unsigned tail_ops; /* APP_ASGI_TAIL_*, pending */
-    bool tail_queued;  /* in the tail thread's queue */
+    bool tail_queued;  /* in the tail's queue */
     bool ok, close;    /* for APP_ASGI_TAIL_END: finish(ok), close after */
-    bool write_failed; /* the tail thread's own: its write failed */
+    bool write_failed; /* the tail's own: its write failed */
     size_t last_len;
     char last[APP_ASGI_LAST_CAP];
 };
@@ -64,14 +64,15 @@ struct app_asgi_queue {
     _Atomic uint64_t busy_since_us; /* the loop runs since then; 0 waits */
     _Atomic bool stopping;          /* worker_fini asks for the shutdown */
     _Atomic bool draining;          /* the worker stops: WebSockets end */
-    /* Requests the tail thread sends back to the loop: their last bytes
+    /* Requests the tail sends back to the loop: their last bytes
      * wait for the socket (take_back). Under lock. */
     struct app_asgi_job *back;
-    /* The tail thread (app_asgi_tail.c): the ends of responses. */
+    /* The tail (app_asgi_tail.c): the ends of responses, done by the
+     * worker's serving threads when tail_efd is readable. */
     pthread_mutex_t tail_lock;
-    pthread_cond_t tail_cond;
+    int tail_efd;
     struct app_asgi_job *tail_head, *tail_last;
-    bool tail_sleeping;
+    bool tail_idle; /* the queue was found empty: the next push wakes */
     unsigned inflight; /* Requests the loop holds (loop thread only) */
     /* The loop's answers: startup (1 ok, -1 failed), the shutdown's end. */
     pthread_mutex_t state_lock;
@@ -101,13 +102,15 @@ static inline void app_asgi_queue_add(struct app_asgi_queue *q, struct app_asgi_
 /* Push JOB for the loop (app_asgi_queue_add onto Q's head). */
 void app_asgi_queue_push(struct app_asgi_queue *q, struct app_asgi_job *job);
 
-/* app_asgi_tail.c: start the tail thread (0, or -1 logged); hand it JOB
- * to do OPS, with APP_ASGI_TAIL_END request_finish(OK) and CLOSE (loop
- * thread; no GIL needed). The loop touches neither the job nor its request
- * from the first push on, but for the push of APP_ASGI_TAIL_END. */
+/* app_asgi_tail.c: set the tail up (0, or -1 logged); hand it JOB to do
+ * OPS, with APP_ASGI_TAIL_END request_finish(OK) and CLOSE (loop thread;
+ * no GIL needed); do what is queued (a serving thread, when tail_efd is
+ * readable). The loop touches neither the job nor its request from the
+ * first push on, but for the push of APP_ASGI_TAIL_END. */
 int app_asgi_tail_start(struct app_asgi_queue *q);
 void app_asgi_tail_push(struct app_asgi_queue *q, struct app_asgi_job *job, unsigned ops, bool ok,
                         bool close);
+void app_asgi_tail_work(struct app_asgi_queue *q);
 
 /* app_asgi_scope.c: the shared objects every scope uses (0, or -1), then
  * the HTTP scope of REQ (a new dict; "type" is "websocket" when

@@ -1,27 +1,32 @@
 /*
- * app_asgi_tail.c — the tail thread of an ASGI worker: the ends of
- * responses, off the event loop's thread. When many requests are in
- * flight the loop is the worker's bottleneck, and the end of a response is
- * system calls only (its last write, the connection's return to the
- * worker's epoll through app_resume): the loop hands those to this thread
- * (app_asgi_tail_push, one lock and, while the thread sleeps, one wake)
- * and goes on with the next task.
+ * app_asgi_tail.c — the tail of an ASGI worker: the ends of responses, off
+ * the event loop's thread. When many requests are in flight the loop is the
+ * worker's bottleneck, and the end of a response is system calls only (its
+ * last write, the connection's return to the worker's epoll through
+ * app_resume): the loop hands those over (app_asgi_tail_push, one lock and,
+ * when the queue was idle, one eventfd write) and goes on with the next
+ * task. The worker's serving threads do them (the adapter's work_fd and
+ * do_work, app.h): the eventfd is one more descriptor in the worker's epoll,
+ * so a thread that is awake for the next requests also ends the last ones,
+ * and no thread of its own competes with the loop for a CPU.
  *
  * A job comes with APP_ASGI_TAIL_WRITE (its last body bytes, copied into
  * the job: the loop's send() returned already), later APP_ASGI_TAIL_END
  * (the app returned: request_finish and app_resume), or both at once when
- * the thread had not taken the first yet. Jobs are done in the order they
- * came, one thread, writes never waiting (conn_set_nowait): bytes the
+ * its first push was not taken yet. Jobs are done in the order they came,
+ * by one thread at a time (the worker re-arms the one-shot descriptor after
+ * app_asgi_tail_work), writes never waiting (conn_set_nowait): bytes the
  * socket does not take stay queued on the connection, and such a request
  * goes back to the loop (the queue's back list, the eventfd), which awaits
- * writability and gives it back itself. This thread never takes the GIL
- * and never runs app code.
+ * writability and gives it back itself. Nothing here takes the GIL or runs
+ * app code.
  */
 #include "app_asgi_state.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "conn/conn.h"
@@ -46,11 +51,15 @@ void app_asgi_tail_push(struct app_asgi_queue *q, struct app_asgi_job *job, unsi
         else
             q->tail_head = job;
         q->tail_last = job;
-        wake = q->tail_sleeping;
+        wake = q->tail_idle;
+        q->tail_idle = false;
     }
     pthread_mutex_unlock(&q->tail_lock);
-    if (wake)
-        pthread_cond_signal(&q->tail_cond);
+    if (wake) {
+        uint64_t one = 1;
+        while (write(q->tail_efd, &one, sizeof(one)) < 0 && errno == EINTR)
+            ;
+    }
 }
 
 /* Hand JOB back to the loop: its bytes wait for the socket. */
@@ -87,18 +96,18 @@ static void app_asgi_tail_do(struct app_asgi_queue *q, struct app_asgi_job *job,
     app_resume(q->app, req, close);
 }
 
-static void *app_asgi_tail_main(void *arg)
+void app_asgi_tail_work(struct app_asgi_queue *q)
 {
-    struct app_asgi_queue *q = arg;
-    pthread_setname_np(pthread_self(), "asgi-tail"); /* for top -H, perf, bench/asgi.sh */
+    uint64_t n;
+    while (read(q->tail_efd, &n, sizeof(n)) < 0 && errno == EINTR)
+        ;
     pthread_mutex_lock(&q->tail_lock);
     for (;;) {
         struct app_asgi_job *job = q->tail_head;
         if (!job) {
-            q->tail_sleeping = true;
-            pthread_cond_wait(&q->tail_cond, &q->tail_lock);
-            q->tail_sleeping = false;
-            continue;
+            /* The next push writes the eventfd. */
+            q->tail_idle = true;
+            break;
         }
         q->tail_head = job->next;
         if (!q->tail_head)
@@ -111,21 +120,16 @@ static void *app_asgi_tail_main(void *arg)
         app_asgi_tail_do(q, job, ops, ok, close);
         pthread_mutex_lock(&q->tail_lock);
     }
-    return NULL;
+    pthread_mutex_unlock(&q->tail_lock);
 }
 
 int app_asgi_tail_start(struct app_asgi_queue *q)
 {
     pthread_mutex_init(&q->tail_lock, NULL);
-    pthread_cond_init(&q->tail_cond, NULL);
-    pthread_t tid;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&tid, &attr, app_asgi_tail_main, q);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        log_msg(LOG_ERROR, "asgi: cannot start the tail thread: %s", strerror(rc));
+    q->tail_idle = true;
+    q->tail_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (q->tail_efd < 0) {
+        log_msg(LOG_ERROR, "asgi: eventfd for the ends of responses failed: %s", strerror(errno));
         return -1;
     }
     return 0;

@@ -6,7 +6,8 @@
 # socket is awaited here with add_writer: back-pressure, no unbounded
 # buffer), and the request goes back to the worker (resume) once every byte
 # is out; with many requests in flight, the last bytes and the hand-back are
-# the tail thread's (write_last, end: app_asgi_tail.c). Lifespan: startup
+# the tail's (write_last, end: app_asgi_tail.c, done by the worker's serving
+# threads). Lifespan: startup
 # before the worker accepts, shutdown when the worker stops (_c.stopping).
 import asyncio
 import base64
@@ -175,7 +176,7 @@ class _Http:
                       not self.watch and not self.reading and not msg.get("more_body", False)):
                     self.end = True
                     data = msg.get("body", b"")
-                    # Many requests in flight: the tail thread writes it.
+                    # Many requests in flight: the tail writes it.
                     if self.req.write_last(data):
                         return _done_already
                     return self._write(data, False)
@@ -196,7 +197,7 @@ class _Http:
             more = bool(msg.get("more_body", False))
             if not more:
                 self.end = True
-                # Many requests in flight: the tail thread writes it.
+                # Many requests in flight: the tail writes it.
                 if not self.watch and not self.reading and self.req.write_last(data):
                     return
             await self._write(data, more)
@@ -263,7 +264,7 @@ async def _run(req):
 
 
 async def _drain(req):
-    """A request the tail thread finished whose last bytes wait for the
+    """A request the tail finished whose last bytes wait for the
     socket: give it back once they went out."""
     close = True
     try:
