@@ -55,10 +55,11 @@ struct app_ops {
     void (*run_detached)(struct app *app, corral_request *req);
     /* Optional: a descriptor the worker's serving threads watch for the
      * adapter, after worker_init (-1: none), and the adapter's work a
-     * serving thread does when it is readable (the ends of detached
-     * responses: writes that never wait, app_resume). One thread at a time
-     * (the worker re-arms the descriptor after the call); never blocks,
-     * never runs app code. */
+     * serving thread does each time it becomes readable (the ends of
+     * detached responses: writes that never wait, app_resume). Watched
+     * edge-triggered: one call per edge (an eventfd write), on whichever
+     * thread takes it; an adapter that wants one caller at a time makes an
+     * edge only while no call runs. Never blocks, never runs app code. */
     int (*work_fd)(struct app *app);
     void (*do_work)(struct app *app);
     void (*worker_fini)(struct app *app);

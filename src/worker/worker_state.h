@@ -157,7 +157,6 @@ struct worker {
      * set while the app holds its connection (an epoll_ctl out and one in
      * per request). */
     bool edge_triggered;
-    int app_work_fd; /* the adapter's work_fd, watched one-shot; -1: none */
     _Atomic int stopping; /* 0 running, 1 graceful */
     _Atomic int exiting;
     _Atomic int recycling; /* the graceful stop is a recycling */

@@ -334,8 +334,7 @@ static void app_asgi_stopping(struct app *app)
     struct app_asgi *a = app->data;
     if (a->q.started <= 0 || atomic_exchange(&a->q.draining, true))
         return;
-    uint64_t one = 1;
-    if (write(a->q.efd, &one, sizeof(one)) < 0)
+    if (app_asgi_signal(a->q.efd) < 0)
         log_msg(LOG_ERROR, "asgi: write(eventfd) failed: %s", strerror(errno));
 }
 
@@ -346,8 +345,7 @@ static void app_asgi_worker_fini(struct app *app)
     if (a->q.efd < 0 || a->q.started <= 0)
         return;
     atomic_store(&a->q.stopping, true);
-    uint64_t one = 1;
-    if (write(a->q.efd, &one, sizeof(one)) < 0)
+    if (app_asgi_signal(a->q.efd) < 0)
         return;
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);

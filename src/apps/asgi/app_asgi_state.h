@@ -4,11 +4,11 @@
  * loop thread, handing requests over, lifespan, the watchdog's view) ->
  * app_asgi_request.c (the Python module the loop's code uses: the request
  * queue, the response writes) -> app_asgi_tail.c (the tail: the ends of
- * responses, done by the serving threads) and app_asgi_scope.c (the scope of a request). The
- * queue, the job and app_asgi_queue_add below are the files' common
- * ground, not any one file's. The loop's own code is Python,
- * asgi_glue.py, compiled into the adapter as a string (Makefile.am makes
- * app_asgi_glue.inc of it).
+ * responses, done by the serving threads) and app_asgi_scope.c (the scope
+ * of a request). The queue, the job, app_asgi_queue_add and
+ * app_asgi_signal below are the files' common ground, not any one file's.
+ * The loop's own code is Python, asgi_glue.py, compiled into the adapter as
+ * a string (Makefile.am makes app_asgi_glue.inc of it).
  *
  * The interpreter itself is started as for WSGI (src/apps/wsgi/app_wsgi.h:
  * the virtual environment, the signal guard, the watchdog's stacks).
@@ -72,7 +72,7 @@ struct app_asgi_queue {
     pthread_mutex_t tail_lock;
     int tail_efd;
     struct app_asgi_job *tail_head, *tail_last;
-    bool tail_idle; /* the queue was found empty: the next push wakes */
+    bool tail_idle;    /* no app_asgi_tail_work runs: the next push signals */
     unsigned inflight; /* Requests the loop holds (loop thread only) */
     /* The loop's answers: startup (1 ok, -1 failed), the shutdown's end. */
     pthread_mutex_t state_lock;
@@ -80,6 +80,17 @@ struct app_asgi_queue {
     int started;
     bool stopped;
 };
+
+/* One write to the eventfd FD: its reader (the loop, or the worker's epoll
+ * for the tail) is told there is work. 0, or -1 with errno. */
+static inline int app_asgi_signal(int fd)
+{
+    uint64_t one = 1;
+    ssize_t n;
+    while ((n = write(fd, &one, sizeof(one))) < 0 && errno == EINTR)
+        ;
+    return n < 0 ? -1 : 0;
+}
 
 /* Link JOB onto LIST (a list of Q's under its lock: head or back) and wake
  * the loop (one eventfd write while none is pending). Any thread, no GIL. */
@@ -92,11 +103,8 @@ static inline void app_asgi_queue_add(struct app_asgi_queue *q, struct app_asgi_
     bool wake = !q->woken;
     q->woken = true;
     pthread_mutex_unlock(&q->lock);
-    if (wake) {
-        uint64_t one = 1;
-        while (write(q->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-            ;
-    }
+    if (wake)
+        app_asgi_signal(q->efd);
 }
 
 /* Push JOB for the loop (app_asgi_queue_add onto Q's head). */

@@ -14,12 +14,14 @@
  * the job: the loop's send() returned already), later APP_ASGI_TAIL_END
  * (the app returned: request_finish and app_resume), or both at once when
  * its first push was not taken yet. Jobs are done in the order they came,
- * by one thread at a time (the worker re-arms the one-shot descriptor after
- * app_asgi_tail_work), writes never waiting (conn_set_nowait): bytes the
- * socket does not take stay queued on the connection, and such a request
- * goes back to the loop (the queue's back list, the eventfd), which awaits
- * writability and gives it back itself. Nothing here takes the GIL or runs
- * app code.
+ * by one thread at a time: the eventfd is written (an edge the worker's
+ * epoll reports once, to one thread) only when no app_asgi_tail_work runs,
+ * which one sets when it finds the queue empty, its last step (tail_idle);
+ * nobody reads the eventfd, an edge needs no reset. Writes never wait
+ * (conn_set_nowait): bytes the socket does not take stay queued on the
+ * connection, and such a request goes back to the loop (the queue's back
+ * list, the eventfd), which awaits writability and gives it back itself.
+ * Nothing here takes the GIL or runs app code.
  */
 #include "app_asgi_state.h"
 
@@ -55,11 +57,8 @@ void app_asgi_tail_push(struct app_asgi_queue *q, struct app_asgi_job *job, unsi
         q->tail_idle = false;
     }
     pthread_mutex_unlock(&q->tail_lock);
-    if (wake) {
-        uint64_t one = 1;
-        while (write(q->tail_efd, &one, sizeof(one)) < 0 && errno == EINTR)
-            ;
-    }
+    if (wake)
+        app_asgi_signal(q->tail_efd);
 }
 
 /* Hand JOB back to the loop: its bytes wait for the socket. */
@@ -98,14 +97,11 @@ static void app_asgi_tail_do(struct app_asgi_queue *q, struct app_asgi_job *job,
 
 void app_asgi_tail_work(struct app_asgi_queue *q)
 {
-    uint64_t n;
-    while (read(q->tail_efd, &n, sizeof(n)) < 0 && errno == EINTR)
-        ;
     pthread_mutex_lock(&q->tail_lock);
     for (;;) {
         struct app_asgi_job *job = q->tail_head;
         if (!job) {
-            /* The next push writes the eventfd. */
+            /* Done: the next push signals the eventfd. */
             q->tail_idle = true;
             break;
         }
