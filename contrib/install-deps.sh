@@ -24,6 +24,8 @@ PKGS="$PKGS git cgit"
 # ASGI apps (tests/integration/asgi.sh): Starlette, FastAPI, forms and uploads, a
 # WebSocket client.
 PKGS="$PKGS python3-starlette python3-fastapi python3-multipart python3-websockets"
+# CPython's own asyncio tests, run on the ASGI worker's loop (tests/integration/asgi_loop.sh).
+PKGS="$PKGS libpython3.11-testsuite"
 # The Debian packages and their test (contrib/deb/build.sh, tests/integration/package.sh).
 PKGS="$PKGS debhelper dpkg-dev fakeroot lintian mmdebstrap"
 

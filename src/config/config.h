@@ -25,6 +25,7 @@ struct config {
     char *wsgi;                    /* "module[:callable]", NULL when none */
     char *wsgi_file;               /* a .py file defining the WSGI callable */
     char *asgi;                    /* "module[:app]": an ASGI app, NULL when none */
+    char *asgi_loop;               /* "corral" (NULL) or "asyncio": the ASGI event loop */
     char *fastcgi_program;         /* "CMD ARGS": FastCGI programs corral runs, NULL = none */
     unsigned program_processes;    /* how many; 0 = processes x threads */
     char *cgi;                     /* --cgi ROOT: CGI scripts under ROOT, NULL = none */

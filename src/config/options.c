@@ -55,6 +55,16 @@ int options_check_pool_mode(const char *value, char *err, size_t errlen)
     return -1;
 }
 
+/* --asgi-loop: corral's loop (asyncio's with its per-callback paths in C)
+ * or asyncio's own. */
+static int options_check_asgi_loop(const char *value, char *err, size_t errlen)
+{
+    if (strcmp(value, "corral") == 0 || strcmp(value, "asyncio") == 0)
+        return 0;
+    snprintf(err, errlen, "expected corral or asyncio, got '%s'", value);
+    return -1;
+}
+
 /* A pool's name: letters, digits, '-', '_' and '.', at most 64 bytes, not
  * starting with '.' (it names the pool's control socket, PATH.NAME). */
 int options_check_pool_name(const char *value, char *err, size_t errlen)
@@ -231,6 +241,18 @@ const struct option_spec options_table[] = {
         .help = "ASGI 3.0 app to import, run on one asyncio event loop per worker; APP defaults "
                 "to application, then app",
         .unset = "none",
+    },
+    {
+        .name = "asgi-loop",
+        .key = "asgi_loop",
+        .type = OPTION_STRING,
+        OPTIONS_FIELD(asgi_loop),
+        .check = options_check_asgi_loop,
+        .metavar = "LOOP",
+        .group = "Application",
+        .help = "the ASGI event loop: corral (asyncio's, its callbacks and timers done in C) or "
+                "asyncio (the standard library's own)",
+        .unset = "corral",
     },
     {
         .name = "fastcgi-program",

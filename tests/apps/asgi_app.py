@@ -7,7 +7,8 @@ Routes: /hello, /scope (the scope as JSON), /echo (the body back),
 asyncio.sleep), /block?ms=N (time.sleep: blocks the loop), /wait-disconnect
 (answers nothing until the front end goes away; records it in ASGI_TEST_LOG),
 /raise, /noresponse, /lifespan (what the lifespan saw), /gc (the collector's
-thresholds and how many objects it leaves alone: gc.freeze).
+thresholds and how many objects it leaves alone: gc.freeze), /loop (the event
+loop's classes and what its callbacks and timers did, in order).
 
 ASGI_TEST_LIFESPAN=fail makes the startup fail; =raise makes the app raise on
 the lifespan scope before asking for anything (no lifespan support);
@@ -15,6 +16,7 @@ the lifespan scope before asking for anything (no lifespan support);
 it makes (/factory answers the count).
 """
 import asyncio
+import contextvars
 import gc
 import json
 import os
@@ -23,6 +25,38 @@ import time
 LOG = os.environ.get("ASGI_TEST_LOG")
 MODE = os.environ.get("ASGI_TEST_LIFESPAN", "")
 seen = {"startup": 0, "factory": 0}
+_var = contextvars.ContextVar("var", default="unset")
+
+
+async def loop_probe():
+    """Callbacks and timers in the order the loop runs them: soon ones in order, a cancelled
+    one never, timers by their time (not by when they were set), the caller's context in a
+    callback, a raising callback reported to the exception handler."""
+    loop = asyncio.get_running_loop()
+    out, errors = [], []
+    _var.set("request")
+    done = loop.create_future()
+    loop.call_soon(out.append, "soon1")
+    h = loop.call_soon(out.append, "cancelled")
+    h.cancel()
+    loop.call_soon(lambda: out.append("context=" + _var.get()))
+    t = loop.time()
+    loop.call_at(t + 0.004, out.append, "at2")
+    loop.call_at(t + 0.002, out.append, "at1")
+    th = loop.call_later(0.003, out.append, "cancelled-timer")
+    th.cancel()
+    loop.call_later(0.006, done.set_result, None)
+    old = loop.get_exception_handler()
+    loop.set_exception_handler(lambda lp, ctx: errors.append(type(ctx["exception"]).__name__))
+    loop.call_soon(lambda: 1 / 0)
+    loop.call_soon(out.append, "soon2")
+    try:
+        await done
+    finally:
+        loop.set_exception_handler(old)
+    return {"classes": [c.__name__ for c in type(loop).__mro__], "order": out,
+            "errors": errors, "cancelled": [h.cancelled(), th.cancelled()],
+            "when": th.when() > t, "monotonic": abs(loop.time() - time.monotonic()) < 0.1}
 
 
 def record(line):
@@ -148,6 +182,8 @@ async def app(scope, receive, send):
     if path == "/gc":
         return await reply(send, 200, json.dumps(
             [gc.get_threshold(), gc.get_freeze_count()]).encode())
+    if path == "/loop":
+        return await reply(send, 200, json.dumps(await loop_probe()).encode())
     if path == "/lifespan":
         return await reply(send, 200, json.dumps(
             {"startup": seen["startup"], "state": dict(scope.get("state") or {})}).encode())

@@ -186,6 +186,19 @@ report("the collector's youngest generation: every 50,000 allocations",
 report("the objects made before the first request are frozen (out of the collections)",
        st == 200 and json.loads(b)[1] > 1000, (st, b))
 
+# The worker's event loop is asyncio's with its callbacks and timers in C (LoopCore,
+# app_asgi_loop.c); they run in asyncio's order (--asgi-loop asyncio below: the same).
+st, h, b = req("http", "GET", "/loop")
+probe = json.loads(b) if st == 200 else {}
+report("the event loop is corral's (LoopCore, then asyncio's selector loop)",
+       probe.get("classes", [""])[1:3] == ["LoopCore", "_UnixSelectorEventLoop"], (st, b))
+LOOP_ORDER = ["soon1", "context=request", "soon2", "at1", "at2"]
+report("its callbacks and timers run in asyncio's order (none cancelled, in the caller's "
+       "context, a raising one to the exception handler)",
+       probe.get("order") == LOOP_ORDER and probe.get("errors") == ["ZeroDivisionError"] and
+       probe.get("cancelled") == [True, True] and probe.get("when") and probe.get("monotonic"),
+       probe)
+
 # Many requests in flight: the tail ends responses of up to 1 KiB, the loop the bigger
 # ones; each of 200 keep-alive connections sends 6 requests in turn, every body its own.
 async def read_reply(r):
@@ -454,6 +467,36 @@ for _ in range(3):
 st, h, b = request("uwsgi", sock, "GET", "/factory")
 report("a task factory the app set at startup makes the requests' tasks (4 of 4)",
        st0 == st == 200 and int(b) - int(b0) == 4, (st0, b0, st, b))
+PY
+stop_corral
+# asyncio's own loop (--asgi-loop asyncio): the same order, 1,000 sleeping requests.
+AP=$(free_port)
+start_corral --listen "http:tcp:127.0.0.1:$AP" --asgi asgi_app:app --pythonpath "$APPS" \
+    --asgi-loop asyncio --processes 1 --threads 1 --max-conns 2000 || finish
+py_checks "$AP" <<'PY'
+import asyncio, json, sys
+from lib_protocols import http_request, report
+port = int(sys.argv[1])
+st, h, b, _ = http_request(port, "GET", "/loop", timeout=20)
+probe = json.loads(b) if st == 200 else {}
+report("--asgi-loop asyncio: the standard library's loop (no LoopCore)",
+       probe.get("classes", [""])[0] == "_UnixSelectorEventLoop" and
+       "LoopCore" not in probe.get("classes", []), (st, b))
+report("... its callbacks and timers in the same order",
+       probe.get("order") == ["soon1", "context=request", "soon2", "at1", "at2"] and
+       probe.get("errors") == ["ZeroDivisionError"], probe)
+
+async def one():
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(b"GET /sleep?ms=100 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = await r.read()
+    w.close()
+    return data.startswith(b"HTTP/1.1 200")
+
+async def burst(n):
+    return await asyncio.wait_for(asyncio.gather(*(one() for _ in range(n))), 30)
+res = asyncio.run(burst(1000))
+report("... 1,000 concurrent sleeping requests all answered", sum(res) == 1000, sum(res))
 PY
 stop_corral
 

@@ -57,6 +57,7 @@ struct app_asgi {
     size_t path_count;
     char python[PATH_MAX];
     unsigned wait_timeout_ms, graceful_timeout_ms; /* the loop's waits, the shutdown's */
+    bool stock_loop;                               /* --asgi-loop asyncio */
     struct app_asgi_queue q;
     struct app_wsgi_thread loop_thread; /* for the watchdog's stacks */
     PyObject *serve;                    /* asgi_glue.serve */
@@ -125,6 +126,7 @@ static int app_asgi_load(struct app *app, const struct config *c, char *err, siz
             goto nomem;
     a->wait_timeout_ms = c->send_timeout_ms ? c->send_timeout_ms : c->io_timeout_ms;
     a->graceful_timeout_ms = c->graceful_timeout_ms;
+    a->stock_loop = c->asgi_loop && strcmp(c->asgi_loop, "asyncio") == 0;
     app->data = a;
     return 0;
 nomem:
@@ -244,7 +246,8 @@ static void *app_asgi_loop_main(void *arg)
     PyGILState_STATE g = PyGILState_Ensure();
     a->loop_thread.thread = pthread_self();
     a->loop_thread.tstate = PyThreadState_Get();
-    PyObject *r = PyObject_CallFunction(a->serve, "d", (double)a->wait_timeout_ms / 1000.0);
+    PyObject *r = PyObject_CallFunction(a->serve, "dO", (double)a->wait_timeout_ms / 1000.0,
+                                        a->stock_loop ? Py_True : Py_False);
     if (!r)
         app_asgi_log_exception(NULL, "the event loop");
     Py_XDECREF(r);

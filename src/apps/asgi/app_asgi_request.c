@@ -656,7 +656,7 @@ PyObject *app_asgi_module_new(struct app_asgi_queue *q)
     if (!m)
         return NULL;
     app_asgi_request_type = (PyTypeObject *)PyType_FromSpec(&app_asgi_request_spec);
-    if (!app_asgi_request_type || app_asgi_scope_init() < 0 ||
+    if (!app_asgi_request_type || app_asgi_scope_init() < 0 || app_asgi_loop_add(m, q) < 0 ||
         PyModule_AddIntConstant(m, "efd", q->efd) < 0) {
         Py_DECREF(m);
         return NULL;

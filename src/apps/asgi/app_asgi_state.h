@@ -4,8 +4,8 @@
  * loop thread, handing requests over, lifespan, the watchdog's view) ->
  * app_asgi_request.c (the Python module the loop's code uses: the request
  * queue, the response writes) -> app_asgi_tail.c (the tail: the ends of
- * responses, done by the serving threads) and app_asgi_scope.c (the scope
- * of a request). The queue, the job, app_asgi_queue_add and
+ * responses, done by the serving threads), app_asgi_scope.c (the scope
+ * of a request) and app_asgi_loop.c (the event loop's per-callback paths). The queue, the job, app_asgi_queue_add and
  * app_asgi_signal below are the files' common ground, not any one file's.
  * The loop's own code is Python, asgi_glue.py, compiled into the adapter as
  * a string (Makefile.am makes app_asgi_glue.inc of it).
@@ -125,6 +125,11 @@ void app_asgi_tail_work(struct app_asgi_queue *q);
  * WEBSOCKET_OK and the head asks for a WebSocket upgrade). */
 int app_asgi_scope_init(void);
 PyObject *app_asgi_scope_new(corral_request *req, bool websocket_ok);
+
+/* app_asgi_loop.c: add to the module M the event loop's C parts, the
+ * base class LoopCore and its Handle and TimerHandle; the loop marks Q's
+ * busy_since_us around its waits (0, or -1). */
+int app_asgi_loop_add(PyObject *m, struct app_asgi_queue *q);
 
 /* The module "_corral_asgi" for the loop's code (new reference), bound to
  * Q, which outlives it. */

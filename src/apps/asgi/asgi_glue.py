@@ -54,7 +54,7 @@ def load(c, module, attr, paths):
 
 
 class _Selector(selectors.EpollSelector):
-    """The loop's selector, telling the watchdog when the loop runs."""
+    """The stock loop's selector, telling the watchdog when the loop runs."""
 
     def select(self, timeout=None):
         _c.mark(False)
@@ -62,6 +62,21 @@ class _Selector(selectors.EpollSelector):
             return super().select(timeout)
         finally:
             _c.mark(True)
+
+
+def _new_loop(stock):
+    """The worker's loop: asyncio's selector loop with its per-callback paths in C
+    (LoopCore, app_asgi_loop.c: call_soon, call_at, call_later, time, create_future and
+    _run_once, which tells the watchdog when the loop runs), or asyncio's own (STOCK)."""
+    if stock:
+        return asyncio.SelectorEventLoop(_Selector())
+
+    class Loop(_c.LoopCore, asyncio.SelectorEventLoop):
+        def __init__(self, selector):
+            super().__init__(selector)
+            self._ready = []  # LoopCore's ready queue is a list
+
+    return Loop(selectors.EpollSelector())
 
 
 def _done(fut, *args):
@@ -592,11 +607,12 @@ def _gc_tune():
     gc.freeze()
 
 
-def serve(timeout):
-    """The loop thread's body: startup, then serve until the shutdown."""
+def serve(timeout, stock_loop):
+    """The loop thread's body: startup, then serve until the shutdown (on asyncio's own
+    loop when STOCK_LOOP)."""
     global _loop, _state, _timeout, _done_already
     _timeout = timeout
-    _loop = asyncio.SelectorEventLoop(_Selector())
+    _loop = _new_loop(stock_loop)
     asyncio.set_event_loop(_loop)
     _done_already = _loop.create_future()
     _done_already.set_result(None)
