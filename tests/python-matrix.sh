@@ -5,14 +5,16 @@
 # libpython. For each: configure into build-py3.N (--with-python), build,
 # and run the WSGI tests (the app life, recycling, harakiri and slowlog
 # with the Python stack, preload, virtualenv of that version; --own-gil's
-# interpreters, which need 3.12+). Versions not
+# interpreters, which need 3.12+) and the ASGI event loop against that
+# version's own asyncio tests (asgi_loop.sh). Versions not
 # found are named as skipped. Run from the top of the source tree after
 # autogen (tests/run-all.sh does). Exits 1 when a build or a test failed.
 set -uo pipefail
 top=$(pwd)
 versions=${PYTHON_MATRIX:-"3.12 3.13"}
 tests="tests/integration/wsgi.sh tests/integration/wsgi_runtime.sh tests/integration/recycle.sh
-       tests/integration/reload_preload.sh tests/integration/own_gil.sh"
+       tests/integration/reload_preload.sh tests/integration/own_gil.sh
+       tests/integration/asgi_loop.sh"
 
 # The python3.N executable of version $1 with a shared libpython, or nothing.
 find_python() {

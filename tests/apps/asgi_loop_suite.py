@@ -47,7 +47,13 @@ def _run(loop_cls, out):
             suite.addTests(unittest.defaultTestLoader.loadTestsFromName("test.test_asyncio." + name))
         suite = unittest.TestSuite([t for t in _tests(suite) if not (skip and re.search(skip, t.id()))])
         log = io.StringIO()
-        r = unittest.TextTestRunner(stream=log, verbosity=2).run(suite)
+        # Each test's name as it starts, in OUT.progress: a test that hangs is the last one.
+        with open(out + ".progress", "w", buffering=1) as progress:
+            class Result(unittest.TextTestResult):
+                def startTest(self, test):
+                    progress.write(test.id() + "\n")
+                    super().startTest(test)
+            r = unittest.TextTestRunner(stream=log, verbosity=2, resultclass=Result).run(suite)
         result = {"classes": classes, "run": r.testsRun, "skipped": len(r.skipped),
                   "bad": sorted(t.id() for t, _ in r.failures + r.errors),
                   "log": log.getvalue()[-300000:]}

@@ -5,7 +5,7 @@
 # worker (tests/apps/asgi_loop_suite.py) on corral's loop, and again on the standard
 # library's loop (--asgi-loop asyncio) in a second corral at the same time. No test may
 # fail on corral's loop that passes on asyncio's. Left out: what needs the main thread or
-# children of the worker (subprocesses, signals, fork, pipes to children).
+# children of the worker (subprocesses, a new process, signals, fork, pipes to children).
 TEST_TIME_LIMIT=${TEST_TIME_LIMIT:-300}
 . "$(dirname "$0")/lib.sh"
 
@@ -17,7 +17,7 @@ APPS=$top_srcdir/tests/apps
 MODULES="test_events test_tasks test_futures test_futures2 test_timeouts test_waitfor
     test_locks test_queues test_taskgroups test_pep492 test_context test_streams
     test_sock_lowlevel"
-SKIP='[Ss]ubprocess|[Ss]ignal|[Ff]ork|[Cc]hild|[Pp]ipe|Proactor|Windows'
+SKIP='[Ss]ubprocess|new_process|[Ss]ignal|[Ff]ork|[Cc]hild|[Pp]ipe|Proactor|Windows'
 
 run_suite() { # NAME LOOP : starts a corral running the tests on LOOP; sets ${NAME}_PID
     start_corral --listen "http:tcp:127.0.0.1:$(free_port)" --asgi asgi_loop_suite:app \

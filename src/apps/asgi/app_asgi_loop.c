@@ -692,7 +692,10 @@ static int app_asgi_loop_run_ready(PyObject *ready, Py_ssize_t ntodo)
     Py_ssize_t i = 0;
     int rc = 0;
     for (; i < ntodo && i < PyList_GET_SIZE(ready) && rc == 0; i++) {
-        PyObject *h = Py_NewRef(PyList_GET_ITEM(ready, i));
+        /* Out of the list as it runs: asyncio's popleft drops the handle (and what
+         * only it holds, a finished task) right after its run, before the next one. */
+        PyObject *h = PyList_GET_ITEM(ready, i);
+        PyList_SET_ITEM(ready, i, Py_NewRef(Py_None));
         if (PyObject_TypeCheck(h, app_asgi_handle_type)) {
             if (!((struct app_asgi_handle *)h)->cancelled)
                 rc = app_asgi_handle_run((struct app_asgi_handle *)h);
