@@ -72,14 +72,16 @@ struct app_asgi_handle {
 };
 
 static PyTypeObject *app_asgi_loop_type, *app_asgi_handle_type, *app_asgi_timer_type;
-static PyObject *app_asgi_future_type; /* asyncio.Future */
-static PyObject *app_asgi_helpers;     /* asyncio.format_helpers */
-static PyObject *app_asgi_loop_kw;     /* ("loop",) */
+static PyObject *app_asgi_future_type;       /* asyncio.Future */
+static PyObject *app_asgi_helpers;           /* asyncio.format_helpers */
+static PyObject *app_asgi_loop_kw;           /* ("loop",) */
 static _Atomic uint64_t *app_asgi_loop_busy; /* the watchdog's mark (app_asgi_queue) */
 
-#define APP_ASGI_NAMES(X)                                                                        \
-    X(select) X(_process_events) X(call_exception_handler) X(_check_thread) X(_check_callback)  \
-        X(_timer_handle_cancelled) X(_format_callback_source) X(extract_stack) X(message) X(exception) X(handle)
+#define APP_ASGI_NAMES(X)                                                                          \
+    X(select)                                                                                      \
+    X(_process_events) X(call_exception_handler) X(_check_thread) X(_check_callback)               \
+        X(_timer_handle_cancelled) X(_format_callback_source) X(extract_stack) X(message)          \
+            X(exception) X(handle)
 #define APP_ASGI_NAME_FIELD(n) PyObject *n;
 static struct {
     APP_ASGI_NAMES(APP_ASGI_NAME_FIELD)
@@ -207,7 +209,8 @@ static int app_asgi_handle_failed(struct app_asgi_handle *h)
         PyDict_SetItem(context, app_asgi_str.handle, (PyObject *)h) == 0 &&
         (!h->source_traceback ||
          PyDict_SetItemString(context, "source_traceback", h->source_traceback) == 0)) {
-        PyObject *r = PyObject_CallMethodOneArg(h->loop, app_asgi_str.call_exception_handler, context);
+        PyObject *r =
+            PyObject_CallMethodOneArg(h->loop, app_asgi_str.call_exception_handler, context);
         Py_XDECREF(r);
         rc = r ? 0 : -1;
     }
@@ -301,8 +304,9 @@ static PyObject *app_asgi_handle_repr(PyObject *self)
     const char *state = h->cancelled ? " cancelled" : "";
     if (Py_IS_TYPE(self, app_asgi_timer_type)) {
         PyObject *when = PyFloat_FromDouble(h->when);
-        PyObject *r = when ? PyUnicode_FromFormat("<TimerHandle%s when=%R %R>", state, when, h->callback)
-                           : NULL;
+        PyObject *r =
+            when ? PyUnicode_FromFormat("<TimerHandle%s when=%R %R>", state, when, h->callback)
+                 : NULL;
         Py_XDECREF(when);
         return r;
     }
@@ -312,10 +316,11 @@ static PyObject *app_asgi_handle_repr(PyObject *self)
 /* Ordered by when, as asyncio's TimerHandle (the heap uses when directly). */
 static PyObject *app_asgi_handle_richcompare(PyObject *a, PyObject *b, int op)
 {
-    if (!PyObject_TypeCheck(a, app_asgi_timer_type) || !PyObject_TypeCheck(b, app_asgi_timer_type) ||
-        op == Py_EQ || op == Py_NE)
+    if (!PyObject_TypeCheck(a, app_asgi_timer_type) ||
+        !PyObject_TypeCheck(b, app_asgi_timer_type) || op == Py_EQ || op == Py_NE)
         Py_RETURN_NOTIMPLEMENTED;
-    Py_RETURN_RICHCOMPARE(((struct app_asgi_handle *)a)->when, ((struct app_asgi_handle *)b)->when, op);
+    Py_RETURN_RICHCOMPARE(((struct app_asgi_handle *)a)->when, ((struct app_asgi_handle *)b)->when,
+                          op);
 }
 
 static PyObject *app_asgi_handle_get_none(PyObject *self, void *closure)
@@ -341,8 +346,10 @@ static PyMethodDef app_asgi_handle_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-#define APP_ASGI_HANDLE_FIELD(name, field, type)                                                  \
-    {name, type, offsetof(struct app_asgi_handle, field), APP_WSGI_READONLY, NULL}
+#define APP_ASGI_HANDLE_FIELD(name, field, type)                                                   \
+    {                                                                                              \
+        name, type, offsetof(struct app_asgi_handle, field), APP_WSGI_READONLY, NULL               \
+    }
 static PyMemberDef app_asgi_handle_members[] = {
     APP_ASGI_HANDLE_FIELD("_callback", callback, APP_ASGI_T_OBJECT),
     APP_ASGI_HANDLE_FIELD("_args", args, APP_ASGI_T_OBJECT),
@@ -359,21 +366,17 @@ static PyGetSetDef app_asgi_handle_getset[] = {
 };
 
 static PyType_Slot app_asgi_handle_slots[] = {
-    {Py_tp_dealloc, app_asgi_handle_dealloc},
-    {Py_tp_traverse, app_asgi_handle_traverse},
-    {Py_tp_clear, app_asgi_handle_clear},
-    {Py_tp_repr, app_asgi_handle_repr},
-    {Py_tp_methods, app_asgi_handle_methods},
-    {Py_tp_members, app_asgi_handle_members},
-    {Py_tp_getset, app_asgi_handle_getset},
-    {0, NULL},
+    {Py_tp_dealloc, app_asgi_handle_dealloc}, {Py_tp_traverse, app_asgi_handle_traverse},
+    {Py_tp_clear, app_asgi_handle_clear},     {Py_tp_repr, app_asgi_handle_repr},
+    {Py_tp_methods, app_asgi_handle_methods}, {Py_tp_members, app_asgi_handle_members},
+    {Py_tp_getset, app_asgi_handle_getset},   {0, NULL},
 };
 
 static PyType_Spec app_asgi_handle_spec = {
     .name = "_corral_asgi.Handle",
     .basicsize = sizeof(struct app_asgi_handle),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC |
-             Py_TPFLAGS_BASETYPE,
+    .flags =
+        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
     .slots = app_asgi_handle_slots,
 };
 
@@ -483,8 +486,8 @@ static int app_asgi_loop_fields_ok(struct app_asgi_loop *l)
 
 /* call_soon's and call_at's arguments: at least MIN positional, and
  * context= alone as a keyword (*CONTEXT: NULL when not given). */
-static int app_asgi_loop_args(const char *method, Py_ssize_t nargs, Py_ssize_t min, PyObject *kwnames,
-                              PyObject *const *args, PyObject **context)
+static int app_asgi_loop_args(const char *method, Py_ssize_t nargs, Py_ssize_t min,
+                              PyObject *kwnames, PyObject *const *args, PyObject **context)
 {
     *context = NULL;
     if (nargs < min) {
@@ -519,8 +522,8 @@ static int app_asgi_loop_check(struct app_asgi_loop *l, PyObject *callback, cons
         return -1;
     Py_DECREF(r);
     PyObject *name = PyUnicode_FromString(method);
-    r = name ? PyObject_CallMethodObjArgs((PyObject *)l, app_asgi_str._check_callback, callback, name,
-                                          NULL)
+    r = name ? PyObject_CallMethodObjArgs((PyObject *)l, app_asgi_str._check_callback, callback,
+                                          name, NULL)
              : NULL;
     Py_XDECREF(name);
     if (!r)
@@ -531,15 +534,16 @@ static int app_asgi_loop_check(struct app_asgi_loop *l, PyObject *callback, cons
 
 /* A handle of TYPE for args[0](*args[1:NARGS]), with where it is made
  * when DEBUG (the frames up to the caller of call_soon or call_at). */
-static PyObject *app_asgi_loop_handle(struct app_asgi_loop *l, PyTypeObject *type, PyObject *const *args,
-                                      Py_ssize_t nargs, PyObject *context, int debug)
+static PyObject *app_asgi_loop_handle(struct app_asgi_loop *l, PyTypeObject *type,
+                                      PyObject *const *args, Py_ssize_t nargs, PyObject *context,
+                                      int debug)
 {
     PyObject *h = app_asgi_handle_new(type, args[0], args + 1, nargs - 1, context, (PyObject *)l);
     if (h && debug) {
         PyObject *frame = (PyObject *)PyEval_GetFrame();
-        PyObject *tb = frame ? PyObject_CallMethodOneArg(app_asgi_helpers, app_asgi_str.extract_stack,
-                                                         frame)
-                             : NULL;
+        PyObject *tb =
+            frame ? PyObject_CallMethodOneArg(app_asgi_helpers, app_asgi_str.extract_stack, frame)
+                  : NULL;
         if (frame && !tb)
             Py_CLEAR(h);
         else
@@ -666,7 +670,8 @@ static int app_asgi_loop_sweep(struct app_asgi_loop *l)
         Py_SETREF(l->scheduled, live);
         return 0;
     }
-    while (PyList_GET_SIZE(heap) > 0 && ((struct app_asgi_handle *)PyList_GET_ITEM(heap, 0))->cancelled) {
+    while (PyList_GET_SIZE(heap) > 0 &&
+           ((struct app_asgi_handle *)PyList_GET_ITEM(heap, 0))->cancelled) {
         l->timer_cancelled_count--;
         struct app_asgi_handle *t = (struct app_asgi_handle *)app_asgi_heap_pop(heap);
         t->scheduled = 0;
@@ -807,8 +812,10 @@ static PyMethodDef app_asgi_loop_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-#define APP_ASGI_LOOP_FIELD(name, field, type)                                                    \
-    {name, type, offsetof(struct app_asgi_loop, field), 0, NULL}
+#define APP_ASGI_LOOP_FIELD(name, field, type)                                                     \
+    {                                                                                              \
+        name, type, offsetof(struct app_asgi_loop, field), 0, NULL                                 \
+    }
 static PyMemberDef app_asgi_loop_members[] = {
     APP_ASGI_LOOP_FIELD("_ready", ready, APP_ASGI_T_OBJECT),
     APP_ASGI_LOOP_FIELD("_scheduled", scheduled, APP_ASGI_T_OBJECT),
@@ -834,12 +841,13 @@ static PyType_Slot app_asgi_loop_slots[] = {
 static PyType_Spec app_asgi_loop_spec = {
     .name = "_corral_asgi.LoopCore",
     .basicsize = sizeof(struct app_asgi_loop),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC |
-             Py_TPFLAGS_BASETYPE,
+    .flags =
+        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
     .slots = app_asgi_loop_slots,
 };
 
-static int app_asgi_loop_add_type(PyObject *m, PyTypeObject **out, PyType_Spec *spec, PyObject *base)
+static int app_asgi_loop_add_type(PyObject *m, PyTypeObject **out, PyType_Spec *spec,
+                                  PyObject *base)
 {
     *out = (PyTypeObject *)PyType_FromSpecWithBases(spec, base);
     return *out ? PyModule_AddObjectRef(m, strrchr(spec->name, '.') + 1, (PyObject *)*out) : -1;
@@ -848,8 +856,8 @@ static int app_asgi_loop_add_type(PyObject *m, PyTypeObject **out, PyType_Spec *
 int app_asgi_loop_add(PyObject *m, struct app_asgi_queue *q)
 {
     app_asgi_loop_busy = &q->busy_since_us;
-#define APP_ASGI_NAME_INTERN(n)                                                                   \
-    if (!(app_asgi_str.n = PyUnicode_InternFromString(#n)))                                       \
+#define APP_ASGI_NAME_INTERN(n)                                                                    \
+    if (!(app_asgi_str.n = PyUnicode_InternFromString(#n)))                                        \
         return -1;
     APP_ASGI_NAMES(APP_ASGI_NAME_INTERN)
     PyObject *asyncio = PyImport_ImportModule("asyncio");
