@@ -16,12 +16,13 @@
 # Every target runs once per round (even rounds in reverse order); the table shows medians, with
 # the server CPU µs per response (nginx's own CPU is not counted).
 # Goal (issue 14): corral >= 1.5 x uvicorn's req/s for hello at the same number of processes.
-# Then SLEEPERS (1000) connections at once on /sleep to corral 1 x 1 directly (wrk -c SLEEPERS):
+# Then SLEEPERS (1000) connections at once on /sleep to corral 1 x 1 directly (wrk -c SLEEPERS),
+# on corral's event loop and on asyncio's (--asgi-loop asyncio), ROUNDS interleaved rounds:
 # the p99 shows what one worker's loop does with that many requests in flight.
 #
 # Environment: BUILD, ROUNDS (5), SECONDS_PER_RUN (5), CONNS (32), WARMUP (1), PROCS (2),
 # UVICORN (uvicorn), SLEEPERS (1000; 0 skips), RESULTS=FILE keeps the raw runs. Time: about
-# ROUNDS x (WARMUP + SECONDS_PER_RUN) x 5. Everything lives in a temp dir; every process started
+# ROUNDS x (WARMUP + SECONDS_PER_RUN) x 7. Everything lives in a temp dir; every process started
 # here is stopped by PID on exit, error or Ctrl-C. Unix sockets and 127.0.0.1 only.
 set -u -o pipefail
 
@@ -139,6 +140,8 @@ check_errors
 status=$?
 
 # ---- many requests in flight on one worker with one thread ----
+# corral's event loop (--asgi-loop corral, the default) and asyncio's own (--asgi-loop asyncio)
+# side by side, ROUNDS interleaved rounds (the order turned each round).
 [ "$SLEEPERS" -gt 0 ] || exit $status
 free_port || die "no free port"
 ps1=$free
@@ -146,32 +149,58 @@ start corral-1x1 "tcp:$ps1" "$tmp/c1.pid" INT "$corral" "${corral_root[@]}" \
     --asgi asgi_hello:app --pythonpath "$here/apps" --processes 1 --threads 1 \
     --max-conns $((SLEEPERS + 100)) --listen "http:tcp:127.0.0.1:$ps1" --pidfile "$tmp/c1.pid" ||
     die "corral (1 x 1) did not start"
+loop_pid=$srv_pid
+free_port || die "no free port"
+ps2=$free
+start corral-1x1-asyncio "tcp:$ps2" "$tmp/c2.pid" INT "$corral" "${corral_root[@]}" \
+    --asgi asgi_hello:app --pythonpath "$here/apps" --processes 1 --threads 1 --asgi-loop asyncio \
+    --max-conns $((SLEEPERS + 100)) --listen "http:tcp:127.0.0.1:$ps2" --pidfile "$tmp/c2.pid" ||
+    die "corral (1 x 1, asyncio's loop) did not start"
+stock_pid=$srv_pid
 ulimit -n $((SLEEPERS * 2 + 200)) 2>/dev/null
 : >"$results"
-# thread_ticks: "NAME TICKS" for each thread of the worker (the asgi-loop thread is named; the
-# others are the worker's own, shown as "worker": they also end the responses)
+# thread_ticks: "NAME TICKS" for each thread of the worker of corral's loop (the asgi-loop thread
+# is named; the others are the worker's own, shown as "worker": they also end the responses)
 thread_ticks() {
     local w t
-    w=$(pgrep -P "$srv_pid" | head -1)
+    w=$(pgrep -P "$loop_pid" | head -1)
     for t in /proc/"$w"/task/*; do
         awk -v n="$(cat "$t/comm")" '{ print (n ~ /^asgi-/ ? n : "worker"), $14 + $15 }' "$t/stat"
     done 2>/dev/null | awk '{ s[$1] += $2 } END { for (n in s) print n, s[n] }' | sort
 }
-ticks0=$(thread_ticks)
-CONNS=$SLEEPERS wrk_run 1 "direct -> corral --asgi 1x1, $SLEEPERS connections: sleep 10 ms" \
-    "http://127.0.0.1:$ps1/sleep" "$srv_pid"
-ticks1=$(thread_ticks)
+t="direct -> corral --asgi 1x1, $SLEEPERS connections: sleep 10 ms"
+t2="direct -> corral --asgi 1x1 --asgi-loop asyncio, the same"
+ticks=""
+for r in $(seq "$ROUNDS"); do
+    order=(loop stock)
+    [ $((r % 2)) = 0 ] && order=(stock loop)
+    for which in "${order[@]}"; do
+        if [ "$which" = loop ]; then
+            ticks0=$(thread_ticks)
+            CONNS=$SLEEPERS wrk_run "$r" "$t" "http://127.0.0.1:$ps1/sleep" "$loop_pid"
+            ticks1=$(thread_ticks)
+            # Each thread's ticks over the measured runs (warmup included).
+            ticks=$(join <(echo "$ticks0") <(echo "$ticks1") | awk -v prev="$ticks" '
+                BEGIN { n = split(prev, p, ";"); for (i = 1; i <= n; i++) { split(p[i], kv, "=");
+                        if (kv[1] != "") d[kv[1]] = kv[2] } }
+                { d[$1] += $3 - $2 } END { for (k in d) printf "%s=%d;", k, d[k] }')
+        else
+            CONNS=$SLEEPERS wrk_run "$r" "$t2" "http://127.0.0.1:$ps2/sleep" "$stock_pid"
+        fi
+    done
+done
 echo
 md_row target "req/s" "p50 ms" "p99 ms" "server CPU µs/resp" errors
 md_row --- ---: ---: ---: ---: ---:
-t="direct -> corral --asgi 1x1, $SLEEPERS connections: sleep 10 ms"
+med_cols "$t2"
+md_row "$t2" "${cols[@]}" "$(errsum "$t2")"
 med_cols "$t"
 md_row "$t" "${cols[@]}" "$(errsum "$t")"
 # The server CPU per response split by thread (the loop's is what bounds one worker).
 echo
-echo "server CPU µs/resp by thread (its share of the ticks, warmup included):"
-join <(echo "$ticks0") <(echo "$ticks1") | awk -v cpu="${cols[3]}" '
-    { d[$1] = $3 - $2; all += $3 - $2 }
+echo "corral's loop: server CPU µs/resp by thread (its share of the ticks, warmup included):"
+echo "$ticks" | tr ';' '\n' | awk -F= -v cpu="${cols[3]}" '
+    NF == 2 { d[$1] = $2; all += $2 }
     END { for (n in d) if (all > 0 && cpu != "-") printf "  %s: %.1f\n", n, cpu * d[n] / all }'
 
 check_errors || status=1

@@ -8,7 +8,9 @@ asyncio.sleep), /block?ms=N (time.sleep: blocks the loop), /wait-disconnect
 (answers nothing until the front end goes away; records it in ASGI_TEST_LOG),
 /raise, /noresponse, /lifespan (what the lifespan saw), /gc (the collector's
 thresholds and how many objects it leaves alone: gc.freeze), /loop (the event
-loop's classes and what its callbacks and timers did, in order).
+loop's classes and what its callbacks and timers did, in order), /pid (the
+worker's pid as os.getpid gives it and as /proc says, and the same for a child
+it forks).
 
 ASGI_TEST_LIFESPAN=fail makes the startup fail; =raise makes the app raise on
 the lifespan scope before asking for anything (no lifespan support);
@@ -182,6 +184,19 @@ async def app(scope, receive, send):
     if path == "/gc":
         return await reply(send, 200, json.dumps(
             [gc.get_threshold(), gc.get_freeze_count()]).encode())
+    if path == "/pid":
+        r, w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.write(w, ("%d %s" % (os.getpid(), os.readlink("/proc/self"))).encode())
+            os._exit(0)
+        os.close(w)
+        said = os.read(r, 100).decode().split()
+        os.close(r)
+        os.waitpid(child, 0)
+        return await reply(send, 200, json.dumps(
+            {"pid": os.getpid(), "proc": int(os.readlink("/proc/self")), "child": child,
+             "child_getpid": int(said[0]), "child_proc": int(said[1])}).encode())
     if path == "/loop":
         return await reply(send, 200, json.dumps(await loop_probe()).encode())
     if path == "/lifespan":

@@ -199,6 +199,14 @@ report("its callbacks and timers run in asyncio's order (none cancelled, in the 
        probe.get("cancelled") == [True, True] and probe.get("when") and probe.get("monotonic"),
        probe)
 
+# getpid from memory in the worker (src/core/pid_cache.c): the kernel's answer in the worker
+# and in a child the app forks.
+st, h, b = req("http", "GET", "/pid")
+pids = json.loads(b) if st == 200 else {}
+report("os.getpid() in the worker is its pid, and in a child it forks the child's",
+       st == 200 and pids["pid"] == pids["proc"] and pids["child"] == pids["child_getpid"] ==
+       pids["child_proc"] != pids["pid"], (st, b))
+
 # Many requests in flight: the tail ends responses of up to 1 KiB, the loop the bigger
 # ones; each of 200 keep-alive connections sends 6 requests in turn, every body its own.
 async def read_reply(r):

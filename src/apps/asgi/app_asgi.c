@@ -45,6 +45,7 @@
 #include "conn/request.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/pid_cache.h"
 
 static const char app_asgi_glue[] =
 #include "app_asgi_glue.inc"
@@ -267,6 +268,9 @@ static int app_asgi_worker_init(struct app *app)
 {
     struct app_asgi *a = app->data;
     a->q.app = app;
+    /* asyncio asks for the pid at every get_running_loop (CPython 3.11): from memory, not
+     * the kernel (src/core/pid_cache.c). Without it (a kernel before 4.14) all still works. */
+    pid_cache_enable();
     a->q.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (a->q.efd < 0) {
         log_msg(LOG_ERROR, "asgi: eventfd failed: %s", strerror(errno));
