@@ -1,5 +1,5 @@
 #!/bin/bash
-# The WSGI tests again against every other CPython the machine has, beside
+# The WSGI tests and the ASGI loop again against every other CPython the machine has, beside
 # the Debian one the main build embeds: 3.12 and 3.13 (Ubuntu 24.04's and
 # Debian 13's), found as pyenv builds or python3.N on PATH, with a shared
 # libpython. For each: configure into build-py3.N (--with-python), build,

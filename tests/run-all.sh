@@ -58,7 +58,7 @@ else
     failed_steps+=("gcc build")
 fi
 
-step "the WSGI tests against the other Pythons of the machine (3.12, 3.13)"
+step "the WSGI tests and the ASGI loop against the other Pythons of the machine (3.12, 3.13)"
 if ! tests/python-matrix.sh; then
     failed_steps+=("python matrix")
 fi
