@@ -451,6 +451,12 @@ expect_match "... naming the app's file" 'asgi_fastapi.py", line [0-9]+, in star
 run_corral import-fail --listen "uwsgi:unix:$T/x.sock" --asgi no_such_module:app
 expect_eq "an app that cannot be imported: corral exits 1" 1 "$RC"
 expect_match "... with the traceback" "ModuleNotFoundError: No module named 'no_such_module'" "$OUT"
+run_corral loop-fail --listen "uwsgi:unix:$T/x.sock" --asgi asgi_app:app --asgi-loop uvloop
+expect_eq "--asgi-loop uvloop: corral refuses to start (exit 1)" 1 "$RC"
+expect_match "... naming what it expects" "--asgi-loop: expected corral or asyncio, got 'uvloop'" "$OUT"
+printf 'asgi = "asgi_app:app";\nasgi_loop = "uv";\n' >"$T/loop.conf"
+run_corral loop-conf-fail -c "$T/loop.conf" --listen "uwsgi:unix:$T/x.sock"
+expect_match "... and in a file, its line and key" "loop.conf:2: .*asgi_loop.*expected corral or asyncio, got 'uv'" "$OUT"
 start_corral --listen "uwsgi:unix:$T/n.sock" --asgi asgi_app:app --pythonpath "$APPS" \
     --env ASGI_TEST_LIFESPAN=raise || finish
 py_checks "$T" <<'PY'
