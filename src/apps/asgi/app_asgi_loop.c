@@ -29,16 +29,6 @@
 
 #include "core/clock.h"
 
-#if PY_VERSION_HEX >= 0x030C0000
-#define APP_ASGI_T_OBJECT Py_T_OBJECT_EX
-#define APP_ASGI_T_BOOL Py_T_BOOL
-#define APP_ASGI_T_DOUBLE Py_T_DOUBLE
-#else
-#define APP_ASGI_T_OBJECT T_OBJECT_EX
-#define APP_ASGI_T_BOOL T_BOOL
-#define APP_ASGI_T_DOUBLE T_DOUBLE
-#endif
-
 /* asyncio's: a select() never waits longer (base_events.py's
  * MAXIMUM_SELECT_TIMEOUT); the cancelled timers are swept out of the heap
  * when there are more than 100 and they are more than half of it. */
@@ -79,9 +69,10 @@ static _Atomic uint64_t *app_asgi_loop_busy; /* the watchdog's mark (app_asgi_qu
 
 #define APP_ASGI_NAMES(X)                                                                          \
     X(select)                                                                                      \
-    X(_process_events) X(call_exception_handler) X(_check_thread) X(_check_callback)               \
-        X(_timer_handle_cancelled) X(_format_callback_source) X(extract_stack) X(message)          \
-            X(exception) X(handle)
+    X(_process_events)                                                                             \
+    X(call_exception_handler) X(_check_thread) X(_check_callback) X(_timer_handle_cancelled)       \
+        X(_format_callback_source) X(extract_stack) X(_cancelled) X(_run) X(message) X(exception)  \
+            X(handle)
 #define APP_ASGI_NAME_FIELD(n) PyObject *n;
 static struct {
     APP_ASGI_NAMES(APP_ASGI_NAME_FIELD)
@@ -159,25 +150,6 @@ static void app_asgi_handle_dealloc(PyObject *self)
     Py_DECREF(tp);
 }
 
-/* The pending exception as one object (cleared), or NULL. */
-static PyObject *app_asgi_take_exception(void)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    return PyErr_GetRaisedException();
-#else
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
-    if (!t)
-        return NULL;
-    PyErr_NormalizeException(&t, &v, &tb);
-    if (v && tb)
-        PyException_SetTraceback(v, tb);
-    Py_XDECREF(t);
-    Py_XDECREF(tb);
-    return v;
-#endif
-}
-
 /* "Exception in callback ..." as asyncio words it (its format_helpers),
  * or with the callback's repr when that fails. New reference or NULL. */
 static PyObject *app_asgi_callback_message(struct app_asgi_handle *h)
@@ -200,7 +172,7 @@ static int app_asgi_handle_failed(struct app_asgi_handle *h)
 {
     if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
         return -1;
-    PyObject *exc = app_asgi_take_exception();
+    PyObject *exc = app_wsgi_take_exception();
     PyObject *msg = app_asgi_callback_message(h);
     PyObject *context = msg ? PyDict_New() : NULL;
     int rc = -1;
@@ -351,11 +323,11 @@ static PyMethodDef app_asgi_handle_methods[] = {
         name, type, offsetof(struct app_asgi_handle, field), APP_WSGI_READONLY, NULL               \
     }
 static PyMemberDef app_asgi_handle_members[] = {
-    APP_ASGI_HANDLE_FIELD("_callback", callback, APP_ASGI_T_OBJECT),
-    APP_ASGI_HANDLE_FIELD("_args", args, APP_ASGI_T_OBJECT),
-    APP_ASGI_HANDLE_FIELD("_context", context, APP_ASGI_T_OBJECT),
-    APP_ASGI_HANDLE_FIELD("_loop", loop, APP_ASGI_T_OBJECT),
-    APP_ASGI_HANDLE_FIELD("_cancelled", cancelled, APP_ASGI_T_BOOL),
+    APP_ASGI_HANDLE_FIELD("_callback", callback, APP_WSGI_T_OBJECT),
+    APP_ASGI_HANDLE_FIELD("_args", args, APP_WSGI_T_OBJECT),
+    APP_ASGI_HANDLE_FIELD("_context", context, APP_WSGI_T_OBJECT),
+    APP_ASGI_HANDLE_FIELD("_loop", loop, APP_WSGI_T_OBJECT),
+    APP_ASGI_HANDLE_FIELD("_cancelled", cancelled, APP_WSGI_T_BOOL),
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -386,8 +358,8 @@ static PyMethodDef app_asgi_timer_methods[] = {
 };
 
 static PyMemberDef app_asgi_timer_members[] = {
-    {"_when", APP_ASGI_T_DOUBLE, offsetof(struct app_asgi_handle, when), APP_WSGI_READONLY, NULL},
-    {"_scheduled", APP_ASGI_T_BOOL, offsetof(struct app_asgi_handle, scheduled), 0, NULL},
+    {"_when", APP_WSGI_T_DOUBLE, offsetof(struct app_asgi_handle, when), APP_WSGI_READONLY, NULL},
+    {"_scheduled", APP_WSGI_T_BOOL, offsetof(struct app_asgi_handle, scheduled), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -706,10 +678,10 @@ static int app_asgi_loop_run_ready(PyObject *ready, Py_ssize_t ntodo)
                 rc = app_asgi_handle_run((struct app_asgi_handle *)h);
         } else {
             /* asyncio's own Handle (a reader's, a writer's, a thread's). */
-            PyObject *cancelled = PyObject_GetAttrString(h, "_cancelled");
+            PyObject *cancelled = PyObject_GetAttr(h, app_asgi_str._cancelled);
             int skip = cancelled ? PyObject_IsTrue(cancelled) : -1;
             Py_XDECREF(cancelled);
-            PyObject *r = skip == 0 ? PyObject_CallMethod(h, "_run", NULL) : NULL;
+            PyObject *r = skip == 0 ? PyObject_CallMethodNoArgs(h, app_asgi_str._run) : NULL;
             Py_XDECREF(r);
             rc = skip < 0 || (skip == 0 && !r) ? -1 : 0;
         }
@@ -817,14 +789,14 @@ static PyMethodDef app_asgi_loop_methods[] = {
         name, type, offsetof(struct app_asgi_loop, field), 0, NULL                                 \
     }
 static PyMemberDef app_asgi_loop_members[] = {
-    APP_ASGI_LOOP_FIELD("_ready", ready, APP_ASGI_T_OBJECT),
-    APP_ASGI_LOOP_FIELD("_scheduled", scheduled, APP_ASGI_T_OBJECT),
-    APP_ASGI_LOOP_FIELD("_selector", selector, APP_ASGI_T_OBJECT),
-    APP_ASGI_LOOP_FIELD("_debug", debug, APP_ASGI_T_OBJECT),
-    APP_ASGI_LOOP_FIELD("_clock_resolution", clock_resolution, APP_ASGI_T_DOUBLE),
+    APP_ASGI_LOOP_FIELD("_ready", ready, APP_WSGI_T_OBJECT),
+    APP_ASGI_LOOP_FIELD("_scheduled", scheduled, APP_WSGI_T_OBJECT),
+    APP_ASGI_LOOP_FIELD("_selector", selector, APP_WSGI_T_OBJECT),
+    APP_ASGI_LOOP_FIELD("_debug", debug, APP_WSGI_T_OBJECT),
+    APP_ASGI_LOOP_FIELD("_clock_resolution", clock_resolution, APP_WSGI_T_DOUBLE),
     APP_ASGI_LOOP_FIELD("_timer_cancelled_count", timer_cancelled_count, APP_WSGI_T_PYSSIZET),
-    APP_ASGI_LOOP_FIELD("_stopping", stopping, APP_ASGI_T_BOOL),
-    APP_ASGI_LOOP_FIELD("_closed", closed, APP_ASGI_T_BOOL),
+    APP_ASGI_LOOP_FIELD("_stopping", stopping, APP_WSGI_T_BOOL),
+    APP_ASGI_LOOP_FIELD("_closed", closed, APP_WSGI_T_BOOL),
     {NULL, 0, 0, 0, NULL},
 };
 

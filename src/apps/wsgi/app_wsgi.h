@@ -37,12 +37,38 @@ struct app_wsgi_types {
 #define APP_WSGI_TYPE_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE)
 #if PY_VERSION_HEX >= 0x030C0000
 #define APP_WSGI_T_PYSSIZET Py_T_PYSSIZET
+#define APP_WSGI_T_OBJECT Py_T_OBJECT_EX
+#define APP_WSGI_T_BOOL Py_T_BOOL
+#define APP_WSGI_T_DOUBLE Py_T_DOUBLE
 #define APP_WSGI_READONLY Py_READONLY
 #else
 #include <structmember.h>
 #define APP_WSGI_T_PYSSIZET T_PYSSIZET
+#define APP_WSGI_T_OBJECT T_OBJECT_EX
+#define APP_WSGI_T_BOOL T_BOOL
+#define APP_WSGI_T_DOUBLE T_DOUBLE
 #define APP_WSGI_READONLY READONLY
 #endif
+
+/* The pending exception as one object, its traceback attached (cleared);
+ * NULL when none. PyErr_Fetch is deprecated since 3.12. */
+static inline PyObject *app_wsgi_take_exception(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (!t)
+        return NULL;
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (v && tb)
+        PyException_SetTraceback(v, tb);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    return v;
+#endif
+}
 
 /* Each file makes its types into TYPES, in the calling interpreter: 0, or
  * -1 with an exception. */
