@@ -202,11 +202,13 @@ stop_corral
 # two cores give two CPU-bound requests on this machine now, which its load
 # and its CPUs' clocks move: alone, one request may run up to 1.7x faster
 # than each of two at once). First the rendezvous (/meet,
-# tests/apps/own_gil_app.py) on each 1 x 2, into $T/meet-NAME; then 5
+# tests/apps/own_gil_app.py) on each 1 x 2, into $T/meet-NAME; then 7
 # rounds, each timing on every corral in turn one CPU-bound /cpu alone and
-# two at once. Into $T/ratio-NAME: the number of rounds in which prefork's
-# two ran in parallel, and the median over them of two at once over
-# prefork's two at once.
+# two at once. Judged on the fastest of the rounds, not on a median: the
+# host's load only ever adds time (one CI run had prefork's two in parallel
+# in 2 rounds of 5 only, and the median of those two put own GIL at 1.29x
+# with a best round of 0.98x). Into $T/best-NAME: the fastest one alone and
+# the fastest two at once.
 head -c 2 /dev/zero >"$T/meet-file-own"
 head -c 2 /dev/zero >"$T/meet-file-shared"
 start_corral --listen "uwsgi:unix:$T/prefork.sock" --wsgi-file "$APP" --processes 2 --threads 1 ||
@@ -218,7 +220,7 @@ SHARED_PID=$CORRAL_PID
 start_corral --listen "uwsgi:unix:$T/own.sock" --wsgi-file "$APP" --processes 1 --threads 2 \
     --own-gil --env "OWN_GIL_TEST_MEET=$T/meet-file-own" || finish
 py_checks "$T" <<'PY'
-import statistics, sys, threading, time
+import sys, threading, time
 from lib_protocols import request
 T = sys.argv[1]
 def run(name, uris, out):
@@ -238,20 +240,15 @@ for name in names[:2]:
 for name in names:
     run(name, ["/cpu?n=3000000"] * 2, [])  # both interpreters (or processes) warm
 alone, both = {n: [] for n in names}, {n: [] for n in names}
-for _ in range(5):
+for _ in range(7):
     for name in names:
         alone[name].append(run(name, ["/cpu?n=3000000"], []))
         both[name].append(run(name, ["/cpu?n=3000000"] * 2, []))
     print("round: " + "; ".join("%s one %.3f s, two %.3f s" % (n, alone[n][-1], both[n][-1])
                                 for n in names))
-# Only rounds in which two processes ran in parallel (prefork's two at once
-# within 1.4x its one alone) can tell: the host does not always give this
-# machine's two CPUs at once.
-par = [i for i in range(5) if both["prefork"][i] < 1.4 * alone["prefork"][i]]
 for name in names:
-    over_prefork = [both[name][i] / both["prefork"][i] for i in par]
-    with open("%s/ratio-%s" % (T, name), "w") as f:
-        f.write("%d %.2f\n" % (len(par), statistics.median(over_prefork) if par else 0))
+    with open("%s/best-%s" % (T, name), "w") as f:
+        f.write("%.4f %.4f\n" % (min(alone[name]), min(both[name])))
 PY
 stop_corral
 stop_corral "$SHARED_PID"
@@ -260,20 +257,26 @@ expect_eq "own GIL: two requests run Python at the same time (they meet)" "met m
     "$(cat "$T/meet-own")"
 expect_eq "one shared GIL: they cannot (neither meets the other)" "alone alone" \
     "$(cat "$T/meet-shared")"
-read -r rounds own_pre <"$T/ratio-own"
-read -r _ gil_pre <"$T/ratio-shared"
-if [ "${rounds:-0}" -ge 2 ]; then
-    say "two CPU-bound requests at once, medians of the $rounds rounds of 5 in which two" \
-        "processes ran in parallel: own GIL 1 x 2 ${own_pre}x the time of prefork 2 x 1's" \
-        "two, one shared GIL 1 x 2 ${gil_pre}x"
-    expect_lt "own GIL: two at once take about what two processes take (${own_pre}x prefork 2 x 1's time)" \
+read -r pre_one pre_two <"$T/best-prefork"
+read -r own_one own_two <"$T/best-own"
+read -r gil_one gil_two <"$T/best-shared"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+pre_par=$(ratio "$pre_two" "$pre_one")
+own_pre=$(ratio "$own_two" "$pre_two")
+gil_gil=$(ratio "$gil_two" "$gil_one")
+say "two CPU-bound requests, the fastest of 7 rounds: prefork 2 x 1 one ${pre_one} s, two" \
+    "${pre_two} s; own GIL 1 x 2 one ${own_one} s, two ${own_two} s; one shared GIL 1 x 2 one" \
+    "${gil_one} s, two ${gil_two} s"
+# Two processes in parallel at least once (two within 1.4x one): else the
+# host never gave both CPUs at once and the times cannot tell.
+if [ "$(awk -v r="$pre_par" 'BEGIN { print (r < 1.4) }')" = 1 ]; then
+    expect_lt "own GIL: two at once take about what two processes take (${own_pre}x prefork 2 x 1's two)" \
         "$own_pre" 1.25
-    expect_lt "one shared GIL: two at once take longer than two processes (${gil_pre}x prefork's)" \
-        1.3 "$gil_pre"
+    expect_lt "one shared GIL: two at once take about twice one (${gil_gil}x)" 1.6 "$gil_gil"
 else
-    say "the timing of two CPU-bound requests is not judged: two processes ran in parallel in" \
-        "${rounds:-0} rounds of 5 (the host did not give both CPUs at once); the rendezvous" \
-        "above shows the two requests running Python at the same time"
+    say "the timing of two CPU-bound requests is not judged: two processes never ran in" \
+        "parallel in 7 rounds (best ${pre_par}x one alone: the host did not give both CPUs at" \
+        "once); the rendezvous above shows the two requests running Python at the same time"
 fi
 
 # ---- an extension module that cannot load in an isolated interpreter
