@@ -53,15 +53,6 @@ struct app_ops {
      * request_finish, waits until no byte is queued (conn_wants_write),
      * and then gives both back exactly once with app_resume. */
     void (*run_detached)(struct app *app, corral_request *req);
-    /* Optional: a descriptor the worker's serving threads watch for the
-     * adapter, after worker_init (-1: none), and the adapter's work a
-     * serving thread does each time it becomes readable (the ends of
-     * detached responses: writes that never wait, app_resume). Watched
-     * edge-triggered: one call per edge (an eventfd write), on whichever
-     * thread takes it; an adapter that wants one caller at a time makes an
-     * edge only while no call runs. Never blocks, never runs app code. */
-    int (*work_fd)(struct app *app);
-    void (*do_work)(struct app *app);
     void (*worker_fini)(struct app *app);
     /* Optional: the worker began a graceful stop (it takes no new
      * connection, and exits once every request has ended): an adapter that

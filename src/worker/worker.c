@@ -99,8 +99,6 @@ static void worker_dispatch(struct worker_thread *t, const struct epoll_event *e
     } else if (tag == TAG_SIGNAL) {
         worker_signal(t);
         worker_rearm(w, w->sigfd, TAG_SIGNAL);
-    } else if (tag == TAG_APP_WORK) {
-        w->ctx->app->ops->do_work(w->ctx->app);
     } else if (tag >= TAG_LISTENER) {
         worker_accept_batch(t, (size_t)(tag - TAG_LISTENER));
     } else {
@@ -295,13 +293,6 @@ void worker_run(const struct worker_ctx *ctx)
     ctx->app->resume_arg = &w;
     if (ctx->app->ops->worker_init(ctx->app) < 0)
         _exit(WORKER_EXIT_APP_INIT);
-    int work_fd = ctx->app->ops->work_fd ? ctx->app->ops->work_fd(ctx->app) : -1;
-    struct epoll_event work_ev = {.events = EPOLLIN | EPOLLET, .data.u64 = TAG_APP_WORK};
-    if (work_fd >= 0 && epoll_ctl(w.epfd, EPOLL_CTL_ADD, work_fd, &work_ev) < 0) {
-        log_msg(LOG_ERROR, "worker %u: epoll_ctl(the app's descriptor): %s", ctx->index,
-                strerror(errno));
-        _exit(WORKER_EXIT_APP_INIT);
-    }
     worker_setup_recycling(&w, ctx);
 
     unsigned nthreads = ctx->cfg->threads;

@@ -42,7 +42,6 @@ enum { SLOT_FREE = 0, SLOT_BUSY = 1, SLOT_PARKED = 2, SLOT_PARKING = 3, SLOT_PEN
 #define TAG_BASE 0xFFFFFFFF00000000ull
 #define TAG_TIMER (TAG_BASE | 0)
 #define TAG_SIGNAL (TAG_BASE | 1)
-#define TAG_APP_WORK (TAG_BASE | 2) /* the adapter's work_fd */
 #define TAG_LISTENER (TAG_BASE | 16)
 
 #define TICK_MS 100

@@ -5,8 +5,8 @@
 # than the socket takes while the reader is slow and another request is
 # served meanwhile, errors), 1,000 concurrent sleeping requests on 1 x 1,
 # many keep-alive requests at once each answered with its own body and a
-# slow pipelining reader among busy connections (the ends of responses off
-# the event loop's thread: app_asgi_tail.c), the
+# slow pipelining reader among busy connections (a response's last message
+# written at once by send(), a full socket awaited), the
 # front end going away (http.disconnect reaches the app), WebSocket echo and
 # broadcast and close codes (directly, behind nginx proxy_pass with Upgrade
 # and behind Caddy's reverse_proxy), lifespan startup
@@ -207,19 +207,20 @@ report("os.getpid() in the worker is its pid, and in a child it forks the child'
        st == 200 and pids["pid"] == pids["proc"] and pids["child"] == pids["child_getpid"] ==
        pids["child_proc"] != pids["pid"], (st, b))
 
-# Many requests in flight: the tail ends responses of up to 1 KiB, the loop the bigger
-# ones; each of 200 keep-alive connections sends 6 requests in turn, every body its own.
+# Many requests in flight, bodies on both sides of one written piece (8 KiB) and of the
+# old 1 KiB hand-over; each of 200 keep-alive connections sends 8 requests in turn, every
+# body its own.
 async def read_reply(r):
     head = await r.readuntil(b"\r\n\r\n")
     n = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
     return head.split(b" ", 2)[1], await r.readexactly(n)
 
-SIZES = (0, 1, 700, 1024, 1025, 3000)
+SIZES = (0, 1, 700, 1024, 1025, 3000, 8192, 8193)
 async def keep(i):
     r, w = await asyncio.open_connection("127.0.0.1", port)
     bad = []
     for j, size in enumerate(SIZES):
-        body = (b"conn %d request %d " % (i, j) * 200)[:size]
+        body = (b"conn %d request %d " % (i, j) * 600)[:size]
         w.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size + body)
         try:
             st, got = await read_reply(r)
@@ -234,11 +235,11 @@ async def keep(i):
 async def keeps(n):
     return await asyncio.wait_for(asyncio.gather(*[keep(i) for i in range(n)]), 60)
 bad = sum(asyncio.run(keeps(200)), [])
-report("200 keep-alive connections x 6 requests at once (bodies of 0 to 3000 bytes): each "
+report("200 keep-alive connections x 8 requests at once (bodies of 0 to 8193 bytes): each "
        "answered with its own body, in order", not bad, bad[:5])
 
 # A reader that does not keep up, pipelining 150 requests for 1,000-byte bodies while 50 other
-# connections keep requests in flight (so the tail ends them): every response arrives
+# connections keep requests in flight: every response arrives
 # whole and in order.
 async def busy(stop):
     n = 0

@@ -17,10 +17,8 @@
  * The loop runs the app as a task, reads the body as the app asks for it
  * and writes the response, never waiting in C (back-pressure both ways: it
  * awaits readability and writability) and gives the connection back to
- * the worker (app_resume); with many requests in flight the tail
- * (app_asgi_tail.c: the serving threads, woken through the adapter's
- * work_fd) writes the last bytes and gives it back instead. No
- * serving thread ever takes the GIL.
+ * the worker (app_resume), all on the loop's thread: no serving thread
+ * ever takes the GIL or waits for the loop.
  *
  * stopping (a graceful stop begins): the loop closes its WebSockets ("going
  * away"). worker_fini (a graceful stop or a reload, after the requests in
@@ -279,7 +277,7 @@ static int app_asgi_worker_init(struct app *app)
     pthread_mutex_init(&a->q.lock, NULL);
     pthread_mutex_init(&a->q.state_lock, NULL);
     pthread_cond_init(&a->q.state_cond, NULL);
-    if (app_asgi_tail_start(&a->q) < 0 || app_asgi_start_python(a) < 0)
+    if (app_asgi_start_python(a) < 0)
         return -1;
     app_wsgi_stack_setup();
     PyEval_SaveThread(); /* the loop thread takes the GIL for good */
@@ -320,8 +318,6 @@ static int app_asgi_handle(struct app *app, corral_request *req)
         return -1;
     job->req = req;
     job->next = NULL;
-    job->tail_ops = 0;
-    job->tail_queued = job->write_failed = false;
     app_asgi_pending = job;
     return APP_DETACHED;
 }
@@ -390,18 +386,6 @@ static void app_asgi_unload(struct app *app)
     app->data = NULL;
 }
 
-static int app_asgi_work_fd(struct app *app)
-{
-    struct app_asgi *a = app->data;
-    return a->q.tail_efd;
-}
-
-static void app_asgi_do_work(struct app *app)
-{
-    struct app_asgi *a = app->data;
-    app_asgi_tail_work(&a->q);
-}
-
 const struct app_ops app_asgi_ops = {
     .name = "asgi",
     .load = app_asgi_load,
@@ -409,8 +393,6 @@ const struct app_ops app_asgi_ops = {
     .thread_init = app_asgi_thread_init,
     .handle = app_asgi_handle,
     .run_detached = app_asgi_run_detached,
-    .work_fd = app_asgi_work_fd,
-    .do_work = app_asgi_do_work,
     .worker_fini = app_asgi_worker_fini,
     .stopping = app_asgi_stopping,
     .dump_stack = app_asgi_dump_stack,

@@ -3,10 +3,9 @@
  * app_asgi.c (the adapter: load, the worker's interpreter and its event
  * loop thread, handing requests over, lifespan, the watchdog's view) ->
  * app_asgi_request.c (the Python module the loop's code uses: the request
- * queue, the response writes) -> app_asgi_tail.c (the tail: the ends of
- * responses, done by the serving threads), app_asgi_scope.c (the scope
- * of a request) and app_asgi_loop.c (the event loop's per-callback paths). The queue, the job, app_asgi_queue_add and
- * app_asgi_signal below are the files' common ground, not any one file's.
+ * queue, the response writes) -> app_asgi_scope.c (the scope of a
+ * request) and app_asgi_loop.c (the event loop's per-callback paths). The
+ * queue, the job and app_asgi_signal below are the files' common ground, not any one file's.
  * The loop's own code is Python, asgi_glue.py, compiled into the adapter as
  * a string (Makefile.am makes app_asgi_glue.inc of it).
  *
@@ -29,28 +28,12 @@
 
 #include "apps/app.h"
 
-/* The last body bytes of a response that the tail may write for
- * the loop (app_asgi_tail.c), at most. */
-#define APP_ASGI_LAST_CAP 1024
-
-/* What the tail does for a job (bits). */
-enum {
-    APP_ASGI_TAIL_WRITE = 1, /* write last[0, last_len) as the response's end */
-    APP_ASGI_TAIL_END = 2,   /* request_finish(ok), then give the request back */
-};
-
 /* One request handed from a serving thread to the loop, right after its
- * head: the loop reads the body as the app asks for it (never waiting in
- * C: conn_set_nowait). The tail fields belong to the queue's lock. */
+ * head: the loop reads the body as the app asks for it and writes the
+ * response (never waiting in C: conn_set_nowait). */
 struct app_asgi_job {
     corral_request *req;
     struct app_asgi_job *next;
-    unsigned tail_ops; /* APP_ASGI_TAIL_*, pending */
-    bool tail_queued;  /* in the tail's queue */
-    bool ok, close;    /* for APP_ASGI_TAIL_END: finish(ok), close after */
-    bool write_failed; /* the tail's own: its write failed */
-    size_t last_len;
-    char last[APP_ASGI_LAST_CAP];
 };
 
 /* The queue between the serving threads and the loop thread, and what the
@@ -64,16 +47,6 @@ struct app_asgi_queue {
     _Atomic uint64_t busy_since_us; /* the loop runs since then; 0 waits */
     _Atomic bool stopping;          /* worker_fini asks for the shutdown */
     _Atomic bool draining;          /* the worker stops: WebSockets end */
-    /* Requests the tail sends back to the loop: their last bytes
-     * wait for the socket (take_back). Under lock. */
-    struct app_asgi_job *back;
-    /* The tail (app_asgi_tail.c): the ends of responses, done by the
-     * worker's serving threads when tail_efd is readable. */
-    pthread_mutex_t tail_lock;
-    int tail_efd;
-    struct app_asgi_job *tail_head, *tail_last;
-    bool tail_idle;    /* no app_asgi_tail_work runs: the next push signals */
-    unsigned inflight; /* Requests the loop holds (loop thread only) */
     /* The loop's answers: startup (1 ok, -1 failed), the shutdown's end. */
     pthread_mutex_t state_lock;
     pthread_cond_t state_cond;
@@ -81,8 +54,8 @@ struct app_asgi_queue {
     bool stopped;
 };
 
-/* One write to the eventfd FD: its reader (the loop, or the worker's epoll
- * for the tail) is told there is work. 0, or -1 with errno. */
+/* One write to the loop's eventfd FD: it is told there is work. 0, or -1
+ * with errno. */
 static inline int app_asgi_signal(int fd)
 {
     uint64_t one = 1;
@@ -92,33 +65,9 @@ static inline int app_asgi_signal(int fd)
     return n < 0 ? -1 : 0;
 }
 
-/* Link JOB onto LIST (a list of Q's under its lock: head or back) and wake
- * the loop (one eventfd write while none is pending). Any thread, no GIL. */
-static inline void app_asgi_queue_add(struct app_asgi_queue *q, struct app_asgi_job **list,
-                                      struct app_asgi_job *job)
-{
-    pthread_mutex_lock(&q->lock);
-    job->next = *list;
-    *list = job;
-    bool wake = !q->woken;
-    q->woken = true;
-    pthread_mutex_unlock(&q->lock);
-    if (wake)
-        app_asgi_signal(q->efd);
-}
-
-/* Push JOB for the loop (app_asgi_queue_add onto Q's head). */
+/* Push JOB for the loop and wake it (one eventfd write while none is
+ * pending). Any thread, no GIL. */
 void app_asgi_queue_push(struct app_asgi_queue *q, struct app_asgi_job *job);
-
-/* app_asgi_tail.c: set the tail up (0, or -1 logged); hand it JOB to do
- * OPS, with APP_ASGI_TAIL_END request_finish(OK) and CLOSE (loop thread;
- * no GIL needed); do what is queued (a serving thread, when tail_efd is
- * readable). The loop touches neither the job nor its request from the
- * first push on, but for the push of APP_ASGI_TAIL_END. */
-int app_asgi_tail_start(struct app_asgi_queue *q);
-void app_asgi_tail_push(struct app_asgi_queue *q, struct app_asgi_job *job, unsigned ops, bool ok,
-                        bool close);
-void app_asgi_tail_work(struct app_asgi_queue *q);
 
 /* app_asgi_scope.c: the shared objects every scope uses (0, or -1), then
  * the HTTP scope of REQ (a new dict; "type" is "websocket" when

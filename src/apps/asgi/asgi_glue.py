@@ -5,9 +5,8 @@
 # goes out through the request model without ever waiting in C (a full
 # socket is awaited here with add_writer: back-pressure, no unbounded
 # buffer), and the request goes back to the worker (resume) once every byte
-# is out; with many requests in flight, the last bytes and the hand-back are
-# the tail's (write_last, end: app_asgi_tail.c, done by the worker's serving
-# threads). Lifespan: startup
+# is out (a response's last message in one call, write_last, then end).
+# Lifespan: startup
 # before the worker accepts, shutdown when the worker stops (_c.stopping).
 import asyncio
 import base64
@@ -191,7 +190,7 @@ class _Http:
                       not self.watch and not self.reading and not msg.get("more_body", False)):
                     self.end = True
                     data = msg.get("body", b"")
-                    # Many requests in flight: the tail writes it.
+                    # Written now: send() returns without a coroutine.
                     if self.req.write_last(data):
                         return _done_already
                     return self._write(data, False)
@@ -212,7 +211,6 @@ class _Http:
             more = bool(msg.get("more_body", False))
             if not more:
                 self.end = True
-                # Many requests in flight: the tail writes it.
                 if not self.watch and not self.reading and self.req.write_last(data):
                     return
             await self._write(data, more)
@@ -276,21 +274,6 @@ async def _run(req):
         req.resume(close)
     finally:
         _running.pop(req, None)
-
-
-async def _drain(req):
-    """A request the tail finished whose last bytes wait for the
-    socket: give it back once they went out."""
-    close = True
-    try:
-        while req.queued():
-            await _writable(req.fd)
-        close = False
-    except BaseException:
-        pass
-    finally:
-        _running.pop(req, None)
-        req.resume(close)
 
 
 # ---- WebSocket (RFC 6455) on the http listener ----
@@ -512,8 +495,6 @@ def _wake():
     task = asyncio.Task if _loop.get_task_factory() is None else None
     for req in _c.take():
         _running[req] = task(_run(req), loop=_loop) if task else _loop.create_task(_run(req))
-    for req in _c.take_back():
-        _running[req] = _loop.create_task(_drain(req))
 
 
 class _Lifespan:
