@@ -304,11 +304,11 @@ static void app_asgi_request_give_back(struct app_asgi_request *r, bool close)
  * went out or was queued (as write(data, False) does), here and now: the
  * send() that calls this returns without a coroutine. False: the caller
  * writes it (write()), as when DATA is more than one piece, or bytes are
- * queued already, or the connection is to be closed. The end of the
- * response on the loop's own thread, not handed to the serving threads:
- * 1,000 sleeping requests on 1 x 1 (contrib/bench/asgi.sh, 4 interleaved
- * rounds) 49,231 -> 62,672 req/s, p99 28.4 -> 21.2 ms, and nginx's hello
- * 43,250 -> 45,715 req/s; a hand-over woke the other thread in bursts. */
+ * queued already, or the connection is to be closed. The loop writes its
+ * responses itself rather than handing their ends to the serving threads:
+ * a hand-over woke the other thread for bursts of responses, and with many
+ * requests in flight both threads then idled in turn (see the ASGI
+ * figures in README.md). */
 static PyObject *app_asgi_request_write_last(PyObject *self, PyObject *arg)
 {
     struct app_asgi_request *r = (struct app_asgi_request *)self;
