@@ -61,12 +61,6 @@ static struct app_asgi_job *app_asgi_job_of(PyObject *self)
     return r->job;
 }
 
-/* The request leaves R (resumed). */
-static void app_asgi_request_drop_job(struct app_asgi_request *r)
-{
-    r->job = NULL;
-}
-
 static void app_asgi_request_dealloc(PyObject *self)
 {
     struct app_asgi_request *r = (struct app_asgi_request *)self;
@@ -75,7 +69,7 @@ static void app_asgi_request_dealloc(PyObject *self)
          * get its slot back otherwise, so close it. */
         corral_request *req = r->job->req;
         free(r->job);
-        app_asgi_request_drop_job(r);
+        r->job = NULL;
         app_resume(app_asgi_q->app, req, true);
     }
     PyTypeObject *tp = Py_TYPE(self);
@@ -221,22 +215,12 @@ static PyObject *app_asgi_write_failed(struct app_asgi_request *r, int err)
  * writability and writes the rest). The last piece of the last message
  * carries the end of the response; a whole body in one message gets its
  * Content-Length when the app gave none. */
-static PyObject *app_asgi_request_write(PyObject *self, PyObject *args)
+static PyObject *app_asgi_write_data(struct app_asgi_request *r, const char *p, size_t len,
+                                     bool more)
 {
-    Py_buffer data;
-    int more;
-    if (!PyArg_ParseTuple(args, "y*p", &data, &more))
-        return NULL;
-    struct app_asgi_request *r = (struct app_asgi_request *)self;
-    struct app_asgi_job *job = app_asgi_job_of(self);
-    if (!job) {
-        PyBuffer_Release(&data);
-        return NULL;
-    }
-    corral_request *req = job->req;
+    corral_request *req = r->job->req;
     struct conn *c = req->conn;
-    const char *p = data.buf;
-    size_t len = (size_t)data.len, off = 0;
+    size_t off = 0;
     PyObject *out = NULL;
     /* Not for the statuses that have no body (RFC 9110 8.6, 15.3.5). */
     if (!more && !req->head_sent && !req->length_seen && req->status >= 200 &&
@@ -267,8 +251,20 @@ static PyObject *app_asgi_request_write(PyObject *self, PyObject *args)
         if (last)
             break;
     }
-    PyBuffer_Release(&data);
     return out ? out : PyErr_Occurred() ? NULL : PyLong_FromSize_t(off);
+}
+
+static PyObject *app_asgi_request_write(PyObject *self, PyObject *args)
+{
+    Py_buffer data;
+    int more;
+    if (!PyArg_ParseTuple(args, "y*p", &data, &more))
+        return NULL;
+    PyObject *out = app_asgi_job_of(self) ? app_asgi_write_data((struct app_asgi_request *)self,
+                                                                 data.buf, (size_t)data.len, more)
+                                          : NULL;
+    PyBuffer_Release(&data);
+    return out;
 }
 
 /* finish(ok): the end of the response (a 500 when the app failed before
@@ -296,7 +292,7 @@ static void app_asgi_request_give_back(struct app_asgi_request *r, bool close)
         close = true; /* never hand back a connection with bytes queued */
     close = close || r->close;
     free(job);
-    app_asgi_request_drop_job(r);
+    r->job = NULL;
     app_resume(app_asgi_q->app, req, close);
 }
 
@@ -318,17 +314,16 @@ static PyObject *app_asgi_request_write_last(PyObject *self, PyObject *arg)
     corral_request *req = job->req;
     if (r->close || req->failed || conn_wants_write(req->conn))
         Py_RETURN_FALSE;
-    Py_ssize_t len = PyObject_Length(arg);
-    if (len < 0)
+    Py_buffer data;
+    if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0)
         return NULL;
-    if (len > APP_ASGI_PIECE)
-        Py_RETURN_FALSE;
-    PyObject *args = Py_BuildValue("(Oi)", arg, 0);
-    PyObject *n = args ? app_asgi_request_write(self, args) : NULL;
-    Py_XDECREF(args);
-    if (!n)
-        return NULL;
-    Py_DECREF(n);
+    PyObject *out = data.len > APP_ASGI_PIECE
+                        ? Py_NewRef(Py_False)
+                        : app_asgi_write_data(r, data.buf, (size_t)data.len, false);
+    PyBuffer_Release(&data);
+    if (!out || out == Py_False)
+        return out;
+    Py_DECREF(out);
     Py_RETURN_TRUE;
 }
 
@@ -492,10 +487,18 @@ static PyType_Spec app_asgi_request_spec = {
 
 /* ---- the module's functions ---- */
 
-/* A list of Requests for the jobs from FIRST on (pushed last first): in
+/* A list of Requests for the jobs from JOB on (pushed last first): in
  * the order they came. */
 static PyObject *app_asgi_requests(struct app_asgi_queue *q, struct app_asgi_job *job)
 {
+    struct app_asgi_job *first = NULL;
+    while (job) { /* oldest first */
+        struct app_asgi_job *next = job->next;
+        job->next = first;
+        first = job;
+        job = next;
+    }
+    job = first;
     PyObject *list = PyList_New(0);
     while (job) {
         struct app_asgi_job *next = job->next;
@@ -509,7 +512,7 @@ static PyObject *app_asgi_requests(struct app_asgi_queue *q, struct app_asgi_job
         } else {
             r->job = job;
             r->close = false;
-            if (PyList_Insert(list, 0, (PyObject *)r) < 0)
+            if (PyList_Append(list, (PyObject *)r) < 0)
                 Py_CLEAR(list);
             Py_DECREF(r); /* without the list: its dealloc closes it */
         }

@@ -5,7 +5,8 @@
  * app_asgi_request.c (the Python module the loop's code uses: the request
  * queue, the response writes) -> app_asgi_scope.c (the scope of a
  * request) and app_asgi_loop.c (the event loop's per-callback paths). The
- * queue, the job and app_asgi_signal below are the files' common ground, not any one file's.
+ * queue, the job and app_asgi_signal below are the files' common ground,
+ * not any one file's.
  * The loop's own code is Python, asgi_glue.py, compiled into the adapter as
  * a string (Makefile.am makes app_asgi_glue.inc of it).
  *

@@ -133,11 +133,11 @@ class _Http:
     """One HTTP request's receive and send (the app's callables) and where
     its response stands."""
 
-    __slots__ = ("req", "body", "start", "end", "gone", "watch", "reading")
+    __slots__ = ("req", "body", "start", "end", "gone", "watch")
 
     def __init__(self, req):
         self.req = req
-        self.body = self.start = self.end = self.gone = self.watch = self.reading = False
+        self.body = self.start = self.end = self.gone = self.watch = False
 
     async def receive(self):
         req = self.req
@@ -146,7 +146,6 @@ class _Http:
             try:
                 data, more = req.read(_PIECE)
                 if not data and more:
-                    self.reading = True  # the request stays the loop's meanwhile
                     if req.queued():
                         await _writable(req.fd)
                         continue
@@ -164,8 +163,6 @@ class _Http:
             except OSError:
                 self.gone = True
                 break
-            finally:
-                self.reading = False
             self.body = not more
             return {"type": "http.request", "body": data, "more_body": more}
         if not self.end and not self.gone:
@@ -187,7 +184,7 @@ class _Http:
                         self.req.start(msg["status"], msg.get("headers", ()))
                         return _done_already
                 elif (t == "http.response.body" and self.start and not self.end and
-                      not self.watch and not self.reading and not msg.get("more_body", False)):
+                      not msg.get("more_body", False)):
                     self.end = True
                     data = msg.get("body", b"")
                     # Written now: send() returns without a coroutine.
@@ -211,8 +208,6 @@ class _Http:
             more = bool(msg.get("more_body", False))
             if not more:
                 self.end = True
-                if not self.watch and not self.reading and self.req.write_last(data):
-                    return
             await self._write(data, more)
         elif t == "http.response.start":
             if self.start:
